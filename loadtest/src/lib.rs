@@ -1,0 +1,16 @@
+//! # hoinghi loadtest
+//!
+//! Simulated conference points that speak the real `/ws` protocol with async `webrtc` peers: a
+//! second, independent WebRTC stack facing our server. Used by the integration tests and by the
+//! `hoinghi-loadtest` tool.
+//!
+//! # Layout
+//! - [`point`]: one simulated point: signaling, publish and subscribe connections, statistics.
+//! - [`inprocess`]: a server in this process with fixed tokens, and CPU accounting from `/proc`.
+//! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
+//! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
+
+pub mod inprocess;
+pub mod media;
+pub mod point;
+mod rtcp_tap;

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs every test of the project, as CI does (.ci/run calls this script):
+# formatting, lints, build, Rust tests, then the browser test in real Chromium.
+# On a fresh Debian machine it first installs what the tests need (Chromium, the browser test's
+# npm packages); anything already there is left as is.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Root needs no sudo (and CI containers often have none).
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+step() { printf '\n== %s\n' "$*"; }
+
+if [ -f tests/browser/run.mjs ] && [ ! -x /usr/bin/chromium ]; then
+  step "installing chromium (browser test)"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+if [ -f tests/browser/package-lock.json ]; then
+  step "npm ci (tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo build"
+cargo build --workspace --all-targets
+
+step "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace
+else
+  cargo test --workspace
+fi
+
+# Uses target/debug/hoinghi, built above.
+if [ -f tests/browser/run.mjs ]; then
+  step "browser test (Chromium)"
+  node tests/browser/run.mjs
+fi

@@ -1,0 +1,147 @@
+//! What crosses between the async control world (signaling) and the media workers: commands in,
+//! events out. Both directions are bounded channels; nothing here blocks a worker.
+
+use std::fmt;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// A participant, unique per server process (assigned by signaling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParticipantId(pub u64);
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PcKind {
+    /// Client offers, server answers; carries the participant's media in.
+    Publish,
+    /// Server offers, client answers; carries everyone else's media out.
+    Subscribe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// Peer connection state as reported to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// One m-line of a subscribe offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedTrack {
+    pub mid: String,
+    pub publisher: ParticipantId,
+    pub kind: TrackKind,
+}
+
+/// An ICE candidate of the server's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// What a worker tells a participant's session.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    SubscribeOffer {
+        revision: u64,
+        sdp: String,
+        tracks: Vec<OfferedTrack>,
+    },
+    Candidate {
+        pc: PcKind,
+        candidate: LocalCandidate,
+    },
+    ConnectionState {
+        pc: PcKind,
+        state: ConnState,
+    },
+}
+
+/// A remote ICE candidate from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCandidate {
+    pub candidate: String,
+    pub sdp_mid: Option<String>,
+    pub sdp_m_line_index: Option<u16>,
+    pub username_fragment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SfuError {
+    #[error("no such participant")]
+    NoSuchParticipant,
+    #[error("participant already joined")]
+    AlreadyJoined,
+    #[error("no such peer connection")]
+    NoSuchConnection,
+    #[error("invalid SDP: {0}")]
+    BadSdp(String),
+    #[error("invalid ICE candidate: {0}")]
+    BadCandidate(String),
+    #[error("stale answer: revision {got}, expected {expected}")]
+    StaleAnswer { got: u64, expected: u64 },
+    #[error("no offer is waiting for an answer")]
+    NoOfferPending,
+    #[error("media worker is overloaded")]
+    Busy,
+    #[error("media plane is shut down")]
+    Closed,
+    #[error("media engine error: {0}")]
+    Internal(String),
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+/// A command to a worker. Every command that can fail carries a reply channel.
+pub(crate) enum Command {
+    Join {
+        room: String,
+        participant: ParticipantId,
+        events: mpsc::Sender<MediaEvent>,
+        reply: Reply<()>,
+    },
+    PublishOffer {
+        participant: ParticipantId,
+        sdp: String,
+        reply: Reply<String>,
+    },
+    SubscribeAnswer {
+        participant: ParticipantId,
+        revision: u64,
+        sdp: String,
+        reply: Reply<()>,
+    },
+    Candidate {
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: RemoteCandidate,
+        reply: Reply<()>,
+    },
+    /// `subscriber` receives exactly the media of `publishers` (minus itself).
+    SetReceives {
+        participant: ParticipantId,
+        publishers: Vec<ParticipantId>,
+    },
+    Leave {
+        participant: ParticipantId,
+    },
+    Shutdown,
+}

@@ -1,0 +1,336 @@
+//! # hoinghi media plane
+//!
+//! Selective forwarding on `rtc` (the sans-I/O core of webrtc-rs), driven by our own threads and
+//! sockets: one media worker per core, one UDP port per worker, every peer connection of a room
+//! on the same worker so fan-out is a loop in one thread with no locks.
+//!
+//! # Layout
+//! - [`api`]: ids, commands and events exchanged with the async control plane.
+//! - `worker`: the worker thread: socket loop, timers, connections, negotiation, forwarding.
+//! - [`demux`] and [`packet`]: which connection a datagram belongs to (STUN ufrag, then address).
+//! - [`forwarder`]: per-downtrack sequence/timestamp rewriting, continuous across source switches.
+//! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
+//! - [`keyframe_requests`]: PLI coalescing towards publishers.
+//! - [`metrics`]: Prometheus counters, batched per loop pass.
+//!
+//! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
+//! commands over bounded channels.
+
+pub mod api;
+pub mod demux;
+pub mod forwarder;
+pub mod keyframe;
+pub mod keyframe_requests;
+pub mod metrics;
+pub mod packet;
+mod worker;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use api::{Command, Reply};
+pub use api::{
+    ConnState, LocalCandidate, MediaEvent, OfferedTrack, ParticipantId, PcKind, RemoteCandidate,
+    SfuError, TrackKind,
+};
+use metrics::SfuMetrics;
+
+/// Commands queued per worker before callers get [`SfuError::Busy`].
+const COMMAND_QUEUE: usize = 4096;
+/// Socket buffers: a keyframe burst to 300 subscribers is ~4,000 datagrams.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Address announced in ICE candidates.
+    pub public_ip: IpAddr,
+    /// Address the media sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Worker i listens on `base_port + i`.
+    pub base_port: u16,
+    pub workers: usize,
+}
+
+/// Handle to the media plane; cheap to clone.
+#[derive(Clone)]
+pub struct Sfu {
+    inner: Arc<Inner>,
+}
+
+struct WorkerHandle {
+    commands: SyncSender<Command>,
+    waker: Arc<mio::Waker>,
+    port: u16,
+}
+
+#[derive(Default)]
+struct Placement {
+    /// Room → (worker, participants placed).
+    rooms: HashMap<String, (usize, usize)>,
+    /// Participant → (worker, room).
+    participants: HashMap<ParticipantId, (usize, String)>,
+}
+
+struct Inner {
+    workers: Vec<WorkerHandle>,
+    placement: Mutex<Placement>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn bind_socket(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: the kernel caps these at net.core.{r,w}mem_max.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+impl Sfu {
+    /// Binds one UDP socket per worker and starts the worker threads.
+    pub fn start(config: SfuConfig, registry: &prometheus::Registry) -> std::io::Result<Sfu> {
+        let metrics = SfuMetrics::new(registry).map_err(std::io::Error::other)?;
+        let mut workers = Vec::new();
+        let mut threads = Vec::new();
+        for i in 0..config.workers.max(1) {
+            let port = config
+                .base_port
+                .checked_add(i as u16)
+                .ok_or_else(|| std::io::Error::other("media port range exceeds 65535"))?;
+            let socket = bind_socket(SocketAddr::new(config.bind_ip, port)).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot bind media port {}:{port}: {e}", config.bind_ip),
+                )
+            })?;
+            let port = socket.local_addr()?.port();
+            let poll = mio::Poll::new()?;
+            let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKER)?);
+            let (tx, rx) = sync_channel(COMMAND_QUEUE);
+            let announced = SocketAddr::new(config.public_ip, port);
+            let w = worker::Worker::new(i, socket, announced, rx, metrics.for_worker(i))
+                .map_err(std::io::Error::other)?;
+            let thread = std::thread::Builder::new()
+                .name(format!("media-{i}"))
+                .spawn(move || w.run(poll))?;
+            tracing::info!(worker = i, %announced, "media worker started");
+            threads.push(thread);
+            workers.push(WorkerHandle {
+                commands: tx,
+                waker,
+                port,
+            });
+        }
+        Ok(Sfu {
+            inner: Arc::new(Inner {
+                workers,
+                placement: Mutex::new(Placement::default()),
+                threads: Mutex::new(threads),
+            }),
+        })
+    }
+
+    /// The UDP port of each worker.
+    pub fn media_ports(&self) -> Vec<u16> {
+        self.inner.workers.iter().map(|w| w.port).collect()
+    }
+
+    fn placement(&self) -> std::sync::MutexGuard<'_, Placement> {
+        // A panic while holding this lock cannot leave the maps inconsistent in a way that
+        // matters more than stopping to serve: recover the data.
+        self.inner
+            .placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn worker_of(&self, participant: ParticipantId) -> Result<usize, SfuError> {
+        self.placement()
+            .participants
+            .get(&participant)
+            .map(|(w, _)| *w)
+            .ok_or(SfuError::NoSuchParticipant)
+    }
+
+    fn send(&self, worker: usize, cmd: Command) -> Result<(), SfuError> {
+        let w = &self.inner.workers[worker];
+        match w.commands.try_send(cmd) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(SfuError::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(SfuError::Closed),
+        }
+        w.waker.wake().map_err(|_| SfuError::Closed)
+    }
+
+    /// Sends a command that must not be lost (leave, routing): if the queue is full, a blocking
+    /// thread waits for room rather than dropping it.
+    fn send_reliably(&self, worker: usize, cmd: Command) {
+        let w = &self.inner.workers[worker];
+        match w.commands.try_send(cmd) {
+            Ok(()) => {
+                let _ = w.waker.wake();
+            }
+            Err(TrySendError::Full(cmd)) => {
+                let tx = w.commands.clone();
+                let waker = w.waker.clone();
+                std::thread::spawn(move || {
+                    if tx.send(cmd).is_ok() {
+                        let _ = waker.wake();
+                    }
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        worker: usize,
+        make: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, SfuError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(worker, make(tx))?;
+        rx.await.map_err(|_| SfuError::Closed)?
+    }
+
+    /// Places `participant` in `room` (on the room's worker, or the least loaded one for a new
+    /// room). Media events for it arrive on `events`.
+    pub async fn join(
+        &self,
+        room: &str,
+        participant: ParticipantId,
+        events: mpsc::Sender<MediaEvent>,
+    ) -> Result<(), SfuError> {
+        let worker = {
+            let mut p = self.placement();
+            if p.participants.contains_key(&participant) {
+                return Err(SfuError::AlreadyJoined);
+            }
+            let worker = match p.rooms.get(room) {
+                Some((w, _)) => *w,
+                None => {
+                    let mut load = vec![0usize; self.inner.workers.len()];
+                    for (w, n) in p.rooms.values() {
+                        load[*w] += n;
+                    }
+                    (0..load.len()).min_by_key(|&w| load[w]).unwrap_or(0)
+                }
+            };
+            p.rooms.entry(room.to_owned()).or_insert((worker, 0)).1 += 1;
+            p.participants
+                .insert(participant, (worker, room.to_owned()));
+            worker
+        };
+        let room = room.to_owned();
+        let result = self
+            .call(worker, |reply| Command::Join {
+                room,
+                participant,
+                events,
+                reply,
+            })
+            .await;
+        if result.is_err() {
+            self.forget(participant);
+        }
+        result
+    }
+
+    fn forget(&self, participant: ParticipantId) -> Option<usize> {
+        let mut p = self.placement();
+        let (worker, room) = p.participants.remove(&participant)?;
+        if let Some(entry) = p.rooms.get_mut(&room) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                p.rooms.remove(&room);
+            }
+        }
+        Some(worker)
+    }
+
+    /// Applies the client's publish offer; returns the answer SDP.
+    pub async fn publish_offer(
+        &self,
+        participant: ParticipantId,
+        sdp: String,
+    ) -> Result<String, SfuError> {
+        let w = self.worker_of(participant)?;
+        self.call(w, |reply| Command::PublishOffer {
+            participant,
+            sdp,
+            reply,
+        })
+        .await
+    }
+
+    /// Applies the client's answer to subscribe offer `revision`.
+    pub async fn subscribe_answer(
+        &self,
+        participant: ParticipantId,
+        revision: u64,
+        sdp: String,
+    ) -> Result<(), SfuError> {
+        let w = self.worker_of(participant)?;
+        self.call(w, |reply| Command::SubscribeAnswer {
+            participant,
+            revision,
+            sdp,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn add_candidate(
+        &self,
+        participant: ParticipantId,
+        pc: PcKind,
+        candidate: RemoteCandidate,
+    ) -> Result<(), SfuError> {
+        let w = self.worker_of(participant)?;
+        self.call(w, |reply| Command::Candidate {
+            participant,
+            pc,
+            candidate,
+            reply,
+        })
+        .await
+    }
+
+    /// Routing: `participant` receives the media of exactly `publishers`.
+    pub fn set_receives(&self, participant: ParticipantId, publishers: Vec<ParticipantId>) {
+        if let Ok(w) = self.worker_of(participant) {
+            self.send_reliably(
+                w,
+                Command::SetReceives {
+                    participant,
+                    publishers,
+                },
+            );
+        }
+    }
+
+    /// Removes the participant and closes its connections.
+    pub fn leave(&self, participant: ParticipantId) {
+        if let Some(w) = self.forget(participant) {
+            self.send_reliably(w, Command::Leave { participant });
+        }
+    }
+
+    /// Stops every worker and waits for the threads.
+    pub fn shutdown(&self) {
+        for (i, _) in self.inner.workers.iter().enumerate() {
+            self.send_reliably(i, Command::Shutdown);
+        }
+        let threads: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.inner.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}

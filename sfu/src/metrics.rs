@@ -1,0 +1,194 @@
+//! Media-plane metrics. Workers count in plain integers on the hot path and add them to the
+//! shared Prometheus counters once per loop pass, so forwarding a packet costs no atomic op.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct SfuMetrics {
+    packets_in: IntCounterVec,
+    packets_out: IntCounterVec,
+    datagrams_in: IntCounterVec,
+    datagrams_out: IntCounterVec,
+    bytes_in: IntCounterVec,
+    bytes_out: IntCounterVec,
+    unroutable: IntCounterVec,
+    bad_datagrams: IntCounterVec,
+    send_dropped: IntCounterVec,
+    write_errors: IntCounterVec,
+    keyframe_requests_in: IntCounterVec,
+    plis_sent: IntCounterVec,
+    tracks: IntGaugeVec,
+    connections: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounterVec> {
+    let c = IntCounterVec::new(Opts::new(name, help), &["worker"])?;
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntGaugeVec> {
+    let g = IntGaugeVec::new(Opts::new(name, help), &["worker"])?;
+    registry.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl SfuMetrics {
+    pub fn new(registry: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            packets_in: counter(
+                registry,
+                "hoinghi_rtp_packets_in_total",
+                "RTP packets received from publishers",
+            )?,
+            packets_out: counter(
+                registry,
+                "hoinghi_rtp_packets_out_total",
+                "RTP packets forwarded to subscribers",
+            )?,
+            datagrams_in: counter(
+                registry,
+                "hoinghi_udp_datagrams_in_total",
+                "UDP datagrams received on media ports",
+            )?,
+            datagrams_out: counter(
+                registry,
+                "hoinghi_udp_datagrams_out_total",
+                "UDP datagrams sent from media ports",
+            )?,
+            bytes_in: counter(
+                registry,
+                "hoinghi_udp_bytes_in_total",
+                "UDP payload bytes received on media ports",
+            )?,
+            bytes_out: counter(
+                registry,
+                "hoinghi_udp_bytes_out_total",
+                "UDP payload bytes sent from media ports",
+            )?,
+            unroutable: counter(
+                registry,
+                "hoinghi_udp_unroutable_total",
+                "Datagrams from unknown addresses without a known ICE ufrag",
+            )?,
+            bad_datagrams: counter(
+                registry,
+                "hoinghi_udp_rejected_total",
+                "Datagrams a connection refused (bad STUN, DTLS or SRTP)",
+            )?,
+            send_dropped: counter(
+                registry,
+                "hoinghi_udp_send_dropped_total",
+                "Datagrams dropped because the socket send failed",
+            )?,
+            write_errors: counter(
+                registry,
+                "hoinghi_rtp_write_errors_total",
+                "RTP packets the subscriber connection refused",
+            )?,
+            keyframe_requests_in: counter(
+                registry,
+                "hoinghi_keyframe_requests_received_total",
+                "PLI/FIR received from subscribers",
+            )?,
+            plis_sent: counter(
+                registry,
+                "hoinghi_plis_sent_total",
+                "PLIs sent to publishers after coalescing",
+            )?,
+            tracks: gauge(registry, "hoinghi_tracks", "Published tracks")?,
+            connections: gauge(registry, "hoinghi_peer_connections", "Peer connections")?,
+        })
+    }
+
+    pub(crate) fn for_worker(&self, index: usize) -> WorkerMetrics {
+        let w = index.to_string();
+        let l = [w.as_str()];
+        WorkerMetrics {
+            sink: WorkerSink {
+                packets_in: self.packets_in.with_label_values(&l),
+                packets_out: self.packets_out.with_label_values(&l),
+                datagrams_in: self.datagrams_in.with_label_values(&l),
+                datagrams_out: self.datagrams_out.with_label_values(&l),
+                bytes_in: self.bytes_in.with_label_values(&l),
+                bytes_out: self.bytes_out.with_label_values(&l),
+                unroutable: self.unroutable.with_label_values(&l),
+                bad_datagrams: self.bad_datagrams.with_label_values(&l),
+                send_dropped: self.send_dropped.with_label_values(&l),
+                write_errors: self.write_errors.with_label_values(&l),
+                keyframe_requests_in: self.keyframe_requests_in.with_label_values(&l),
+            },
+            plis_sent: self.plis_sent.with_label_values(&l),
+            tracks: self.tracks.with_label_values(&l),
+            connections: self.connections.with_label_values(&l),
+            packets_in: 0,
+            packets_out: 0,
+            datagrams_in: 0,
+            datagrams_out: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            unroutable: 0,
+            bad_datagrams: 0,
+            send_dropped: 0,
+            write_errors: 0,
+            keyframe_requests_in: 0,
+        }
+    }
+}
+
+struct WorkerSink {
+    packets_in: IntCounter,
+    packets_out: IntCounter,
+    datagrams_in: IntCounter,
+    datagrams_out: IntCounter,
+    bytes_in: IntCounter,
+    bytes_out: IntCounter,
+    unroutable: IntCounter,
+    bad_datagrams: IntCounter,
+    send_dropped: IntCounter,
+    write_errors: IntCounter,
+    keyframe_requests_in: IntCounter,
+}
+
+/// A worker's own counters; see the module comment.
+pub(crate) struct WorkerMetrics {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub unroutable: u64,
+    pub bad_datagrams: u64,
+    pub send_dropped: u64,
+    pub write_errors: u64,
+    pub keyframe_requests_in: u64,
+    pub plis_sent: IntCounter,
+    pub tracks: IntGauge,
+    pub connections: IntGauge,
+    sink: WorkerSink,
+}
+
+impl WorkerMetrics {
+    pub fn flush(&mut self) {
+        let s = &self.sink;
+        for (local, shared) in [
+            (&mut self.packets_in, &s.packets_in),
+            (&mut self.packets_out, &s.packets_out),
+            (&mut self.datagrams_in, &s.datagrams_in),
+            (&mut self.datagrams_out, &s.datagrams_out),
+            (&mut self.bytes_in, &s.bytes_in),
+            (&mut self.bytes_out, &s.bytes_out),
+            (&mut self.unroutable, &s.unroutable),
+            (&mut self.bad_datagrams, &s.bad_datagrams),
+            (&mut self.send_dropped, &s.send_dropped),
+            (&mut self.write_errors, &s.write_errors),
+            (&mut self.keyframe_requests_in, &s.keyframe_requests_in),
+        ] {
+            if *local > 0 {
+                shared.inc_by(*local);
+                *local = 0;
+            }
+        }
+    }
+}

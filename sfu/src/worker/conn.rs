@@ -1,0 +1,293 @@
+//! One `rtc` peer connection as a worker drives it: construction with our codecs, credentials and
+//! host candidate, plus the bookkeeping the worker needs (demux addresses, timer, dirty flag).
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::certificate::RTCCertificate;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtcp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error as RtcError;
+
+use crate::api::{LocalCandidate, ParticipantId, PcKind, SfuError};
+
+/// The RTP header extension we forward end to end (everything else is per-transport).
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// At most this many source addresses per connection (a browser may try a few); bounds what a
+/// peer that knows a ufrag can make us remember.
+const MAX_ADDRS_PER_CONN: usize = 8;
+
+pub(crate) struct Conn {
+    pub pc: RTCPeerConnection,
+    pub participant: ParticipantId,
+    pub kind: PcKind,
+    pub ufrag: String,
+    pub addrs: Vec<SocketAddr>,
+    /// Earliest deadline we put in the worker's timer heap for this connection.
+    pub scheduled: Option<Instant>,
+    /// In the worker's dirty queue: has output to drain.
+    pub dirty: bool,
+    pub connected: bool,
+}
+
+impl Conn {
+    pub fn remember_addr(&mut self, addr: SocketAddr) -> bool {
+        if self.addrs.contains(&addr) {
+            return false;
+        }
+        if self.addrs.len() >= MAX_ADDRS_PER_CONN {
+            return false;
+        }
+        self.addrs.push(addr);
+        true
+    }
+}
+
+/// Builds peer connections for one worker: shared DTLS certificate (generating one per
+/// connection costs an ECDSA key generation per join), our codec list, ICE-lite with
+/// credentials we choose so the ufrag is the demux key before any packet arrives.
+pub(crate) struct PcFactory {
+    certificate: RTCCertificate,
+    /// The address announced in candidates: public IP and this worker's port.
+    announced: SocketAddr,
+}
+
+impl PcFactory {
+    pub fn new(announced: SocketAddr) -> Result<Self, SfuError> {
+        let provider = rtc::crypto::default_provider().map_err(internal)?;
+        let certificate = RTCCertificate::generate(
+            provider.crypto(),
+            rtc::crypto::SignatureScheme::EcdsaP256Sha256,
+            rtc::peer_connection::certificate::CertificateParams::new(vec!["hoinghi".to_owned()])
+                .map_err(internal)?,
+        )
+        .map_err(internal)?;
+        Ok(Self {
+            certificate,
+            announced,
+        })
+    }
+
+    pub fn build(
+        &self,
+        now: Instant,
+        ufrag: &str,
+        pwd: &str,
+    ) -> Result<RTCPeerConnection, SfuError> {
+        let mut media = media_engine()?;
+        let registry = Registry::new().with(Slot::from(14_000), KeyframeRequestsToApp::default());
+        let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
+        let settings = SettingEngineBuilder::new()
+            .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
+            .with_lite(true)
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .build();
+        let config = RTCConfigurationBuilder::new()
+            .with_certificates(vec![self.certificate.clone()])
+            .build();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .map_err(internal)?;
+        let candidate = self.host_candidate()?;
+        pc.add_local_candidate(candidate).map_err(internal)?;
+        Ok(pc)
+    }
+
+    fn host_candidate(
+        &self,
+    ) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, SfuError> {
+        let c = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: self.announced.ip().to_string(),
+                port: self.announced.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .map_err(internal)?;
+        RTCIceCandidate::from(&c).to_json().map_err(internal)
+    }
+
+    /// Our host candidate as trickled to the client (it is in the SDP too).
+    pub fn local_candidate(&self) -> Result<LocalCandidate, SfuError> {
+        let init = self.host_candidate()?;
+        Ok(LocalCandidate {
+            candidate: if init.candidate.starts_with("candidate:") {
+                init.candidate
+            } else {
+                format!("candidate:{}", init.candidate)
+            },
+            sdp_mid: Some("0".to_owned()),
+            sdp_m_line_index: Some(0),
+        })
+    }
+}
+
+fn media_engine() -> Result<MediaEngine, SfuError> {
+    let mut m = MediaEngine::default();
+    let video_fb = vec![
+        fb("ccm", "fir"),
+        fb("nack", ""),
+        fb("nack", "pli"),
+        fb("transport-cc", ""),
+    ];
+    let codecs = [
+        (
+            MIME_TYPE_OPUS,
+            48_000,
+            2,
+            "minptime=10;useinbandfec=1",
+            111,
+            RtpCodecKind::Audio,
+        ),
+        (MIME_TYPE_VP8, 90_000, 0, "", 96, RtpCodecKind::Video),
+        (
+            MIME_TYPE_H264,
+            90_000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+            102,
+            RtpCodecKind::Video,
+        ),
+        (
+            MIME_TYPE_H264,
+            90_000,
+            0,
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+            108,
+            RtpCodecKind::Video,
+        ),
+    ];
+    for (mime, clock_rate, channels, fmtp, pt, kind) in codecs {
+        m.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp.to_owned(),
+                    rtcp_feedback: if kind == RtpCodecKind::Video {
+                        video_fb.clone()
+                    } else {
+                        vec![fb("transport-cc", "")]
+                    },
+                },
+                payload_type: pt,
+            },
+            kind,
+        )
+        .map_err(internal)?;
+    }
+    m.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(internal)?;
+    Ok(m)
+}
+
+fn fb(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+pub(crate) fn internal(e: impl std::fmt::Display) -> SfuError {
+    SfuError::Internal(e.to_string())
+}
+
+pub(crate) fn rtc_sdp_error(e: RtcError) -> SfuError {
+    SfuError::BadSdp(e.to_string())
+}
+
+/// Lets keyframe requests (PLI, FIR) through to the application; the default chain consumes all
+/// inbound RTCP. Everything else stays with the interceptors (reports, NACK, TWCC).
+#[derive(Default)]
+struct KeyframeRequestsToApp {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(packets: &[Box<dyn rtcp::Packet>]) -> bool {
+    packets.iter().any(|p| {
+        let any = p.as_any();
+        any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
+            || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
+    })
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet
+            && is_keyframe_request(packets)
+        {
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        None
+    }
+}
+
+impl Interceptor for KeyframeRequestsToApp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

@@ -1,0 +1,479 @@
+//! A media worker: one thread, one UDP socket, every peer connection of the rooms placed on it.
+//!
+//! The thread is the only place that touches the socket and the clock. Each pass of its loop:
+//! wait for the socket, a command or the earliest deadline; feed datagrams to the connection the
+//! demultiplexer names; apply commands; fire due timers; then drain every connection that was
+//! touched (its writes go to the socket, its RTP is forwarded, which touches other connections)
+//! until nothing is left. No locks: rooms never span workers.
+
+mod conn;
+mod media;
+mod negotiate;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use mio::{Events, Interest, Poll, Token};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use slab::Slab;
+use tokio::sync::mpsc;
+
+use crate::api::{Command, MediaEvent, ParticipantId, PcKind, SfuError};
+use crate::demux::Demux;
+use crate::metrics::WorkerMetrics;
+use conn::{Conn, PcFactory};
+use media::PublishedTrack;
+use negotiate::SubscribeNegotiation;
+
+pub(crate) const SOCKET: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+
+/// Datagrams read per wake before looking at commands and timers again.
+const READ_BATCH: usize = 256;
+const MAX_DATAGRAM: usize = 1500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Conn(usize),
+    Keyframe(usize),
+}
+
+pub(crate) struct Participant {
+    room: String,
+    events: mpsc::Sender<MediaEvent>,
+    publish: Option<usize>,
+    subscribe: Option<usize>,
+    /// Publishers this participant receives (the room's routing decision).
+    receives: Vec<ParticipantId>,
+    negotiation: SubscribeNegotiation,
+    /// Tracks this participant publishes (keys into `tracks`).
+    published: Vec<usize>,
+}
+
+pub(crate) struct Worker {
+    socket: mio::net::UdpSocket,
+    local_addr: SocketAddr,
+    factory: PcFactory,
+    commands: Receiver<Command>,
+    conns: Slab<Conn>,
+    demux: Demux<usize>,
+    participants: HashMap<ParticipantId, Participant>,
+    tracks: Slab<PublishedTrack>,
+    /// (publisher conn, SSRC) → track.
+    track_by_ssrc: HashMap<(usize, u32), usize>,
+    /// (subscriber conn, our SSRC) → track, for keyframe requests from subscribers.
+    track_by_down_ssrc: HashMap<(usize, u32), usize>,
+    timers: BinaryHeap<Reverse<(Instant, Timer)>>,
+    dirty: Vec<usize>,
+    metrics: WorkerMetrics,
+    next_ufrag: u64,
+    worker_index: usize,
+    shutting_down: bool,
+}
+
+impl Worker {
+    pub fn new(
+        worker_index: usize,
+        socket: std::net::UdpSocket,
+        announced: SocketAddr,
+        commands: Receiver<Command>,
+        metrics: WorkerMetrics,
+    ) -> Result<Self, SfuError> {
+        let local_addr = socket.local_addr().map_err(conn::internal)?;
+        socket.set_nonblocking(true).map_err(conn::internal)?;
+        Ok(Self {
+            socket: mio::net::UdpSocket::from_std(socket),
+            local_addr,
+            factory: PcFactory::new(announced)?,
+            commands,
+            conns: Slab::new(),
+            demux: Demux::default(),
+            participants: HashMap::new(),
+            tracks: Slab::new(),
+            track_by_ssrc: HashMap::new(),
+            track_by_down_ssrc: HashMap::new(),
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            metrics,
+            next_ufrag: 0,
+            worker_index,
+            shutting_down: false,
+        })
+    }
+
+    /// Runs until `Command::Shutdown` or the command channel closes.
+    pub fn run(mut self, mut poll: Poll) {
+        if let Err(e) = poll
+            .registry()
+            .register(&mut self.socket, SOCKET, Interest::READABLE)
+        {
+            tracing::error!(worker = self.worker_index, "cannot register socket: {e}");
+            return;
+        }
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        while !self.shutting_down {
+            let timeout = self
+                .timers
+                .peek()
+                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(worker = self.worker_index, "poll failed: {e}");
+                break;
+            }
+            // One clock read per pass: everything in this pass happens "now".
+            let now = Instant::now();
+            self.read_socket(now, &mut buf);
+            self.apply_commands(now);
+            self.fire_timers(now);
+            self.drain(now);
+            self.metrics.flush();
+        }
+        self.close_all(Instant::now());
+    }
+
+    fn read_socket(&mut self, now: Instant, buf: &mut [u8]) {
+        for _ in 0..READ_BATCH {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => self.on_datagram(now, from, &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // ICMP errors surface here on Linux (ECONNREFUSED from a gone client).
+                    tracing::debug!(worker = self.worker_index, "recv_from: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.metrics.datagrams_in += 1;
+        self.metrics.bytes_in += datagram.len() as u64;
+        let Some(route) = self.demux.route(from, datagram) else {
+            self.metrics.unroutable += 1;
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(route.key) else {
+            return;
+        };
+        if route.new_addr {
+            conn.remember_addr(from);
+        }
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.local_addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(datagram),
+        };
+        if let Err(e) = conn.pc.handle_read(msg) {
+            // A bad packet from the network is the peer's problem, not ours: count and go on.
+            tracing::trace!(participant = %conn.participant, "handle_read: {e}");
+            self.metrics.bad_datagrams += 1;
+        }
+        self.mark_dirty(route.key);
+    }
+
+    fn apply_commands(&mut self, now: Instant) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.on_command(now, cmd),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.shutting_down = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_command(&mut self, now: Instant, cmd: Command) {
+        match cmd {
+            Command::Join {
+                room,
+                participant,
+                events,
+                reply,
+            } => {
+                let result = match self.participants.entry(participant) {
+                    std::collections::hash_map::Entry::Occupied(_) => Err(SfuError::AlreadyJoined),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(Participant {
+                            room,
+                            events,
+                            publish: None,
+                            subscribe: None,
+                            receives: Vec::new(),
+                            negotiation: SubscribeNegotiation::default(),
+                            published: Vec::new(),
+                        });
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::PublishOffer {
+                participant,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.publish_offer(now, participant, sdp));
+            }
+            Command::SubscribeAnswer {
+                participant,
+                revision,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.subscribe_answer(now, participant, revision, sdp));
+            }
+            Command::Candidate {
+                participant,
+                pc,
+                candidate,
+                reply,
+            } => {
+                let _ = reply.send(self.remote_candidate(participant, pc, candidate));
+            }
+            Command::SetReceives {
+                participant,
+                publishers,
+            } => self.set_receives(now, participant, publishers),
+            Command::Leave { participant } => self.leave(now, participant),
+            Command::Shutdown => self.shutting_down = true,
+        }
+    }
+
+    fn remote_candidate(
+        &mut self,
+        participant: ParticipantId,
+        pc: PcKind,
+        c: crate::api::RemoteCandidate,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        let key = match pc {
+            PcKind::Publish => p.publish,
+            PcKind::Subscribe => p.subscribe,
+        }
+        .ok_or(SfuError::NoSuchConnection)?;
+        let conn = self.conns.get_mut(key).ok_or(SfuError::NoSuchConnection)?;
+        if c.candidate.is_empty() {
+            // End of candidates: nothing to do for an ICE-lite server.
+            return Ok(());
+        }
+        conn.pc
+            .add_remote_candidate(rtc::peer_connection::transport::RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_m_line_index,
+                username_fragment: c.username_fragment,
+                ..Default::default()
+            })
+            .map_err(|e| SfuError::BadCandidate(e.to_string()))
+    }
+
+    /// Creates a connection with fresh ICE credentials and registers it for demux.
+    fn new_conn(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        kind: PcKind,
+    ) -> Result<usize, SfuError> {
+        self.next_ufrag += 1;
+        // The ufrag must be unique per worker (it is the demux key) and unguessable enough that
+        // a stranger cannot aim packets at a connection; the password is what ICE checks.
+        let ufrag = format!(
+            "{:x}w{}n{}",
+            rand::random::<u32>(),
+            self.worker_index,
+            self.next_ufrag
+        );
+        let pwd = format!("{:032x}", rand::random::<u128>());
+        let pc = self.factory.build(now, &ufrag, &pwd)?;
+        let key = self.conns.insert(Conn {
+            pc,
+            participant,
+            kind,
+            ufrag: ufrag.clone(),
+            addrs: Vec::new(),
+            scheduled: None,
+            dirty: false,
+            connected: false,
+        });
+        self.demux.add_ufrag(ufrag, key);
+        self.metrics.connections.inc();
+        Ok(key)
+    }
+
+    fn close_conn(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut conn = self.conns.remove(key);
+            self.demux.remove(&conn.ufrag, &conn.addrs, key);
+            if let Err(e) = conn.pc.close() {
+                tracing::debug!("close: {e}");
+            }
+            // Flush what close queued (DTLS close_notify) so the peer learns at once.
+            while let Some(out) = conn.pc.poll_write() {
+                let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+            }
+            self.metrics.connections.dec();
+        }
+    }
+
+    fn mark_dirty(&mut self, key: usize) {
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(key);
+        }
+    }
+
+    fn schedule(&mut self, key: usize) {
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
+        if let Some(at) = c.pc.poll_timeout()
+            && c.scheduled.is_none_or(|s| at < s)
+        {
+            c.scheduled = Some(at);
+            self.timers.push(Reverse((at, Timer::Conn(key))));
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, timer))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match timer {
+                Timer::Conn(key) => {
+                    let Some(c) = self.conns.get_mut(key) else {
+                        continue;
+                    };
+                    // Stale entries (a later deadline replaced this one) are skipped.
+                    if c.scheduled != Some(at) {
+                        continue;
+                    }
+                    c.scheduled = None;
+                    if let Err(e) = c.pc.handle_timeout(now) {
+                        tracing::debug!(participant = %c.participant, "handle_timeout: {e}");
+                    }
+                    self.mark_dirty(key);
+                }
+                Timer::Keyframe(track) => self.keyframe_timer(now, track),
+            }
+        }
+    }
+
+    /// Drains every touched connection until none is left: writes to the socket, RTP to the
+    /// forwarding path, events to the session; then re-arms its timer.
+    fn drain(&mut self, now: Instant) {
+        while let Some(key) = self.dirty.pop() {
+            let Some(c) = self.conns.get_mut(key) else {
+                continue;
+            };
+            c.dirty = false;
+            loop {
+                let mut progressed = false;
+                while let Some(TaggedRTCMessage { message, .. }) = self.conns[key].pc.poll_read() {
+                    progressed = true;
+                    match message {
+                        RTCMessage::RtpPacket(_, packet) => self.on_rtp(now, key, packet),
+                        RTCMessage::RtcpPacket(_, packets) => self.on_rtcp(now, key, &packets),
+                        _ => {}
+                    }
+                }
+                while let Some(event) = self.conns[key].pc.poll_event() {
+                    progressed = true;
+                    self.on_pc_event(now, key, event);
+                    if !self.conns.contains(key) {
+                        break;
+                    }
+                }
+                if !self.conns.contains(key) {
+                    break;
+                }
+                while let Some(out) = self.conns[key].pc.poll_write() {
+                    progressed = true;
+                    self.send(key, out.transport.peer_addr, &out.message);
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            self.schedule(key);
+        }
+        self.send_pending_offers(now);
+    }
+
+    fn send(&mut self, key: usize, to: SocketAddr, datagram: &[u8]) {
+        self.demux.learn(to, key);
+        match self.socket.send_to(datagram, to) {
+            Ok(_) => {
+                self.metrics.datagrams_out += 1;
+                self.metrics.bytes_out += datagram.len() as u64;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.metrics.send_dropped += 1,
+            Err(e) => {
+                self.metrics.send_dropped += 1;
+                tracing::trace!("send_to {to}: {e}");
+            }
+        }
+    }
+
+    fn notify(&self, participant: ParticipantId, event: MediaEvent) {
+        if let Some(p) = self.participants.get(&participant)
+            && p.events.try_send(event).is_err()
+        {
+            // The session is gone or not keeping up; it will learn of its state on reconnect.
+            tracing::warn!(%participant, "event queue full or closed; event dropped");
+        }
+    }
+
+    fn leave(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(p) = self.participants.remove(&participant) else {
+            return;
+        };
+        for track in p.published.iter().copied() {
+            self.unpublish(now, track);
+        }
+        // Remove this participant's downtracks from every track it was receiving.
+        let keys: Vec<usize> = self.tracks.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.tracks[k]
+                .downtracks
+                .retain(|d| d.subscriber != participant);
+        }
+        if let Some(k) = p.publish {
+            self.close_conn(k);
+        }
+        if let Some(k) = p.subscribe {
+            self.track_by_down_ssrc.retain(|(c, _), _| *c != k);
+            self.close_conn(k);
+        }
+    }
+
+    fn close_all(&mut self, now: Instant) {
+        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for id in ids {
+            self.leave(now, id);
+        }
+    }
+}

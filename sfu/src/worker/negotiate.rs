@@ -1,0 +1,140 @@
+//! Subscribe-side negotiation: the server offers, the client answers, one offer in flight.
+//!
+//! States per participant: idle, or awaiting the answer to revision N. Changes that arrive while
+//! an offer is in flight set `needs_offer` and go out in the next offer once the answer is in,
+//! so the client never sees glare on this connection.
+
+use std::time::Instant;
+
+use rtc::peer_connection::sdp::RTCSessionDescription;
+
+use super::Worker;
+use super::conn::{internal, rtc_sdp_error};
+use crate::api::{MediaEvent, OfferedTrack, ParticipantId, PcKind, SfuError};
+
+#[derive(Debug, Default)]
+pub(crate) struct SubscribeNegotiation {
+    /// Revision of the last offer sent.
+    pub revision: u64,
+    /// The revision whose answer we wait for.
+    pub awaiting: Option<u64>,
+    /// Something changed since the last offer.
+    pub needs_offer: bool,
+}
+
+impl Worker {
+    pub(super) fn send_pending_offers(&mut self, now: Instant) {
+        let ready: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| {
+                p.negotiation.needs_offer
+                    && p.negotiation.awaiting.is_none()
+                    && p.subscribe.is_some()
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for participant in ready {
+            if let Err(e) = self.offer(now, participant) {
+                tracing::warn!(%participant, "cannot make a subscribe offer: {e}");
+            }
+        }
+    }
+
+    fn offer(&mut self, now: Instant, participant: ParticipantId) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        let key = p.subscribe.ok_or(SfuError::NoSuchConnection)?;
+        p.negotiation.needs_offer = false;
+        let pc = &mut self.conns[key].pc;
+        let offer = pc.create_offer(None).map_err(internal)?;
+        pc.set_local_description(now, offer).map_err(internal)?;
+        let sdp = pc
+            .local_description()
+            .map(|d| d.sdp)
+            .ok_or_else(|| internal("no local description after offering"))?;
+        let mut tracks = Vec::new();
+        for (_, t) in self.tracks.iter() {
+            for d in t.downtracks.iter().filter(|d| d.conn == key) {
+                if let Some(mid) = self.conns[key]
+                    .pc
+                    .rtp_transceiver(d.transceiver)
+                    .and_then(|tr| tr.mid().clone())
+                {
+                    tracks.push(OfferedTrack {
+                        mid,
+                        publisher: t.publisher,
+                        kind: t.kind,
+                    });
+                }
+            }
+        }
+        let p = self
+            .participants
+            .get_mut(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        p.negotiation.revision += 1;
+        let revision = p.negotiation.revision;
+        p.negotiation.awaiting = Some(revision);
+        let first = revision == 1;
+        self.notify(
+            participant,
+            MediaEvent::SubscribeOffer {
+                revision,
+                sdp,
+                tracks,
+            },
+        );
+        if first && let Ok(candidate) = self.factory.local_candidate() {
+            self.notify(
+                participant,
+                MediaEvent::Candidate {
+                    pc: PcKind::Subscribe,
+                    candidate,
+                },
+            );
+        }
+        self.mark_dirty(key);
+        Ok(())
+    }
+
+    pub(super) fn subscribe_answer(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        revision: u64,
+        sdp: String,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get_mut(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        let key = p.subscribe.ok_or(SfuError::NoSuchConnection)?;
+        match p.negotiation.awaiting {
+            None => return Err(SfuError::NoOfferPending),
+            Some(expected) if expected != revision => {
+                return Err(SfuError::StaleAnswer {
+                    got: revision,
+                    expected,
+                });
+            }
+            Some(_) => {}
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(rtc_sdp_error)?;
+        self.conns[key]
+            .pc
+            .set_remote_description(now, answer)
+            .map_err(rtc_sdp_error)?;
+        if let Some(p) = self.participants.get_mut(&participant) {
+            p.negotiation.awaiting = None;
+        }
+        self.bind_downtracks(key);
+        if self.conns[key].connected {
+            self.request_keyframes_for_subscriber(now, key);
+        }
+        self.mark_dirty(key);
+        Ok(())
+    }
+}

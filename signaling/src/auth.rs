@@ -1,0 +1,33 @@
+//! How a join token becomes a seat in a meeting. The signaling layer does not know how tokens are
+//! made or stored: the control plane (`room-admin`) implements [`Authorizer`] and the binary wires
+//! it in, so tests can use a fake and a cluster can put a remote check behind it.
+
+use crate::protocol::Role;
+
+/// What a valid token grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The meeting (room) id.
+    pub meeting_id: String,
+    pub meeting_title: String,
+    /// The point's code in the directory; one point may be connected once per meeting.
+    pub point: String,
+    /// Display name of the point.
+    pub name: String,
+    pub role: Role,
+    /// Participant cap for the meeting (0: no cap).
+    pub capacity: usize,
+}
+
+/// Why a token was refused. The message is shown to the point's staff: plain language.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Expired(String),
+}
+
+pub trait Authorizer: Send + Sync + 'static {
+    fn authorize(&self, token: &str) -> Result<Grant, AuthError>;
+}

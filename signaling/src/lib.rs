@@ -1,0 +1,120 @@
+//! # hoinghi signaling
+//!
+//! The WebSocket protocol between clients and the server, the per-connection session, and the
+//! room state that decides who receives whom.
+//!
+//! # Layout
+//! - [`protocol`]: every message on the wire (serde types), parsing with stable error codes.
+//! - [`auth`]: the [`auth::Authorizer`] trait that turns a join token into a [`auth::Grant`].
+//! - [`room`]: one meeting's roster and routing policy (pure, synchronous).
+//! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
+//! - `metrics`: Prometheus metrics of the signaling layer.
+//!
+//! [`Signaling`] holds the rooms and serves `GET /ws`.
+
+pub mod auth;
+mod metrics;
+pub mod protocol;
+pub mod room;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::get;
+use sfu::{ParticipantId, Sfu};
+
+use metrics::SignalingMetrics;
+use room::Room;
+
+/// A snapshot of one connected participant, for the admin panel and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveParticipant {
+    pub id: String,
+    pub point: String,
+    pub name: String,
+    pub role: protocol::Role,
+}
+
+/// The signaling service; cheap to clone.
+#[derive(Clone)]
+pub struct Signaling {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub sfu: Sfu,
+    pub auth: Arc<dyn auth::Authorizer>,
+    pub rooms: Mutex<HashMap<String, Room>>,
+    pub next_participant: AtomicU64,
+    pub metrics: SignalingMetrics,
+}
+
+impl Inner {
+    pub fn rooms(&self) -> MutexGuard<'_, HashMap<String, Room>> {
+        // Room updates are single synchronous steps; state after a panic is still usable.
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn next_participant(&self) -> ParticipantId {
+        ParticipantId(self.next_participant.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+impl Signaling {
+    pub fn new(sfu: Sfu, auth: Arc<dyn auth::Authorizer>, registry: &prometheus::Registry) -> Self {
+        let metrics = match SignalingMetrics::new(registry) {
+            Ok(m) => m,
+            Err(e) => {
+                // Only a name clash (a second Signaling on one registry, in tests) gets here.
+                tracing::warn!("signaling metrics not registered: {e}");
+                SignalingMetrics::unregistered()
+            }
+        };
+        Signaling {
+            inner: Arc::new(Inner {
+                sfu,
+                auth,
+                rooms: Mutex::new(HashMap::new()),
+                next_participant: AtomicU64::new(0),
+                metrics,
+            }),
+        }
+    }
+
+    /// `GET /ws`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ws", get(upgrade))
+            .with_state(self.clone())
+    }
+
+    /// Who is connected to a meeting right now.
+    pub fn live(&self, meeting: &str) -> Vec<LiveParticipant> {
+        self.inner
+            .rooms()
+            .get(meeting)
+            .map(|r| {
+                r.members
+                    .values()
+                    .map(|m| LiveParticipant {
+                        id: m.info.id.clone(),
+                        point: m.info.point.clone(),
+                        name: m.info.name.clone(),
+                        role: m.info.role,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+async fn upgrade(State(s): State<Signaling>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(session::WS_HARD_LIMIT)
+        .max_frame_size(session::WS_HARD_LIMIT)
+        .on_upgrade(move |socket| session::run(s.inner, socket))
+}

@@ -1,0 +1,533 @@
+//! The wire protocol: every message that crosses `/ws`, defined once.
+//!
+//! The server, `loadtest` and the tests all use these types; `docs/protocol.md` is written from
+//! them and a test keeps its examples parseable. Every message is a JSON object with the protocol
+//! version `v` and a `type` tag; unknown fields are rejected so that a typo is an error, not a
+//! silently ignored field.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this server speaks. A message with another `v` is refused with
+/// [`ErrorCode::UnsupportedVersion`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest text frame the server accepts; larger frames are refused with
+/// [`ErrorCode::TooLarge`] and the connection is closed (we cannot know where the next message
+/// starts once we stopped reading one).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// Largest SDP accepted inside a message (a browser offer with simulcast is ~10 KiB).
+pub const MAX_SDP_BYTES: usize = 48 * 1024;
+
+/// Which of a participant's two peer connections a message is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcKind {
+    /// The client's sending connection: the client offers, the server answers.
+    Publish,
+    /// The client's receiving connection: the server offers, the client answers.
+    Subscribe,
+}
+
+/// A participant's role in a meeting; decides what it may send and what it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The chairing point (province hall): receives every point, everyone receives it.
+    Chair,
+    /// A participating point (commune hall): receives the chair.
+    Point,
+    /// Watches the chair, publishes nothing.
+    Observer,
+}
+
+/// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceCandidate {
+    /// The `candidate:` attribute line without the `a=` prefix; empty means end of candidates.
+    pub candidate: String,
+    #[serde(rename = "sdpMid", default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    #[serde(
+        rename = "sdpMLineIndex",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sdp_m_line_index: Option<u16>,
+    #[serde(
+        rename = "usernameFragment",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub username_fragment: Option<String>,
+}
+
+/// One participant as the roster shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantInfo {
+    /// Server-assigned id, unique within the meeting for the life of the connection.
+    pub id: String,
+    /// The point's code in the directory (e.g. `"06"`), stable across reconnects.
+    pub point: String,
+    /// Display name, e.g. "UBND xã Cao Sơn".
+    pub name: String,
+    pub role: Role,
+}
+
+/// A media track the subscribe connection carries, so a client can label what it receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackInfo {
+    /// The `mid` of the m-line in the subscribe offer.
+    pub mid: String,
+    /// The participant whose media this is (also the `msid` stream id in the SDP).
+    pub participant: String,
+    pub kind: MediaKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// First message of every connection.
+    Join {
+        v: u32,
+        /// The signed join token from the join link (`t=` parameter).
+        token: String,
+    },
+    /// SDP offer of the publish connection (first publish, or a renegotiation).
+    PublishOffer { v: u32, sdp: String },
+    /// SDP answer to a `subscribe_offer`, echoing its `revision`.
+    SubscribeAnswer { v: u32, revision: u64, sdp: String },
+    /// A trickled ICE candidate of the client's side of `pc`.
+    Candidate {
+        v: u32,
+        pc: PcKind,
+        candidate: IceCandidate,
+    },
+    /// Keep-alive; answered with `pong`.
+    Ping { v: u32 },
+    /// Leave the meeting; the server closes the socket after `bye`.
+    Leave { v: u32 },
+}
+
+impl ClientMessage {
+    /// The version the sender claimed.
+    pub fn version(&self) -> u32 {
+        match self {
+            Self::Join { v, .. }
+            | Self::PublishOffer { v, .. }
+            | Self::SubscribeAnswer { v, .. }
+            | Self::Candidate { v, .. }
+            | Self::Ping { v }
+            | Self::Leave { v } => *v,
+        }
+    }
+
+    /// The tag, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Join { .. } => "join",
+            Self::PublishOffer { .. } => "publish_offer",
+            Self::SubscribeAnswer { .. } => "subscribe_answer",
+            Self::Candidate { .. } => "candidate",
+            Self::Ping { .. } => "ping",
+            Self::Leave { .. } => "leave",
+        }
+    }
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// Answer to `join`: who you are and who is already here.
+    Joined {
+        v: u32,
+        /// Your participant id.
+        participant: String,
+        role: Role,
+        meeting: MeetingInfo,
+        /// Everyone in the meeting, you included.
+        roster: Vec<ParticipantInfo>,
+        /// ICE servers the client should configure (empty: the server is reachable directly).
+        ice_servers: Vec<IceServer>,
+    },
+    /// Answer to `publish_offer`.
+    PublishAnswer {
+        v: u32,
+        sdp: String,
+    },
+    /// A (re)negotiation of the subscribe connection. Answer with `subscribe_answer`.
+    SubscribeOffer {
+        v: u32,
+        /// Increases with each offer; echo it in the answer.
+        revision: u64,
+        sdp: String,
+        /// What each m-line carries.
+        tracks: Vec<TrackInfo>,
+    },
+    /// A trickled ICE candidate of the server's side of `pc`.
+    Candidate {
+        v: u32,
+        pc: PcKind,
+        candidate: IceCandidate,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        v: u32,
+        participant: ParticipantInfo,
+    },
+    /// Someone left (or their connection dropped).
+    ParticipantLeft {
+        v: u32,
+        participant: String,
+    },
+    /// State of one of your peer connections as the server sees it.
+    ConnectionState {
+        v: u32,
+        pc: PcKind,
+        state: PcState,
+    },
+    Pong {
+        v: u32,
+    },
+    /// Last message before the server closes the socket on purpose.
+    Bye {
+        v: u32,
+        reason: String,
+    },
+    /// Something you sent was refused. `code` is stable; `message` is for people.
+    Error {
+        v: u32,
+        code: ErrorCode,
+        message: String,
+        /// The `type` of the message that was refused, when it could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        /// Whether the server closes the connection after this error.
+        fatal: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingInfo {
+    pub id: String,
+    pub title: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Peer connection state as the server reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+/// Stable error codes. Clients may switch on them; the set only grows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON, or was binary.
+    BadJson,
+    /// `type` missing or not one this server knows.
+    UnknownType,
+    /// A field is missing, of the wrong type, out of range, or unexpected.
+    BadMessage,
+    /// The frame exceeded 64 KiB. Fatal.
+    TooLarge,
+    /// `v` is not a version this server speaks.
+    UnsupportedVersion,
+    /// The join token is malformed, forged or revoked. Fatal.
+    BadToken,
+    /// The join token's meeting is over or the token has expired. Fatal.
+    TokenExpired,
+    /// The meeting is at its participant cap. Fatal.
+    RoomFull,
+    /// A message other than `join` arrived before `join` succeeded.
+    NotJoined,
+    /// `join` was sent twice on one connection.
+    AlreadyJoined,
+    /// The SDP could not be parsed or applied.
+    BadSdp,
+    /// The message refers to a peer connection that does not exist (yet).
+    NoSuchConnection,
+    /// Your role may not do this.
+    Forbidden,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// Something failed on the server; details are in its log, not here.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Errors after which the server closes the connection.
+    pub fn is_fatal(self) -> bool {
+        matches!(
+            self,
+            Self::TooLarge | Self::BadToken | Self::TokenExpired | Self::RoomFull
+        )
+    }
+}
+
+/// Why a frame could not become a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The `type` tag when it could be read.
+    pub request: Option<String>,
+}
+
+/// Parses one text frame into a client message, classifying failures into stable codes.
+///
+/// Parsing happens in two steps so that the error says *what* is wrong: first as a generic JSON
+/// value (bad JSON vs. a wrong shape), then into the typed enum.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(ParseError {
+            code: ErrorCode::TooLarge,
+            message: format!(
+                "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
+                text.len()
+            ),
+            request: None,
+        });
+    }
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError {
+        code: ErrorCode::BadJson,
+        message: format!("not valid JSON: {e}"),
+        request: None,
+    })?;
+    let Some(obj) = value.as_object() else {
+        return Err(ParseError {
+            code: ErrorCode::BadMessage,
+            message: "a message must be a JSON object".into(),
+            request: None,
+        });
+    };
+    let Some(tag) = obj.get("type").and_then(|t| t.as_str()) else {
+        return Err(ParseError {
+            code: ErrorCode::UnknownType,
+            message: "the field \"type\" is missing or not a string".into(),
+            request: None,
+        });
+    };
+    const KNOWN: [&str; 6] = [
+        "join",
+        "publish_offer",
+        "subscribe_answer",
+        "candidate",
+        "ping",
+        "leave",
+    ];
+    // Bounded: the tag is echoed back, so cut anything a client made long.
+    let request: String = tag.chars().take(40).collect();
+    if !KNOWN.contains(&tag) {
+        return Err(ParseError {
+            code: ErrorCode::UnknownType,
+            message: format!("unknown message type \"{request}\""),
+            request: Some(request),
+        });
+    }
+    match obj.get("v").map(|v| v.as_u64()) {
+        Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(Some(v)) => {
+            return Err(ParseError {
+                code: ErrorCode::UnsupportedVersion,
+                message: format!(
+                    "protocol version {v} is not supported; this server speaks {PROTOCOL_VERSION}"
+                ),
+                request: Some(request),
+            });
+        }
+        _ => {
+            return Err(ParseError {
+                code: ErrorCode::BadMessage,
+                message: "the field \"v\" (protocol version, an integer) is missing or invalid"
+                    .into(),
+                request: Some(request),
+            });
+        }
+    }
+    let msg: ClientMessage = serde_json::from_value(value).map_err(|e| ParseError {
+        code: ErrorCode::BadMessage,
+        message: format!("invalid \"{request}\" message: {e}"),
+        request: Some(request.clone()),
+    })?;
+    validate(&msg).map_err(|message| ParseError {
+        code: ErrorCode::BadMessage,
+        message,
+        request: Some(request),
+    })?;
+    Ok(msg)
+}
+
+/// Bounds that serde cannot express.
+fn validate(msg: &ClientMessage) -> Result<(), String> {
+    match msg {
+        ClientMessage::Join { token, .. } if token.is_empty() || token.len() > 2048 => {
+            Err("\"token\" must be 1..2048 characters".into())
+        }
+        ClientMessage::PublishOffer { sdp, .. } | ClientMessage::SubscribeAnswer { sdp, .. }
+            if sdp.len() > MAX_SDP_BYTES =>
+        {
+            Err(format!("\"sdp\" is longer than {MAX_SDP_BYTES} bytes"))
+        }
+        ClientMessage::Candidate { candidate, .. } if candidate.candidate.len() > 1024 => {
+            Err("\"candidate.candidate\" is longer than 1024 bytes".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>, request: Option<String>) -> Self {
+        Self::Error {
+            v: PROTOCOL_VERSION,
+            code,
+            message: message.into(),
+            request,
+            fatal: code.is_fatal(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising our own plain data types cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_of(text: &str) -> ErrorCode {
+        parse_client_message(text).unwrap_err().code
+    }
+
+    #[test]
+    fn client_messages_round_trip() {
+        let msgs = vec![
+            ClientMessage::Join {
+                v: 1,
+                token: "abc".into(),
+            },
+            ClientMessage::PublishOffer {
+                v: 1,
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::SubscribeAnswer {
+                v: 1,
+                revision: 3,
+                sdp: "v=0\r\n".into(),
+            },
+            ClientMessage::Candidate {
+                v: 1,
+                pc: PcKind::Subscribe,
+                candidate: IceCandidate {
+                    candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                },
+            },
+            ClientMessage::Ping { v: 1 },
+            ClientMessage::Leave { v: 1 },
+        ];
+        for m in msgs {
+            let text = serde_json::to_string(&m).unwrap();
+            assert_eq!(parse_client_message(&text).unwrap(), m, "{text}");
+        }
+    }
+
+    #[test]
+    fn server_messages_round_trip() {
+        let m = ServerMessage::SubscribeOffer {
+            v: 1,
+            revision: 2,
+            sdp: "v=0".into(),
+            tracks: vec![TrackInfo {
+                mid: "0".into(),
+                participant: "p1".into(),
+                kind: MediaKind::Video,
+            }],
+        };
+        let text = m.to_json();
+        assert!(text.contains("\"type\":\"subscribe_offer\""));
+        assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+        let e = ServerMessage::error(ErrorCode::BadToken, "x", None);
+        assert!(e.to_json().contains("\"fatal\":true"));
+    }
+
+    #[test]
+    fn rejections_have_stable_codes() {
+        assert_eq!(code_of("{not json"), ErrorCode::BadJson);
+        assert_eq!(code_of("[1,2]"), ErrorCode::BadMessage);
+        assert_eq!(code_of(r#"{"v":1}"#), ErrorCode::UnknownType);
+        assert_eq!(code_of(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(
+            code_of(r#"{"v":2,"type":"ping"}"#),
+            ErrorCode::UnsupportedVersion
+        );
+        assert_eq!(code_of(r#"{"type":"ping"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code_of(r#"{"v":1,"type":"join","token":5}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(code_of(r#"{"v":1,"type":"join"}"#), ErrorCode::BadMessage);
+        assert_eq!(
+            code_of(r#"{"v":1,"type":"join","token":""}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code_of(r#"{"v":1,"type":"ping","extra":1}"#),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(
+            code_of(r#"{"v":1,"type":"candidate","pc":"sideways","candidate":{"candidate":""}}"#),
+            ErrorCode::BadMessage
+        );
+        let big = format!(
+            r#"{{"v":1,"type":"publish_offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(code_of(&big), ErrorCode::TooLarge);
+        let sdp = format!(
+            r#"{{"v":1,"type":"publish_offer","sdp":"{}"}}"#,
+            "a".repeat(MAX_SDP_BYTES + 1)
+        );
+        assert_eq!(code_of(&sdp), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn echoed_type_is_bounded() {
+        let long = "x".repeat(10_000);
+        let err = parse_client_message(&format!(r#"{{"v":1,"type":"{long}"}}"#)).unwrap_err();
+        assert_eq!(err.request.unwrap().len(), 40);
+        assert!(err.message.len() < 200);
+    }
+}

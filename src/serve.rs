@@ -1,0 +1,213 @@
+//! `hoinghi serve`: put the pieces together and run until SIGINT/SIGTERM.
+//!
+//! Order matters: everything that can fail on bad configuration (data dir, certificate, ports)
+//! fails before the `ready:` line, so a supervisor or test that waits for `ready:` knows the
+//! server is really listening.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use room_admin::{JoinAuthorizer, JoinTokens, Secret, test_room};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServeArgs;
+use crate::{net, tls, web};
+
+/// How long open HTTP connections get to finish after a shutdown signal.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let conn = &args.conn;
+    let use_tls = !conn.no_tls;
+    let workers = args.workers.map_or_else(default_workers, usize::from);
+    let last_port = u32::from(args.media_port) + workers as u32 - 1;
+    if last_port > u32::from(u16::MAX) {
+        anyhow::bail!(
+            "media ports {}..{last_port} go past 65535: lower --media-port or --workers",
+            args.media_port
+        );
+    }
+
+    let secret = Secret::load_or_create(&conn.data_dir)?;
+    let tokens = JoinTokens::new(&secret);
+    let public_ip = net::effective_public_ip(conn.listen, conn.public_ip, net::detect_public_ip);
+
+    let tls_config = if use_tls {
+        let explicit = args.tls_cert.as_deref().zip(args.tls_key.as_deref());
+        let material =
+            tls::load_or_create(&conn.data_dir, explicit, &[public_ip, conn.listen.ip()])?;
+        let fingerprint = material.fingerprint();
+        tracing::info!(
+            cert = %material.cert_path.display(),
+            generated = material.generated,
+            "TLS certificate SHA-256 fingerprint {fingerprint}"
+        );
+        println!("tls-fingerprint-sha256: {fingerprint}");
+        Some(tls::server_config(material)?)
+    } else {
+        tracing::warn!("TLS is off (--no-tls): for local development and tests only");
+        None
+    };
+
+    let listener = TcpListener::bind(conn.listen)
+        .with_context(|| format!("cannot listen on {} (--listen)", conn.listen))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+
+    let registry = prometheus::Registry::new();
+    register_process_metrics(&registry);
+    let sfu = sfu::Sfu::start(
+        sfu::SfuConfig {
+            public_ip,
+            bind_ip: net::media_bind_ip(conn.listen),
+            base_port: args.media_port,
+            workers,
+        },
+        &registry,
+    )
+    .with_context(|| {
+        format!(
+            "cannot start {workers} media worker(s) on UDP ports {}..{last_port} (--media-port)",
+            args.media_port
+        )
+    })?;
+    let authorizer = JoinAuthorizer::new(tokens.clone());
+    let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(authorizer), &registry);
+    let app = web::app(registry, signaling.router());
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(forward_signals(shutdown.clone()));
+    let mut server = match tls_config {
+        Some(config) => spawn_https(listener, config, app, shutdown.clone()),
+        None => spawn_http(listener, app, shutdown.clone())?,
+    };
+
+    let base = net::base_url(use_tls, bound, public_ip);
+    tracing::info!(%bound, %public_ip, workers, media_port = args.media_port, "listening");
+    print_ready(&base, &tokens)?;
+
+    // The server task ends on its own only on failure, or when a signal asked it to (and it may
+    // finish before this task sees the cancellation: that is still a clean stop).
+    let finished = tokio::select! {
+        res = &mut server => Some(res),
+        () = shutdown.cancelled() => None,
+    };
+    let outcome = match finished {
+        Some(res) if !shutdown.is_cancelled() => Err(server_failure(res)),
+        Some(res) => stopped(res),
+        None => {
+            tracing::info!("shutting down");
+            match tokio::time::timeout(GRACE + Duration::from_secs(1), server).await {
+                Ok(res) => stopped(res),
+                Err(_) => {
+                    tracing::warn!("connections still open after {GRACE:?}; closing them");
+                    Ok(())
+                }
+            }
+        }
+    };
+    sfu.shutdown();
+    outcome
+}
+
+type ServerResult = Result<std::io::Result<()>, tokio::task::JoinError>;
+
+/// Result of the server task after a requested stop.
+fn stopped(res: ServerResult) -> anyhow::Result<()> {
+    match res {
+        Ok(Ok(())) => Ok(()),
+        other => Err(server_failure(other)),
+    }
+}
+
+fn server_failure(res: ServerResult) -> anyhow::Error {
+    match res {
+        Ok(Ok(())) => anyhow::anyhow!("HTTP server stopped unexpectedly"),
+        Ok(Err(e)) => anyhow::Error::new(e).context("HTTP server failed"),
+        Err(e) => anyhow::Error::new(e).context("HTTP server task failed"),
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// CPU, memory, open files of this process, as `process_*` metrics.
+fn register_process_metrics(registry: &prometheus::Registry) {
+    let collector = prometheus::process_collector::ProcessCollector::for_self();
+    if let Err(e) = registry.register(Box::new(collector)) {
+        tracing::warn!("process metrics unavailable: {e}");
+    }
+}
+
+type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
+
+fn spawn_https(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> ServerTask {
+    let handle = axum_server::Handle::new();
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        on_signal.graceful_shutdown(Some(GRACE));
+    });
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+    tokio::spawn(
+        axum_server::from_tcp_rustls(listener, config)
+            .handle(handle)
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
+    )
+}
+
+fn spawn_http(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ServerTask> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    Ok(tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    }))
+}
+
+/// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
+async fn forward_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot listen for SIGTERM: {e}");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+    shutdown.cancel();
+}
+
+/// The `ready:` line, then the test room's links, one per line: the contract with scripts and
+/// tests that start the server (they wait for `ready:` and take the URL after the last space).
+fn print_ready(base: &str, tokens: &JoinTokens) -> anyhow::Result<()> {
+    let links = test_room::links(tokens, base, SystemTime::now())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready: {base}")?;
+    writeln!(out, "test-room chair: {}", links.chair)?;
+    for (i, link) in links.points.iter().enumerate() {
+        writeln!(out, "test-room point-{}: {link}", i + 1)?;
+    }
+    out.flush()?;
+    Ok(())
+}

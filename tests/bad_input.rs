@@ -1,0 +1,204 @@
+//! Hostile and broken input on `/ws`: every case gets a typed error with a stable code; the
+//! connection stays usable where that is safe, and the server keeps serving everyone else.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(server: &TestServer) -> Ws {
+    tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("connect")
+        .0
+}
+
+async fn send(ws: &mut Ws, text: impl Into<String>) {
+    ws.send(Message::Text(text.into().into()))
+        .await
+        .expect("send");
+}
+
+/// Next JSON message from the server, skipping events; `None` when the socket closed.
+async fn recv(ws: &mut Ws) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("server answered in time");
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+                if matches!(
+                    v["type"].as_str(),
+                    Some("participant_joined" | "participant_left" | "connection_state")
+                ) {
+                    continue;
+                }
+                return Some(v);
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => continue,
+        }
+    }
+}
+
+async fn expect_error(ws: &mut Ws, code: &str) -> Value {
+    let v = recv(ws).await.expect("an error message before any close");
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], code, "{v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        !msg.is_empty() && !msg.contains("panicked") && !msg.contains("src/"),
+        "{v}"
+    );
+    v
+}
+
+async fn still_usable(ws: &mut Ws) {
+    send(ws, r#"{"v":1,"type":"ping"}"#).await;
+    assert_eq!(recv(ws).await.expect("pong")["type"], "pong");
+}
+
+async fn expect_closed(ws: &mut Ws) {
+    assert!(recv(ws).await.is_none(), "connection should be closed");
+}
+
+async fn joined(server: &TestServer, token: &str) -> Ws {
+    let mut ws = connect(server).await;
+    send(
+        &mut ws,
+        json!({"v":1,"type":"join","token":token}).to_string(),
+    )
+    .await;
+    let v = recv(&mut ws).await.expect("joined");
+    assert_eq!(v["type"], "joined", "{v}");
+    ws
+}
+
+#[tokio::test]
+async fn malformed_messages_get_typed_errors_and_the_connection_survives() {
+    let server = common::start(1).await;
+    let mut ws = connect(&server).await;
+
+    send(&mut ws, "{not json").await;
+    expect_error(&mut ws, "bad_json").await;
+    still_usable(&mut ws).await;
+
+    send(&mut ws, r#"{"v":1,"type":"teleport"}"#).await;
+    let e = expect_error(&mut ws, "unknown_type").await;
+    assert_eq!(e["request"], "teleport");
+
+    send(&mut ws, r#"{"v":1,"type":"join","token":42}"#).await;
+    expect_error(&mut ws, "bad_message").await;
+
+    send(&mut ws, r#"{"v":9,"type":"ping"}"#).await;
+    expect_error(&mut ws, "unsupported_version").await;
+
+    ws.send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
+    expect_error(&mut ws, "bad_json").await;
+
+    send(&mut ws, r#"{"v":1,"type":"publish_offer","sdp":"v=0"}"#).await;
+    expect_error(&mut ws, "not_joined").await;
+    still_usable(&mut ws).await;
+}
+
+#[tokio::test]
+async fn oversized_frames_are_refused_and_closed() {
+    let server = common::start(1).await;
+    // Above the protocol limit but within what the WebSocket layer reads: typed error, close.
+    let mut ws = connect(&server).await;
+    let big = json!({"v":1,"type":"publish_offer","sdp":"a".repeat(70 * 1024)}).to_string();
+    send(&mut ws, big).await;
+    expect_error(&mut ws, "too_large").await;
+    expect_closed(&mut ws).await;
+    // Far above: the WebSocket layer refuses it; still an error code, then close.
+    let mut ws = connect(&server).await;
+    send(&mut ws, "x".repeat(1024 * 1024)).await;
+    expect_error(&mut ws, "too_large").await;
+    expect_closed(&mut ws).await;
+}
+
+#[tokio::test]
+async fn bad_and_expired_tokens_are_refused_and_closed() {
+    let server = common::start(1).await;
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"v":1,"type":"join","token":"forged"}"#).await;
+    let e = expect_error(&mut ws, "bad_token").await;
+    assert_eq!(e["fatal"], true);
+    expect_closed(&mut ws).await;
+
+    let mut ws = connect(&server).await;
+    send(&mut ws, r#"{"v":1,"type":"join","token":"expired"}"#).await;
+    expect_error(&mut ws, "token_expired").await;
+    expect_closed(&mut ws).await;
+}
+
+#[tokio::test]
+async fn bad_sdp_and_unknown_connections_after_join() {
+    let server = common::start(1).await;
+    let mut ws = joined(&server, "point-1").await;
+
+    send(
+        &mut ws,
+        r#"{"v":1,"type":"publish_offer","sdp":"this is not SDP"}"#,
+    )
+    .await;
+    expect_error(&mut ws, "bad_sdp").await;
+    still_usable(&mut ws).await;
+
+    let cand = json!({"v":1,"type":"candidate","pc":"subscribe",
+        "candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}});
+    send(&mut ws, cand.to_string()).await;
+    expect_error(&mut ws, "no_such_connection").await;
+
+    send(
+        &mut ws,
+        r#"{"v":1,"type":"subscribe_answer","revision":1,"sdp":"v=0"}"#,
+    )
+    .await;
+    expect_error(&mut ws, "no_such_connection").await;
+
+    send(&mut ws, r#"{"v":1,"type":"join","token":"point-1"}"#).await;
+    expect_error(&mut ws, "already_joined").await;
+    still_usable(&mut ws).await;
+
+    // An observer may not publish.
+    let mut obs = joined(&server, "observer-1").await;
+    send(&mut obs, r#"{"v":1,"type":"publish_offer","sdp":"v=0"}"#).await;
+    expect_error(&mut obs, "forbidden").await;
+
+    // Everyone else is still served: a new participant joins normally.
+    let mut other = joined(&server, "point-2").await;
+    still_usable(&mut other).await;
+    send(&mut ws, r#"{"v":1,"type":"leave"}"#).await;
+    assert_eq!(recv(&mut ws).await.expect("bye")["type"], "bye");
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_not_fatal() {
+    let server = common::start(1).await;
+    let mut ws = connect(&server).await;
+    for _ in 0..80 {
+        send(&mut ws, r#"{"v":1,"type":"ping"}"#).await;
+    }
+    let mut limited = 0;
+    let mut pongs = 0;
+    for _ in 0..80 {
+        match recv(&mut ws).await.expect("answer")["type"].as_str() {
+            Some("pong") => pongs += 1,
+            Some("error") => limited += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(limited > 0, "a burst of 80 exceeds the bucket");
+    assert!(pongs >= 60, "the burst allowance is served");
+}

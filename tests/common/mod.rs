@@ -1,0 +1,29 @@
+//! Shared helpers for the integration tests. The server is `loadtest`'s in-process one: the
+//! production media plane and signaling on loopback, with fixed tokens.
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+pub use loadtest::inprocess::InProcessServer as TestServer;
+
+pub async fn start(workers: usize) -> TestServer {
+    TestServer::start(workers)
+        .await
+        .expect("start in-process server")
+}
+
+/// Polls `cond` until it holds or `timeout` passes; returns whether it held. The assertion is on
+/// the condition, never on how long it took.
+pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
