@@ -31,3 +31,19 @@ pub enum AuthError {
 pub trait Authorizer: Send + Sync + 'static {
     fn authorize(&self, token: &str) -> Result<Grant, AuthError>;
 }
+
+/// Told of every seat taken and left, for attendance records. Called synchronously from the
+/// session task: implementations must not block (queue the record and write it elsewhere).
+pub trait RoomObserver: Send + Sync + 'static {
+    fn joined(&self, grant: &Grant, participant: &str);
+    /// `seconds` is how long the participant was connected.
+    fn left(&self, grant: &Grant, participant: &str, seconds: f64);
+}
+
+/// The observer used when none is configured.
+pub struct NoObserver;
+
+impl RoomObserver for NoObserver {
+    fn joined(&self, _grant: &Grant, _participant: &str) {}
+    fn left(&self, _grant: &Grant, _participant: &str, _seconds: f64) {}
+}

@@ -49,6 +49,7 @@ pub struct Signaling {
 pub(crate) struct Inner {
     pub sfu: Sfu,
     pub auth: Arc<dyn auth::Authorizer>,
+    pub observer: Arc<dyn auth::RoomObserver>,
     pub rooms: Mutex<HashMap<String, Room>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
@@ -67,6 +68,16 @@ impl Inner {
 
 impl Signaling {
     pub fn new(sfu: Sfu, auth: Arc<dyn auth::Authorizer>, registry: &prometheus::Registry) -> Self {
+        Self::with_observer(sfu, auth, Arc::new(auth::NoObserver), registry)
+    }
+
+    /// Like [`Signaling::new`], telling `observer` of every join and leave (attendance).
+    pub fn with_observer(
+        sfu: Sfu,
+        auth: Arc<dyn auth::Authorizer>,
+        observer: Arc<dyn auth::RoomObserver>,
+        registry: &prometheus::Registry,
+    ) -> Self {
         let metrics = match SignalingMetrics::new(registry) {
             Ok(m) => m,
             Err(e) => {
@@ -79,6 +90,7 @@ impl Signaling {
             inner: Arc::new(Inner {
                 sfu,
                 auth,
+                observer,
                 rooms: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,

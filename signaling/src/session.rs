@@ -39,6 +39,8 @@ struct Joined {
     id: ParticipantId,
     meeting: String,
     role: Role,
+    grant: Grant,
+    since: Instant,
 }
 
 /// The queues a joined session listens to, kept apart from [`Joined`] so the select loop can
@@ -199,6 +201,9 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
     }
     if let Some(j) = joined {
         leave(&inner, j.id, &j.meeting);
+        inner
+            .observer
+            .left(&j.grant, &j.id.to_string(), j.since.elapsed().as_secs_f64());
     }
 }
 
@@ -454,6 +459,7 @@ async fn join(
         .join_seconds
         .observe(opened.elapsed().as_secs_f64());
     tracing::info!(participant = %id, meeting = %grant.meeting_id, point = %grant.point, role = ?grant.role, "joined");
+    inner.observer.joined(&grant, &id.to_string());
     let reply = ServerMessage::Joined {
         v: PROTOCOL_VERSION,
         participant: id.to_string(),
@@ -468,8 +474,10 @@ async fn join(
     Ok((
         Joined {
             id,
-            meeting: grant.meeting_id,
+            meeting: grant.meeting_id.clone(),
             role: grant.role,
+            since: Instant::now(),
+            grant,
         },
         Inbox { room_rx, media_rx },
         reply,

@@ -11,7 +11,8 @@
 //   cargo build && (cd tests/browser && npm ci && node run.mjs)
 // Env: HOINGHI_BIN (default target/debug/hoinghi), CHROMIUM (default /usr/bin/chromium),
 //      MEDIA_TIMEOUT_MS (default 60000), SCREENSHOTS=1 (writes docs/images/{chair,point}.png),
-//      HEADED=1 (show the browser, needs a display).
+//      HEADED=1 (show the browser, needs a display), VERBOSE=1 (print server and page logs even
+//      when the test passes).
 
 import { spawn, execFile } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -48,7 +49,8 @@ const CHROMIUM_ARGS = [
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',
   '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+  // Nothing resolves but loopback (the server's links may say localhost).
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
   // What a kiosk PC is told to use, so autojoin pages may play sound without a click.
   '--autoplay-policy=no-user-gesture-required',
 ];
@@ -60,18 +62,20 @@ let serverOutput = [];
 let browser = null;
 let dataDir = null;
 
+const watchdog = setTimeout(() => {
+  console.error(`\nERROR: watchdog: the test took longer than ${WATCHDOG_MS} ms`);
+  check('the test ended in time', false, `watchdog ${WATCHDOG_MS} ms`);
+  finish(false);
+}, WATCHDOG_MS);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => finish(false));
+
 main()
   .then((ok) => finish(ok))
   .catch((err) => {
     console.error(`\nERROR: ${err?.stack ?? err}`);
+    check('the test ran to the end', false, err?.message ?? String(err));
     return finish(false);
   });
-
-const watchdog = setTimeout(() => {
-  console.error(`\nERROR: watchdog: the test took longer than ${WATCHDOG_MS} ms`);
-  finish(false);
-}, WATCHDOG_MS);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => finish(false));
 
 async function main() {
   if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\` (or set HOINGHI_BIN)`);
@@ -155,6 +159,10 @@ async function main() {
     const shown = await p.page.locator('.main-tile.has-video').count();
     check(`${p.name} page shows the chair big`, shown === 1, shown ? 'main tile has video' : 'no picture');
   }
+
+  // A normal session draws no `error` from the server (session.js logs each one it gets).
+  const refused = pageLogs.filter((l) => !l.startsWith('[bad-link]') && l.includes('[hoinghi] server error'));
+  check('the server refused nothing the pages sent', refused.length === 0, refused.join('; ') || 'no error messages');
 
   if (process.env.SCREENSHOTS === '1') {
     const dir = path.join(ROOT, 'docs/images');
@@ -348,7 +356,7 @@ async function finish(ok) {
   ok = ok && checks.length > 0 && checks.every((c) => c.ok);
   console.log('\nbrowser test summary');
   for (const c of checks) console.log(`  ${c.ok ? 'PASS' : 'FAIL'}  ${c.name}${c.detail ? `  (${c.detail})` : ''}`);
-  if (!ok) {
+  if (!ok || process.env.VERBOSE === '1') {
     console.log('\n--- server output (tail) ---');
     for (const line of serverOutput.slice(-80)) console.log(`  ${line}`);
     console.log('--- page console (tail) ---');

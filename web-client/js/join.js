@@ -1,0 +1,222 @@
+// The join page: /join?t=<token>[&autojoin=1]
+//   without autojoin: pre-join check (preview, devices, mic level), then "Tham gia / Join";
+//   with autojoin=1: joins at once with camera + microphone (kiosk PC that boots into the meeting).
+// After `joined` it mounts the chair view or the point view, and shows connection problems.
+//
+// Test hook, read by tests/browser/run.mjs (it exposes nothing the page itself does not hold):
+//   window.hoinghi.state          'init'|'prejoin'|'connecting'|'joined'|'reconnecting'|'left'|'failed'
+//   window.hoinghi.session        the Session (js/session.js)
+//   window.hoinghi.publishPc      current publish RTCPeerConnection or null (call getStats() on it)
+//   window.hoinghi.subscribePc    current subscribe RTCPeerConnection or null
+//   window.hoinghi.role / participantId / meeting   from the last `joined`
+//   window.hoinghi.tracks         [{mid, participant, kind}] of the last subscribe_offer
+//   window.hoinghi.lastError      last `error` message from the server, or {code:'no_token'|'unsupported'}
+
+import { $, el } from './dom.js';
+import { applyAll, initI18n, setText, t } from './i18n.js';
+import {
+  VIDEO_MAX_BITRATE,
+  applyRoleSettings,
+  mediaErrorKey,
+  onAudioBlocked,
+  openMedia,
+  savedDevices,
+  stopStream,
+  unlockAudio,
+} from './media.js';
+import { runPrejoin } from './prejoin.js';
+import { Session } from './session.js';
+import { mountChair } from './chair.js';
+import { mountPoint } from './point.js';
+
+const ROOM_FULL_RETRY_S = 30;
+const params = new URLSearchParams(location.search);
+const autojoin = params.get('autojoin') === '1';
+
+const main = $('#main');
+const status = $('#status');
+const banner = $('#banner');
+const bannerText = $('#banner-text');
+const toast = $('#toast');
+const leaveButton = $('#leave-button');
+const soundButton = $('#sound-button');
+
+let session = null;
+let localStream = null;
+let view = null; // {destroy, role}
+let pageState = 'init';
+let lastError = null;
+let countdown = null;
+
+window.hoinghi = {
+  get state() { return pageState; },
+  get session() { return session; },
+  get publishPc() { return session?.publishPc ?? null; },
+  get subscribePc() { return session?.subscribePc ?? null; },
+  get role() { return session?.role ?? null; },
+  get participantId() { return session?.participantId ?? null; },
+  get meeting() { return session?.meeting ?? null; },
+  get tracks() { return session ? [...session.tracks.values()] : []; },
+  get lastError() { return lastError; },
+};
+
+initI18n($('#lang-button'));
+onAudioBlocked((blocked) => (soundButton.hidden = !blocked));
+soundButton.addEventListener('click', unlockAudio);
+leaveButton.addEventListener('click', () => session?.leave());
+$('#retry-now').addEventListener('click', () => session?.retryNow());
+// Closing the tab: say goodbye so the chair sees the point leave at once, not after a timeout.
+window.addEventListener('pagehide', () => session?.leave());
+
+start();
+
+async function start() {
+  const token = params.get('t');
+  if (!token) return showError({ code: 'no_token' });
+  if (!window.RTCPeerConnection || !navigator.mediaDevices?.getUserMedia || !window.WebSocket) {
+    return showError({ code: 'unsupported' });
+  }
+  if (autojoin) {
+    const result = await openMedia(savedDevices());
+    localStream = result.stream;
+    if (result.error) showToast('notice.media', { reason: t(mediaErrorKey(result.error)) });
+  } else {
+    pageState = 'prejoin';
+    localStream = await runPrejoin(main);
+    // The Join click is a user gesture: sound may now play without the "Enable sound" button.
+  }
+  join(token);
+}
+
+function join(token) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  main.replaceChildren(); // the pre-join panel is done; the view comes with `joined`
+  session = new Session({ url: `${scheme}//${location.host}/ws`, token, prepareMedia });
+  session.addEventListener('state', (e) => onState(e.detail));
+  session.addEventListener('joined', (e) => onJoined(e.detail));
+  session.addEventListener('server-error', (e) => {
+    lastError = e.detail;
+    if (!e.detail.fatal) showToast('notice.server', { message: e.detail.message });
+  });
+  session.start();
+}
+
+/** Called by the session on every `joined`: what to publish for this role. */
+async function prepareMedia(role) {
+  if (role === 'observer') {
+    stopStream(localStream);
+    localStream = null;
+    return { stream: null };
+  }
+  // After "left" or a final error the camera was released; take it again.
+  if (!localStream || localStream.getTracks().every((tr) => tr.readyState === 'ended')) {
+    localStream = (await openMedia(savedDevices())).stream;
+  }
+  await applyRoleSettings(localStream, role);
+  return { stream: localStream, videoMaxBitrate: VIDEO_MAX_BITRATE[role] };
+}
+
+function onJoined(msg) {
+  $('#meeting-title').textContent = msg.meeting.title;
+  setText($('#role-label'), `role.${msg.role}`);
+  document.title = `${msg.meeting.title} – ${t('app.name')}`;
+  if (view?.role === msg.role) return; // a reconnect: the view updates itself from events
+  view?.destroy();
+  const mount = msg.role === 'chair' ? mountChair : mountPoint;
+  const ctx = { get localStream() { return localStream; } };
+  view = { role: msg.role, ...mount(main, session, ctx) };
+  applyAll(main); // translate the attributes of what was just mounted
+}
+
+function onState({ state, attempt, delayMs, error }) {
+  pageState = state;
+  clearInterval(countdown);
+  banner.hidden = state !== 'reconnecting';
+  leaveButton.hidden = !(state === 'joined' || state === 'reconnecting' || state === 'connecting');
+  switch (state) {
+    case 'connecting':
+      setText(status, 'status.connecting');
+      break;
+    case 'joined':
+      setText(status, 'status.joined');
+      break;
+    case 'reconnecting': {
+      setText(status, 'status.connecting');
+      const until = Date.now() + delayMs;
+      const tick = () => setText(bannerText, 'status.reconnecting', { s: Math.max(0, Math.ceil((until - Date.now()) / 1000)), n: attempt });
+      tick();
+      countdown = setInterval(tick, 1000);
+      break;
+    }
+    case 'left':
+      endView();
+      setText(status, 'status.left');
+      showPanel('left.title', 'left.body', [['rejoin', () => session.start()]]);
+      break;
+    case 'failed':
+      endView();
+      status.textContent = '';
+      showError(error);
+      break;
+  }
+}
+
+function endView() {
+  view?.destroy();
+  view = null;
+  stopStream(localStream); // camera light off while not in the meeting
+  localStream = null;
+}
+
+function showError(error) {
+  lastError = error;
+  pageState = 'failed';
+  const code = error?.code;
+  const known = ['no_token', 'bad_token', 'token_expired', 'room_full', 'replaced', 'unsupported'].includes(code);
+  const actions = [];
+  if (code === 'room_full' && session) actions.push(['retry', () => session.retryNow()]);
+  if (code === 'replaced' && session) actions.push(['rejoin', () => session.retryNow()]);
+  const panel = showPanel(known ? `err.${code}.title` : 'err.generic.title', known ? `err.${code}.body` : null, actions);
+  if (!known && error?.message) panel.append(el('p', {}, error.message));
+  // A kiosk has nobody to press "Retry": a full room may free a seat, so try again by itself.
+  if (code === 'room_full' && session && autojoin) {
+    const note = el('p', { class: 'notice' });
+    panel.append(note);
+    let left = ROOM_FULL_RETRY_S;
+    const tick = () => {
+      setText(note, 'err.room_full.autoretry', { s: left });
+      if (left-- <= 0) session.retryNow();
+    };
+    tick();
+    countdown = setInterval(tick, 1000);
+  }
+}
+
+/** Replaces the main area with a message panel; actions are [i18nKey, onClick] pairs. */
+function showPanel(titleKey, bodyKey, actions = []) {
+  const title = el('h1', { tabindex: '-1' });
+  setText(title, titleKey);
+  const panel = el('section', { class: 'panel message', role: 'alert' }, title);
+  if (bodyKey) {
+    const body = el('p');
+    setText(body, bodyKey);
+    panel.append(body);
+  }
+  for (const [key, onClick] of actions) {
+    const button = el('button', { type: 'button', class: 'primary' });
+    setText(button, key);
+    button.addEventListener('click', onClick);
+    panel.append(button);
+  }
+  main.replaceChildren(panel);
+  title.focus();
+  return panel;
+}
+
+let toastTimer = null;
+function showToast(key, params) {
+  setText(toast, key, params);
+  toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (toast.hidden = true), 8000);
+}

@@ -1,0 +1,136 @@
+// Pre-join check: camera preview, device choice, microphone level, and the Join button.
+// The chosen devices are remembered (media.js) so an autojoin kiosk uses them on the next boot.
+
+import { el } from './dom.js';
+import { setText, t } from './i18n.js';
+import { mediaErrorKey, openMedia, playVideo, saveDevices, savedDevices, stopStream } from './media.js';
+
+/** Shows the check in `container`; resolves with the stream to publish once Join is pressed. */
+export function runPrejoin(container) {
+  const title = el('h1', { id: 'prejoin-title' });
+  setText(title, 'prejoin.title');
+  const video = el('video', { class: 'preview mirror', autoplay: true, playsinline: true, 'data-i18n-attr': 'aria-label:prejoin.preview' });
+  const cam = el('select', { id: 'prejoin-camera' });
+  const mic = el('select', { id: 'prejoin-mic' });
+  const level = el('meter', { id: 'prejoin-level', min: '0', max: '1', low: '0.05', high: '0.8', optimum: '0.3', value: '0' });
+  const notice = el('p', { class: 'notice', role: 'status' });
+  setText(notice, 'prejoin.loading');
+  const join = el('button', { type: 'button', class: 'primary', id: 'join-button', disabled: true });
+  setText(join, 'prejoin.join');
+  const label = (forId, key) => {
+    const l = el('label', { for: forId });
+    setText(l, key);
+    return l;
+  };
+  const panel = el(
+    'section',
+    { class: 'panel prejoin', 'aria-labelledby': 'prejoin-title' },
+    title,
+    el(
+      'div',
+      { class: 'prejoin-body' },
+      video,
+      el(
+        'div',
+        { class: 'prejoin-controls' },
+        label('prejoin-camera', 'prejoin.camera'),
+        cam,
+        label('prejoin-mic', 'prejoin.mic'),
+        mic,
+        label('prejoin-level', 'prejoin.micLevel'),
+        level,
+        notice,
+        join,
+      ),
+    ),
+  );
+  container.replaceChildren(panel);
+
+  let stream = null;
+  let meter = null;
+
+  async function open(ids) {
+    stopStream(stream);
+    meter?.stop();
+    const result = await openMedia(ids);
+    stream = result.stream;
+    video.srcObject = stream;
+    playVideo(video);
+    if (result.error) setText(notice, 'notice.media', { reason: t(mediaErrorKey(result.error)) });
+    else notice.textContent = '';
+    meter = levelMeter(stream, level);
+    await fillDevices();
+    join.disabled = false;
+    // Keyboard first: Enter joins. Only now, a disabled button cannot take focus.
+    if (!panel.contains(document.activeElement)) join.focus();
+  }
+
+  async function fillDevices() {
+    const devices = await navigator.mediaDevices.enumerateDevices().catch(() => []);
+    const current = (kind) => stream.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
+    fill(cam, devices.filter((d) => d.kind === 'videoinput'), current('video'));
+    fill(mic, devices.filter((d) => d.kind === 'audioinput'), current('audio'));
+  }
+
+  const onChange = () => {
+    const ids = { videoId: cam.value || undefined, audioId: mic.value || undefined };
+    saveDevices(ids);
+    join.disabled = true;
+    open(ids);
+  };
+  cam.addEventListener('change', onChange);
+  mic.addEventListener('change', onChange);
+
+  open(savedDevices());
+
+  return new Promise((resolve) => {
+    join.addEventListener('click', () => {
+      meter?.stop();
+      video.srcObject = null;
+      resolve(stream);
+    });
+  });
+}
+
+function fill(select, devices, selectedId) {
+  select.replaceChildren();
+  if (devices.length === 0) {
+    const none = el('option', { value: '' });
+    setText(none, 'prejoin.none');
+    select.append(none);
+  }
+  devices.forEach((d, i) => {
+    select.append(el('option', { value: d.deviceId, selected: d.deviceId === selectedId }, d.label || `${d.kind} ${i + 1}`));
+  });
+  select.disabled = devices.length < 2;
+}
+
+/** Microphone level into a <meter>, ~10 updates a second (cheap on old PCs). */
+function levelMeter(stream, meterEl) {
+  const track = stream.getAudioTracks()[0];
+  if (!track || !window.AudioContext) return null;
+  const ctx = new AudioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 512;
+  ctx.createMediaStreamSource(new MediaStream([track])).connect(analyser);
+  const samples = new Float32Array(analyser.fftSize);
+  // Without a user gesture the context starts suspended; the first click or key wakes it.
+  const wake = () => ctx.resume().catch(() => {});
+  document.addEventListener('pointerdown', wake, { once: true });
+  document.addEventListener('keydown', wake, { once: true });
+  const timer = setInterval(() => {
+    analyser.getFloatTimeDomainData(samples);
+    let sum = 0;
+    for (const s of samples) sum += s * s;
+    meterEl.value = Math.min(1, Math.sqrt(sum / samples.length) * 4);
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      document.removeEventListener('pointerdown', wake);
+      document.removeEventListener('keydown', wake);
+      meterEl.value = 0;
+      ctx.close().catch(() => {});
+    },
+  };
+}

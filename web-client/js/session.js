@@ -1,0 +1,366 @@
+// The hoinghi protocol (docs/protocol.md): one WebSocket plus two RTCPeerConnections.
+//   publish   – we offer, the server answers; carries our camera and microphone.
+//   subscribe – the server offers (again each time what we receive changes), we answer.
+// A lost connection is retried for ever with exponential backoff, re-joining with the same
+// token: a commune PC in kiosk mode must come back by itself after a link cut.
+//
+// Events (CustomEvent, data in `detail`):
+//   state        {state: 'connecting'|'joined'|'reconnecting'|'left'|'failed', attempt?, delayMs?, error?}
+//   joined       the server's `joined` message (again after every reconnect)
+//   participant-joined / participant-left   the server's message
+//   media        {tracks: [{mid, participant, kind, track}]} – everything received now (authoritative)
+//   server-error the server's `error` message (non-fatal ones too)
+
+const PROTOCOL_VERSION = 1;
+// Errors after which retrying with the same link cannot help. 'replaced' is ours: the server
+// said `bye` because the same point joined from another window or PC; re-joining by ourselves
+// would throw that one out, and the two would take turns for ever.
+const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced']);
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30000;
+const PING_EVERY_MS = 15000;
+// No frame at all (pongs included) for this long: the socket is dead even if TCP has not noticed.
+const SILENCE_LIMIT_MS = 45000;
+// A peer connection may flap to 'disconnected' on a lossy link; only give up on it after this.
+const PC_DISCONNECTED_GRACE_MS = 15000;
+const LEAVE_TIMEOUT_MS = 2000;
+
+export class Session extends EventTarget {
+  /**
+   * @param {object} opts
+   * @param {string} opts.url         ws: or wss: URL of /ws
+   * @param {string} opts.token       join token (t= of the link)
+   * @param {(role: string) => Promise<{stream: MediaStream|null, videoMaxBitrate?: number}>} opts.prepareMedia
+   *        called on each `joined` before the event fires: returns what to publish
+   *        (stream null or without tracks: publish nothing; observers never publish)
+   */
+  constructor({ url, token, prepareMedia }) {
+    super();
+    this.url = url;
+    this.token = token;
+    this.prepareMedia = prepareMedia;
+    this.state = 'idle';
+    this.attempt = 0;
+    this.gen = 0; // connection generation: callbacks of an older connection are ignored
+    this.ws = null;
+    this.publishPc = null;
+    this.subscribePc = null;
+    this.participantId = null;
+    this.role = null;
+    this.meeting = null;
+    this.roster = new Map(); // participant id -> {id, point, name, role}
+    this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
+    this.lastError = null;
+    this.leaving = false;
+    this.timers = new Set();
+  }
+
+  start() {
+    this.leaving = false;
+    this.attempt = 0;
+    this.#connect();
+  }
+
+  /** Skips the backoff wait (the "Retry now" button). */
+  retryNow() {
+    if (this.state === 'reconnecting' || this.state === 'failed') this.#connect();
+  }
+
+  /** Sends `leave` and waits briefly for `bye`; the server closes the socket. */
+  leave() {
+    this.leaving = true;
+    if (this.state === 'joined' && this.ws?.readyState === WebSocket.OPEN) {
+      this.#send({ type: 'leave' });
+      this.#later(() => this.#drop('leave timeout'), LEAVE_TIMEOUT_MS);
+    } else {
+      // Not in the meeting (waiting to reconnect, failed, still connecting): just stop.
+      this.gen++;
+      this.#teardown();
+      this.#setState('left');
+    }
+  }
+
+  // --- connection lifecycle -------------------------------------------------------------------
+
+  #connect() {
+    this.#teardown();
+    const gen = ++this.gen;
+    this.lastError = null;
+    this.#setState('connecting');
+    let ws;
+    try {
+      ws = new WebSocket(this.url);
+    } catch (err) {
+      console.error('[hoinghi] cannot open WebSocket', err);
+      this.#scheduleReconnect();
+      return;
+    }
+    this.ws = ws;
+    this.queue = Promise.resolve();
+    this.lastSeen = Date.now();
+    ws.onopen = () => {
+      if (gen !== this.gen) return;
+      this.#send({ type: 'join', token: this.token });
+      this.#keepAlive(gen);
+    };
+    ws.onmessage = (event) => {
+      if (gen !== this.gen) return;
+      this.lastSeen = Date.now();
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        console.warn('[hoinghi] ignoring a frame that is not JSON');
+        return;
+      }
+      // One message at a time, in order: an SDP step must finish before the next message
+      // (a candidate for that connection, the next offer) is applied.
+      this.queue = this.queue
+        .then(() => (gen === this.gen ? this.#handle(msg, gen) : undefined))
+        .catch((err) => {
+          if (gen !== this.gen) return;
+          console.error(`[hoinghi] handling "${msg?.type}" failed`, err);
+          // An SDP step that failed leaves the server waiting for us: start over.
+          this.#drop(`${msg?.type} failed`);
+        });
+    };
+    ws.onclose = (event) => {
+      if (gen !== this.gen) return;
+      console.info(`[hoinghi] socket closed (code ${event.code})`);
+      this.#drop('socket closed');
+    };
+  }
+
+  /** Ends the current connection and decides what comes next: left, failed, or retry. */
+  #drop(reason) {
+    // Only a live connection can end; a second report of the same end is ignored.
+    if (this.state !== 'connecting' && this.state !== 'joined') return;
+    console.info(`[hoinghi] connection ended: ${reason}`);
+    this.gen++;
+    this.#teardown();
+    if (this.leaving) this.#setState('left');
+    else if (this.lastError && FINAL_ERRORS.has(this.lastError.code)) {
+      this.#setState('failed', { error: this.lastError });
+    } else this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect() {
+    this.attempt += 1;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.attempt - 1));
+    // ±20 % jitter so hundreds of points cut by the same outage do not return in lockstep.
+    const delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.#setState('reconnecting', { attempt: this.attempt, delayMs });
+    this.#later(() => this.#connect(), delayMs);
+  }
+
+  #teardown() {
+    for (const id of this.timers) clearTimeout(id);
+    this.timers.clear();
+    clearInterval(this.pingTimer);
+    if (this.ws) {
+      this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
+      if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
+      this.ws = null;
+    }
+    for (const pc of [this.publishPc, this.subscribePc]) pc?.close();
+    const hadMedia = this.tracks.size > 0 || this.subscribePc;
+    this.publishPc = this.subscribePc = null;
+    this.pendingCandidates = { publish: [], subscribe: [] };
+    this.tracks = new Map();
+    if (hadMedia) this.#emit('media', { tracks: [] });
+  }
+
+  #keepAlive(gen) {
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => {
+      if (gen !== this.gen) return;
+      if (Date.now() - this.lastSeen > SILENCE_LIMIT_MS) this.#drop('server silent');
+      else this.#send({ type: 'ping' });
+    }, PING_EVERY_MS);
+  }
+
+  // --- messages from the server ---------------------------------------------------------------
+
+  async #handle(msg, gen) {
+    switch (msg.type) {
+      case 'joined':
+        return this.#onJoined(msg, gen);
+      case 'publish_answer':
+        if (!this.publishPc) return;
+        await this.publishPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        return this.#flushCandidates('publish');
+      case 'subscribe_offer':
+        return this.#onSubscribeOffer(msg, gen);
+      case 'candidate':
+        return this.#addRemoteCandidate(msg.pc, msg.candidate);
+      case 'participant_joined':
+        this.roster.set(msg.participant.id, msg.participant);
+        return this.#emit('participant-joined', msg);
+      case 'participant_left':
+        this.roster.delete(msg.participant);
+        return this.#emit('participant-left', msg);
+      case 'connection_state':
+        console.info(`[hoinghi] server sees ${msg.pc} connection ${msg.state}`);
+        return;
+      case 'pong':
+        return;
+      case 'bye':
+        // The socket closes next. After our own `leave` that ends the session; when replaced
+        // we stop (see FINAL_ERRORS); otherwise we come back with backoff.
+        console.info(`[hoinghi] bye: ${msg.reason}`);
+        if (!this.leaving && /^replaced/.test(msg.reason)) {
+          this.lastError = { code: 'replaced', message: msg.reason, fatal: true };
+        }
+        return;
+      case 'error':
+        return this.#onError(msg);
+      default:
+        // Newer servers may send types this client does not know yet: ignore them.
+        console.warn(`[hoinghi] ignoring unknown message type "${msg.type}"`);
+    }
+  }
+
+  async #onJoined(msg, gen) {
+    this.attempt = 0;
+    this.participantId = msg.participant;
+    this.role = msg.role;
+    this.meeting = msg.meeting;
+    this.iceServers = msg.ice_servers ?? [];
+    this.roster = new Map(msg.roster.map((p) => [p.id, p]));
+    // Media first, so the page can show the own camera as soon as it learns the role.
+    const { stream, videoMaxBitrate } = (await this.prepareMedia(msg.role)) ?? {};
+    if (gen !== this.gen) return;
+    this.#setState('joined');
+    this.#emit('joined', msg);
+    if (msg.role === 'observer' || !stream || stream.getTracks().length === 0) return;
+    await this.#publish(stream, videoMaxBitrate, gen);
+  }
+
+  async #publish(stream, videoMaxBitrate, gen) {
+    const pc = this.#newPc('publish', gen);
+    this.publishPc = pc;
+    for (const track of stream.getTracks()) {
+      const init = { direction: 'sendonly', streams: [stream] };
+      if (track.kind === 'video' && videoMaxBitrate) init.sendEncodings = [{ maxBitrate: videoMaxBitrate }];
+      pc.addTransceiver(track, init);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    // Candidate events are tasks queued after setLocalDescription resolves; this continuation is a
+    // microtask, so the offer always leaves before the first trickled candidate.
+    this.#send({ type: 'publish_offer', sdp: pc.localDescription.sdp });
+  }
+
+  async #onSubscribeOffer(msg, gen) {
+    if (!this.subscribePc) this.subscribePc = this.#newPc('subscribe', gen);
+    const pc = this.subscribePc;
+    this.tracks = new Map(msg.tracks.map((t) => [t.mid, t]));
+    await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+    await this.#flushCandidates('subscribe');
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (gen !== this.gen) return;
+    this.#send({ type: 'subscribe_answer', revision: msg.revision, sdp: pc.localDescription.sdp });
+    this.#emit('media', { tracks: this.receivedTracks() });
+  }
+
+  #onError(msg) {
+    console.warn(`[hoinghi] server error ${msg.code}${msg.request ? ` (on ${msg.request})` : ''}: ${msg.message}`);
+    this.#emit('server-error', msg);
+    if (msg.fatal) {
+      this.lastError = msg;
+      // The server closes the socket after a fatal error; do not wait for its close frame.
+      this.#drop(`fatal error ${msg.code}`);
+    }
+  }
+
+  // --- peer connections -----------------------------------------------------------------------
+
+  #newPc(kind, gen) {
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers.map(({ urls, username, credential }) => ({ urls, username, credential })),
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+    });
+    pc.onicecandidate = (event) => {
+      if (gen !== this.gen) return;
+      const c = event.candidate;
+      // null = gathering finished: tell the server with an empty candidate. Chromium may also
+      // fire an empty-string candidate before the null; skip it so the marker is sent once.
+      if (c && !c.candidate) return;
+      const candidate = c
+        ? { candidate: c.candidate, sdpMid: c.sdpMid ?? undefined, sdpMLineIndex: c.sdpMLineIndex ?? undefined }
+        : { candidate: '' };
+      if (c?.usernameFragment) candidate.usernameFragment = c.usernameFragment;
+      this.#send({ type: 'candidate', pc: kind, candidate });
+    };
+    let graceTimer = null;
+    pc.onconnectionstatechange = () => {
+      if (gen !== this.gen) return;
+      const state = pc.connectionState;
+      console.info(`[hoinghi] ${kind} connection ${state}`);
+      clearTimeout(graceTimer);
+      // No ICE restart in protocol v1: a dead media path is healed by re-joining.
+      if (state === 'failed') this.#drop(`${kind} connection failed`);
+      else if (state === 'disconnected') {
+        graceTimer = setTimeout(() => {
+          if (gen === this.gen && pc.connectionState === 'disconnected') this.#drop(`${kind} connection lost`);
+        }, PC_DISCONNECTED_GRACE_MS);
+      }
+    };
+    return pc;
+  }
+
+  async #addRemoteCandidate(kind, candidate) {
+    const pc = kind === 'publish' ? this.publishPc : this.subscribePc;
+    if (!pc?.remoteDescription) {
+      this.pendingCandidates[kind]?.push(candidate);
+      return;
+    }
+    // Duplicates of candidates already in the SDP, or an end marker, may be refused: harmless.
+    await pc.addIceCandidate(candidate).catch(() => {});
+  }
+
+  async #flushCandidates(kind) {
+    const pending = this.pendingCandidates[kind];
+    this.pendingCandidates[kind] = [];
+    for (const c of pending) await this.#addRemoteCandidate(kind, c);
+  }
+
+  /** What the subscribe connection delivers now, labelled with the sending participant. */
+  receivedTracks() {
+    const pc = this.subscribePc;
+    if (!pc) return [];
+    const out = [];
+    for (const tr of pc.getTransceivers()) {
+      const dir = tr.currentDirection;
+      if (tr.stopped || !(dir === 'recvonly' || dir === 'sendrecv')) continue;
+      const info = this.tracks.get(tr.mid);
+      if (!info) continue;
+      out.push({ mid: tr.mid, participant: info.participant, kind: tr.receiver.track.kind, track: tr.receiver.track });
+    }
+    return out;
+  }
+
+  // --- helpers --------------------------------------------------------------------------------
+
+  #send(body) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify({ v: PROTOCOL_VERSION, ...body }));
+  }
+
+  #later(fn, ms) {
+    const id = setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, ms);
+    this.timers.add(id);
+  }
+
+  #setState(state, extra = {}) {
+    this.state = state;
+    this.#emit('state', { state, ...extra });
+  }
+
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}
