@@ -11,6 +11,8 @@
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
 
 pub mod inprocess;
+pub mod link;
 pub mod media;
 pub mod point;
 mod rtcp_tap;
+pub mod stats;
