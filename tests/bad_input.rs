@@ -37,7 +37,13 @@ async fn recv(ws: &mut Ws) -> Option<Value> {
                 let v: Value = serde_json::from_str(&t).expect("server sends JSON");
                 if matches!(
                     v["type"].as_str(),
-                    Some("participant_joined" | "participant_left" | "connection_state")
+                    Some(
+                        "participant_joined"
+                            | "participant_left"
+                            | "connection_state"
+                            | "room_state"
+                            | "active_speakers"
+                    )
                 ) {
                     continue;
                 }
@@ -201,4 +207,113 @@ async fn floods_are_rate_limited_not_fatal() {
     }
     assert!(limited > 0, "a burst of 80 exceeds the bucket");
     assert!(pongs >= 60, "the burst allowance is served");
+}
+
+/// The next message of type `kind`, skipping others.
+async fn next_of_type(ws: &mut Ws, kind: &str) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("server answered in time");
+        match frame {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON");
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+            other => panic!("connection ended waiting for {kind}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn points_sending_chair_controls_or_floods_are_refused_and_nothing_changes() {
+    let server = common::start(1).await;
+    let mut chair = joined(&server, "chair").await;
+    let mut a = joined(&server, "point-a").await;
+    let _b = joined(&server, "point-b").await;
+
+    for (msg, code) in [
+        (
+            json!({"v":1,"type":"grant_floor","point":"point-a"}),
+            "forbidden",
+        ),
+        (
+            json!({"v":1,"type":"set_mute","point":"point-b","muted":false}),
+            "forbidden",
+        ),
+        (json!({"v":1,"type":"set_mute","muted":false}), "forbidden"),
+        (json!({"v":1,"type":"start_roll_call"}), "forbidden"),
+        (json!({"v":1,"type":"end_meeting"}), "forbidden"),
+        (
+            json!({"v":1,"type":"lower_hand","point":"point-b"}),
+            "forbidden",
+        ),
+        (
+            json!({"v":1,"type":"viewport","visible":["p1"]}),
+            "forbidden",
+        ),
+        (json!({"v":1,"type":"answer_roll_call"}), "invalid_state"),
+        (
+            json!({"v":1,"type":"chat","to":"all","text":"x".repeat(2001)}),
+            "bad_message",
+        ),
+        (
+            json!({"v":1,"type":"chat","to":"all","text":"<img src=x onerror=alert(1)>"}),
+            "bad_message",
+        ),
+    ] {
+        send(&mut a, msg.to_string()).await;
+        expect_error(&mut a, code).await;
+    }
+    // The chair naming a point that is not here.
+    send(
+        &mut chair,
+        json!({"v":1,"type":"grant_floor","point":"nobody"}).to_string(),
+    )
+    .await;
+    expect_error(&mut chair, "not_in_room").await;
+    send(&mut chair, json!({"v":1,"type":"revoke_floor"}).to_string()).await;
+    expect_error(&mut chair, "invalid_state").await;
+
+    // Floods: hand raises and chat are rate-limited.
+    send(&mut a, json!({"v":1,"type":"raise_hand"}).to_string()).await;
+    let state = next_of_type(&mut a, "room_state").await;
+    assert_eq!(state["hands"].as_array().map(Vec::len), Some(1));
+    send(&mut a, json!({"v":1,"type":"raise_hand"}).to_string()).await;
+    expect_error(&mut a, "rate_limited").await;
+    let mut limited = false;
+    for i in 0..8 {
+        send(
+            &mut a,
+            json!({"v":1,"type":"chat","to":"all","text":format!("tin {i}")}).to_string(),
+        )
+        .await;
+    }
+    for _ in 0..8 {
+        let v = recv(&mut a).await.expect("answer");
+        if v["type"] == "error" {
+            assert_eq!(v["code"], "rate_limited");
+            limited = true;
+        }
+    }
+    assert!(limited, "8 chat messages in a burst exceed 5 per 10 s");
+
+    // Nothing changed by the refused actions: no floor, nobody unmuted, no roll call; the
+    // chair can still run the meeting.
+    send(
+        &mut chair,
+        json!({"v":1,"type":"start_roll_call"}).to_string(),
+    )
+    .await;
+    // Earlier states (a's hand) may be queued first; the roll call's is the one to check.
+    let mut state = next_of_type(&mut chair, "room_state").await;
+    while state.get("roll_call").is_none() {
+        state = next_of_type(&mut chair, "room_state").await;
+    }
+    assert!(state.get("floor").is_none(), "{state}");
+    assert_eq!(state["unmuted"], json!([]));
+    assert!(state["roll_call"]["started_at"].as_u64().is_some());
+    assert_eq!(state["hands"][0]["point"], "point-a");
 }

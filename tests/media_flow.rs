@@ -18,6 +18,7 @@ fn config(server: &TestServer, token: &str, publish: bool) -> PointConfig {
         video_fps: 25,
         video_frame_bytes: 1_500,
         periodic_keyframes: None,
+        ..Default::default()
     }
 }
 

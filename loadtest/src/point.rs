@@ -48,6 +48,20 @@ pub struct PointConfig {
     pub periodic_keyframes: Option<Duration>,
 }
 
+impl Default for PointConfig {
+    fn default() -> Self {
+        PointConfig {
+            ws_url: String::new(),
+            token: String::new(),
+            publish: false,
+            bind_ip: [127, 0, 0, 1].into(),
+            video_fps: 30,
+            video_frame_bytes: 4_000,
+            periodic_keyframes: None,
+        }
+    }
+}
+
 /// Per received stream (one remote SSRC).
 #[derive(Debug, Clone, Default)]
 pub struct StreamStats {
@@ -150,6 +164,7 @@ impl Point {
                 .send(send(&ClientMessage::PublishOffer {
                     v: PROTOCOL_VERSION,
                     sdp,
+                    sources: Vec::new(),
                 }))
                 .await?;
             let answer = loop {

@@ -30,6 +30,44 @@ pub enum TrackKind {
     Video,
 }
 
+/// What a published track carries, as the publisher declared it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TrackSource {
+    #[default]
+    Camera,
+    Microphone,
+    /// A screen or document share (a second video track).
+    Screen,
+}
+
+/// One routing entry: which of a publisher's media a subscriber receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Subscription {
+    pub publisher: ParticipantId,
+    pub audio: bool,
+    pub camera: bool,
+    pub screen: bool,
+}
+
+impl Subscription {
+    pub fn all(publisher: ParticipantId) -> Self {
+        Self {
+            publisher,
+            audio: true,
+            camera: true,
+            screen: true,
+        }
+    }
+
+    pub fn wants(&self, source: TrackSource) -> bool {
+        match source {
+            TrackSource::Microphone => self.audio,
+            TrackSource::Camera => self.camera,
+            TrackSource::Screen => self.screen,
+        }
+    }
+}
+
 /// Peer connection state as reported to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -46,6 +84,7 @@ pub struct OfferedTrack {
     pub mid: String,
     pub publisher: ParticipantId,
     pub kind: TrackKind,
+    pub source: TrackSource,
 }
 
 /// An ICE candidate of the server's side.
@@ -71,6 +110,11 @@ pub enum MediaEvent {
     ConnectionState {
         pc: PcKind,
         state: ConnState,
+    },
+    /// Voice activity of this participant's own microphone changed (from the audio-level
+    /// header extension, judged over the last half second).
+    Speaking {
+        speaking: bool,
     },
 }
 
@@ -121,6 +165,8 @@ pub(crate) enum Command {
     PublishOffer {
         participant: ParticipantId,
         sdp: String,
+        /// mid → source, as the client declared (tracks not listed: by kind).
+        sources: Vec<(String, TrackSource)>,
         reply: Reply<String>,
     },
     SubscribeAnswer {
@@ -135,10 +181,10 @@ pub(crate) enum Command {
         candidate: RemoteCandidate,
         reply: Reply<()>,
     },
-    /// `subscriber` receives exactly the media of `publishers` (minus itself).
+    /// `participant` receives exactly what `subscriptions` say (never its own media).
     SetReceives {
         participant: ParticipantId,
-        publishers: Vec<ParticipantId>,
+        subscriptions: Vec<Subscription>,
     },
     Leave {
         participant: ParticipantId,

@@ -9,6 +9,7 @@
 //! - `worker`: the worker thread: socket loop, timers, connections, negotiation, forwarding.
 //! - [`demux`] and [`packet`]: which connection a datagram belongs to (STUN ufrag, then address).
 //! - [`forwarder`]: per-downtrack sequence/timestamp rewriting, continuous across source switches.
+//! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
@@ -17,6 +18,7 @@
 //! commands over bounded channels.
 
 pub mod api;
+pub mod audio_level;
 pub mod demux;
 pub mod forwarder;
 pub mod keyframe;
@@ -36,7 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 use api::{Command, Reply};
 pub use api::{
     ConnState, LocalCandidate, MediaEvent, OfferedTrack, ParticipantId, PcKind, RemoteCandidate,
-    SfuError, TrackKind,
+    SfuError, Subscription, TrackKind, TrackSource,
 };
 use metrics::SfuMetrics;
 
@@ -254,16 +256,19 @@ impl Sfu {
         Some(worker)
     }
 
-    /// Applies the client's publish offer; returns the answer SDP.
+    /// Applies the client's publish offer; returns the answer SDP. `sources` maps the offer's
+    /// mids to what they carry (unlisted tracks: microphone for audio, camera for video).
     pub async fn publish_offer(
         &self,
         participant: ParticipantId,
         sdp: String,
+        sources: Vec<(String, TrackSource)>,
     ) -> Result<String, SfuError> {
         let w = self.worker_of(participant)?;
         self.call(w, |reply| Command::PublishOffer {
             participant,
             sdp,
+            sources,
             reply,
         })
         .await
@@ -302,14 +307,14 @@ impl Sfu {
         .await
     }
 
-    /// Routing: `participant` receives the media of exactly `publishers`.
-    pub fn set_receives(&self, participant: ParticipantId, publishers: Vec<ParticipantId>) {
+    /// Routing: `participant` receives exactly what `subscriptions` say.
+    pub fn set_receives(&self, participant: ParticipantId, subscriptions: Vec<Subscription>) {
         if let Ok(w) = self.worker_of(participant) {
             self.send_reliably(
                 w,
                 Command::SetReceives {
                     participant,
-                    publishers,
+                    subscriptions,
                 },
             );
         }

@@ -38,6 +38,10 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn joined(&self, grant: &Grant, participant: &str);
     /// `seconds` is how long the participant was connected.
     fn left(&self, grant: &Grant, participant: &str, seconds: f64);
+    /// A point answered the roll call (`at`: Unix milliseconds).
+    fn roll_call_answer(&self, _meeting: &str, _point: &str, _at: u64) {}
+    /// A chat message was sent (`to_chair`: to the chair only, else to everyone).
+    fn chat(&self, _meeting: &str, _point: &str, _to_chair: bool, _text: &str, _at: u64) {}
 }
 
 /// The observer used when none is configured.

@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`protocol`]: every message on the wire (serde types), parsing with stable error codes.
 //! - [`auth`]: the [`auth::Authorizer`] trait that turns a join token into a [`auth::Grant`].
+//! - [`controls`]: floor, hands, microphones, roll call, discussion (pure state machine).
 //! - [`room`]: one meeting's roster and routing policy (pure, synchronous).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
 //! - `metrics`: Prometheus metrics of the signaling layer.
@@ -13,6 +14,8 @@
 //! [`Signaling`] holds the rooms and serves `GET /ws`.
 
 pub mod auth;
+pub mod controls;
+mod meeting;
 mod metrics;
 pub mod protocol;
 pub mod room;

@@ -85,6 +85,8 @@ pub struct TrackInfo {
     /// The participant whose media this is (also the `msid` stream id in the SDP).
     pub participant: String,
     pub kind: MediaKind,
+    /// What the track carries: `microphone`, `camera` or `screen`.
+    pub source: Source,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -92,6 +94,81 @@ pub struct TrackInfo {
 pub enum MediaKind {
     Audio,
     Video,
+}
+
+/// What a published track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Microphone,
+    #[default]
+    Camera,
+    /// Screen or document share, sent with content hint "detail".
+    Screen,
+}
+
+/// A `publish_offer` m-line's declared source (tracks not declared: microphone for audio,
+/// camera for video).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSource {
+    pub mid: String,
+    pub source: Source,
+}
+
+/// Who a chat message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatTarget {
+    All,
+    Chair,
+}
+
+/// The floor holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FloorInfo {
+    /// Point code of the holder.
+    pub point: String,
+    /// Its current participant id; absent while that point is disconnected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    /// When the floor was granted, Unix milliseconds.
+    pub since: u64,
+}
+
+/// A raised hand, in queue order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandInfo {
+    pub point: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+    /// Optional short text (≤ 140 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Unix milliseconds.
+    pub at: u64,
+}
+
+/// One roll-call answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollCallAnswer {
+    pub point: String,
+    /// Unix milliseconds.
+    pub at: u64,
+}
+
+/// A roll call in progress (or the last one, once ended).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollCallInfo {
+    pub started_at: u64,
+    /// Unix milliseconds; absent while the roll call runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<u64>,
+    pub answers: Vec<RollCallAnswer>,
 }
 
 /// Messages a client sends.
@@ -105,7 +182,13 @@ pub enum ClientMessage {
         token: String,
     },
     /// SDP offer of the publish connection (first publish, or a renegotiation).
-    PublishOffer { v: u32, sdp: String },
+    PublishOffer {
+        v: u32,
+        sdp: String,
+        /// Which m-line carries what; needed only for a screen share.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<TrackSource>,
+    },
     /// SDP answer to a `subscribe_offer`, echoing its `revision`.
     SubscribeAnswer { v: u32, revision: u64, sdp: String },
     /// A trickled ICE candidate of the client's side of `pc`.
@@ -118,6 +201,51 @@ pub enum ClientMessage {
     Ping { v: u32 },
     /// Leave the meeting; the server closes the socket after `bye`.
     Leave { v: u32 },
+    /// Point: ask for the floor, with an optional short text (≤ 140 characters).
+    RaiseHand {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Point: withdraw its own hand. Chair: lower the hand of `point`.
+    LowerHand {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
+    },
+    /// Chair: give the floor to `point` (its microphone opens, its camera goes to everyone).
+    GrantFloor { v: u32, point: String },
+    /// Chair: take the floor back.
+    RevokeFloor { v: u32 },
+    /// Chair: pass the floor to the first hand in the queue.
+    NextFloor { v: u32 },
+    /// Chair: mute or unmute `point`, or every point when `point` is absent.
+    SetMute {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
+        muted: bool,
+    },
+    /// Chair: start a roll call (điểm danh).
+    StartRollCall { v: u32 },
+    /// Chair: end the roll call.
+    EndRollCall { v: u32 },
+    /// Point: answer the roll call ("có mặt").
+    AnswerRollCall { v: u32 },
+    /// A chat message (≤ 2,000 characters, plain text).
+    Chat {
+        v: u32,
+        to: ChatTarget,
+        text: String,
+    },
+    /// Chair: discussion mode forwards the most recent active speakers to everyone.
+    SetDiscussion { v: u32, on: bool },
+    /// Chair: allow the floor holder to share its screen.
+    AllowShare { v: u32, allowed: bool },
+    /// Chair: the points whose thumbnails are on screen (others are paused to save bandwidth).
+    Viewport { v: u32, visible: Vec<String> },
+    /// Chair: end the meeting for everyone.
+    EndMeeting { v: u32 },
 }
 
 impl ClientMessage {
@@ -129,7 +257,21 @@ impl ClientMessage {
             | Self::SubscribeAnswer { v, .. }
             | Self::Candidate { v, .. }
             | Self::Ping { v }
-            | Self::Leave { v } => *v,
+            | Self::Leave { v }
+            | Self::RaiseHand { v, .. }
+            | Self::LowerHand { v, .. }
+            | Self::GrantFloor { v, .. }
+            | Self::RevokeFloor { v }
+            | Self::NextFloor { v }
+            | Self::SetMute { v, .. }
+            | Self::StartRollCall { v }
+            | Self::EndRollCall { v }
+            | Self::AnswerRollCall { v }
+            | Self::Chat { v, .. }
+            | Self::SetDiscussion { v, .. }
+            | Self::AllowShare { v, .. }
+            | Self::Viewport { v, .. }
+            | Self::EndMeeting { v } => *v,
         }
     }
 
@@ -142,6 +284,20 @@ impl ClientMessage {
             Self::Candidate { .. } => "candidate",
             Self::Ping { .. } => "ping",
             Self::Leave { .. } => "leave",
+            Self::RaiseHand { .. } => "raise_hand",
+            Self::LowerHand { .. } => "lower_hand",
+            Self::GrantFloor { .. } => "grant_floor",
+            Self::RevokeFloor { .. } => "revoke_floor",
+            Self::NextFloor { .. } => "next_floor",
+            Self::SetMute { .. } => "set_mute",
+            Self::StartRollCall { .. } => "start_roll_call",
+            Self::EndRollCall { .. } => "end_roll_call",
+            Self::AnswerRollCall { .. } => "answer_roll_call",
+            Self::Chat { .. } => "chat",
+            Self::SetDiscussion { .. } => "set_discussion",
+            Self::AllowShare { .. } => "allow_share",
+            Self::Viewport { .. } => "viewport",
+            Self::EndMeeting { .. } => "end_meeting",
         }
     }
 }
@@ -199,6 +355,42 @@ pub enum ServerMessage {
         state: PcState,
     },
     Pong {
+        v: u32,
+    },
+    /// The meeting's controls, sent after `joined` and after every change.
+    RoomState {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        floor: Option<FloorInfo>,
+        /// Raised hands in queue order.
+        hands: Vec<HandInfo>,
+        /// Points whose microphone the chair opened (the floor holder's is open too).
+        unmuted: Vec<String>,
+        discussion: bool,
+        /// Whether the floor holder may share its screen.
+        share_allowed: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roll_call: Option<RollCallInfo>,
+    },
+    /// A chat message.
+    Chat {
+        v: u32,
+        /// Sender's participant id, point code and name.
+        from: String,
+        from_point: String,
+        from_name: String,
+        to: ChatTarget,
+        text: String,
+        /// Unix milliseconds.
+        at: u64,
+    },
+    /// The participants whose voice is heard now.
+    ActiveSpeakers {
+        v: u32,
+        participants: Vec<String>,
+    },
+    /// The chair ended the meeting; `bye` follows.
+    MeetingEnded {
         v: u32,
     },
     /// Last message before the server closes the socket on purpose.
@@ -279,6 +471,10 @@ pub enum ErrorCode {
     Forbidden,
     /// Too many messages; slow down.
     RateLimited,
+    /// The message names a point that is not in this meeting (or not connected).
+    NotInRoom,
+    /// The action does not fit the meeting's state (e.g. answering when no roll call runs).
+    InvalidState,
     /// Something failed on the server; details are in its log, not here.
     Internal,
 }
@@ -336,13 +532,27 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
             request: None,
         });
     };
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 20] = [
         "join",
         "publish_offer",
         "subscribe_answer",
         "candidate",
         "ping",
         "leave",
+        "raise_hand",
+        "lower_hand",
+        "grant_floor",
+        "revoke_floor",
+        "next_floor",
+        "set_mute",
+        "start_roll_call",
+        "end_roll_call",
+        "answer_roll_call",
+        "chat",
+        "set_discussion",
+        "allow_share",
+        "viewport",
+        "end_meeting",
     ];
     // Bounded: the tag is echoed back, so cut anything a client made long.
     let request: String = tag.chars().take(40).collect();
@@ -386,6 +596,20 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     Ok(msg)
 }
 
+/// Longest chat message, in characters.
+pub const MAX_CHAT_CHARS: usize = 2000;
+/// Longest hand-raise text, in characters.
+pub const MAX_HAND_TEXT: usize = 140;
+
+/// Text that looks like HTML/XML markup (a tag or an entity-encoded tag). Chat is plain text;
+/// pages escape it anyway, but markup is refused so that no export or log carries it.
+pub fn has_markup(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.windows(2).any(|w| {
+        w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!' || w[1] == b'?')
+    }) || text.to_ascii_lowercase().contains("&lt;")
+}
+
 /// Bounds that serde cannot express.
 fn validate(msg: &ClientMessage) -> Result<(), String> {
     match msg {
@@ -399,6 +623,25 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         }
         ClientMessage::Candidate { candidate, .. } if candidate.candidate.len() > 1024 => {
             Err("\"candidate.candidate\" is longer than 1024 bytes".into())
+        }
+        ClientMessage::PublishOffer { sources, .. } if sources.len() > 16 => {
+            Err("\"sources\" lists more than 16 tracks".into())
+        }
+        ClientMessage::RaiseHand { text: Some(t), .. } if t.chars().count() > MAX_HAND_TEXT => Err(
+            format!("\"text\" is longer than {MAX_HAND_TEXT} characters"),
+        ),
+        ClientMessage::Chat { text, .. } if text.chars().count() > MAX_CHAT_CHARS => Err(format!(
+            "\"text\" is longer than {MAX_CHAT_CHARS} characters"
+        )),
+        ClientMessage::Chat { text, .. } if text.trim().is_empty() => {
+            Err("\"text\" is empty".into())
+        }
+        ClientMessage::Chat { text, .. }
+        | ClientMessage::RaiseHand {
+            text: Some(text), ..
+        } if has_markup(text) => Err("\"text\" must be plain text, not markup".into()),
+        ClientMessage::Viewport { visible, .. } if visible.len() > 1000 => {
+            Err("\"visible\" lists more than 1000 participants".into())
         }
         _ => Ok(()),
     }
@@ -439,6 +682,32 @@ mod tests {
             ClientMessage::PublishOffer {
                 v: 1,
                 sdp: "v=0\r\n".into(),
+                sources: vec![TrackSource {
+                    mid: "2".into(),
+                    source: Source::Screen,
+                }],
+            },
+            ClientMessage::RaiseHand {
+                v: 1,
+                text: Some("Xin phát biểu".into()),
+            },
+            ClientMessage::GrantFloor {
+                v: 1,
+                point: "06".into(),
+            },
+            ClientMessage::SetMute {
+                v: 1,
+                point: None,
+                muted: true,
+            },
+            ClientMessage::Chat {
+                v: 1,
+                to: ChatTarget::Chair,
+                text: "Đã nghe rõ".into(),
+            },
+            ClientMessage::Viewport {
+                v: 1,
+                visible: vec!["p2".into()],
             },
             ClientMessage::SubscribeAnswer {
                 v: 1,
@@ -474,6 +743,7 @@ mod tests {
                 mid: "0".into(),
                 participant: "p1".into(),
                 kind: MediaKind::Video,
+                source: Source::Screen,
             }],
         };
         let text = m.to_json();
@@ -521,6 +791,30 @@ mod tests {
             "a".repeat(MAX_SDP_BYTES + 1)
         );
         assert_eq!(code_of(&sdp), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn chat_and_hand_text_are_bounded_plain_text() {
+        let chat =
+            |t: &str| serde_json::json!({"v":1,"type":"chat","to":"all","text":t}).to_string();
+        assert!(parse_client_message(&chat("Xin chào <3 & cảm ơn")).is_ok());
+        assert_eq!(
+            code_of(&chat(&"a".repeat(MAX_CHAT_CHARS + 1))),
+            ErrorCode::BadMessage
+        );
+        assert!(
+            parse_client_message(&chat(&"ệ".repeat(MAX_CHAT_CHARS))).is_ok(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            code_of(&chat("<script>alert(1)</script>")),
+            ErrorCode::BadMessage
+        );
+        assert_eq!(code_of(&chat("&lt;b&gt;")), ErrorCode::BadMessage);
+        assert_eq!(code_of(&chat("   ")), ErrorCode::BadMessage);
+        let hand =
+            serde_json::json!({"v":1,"type":"raise_hand","text":"x".repeat(141)}).to_string();
+        assert_eq!(code_of(&hand), ErrorCode::BadMessage);
     }
 
     #[test]

@@ -4,12 +4,13 @@
 //! while held); every change returns what to tell whom, and the routing is a pure function of
 //! the roster, so the tests need neither sockets nor tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use sfu::ParticipantId;
+use sfu::{ParticipantId, Subscription};
 use tokio::sync::mpsc;
 
 use crate::auth::Grant;
+use crate::controls::Controls;
 use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage};
 
 pub(crate) struct Member {
@@ -22,6 +23,9 @@ pub struct Room {
     pub title: String,
     capacity: usize,
     pub(crate) members: BTreeMap<ParticipantId, Member>,
+    pub controls: Controls,
+    /// The chair's visible thumbnails; `None` until the chair reports a viewport.
+    pub viewport: Option<BTreeSet<ParticipantId>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -42,6 +46,70 @@ impl Room {
             title,
             capacity,
             members: BTreeMap::new(),
+            controls: Controls::default(),
+            viewport: None,
+        }
+    }
+
+    /// Point codes connected with the point role.
+    pub fn present_points(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .filter(|m| m.info.role == Role::Point)
+            .map(|m| m.info.point.clone())
+            .collect()
+    }
+
+    /// The current participant id of a point, if connected.
+    pub fn participant_of(&self, point: &str) -> Option<String> {
+        self.members
+            .values()
+            .find(|m| m.info.point == point)
+            .map(|m| m.info.id.clone())
+    }
+
+    pub fn member_info(&self, id: ParticipantId) -> Option<&ParticipantInfo> {
+        self.members.get(&id).map(|m| &m.info)
+    }
+
+    /// The controls as the clients see them.
+    pub fn state_message(&self) -> ServerMessage {
+        let c = &self.controls;
+        let of = |p: &str| self.participant_of(p);
+        ServerMessage::RoomState {
+            v: PROTOCOL_VERSION,
+            floor: c.floor_info(of),
+            hands: c.hand_infos(of),
+            unmuted: c.unmuted.iter().cloned().collect(),
+            discussion: c.discussion,
+            share_allowed: c.share_allowed,
+            roll_call: c.roll_call_info(),
+        }
+    }
+
+    /// Participants speaking now, for the active-speaker highlight.
+    pub fn speakers_message(&self) -> ServerMessage {
+        ServerMessage::ActiveSpeakers {
+            v: PROTOCOL_VERSION,
+            participants: self
+                .controls
+                .speaking
+                .iter()
+                .filter_map(|p| self.participant_of(p))
+                .collect(),
+        }
+    }
+
+    /// Sends to the chair(s) only.
+    pub(crate) fn send_to_chairs(&self, msg: &ServerMessage) {
+        for m in self.members.values().filter(|m| m.info.role == Role::Chair) {
+            let _ = m.tx.try_send(msg.clone());
+        }
+    }
+
+    pub(crate) fn send_to(&self, id: ParticipantId, msg: ServerMessage) {
+        if let Some(m) = self.members.get(&id) {
+            let _ = m.tx.try_send(msg);
         }
     }
 
@@ -102,8 +170,14 @@ impl Room {
 
     /// Removes a participant; returns whether it was here.
     pub fn leave(&mut self, id: ParticipantId) -> bool {
-        if self.members.remove(&id).is_none() {
+        let Some(m) = self.members.remove(&id) else {
             return false;
+        };
+        if !self.members.values().any(|o| o.info.point == m.info.point) {
+            self.controls.left(&m.info.point);
+        }
+        if let Some(v) = &mut self.viewport {
+            v.remove(&id);
         }
         self.broadcast(&left(id), None);
         true
@@ -119,15 +193,14 @@ impl Room {
         }
     }
 
-    /// Who receives whom: the chair receives every point; points and observers receive the
-    /// chair. Points never receive each other (the "program" policy of DESIGN.md).
-    pub fn routing(&self) -> Vec<(ParticipantId, Vec<ParticipantId>)> {
-        let roles: Vec<(ParticipantId, Role)> = self
+    /// Who receives whom, from the roster and the controls (see [`routing`]).
+    pub fn routing(&self) -> Vec<(ParticipantId, Vec<Subscription>)> {
+        let members: Vec<(ParticipantId, Role, &str)> = self
             .members
             .iter()
-            .map(|(id, m)| (*id, m.info.role))
+            .map(|(id, m)| (*id, m.info.role, m.info.point.as_str()))
             .collect();
-        routing(&roles)
+        routing(&members, &self.controls, self.viewport.as_ref())
     }
 }
 
@@ -138,23 +211,46 @@ fn left(id: ParticipantId) -> ServerMessage {
     }
 }
 
-/// The routing policy as a pure function of (participant, role).
-pub fn routing(members: &[(ParticipantId, Role)]) -> Vec<(ParticipantId, Vec<ParticipantId>)> {
+/// The town-hall routing policy (DESIGN.md, "the program"), a pure function:
+/// - everyone receives the chair (microphone, camera, screen);
+/// - everyone receives the floor holder's camera (and its screen when the chair allows it);
+/// - a point's microphone reaches anyone only while it holds the floor or the chair opened it;
+/// - the chair receives every point's camera as a thumbnail, except those its viewport says are
+///   off screen;
+/// - in discussion mode everyone also receives the cameras of the most recent speakers;
+/// - points never receive other points otherwise; observers publish nothing.
+pub fn routing(
+    members: &[(ParticipantId, Role, &str)],
+    c: &Controls,
+    viewport: Option<&BTreeSet<ParticipantId>>,
+) -> Vec<(ParticipantId, Vec<Subscription>)> {
     members
         .iter()
-        .map(|&(id, role)| {
-            let receives = members
+        .map(|&(id, role, _)| {
+            let subs = members
                 .iter()
-                .filter(|&&(other, other_role)| {
-                    other != id
-                        && match role {
-                            Role::Chair => other_role != Role::Observer,
-                            Role::Point | Role::Observer => other_role == Role::Chair,
+                .filter(|&&(other, _, _)| other != id)
+                .filter_map(|&(other, other_role, point)| {
+                    let sub = match other_role {
+                        Role::Observer => return None,
+                        Role::Chair => Subscription::all(other),
+                        Role::Point => {
+                            let floor = c.holds_floor(point);
+                            let discussed =
+                                c.discussion && c.recent_speakers.iter().any(|p| p == point);
+                            let on_screen = viewport.is_none_or(|v| v.contains(&other));
+                            Subscription {
+                                publisher: other,
+                                audio: c.audio_open(point),
+                                camera: floor || discussed || (role == Role::Chair && on_screen),
+                                screen: floor && c.share_allowed,
+                            }
                         }
+                    };
+                    (sub.audio || sub.camera || sub.screen).then_some(sub)
                 })
-                .map(|&(other, _)| other)
                 .collect();
-            (id, receives)
+            (id, subs)
         })
         .collect()
 }
@@ -178,18 +274,61 @@ mod tests {
         ParticipantId(n)
     }
 
+    fn subs(r: &[(ParticipantId, Vec<Subscription>)], who: u64) -> Vec<(u64, bool, bool)> {
+        r.iter()
+            .find(|(id, _)| *id == p(who))
+            .map(|(_, s)| {
+                s.iter()
+                    .map(|s| (s.publisher.0, s.audio, s.camera))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    const MEMBERS: [(ParticipantId, Role, &str); 4] = [
+        (ParticipantId(1), Role::Chair, "06"),
+        (ParticipantId(2), Role::Point, "a"),
+        (ParticipantId(3), Role::Point, "b"),
+        (ParticipantId(4), Role::Observer, "o"),
+    ];
+
     #[test]
-    fn chair_receives_points_points_receive_chair_only() {
-        let r = routing(&[
-            (p(1), Role::Chair),
-            (p(2), Role::Point),
-            (p(3), Role::Point),
-            (p(4), Role::Observer),
-        ]);
-        assert_eq!(r[0], (p(1), vec![p(2), p(3)]));
-        assert_eq!(r[1], (p(2), vec![p(1)]));
-        assert_eq!(r[2], (p(3), vec![p(1)]));
-        assert_eq!(r[3], (p(4), vec![p(1)]));
+    fn chair_sees_points_muted_points_hear_and_see_only_the_chair() {
+        let r = routing(&MEMBERS, &Controls::default(), None);
+        assert_eq!(subs(&r, 1), vec![(2, false, true), (3, false, true)]);
+        assert_eq!(subs(&r, 2), vec![(1, true, true)]);
+        assert_eq!(subs(&r, 3), vec![(1, true, true)]);
+        assert_eq!(subs(&r, 4), vec![(1, true, true)]);
+    }
+
+    #[test]
+    fn the_floor_holder_reaches_everyone() {
+        let c = Controls {
+            floor: Some(crate::controls::Floor {
+                point: "a".into(),
+                since: 0,
+            }),
+            ..Default::default()
+        };
+        let r = routing(&MEMBERS, &c, None);
+        assert_eq!(subs(&r, 1), vec![(2, true, true), (3, false, true)]);
+        assert_eq!(subs(&r, 3), vec![(1, true, true), (2, true, true)]);
+        assert_eq!(subs(&r, 4), vec![(1, true, true), (2, true, true)]);
+        assert_eq!(
+            subs(&r, 2),
+            vec![(1, true, true)],
+            "the holder does not receive itself"
+        );
+    }
+
+    #[test]
+    fn an_unmuted_point_is_heard_not_seen_and_the_viewport_pauses_thumbnails() {
+        let mut c = Controls::default();
+        c.unmuted.insert("b".into());
+        let viewport: BTreeSet<ParticipantId> = [p(2)].into();
+        let r = routing(&MEMBERS, &c, Some(&viewport));
+        assert_eq!(subs(&r, 1), vec![(2, false, true), (3, true, false)]);
+        assert_eq!(subs(&r, 2), vec![(1, true, true), (3, true, false)]);
     }
 
     #[test]

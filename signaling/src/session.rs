@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::Inner;
 use crate::auth::{AuthError, Grant};
+use crate::meeting::{self, Seat, apply_routing};
 use crate::protocol::{
     self, ClientMessage, ErrorCode, IceServer, MeetingInfo, PROTOCOL_VERSION, PcKind, PcState,
     Role, ServerMessage, TrackInfo,
@@ -41,6 +42,7 @@ struct Joined {
     role: Role,
     grant: Grant,
     since: Instant,
+    seat: Seat,
 }
 
 /// The queues a joined session listens to, kept apart from [`Joined`] so the select loop can
@@ -75,7 +77,7 @@ impl Bucket {
 /// What woke the session loop.
 enum Wake {
     Frame(Option<Result<Message, axum::Error>>),
-    Out(Option<ServerMessage>),
+    Out(Option<Inbound>),
     Tick,
 }
 
@@ -117,7 +119,13 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                 }
                 continue;
             }
-            Wake::Out(Some(msg)) => {
+            Wake::Out(Some(Inbound::Speaking(speaking))) => {
+                if let Some(j) = &joined {
+                    meeting::speaking(&inner, &j.seat, speaking);
+                }
+                continue;
+            }
+            Wake::Out(Some(Inbound::Send(msg))) => {
                 let bye = matches!(msg, ServerMessage::Bye { .. });
                 if send(&mut sink, &msg).await.is_err() {
                     break None;
@@ -207,12 +215,21 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
     }
 }
 
+/// What arrived for a joined session.
+enum Inbound {
+    Send(ServerMessage),
+    Speaking(bool),
+}
+
 /// The next message for the client from the room or the media plane; never resolves before join.
-async fn recv_inbox(inbox: &mut Option<Inbox>) -> Option<ServerMessage> {
+async fn recv_inbox(inbox: &mut Option<Inbox>) -> Option<Inbound> {
     match inbox {
         Some(i) => tokio::select! {
-            msg = i.room_rx.recv() => msg,
-            event = i.media_rx.recv() => event.map(media_message),
+            msg = i.room_rx.recv() => msg.map(Inbound::Send),
+            event = i.media_rx.recv() => event.map(|e| match e {
+                MediaEvent::Speaking { speaking } => Inbound::Speaking(speaking),
+                other => Inbound::Send(media_message(other)),
+            }),
         },
         None => std::future::pending().await,
     }
@@ -272,13 +289,17 @@ async fn handle_text(
     let req = Some(kind.to_owned());
     let one = |m| (vec![m], Next::Continue);
 
-    let Some(j) = joined.as_ref() else {
+    let Some(j) = joined.as_mut() else {
         return match msg {
             ClientMessage::Join { token, .. } => match join(inner, &token, opened).await {
                 Ok((state, queues, reply)) => {
+                    let room_state = inner.rooms().get(&state.meeting).map(Room::state_message);
                     *joined = Some(state);
                     *inbox = Some(queues);
-                    one(reply)
+                    (
+                        std::iter::once(reply).chain(room_state).collect(),
+                        Next::Continue,
+                    )
                 }
                 Err(reply) => (vec![reply], Next::Close(1008, "join refused")),
             },
@@ -303,7 +324,7 @@ async fn handle_text(
             "this connection has already joined",
             req,
         )),
-        ClientMessage::PublishOffer { sdp, .. } => {
+        ClientMessage::PublishOffer { sdp, sources, .. } => {
             if j.role == Role::Observer {
                 return one(error(
                     inner,
@@ -312,7 +333,18 @@ async fn handle_text(
                     req,
                 ));
             }
-            match sfu.publish_offer(id, sdp).await {
+            let sources = sources
+                .into_iter()
+                .map(|s| {
+                    let source = match s.source {
+                        protocol::Source::Microphone => sfu::TrackSource::Microphone,
+                        protocol::Source::Camera => sfu::TrackSource::Camera,
+                        protocol::Source::Screen => sfu::TrackSource::Screen,
+                    };
+                    (s.mid, source)
+                })
+                .collect();
+            match sfu.publish_offer(id, sdp, sources).await {
                 Ok(sdp) => one(ServerMessage::PublishAnswer {
                     v: PROTOCOL_VERSION,
                     sdp,
@@ -346,6 +378,10 @@ async fn handle_text(
             v: PROTOCOL_VERSION,
         }),
         ClientMessage::Leave { .. } => (vec![bye("left")], Next::Close(1000, "left")),
+        other => match meeting::handle(inner, &mut j.seat, other) {
+            Ok(replies) => (replies, Next::Continue),
+            Err((code, message)) => one(error(inner, code, message, req)),
+        },
     }
 }
 
@@ -477,17 +513,18 @@ async fn join(
             meeting: grant.meeting_id.clone(),
             role: grant.role,
             since: Instant::now(),
+            seat: Seat::new(
+                id,
+                grant.meeting_id.clone(),
+                grant.point.clone(),
+                grant.name.clone(),
+                grant.role,
+            ),
             grant,
         },
         Inbox { room_rx, media_rx },
         reply,
     ))
-}
-
-fn apply_routing(inner: &Inner, room: &Room) {
-    for (subscriber, publishers) in room.routing() {
-        inner.sfu.set_receives(subscriber, publishers);
-    }
 }
 
 fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
@@ -532,6 +569,11 @@ fn media_message(event: MediaEvent) -> ServerMessage {
                         sfu::TrackKind::Audio => protocol::MediaKind::Audio,
                         sfu::TrackKind::Video => protocol::MediaKind::Video,
                     },
+                    source: match t.source {
+                        sfu::TrackSource::Microphone => protocol::Source::Microphone,
+                        sfu::TrackSource::Camera => protocol::Source::Camera,
+                        sfu::TrackSource::Screen => protocol::Source::Screen,
+                    },
                 })
                 .collect(),
         },
@@ -545,6 +587,8 @@ fn media_message(event: MediaEvent) -> ServerMessage {
                 username_fragment: None,
             },
         },
+        // Handled by the session before conversion (see `recv_inbox`); never reaches here.
+        MediaEvent::Speaking { .. } => ServerMessage::Pong { v },
         MediaEvent::ConnectionState { pc, state } => ServerMessage::ConnectionState {
             v,
             pc: pc_kind(pc),

@@ -24,7 +24,10 @@ use rtc::rtp_transceiver::{
 
 use super::conn::{AUDIO_LEVEL_URI, internal, rtc_sdp_error};
 use super::{Timer, Worker};
-use crate::api::{ConnState, MediaEvent, ParticipantId, PcKind, SfuError, TrackKind};
+use crate::api::{
+    ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
+};
+use crate::audio_level::AudioActivity;
 use crate::forwarder::{Drop, Forwarder};
 use crate::keyframe::VideoCodec;
 use crate::keyframe_requests::KeyframeRequests;
@@ -35,16 +38,21 @@ pub(crate) struct PublishedTrack {
     pub conn: usize,
     pub receiver_id: RTCRtpReceiverId,
     pub kind: TrackKind,
+    pub source: TrackSource,
     pub codec: RTCRtpCodec,
     pub video_codec: Option<VideoCodec>,
     pub media_ssrc: u32,
     /// The publisher's extension id for the audio level, if negotiated.
     pub audio_level_id: Option<u8>,
     pub keyframes: KeyframeRequests,
+    pub activity: AudioActivity,
     pub downtracks: Vec<DownTrack>,
 }
 
 pub(crate) struct DownTrack {
+    /// Paused downtracks stay negotiated but forward nothing, so routing changes that come and
+    /// go (the floor passing between points) need no renegotiation.
+    pub active: bool,
     pub subscriber: ParticipantId,
     pub conn: usize,
     pub sender_id: RTCRtpSenderId,
@@ -177,6 +185,27 @@ impl Worker {
             .iter()
             .find(|h| h.uri == AUDIO_LEVEL_URI)
             .and_then(|h| u8::try_from(h.id).ok());
+        let mid = self.conns[key]
+            .pc
+            .get_transceivers()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .find_map(|t| {
+                let tr = self.conns[key].pc.rtp_transceiver(t)?;
+                (tr.receiver() == Some(receiver_id))
+                    .then(|| tr.mid().clone())
+                    .flatten()
+            });
+        let declared = mid.as_ref().and_then(|m| {
+            self.participants
+                .get(&participant)
+                .and_then(|p| p.sources.get(m).copied())
+        });
+        let source = match (kind, declared) {
+            (TrackKind::Audio, _) => TrackSource::Microphone,
+            (TrackKind::Video, Some(TrackSource::Screen)) => TrackSource::Screen,
+            (TrackKind::Video, _) => TrackSource::Camera,
+        };
         let video_codec = VideoCodec::from_mime(&codec.mime_type);
         if kind == TrackKind::Video && video_codec.is_none() {
             tracing::warn!(%participant, mime = %codec.mime_type, "unsupported video codec; not forwarded");
@@ -191,11 +220,13 @@ impl Worker {
             conn: key,
             receiver_id,
             kind,
+            source,
             codec,
             video_codec,
             media_ssrc: ssrc,
             audio_level_id,
             keyframes: KeyframeRequests::default(),
+            activity: AudioActivity::default(),
             downtracks: Vec::new(),
         });
         self.track_by_ssrc.insert((key, ssrc), track);
@@ -203,12 +234,16 @@ impl Worker {
             p.published.push(track);
         }
         self.metrics.tracks.inc();
-        tracing::info!(%participant, ?kind, ssrc, "track published");
+        tracing::info!(%participant, ?kind, ?source, ssrc, "track published");
         let subscribers: Vec<ParticipantId> = self
             .participants
             .iter()
             .filter(|(id, p)| {
-                **id != participant && p.room == room && p.receives.contains(&participant)
+                **id != participant
+                    && p.room == room
+                    && p.receives
+                        .iter()
+                        .any(|s| s.publisher == participant && s.wants(source))
             })
             .map(|(id, _)| *id)
             .collect();
@@ -219,17 +254,17 @@ impl Worker {
         }
     }
 
-    /// Routing decision from the room: `participant` receives exactly `publishers`.
+    /// Routing decision from the room: `participant` receives exactly `subscriptions`.
     pub(super) fn set_receives(
         &mut self,
         now: Instant,
         participant: ParticipantId,
-        publishers: Vec<ParticipantId>,
+        subscriptions: Vec<Subscription>,
     ) {
         let Some(p) = self.participants.get_mut(&participant) else {
             return;
         };
-        p.receives = publishers;
+        p.receives = subscriptions;
         let room = p.room.clone();
         let receives = p.receives.clone();
         let keys: Vec<usize> = self
@@ -239,17 +274,31 @@ impl Worker {
             .map(|(k, _)| k)
             .collect();
         for k in keys {
-            let wanted = receives.contains(&self.tracks[k].publisher);
-            let has = self.tracks[k]
+            let t = &self.tracks[k];
+            let wanted = receives
+                .iter()
+                .any(|s| s.publisher == t.publisher && s.wants(t.source));
+            match t
                 .downtracks
                 .iter()
-                .any(|d| d.subscriber == participant);
-            if wanted && !has {
-                if let Err(e) = self.add_downtrack(now, k, participant) {
-                    tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
+                .position(|d| d.subscriber == participant)
+            {
+                None if wanted => {
+                    if let Err(e) = self.add_downtrack(now, k, participant) {
+                        tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
+                    }
                 }
-            } else if !wanted && has {
-                self.remove_downtrack(k, participant);
+                Some(i) if t.downtracks[i].active != wanted => {
+                    let t = &mut self.tracks[k];
+                    let d = &mut t.downtracks[i];
+                    d.active = wanted;
+                    // Resume on a keyframe, continuing the subscriber's numbering.
+                    d.forwarder.reset_source();
+                    if wanted && t.kind == TrackKind::Video {
+                        self.request_keyframe(now, k);
+                    }
+                }
+                _ => {}
             }
         }
     }
@@ -316,6 +365,7 @@ impl Worker {
             .and_then(|t| t.sender())
             .ok_or_else(|| internal("transceiver without sender"))?;
         self.tracks[track].downtracks.push(DownTrack {
+            active: true,
             subscriber,
             conn: sub_key,
             sender_id,
@@ -436,11 +486,26 @@ impl Worker {
                 .find(|e| e.id == id)
                 .map(|e| e.payload.clone())
         });
+        if let Some(level) = &audio_level
+            && let Some(speaking) = t.activity.observe(level.first().copied())
+        {
+            let publisher = t.publisher;
+            if let Some(p) = self.participants.get(&publisher)
+                && p.events
+                    .try_send(MediaEvent::Speaking { speaking })
+                    .is_err()
+            {
+                tracing::debug!(%publisher, "speaking event dropped: queue full");
+            }
+        }
         let mut wants_keyframe = false;
         for d in t.downtracks.iter_mut() {
             let Some(bound) = d.bound else {
                 continue;
             };
+            if !d.active {
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(d.conn) else {
                 continue;
             };

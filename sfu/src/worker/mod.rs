@@ -50,8 +50,10 @@ pub(crate) struct Participant {
     events: mpsc::Sender<MediaEvent>,
     publish: Option<usize>,
     subscribe: Option<usize>,
-    /// Publishers this participant receives (the room's routing decision).
-    receives: Vec<ParticipantId>,
+    /// What this participant receives (the room's routing decision).
+    receives: Vec<crate::api::Subscription>,
+    /// The publish offer's mid → source declarations.
+    sources: HashMap<String, crate::api::TrackSource>,
     negotiation: SubscribeNegotiation,
     /// Tracks this participant publishes (keys into `tracks`).
     published: Vec<usize>,
@@ -216,6 +218,7 @@ impl Worker {
                             publish: None,
                             subscribe: None,
                             receives: Vec::new(),
+                            sources: HashMap::new(),
                             negotiation: SubscribeNegotiation::default(),
                             published: Vec::new(),
                         });
@@ -227,8 +230,12 @@ impl Worker {
             Command::PublishOffer {
                 participant,
                 sdp,
+                sources,
                 reply,
             } => {
+                if let Some(p) = self.participants.get_mut(&participant) {
+                    p.sources.extend(sources);
+                }
                 let _ = reply.send(self.publish_offer(now, participant, sdp));
             }
             Command::SubscribeAnswer {
@@ -249,8 +256,8 @@ impl Worker {
             }
             Command::SetReceives {
                 participant,
-                publishers,
-            } => self.set_receives(now, participant, publishers),
+                subscriptions,
+            } => self.set_receives(now, participant, subscriptions),
             Command::Leave { participant } => self.leave(now, participant),
             Command::Shutdown => self.shutting_down = true,
         }

@@ -67,6 +67,7 @@ impl Worker {
                         mid,
                         publisher: t.publisher,
                         kind: t.kind,
+                        source: t.source,
                     });
                 }
             }

@@ -1,0 +1,260 @@
+//! Meeting controls on the wire: turns control, chat and viewport messages into room changes,
+//! and voice-activity events into active-speaker updates. Runs inside a session task; every
+//! room change is one short critical section on the room registry, never across an await.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use sfu::ParticipantId;
+
+use crate::Inner;
+use crate::controls::{Action, Actor, ControlError};
+use crate::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Role, ServerMessage};
+use crate::room::Room;
+
+/// Chat: at most this many messages per window per participant.
+const CHAT_BURST: usize = 5;
+const CHAT_WINDOW_SECS: u64 = 10;
+
+/// Per-session state the controls need.
+pub(crate) struct Seat {
+    pub id: ParticipantId,
+    pub meeting: String,
+    pub point: String,
+    pub name: String,
+    pub role: Role,
+    chat_times: VecDeque<Instant>,
+}
+
+impl Seat {
+    pub fn new(
+        id: ParticipantId,
+        meeting: String,
+        point: String,
+        name: String,
+        role: Role,
+    ) -> Self {
+        Self {
+            id,
+            meeting,
+            point,
+            name,
+            role,
+            chat_times: VecDeque::new(),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A refusal to send back: code and plain-language message.
+pub(crate) type Refusal = (ErrorCode, String);
+
+/// Handles one control-plane message of a joined participant. Returns what to send back to the
+/// sender only (everyone else hears through the room).
+pub(crate) fn handle(
+    inner: &Inner,
+    seat: &mut Seat,
+    msg: ClientMessage,
+) -> Result<Vec<ServerMessage>, Refusal> {
+    let action = match msg {
+        ClientMessage::RaiseHand { text, .. } => Action::RaiseHand { text },
+        ClientMessage::LowerHand { point, .. } => Action::LowerHand { point },
+        ClientMessage::GrantFloor { point, .. } => Action::Grant { point },
+        ClientMessage::RevokeFloor { .. } => Action::Revoke,
+        ClientMessage::NextFloor { .. } => Action::Next,
+        ClientMessage::SetMute { point, muted, .. } => Action::SetMute { point, muted },
+        ClientMessage::StartRollCall { .. } => Action::StartRollCall,
+        ClientMessage::EndRollCall { .. } => Action::EndRollCall,
+        ClientMessage::AnswerRollCall { .. } => Action::AnswerRollCall,
+        ClientMessage::SetDiscussion { on, .. } => Action::SetDiscussion(on),
+        ClientMessage::AllowShare { allowed, .. } => Action::AllowShare(allowed),
+        ClientMessage::Chat { to, text, .. } => return chat(inner, seat, to, text),
+        ClientMessage::Viewport { visible, .. } => return viewport(inner, seat, &visible),
+        ClientMessage::EndMeeting { .. } => return end_meeting(inner, seat),
+        _ => return Ok(Vec::new()),
+    };
+    let answering = matches!(action, Action::AnswerRollCall);
+    let at = now_ms();
+    {
+        let mut rooms = inner.rooms();
+        let room = rooms.get_mut(&seat.meeting).ok_or((
+            ErrorCode::InvalidState,
+            "the meeting is not running".to_owned(),
+        ))?;
+        let present = room.present_points();
+        let actor = Actor {
+            point: &seat.point,
+            role: seat.role,
+        };
+        let change = room
+            .controls
+            .apply(actor, action.clone(), &present, at)
+            .map_err(|e| refusal(&seat.point, &action, e))?;
+        room.broadcast(&room.state_message(), None);
+        if change.routing {
+            apply_routing(inner, room);
+        }
+    }
+    tracing::info!(meeting = %seat.meeting, point = %seat.point, ?action, "control");
+    if answering {
+        inner
+            .observer
+            .roll_call_answer(&seat.meeting, &seat.point, at);
+    }
+    Ok(Vec::new())
+}
+
+fn refusal(point: &str, action: &Action, e: ControlError) -> Refusal {
+    // Refused control actions are worth an operator's look (a point trying chair actions).
+    tracing::warn!(%point, ?action, ?e, "control refused");
+    match e {
+        ControlError::Forbidden(m) => (ErrorCode::Forbidden, m.to_owned()),
+        ControlError::NotInRoom(p) => (
+            ErrorCode::NotInRoom,
+            format!(
+                "point \"{}\" is not connected to this meeting",
+                p.chars().take(40).collect::<String>()
+            ),
+        ),
+        ControlError::InvalidState(m) => (ErrorCode::InvalidState, m.to_owned()),
+        ControlError::RateLimited => (
+            ErrorCode::RateLimited,
+            "too many hand raises; wait a moment".to_owned(),
+        ),
+    }
+}
+
+fn chat(
+    inner: &Inner,
+    seat: &mut Seat,
+    to: crate::protocol::ChatTarget,
+    text: String,
+) -> Result<Vec<ServerMessage>, Refusal> {
+    let now = Instant::now();
+    while seat
+        .chat_times
+        .front()
+        .is_some_and(|t| now.duration_since(*t).as_secs() >= CHAT_WINDOW_SECS)
+    {
+        seat.chat_times.pop_front();
+    }
+    if seat.chat_times.len() >= CHAT_BURST {
+        tracing::warn!(point = %seat.point, "chat rate limited");
+        return Err((
+            ErrorCode::RateLimited,
+            "too many chat messages; wait a moment".to_owned(),
+        ));
+    }
+    seat.chat_times.push_back(now);
+    let at = now_ms();
+    let msg = ServerMessage::Chat {
+        v: PROTOCOL_VERSION,
+        from: seat.id.to_string(),
+        from_point: seat.point.clone(),
+        from_name: seat.name.clone(),
+        to,
+        text: text.clone(),
+        at,
+    };
+    {
+        let rooms = inner.rooms();
+        let room = rooms.get(&seat.meeting).ok_or((
+            ErrorCode::InvalidState,
+            "the meeting is not running".to_owned(),
+        ))?;
+        match to {
+            crate::protocol::ChatTarget::All => room.broadcast(&msg, None),
+            crate::protocol::ChatTarget::Chair => {
+                room.send_to_chairs(&msg);
+                if seat.role != Role::Chair {
+                    room.send_to(seat.id, msg.clone());
+                }
+            }
+        }
+    }
+    inner.observer.chat(
+        &seat.meeting,
+        &seat.point,
+        to == crate::protocol::ChatTarget::Chair,
+        &text,
+        at,
+    );
+    Ok(Vec::new())
+}
+
+fn viewport(inner: &Inner, seat: &Seat, visible: &[String]) -> Result<Vec<ServerMessage>, Refusal> {
+    if seat.role != Role::Chair {
+        return Err((
+            ErrorCode::Forbidden,
+            "only the chair reports a viewport".to_owned(),
+        ));
+    }
+    let ids: BTreeSet<ParticipantId> = visible
+        .iter()
+        .filter_map(|s| s.strip_prefix('p')?.parse().ok().map(ParticipantId))
+        .collect();
+    let mut rooms = inner.rooms();
+    if let Some(room) = rooms.get_mut(&seat.meeting) {
+        room.viewport = Some(ids);
+        apply_routing(inner, room);
+    }
+    Ok(Vec::new())
+}
+
+fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal> {
+    if seat.role != Role::Chair {
+        tracing::warn!(point = %seat.point, "end_meeting refused");
+        return Err((
+            ErrorCode::Forbidden,
+            "only the chair may end the meeting".to_owned(),
+        ));
+    }
+    let rooms = inner.rooms();
+    if let Some(room) = rooms.get(&seat.meeting) {
+        tracing::info!(meeting = %seat.meeting, "meeting ended by the chair");
+        room.broadcast(
+            &ServerMessage::MeetingEnded {
+                v: PROTOCOL_VERSION,
+            },
+            None,
+        );
+        room.broadcast(
+            &ServerMessage::Bye {
+                v: PROTOCOL_VERSION,
+                reason: "meeting ended".into(),
+            },
+            None,
+        );
+    }
+    Ok(Vec::new())
+}
+
+/// The participant's own microphone started or stopped carrying speech.
+pub(crate) fn speaking(inner: &Inner, seat: &Seat, speaking: bool) {
+    let mut rooms = inner.rooms();
+    let Some(room) = rooms.get_mut(&seat.meeting) else {
+        return;
+    };
+    // A closed microphone reaches nobody: it is not an active speaker either.
+    if speaking && seat.role == Role::Point && !room.controls.audio_open(&seat.point) {
+        return;
+    }
+    let (changed, routing) = room.controls.speaking(&seat.point, speaking);
+    if changed {
+        room.broadcast(&room.speakers_message(), None);
+    }
+    if routing {
+        apply_routing(inner, room);
+    }
+}
+
+pub(crate) fn apply_routing(inner: &Inner, room: &Room) {
+    for (subscriber, subs) in room.routing() {
+        inner.sfu.set_receives(subscriber, subs);
+    }
+}
