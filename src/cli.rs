@@ -39,6 +39,43 @@ pub enum Command {
         #[command(subcommand)]
         which: LinksCommand,
     },
+    /// Manage admin-panel accounts.
+    Admin {
+        #[command(subcommand)]
+        which: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an account for the admin panel (/admin), or set a new password if it exists.
+    ///
+    /// The password is read from standard input when it is not a terminal (one line), and
+    /// asked for twice, without echo, otherwise.
+    Add(AdminAddArgs),
+    /// Test helper: write to the database in a loop until killed (crash-consistency test).
+    #[command(hide = true)]
+    StressWrites(DataDirArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AdminAddArgs {
+    /// User name: 2-32 characters, lower-case letters, digits, '.', '_', '-'.
+    pub username: String,
+
+    /// `admin` (everything, including accounts) or `operator` (points, meetings, links).
+    #[arg(long, default_value = "admin", value_parser = ["admin", "operator"])]
+    pub role: String,
+
+    #[command(flatten)]
+    pub data: DataDirArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DataDirArgs {
+    /// The server's data directory (holds hoinghi.db).
+    #[arg(long, env = "HOINGHI_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,8 +95,8 @@ pub struct ConnArgs {
     #[arg(long, env = "HOINGHI_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
 
-    /// Directory for the server's own files: join-token secret (secret.key) and the generated
-    /// TLS certificate (tls/). Created if missing.
+    /// Directory for the server's own files: the database (hoinghi.db), join-token secret
+    /// (secret.key) and the generated TLS certificate (tls/). Created if missing.
     #[arg(long, env = "HOINGHI_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
@@ -182,6 +219,31 @@ mod tests {
         assert!(args.json);
         assert!(args.conn.no_tls);
         assert_eq!(args.conn.listen.port(), 9999);
+    }
+
+    #[test]
+    fn admin_add_takes_a_user_role_and_data_dir() {
+        let cli = Cli::try_parse_from([
+            "hoinghi",
+            "admin",
+            "add",
+            "it.backan",
+            "--role",
+            "operator",
+            "--data-dir",
+            "/tmp/d",
+        ])
+        .unwrap();
+        let Some(Command::Admin {
+            which: AdminCommand::Add(args),
+        }) = cli.command
+        else {
+            panic!("expected admin add");
+        };
+        assert_eq!(args.username, "it.backan");
+        assert_eq!(args.role, "operator");
+        assert_eq!(args.data.data_dir, PathBuf::from("/tmp/d"));
+        assert!(Cli::try_parse_from(["hoinghi", "admin", "add", "x", "--role", "root"]).is_err());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - `web`: `/healthz`, `/metrics`, the embedded web client, security headers, body limit.
 //! - `serve`: `hoinghi serve`, composing sfu + signaling + room-admin; shutdown on signals.
 //! - `links`: `hoinghi links test-room`.
+//! - `admin_cmd`: `hoinghi admin add <user>` (and a hidden crash-test writer).
 
+mod admin_cmd;
 mod cli;
 mod links;
 mod net;
@@ -20,7 +22,7 @@ mod web;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cli::{Cli, Command, LinksCommand};
+use cli::{AdminCommand, Cli, Command, LinksCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -38,6 +40,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Links {
             which: LinksCommand::TestRoom(args),
         }) => links::test_room(&args),
+        Some(Command::Admin {
+            which: AdminCommand::Add(args),
+        }) => admin_cmd::add(&args),
+        Some(Command::Admin {
+            which: AdminCommand::StressWrites(args),
+        }) => admin_cmd::stress_writes(&args),
         Some(Command::Serve(args)) => serve(args),
         None => serve(cli.serve),
     }

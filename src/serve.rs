@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use room_admin::{JoinAuthorizer, JoinTokens, Secret, test_room};
+use room_admin::api::{AdminState, LiveSeat, LiveSource};
+use room_admin::attendance::AttendanceRecorder;
+use room_admin::{Db, Directory, JoinAuthorizer, JoinTokens, Secret, accounts, db, test_room};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServeArgs;
@@ -33,6 +35,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let secret = Secret::load_or_create(&conn.data_dir)?;
     let tokens = JoinTokens::new(&secret);
+    let database = Db::open_in(&conn.data_dir)
+        .await
+        .with_context(|| format!("cannot open the database in {}", conn.data_dir.display()))?;
+    let bootstrap = accounts::bootstrap(&database, db::unix_now()).await?;
+    let directory = Arc::new(Directory::load(&database).await?);
     let public_ip = net::effective_public_ip(conn.listen, conn.public_ip, net::detect_public_ip);
 
     let tls_config = if use_tls {
@@ -74,9 +81,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.media_port
         )
     })?;
-    let authorizer = JoinAuthorizer::new(tokens.clone());
-    let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(authorizer), &registry);
-    let app = web::app(registry, signaling.router());
+    // Joins of stored meetings and of the test room go through the same authorizer; every join
+    // and leave is recorded for attendance.
+    let authorizer = JoinAuthorizer::with_directory(tokens.clone(), directory.clone());
+    let recorder = AttendanceRecorder::start(database.clone()).await?;
+    let signaling =
+        signaling::Signaling::with_observer(sfu.clone(), Arc::new(authorizer), recorder, &registry);
+    let base = net::base_url(use_tls, bound, public_ip);
+    let admin = AdminState::new(
+        database,
+        tokens.clone(),
+        directory,
+        base.clone(),
+        use_tls,
+        Arc::new(SignalingLive(signaling.clone())),
+    );
+    let app = web::app(
+        registry,
+        signaling.router().merge(room_admin::api::router(admin)),
+    );
 
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
@@ -85,8 +108,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => spawn_http(listener, app, shutdown.clone())?,
     };
 
-    let base = net::base_url(use_tls, bound, public_ip);
     tracing::info!(%bound, %public_ip, workers, media_port = args.media_port, "listening");
+    if let Some((user, password)) = bootstrap {
+        // stdout only, once: never through tracing, whose output may be kept in log files.
+        println!(
+            "admin-bootstrap: first start, account {user:?} created with password {password} \
+             (shown only now): log in at {base}/admin and change it"
+        );
+    }
     print_ready(&base, &tokens)?;
 
     // The server task ends on its own only on failure, or when a signal asked it to (and it may
@@ -111,6 +140,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     sfu.shutdown();
     outcome
+}
+
+/// The admin panel's view of who is connected, from the signaling layer.
+struct SignalingLive(signaling::Signaling);
+
+impl LiveSource for SignalingLive {
+    fn live(&self, meeting: &str) -> Vec<LiveSeat> {
+        self.0
+            .live(meeting)
+            .into_iter()
+            .map(|p| LiveSeat {
+                participant: p.id,
+                seat: p.point,
+                name: p.name,
+                role: room_admin::links::role_str(p.role).to_owned(),
+            })
+            .collect()
+    }
 }
 
 type ServerResult = Result<std::io::Result<()>, tokio::task::JoinError>;

@@ -48,10 +48,34 @@ pub fn app(registry: prometheus::Registry, extra: Router) -> Router {
             "/join",
             get(|headers: HeaderMap| async move { asset::<WebClient>("join.html", &headers) }),
         )
+        .route(
+            "/admin",
+            get(|headers: HeaderMap| async move {
+                asset::<WebClient>("admin/index.html", &headers)
+            }),
+        )
         .merge(extra)
         .fallback(static_file)
         .layer(axum::middleware::map_response(security_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(api_body_limit_as_json))
+}
+
+/// The body limit answers a bare 413; API clients get the API's JSON error instead.
+async fn api_body_limit_as_json(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    let bare = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|t| !t.to_str().is_ok_and(|t| t.starts_with("application/json")));
+    if is_api && response.status() == StatusCode::PAYLOAD_TOO_LARGE && bare {
+        return room_admin::api::error::ApiError::too_large().into_response();
+    }
+    response
 }
 
 async fn metrics(State(registry): State<prometheus::Registry>) -> Response {

@@ -1,31 +1,114 @@
 //! [`JoinAuthorizer`]: the signaling layer's [`Authorizer`], backed by join tokens and the
 //! meeting directory.
 //!
-//! Only the test room exists for now; when meetings are stored, the lookup below becomes a
-//! directory query and the rest stays.
+//! A join is granted when, in order: the token is correctly signed and not expired; its meeting
+//! is the permanent test room (special-cased: it is not stored, see [`test_room`]) or a stored
+//! meeting; the seat named in the token exists in that meeting with the token's role; the
+//! token's id is the seat's current one (re-issuing a link revokes the old one); and the meeting
+//! is open or live. Each refusal has its own plain-language message for the point's staff.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use signaling::auth::{AuthError, Authorizer, Grant};
 
+use crate::directory::Directory;
+use crate::links;
+use crate::meetings::MeetingState;
 use crate::test_room;
-use crate::tokens::{JoinClaims, JoinTokens, VerifyError};
+use crate::timefmt;
+use crate::tokens::{JoinClaims, JoinTokens, VerifyError, unix_secs};
+
+/// Why a join was refused. The text is shown to the point's staff: Vietnamese, then English.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error(transparent)]
+    Token(#[from] VerifyError),
+    #[error(
+        "Liên kết này đã được thay bằng liên kết mới. Hãy dùng liên kết mới nhất mà cán bộ kỹ \
+         thuật gửi. / This link was replaced by a new one. Use the latest link from the IT staff."
+    )]
+    Revoked,
+    #[error(
+        "Điểm cầu này không được mời vào cuộc họp. / This point is not invited to the meeting."
+    )]
+    NotInvited,
+    #[error(
+        "Cuộc họp chưa mở. Có thể vào từ {0}. / The meeting is not open yet. Joins open at {0}."
+    )]
+    NotOpenYet(String),
+    #[error("Cuộc họp đã bị hủy. / The meeting was cancelled.")]
+    Cancelled,
+    #[error("Cuộc họp đã kết thúc. / The meeting has ended.")]
+    Ended,
+}
+
+impl From<Refusal> for AuthError {
+    fn from(r: Refusal) -> AuthError {
+        match r {
+            Refusal::Token(e) => e.into(),
+            Refusal::Ended => AuthError::Expired(r.to_string()),
+            other => AuthError::Invalid(other.to_string()),
+        }
+    }
+}
 
 /// Turns a join token into a [`Grant`].
 #[derive(Debug, Clone)]
 pub struct JoinAuthorizer {
     tokens: JoinTokens,
+    directory: Arc<Directory>,
 }
 
 impl JoinAuthorizer {
+    /// An authorizer for the test room only (no stored meetings).
     pub fn new(tokens: JoinTokens) -> JoinAuthorizer {
-        JoinAuthorizer { tokens }
+        JoinAuthorizer::with_directory(tokens, Arc::new(Directory::default()))
+    }
+
+    /// An authorizer for the test room and the meetings in `directory`.
+    pub fn with_directory(tokens: JoinTokens, directory: Arc<Directory>) -> JoinAuthorizer {
+        JoinAuthorizer { tokens, directory }
     }
 
     /// The decision at a given time (the trait method uses the wall clock).
-    pub fn authorize_at(&self, token: &str, now: SystemTime) -> Result<Grant, VerifyError> {
+    pub fn authorize_at(&self, token: &str, now: SystemTime) -> Result<Grant, Refusal> {
         let claims = self.tokens.verify(token, now)?;
-        grant_for(claims).ok_or(VerifyError::Invalid)
+        if claims.meeting == test_room::MEETING_ID {
+            return test_room_grant(claims).ok_or(Refusal::Token(VerifyError::Invalid));
+        }
+        let entry = self
+            .directory
+            .get(&claims.meeting)
+            .ok_or(Refusal::Token(VerifyError::Invalid))?;
+        let seat = entry.seats.get(&claims.point).ok_or(Refusal::NotInvited)?;
+        if links::parse_role(&seat.role) != Some(claims.role) {
+            return Err(Refusal::NotInvited);
+        }
+        if seat.jti != claims.jti {
+            return Err(Refusal::Revoked);
+        }
+        let m = &entry.meeting;
+        let now = i64::try_from(unix_secs(now)).unwrap_or(i64::MAX);
+        match m.state(now) {
+            MeetingState::Open | MeetingState::Live => {}
+            MeetingState::Scheduled => {
+                return Err(Refusal::NotOpenYet(timefmt::local_display(
+                    m.starts_at - m.open_minutes * 60,
+                )));
+            }
+            MeetingState::Cancelled => return Err(Refusal::Cancelled),
+            MeetingState::Ended => return Err(Refusal::Ended),
+        }
+        Ok(Grant {
+            meeting_id: m.id.clone(),
+            meeting_title: m.title.clone(),
+            point: seat.seat.clone(),
+            name: seat.name.clone(),
+            role: claims.role,
+            capacity: usize::try_from(m.capacity).unwrap_or(0),
+        })
     }
 }
 
@@ -36,12 +119,9 @@ impl Authorizer for JoinAuthorizer {
     }
 }
 
-/// The grant for correctly signed claims, or `None` when the meeting or the point does not exist
-/// (or the point's role changed since the token was issued).
-fn grant_for(claims: JoinClaims) -> Option<Grant> {
-    if claims.meeting != test_room::MEETING_ID {
-        return None;
-    }
+/// The grant for correctly signed test-room claims, or `None` when the seat does not exist
+/// (or its role changed since the token was issued).
+fn test_room_grant(claims: JoinClaims) -> Option<Grant> {
     let seat = test_room::find_point(&claims.point)?;
     if seat.role != claims.role {
         return None;
@@ -124,7 +204,10 @@ mod tests {
         let (tokens, auth) = setup();
         let token = sign(&tokens, "test-room", "test-point-1", Role::Point);
         let later = SystemTime::now() + Duration::from_secs(120);
-        assert_eq!(auth.authorize_at(&token, later), Err(VerifyError::Expired));
+        assert_eq!(
+            auth.authorize_at(&token, later),
+            Err(Refusal::Token(VerifyError::Expired))
+        );
         assert!(matches!(
             auth.authorize("garbage"),
             Err(AuthError::Invalid(_))

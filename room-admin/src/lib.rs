@@ -1,23 +1,50 @@
 //! # hoinghi room-admin
 //!
-//! The control plane: who may join which meeting. Today: the data dir's token secret, signed join
-//! tokens, the permanent test room, and the [`JoinAuthorizer`] the signaling layer asks at every
-//! join. Later: meetings and points stored in SQLite, the admin REST API, attendance.
+//! The control plane: who may join which meeting, and the IT staff's tools to decide it.
+//! Storage is SQLite through sqlx (one file in the data dir, WAL, migrations embedded); the
+//! schema and queries are written so PostgreSQL can take over later.
 //!
 //! # Layout
 //! - [`files`]: atomic, permission-aware writes into the data dir (secret, TLS key).
 //! - [`secret`]: [`Secret`], the 32-byte signing key in `<data-dir>/secret.key`.
 //! - [`tokens`]: [`JoinTokens`] signs and verifies join tokens (HS256 JWT) into [`JoinClaims`].
 //! - [`test_room`]: the always-present meeting `test-room` and its join links.
+//! - [`db`]: opening the database, migrations, time and id helpers.
+//! - [`error`]: [`StoreError`], field-level validation errors.
+//! - [`timefmt`]: UTC storage, Vietnam (UTC+7) display.
+//! - [`points`]: the directory of points; [`import`]: CSV import, all or nothing.
+//! - [`meetings`]: meetings, seats, the lifecycle; [`links`]: join links of seats.
+//! - [`directory`]: the in-memory copy of meetings the authorizer reads.
 //! - [`authorizer`]: [`JoinAuthorizer`], the `signaling::auth::Authorizer` implementation.
+//! - [`accounts`]: staff accounts (argon2id) and sessions; [`throttle`]: login throttling.
+//! - [`attendance`]: the `RoomObserver` that records joins and leaves, and the report.
+//! - [`audit`]: the audit log. [`ics`]: iCalendar export.
+//! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 
+pub mod accounts;
+pub mod api;
+pub mod attendance;
+pub mod audit;
 pub mod authorizer;
+pub mod db;
+pub mod directory;
+pub mod error;
 pub mod files;
+pub mod ics;
+pub mod import;
+pub mod links;
+pub mod meetings;
+pub mod points;
 pub mod secret;
 pub mod test_room;
+pub mod throttle;
+pub mod timefmt;
 pub mod tokens;
 
 pub use authorizer::JoinAuthorizer;
+pub use db::Db;
+pub use directory::Directory;
+pub use error::StoreError;
 pub use secret::{Secret, SecretError};
 pub use test_room::TestRoomLinks;
 pub use tokens::{JoinClaims, JoinTokens, SignError, VerifyError};

@@ -1,0 +1,371 @@
+//! Staff accounts and their sessions.
+//!
+//! Two roles: `admin` (everything, including accounts) and `operator` (points, meetings, links,
+//! attendance). Passwords are hashed with argon2id (the crate's defaults: 19 MiB, 2 passes);
+//! hashing takes tens of milliseconds of CPU, so async callers run it on the blocking pool
+//! ([`hash_password_async`], [`verify_password_async`]).
+//!
+//! A session is a random 256-bit cookie value; the database stores only its SHA-256, so a copy
+//! of the database does not let anyone log in. Each session has its own CSRF token.
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use crate::db::{self, Db};
+use crate::error::StoreError;
+
+pub const ROLES: [&str; 2] = ["admin", "operator"];
+/// A session lasts a working day, then staff log in again.
+pub const SESSION_SECS: i64 = 12 * 3600;
+pub const MIN_PASSWORD: usize = 10;
+pub const MAX_PASSWORD: usize = 256;
+/// Name of the account the first start creates.
+pub const BOOTSTRAP_USER: &str = "admin";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, FromRow, ToSchema)]
+pub struct Account {
+    pub username: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    /// `admin` or `operator`.
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A logged-in session, found from its cookie.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub account: Account,
+    pub csrf: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub username: String,
+    pub password: String,
+    /// `admin` or `operator`.
+    pub role: String,
+}
+
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Invalid {
+            message: format!("cannot hash password: {e}"),
+            fields: Default::default(),
+        })
+}
+
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+pub async fn hash_password_async(password: String) -> Result<String, StoreError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| StoreError::conflict(format!("hashing task failed: {e}")))?
+}
+
+pub async fn verify_password_async(hash: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false)
+}
+
+/// A hash of a random password, checked against when the account does not exist, so a login
+/// takes as long for an unknown name as for a wrong password.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password(&db::random_hex16()).unwrap_or_default())
+}
+
+pub fn check_username(username: &str) -> Result<(), StoreError> {
+    let ok = (2..=32).contains(&username.len())
+        && username
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::invalid_field(
+            "username",
+            "2–32 ký tự: chữ thường không dấu, chữ số, '.', '_', '-'. / 2–32 characters: \
+             lower-case letters, digits, '.', '_', '-'.",
+        ))
+    }
+}
+
+pub fn check_password(password: &str) -> Result<(), StoreError> {
+    let n = password.chars().count();
+    if (MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid_field(
+            "password",
+            format!(
+                "Mật khẩu dài {MIN_PASSWORD}–{MAX_PASSWORD} ký tự. / Passwords are \
+                 {MIN_PASSWORD}–{MAX_PASSWORD} characters long."
+            ),
+        ))
+    }
+}
+
+fn check_role(role: &str) -> Result<(), StoreError> {
+    if ROLES.contains(&role) {
+        Ok(())
+    } else {
+        Err(StoreError::invalid_field(
+            "role",
+            "Vai trò là admin hoặc operator. / Role is admin or operator.",
+        ))
+    }
+}
+
+/// Creates an account (validated, password hashed off the async threads).
+pub async fn create(db: &Db, new: &NewAccount, now: i64) -> Result<Account, StoreError> {
+    check_username(&new.username)?;
+    check_password(&new.password)?;
+    check_role(&new.role)?;
+    if find(db, &new.username).await?.is_some() {
+        return Err(StoreError::conflict_field(
+            "username",
+            format!(
+                "Tài khoản {:?} đã có. / Account {:?} already exists.",
+                new.username, new.username
+            ),
+        ));
+    }
+    let hash = hash_password_async(new.password.clone()).await?;
+    sqlx::query(
+        "INSERT INTO accounts (username, password_hash, role, disabled, created_at, updated_at) \
+         VALUES ($1, $2, $3, FALSE, $4, $4)",
+    )
+    .bind(&new.username)
+    .bind(&hash)
+    .bind(&new.role)
+    .bind(now)
+    .execute(db.pool())
+    .await?;
+    get(db, &new.username).await
+}
+
+pub async fn find(db: &Db, username: &str) -> Result<Option<Account>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, Account>("SELECT * FROM accounts WHERE username = $1")
+            .bind(username)
+            .fetch_optional(db.pool())
+            .await?,
+    )
+}
+
+pub async fn get(db: &Db, username: &str) -> Result<Account, StoreError> {
+    find(db, username).await?.ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "Không có tài khoản {username:?}. / No account {username:?}."
+        ))
+    })
+}
+
+pub async fn list(db: &Db) -> Result<Vec<Account>, StoreError> {
+    Ok(
+        sqlx::query_as::<_, Account>("SELECT * FROM accounts ORDER BY username")
+            .fetch_all(db.pool())
+            .await?,
+    )
+}
+
+/// Sets a new password and ends the account's sessions.
+pub async fn set_password(
+    db: &Db,
+    username: &str,
+    password: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    check_password(password)?;
+    get(db, username).await?;
+    let hash = hash_password_async(password.to_owned()).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE username = $3")
+        .bind(&hash)
+        .bind(now)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM sessions WHERE username = $1")
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Disables (ending its sessions) or enables an account. The last enabled admin cannot be
+/// disabled: nobody could manage accounts any more.
+pub async fn set_disabled(
+    db: &Db,
+    username: &str,
+    disabled: bool,
+    now: i64,
+) -> Result<Account, StoreError> {
+    let account = get(db, username).await?;
+    if disabled && account.role == "admin" && !account.disabled && enabled_admins(db).await? <= 1 {
+        return Err(StoreError::conflict(
+            "Không thể khóa quản trị viên cuối cùng. / The last admin cannot be disabled.",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE accounts SET disabled = $1, updated_at = $2 WHERE username = $3")
+        .bind(disabled)
+        .bind(now)
+        .bind(username)
+        .execute(&mut *tx)
+        .await?;
+    if disabled {
+        sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    get(db, username).await
+}
+
+pub async fn enabled_admins(db: &Db) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM accounts WHERE role = 'admin' AND disabled = FALSE",
+    )
+    .fetch_one(db.pool())
+    .await?)
+}
+
+/// On a database with no admin account, creates `admin` with a random password and returns
+/// that password, to be shown once. `None` when an admin exists.
+pub async fn bootstrap(db: &Db, now: i64) -> Result<Option<(String, String)>, StoreError> {
+    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
+        .fetch_one(db.pool())
+        .await?;
+    if admins > 0 || find(db, BOOTSTRAP_USER).await?.is_some() {
+        return Ok(None);
+    }
+    // 20 characters from an alphabet without look-alikes (no 0/O, 1/l/I): ~110 bits.
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let password: String = (0..20)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect();
+    create(
+        db,
+        &NewAccount {
+            username: BOOTSTRAP_USER.into(),
+            password: password.clone(),
+            role: "admin".into(),
+        },
+        now,
+    )
+    .await?;
+    Ok(Some((BOOTSTRAP_USER.into(), password)))
+}
+
+fn session_key(cookie_value: &str) -> String {
+    hex::encode(Sha256::digest(cookie_value.as_bytes()))
+}
+
+/// Starts a session; returns the cookie value and the CSRF token.
+pub async fn start_session(
+    db: &Db,
+    username: &str,
+    ip: &str,
+    now: i64,
+) -> Result<(String, String), StoreError> {
+    let value = hex::encode(rand::random::<[u8; 32]>());
+    let csrf = db::random_hex16();
+    // Expired sessions of anyone are swept here: logins are rare, the table stays small.
+    sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, username, csrf, ip, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(session_key(&value))
+    .bind(username)
+    .bind(&csrf)
+    .bind(ip)
+    .bind(now)
+    .bind(now + SESSION_SECS)
+    .execute(db.pool())
+    .await?;
+    Ok((value, csrf))
+}
+
+/// The live session for a cookie value, with its enabled account.
+pub async fn session(db: &Db, cookie_value: &str, now: i64) -> Result<Option<Session>, StoreError> {
+    if cookie_value.len() != 64 {
+        return Ok(None);
+    }
+    let row: Option<(String, String, i64)> = sqlx::query_as(
+        "SELECT username, csrf, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+    )
+    .bind(session_key(cookie_value))
+    .bind(now)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((username, csrf, expires_at)) = row else {
+        return Ok(None);
+    };
+    Ok(find(db, &username)
+        .await?
+        .filter(|a| !a.disabled)
+        .map(|account| Session {
+            account,
+            csrf,
+            expires_at,
+        }))
+}
+
+pub async fn end_session(db: &Db, cookie_value: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(session_key(cookie_value))
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2id_round_trip() {
+        let h = hash_password("mật khẩu dài dài").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password(&h, "mật khẩu dài dài"));
+        assert!(!verify_password(&h, "wrong password"));
+        assert!(!verify_password("not a hash", "x"));
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(check_username("it.bac-kan_1").is_ok());
+        for bad in ["A", "x", "có dấu", "a b", "admin'--", &"a".repeat(33)] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `/api/v1/points`: the directory, and CSV import.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::AdminState;
+use super::error::{ApiBytes, ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
+use super::session::Staff;
+use crate::db;
+use crate::import::{self, ImportReport};
+use crate::points::{self, Point, PointInput};
+use crate::{ics, links, meetings};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PointQuery {
+    /// Words in the code, name, district or unit (case and diacritics ignored).
+    #[serde(default)]
+    pub q: String,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Include disabled points.
+    #[serde(default)]
+    pub include_disabled: bool,
+}
+
+/// Search the directory.
+#[utoipa::path(get, path = "/api/v1/points", tag = "points", params(PointQuery),
+    responses((status = 200, body = Vec<Point>), (status = 401, body = ErrorBody)))]
+pub async fn list_points(
+    State(state): State<AdminState>,
+    _staff: Staff,
+    ApiQuery(q): ApiQuery<PointQuery>,
+) -> Result<axum::Json<Vec<Point>>, ApiError> {
+    let kind = q.kind.as_deref().filter(|k| !k.is_empty());
+    Ok(axum::Json(
+        points::search(state.db(), &q.q, kind, q.include_disabled).await?,
+    ))
+}
+
+/// Add a point.
+#[utoipa::path(post, path = "/api/v1/points", tag = "points", request_body = PointInput,
+    responses((status = 201, body = Point), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn create_point(
+    State(state): State<AdminState>,
+    staff: Staff,
+    ApiJson(input): ApiJson<PointInput>,
+) -> Result<(StatusCode, axum::Json<Point>), ApiError> {
+    let p = points::create(state.db(), &input, db::unix_now()).await?;
+    state
+        .audit(&staff.username, &staff.ip, "point.create", &p.code, &p.name)
+        .await;
+    Ok((StatusCode::CREATED, axum::Json(p)))
+}
+
+/// One point.
+#[utoipa::path(get, path = "/api/v1/points/{code}", tag = "points",
+    params(("code" = String, Path)),
+    responses((status = 200, body = Point), (status = 404, body = ErrorBody)))]
+pub async fn get_point(
+    State(state): State<AdminState>,
+    _staff: Staff,
+    ApiPath(code): ApiPath<String>,
+) -> Result<axum::Json<Point>, ApiError> {
+    Ok(axum::Json(points::get(state.db(), &code).await?))
+}
+
+/// The fields of a point that can change (everything but its code).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PointUpdate {
+    pub name: String,
+    pub kind: String,
+    #[serde(default)]
+    pub unit: String,
+    #[serde(default)]
+    pub district: String,
+    #[serde(default)]
+    pub contact_name: String,
+    #[serde(default)]
+    pub contact_phone: String,
+    #[serde(default)]
+    pub expected_link: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// Edit a point (its code never changes).
+#[utoipa::path(put, path = "/api/v1/points/{code}", tag = "points",
+    params(("code" = String, Path)), request_body = PointUpdate,
+    responses((status = 200, body = Point), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update_point(
+    State(state): State<AdminState>,
+    staff: Staff,
+    ApiPath(code): ApiPath<String>,
+    ApiJson(u): ApiJson<PointUpdate>,
+) -> Result<axum::Json<Point>, ApiError> {
+    let input = PointInput {
+        code: code.clone(),
+        name: u.name,
+        kind: u.kind,
+        unit: u.unit,
+        district: u.district,
+        contact_name: u.contact_name,
+        contact_phone: u.contact_phone,
+        expected_link: u.expected_link,
+        notes: u.notes,
+    };
+    let p = points::update(state.db(), &code, &input, db::unix_now()).await?;
+    state
+        .audit(&staff.username, &staff.ip, "point.update", &p.code, &p.name)
+        .await;
+    Ok(axum::Json(p))
+}
+
+/// Disable a point: it can no longer be invited (history is kept).
+#[utoipa::path(post, path = "/api/v1/points/{code}/disable", tag = "points",
+    params(("code" = String, Path)),
+    responses((status = 200, body = Point), (status = 404, body = ErrorBody)))]
+pub async fn disable_point(
+    State(state): State<AdminState>,
+    staff: Staff,
+    ApiPath(code): ApiPath<String>,
+) -> Result<axum::Json<Point>, ApiError> {
+    let p = points::set_disabled(state.db(), &code, true, db::unix_now()).await?;
+    state
+        .audit(&staff.username, &staff.ip, "point.disable", &p.code, "")
+        .await;
+    Ok(axum::Json(p))
+}
+
+/// Enable a disabled point.
+#[utoipa::path(post, path = "/api/v1/points/{code}/enable", tag = "points",
+    params(("code" = String, Path)),
+    responses((status = 200, body = Point), (status = 404, body = ErrorBody)))]
+pub async fn enable_point(
+    State(state): State<AdminState>,
+    staff: Staff,
+    ApiPath(code): ApiPath<String>,
+) -> Result<axum::Json<Point>, ApiError> {
+    let p = points::set_disabled(state.db(), &code, false, db::unix_now()).await?;
+    state
+        .audit(&staff.username, &staff.ip, "point.enable", &p.code, "")
+        .await;
+    Ok(axum::Json(p))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    /// Only check and preview; write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Import points from a CSV file (the request body, UTF-8). All rows or none.
+#[utoipa::path(post, path = "/api/v1/points/import", tag = "points", params(ImportQuery),
+    request_body(content = String, content_type = "text/csv",
+        description = "header code,name,kind[,unit,district,contact_name,contact_phone,\
+                       expected_link,notes]"),
+    responses(
+        (status = 200, body = ImportReport, description = "checked (dry run) or imported"),
+        (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody,
+            description = "file-level error, or row errors with the report in `details`")))]
+pub async fn import_points(
+    State(state): State<AdminState>,
+    staff: Staff,
+    ApiQuery(q): ApiQuery<ImportQuery>,
+    ApiBytes(body): ApiBytes,
+) -> Result<axum::Json<ImportReport>, ApiError> {
+    let report = import::import(state.db(), &body, q.dry_run, db::unix_now()).await?;
+    if report.error_count > 0 {
+        return Err(ApiError {
+            details: serde_json::to_value(&report).ok(),
+            ..ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_rejected",
+                format!(
+                    "{} lỗi trong tệp; chưa nhập dòng nào. / {} errors in the file; nothing was \
+                     imported.",
+                    report.error_count, report.error_count
+                ),
+            )
+        });
+    }
+    if report.applied {
+        let detail = format!(
+            "{} created, {} updated, {} unchanged",
+            report.created, report.updated, report.unchanged
+        );
+        state
+            .audit(&staff.username, &staff.ip, "point.import", "", &detail)
+            .await;
+    }
+    Ok(axum::Json(report))
+}
+
+/// The point's meetings as an iCalendar file, with its own join links.
+#[utoipa::path(get, path = "/api/v1/points/{code}/calendar.ics", tag = "calendar",
+    params(("code" = String, Path)),
+    responses((status = 200, content_type = "text/calendar", body = String),
+        (status = 404, body = ErrorBody)))]
+pub async fn point_calendar(
+    State(state): State<AdminState>,
+    _staff: Staff,
+    ApiPath(code): ApiPath<String>,
+) -> Result<Response, ApiError> {
+    let p = points::get(state.db(), &code).await?;
+    let list = meetings::for_point(state.db(), &code).await?;
+    let links: Vec<Option<String>> = list
+        .iter()
+        .map(|(m, seat)| links::link(state.tokens(), state.base_url(), m, seat).ok())
+        .collect();
+    let events: Vec<ics::Event<'_>> = list
+        .iter()
+        .zip(links)
+        .map(|((m, _), link)| ics::Event { meeting: m, link })
+        .collect();
+    let body = ics::calendar(&p.name, &events);
+    Ok(calendar_response(body, &format!("hoinghi-{}.ics", p.code)))
+}
+
+pub(crate) fn calendar_response(body: String, filename: &str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
