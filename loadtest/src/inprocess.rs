@@ -2,7 +2,7 @@
 //! accepts fixed tokens, for integration tests and for benchmarks that need more points than a
 //! configured meeting has. The media plane is the production one; only the token check differs.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use signaling::auth::{AuthError, Authorizer, Grant};
@@ -41,20 +41,41 @@ pub struct InProcessServer {
 impl InProcessServer {
     /// Starts the media plane with `workers` threads and serves `/ws` on an ephemeral port.
     pub async fn start(workers: usize) -> anyhow::Result<InProcessServer> {
+        Self::start_on(([127, 0, 0, 1], 0).into(), [127, 0, 0, 1].into(), workers).await
+    }
+
+    /// Starts the media plane on `media_ip` (bound and announced) and serves `/ws` and
+    /// `/metrics` on `listen`.
+    pub async fn start_on(
+        listen: SocketAddr,
+        media_ip: IpAddr,
+        workers: usize,
+    ) -> anyhow::Result<InProcessServer> {
         let registry = prometheus::Registry::new();
         let sfu = sfu::Sfu::start(
             sfu::SfuConfig {
-                public_ip: [127, 0, 0, 1].into(),
-                bind_ip: [127, 0, 0, 1].into(),
+                public_ip: media_ip,
+                bind_ip: media_ip,
                 base_port: 0,
                 workers,
             },
             &registry,
         )?;
         let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(FixedTokens), &registry);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind(listen).await?;
         let http = listener.local_addr()?;
-        let app = signaling.router();
+        let metrics_registry = registry.clone();
+        let app = signaling.router().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let r = metrics_registry.clone();
+                async move {
+                    prometheus::TextEncoder::new()
+                        .encode_to_string(&r.gather())
+                        .unwrap_or_default()
+                }
+            }),
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

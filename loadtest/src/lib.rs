@@ -10,9 +10,14 @@
 //! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
 
+pub mod http;
 pub mod inprocess;
+pub mod janus;
+pub mod limit;
 pub mod link;
 pub mod media;
 pub mod point;
+pub mod relay;
 mod rtcp_tap;
+pub mod scenario;
 pub mod stats;

@@ -1,21 +1,24 @@
-//! `hoinghi-loadtest`: simulated points against the media plane, with measurements.
-//!
-//! Today: `fanout` against an in-process server (one chair publishing VP8 + Opus, N points
-//! subscribing), reporting the media workers' CPU per forwarded packet. The full tool (remote
-//! servers, link emulation, other scenarios, Janus comparison) is issue "loadtest".
+//! `hoinghi-loadtest`: simulated commune points against hoinghi (in-process or running), with
+//! emulated links and measurements; a side-by-side fan-out against Janus; the machine's
+//! packet ceiling. `hoinghi-loadtest --help` lists the commands.
 
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Parser, Subcommand};
-use loadtest::inprocess::{InProcessServer, thread_cpu_seconds};
-use loadtest::point::{Point, PointConfig};
-use serde::Serialize;
+use clap::{Args, Parser, Subcommand};
+use loadtest::link::LinkParams;
+use loadtest::scenario::{self, LoadConfig, Scenario, Target, Tokens};
 
 #[derive(Parser)]
 #[command(
     name = "hoinghi-loadtest",
-    about = "Simulated conference points against hoinghi"
+    about = "Simulated commune points against hoinghi: scenarios, emulated links, measurements",
+    long_about = "Simulated commune points against hoinghi: scenarios, emulated links, measurements.\n\n\
+        Each point is an async `webrtc` peer speaking the real /ws protocol. Without --server, \
+        the production media plane and signaling run in this process with fixed tokens. The \
+        report is JSON (--json FILE, schema in docs/benchmarks.md) plus a short table."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -24,163 +27,224 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One chair publishes video and audio; N points subscribe. Runs an in-process server.
-    Fanout {
-        /// Number of subscribing points (1..=1000).
-        #[arg(long, default_value_t = 20)]
-        subscribers: usize,
-        /// Measurement duration in seconds, after every point receives media.
-        #[arg(long, default_value_t = 20)]
-        seconds: u64,
-        /// Media worker threads of the in-process server.
-        #[arg(long, default_value_t = 1)]
-        workers: usize,
-        /// Video frames per second of the chair.
-        #[arg(long, default_value_t = 30)]
-        fps: u32,
-        /// Bytes per delta frame (keyframes are 4×).
-        #[arg(long, default_value_t = 4_000)]
-        frame_bytes: usize,
+    /// The chair publishes video and audio; N points subscribe.
+    Fanout(Run),
+    /// Chair + N points each publishing a thumbnail; the chair receives them all.
+    Townhall(Run),
+    /// N points join within --spread seconds; join latency and failures.
+    Joinstorm(Run),
+    /// A long run with steady churn: one point leaves and another joins every --churn seconds.
+    Soak(Run),
+    /// The same fan-out load against Janus (VideoRoom, HTTP API) and hoinghi, side by side.
+    Compare(loadtest::janus::CompareArgs),
+    /// This machine's ceiling: AES-128-GCM encrypt + sendmmsg of 1,200-byte packets to loopback.
+    Limit(loadtest::limit::LimitArgs),
+    /// Runs a hoinghi media plane + signaling with fixed tokens (`chair`, `point-<i>`) in its
+    /// own process, so a benchmark can measure its CPU and RSS from /proc.
+    Serve {
+        /// Address for /ws and /metrics (port 0: any).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+        /// Media worker threads.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        /// IP announced and bound for media.
+        #[arg(long, default_value = "127.0.0.1")]
+        media_ip: IpAddr,
     },
 }
 
-#[derive(Serialize)]
-struct FanoutReport {
-    subscribers: usize,
+#[derive(Args, Clone)]
+#[command(allow_negative_numbers = true)]
+struct Run {
+    /// Simulated points besides the chair (1..=2000).
+    #[arg(short = 'n', long, default_value_t = 20)]
+    points: usize,
+    /// Measurement seconds after every point receives media (soak: the whole run).
+    #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+    /// Chair video frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Chair video bitrate, kbit/s.
+    #[arg(long, default_value_t = 800)]
+    video_kbps: u32,
+    /// Townhall: each point's thumbnail bitrate, kbit/s.
+    #[arg(long, default_value_t = 100)]
+    thumbnail_kbps: u32,
+    /// Townhall: each point's thumbnail frames per second.
+    #[arg(long, default_value_t = 10)]
+    thumbnail_fps: u32,
+    /// Seconds between unrequested keyframes (0: only on request).
+    #[arg(long, default_value_t = 10.0)]
+    keyframe_interval: f64,
+    /// Each point's access line: a profile (fibre, adsl, bad, flap, tcp-only) or values
+    /// `rate=1M,loss=2,burst=3,delay=40,jitter=5,queue=200` (rate in bit/s with k/M; loss in
+    /// %; times in ms), or a profile then overrides: `adsl,loss=5`.
+    #[arg(long)]
+    link: Option<LinkParams>,
+    /// Seed of the link emulators.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Joinstorm: seconds over which all points join.
+    #[arg(long, default_value_t = 10.0)]
+    spread: f64,
+    /// Soak: seconds between churn events.
+    #[arg(long, default_value_t = 2.0)]
+    churn: f64,
+    /// Joins at a time while setting up (fanout, townhall, soak).
+    #[arg(long, default_value_t = 8)]
+    join_concurrency: usize,
+    /// Seconds points may take to receive a first keyframe.
+    #[arg(long, default_value_t = 60.0)]
+    ready_timeout: f64,
+    /// Local IP for the points' sockets.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind_ip: IpAddr,
+    /// A running server (`ws://host:port/ws`); without it, an in-process server is started.
+    #[arg(long)]
+    server: Option<String>,
+    /// With --server: its pid on this machine (CPU and RSS from /proc).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// With --server: its Prometheus endpoint (`http://host:port/metrics`).
+    #[arg(long)]
+    metrics: Option<String>,
+    /// With --server: `fixed` (chair, point-<i>: `hoinghi-loadtest serve`) or a `hoinghi serve`
+    /// data dir whose secret.key signs test-room tokens (at most 3 points).
+    #[arg(long, default_value = "fixed")]
+    tokens: String,
+    /// In-process server: media worker threads.
+    #[arg(long, default_value_t = 1)]
     workers: usize,
-    packets_in: f64,
-    packets_out: f64,
-    expected_out: f64,
-    delivered_ratio: f64,
-    sfu_cpu_seconds: f64,
-    sfu_cpu_us_per_forwarded_packet: f64,
-    process_cpu_seconds: f64,
-    received_per_point_min: u64,
-    discontinuities_total: u64,
-    setup_seconds: f64,
+    /// Write the JSON report here (`-`: stdout instead of the table).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Include every point's numbers in the JSON.
+    #[arg(long)]
+    per_point: bool,
+    /// Progress lines on stderr.
+    #[arg(long)]
+    progress: bool,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Fanout {
-            subscribers,
-            seconds,
-            workers,
-            fps,
-            frame_bytes,
-        } => {
-            if subscribers == 0 || subscribers > 1000 {
-                bail!("--subscribers must be between 1 and 1000");
+fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
+        bail!(
+            "--{name} must be {} (got {v})",
+            if allow_zero {
+                "zero or positive"
+            } else {
+                "positive"
             }
-            if seconds == 0 || fps == 0 || frame_bytes == 0 || workers == 0 {
-                bail!("--seconds, --fps, --frame-bytes and --workers must be positive");
+        );
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
+    let cfg = LoadConfig {
+        scenario,
+        points: a.points,
+        seconds: a.seconds,
+        fps: a.fps,
+        video_kbps: a.video_kbps,
+        thumbnail_kbps: a.thumbnail_kbps,
+        thumbnail_fps: a.thumbnail_fps,
+        keyframe_interval: Some(secs("keyframe-interval", a.keyframe_interval, true)?)
+            .filter(|d| !d.is_zero()),
+        link: a.link.clone(),
+        seed: a.seed,
+        join_spread: secs("spread", a.spread, true)?,
+        churn_every: secs("churn", a.churn, false)?,
+        join_concurrency: a.join_concurrency,
+        ready_timeout: secs("ready-timeout", a.ready_timeout, false)?,
+        bind_ip: a.bind_ip,
+        progress: a.progress,
+        per_point: a.per_point,
+    };
+    if let Err(e) = cfg.validate() {
+        bail!(e);
+    }
+    if a.workers == 0 {
+        bail!("--workers must be at least 1");
+    }
+    let target = match &a.server {
+        None => {
+            if a.server_pid.is_some() || a.metrics.is_some() {
+                bail!("--server-pid and --metrics need --server");
             }
-            let r = fanout(subscribers, seconds, workers, fps, frame_bytes).await?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
+            Target::InProcess { workers: a.workers }
         }
+        Some(url) => {
+            if !url.starts_with("ws://") {
+                bail!(
+                    "--server must be a ws:// URL (run hoinghi with --no-tls; wss is not supported yet)"
+                );
+            }
+            let tokens = if a.tokens == "fixed" {
+                Tokens::Fixed
+            } else {
+                let dir = PathBuf::from(&a.tokens);
+                if a.points > 3 {
+                    bail!(
+                        "the test room of a data dir has 3 points; --points {} needs `--tokens fixed` \
+                         against `hoinghi-loadtest serve`",
+                        a.points
+                    );
+                }
+                Tokens::DataDir(dir)
+            };
+            Target::Remote {
+                ws_url: url.clone(),
+                pid: a.server_pid,
+                metrics_url: a.metrics.clone(),
+                tokens,
+            }
+        }
+    };
+    let report = scenario::run(target, cfg).await?;
+    let json = serde_json::to_string_pretty(&report)?;
+    match a.json.as_deref() {
+        Some(p) if p.as_os_str() == "-" => println!("{json}"),
+        Some(p) => {
+            std::fs::write(p, json + "\n")?;
+            print!("{}", scenario::table(&report));
+        }
+        None => print!("{}", scenario::table(&report)),
     }
     Ok(())
 }
 
-async fn fanout(
-    n: usize,
-    seconds: u64,
-    workers: usize,
-    fps: u32,
-    frame_bytes: usize,
-) -> anyhow::Result<FanoutReport> {
-    let server = InProcessServer::start(workers).await?;
-    let cfg = |token: String, publish: bool| PointConfig {
-        ws_url: server.ws_url(),
-        token,
-        publish,
-        bind_ip: [127, 0, 0, 1].into(),
-        video_fps: fps,
-        video_frame_bytes: frame_bytes,
-        periodic_keyframes: Some(Duration::from_secs(10)),
-    };
-    let setup = Instant::now();
-    let _chair = Point::join(cfg("chair".into(), true)).await?;
-    let mut points = Vec::new();
-    for i in 0..n {
-        points.push(Point::join(cfg(format!("point-{i}"), false)).await?);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = points.iter().all(|p| {
-            p.snapshot()
-                .streams
-                .values()
-                .filter(|s| s.packets > 0)
-                .count()
-                == 2
-        });
-        if ready {
-            break;
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Fanout(a) => run(Scenario::Fanout, a).await,
+            Command::Townhall(a) => run(Scenario::Townhall, a).await,
+            Command::Joinstorm(a) => run(Scenario::Joinstorm, a).await,
+            Command::Soak(a) => run(Scenario::Soak, a).await,
+            Command::Compare(a) => loadtest::janus::compare(a).await,
+            Command::Limit(a) => loadtest::limit::run(a),
+            Command::Serve {
+                listen,
+                workers,
+                media_ip,
+            } => {
+                let server = loadtest::inprocess::InProcessServer::start_on(
+                    listen,
+                    media_ip,
+                    workers.into(),
+                )
+                .await?;
+                println!("ready ws://{}/ws", server.http);
+                println!("metrics http://{}/metrics", server.http);
+                tokio::signal::ctrl_c().await?;
+                Ok(())
+            }
         }
-        if Instant::now() > deadline {
-            bail!("not every point received media within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let setup_seconds = setup.elapsed().as_secs_f64();
-    let received = |points: &[Point]| -> Vec<u64> {
-        points
-            .iter()
-            .map(|p| p.snapshot().streams.values().map(|s| s.packets).sum())
-            .collect()
-    };
-    let cpu0 = thread_cpu_seconds("media-");
-    let proc0 = loadtest::inprocess::process_cpu_seconds(std::process::id()).unwrap_or(0.0);
-    let (in0, out0) = (
-        server.counter("hoinghi_rtp_packets_in_total"),
-        server.counter("hoinghi_rtp_packets_out_total"),
-    );
-    let rx0 = received(&points);
-    let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let elapsed = t0.elapsed().as_secs_f64();
-    let cpu = thread_cpu_seconds("media-") - cpu0;
-    let proc_cpu =
-        loadtest::inprocess::process_cpu_seconds(std::process::id()).unwrap_or(0.0) - proc0;
-    let packets_in = server.counter("hoinghi_rtp_packets_in_total") - in0;
-    let packets_out = server.counter("hoinghi_rtp_packets_out_total") - out0;
-    let rx1 = received(&points);
-    let per_point: Vec<u64> = rx1.iter().zip(&rx0).map(|(a, b)| a - b).collect();
-    let expected = packets_in * n as f64;
-    Ok(FanoutReport {
-        subscribers: n,
-        seconds: elapsed,
-        workers,
-        packets_in,
-        packets_out,
-        expected_out: expected,
-        delivered_ratio: if expected > 0.0 {
-            per_point.iter().sum::<u64>() as f64 / expected
-        } else {
-            0.0
-        },
-        sfu_cpu_seconds: cpu,
-        sfu_cpu_us_per_forwarded_packet: if packets_out > 0.0 {
-            cpu * 1e6 / packets_out
-        } else {
-            0.0
-        },
-        process_cpu_seconds: proc_cpu,
-        received_per_point_min: per_point.iter().copied().min().unwrap_or(0),
-        discontinuities_total: points
-            .iter()
-            .map(|p| {
-                p.snapshot()
-                    .streams
-                    .values()
-                    .map(|s| s.discontinuities)
-                    .sum::<u64>()
-            })
-            .sum(),
-        setup_seconds,
     })
 }

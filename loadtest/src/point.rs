@@ -2,7 +2,7 @@
 //! connection, answers subscribe offers, and records what it receives per SSRC.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,11 +26,14 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, register_default_interceptors,
+    RTCSessionDescription, StatsSelector, register_default_interceptors,
 };
 
+use crate::link::LinkParams;
 use crate::media::{OPUS_SILENCE, vp8_frame};
+use crate::relay::{PointLink, Relay, candidate_addr, rewrite_candidates};
 use crate::rtcp_tap::RtcpTap;
+use crate::stats::{FreezeDetector, GapDetector, SeqTracker, Series};
 
 /// What one simulated point does.
 #[derive(Debug, Clone)]
@@ -46,6 +49,12 @@ pub struct PointConfig {
     pub video_frame_bytes: usize,
     /// Send an unrequested keyframe this often (`None`: only at start and on request).
     pub periodic_keyframes: Option<Duration>,
+    /// Emulate this access line (through a userspace relay); `None`: direct.
+    pub link: Option<LinkParams>,
+    /// Seed of the link emulator (different per point for independent losses).
+    pub link_seed: u64,
+    /// Time zero of the bitrate series (the scenario's start).
+    pub epoch: Instant,
 }
 
 impl Default for PointConfig {
@@ -58,6 +67,9 @@ impl Default for PointConfig {
             video_fps: 30,
             video_frame_bytes: 4_000,
             periodic_keyframes: None,
+            link: None,
+            link_seed: 1,
+            epoch: Instant::now(),
         }
     }
 }
@@ -78,10 +90,30 @@ pub struct StreamStats {
     pub payload_types: Vec<u8>,
     pub first_packet_at: Option<Instant>,
     pub first_keyframe_at: Option<Instant>,
+    /// When the first keyframe was complete (every packet from its start to its marker).
+    pub first_complete_keyframe_at: Option<Instant>,
+    /// Gaps at arrival, filled later (NACK), never filled.
+    pub seq: SeqTracker,
+    /// Frames (marker packets of a new timestamp) and freezes; video only.
+    pub freezes: FreezeDetector,
+    /// Audio packets more than 60 ms apart.
+    pub audio_gaps: GapDetector,
+    /// Payload bytes per second since the scenario's epoch.
+    pub series: Series,
+    /// Keyframes whose dimensions differ from the previous keyframe's (a simulcast layer
+    /// switch seen by the receiver).
+    pub layer_switches: u64,
+    pub dimensions: Option<(u16, u16)>,
+    last_frame_ts: Option<u32>,
+    /// The first keyframe being assembled: its timestamp, first and last extended sequence.
+    pending_key: Option<(u32, u64)>,
+    key_marker: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 pub struct PointStats {
+    /// When the WebSocket connect began (join latency counts from here).
+    pub ws_started_at: Option<Instant>,
     pub streams: HashMap<u32, StreamStats>,
     pub plis_received: u64,
     pub keyframes_sent: u64,
@@ -90,6 +122,8 @@ pub struct PointStats {
     pub subscribe_connected_at: Option<Instant>,
     pub publish_connected_at: Option<Instant>,
     pub errors: Vec<String>,
+    /// ICE round-trip time of the subscribe connection, seconds (from the candidate pair).
+    pub rtt: Option<f64>,
 }
 
 pub type SharedStats = Arc<Mutex<PointStats>>;
@@ -98,11 +132,13 @@ pub type SharedStats = Arc<Mutex<PointStats>>;
 pub struct Point {
     pub participant: String,
     pub stats: SharedStats,
+    /// The emulated access line, when configured.
+    pub link: Option<Arc<PointLink>>,
     control: mpsc::Sender<Control>,
     shutdown: watch::Sender<bool>,
 }
 
-enum Control {
+pub(crate) enum Control {
     Send(ClientMessage),
     /// Ask the publisher (via the server) for a keyframe for the stream with this SSRC.
     Pli(u32),
@@ -116,6 +152,9 @@ impl Point {
     /// Connects, joins and (if configured) publishes. Returns once `joined` arrived and the
     /// publish answer is applied.
     pub async fn join(cfg: PointConfig) -> anyhow::Result<Point> {
+        let ws_started_at = Instant::now();
+        let link = cfg.link.clone().map(|p| PointLink::new(p, cfg.link_seed));
+        let mut relays = Relays::new(link.clone(), cfg.bind_ip);
         let (ws, _) = tokio_tungstenite::connect_async(&cfg.ws_url)
             .await
             .with_context(|| format!("connect {}", cfg.ws_url))?;
@@ -138,6 +177,7 @@ impl Point {
             }
         };
         let stats: SharedStats = Arc::new(Mutex::new(PointStats {
+            ws_started_at: Some(ws_started_at),
             joined_at: Some(Instant::now()),
             ..Default::default()
         }));
@@ -177,6 +217,7 @@ impl Point {
                     other => backlog.push(other),
                 }
             };
+            let answer = relays.rewrite(PcKind::Publish, &answer).await?;
             pc.set_remote_description(
                 RTCSessionDescription::answer(answer).map_err(|e| anyhow!("{e}"))?,
             )
@@ -198,6 +239,7 @@ impl Point {
         let mut shutdown = shutdown_rx.clone();
         tokio::spawn(async move {
             let mut subscribe: Option<Arc<dyn PeerConnection>> = None;
+            let mut rtt_tick = tokio::time::interval(Duration::from_secs(2));
             backlog.reverse();
             loop {
                 let msg = if let Some(m) = backlog.pop() {
@@ -214,6 +256,20 @@ impl Point {
                                     }
                                 }
                                 None => break,
+                            }
+                            continue;
+                        }
+                        _ = rtt_tick.tick() => {
+                            if let Some(pc) = &subscribe {
+                                let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+                                let rtt = report
+                                    .candidate_pairs()
+                                    .map(|p| p.current_round_trip_time)
+                                    .filter(|r| *r > 0.0)
+                                    .reduce(f64::max);
+                                if rtt.is_some() {
+                                    lock(&stats2).rtt = rtt;
+                                }
                             }
                             continue;
                         }
@@ -239,6 +295,13 @@ impl Point {
                             }
                         }
                         let Some(pc) = &subscribe else { break };
+                        let sdp = match relays.rewrite(PcKind::Subscribe, &sdp).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                lock(&stats2).errors.push(format!("relay: {e}"));
+                                break;
+                            }
+                        };
                         match answer_offer(pc, sdp).await {
                             Ok(sdp) => {
                                 let m = ClientMessage::SubscribeAnswer {
@@ -263,7 +326,12 @@ impl Point {
                             PcKind::Subscribe => subscribe.as_ref(),
                         };
                         if let Some(pc) = target {
-                            let _ = pc.add_ice_candidate(to_init(candidate)).await;
+                            let mut c = to_init(candidate);
+                            match relays.rewrite(which, &c.candidate).await {
+                                Ok(line) => c.candidate = line,
+                                Err(e) => lock(&stats2).errors.push(format!("relay: {e}")),
+                            }
+                            let _ = pc.add_ice_candidate(c).await;
                         }
                     }
                     ServerMessage::Error { code, message, .. } => {
@@ -279,10 +347,12 @@ impl Point {
             if let Some(pc) = publish_pc {
                 let _ = pc.close().await;
             }
+            drop(relays);
         });
         Ok(Point {
             participant,
             stats,
+            link,
             control: control_tx,
             shutdown: shutdown_tx,
         })
@@ -301,6 +371,8 @@ impl Point {
     pub fn snapshot(&self) -> PointStats {
         let s = lock(&self.stats);
         PointStats {
+            ws_started_at: s.ws_started_at,
+            rtt: s.rtt,
             streams: s.streams.clone(),
             plis_received: s.plis_received,
             keyframes_sent: s.keyframes_sent,
@@ -338,6 +410,45 @@ where
             Some(Err(e)) => return Err(e.into()),
             None => bail!("connection closed"),
         }
+    }
+}
+
+/// The relays of one point, one per (connection, server address), created as the server's
+/// candidates appear.
+struct Relays {
+    link: Option<Arc<PointLink>>,
+    bind_ip: IpAddr,
+    active: HashMap<(bool, SocketAddr), Relay>,
+}
+
+impl Relays {
+    fn new(link: Option<Arc<PointLink>>, bind_ip: IpAddr) -> Relays {
+        Relays {
+            link,
+            bind_ip,
+            active: HashMap::new(),
+        }
+    }
+
+    /// The SDP (or candidate line) with every server UDP candidate replaced by its relay.
+    async fn rewrite(&mut self, pc: PcKind, sdp: &str) -> anyhow::Result<String> {
+        let Some(link) = &self.link else {
+            return Ok(sdp.to_owned());
+        };
+        let publish = matches!(pc, PcKind::Publish);
+        for line in sdp.lines() {
+            if let Some((addr, _)) = candidate_addr(line)
+                && !self.active.contains_key(&(publish, addr))
+            {
+                let relay = Relay::start(link.clone(), addr, self.bind_ip)
+                    .await
+                    .context("start relay")?;
+                self.active.insert((publish, addr), relay);
+            }
+        }
+        Ok(rewrite_candidates(sdp, |a| {
+            self.active.get(&(publish, a)).map(|r| r.client_facing)
+        }))
     }
 }
 
@@ -402,6 +513,7 @@ fn vp8() -> RTCRtpCodec {
 
 struct Handler {
     stats: SharedStats,
+    epoch: Instant,
     gathered: watch::Sender<bool>,
     publish: bool,
 }
@@ -428,28 +540,48 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let stats = self.stats.clone();
+        let epoch = self.epoch;
         tokio::spawn(async move {
             let kind = track.kind().await;
             let stream_id = track.stream_id().await;
             while let Some(evt) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(p) = evt {
-                    record(&stats, kind, &stream_id, &p);
+                    record(&stats, epoch, kind, &stream_id, &p);
                 }
             }
         });
     }
 }
 
-fn record(stats: &SharedStats, kind: RtpCodecKind, stream_id: &str, p: &rtp::Packet) {
+fn record(
+    stats: &SharedStats,
+    epoch: Instant,
+    kind: RtpCodecKind,
+    stream_id: &str,
+    p: &rtp::Packet,
+) {
     let now = Instant::now();
     let mut s = lock(stats);
     let st = s.streams.entry(p.header.ssrc).or_default();
+    record_stream(st, now, epoch, kind, stream_id, p);
+}
+
+/// Updates one stream's statistics with an arriving packet.
+pub fn record_stream(
+    st: &mut StreamStats,
+    now: Instant,
+    epoch: Instant,
+    kind: RtpCodecKind,
+    stream_id: &str,
+    p: &rtp::Packet,
+) {
     if st.kind.is_none() {
         st.kind = Some(kind.to_string());
         st.stream_id = stream_id.to_owned();
     }
     st.packets += 1;
     st.bytes += p.payload.len() as u64;
+    st.series.add(epoch, now, p.payload.len());
     if st.first_packet_at.is_none() {
         st.first_packet_at = Some(now);
     }
@@ -462,19 +594,61 @@ fn record(stats: &SharedStats, kind: RtpCodecKind, stream_id: &str, p: &rtp::Pac
         st.discontinuities += 1;
     }
     st.last_seq = Some(seq);
+    let ext = st.seq.on_packet(seq);
     if !st.payload_types.contains(&p.header.payload_type) {
         st.payload_types.push(p.header.payload_type);
     }
+    if kind == RtpCodecKind::Audio {
+        st.audio_gaps.on_packet(now);
+        return;
+    }
+    if kind != RtpCodecKind::Video {
+        return;
+    }
     let pl = &p.payload;
-    let vp8_key = kind == RtpCodecKind::Video
-        && pl.len() > 4
+    let ts = p.header.timestamp;
+    let start_of_key = pl.len() > 4
         && pl[0] & 0x10 != 0
         && pl[0] & 0x07 == 0
         && vp8_header_offset(pl).is_some_and(|o| pl.get(o).is_some_and(|b| b & 1 == 0));
-    if vp8_key {
+    if start_of_key {
         st.keyframes += 1;
         if st.first_keyframe_at.is_none() {
             st.first_keyframe_at = Some(now);
+        }
+        if st.first_complete_keyframe_at.is_none() {
+            st.pending_key = Some((ts, ext));
+        }
+        if let Some(o) = vp8_header_offset(pl)
+            && let Some(h) = pl.get(o + 6..o + 10)
+        {
+            let dims = (
+                u16::from_le_bytes([h[0], h[1]]) & 0x3FFF,
+                u16::from_le_bytes([h[2], h[3]]) & 0x3FFF,
+            );
+            if st.dimensions.is_some_and(|d| d != dims) {
+                st.layer_switches += 1;
+            }
+            st.dimensions = Some(dims);
+        }
+    }
+    if p.header.marker && st.last_frame_ts != Some(ts) {
+        st.last_frame_ts = Some(ts);
+        st.freezes.on_frame(now);
+    }
+    // The first keyframe is complete when its start and marker arrived with nothing missing
+    // between (the marker or a retransmission may come last).
+    if let Some((key_ts, start)) = st.pending_key
+        && ts == key_ts
+    {
+        if p.header.marker {
+            st.key_marker = Some(ext);
+        }
+        if let Some(end) = st.key_marker
+            && st.seq.complete(start, end)
+        {
+            st.first_complete_keyframe_at = Some(now);
+            st.pending_key = None;
         }
     }
 }
@@ -521,7 +695,7 @@ async fn new_pc(
     Ok(Arc::new(pc))
 }
 
-async fn wait_gathered(pc: &Arc<dyn PeerConnection>) {
+pub(crate) async fn wait_gathered(pc: &Arc<dyn PeerConnection>) {
     // The handler flips `gathered`; host-only gathering on loopback completes in milliseconds.
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
@@ -536,7 +710,7 @@ async fn wait_gathered(pc: &Arc<dyn PeerConnection>) {
     }
 }
 
-async fn build_publisher(
+pub(crate) async fn build_publisher(
     cfg: &PointConfig,
     stats: SharedStats,
     _control: mpsc::Sender<Control>,
@@ -550,6 +724,7 @@ async fn build_publisher(
         cfg,
         Arc::new(Handler {
             stats,
+            epoch: cfg.epoch,
             gathered,
             publish: true,
         }),
@@ -583,7 +758,7 @@ async fn build_publisher(
     Ok((pc, video, audio))
 }
 
-async fn build_subscriber(
+pub(crate) async fn build_subscriber(
     cfg: &PointConfig,
     stats: SharedStats,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
@@ -592,6 +767,7 @@ async fn build_subscriber(
         cfg,
         Arc::new(Handler {
             stats,
+            epoch: cfg.epoch,
             gathered,
             publish: false,
         }),
@@ -600,7 +776,10 @@ async fn build_subscriber(
     .await
 }
 
-async fn answer_offer(pc: &Arc<dyn PeerConnection>, sdp: String) -> anyhow::Result<String> {
+pub(crate) async fn answer_offer(
+    pc: &Arc<dyn PeerConnection>,
+    sdp: String,
+) -> anyhow::Result<String> {
     pc.set_remote_description(RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("{e}"))?)
         .await
         .map_err(|e| anyhow!("set offer: {e}"))?;
@@ -632,7 +811,7 @@ async fn pli(pc: &Arc<dyn PeerConnection>, ssrc: u32) {
 
 /// Sends media until shutdown: Opus every 20 ms, VP8 at `video_fps` with a keyframe at start,
 /// periodically if configured, and whenever a keyframe request arrives.
-fn spawn_media(
+pub(crate) fn spawn_media(
     cfg: PointConfig,
     video: Arc<TrackLocalStaticRTP>,
     audio: Arc<TrackLocalStaticRTP>,

@@ -152,6 +152,12 @@ pub struct GapDetector {
     pub gap_time: Duration,
 }
 
+impl Default for GapDetector {
+    fn default() -> Self {
+        GapDetector::new(Duration::from_millis(60))
+    }
+}
+
 impl GapDetector {
     pub fn new(limit: Duration) -> GapDetector {
         GapDetector {

@@ -1,0 +1,228 @@
+//! A userspace UDP relay per simulated point, where its link is emulated.
+//!
+//! The point's peer connections believe the server lives at the relay's client-facing address
+//! (the server's candidates are rewritten in the SDP); the relay forwards each datagram through
+//! the point's [`LinkEmulator`] for that direction and sends it on from its own server-facing
+//! socket. The server is ICE-lite and answers whatever address talks to it, so it sees the
+//! relay as the point. Both of a point's connections share one link (one emulator per
+//! direction), as they share one access line in a commune hall.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::link::{LinkCounters, LinkEmulator, LinkParams, Verdict};
+
+/// One point's access line: an emulator for each direction.
+#[derive(Debug)]
+pub struct PointLink {
+    /// Point → server.
+    pub up: Mutex<LinkEmulator>,
+    /// Server → point.
+    pub down: Mutex<LinkEmulator>,
+}
+
+impl PointLink {
+    pub fn new(params: LinkParams, seed: u64) -> Arc<PointLink> {
+        let now = Instant::now();
+        Arc::new(PointLink {
+            up: Mutex::new(LinkEmulator::new(params.clone(), seed, now)),
+            down: Mutex::new(LinkEmulator::new(
+                params,
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1,
+                now,
+            )),
+        })
+    }
+
+    pub fn counters(&self) -> (LinkCounters, LinkCounters) {
+        let get = |m: &Mutex<LinkEmulator>| m.lock().unwrap_or_else(|e| e.into_inner()).counters;
+        (get(&self.up), get(&self.down))
+    }
+}
+
+fn verdict(link: &Mutex<LinkEmulator>, now: Instant, len: usize) -> Verdict {
+    link.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .on_packet(now, len)
+}
+
+/// A running relay; dropping it stops the forwarding task.
+pub struct Relay {
+    /// Where the point's peer connection should send (replaces the server's candidate).
+    pub client_facing: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Relay {
+    /// Starts relaying between a point (whatever address first talks to `client_facing`) and
+    /// `server`.
+    pub async fn start(
+        link: Arc<PointLink>,
+        server: SocketAddr,
+        bind_ip: IpAddr,
+    ) -> std::io::Result<Relay> {
+        let client_side = UdpSocket::bind(SocketAddr::new(bind_ip, 0)).await?;
+        let server_side = UdpSocket::bind(SocketAddr::new(bind_ip, 0)).await?;
+        server_side.connect(server).await?;
+        let client_facing = client_side.local_addr()?;
+        let task = tokio::spawn(run(link, client_side, server_side));
+        Ok(Relay {
+            client_facing,
+            task,
+        })
+    }
+}
+
+async fn run(link: Arc<PointLink>, client_side: UdpSocket, server_side: UdpSocket) {
+    let mut client: Option<SocketAddr> = None;
+    // Deliveries are in time order per direction (the emulator is FIFO).
+    let mut to_server: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut to_client: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+    let mut buf_c = vec![0u8; 2_048];
+    let mut buf_s = vec![0u8; 2_048];
+    loop {
+        let next = match (to_server.front(), to_client.front()) {
+            (Some(a), Some(b)) => Some(a.0.min(b.0)),
+            (Some(a), None) => Some(a.0),
+            (None, Some(b)) => Some(b.0),
+            (None, None) => None,
+        };
+        let sleep = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = client_side.recv_from(&mut buf_c) => {
+                let Ok((n, from)) = r else { continue };
+                client = Some(from);
+                if let Verdict::DeliverAt(at) = verdict(&link.up, Instant::now(), n) {
+                    to_server.push_back((at, buf_c[..n].to_vec()));
+                }
+            }
+            r = server_side.recv(&mut buf_s) => {
+                let Ok(n) = r else { continue };
+                if let Verdict::DeliverAt(at) = verdict(&link.down, Instant::now(), n) {
+                    to_client.push_back((at, buf_s[..n].to_vec()));
+                }
+            }
+            _ = sleep => {}
+        }
+        let now = Instant::now();
+        while to_server.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, d)) = to_server.pop_front() {
+                let _ = server_side.try_send(&d);
+            }
+        }
+        while to_client.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, d)) = to_client.pop_front()
+                && let Some(c) = client
+            {
+                let _ = client_side.try_send_to(&d, c);
+            }
+        }
+    }
+}
+
+/// Rewrites the UDP host candidates in an SDP (or one `candidate:` line) through `map`:
+/// `(address, port)` of the server → the relay's address. Lines `map` returns `None` for stay.
+pub fn rewrite_candidates(
+    sdp: &str,
+    mut map: impl FnMut(SocketAddr) -> Option<SocketAddr>,
+) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let ending = &line[body.len()..];
+        let rewritten = candidate_addr(body).and_then(|(addr, at)| {
+            let to = map(addr)?;
+            let mut f: Vec<String> = body.split(' ').map(str::to_owned).collect();
+            f[at] = to.ip().to_string();
+            f[at + 1] = to.port().to_string();
+            Some(f.join(" "))
+        });
+        out.push_str(rewritten.as_deref().unwrap_or(body));
+        out.push_str(ending);
+    }
+    out
+}
+
+/// The address of a UDP candidate line (`a=candidate:...` or `candidate:...`) and the index of
+/// its address field.
+pub fn candidate_addr(line: &str) -> Option<(SocketAddr, usize)> {
+    let l = line.strip_prefix("a=").unwrap_or(line);
+    if !l.starts_with("candidate:") {
+        return None;
+    }
+    let f: Vec<&str> = l.split(' ').collect();
+    // candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>
+    if f.len() < 8 || !f[2].eq_ignore_ascii_case("udp") {
+        return None;
+    }
+    let ip: IpAddr = f[4].parse().ok()?;
+    let port: u16 = f[5].parse().ok()?;
+    Some((SocketAddr::new(ip, port), 4))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_udp_candidates_only() {
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n\
+                   a=candidate:2 1 tcp 1 127.0.0.1 40001 typ host tcptype passive\r\nm=x\r\n";
+        let out = rewrite_candidates(sdp, |a| {
+            assert_eq!(a, "127.0.0.1:40000".parse::<SocketAddr>().unwrap());
+            Some("127.0.0.1:5555".parse().unwrap())
+        });
+        assert_eq!(
+            out,
+            "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 5555 typ host\r\n\
+             a=candidate:2 1 tcp 1 127.0.0.1 40001 typ host tcptype passive\r\nm=x\r\n"
+        );
+        let line = "candidate:1 1 UDP 1 10.0.0.1 9 typ host";
+        assert_eq!(
+            rewrite_candidates(line, |_| Some("127.0.0.1:7".parse().unwrap())),
+            "candidate:1 1 UDP 1 127.0.0.1 7 typ host"
+        );
+    }
+
+    #[tokio::test]
+    async fn relays_both_ways_through_the_link() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let link = PointLink::new("delay=20".parse().unwrap(), 1);
+        let relay = Relay::start(
+            link.clone(),
+            server.local_addr().unwrap(),
+            [127, 0, 0, 1].into(),
+        )
+        .await
+        .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let t0 = Instant::now();
+        client.send_to(b"ping", relay.client_facing).await.unwrap();
+        let mut buf = [0u8; 16];
+        let (n, from) = server.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"ping");
+        assert!(t0.elapsed().as_millis() >= 19);
+        server.send_to(b"pong", from).await.unwrap();
+        let (n, _) = client.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        assert!(t0.elapsed().as_millis() >= 39);
+        let (up, down) = link.counters();
+        assert_eq!((up.delivered, down.delivered), (1, 1));
+    }
+}
