@@ -116,6 +116,13 @@ pub enum MediaEvent {
     Speaking {
         speaking: bool,
     },
+    /// This participant's link, measured over the last stats interval: round-trip time from
+    /// the receiver reports of its subscribe connection, and the worse of upstream loss (gaps in
+    /// what it publishes) and downstream loss (what it reports losing).
+    LinkQuality {
+        rtt_ms: Option<u32>,
+        loss: f32,
+    },
 }
 
 /// A remote ICE candidate from the client.

@@ -12,6 +12,7 @@
 //! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers.
+//! - [`rtt`]: round-trip time from receiver reports.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
 //!
 //! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
@@ -25,6 +26,7 @@ pub mod keyframe;
 pub mod keyframe_requests;
 pub mod metrics;
 pub mod packet;
+pub mod rtt;
 mod worker;
 
 use std::collections::HashMap;

@@ -1,7 +1,9 @@
 //! Media-plane metrics. Workers count in plain integers on the hot path and add them to the
 //! shared Prometheus counters once per loop pass, so forwarding a packet costs no atomic op.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct SfuMetrics {
@@ -19,6 +21,19 @@ pub struct SfuMetrics {
     plis_sent: IntCounterVec,
     tracks: IntGaugeVec,
     connections: IntGaugeVec,
+    link_rtt: Histogram,
+    link_loss: Histogram,
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: &[f64],
+) -> prometheus::Result<Histogram> {
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+    registry.register(Box::new(h.clone()))?;
+    Ok(h)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> prometheus::Result<IntCounterVec> {
@@ -98,6 +113,18 @@ impl SfuMetrics {
             )?,
             tracks: gauge(registry, "hoinghi_tracks", "Published tracks")?,
             connections: gauge(registry, "hoinghi_peer_connections", "Peer connections")?,
+            link_rtt: histogram(
+                registry,
+                "hoinghi_link_rtt_seconds",
+                "Participants' round-trip time from receiver reports, sampled every 2 s",
+                &[0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6],
+            )?,
+            link_loss: histogram(
+                registry,
+                "hoinghi_link_loss_ratio",
+                "Participants' packet loss (worse of up and down), sampled every 2 s",
+                &[0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+            )?,
         })
     }
 
@@ -121,6 +148,8 @@ impl SfuMetrics {
             plis_sent: self.plis_sent.with_label_values(&l),
             tracks: self.tracks.with_label_values(&l),
             connections: self.connections.with_label_values(&l),
+            link_rtt: self.link_rtt.clone(),
+            link_loss: self.link_loss.clone(),
             packets_in: 0,
             packets_out: 0,
             datagrams_in: 0,
@@ -166,6 +195,8 @@ pub(crate) struct WorkerMetrics {
     pub plis_sent: IntCounter,
     pub tracks: IntGauge,
     pub connections: IntGauge,
+    pub link_rtt: Histogram,
+    pub link_loss: Histogram,
     sink: WorkerSink,
 }
 

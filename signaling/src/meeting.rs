@@ -9,7 +9,10 @@ use sfu::ParticipantId;
 
 use crate::Inner;
 use crate::controls::{Action, Actor, ControlError};
-use crate::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Role, ServerMessage};
+use crate::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Quality, Role, ServerMessage};
+
+/// A link's quality is repeated at least this often even when its class does not change.
+const QUALITY_REFRESH_SECS: u64 = 10;
 use crate::room::Room;
 
 /// Chat: at most this many messages per window per participant.
@@ -24,6 +27,8 @@ pub(crate) struct Seat {
     pub name: String,
     pub role: Role,
     chat_times: VecDeque<Instant>,
+    /// Last link quality told to the chair, and when.
+    last_quality: Option<(Quality, Instant)>,
 }
 
 impl Seat {
@@ -41,6 +46,7 @@ impl Seat {
             name,
             role,
             chat_times: VecDeque::new(),
+            last_quality: None,
         }
     }
 }
@@ -250,6 +256,35 @@ pub(crate) fn speaking(inner: &Inner, seat: &Seat, speaking: bool) {
     }
     if routing {
         apply_routing(inner, room);
+    }
+}
+
+/// The media plane measured this participant's link: tell the chair (and the participant) when
+/// the class changes, and every few seconds so a newly joined chair learns it too.
+pub(crate) fn link_quality(inner: &Inner, seat: &mut Seat, rtt_ms: Option<u32>, loss: f32) {
+    let quality = Quality::classify(rtt_ms, loss);
+    let now = Instant::now();
+    let due = match seat.last_quality {
+        Some((q, at)) => q != quality || now.duration_since(at).as_secs() >= QUALITY_REFRESH_SECS,
+        None => true,
+    };
+    if !due {
+        return;
+    }
+    seat.last_quality = Some((quality, now));
+    let msg = ServerMessage::LinkQuality {
+        v: PROTOCOL_VERSION,
+        participant: seat.id.to_string(),
+        quality,
+        rtt_ms,
+        loss: (f64::from(loss) * 1000.0).round() / 1000.0,
+    };
+    let rooms = inner.rooms();
+    if let Some(room) = rooms.get(&seat.meeting) {
+        room.send_to_chairs(&msg);
+        if seat.role != Role::Chair {
+            room.send_to(seat.id, msg);
+        }
     }
 }
 

@@ -116,6 +116,30 @@ pub struct TrackSource {
     pub source: Source,
 }
 
+/// A link's quality class, for a traffic-light icon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quality {
+    /// Loss under 2 % and RTT under 150 ms.
+    Good,
+    /// Loss under 8 % and RTT under 400 ms.
+    Fair,
+    Poor,
+}
+
+impl Quality {
+    pub fn classify(rtt_ms: Option<u32>, loss: f32) -> Self {
+        let rtt = rtt_ms.unwrap_or(0);
+        if loss < 0.02 && rtt < 150 {
+            Self::Good
+        } else if loss < 0.08 && rtt < 400 {
+            Self::Fair
+        } else {
+            Self::Poor
+        }
+    }
+}
+
 /// Who a chat message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -388,6 +412,18 @@ pub enum ServerMessage {
     ActiveSpeakers {
         v: u32,
         participants: Vec<String>,
+    },
+    /// A participant's link quality (to the chair, and to the participant itself), when its
+    /// class changes and every 10 s.
+    LinkQuality {
+        v: u32,
+        participant: String,
+        quality: Quality,
+        /// Round-trip time; absent until the first receiver report.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rtt_ms: Option<u32>,
+        /// Packet loss, 0..1 (the worse of up and down), three decimals.
+        loss: f64,
     },
     /// The chair ended the meeting; `bye` follows.
     MeetingEnded {
@@ -815,6 +851,16 @@ mod tests {
         let hand =
             serde_json::json!({"v":1,"type":"raise_hand","text":"x".repeat(141)}).to_string();
         assert_eq!(code_of(&hand), ErrorCode::BadMessage);
+    }
+
+    #[test]
+    fn link_quality_classes() {
+        assert_eq!(Quality::classify(Some(40), 0.0), Quality::Good);
+        assert_eq!(Quality::classify(None, 0.01), Quality::Good);
+        assert_eq!(Quality::classify(Some(200), 0.0), Quality::Fair);
+        assert_eq!(Quality::classify(Some(40), 0.05), Quality::Fair);
+        assert_eq!(Quality::classify(Some(40), 0.10), Quality::Poor);
+        assert_eq!(Quality::classify(Some(900), 0.0), Quality::Poor);
     }
 
     #[test]

@@ -125,6 +125,12 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                 }
                 continue;
             }
+            Wake::Out(Some(Inbound::Link(rtt_ms, loss))) => {
+                if let Some(j) = &mut joined {
+                    meeting::link_quality(&inner, &mut j.seat, rtt_ms, loss);
+                }
+                continue;
+            }
             Wake::Out(Some(Inbound::Send(msg))) => {
                 let bye = matches!(msg, ServerMessage::Bye { .. });
                 if send(&mut sink, &msg).await.is_err() {
@@ -219,6 +225,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
 enum Inbound {
     Send(ServerMessage),
     Speaking(bool),
+    Link(Option<u32>, f32),
 }
 
 /// The next message for the client from the room or the media plane; never resolves before join.
@@ -228,6 +235,7 @@ async fn recv_inbox(inbox: &mut Option<Inbox>) -> Option<Inbound> {
             msg = i.room_rx.recv() => msg.map(Inbound::Send),
             event = i.media_rx.recv() => event.map(|e| match e {
                 MediaEvent::Speaking { speaking } => Inbound::Speaking(speaking),
+                MediaEvent::LinkQuality { rtt_ms, loss } => Inbound::Link(rtt_ms, loss),
                 other => Inbound::Send(media_message(other)),
             }),
         },
@@ -588,7 +596,7 @@ fn media_message(event: MediaEvent) -> ServerMessage {
             },
         },
         // Handled by the session before conversion (see `recv_inbox`); never reaches here.
-        MediaEvent::Speaking { .. } => ServerMessage::Pong { v },
+        MediaEvent::Speaking { .. } | MediaEvent::LinkQuality { .. } => ServerMessage::Pong { v },
         MediaEvent::ConnectionState { pc, state } => ServerMessage::ConnectionState {
             v,
             pc: pc_kind(pc),

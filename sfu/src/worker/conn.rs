@@ -43,6 +43,10 @@ pub(crate) struct Conn {
     /// In the worker's dirty queue: has output to drain.
     pub dirty: bool,
     pub connected: bool,
+    /// Round-trip time from receiver reports (smoothed), seconds.
+    pub rtt: Option<f64>,
+    /// Worst fraction lost reported since the last stats pass.
+    pub reported_loss: f64,
 }
 
 impl Conn {
@@ -230,19 +234,23 @@ pub(crate) fn rtc_sdp_error(e: RtcError) -> SfuError {
     SfuError::BadSdp(e.to_string())
 }
 
-/// Lets keyframe requests (PLI, FIR) through to the application; the default chain consumes all
-/// inbound RTCP. Everything else stays with the interceptors (reports, NACK, TWCC).
+/// Lets keyframe requests (PLI, FIR) and receiver reports through to the application; the
+/// default chain consumes all inbound RTCP. The interceptors still see everything (marking is
+/// not consuming); NACK and TWCC stay theirs alone.
 #[derive(Default)]
 struct KeyframeRequestsToApp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(packets: &[Box<dyn rtcp::Packet>]) -> bool {
+/// RTCP the application acts on: keyframe requests (relayed to publishers) and receiver reports
+/// (link round-trip time and loss; `rtc`'s own stats leave the RTT at zero).
+fn is_for_application(packets: &[Box<dyn rtcp::Packet>]) -> bool {
     packets.iter().any(|p| {
         let any = p.as_any();
         any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
             || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
+            || any.is::<rtcp::receiver_report::ReceiverReport>()
     })
 }
 
@@ -255,7 +263,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet
-            && is_keyframe_request(packets)
+            && is_for_application(packets)
         {
             msg.message.add(Attribute::DeliverToApplication);
         }

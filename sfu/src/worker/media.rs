@@ -576,10 +576,25 @@ impl Worker {
         }
     }
 
-    /// RTCP the application sees: keyframe requests from subscribers (see `conn.rs`).
+    /// RTCP the application sees: keyframe requests and receiver reports (see `conn.rs`).
     pub(super) fn on_rtcp(&mut self, now: Instant, key: usize, packets: &[Box<dyn rtcp::Packet>]) {
         for p in packets {
             let any = p.as_any();
+            if let Some(rr) = any.downcast_ref::<rtc::rtcp::receiver_report::ReceiverReport>() {
+                if let Some(c) = self.conns.get_mut(key) {
+                    let ntp_now = crate::rtt::ntp_middle_now();
+                    for r in &rr.reports {
+                        c.reported_loss = c.reported_loss.max(f64::from(r.fraction_lost) / 256.0);
+                        if let Some(sample) =
+                            crate::rtt::from_report(ntp_now, r.last_sender_report, r.delay)
+                        {
+                            // Smoothed like TCP's SRTT, so one late report does not flip the icon.
+                            c.rtt = Some(c.rtt.map_or(sample, |old| old * 0.75 + sample * 0.25));
+                        }
+                    }
+                }
+                continue;
+            }
             let media_ssrc = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                 pli.media_ssrc
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {

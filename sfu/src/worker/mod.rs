@@ -9,6 +9,7 @@
 mod conn;
 mod media;
 mod negotiate;
+mod stats;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -43,6 +44,8 @@ const MAX_DATAGRAM: usize = 1500;
 enum Timer {
     Conn(usize),
     Keyframe(usize),
+    /// Link statistics of every participant (see `stats.rs`).
+    Stats,
 }
 
 pub(crate) struct Participant {
@@ -57,6 +60,8 @@ pub(crate) struct Participant {
     negotiation: SubscribeNegotiation,
     /// Tracks this participant publishes (keys into `tracks`).
     published: Vec<usize>,
+    /// Cumulative (received, lost) of the publish connection at the last stats pass.
+    upstream: (u64, i64),
 }
 
 pub(crate) struct Worker {
@@ -121,6 +126,10 @@ impl Worker {
         }
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        self.timers.push(Reverse((
+            Instant::now() + stats::STATS_INTERVAL,
+            Timer::Stats,
+        )));
         while !self.shutting_down {
             let timeout = self
                 .timers
@@ -221,6 +230,7 @@ impl Worker {
                             sources: HashMap::new(),
                             negotiation: SubscribeNegotiation::default(),
                             published: Vec::new(),
+                            upstream: (0, 0),
                         });
                         Ok(())
                     }
@@ -321,6 +331,8 @@ impl Worker {
             scheduled: None,
             dirty: false,
             connected: false,
+            rtt: None,
+            reported_loss: 0.0,
         });
         self.demux.add_ufrag(ufrag, key);
         self.metrics.connections.inc();
@@ -385,6 +397,11 @@ impl Worker {
                     self.mark_dirty(key);
                 }
                 Timer::Keyframe(track) => self.keyframe_timer(now, track),
+                Timer::Stats => {
+                    self.collect_link_stats(now);
+                    self.timers
+                        .push(Reverse((now + stats::STATS_INTERVAL, Timer::Stats)));
+                }
             }
         }
     }

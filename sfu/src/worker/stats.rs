@@ -1,0 +1,65 @@
+//! Per-participant link statistics, gathered from `rtc`'s stats every few seconds: what a chair
+//! needs to see at a glance (is that commune's link good?) and what an operator graphs.
+
+use std::time::{Duration, Instant};
+
+use rtc::statistics::StatsSelector;
+
+use super::Worker;
+use crate::api::{MediaEvent, ParticipantId};
+
+pub(super) const STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+impl Worker {
+    pub(super) fn collect_link_stats(&mut self, now: Instant) {
+        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for id in ids {
+            let (publish, subscribe, (prev_rx, prev_lost)) = {
+                let p = &self.participants[&id];
+                (p.publish, p.subscribe, p.upstream)
+            };
+            // Downstream: the subscriber's receiver reports on what we send it.
+            let (rtt, down_loss) = match subscribe.and_then(|k| self.conns.get_mut(k)) {
+                Some(conn) => (conn.rtt, std::mem::take(&mut conn.reported_loss)),
+                None => (None, 0.0),
+            };
+            // Upstream: gaps in what the participant publishes, over this interval.
+            let mut up_loss = 0.0;
+            if let Some(conn) = publish.and_then(|k| self.conns.get_mut(k)) {
+                let report = conn.pc.get_stats(now, StatsSelector::None);
+                let (rx, lost) =
+                    report
+                        .inbound_rtp_streams()
+                        .fold((0u64, 0i64), |(rx, lost), s| {
+                            (
+                                rx + s.received_rtp_stream_stats.packets_received,
+                                lost + s.received_rtp_stream_stats.packets_lost,
+                            )
+                        });
+                let d_rx = rx.saturating_sub(prev_rx) as f64;
+                let d_lost = (lost - prev_lost).max(0) as f64;
+                if d_rx + d_lost > 0.0 {
+                    up_loss = d_lost / (d_rx + d_lost);
+                }
+                if let Some(p) = self.participants.get_mut(&id) {
+                    p.upstream = (rx, lost);
+                }
+            }
+            if publish.is_none() && subscribe.is_none() {
+                continue;
+            }
+            let loss = up_loss.max(down_loss).clamp(0.0, 1.0);
+            if let Some(r) = rtt {
+                self.metrics.link_rtt.observe(r);
+            }
+            self.metrics.link_loss.observe(loss);
+            self.notify(
+                id,
+                MediaEvent::LinkQuality {
+                    rtt_ms: rtt.map(|r| (r * 1000.0).round() as u32),
+                    loss: loss as f32,
+                },
+            );
+        }
+    }
+}
