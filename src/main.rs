@@ -14,6 +14,7 @@
 mod admin_cmd;
 mod cli;
 mod links;
+mod linktest;
 mod net;
 mod serve;
 mod tls;

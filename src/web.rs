@@ -59,6 +59,7 @@ pub fn app(registry: prometheus::Registry, extra: Router) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(api_body_limit_as_json))
+        .merge(crate::linktest::router()) // after the layers: it caps its own bodies at 4 MiB
 }
 
 /// The body limit answers a bare 413; API clients get the API's JSON error instead.
