@@ -1,0 +1,152 @@
+//! The storage layer on real SQLite files: settings, constraints, reopening, and a writer
+//! killed with SIGKILL in the middle of its transactions.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use room_admin::{Db, accounts, db, meetings, points};
+
+async fn pragma(db: &Db, sql: &'static str) -> String {
+    let row: (String,) = sqlx::query_as(sql).fetch_one(db.pool()).await.unwrap();
+    row.0
+}
+
+#[tokio::test]
+async fn wal_foreign_keys_and_full_sync_are_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_in(dir.path()).await.unwrap();
+    assert_eq!(pragma(&db, "PRAGMA journal_mode").await, "wal");
+    let fk: (i64,) = sqlx::query_as("PRAGMA foreign_keys")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk.0, 1);
+    let sync: (i64,) = sqlx::query_as("PRAGMA synchronous")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(sync.0, 2, "FULL");
+    assert!(dir.path().join("hoinghi.db").is_file());
+
+    // A seat of an unknown meeting and point is refused by the foreign keys.
+    let err = sqlx::query(
+        "INSERT INTO seats (meeting_id, seat, point_code, name, role, jti, issued_at) \
+         VALUES ('m-x', 'p', 'nope', 'n', 'point', 'j', 0)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(err.is_err());
+    // A kind outside the list is refused by the schema even if the code forgot to check.
+    let err = sqlx::query(
+        "INSERT INTO points (code, name, kind, created_at, updated_at) VALUES ('1', 'a', 'x', 0, 0)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(err.is_err());
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open_in(dir.path()).await.unwrap();
+        let input = points::PointInput {
+            code: "06".into(),
+            name: "Hội trường UBND tỉnh Bắc Kạn".into(),
+            kind: "province_hall".into(),
+            ..Default::default()
+        };
+        points::create(&db, &input, db::unix_now()).await.unwrap();
+        accounts::bootstrap(&db, db::unix_now())
+            .await
+            .unwrap()
+            .unwrap();
+        db.close().await;
+    }
+    let db = Db::open_in(dir.path()).await.unwrap();
+    assert_eq!(
+        points::get(&db, "06").await.unwrap().name,
+        "Hội trường UBND tỉnh Bắc Kạn"
+    );
+    assert!(
+        accounts::bootstrap(&db, db::unix_now())
+            .await
+            .unwrap()
+            .is_none(),
+        "the bootstrap account is made once"
+    );
+    let n: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM _sqlx_migrations")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(n.0, 1);
+}
+
+/// The writer (`hoinghi admin stress-writes`, hidden) imports 50 points and creates a meeting
+/// with 21 seats per round, each in one transaction. Killed at any moment, the database must be
+/// intact and hold only whole transactions.
+#[tokio::test]
+async fn a_writer_killed_mid_transaction_leaves_a_consistent_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut last_meetings = 0;
+    for (round, wait_ms) in [(0, 700u64), (1, 450), (2, 1100)] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hoinghi"))
+            .args(["admin", "stress-writes", "--data-dir"])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "started", "round {round}");
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+        // SIGKILL: no destructor, no rollback, no checkpoint.
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let db = Db::open_in(dir.path()).await.unwrap();
+        assert_eq!(
+            pragma(&db, "PRAGMA integrity_check").await,
+            "ok",
+            "round {round}"
+        );
+        let fk: Vec<(String, i64, String, i64)> = sqlx::query_as("PRAGMA foreign_key_check")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert!(fk.is_empty(), "{fk:?}");
+        // Imports are all or nothing: stress points come in whole batches of 50.
+        let stress: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM points WHERE code LIKE 'S%'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            stress.0 % 50,
+            0,
+            "round {round}: {} stress points",
+            stress.0
+        );
+        // Meetings are whole: each has its chair and 20 points.
+        let all = meetings::list(&db, None, None).await.unwrap();
+        for m in &all {
+            let seats = meetings::seats(&db, &m.id).await.unwrap();
+            assert_eq!(seats.len(), 21, "round {round}, meeting {}", m.id);
+        }
+        assert!(
+            all.len() >= last_meetings,
+            "committed meetings never disappear"
+        );
+        assert!(!all.is_empty() || round == 0, "the writer wrote something");
+        last_meetings = all.len();
+        db.close().await;
+    }
+    assert!(
+        last_meetings > 0,
+        "the writer committed at least one meeting"
+    );
+}
