@@ -45,3 +45,7 @@ if [ -f tests/browser/run.mjs ]; then
   step "browser test (Chromium)"
   node tests/browser/run.mjs
 fi
+if [ -f tests/browser/admin.mjs ]; then
+  step "admin panel browser test (Chromium)"
+  node tests/browser/admin.mjs
+fi

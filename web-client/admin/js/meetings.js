@@ -200,7 +200,7 @@ export async function meetingDetailView(view, id) {
     await meetingDetailView(view, id);
   }
 
-  view.append(
+  const parts = [
     el('h1', { id: 'meeting-title' }, m.title),
     el('p', {}, `${showTime(m.starts_at)} – ${showTime(m.ends_at)} `, stateBadge(m.state), ` ${m.live_count} / ${m.seat_count}`),
     el('p', { class: 'muted' }, tr('md.opens', { min: m.open_minutes })),
@@ -213,7 +213,8 @@ export async function meetingDetailView(view, id) {
     el('p', { class: 'no-print', id: 'attendance-summary' }, tr('md.attSummary', att)),
     el('div', { class: 'buttons no-print' }, el('a', { href: `/api/v1${path}/attendance.csv`, id: 'attendance-csv', download: `attendance-${m.id}.csv` }, tr('md.csv'))),
     el('div', { class: 'no-print' }, table(['col.code', 'col.name', 'col.role', 'col.status', 'col.firstJoin', 'col.joins', 'col.minutes'], attRows)),
-  );
+  ];
+  view.append(...parts.filter(Boolean));
 }
 
 function copyForm(m) {
