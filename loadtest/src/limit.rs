@@ -41,6 +41,9 @@ pub struct Step {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LimitReport {
+    /// Packets the draining reader got / packets sent (below 1: the reader fell behind and the
+    /// kernel dropped some at full buffers, which is cheaper than delivering them).
+    pub received_ratio: f64,
     pub size: usize,
     pub batch: usize,
     pub destinations: usize,
@@ -131,6 +134,36 @@ pub fn probe(a: &LimitArgs) -> anyhow::Result<LimitReport> {
             }
         })
         .collect();
+    // A reader drains the destinations on another thread, so every packet takes the full
+    // loopback path (queued to a socket and read) rather than being dropped at a full buffer.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drained = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let readers: Vec<UdpSocket> = sinks
+        .iter()
+        .map(|s| s.try_clone())
+        .collect::<Result<_, _>>()?;
+    for r in &readers {
+        r.set_nonblocking(true)?;
+    }
+    let drain = {
+        let stop = stop.clone();
+        let drained = drained.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2_048];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut got = 0u64;
+                for r in &readers {
+                    while r.recv(&mut buf).is_ok() {
+                        got += 1;
+                    }
+                }
+                drained.fetch_add(got, std::sync::atomic::Ordering::Relaxed);
+                if got == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
     let fd = sender.as_raw_fd();
     let mut next_dest = 0usize;
     let mut send = |bufs: &[Vec<u8>]| -> u64 {
@@ -170,8 +203,17 @@ pub fn probe(a: &LimitArgs) -> anyhow::Result<LimitReport> {
         encrypt(&mut both_bufs);
         send(&both_bufs)
     }));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = drain.join();
     drop(sinks);
+    let sent: u64 = steps.iter().skip(1).map(|s| s.packets).sum();
+    let read = drained.load(std::sync::atomic::Ordering::Relaxed);
     Ok(LimitReport {
+        received_ratio: if sent > 0 {
+            read as f64 / sent as f64
+        } else {
+            0.0
+        },
         size: a.size,
         batch: a.batch,
         destinations: a.destinations,
@@ -188,6 +230,10 @@ pub fn run(a: LimitArgs) -> anyhow::Result<()> {
     println!(
         "limit probe: {}-byte packets, sendmmsg batches of {}, {} loopback destinations, one core",
         r.size, r.batch, r.destinations
+    );
+    println!(
+        "(a reader thread drained {:.0} % of the sent packets)",
+        r.received_ratio * 100.0
     );
     println!("| step | ns per packet | packets per CPU second |");
     println!("|---|---|---|");

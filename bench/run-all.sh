@@ -1,0 +1,30 @@
+#!/bin/sh
+# Regenerates docs/benchmarks.md: runs every measurement into bench/results, then renders.
+#   bench/run-all.sh            everything (about 20 minutes on 2 cores)
+# Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20).
+set -eu
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/results}
+LT=${LOADTEST:-target/release/hoinghi-loadtest}
+mkdir -p "$OUT"
+[ -x "$LT" ] || cargo build --release -p loadtest
+
+cat > "$OUT/machine.json" <<JSON
+{"cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
+ "cores": $(nproc), "kernel": "$(uname -r)", "date": "$(date -u +%Y-%m-%dT%H:%MZ)",
+ "commit": "$(git rev-parse --short HEAD)", "loadavg": "$(cut -d' ' -f1-3 /proc/loadavg)"}
+JSON
+
+"$LT" limit --json > "$OUT/limit.json"
+OUT="$OUT" LOADTEST="$LT" bench/compare-janus.sh ${FANOUT_NS:-50 150 300}
+N=${STORM_N:-300}
+"$LT" joinstorm -n "$N" --spread 10 --seconds 10 --video-kbps 300 --ready-timeout 60 \
+  --progress --json "$OUT/joinstorm-$N.json"
+P=${PROFILE_N:-20}
+for profile in fibre adsl bad tcp-only; do
+  "$LT" fanout -n "$P" --link "$profile" --seconds 30 --ready-timeout 20 --json "$OUT/link-$profile.json"
+done
+"$LT" fanout -n "$P" --link flap --seconds 45 --json "$OUT/link-flap.json"
+"$LT" townhall -n 20 --seconds 20 --json "$OUT/townhall-20.json"
+"$LT" soak -n 20 --seconds 60 --churn 2 --json "$OUT/soak-20.json"
+python3 bench/render.py "$OUT" docs/benchmarks.md
