@@ -1,119 +1,167 @@
-// Chair view (province hall): own camera on the side, one tile per point in a grid.
-// Tiles are keyed by the point's directory code, not by participant id: a point that drops and
-// comes back gets a new id but keeps its place in the grid.
+// Chair view (province hall). Three columns sized for 1366x768:
+//   left   – the program it sends (own camera, own screen share) and the meeting controls;
+//   middle – the grid of points (chair-grid.js);
+//   right  – floor and raised hands (chair-floor.js), roll call (chair-rollcall.js), chat.
 
 import { el } from './dom.js';
-import { setText } from './i18n.js';
+import { mountFloorPanel } from './chair-floor.js';
+import { PointGrid } from './chair-grid.js';
+import { mountRollCall } from './chair-rollcall.js';
+import { mountChat } from './chat.js';
+import { onLangChange, setText } from './i18n.js';
+import { shareController } from './share.js';
 import { Tile } from './tile.js';
 
-const byCode = (a, b) => a.localeCompare(b, 'vi', { numeric: true });
-
-export function mountChair(container, session, { localStream }) {
+export function mountChair(container, session, { localStream, notify }) {
   const off = new AbortController();
   const on = (type, fn) => session.addEventListener(type, fn, { signal: off.signal });
 
+  // --- left: program and controls ---
   const self = new Tile({ name: session.roster.get(session.participantId)?.name ?? '', badge: 'tile.you', mirror: true });
   const selfVideo = localStream?.getVideoTracks()[0] ?? null;
   self.setVideo(selfVideo);
   if (!selfVideo) self.setStatusKey('tile.noCamera');
+  const shareTile = new Tile({ name: '', badge: 'chair.sharePreview' });
+  shareTile.root.classList.add('share-preview');
+  shareTile.root.hidden = true;
+  const programTitle = el('h2', { class: 'section-title', id: 'program-title' });
+  setText(programTitle, 'chair.program');
 
-  const heading = el('h2', { id: 'points-heading', class: 'section-title' });
-  const empty = el('p', { class: 'empty-note' });
-  setText(empty, 'chair.noPoints');
-  const grid = el('div', { class: 'grid', role: 'list' });
-  const view = el(
-    'div',
-    { class: 'chair-view' },
-    el('aside', { class: 'chair-side', 'data-i18n-attr': 'aria-label:self.preview' }, self.root),
-    el('section', { class: 'chair-points', 'aria-labelledby': 'points-heading' }, heading, empty, grid),
+  const shareButton = el('button', { type: 'button', id: 'share-button', class: 'primary' });
+  const allowShare = checkbox('allow-share', 'chair.allowShare');
+  const discussion = checkbox('discussion', 'chair.discussion');
+  const muteAll = button('mute-all', 'chair.muteAll');
+  const unmuteAll = button('unmute-all', 'chair.unmuteAll');
+  const end = button('end-meeting', 'chair.end', 'danger');
+  const controlsTitle = el('h2', { class: 'section-title', id: 'controls-title' });
+  setText(controlsTitle, 'chair.controls');
+  const left = el(
+    'aside',
+    { class: 'chair-left', 'aria-labelledby': 'program-title' },
+    programTitle,
+    self.root,
+    shareTile.root,
+    el(
+      'section',
+      { class: 'side-section controls', 'aria-labelledby': 'controls-title' },
+      controlsTitle,
+      shareButton,
+      allowShare.label,
+      discussion.label,
+      el('div', { class: 'button-row' }, muteAll, unmuteAll),
+      end,
+    ),
   );
-  container.replaceChildren(view);
 
-  const tiles = new Map(); // point code -> {tile, participant id or null, code}
-  let lastTracks = []; // kept so a point announced after its media still gets its picture
+  // --- middle and right ---
+  const grid = new PointGrid(session);
+  const nameOf = (code) => grid.entries.get(code)?.name ?? code;
+  const connectedPoints = () => [...grid.entries.values()].filter((e) => e.participant).map((e) => e.code);
+  const floor = mountFloorPanel(session, nameOf);
+  const roll = mountRollCall(session, { nameOf, connectedPoints });
+  const chat = mountChat(session, { recipients: ['all'] });
+  const right = el('aside', { class: 'chair-right' }, floor.root, roll.root, chat.root);
 
-  function updateCount() {
-    const present = [...tiles.values()].filter((e) => e.participant).length;
-    setText(heading, 'chair.points', { n: present });
-    empty.hidden = tiles.size > 0;
-    // Near-square grid: 2 columns for up to 4 points, 3 up to 9, … so that 40+ points still fit
-    // a 1366x768 screen without scrolling, and a few points get big tiles.
-    const cols = Math.min(8, Math.max(2, Math.ceil(Math.sqrt(tiles.size))));
-    grid.style.setProperty('--cols', String(cols));
+  const view = el('div', { class: 'chair-view' }, left, grid.root, right);
+  const confirm = endDialog(() => session.control('end_meeting'));
+  container.replaceChildren(view, confirm.root);
+
+  const share = shareController(session, {
+    button: shareButton,
+    onChange: (track) => {
+      shareTile.setVideo(track);
+      shareTile.root.hidden = !track;
+    },
+    onError: (err) => notify?.('chair.shareFailed', { reason: err?.name ?? 'error' }),
+  });
+  allowShare.input.addEventListener('change', () => session.control('allow_share', { allowed: allowShare.input.checked }));
+  discussion.input.addEventListener('change', () => session.control('set_discussion', { on: discussion.input.checked }));
+  muteAll.addEventListener('click', () => session.control('set_mute', { muted: true }));
+  unmuteAll.addEventListener('click', () => session.control('set_mute', { muted: false }));
+  end.addEventListener('click', () => confirm.open());
+
+  function applyState(state) {
+    grid.setRoomState(state);
+    floor.update(state);
+    roll.update(state);
+    allowShare.input.checked = Boolean(state?.share_allowed);
+    discussion.input.checked = Boolean(state?.discussion);
   }
 
-  function insertSorted(entry) {
-    const after = [...tiles.values()]
-      .filter((e) => e !== entry && byCode(e.code, entry.code) > 0)
-      .sort((a, b) => byCode(a.code, b.code))[0];
-    grid.insertBefore(entry.tile.root, after ? after.tile.root : null);
-  }
+  on('joined', () => {
+    grid.loadRoster(session.roster);
+    grid.resetViewport();
+  });
+  on('participant-joined', (e) => {
+    grid.addParticipant(e.detail.participant);
+    roll.update(session.roomState);
+  });
+  on('participant-left', (e) => {
+    grid.markLeft(e.detail.participant);
+    roll.update(session.roomState);
+  });
+  on('media', (e) => grid.setTracks(e.detail.tracks));
+  on('room-state', (e) => applyState(e.detail));
+  on('active-speakers', (e) => {
+    grid.setSpeakers(e.detail.participants ?? []);
+    self.root.classList.toggle('speaking', (e.detail.participants ?? []).includes(session.participantId));
+  });
+  on('link-quality', (e) => grid.setLinkQuality(e.detail));
+  onLangChange(() => grid.relabel());
 
-  function addPoint(p) {
-    if (p.role !== 'point') return; // observers publish nothing; the chair is the side tile
-    let entry = tiles.get(p.point);
-    if (!entry) {
-      entry = { code: p.point, tile: new Tile({ name: p.name }), participant: null };
-      entry.tile.root.setAttribute('role', 'listitem');
-      tiles.set(p.point, entry);
-      insertSorted(entry);
-    }
-    entry.participant = p.id;
-    entry.tile.setName(p.name);
-    entry.tile.root.dataset.participant = p.id;
-    entry.tile.root.classList.remove('left');
-    entry.tile.setStatusKey('tile.notConnected');
-    updateCount();
-    applyMedia(lastTracks);
-  }
-
-  function markLeft(participantId) {
-    for (const entry of tiles.values()) {
-      if (entry.participant !== participantId) continue;
-      entry.participant = null;
-      delete entry.tile.root.dataset.participant;
-      entry.tile.setVideo(null);
-      entry.tile.setAudio(null);
-      entry.tile.setStatusKey('tile.left');
-      entry.tile.root.classList.add('left');
-    }
-    updateCount();
-  }
-
-  function loadRoster() {
-    for (const entry of tiles.values()) if (entry.participant && !session.roster.has(entry.participant)) markLeft(entry.participant);
-    for (const p of session.roster.values()) addPoint(p);
-    updateCount();
-  }
-
-  function applyMedia(tracks) {
-    lastTracks = tracks;
-    const media = new Map(); // participant -> {audio, video}
-    for (const t of tracks) {
-      const m = media.get(t.participant) ?? {};
-      m[t.kind] = t.track;
-      media.set(t.participant, m);
-    }
-    for (const entry of tiles.values()) {
-      const m = (entry.participant && media.get(entry.participant)) || {};
-      entry.tile.setVideo(m.video ?? null);
-      entry.tile.setAudio(m.audio ?? null);
-    }
-  }
-
-  on('joined', loadRoster);
-  on('participant-joined', (e) => addPoint(e.detail.participant));
-  on('participant-left', (e) => markLeft(e.detail.participant));
-  on('media', (e) => applyMedia(e.detail.tracks));
-  loadRoster();
-  applyMedia(session.receivedTracks());
+  grid.loadRoster(session.roster);
+  grid.setTracks(session.receivedTracks());
+  applyState(session.roomState);
 
   return {
     destroy() {
       off.abort();
+      share.destroy();
       self.destroy();
-      for (const entry of tiles.values()) entry.tile.destroy();
+      shareTile.destroy();
+      grid.destroy();
+      floor.destroy();
+      roll.destroy();
+      chat.destroy();
       view.remove();
+      confirm.root.remove();
     },
   };
 }
+
+function button(id, key, cls = '') {
+  const b = el('button', { type: 'button', id, class: cls });
+  setText(b, key);
+  return b;
+}
+
+function checkbox(id, key) {
+  const input = el('input', { type: 'checkbox', id });
+  const text = el('span');
+  setText(text, key);
+  return { input, label: el('label', { class: 'check', for: id }, input, text) };
+}
+
+/** "End the meeting?" confirmation; Cancel has the focus so a stray Enter ends nothing. */
+function endDialog(onConfirm) {
+  const title = el('h2', { id: 'end-title' });
+  setText(title, 'chair.endConfirmTitle');
+  const body = el('p');
+  setText(body, 'chair.endConfirmBody');
+  const yes = button('end-confirm', 'chair.endConfirm', 'danger');
+  const no = button('end-cancel', 'cancel');
+  const root = el('dialog', { class: 'confirm', 'aria-labelledby': 'end-title' }, title, body, el('div', { class: 'button-row' }, no, yes));
+  yes.addEventListener('click', () => {
+    root.close();
+    onConfirm();
+  });
+  no.addEventListener('click', () => root.close());
+  return {
+    root,
+    open() {
+      root.showModal();
+      no.focus();
+    },
+  };
+}
+

@@ -11,6 +11,9 @@
 //   window.hoinghi.role / participantId / meeting   from the last `joined`
 //   window.hoinghi.tracks         [{mid, participant, kind}] of the last subscribe_offer
 //   window.hoinghi.lastError      last `error` message from the server, or {code:'no_token'|'unsupported'}
+//   window.hoinghi.roomState      last `room_state`
+//   window.hoinghi.view           {program, audioOnly} of the point view (null for the chair)
+//   window.hoinghi.linkTest       result of the pre-join link test (js/linktest.js), once done
 
 import { $, el } from './dom.js';
 import { applyAll, initI18n, setText, t } from './i18n.js';
@@ -58,6 +61,9 @@ window.hoinghi = {
   get meeting() { return session?.meeting ?? null; },
   get tracks() { return session ? [...session.tracks.values()] : []; },
   get lastError() { return lastError; },
+  get roomState() { return session?.roomState ?? null; },
+  get view() { return view?.debug ?? null; },
+  linkTest: null,
 };
 
 initI18n($('#lang-button'));
@@ -82,7 +88,7 @@ async function start() {
     if (result.error) showToast('notice.media', { reason: t(mediaErrorKey(result.error)) });
   } else {
     pageState = 'prejoin';
-    localStream = await runPrejoin(main);
+    localStream = await runPrejoin(main, { onLinkTest: (r) => (window.hoinghi.linkTest = r) });
     // The Join click is a user gesture: sound may now play without the "Enable sound" button.
   }
   join(token);
@@ -96,7 +102,10 @@ function join(token) {
   session.addEventListener('joined', (e) => onJoined(e.detail));
   session.addEventListener('server-error', (e) => {
     lastError = e.detail;
-    if (!e.detail.fatal) showToast('notice.server', { message: e.detail.message });
+    if (e.detail.fatal) return;
+    const known = ['forbidden', 'rate_limited', 'not_in_room', 'invalid_state', 'bad_message'];
+    if (known.includes(e.detail.code)) showToast(`err.code.${e.detail.code}`, { message: e.detail.message });
+    else showToast('notice.server', { message: e.detail.message });
   });
   session.start();
 }
@@ -123,8 +132,9 @@ function onJoined(msg) {
   if (view?.role === msg.role) return; // a reconnect: the view updates itself from events
   view?.destroy();
   const mount = msg.role === 'chair' ? mountChair : mountPoint;
-  const ctx = { get localStream() { return localStream; } };
-  view = { role: msg.role, ...mount(main, session, ctx) };
+  const ctx = { get localStream() { return localStream; }, notify: showToast };
+  const mounted = mount(main, session, ctx);
+  view = { role: msg.role, destroy: () => mounted.destroy(), get debug() { return mounted.debug ?? null; } };
   applyAll(main); // translate the attributes of what was just mounted
 }
 
@@ -172,7 +182,7 @@ function showError(error) {
   lastError = error;
   pageState = 'failed';
   const code = error?.code;
-  const known = ['no_token', 'bad_token', 'token_expired', 'room_full', 'replaced', 'unsupported'].includes(code);
+  const known = ['no_token', 'bad_token', 'token_expired', 'room_full', 'replaced', 'unsupported', 'meeting_ended'].includes(code);
   const actions = [];
   if (code === 'room_full' && session) actions.push(['retry', () => session.retryNow()]);
   if (code === 'replaced' && session) actions.push(['rejoin', () => session.retryNow()]);

@@ -111,6 +111,9 @@ export function playVideo(video) {
 }
 
 export function playAudio(audio) {
+  // The speaker chosen in the pre-join check (Chromium's setSinkId; elsewhere the default).
+  const out = savedDevices().outputId;
+  if (out && out !== 'default' && audio.setSinkId && audio.sinkId !== out) audio.setSinkId(out).catch(() => {});
   audio.play().then(
     () => {
       if (blockedAudio.delete(audio)) notifyBlocked();

@@ -1,91 +1,179 @@
-// Point view (commune hall): the chair fills the screen, own camera small in a corner.
-// Anyone else the server sends (later: the point holding the floor) gets a smaller tile beside
-// the chair. Observers use this view without the own-camera corner.
+// Point view (commune hall). The stage shows the program big:
+//   the chair's screen share when it is on (chair camera small beside it), else the floor
+//   holder when another point has the floor (chair camera small), else the chair's camera.
+// Own camera small in a corner; the control bar below (point-bar.js); chat in a side panel.
+// A banner says so when the link brings sound but no picture (audio only).
+// Observers get the same view without own camera and controls.
 
 import { el } from './dom.js';
+import { FrameMonitor } from './framewatch.js';
+import { setText } from './i18n.js';
+import { mountChat } from './chat.js';
+import { mountPointBar } from './point-bar.js';
+import { playAudio } from './media.js';
 import { Tile } from './tile.js';
+
+const AUDIO_ONLY_AFTER_MS = 5000;
 
 export function mountPoint(container, session, { localStream }) {
   const off = new AbortController();
   const on = (type, fn) => session.addEventListener(type, fn, { signal: off.signal });
+  const observer = session.role === 'observer';
 
-  const main = new Tile({ name: '', badge: 'role.chair' });
+  const main = new Tile({ name: '' });
   main.root.classList.add('main-tile');
+  main.root.id = 'program';
   const others = el('div', { class: 'stage-others' });
-  const stage = el('section', { class: 'stage' }, main.root, others);
-  const view = el('div', { class: 'point-view' }, stage);
+  const banner = el('p', { class: 'audio-only', id: 'audio-only', role: 'alert', hidden: true });
+  setText(banner, 'point.audioOnly');
+  const stage = el('section', { class: 'stage' }, main.root, others, banner);
+  const sounds = el('div', { class: 'sounds', hidden: true });
+  const body = el('div', { class: 'point-body' }, stage);
+  const view = el('div', { class: 'point-view' }, body, sounds);
 
   let self = null;
-  if (session.role !== 'observer') {
+  let bar = null;
+  let chat = null;
+  let chatOpen = false;
+  if (!observer) {
     self = new Tile({ name: session.roster.get(session.participantId)?.name ?? '', badge: 'tile.you', mirror: true });
     const video = localStream?.getVideoTracks()[0] ?? null;
     self.setVideo(video);
     if (!video) self.setStatusKey('tile.noCamera');
     self.root.classList.add('self-pip');
-    view.append(self.root);
+    stage.append(self.root);
+    chat = mountChat(session, { recipients: ['all', 'chair'], onUnread: (n) => bar?.setChatOpen(chatOpen, n) });
+    chat.root.classList.add('point-chat');
+    chat.root.hidden = true;
+    chat.setVisible(false);
+    bar = mountPointBar(session, {
+      onChatToggle: () => {
+        chatOpen = !chatOpen;
+        chat.root.hidden = !chatOpen;
+        chat.setVisible(chatOpen);
+        bar.setChatOpen(chatOpen);
+        if (chatOpen) chat.focus();
+      },
+    });
+    body.append(chat.root);
+    view.append(bar.root);
   }
   container.replaceChildren(view);
 
-  const extra = new Map(); // participant id -> Tile, for non-chair media
-  let lastTracks = [];
+  const extra = new Map(); // participant id + source -> Tile beside the big picture
+  const audio = new Map(); // participant id -> <audio>
+  let tracks = [];
+  let program = 'none';
+  let audioOnly = false;
+  const frames = new FrameMonitor(session, () => render());
 
-  function chair() {
-    for (const p of session.roster.values()) if (p.role === 'chair') return p;
-    return null;
-  }
+  const chair = () => [...session.roster.values()].find((p) => p.role === 'chair') ?? null;
+  const nameOf = (id) => session.roster.get(id)?.name ?? '';
 
   function render() {
     const c = chair();
-    main.setName(c?.name ?? '');
-    main.root.dataset.participant = c?.id ?? '';
-    const media = new Map();
-    for (const t of lastTracks) {
-      const m = media.get(t.participant) ?? {};
-      m[t.kind] = t.track;
-      media.set(t.participant, m);
-    }
-    const cm = (c && media.get(c.id)) || {};
-    main.setVideo(cm.video ?? null);
-    main.setAudio(cm.audio ?? null);
+    const state = session.roomState;
+    const video = new Map(); // `${participant}/${source}` -> {track, mid}
+    for (const tr of tracks) if (tr.kind === 'video') video.set(`${tr.participant}/${tr.source ?? 'camera'}`, tr);
+    const chairCam = c && video.get(`${c.id}/camera`);
+    const chairShare = c && video.get(`${c.id}/screen`);
+    const floorId = state?.floor?.participant;
+    const floorOther = floorId && floorId !== session.participantId ? floorId : null;
+    const floorCam = floorOther && video.get(`${floorOther}/camera`);
+    const floorShare = floorOther && state?.share_allowed && video.get(`${floorOther}/screen`);
+
+    let big = null;
+    let label = '';
+    if (chairShare && frames.isLive(chairShare.mid)) [big, program, label] = [chairShare, 'share', 'point.chairShare'];
+    else if (floorShare && frames.isLive(floorShare.mid)) [big, program, label] = [floorShare, 'floor-share', 'point.floorHolder'];
+    else if (floorCam) [big, program, label] = [floorCam, 'floor', 'point.floorHolder'];
+    else if (chairCam) [big, program, label] = [chairCam, 'chair', 'role.chair'];
+    else program = 'none';
+    main.setVideo(big?.track ?? null);
+    main.setBadge(big ? label : 'role.chair', big && label === 'point.floorHolder' ? { name: nameOf(floorOther) } : undefined);
+    main.setName(big === chairCam || big === chairShare || !big ? c?.name ?? '' : '');
+    main.root.dataset.program = program;
+    main.root.dataset.participant = big?.participant ?? '';
     main.setStatusKey(c ? 'tile.notConnected' : 'point.waitingChair');
 
-    for (const [id, tile] of extra) {
-      if (!media.has(id) || id === c?.id) {
+    // Beside the big picture: the chair camera and the floor holder when not big, and in
+    // discussion mode whoever else the server sends.
+    const side = new Map();
+    if (chairCam && big !== chairCam) side.set(`${c.id}/camera`, chairCam);
+    if (floorCam && big !== floorCam) side.set(`${floorOther}/camera`, floorCam);
+    if (state?.discussion) {
+      for (const [key, tr] of video) if (tr.source !== 'screen' && tr !== big && tr.participant !== c?.id) side.set(key, tr);
+    }
+    for (const [key, tile] of extra) {
+      if (!side.has(key)) {
         tile.destroy();
-        extra.delete(id);
+        extra.delete(key);
       }
     }
-    for (const [id, m] of media) {
-      if (id === c?.id) continue;
-      let tile = extra.get(id);
+    for (const [key, tr] of side) {
+      let tile = extra.get(key);
       if (!tile) {
-        tile = new Tile({ name: session.roster.get(id)?.name ?? '' });
-        tile.root.dataset.participant = id;
-        extra.set(id, tile);
+        tile = new Tile({ name: nameOf(tr.participant), badge: tr.participant === c?.id ? 'role.chair' : undefined });
+        tile.root.dataset.participant = tr.participant;
+        extra.set(key, tile);
         others.append(tile.root);
       }
-      tile.setName(session.roster.get(id)?.name ?? '');
-      tile.setVideo(m.video ?? null);
-      tile.setAudio(m.audio ?? null);
+      tile.setVideo(tr.track);
     }
+
+    // Every received microphone plays, whatever is on screen.
+    const mics = new Map(tracks.filter((tr) => tr.kind === 'audio').map((tr) => [tr.participant, tr.track]));
+    for (const [id, a] of audio) {
+      if (mics.get(id) !== a.srcObject?.getAudioTracks()[0]) {
+        a.srcObject = null;
+        a.remove();
+        audio.delete(id);
+      }
+    }
+    for (const [id, track] of mics) {
+      if (audio.has(id)) continue;
+      const a = el('audio', { autoplay: true, 'data-participant': id });
+      a.srcObject = new MediaStream([track]);
+      sounds.append(a);
+      audio.set(id, a);
+      playAudio(a);
+    }
+
+    audioOnly = frames.starved(chairCam ? [chairCam.mid] : [], AUDIO_ONLY_AFTER_MS);
+    banner.hidden = !audioOnly;
+    bar?.update(state);
   }
 
   on('joined', render);
   on('participant-joined', render);
   on('participant-left', render);
+  on('room-state', render);
   on('media', (e) => {
-    lastTracks = e.detail.tracks;
+    tracks = e.detail.tracks;
     render();
   });
-  lastTracks = session.receivedTracks();
+  on('active-speakers', (e) => {
+    const ids = new Set(e.detail.participants ?? []);
+    main.root.classList.toggle('speaking', ids.has(main.root.dataset.participant));
+    for (const tile of extra.values()) tile.root.classList.toggle('speaking', ids.has(tile.root.dataset.participant));
+    self?.root.classList.toggle('speaking', ids.has(session.participantId));
+  });
+  tracks = session.receivedTracks();
   render();
 
   return {
+    get debug() {
+      return { program, audioOnly };
+    },
     destroy() {
       off.abort();
+      frames.stop();
       main.destroy();
       self?.destroy();
+      bar?.destroy();
+      chat?.destroy();
       for (const tile of extra.values()) tile.destroy();
+      for (const a of audio.values()) a.srcObject = null;
       view.remove();
     },
   };

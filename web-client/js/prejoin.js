@@ -1,18 +1,35 @@
-// Pre-join check: camera preview, device choice, microphone level, and the Join button.
-// The chosen devices are remembered (media.js) so an autojoin kiosk uses them on the next boot.
+// Pre-join check: camera preview, device choice, microphone level, speaker test (a beep made
+// with WebAudio), a link test against the server (linktest.js) with a plain-language verdict,
+// and the Join button. The chosen devices are remembered (media.js) so an autojoin kiosk uses
+// them on the next boot.
 
 import { el } from './dom.js';
 import { setText, t } from './i18n.js';
+import { runLinkTest } from './linktest.js';
 import { mediaErrorKey, openMedia, playVideo, saveDevices, savedDevices, stopStream } from './media.js';
 
-/** Shows the check in `container`; resolves with the stream to publish once Join is pressed. */
-export function runPrejoin(container) {
+/**
+ * Shows the check in `container`; resolves with the stream to publish once Join is pressed.
+ * onLinkTest(result) is called when the link test finishes (test hook).
+ */
+export function runPrejoin(container, { onLinkTest } = {}) {
   const title = el('h1', { id: 'prejoin-title' });
   setText(title, 'prejoin.title');
   const video = el('video', { class: 'preview mirror', autoplay: true, playsinline: true, 'data-i18n-attr': 'aria-label:prejoin.preview' });
   const cam = el('select', { id: 'prejoin-camera' });
   const mic = el('select', { id: 'prejoin-mic' });
   const level = el('meter', { id: 'prejoin-level', min: '0', max: '1', low: '0.05', high: '0.8', optimum: '0.3', value: '0' });
+  const speaker = el('select', { id: 'prejoin-speaker' });
+  const beep = el('button', { type: 'button', id: 'speaker-test' });
+  setText(beep, 'prejoin.speakerTest');
+  const beepHint = el('p', { class: 'small' });
+  setText(beepHint, 'prejoin.speakerHint');
+  const linkVerdict = el('p', { class: 'link-verdict', id: 'link-verdict', role: 'status' });
+  const linkDetail = el('p', { class: 'small', id: 'link-detail' });
+  const linkAgain = el('button', { type: 'button', id: 'link-test', disabled: true });
+  setText(linkAgain, 'prejoin.linkTest');
+  const linkTitle = el('h2', { class: 'sub-title', id: 'link-title' });
+  setText(linkTitle, 'prejoin.link');
   const notice = el('p', { class: 'notice', role: 'status' });
   setText(notice, 'prejoin.loading');
   const join = el('button', { type: 'button', class: 'primary', id: 'join-button', disabled: true });
@@ -39,10 +56,14 @@ export function runPrejoin(container) {
         mic,
         label('prejoin-level', 'prejoin.micLevel'),
         level,
+        label('prejoin-speaker', 'prejoin.speaker'),
+        el('div', { class: 'button-row' }, speaker, beep),
+        beepHint,
         notice,
         join,
       ),
     ),
+    el('section', { class: 'link-test', 'aria-labelledby': 'link-title' }, linkTitle, linkVerdict, linkDetail, linkAgain),
   );
   container.replaceChildren(panel);
 
@@ -70,10 +91,33 @@ export function runPrejoin(container) {
     const current = (kind) => stream.getTracks().find((tr) => tr.kind === kind)?.getSettings().deviceId;
     fill(cam, devices.filter((d) => d.kind === 'videoinput'), current('video'));
     fill(mic, devices.filter((d) => d.kind === 'audioinput'), current('audio'));
+    fill(speaker, devices.filter((d) => d.kind === 'audiooutput'), savedDevices().outputId ?? 'default');
+    // Choosing the output needs setSinkId (Chromium); elsewhere the system default plays.
+    if (!('setSinkId' in HTMLMediaElement.prototype)) speaker.disabled = true;
   }
 
+  speaker.addEventListener('change', () => saveDevices({ ...savedDevices(), outputId: speaker.value || undefined }));
+  beep.addEventListener('click', () => playBeep(speaker.value));
+
+  async function linkTest() {
+    linkAgain.disabled = true;
+    linkVerdict.className = 'link-verdict';
+    setText(linkVerdict, 'link.running');
+    linkDetail.textContent = '';
+    const r = await runLinkTest({ onBusy: () => setText(linkVerdict, 'link.busy') });
+    linkVerdict.className = `link-verdict v-${r.verdict}`;
+    setText(linkVerdict, `link.${r.verdict}`);
+    if (r.verdict !== 'failed') {
+      setText(linkDetail, 'link.result', { rtt: r.rttMs, down: fmt(r.downMbps), up: fmt(r.upMbps) });
+    }
+    linkAgain.disabled = false;
+    onLinkTest?.(r);
+  }
+  linkAgain.addEventListener('click', linkTest);
+  linkTest();
+
   const onChange = () => {
-    const ids = { videoId: cam.value || undefined, audioId: mic.value || undefined };
+    const ids = { ...savedDevices(), videoId: cam.value || undefined, audioId: mic.value || undefined };
     saveDevices(ids);
     join.disabled = true;
     open(ids);
@@ -133,4 +177,29 @@ function levelMeter(stream, meterEl) {
       ctx.close().catch(() => {});
     },
   };
+}
+
+const fmt = (mbps) => (mbps >= 10 ? String(Math.round(mbps)) : mbps.toFixed(1));
+
+/** A short two-tone beep through the chosen output (WebAudio, nothing downloaded). */
+async function playBeep(sinkId) {
+  if (!window.AudioContext) return;
+  const ctx = new AudioContext();
+  if (sinkId && sinkId !== 'default' && ctx.setSinkId) await ctx.setSinkId(sinkId).catch(() => {});
+  await ctx.resume().catch(() => {});
+  const gain = ctx.createGain();
+  gain.connect(ctx.destination);
+  const t0 = ctx.currentTime + 0.05;
+  gain.gain.setValueAtTime(0, t0);
+  for (const [i, freq] of [660, 880].entries()) {
+    const osc = ctx.createOscillator();
+    osc.frequency.value = freq;
+    osc.connect(gain);
+    const at = t0 + i * 0.35;
+    gain.gain.setTargetAtTime(0.25, at, 0.01);
+    gain.gain.setTargetAtTime(0, at + 0.25, 0.02);
+    osc.start(at);
+    osc.stop(at + 0.32);
+  }
+  setTimeout(() => ctx.close().catch(() => {}), 1500);
 }

@@ -10,12 +10,15 @@
 //   participant-joined / participant-left   the server's message
 //   media        {tracks: [{mid, participant, kind, track}]} – everything received now (authoritative)
 //   server-error the server's `error` message (non-fatal ones too)
+//   room-state / chat / active-speakers / link-quality / meeting-ended   the server's message
+//                (meeting controls; `room-state` also sets this.roomState)
 
 const PROTOCOL_VERSION = 1;
 // Errors after which retrying with the same link cannot help. 'replaced' is ours: the server
 // said `bye` because the same point joined from another window or PC; re-joining by ourselves
 // would throw that one out, and the two would take turns for ever.
-const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced']);
+// 'meeting_ended' is ours too: the chair ended the meeting, there is nothing to return to.
+const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced', 'meeting_ended']);
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PING_EVERY_MS = 15000;
@@ -24,6 +27,9 @@ const SILENCE_LIMIT_MS = 45000;
 // A peer connection may flap to 'disconnected' on a lossy link; only give up on it after this.
 const PC_DISCONNECTED_GRACE_MS = 15000;
 const LEAVE_TIMEOUT_MS = 2000;
+const PUBLISH_ANSWER_TIMEOUT_MS = 10000;
+// Screen share encoder cap (bit/s): slides and documents need detail, not frame rate.
+const SHARE_MAX_BITRATE = 1_200_000;
 
 export class Session extends EventTarget {
   /**
@@ -49,6 +55,11 @@ export class Session extends EventTarget {
     this.role = null;
     this.meeting = null;
     this.roster = new Map(); // participant id -> {id, point, name, role}
+    this.roomState = null; // last `room_state`
+    this.shareTrack = null; // screen share we publish, or null
+    this.shareTransceiver = null;
+    this.publishChain = Promise.resolve(); // publish negotiations, one at a time
+    this.publishAnswered = null; // resolves when the pending publish_answer is applied
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
     this.lastError = null;
     this.leaving = false;
@@ -165,6 +176,10 @@ export class Session extends EventTarget {
     for (const pc of [this.publishPc, this.subscribePc]) pc?.close();
     const hadMedia = this.tracks.size > 0 || this.subscribePc;
     this.publishPc = this.subscribePc = null;
+    this.shareTransceiver = null;
+    this.publishAnswered?.();
+    this.publishAnswered = null;
+    this.roomState = null;
     this.pendingCandidates = { publish: [], subscribe: [] };
     this.tracks = new Map();
     if (hadMedia) this.#emit('media', { tracks: [] });
@@ -188,7 +203,9 @@ export class Session extends EventTarget {
       case 'publish_answer':
         if (!this.publishPc) return;
         await this.publishPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-        return this.#flushCandidates('publish');
+        await this.#flushCandidates('publish');
+        this.publishAnswered?.();
+        return;
       case 'subscribe_offer':
         return this.#onSubscribeOffer(msg, gen);
       case 'candidate':
@@ -213,7 +230,21 @@ export class Session extends EventTarget {
         }
         return;
       case 'error':
+        if (msg.request === 'publish_offer') this.publishAnswered?.(); // do not wait for ever
         return this.#onError(msg);
+      case 'room_state':
+        this.roomState = msg;
+        return this.#emit('room-state', msg);
+      case 'chat':
+        return this.#emit('chat', msg);
+      case 'active_speakers':
+        return this.#emit('active-speakers', msg);
+      case 'link_quality':
+        return this.#emit('link-quality', msg);
+      case 'meeting_ended':
+        // `bye` and the close follow; do not come back (see FINAL_ERRORS).
+        this.lastError = { code: 'meeting_ended', message: 'the chair ended the meeting', fatal: true };
+        return this.#emit('meeting-ended', msg);
       default:
         // Newer servers may send types this client does not know yet: ignore them.
         console.warn(`[hoinghi] ignoring unknown message type "${msg.type}"`);
@@ -233,21 +264,86 @@ export class Session extends EventTarget {
     this.#setState('joined');
     this.#emit('joined', msg);
     if (msg.role === 'observer' || !stream || stream.getTracks().length === 0) return;
-    await this.#publish(stream, videoMaxBitrate, gen);
+    // Not awaited: the answer comes through this same message queue.
+    this.publishChain = this.#publish(stream, videoMaxBitrate, gen).catch((err) => {
+      console.error('[hoinghi] publish failed', err);
+      if (gen === this.gen) this.#drop('publish failed');
+    });
   }
 
   async #publish(stream, videoMaxBitrate, gen) {
     const pc = this.#newPc('publish', gen);
     this.publishPc = pc;
+    this.shareTransceiver = null;
     for (const track of stream.getTracks()) {
       const init = { direction: 'sendonly', streams: [stream] };
       if (track.kind === 'video' && videoMaxBitrate) init.sendEncodings = [{ maxBitrate: videoMaxBitrate }];
       pc.addTransceiver(track, init);
     }
+    // A share that was on before a reconnect goes on in the new connection.
+    if (this.shareTrack?.readyState === 'live') this.#addShareTransceiver(pc, this.shareTrack);
+    await this.#negotiatePublish(pc, gen);
+  }
+
+  /**
+   * Starts (track) or stops (null) publishing a screen share: an additional video m-line
+   * declared as `source: "screen"` in `publish_offer`, renegotiated on the publish connection.
+   * Resolves once the server answered (or at once when not connected: applied on the next join).
+   */
+  setShare(track) {
+    this.shareTrack = track;
+    const gen = this.gen;
+    this.publishChain = this.publishChain.then(async () => {
+      const pc = this.publishPc;
+      if (!pc || gen !== this.gen) return;
+      const tr = this.shareTransceiver;
+      if (track) {
+        if (tr) {
+          await tr.sender.replaceTrack(track);
+          tr.direction = 'sendonly';
+        } else this.#addShareTransceiver(pc, track);
+      } else if (tr) {
+        await tr.sender.replaceTrack(null);
+        tr.direction = 'inactive';
+      } else return;
+      await this.#negotiatePublish(pc, gen);
+    }).catch((err) => console.error('[hoinghi] share negotiation failed', err));
+    return this.publishChain;
+  }
+
+  #addShareTransceiver(pc, track) {
+    // 'detail': text and slides stay sharp; the frame rate drops first on a weak link.
+    track.contentHint = 'detail';
+    this.shareTransceiver = pc.addTransceiver(track, {
+      direction: 'sendonly',
+      streams: [new MediaStream([track])],
+      sendEncodings: [{ maxBitrate: SHARE_MAX_BITRATE }],
+    });
+  }
+
+  /** One offer/answer on the publish connection; the caller serializes them. */
+  async #negotiatePublish(pc, gen) {
     await pc.setLocalDescription(await pc.createOffer());
+    if (gen !== this.gen) return;
+    const answered = new Promise((resolve) => {
+      this.publishAnswered = resolve;
+      setTimeout(resolve, PUBLISH_ANSWER_TIMEOUT_MS);
+    });
+    const body = { type: 'publish_offer', sdp: pc.localDescription.sdp };
+    const mid = this.shareTransceiver?.mid;
+    if (mid != null) body.sources = [{ mid, source: 'screen' }];
     // Candidate events are tasks queued after setLocalDescription resolves; this continuation is a
     // microtask, so the offer always leaves before the first trickled candidate.
-    this.#send({ type: 'publish_offer', sdp: pc.localDescription.sdp });
+    this.#send(body);
+    await answered;
+    this.publishAnswered = null;
+  }
+
+  /** Sends a meeting-control message (docs/protocol.md, "Meeting controls"); false if offline. */
+  control(type, fields = {}) {
+    if (this.state !== 'joined' || this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.#send({ type, ...fields });
+    return true;
   }
 
   async #onSubscribeOffer(msg, gen) {
@@ -335,7 +431,7 @@ export class Session extends EventTarget {
       if (tr.stopped || !(dir === 'recvonly' || dir === 'sendrecv')) continue;
       const info = this.tracks.get(tr.mid);
       if (!info) continue;
-      out.push({ mid: tr.mid, participant: info.participant, kind: tr.receiver.track.kind, track: tr.receiver.track });
+      out.push({ mid: tr.mid, participant: info.participant, kind: tr.receiver.track.kind, source: info.source, track: tr.receiver.track });
     }
     return out;
   }

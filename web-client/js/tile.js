@@ -18,13 +18,10 @@ export class Tile {
     this.status = el('p', { class: 'tile-status', role: 'status' });
     // title: long commune names are cut with an ellipsis in small tiles; hovering shows them.
     this.nameEl = el('span', { class: 'tile-name', title: name || null }, name);
-    const caption = el('figcaption', {}, this.nameEl);
-    if (badge) {
-      const b = el('span', { class: 'tile-badge' });
-      setText(b, badge);
-      caption.prepend(b);
-    }
-    this.root = el('figure', { class: 'tile' }, this.video, this.status, caption);
+    this.caption = el('figcaption', {}, this.nameEl);
+    this.badge = null;
+    if (badge) this.setBadge(badge);
+    this.root = el('figure', { class: 'tile' }, this.video, this.status, this.caption);
     this.audio = null;
     this.videoTrack = null;
     this.statusKey = 'tile.notConnected';
@@ -35,6 +32,20 @@ export class Tile {
   setName(name) {
     this.nameEl.textContent = name;
     this.nameEl.title = name;
+  }
+
+  /** Small label before the name (i18n key), or none. */
+  setBadge(key, params) {
+    if (!key) {
+      this.badge?.remove();
+      this.badge = null;
+      return;
+    }
+    if (!this.badge) {
+      this.badge = el('span', { class: 'tile-badge' });
+      this.caption.prepend(this.badge);
+    }
+    setText(this.badge, key, params);
   }
 
   /** Status shown when no picture arrives, e.g. 'tile.notConnected', 'tile.left'. */

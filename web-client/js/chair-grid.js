@@ -1,0 +1,302 @@
+// The chair's grid of points, built to stay light with 150 of them:
+//   - one small <li> per point, keyed by point code (a point that re-joins keeps its place);
+//   - a <video> exists only while the tile is on screen and has a camera track; tiles scrolled
+//     away lose it, and the server is told which thumbnails are visible (`viewport`, debounced)
+//     so it stops sending the others;
+//   - sound does not depend on the screen: one hidden <audio> per received microphone.
+// Shows per point: name, absent/connected, link quality (`link_quality`), raised hand and its
+// text, microphone state, floor holder, active speaker; buttons to give the floor and to mute.
+
+import { el } from './dom.js';
+import { debounce } from './format.js';
+import { setText, t } from './i18n.js';
+import { floorIcon, handIcon, micIcon, qualityBars, setQuality } from './icons.js';
+import { playAudio, playVideo } from './media.js';
+
+const VIEWPORT_DEBOUNCE_MS = 500;
+const byCode = (a, b) => a.localeCompare(b, 'vi', { numeric: true });
+
+export class PointGrid {
+  constructor(session) {
+    this.session = session;
+    this.entries = new Map(); // point code -> entry
+    this.videoOf = new Map(); // participant id -> camera track
+    this.state = null;
+    this.speaking = new Set();
+    this.sentViewport = null;
+    this.heading = el('h2', { id: 'points-heading', class: 'section-title' });
+    this.empty = el('p', { class: 'empty-note' });
+    setText(this.empty, 'chair.noPoints');
+    this.list = el('ul', { class: 'grid', 'aria-labelledby': 'points-heading' });
+    this.sounds = el('div', { class: 'sounds', hidden: true });
+    this.audio = new Map(); // participant id -> <audio>
+    this.root = el('section', { class: 'chair-points', 'aria-labelledby': 'points-heading' }, this.heading, this.empty, this.list, this.sounds);
+    this.sendViewport = debounce(() => this.#sendViewport(), VIEWPORT_DEBOUNCE_MS);
+    this.observer = new IntersectionObserver((records) => this.#onIntersect(records), {
+      root: this.root,
+      rootMargin: '120px 0px',
+    });
+    this.list.addEventListener('click', (e) => this.#onClick(e));
+  }
+
+  /** Adds or refreshes a point from a roster entry (participant object). */
+  addParticipant(p) {
+    if (p.role !== 'point') return;
+    let entry = this.entries.get(p.point);
+    if (!entry) {
+      entry = this.#newEntry(p.point, p.name);
+      this.entries.set(p.point, entry);
+      const after = [...this.entries.values()].filter((e) => e !== entry && byCode(e.code, entry.code) > 0).sort((a, b) => byCode(a.code, b.code))[0];
+      this.list.insertBefore(entry.li, after ? after.li : null);
+      this.observer.observe(entry.li);
+    }
+    entry.participant = p.id;
+    entry.name = p.name;
+    entry.nameEl.textContent = p.name;
+    entry.li.title = p.name;
+    entry.li.dataset.participant = p.id;
+    this.#render(entry);
+    this.#layout();
+    this.sendViewport();
+  }
+
+  markLeft(participantId) {
+    for (const entry of this.entries.values()) {
+      if (entry.participant !== participantId) continue;
+      entry.participant = null;
+      delete entry.li.dataset.participant;
+      entry.quality = null;
+      this.#render(entry);
+    }
+    this.#layout();
+  }
+
+  /** The roster after a (re)join: anyone not in it is absent now. */
+  loadRoster(roster) {
+    const ids = new Set(roster.keys());
+    for (const e of this.entries.values()) if (e.participant && !ids.has(e.participant)) this.markLeft(e.participant);
+    for (const p of roster.values()) this.addParticipant(p);
+    this.#layout();
+  }
+
+  /** Everything the subscribe connection delivers now: [{participant, kind, source, track}]. */
+  setTracks(tracks) {
+    this.videoOf = new Map();
+    const audioNow = new Map();
+    for (const tr of tracks) {
+      if (tr.kind === 'video' && (tr.source ?? 'camera') === 'camera') this.videoOf.set(tr.participant, tr.track);
+      if (tr.kind === 'audio') audioNow.set(tr.participant, tr.track);
+    }
+    for (const [id, audio] of this.audio) {
+      if (audioNow.get(id) !== audio.srcObject?.getAudioTracks()[0]) {
+        audio.srcObject = null;
+        audio.remove();
+        this.audio.delete(id);
+      }
+    }
+    for (const [id, track] of audioNow) {
+      if (this.audio.has(id)) continue;
+      const audio = el('audio', { autoplay: true, 'data-participant': id });
+      audio.srcObject = new MediaStream([track]);
+      this.sounds.append(audio);
+      this.audio.set(id, audio);
+      playAudio(audio);
+    }
+    for (const entry of this.entries.values()) this.#render(entry);
+  }
+
+  setRoomState(state) {
+    this.state = state;
+    for (const entry of this.entries.values()) this.#render(entry);
+  }
+
+  setSpeakers(ids) {
+    this.speaking = new Set(ids);
+    for (const entry of this.entries.values()) {
+      entry.li.classList.toggle('speaking', Boolean(entry.participant && this.speaking.has(entry.participant)));
+    }
+  }
+
+  setLinkQuality(msg) {
+    for (const entry of this.entries.values()) {
+      if (entry.participant !== msg.participant) continue;
+      entry.quality = msg;
+      this.#renderQuality(entry);
+    }
+  }
+
+  relabel() {
+    for (const entry of this.entries.values()) {
+      entry.iconKey = '';
+      this.#render(entry);
+    }
+    this.#layout();
+  }
+
+  destroy() {
+    this.sendViewport.cancel();
+    this.observer.disconnect();
+    for (const entry of this.entries.values()) this.#detachVideo(entry);
+    for (const audio of this.audio.values()) audio.srcObject = null;
+    this.root.remove();
+  }
+
+  // --- internals --------------------------------------------------------------------------
+
+  #newEntry(code, name) {
+    const nameEl = el('span', { class: 'pt-name' }, name);
+    const bars = qualityBars();
+    const icons = el('span', { class: 'pt-icons' });
+    const status = el('p', { class: 'pt-status' });
+    const handText = el('p', { class: 'pt-hand-text' });
+    const stage = el('div', { class: 'pt-stage' }, status);
+    const grant = el('button', { type: 'button', class: 'pt-btn pt-grant', 'data-action': 'grant' }, floorIcon());
+    const mute = el('button', { type: 'button', class: 'pt-btn pt-mute', 'data-action': 'mute' });
+    const li = el(
+      'li',
+      { class: 'ptile absent', 'data-point': code },
+      stage,
+      el('div', { class: 'pt-top' }, bars, nameEl, icons),
+      handText,
+      el('div', { class: 'pt-actions' }, grant, mute),
+    );
+    return { code, name, participant: null, li, nameEl, bars, icons, status, handText, stage, grant, mute, video: null, visible: false, quality: null, iconKey: '' };
+  }
+
+  #onClick(e) {
+    const button = e.target.closest('button[data-action]');
+    if (!button) return;
+    const code = button.closest('.ptile')?.dataset.point;
+    const entry = code && this.entries.get(code);
+    if (!entry?.participant) return;
+    if (button.dataset.action === 'grant') {
+      if (this.state?.floor?.point === code) this.session.control('revoke_floor');
+      else this.session.control('grant_floor', { point: code });
+    } else {
+      this.session.control('set_mute', { point: code, muted: this.#micOpen(code) });
+    }
+  }
+
+  #micOpen(code) {
+    const s = this.state;
+    return Boolean(s && (s.floor?.point === code || s.unmuted?.includes(code)));
+  }
+
+  #onIntersect(records) {
+    for (const r of records) {
+      const entry = this.entries.get(r.target.dataset.point);
+      if (!entry) continue;
+      entry.visible = r.isIntersecting;
+      this.#render(entry);
+    }
+    this.sendViewport();
+  }
+
+  #sendViewport() {
+    const visible = [...this.entries.values()].filter((e) => e.visible && e.participant).map((e) => e.participant).sort();
+    const key = visible.join(',');
+    if (key === this.sentViewport) return;
+    if (this.session.control('viewport', { visible })) this.sentViewport = key;
+  }
+
+  /** Forget what was sent (after a re-join the server starts without a viewport). */
+  resetViewport() {
+    this.sentViewport = null;
+    this.sendViewport();
+  }
+
+  #render(entry) {
+    const s = this.state;
+    const present = Boolean(entry.participant);
+    const floor = present && s?.floor?.point === entry.code;
+    const hand = s?.hands?.find((h) => h.point === entry.code);
+    const micOpen = this.#micOpen(entry.code);
+    entry.li.classList.toggle('absent', !present);
+    entry.li.classList.toggle('floor', floor);
+    entry.li.classList.toggle('hand', Boolean(hand));
+    entry.li.classList.toggle('speaking', present && this.speaking.has(entry.participant));
+    entry.handText.textContent = hand?.text ?? '';
+    entry.handText.hidden = !hand?.text;
+
+    // Icons: rebuilt only when their meaning changes.
+    const iconKey = `${floor}/${Boolean(hand)}/${micOpen}/${present}`;
+    if (iconKey !== entry.iconKey) {
+      entry.iconKey = iconKey;
+      const icons = [];
+      if (floor) icons.push(labelled(floorIcon(), 'tile.floor'));
+      if (hand) icons.push(labelled(handIcon(), 'tile.hand'));
+      if (present) icons.push(labelled(micIcon(!micOpen), micOpen ? 'tile.micOn' : 'tile.micOff'));
+      entry.icons.replaceChildren(...icons);
+      entry.mute.replaceChildren(micIcon(micOpen));
+    }
+    entry.grant.hidden = entry.mute.hidden = !present;
+    entry.grant.classList.toggle('active', floor);
+    const nameArg = { name: entry.name };
+    entry.grant.setAttribute('aria-label', floor ? t('floor.revoke') : t('tile.grant', nameArg));
+    entry.grant.title = entry.grant.getAttribute('aria-label');
+    entry.mute.setAttribute('aria-label', t(micOpen ? 'tile.mute' : 'tile.unmute', nameArg));
+    entry.mute.title = entry.mute.getAttribute('aria-label');
+
+    // Picture: only on screen, only with a track.
+    const track = present ? this.videoOf.get(entry.participant) : null;
+    if (entry.visible && track) this.#attachVideo(entry, track);
+    else this.#detachVideo(entry);
+    const picture = Boolean(entry.video && track.readyState === 'live' && !track.muted);
+    entry.li.classList.toggle('has-video', picture);
+    entry.status.hidden = picture;
+    setText(entry.status, !present ? 'tile.absent' : entry.visible ? 'tile.connected' : 'tile.paused');
+    this.#renderQuality(entry);
+  }
+
+  #renderQuality(entry) {
+    const q = entry.participant ? entry.quality : null;
+    setQuality(entry.bars, q?.quality ?? null);
+    const label = t(q ? `quality.${q.quality}` : 'quality.unknown');
+    const text = q && q.rtt_ms != null ? t('quality.detail', { label, rtt: q.rtt_ms, loss: Math.round((q.loss ?? 0) * 100) }) : label;
+    entry.bars.setAttribute('aria-label', text);
+    entry.bars.title = text;
+  }
+
+  #attachVideo(entry, track) {
+    if (entry.video?.srcObject?.getVideoTracks()[0] === track) return;
+    if (!entry.video) {
+      entry.video = el('video', { autoplay: true, playsinline: true, 'aria-hidden': 'true' });
+      entry.video.muted = true;
+      entry.stage.prepend(entry.video);
+      entry.onTrack = () => this.#render(entry);
+    }
+    entry.track?.removeEventListener('unmute', entry.onTrack);
+    entry.track?.removeEventListener('mute', entry.onTrack);
+    entry.track = track;
+    track.addEventListener('unmute', entry.onTrack);
+    track.addEventListener('mute', entry.onTrack);
+    entry.video.srcObject = new MediaStream([track]);
+    playVideo(entry.video);
+  }
+
+  #detachVideo(entry) {
+    if (!entry.video) return;
+    entry.track?.removeEventListener('unmute', entry.onTrack);
+    entry.track?.removeEventListener('mute', entry.onTrack);
+    entry.track = null;
+    entry.video.srcObject = null;
+    entry.video.remove();
+    entry.video = null;
+  }
+
+  #layout() {
+    const n = this.entries.size;
+    const present = [...this.entries.values()].filter((e) => e.participant).length;
+    setText(this.heading, 'chair.points', { n: `${present}/${n}` });
+    this.empty.hidden = n > 0;
+    // 2 columns up to 4 points, 3 up to 9, … at most 6: 150 tiles scroll, 40 fit 1366x768.
+    const cols = Math.min(6, Math.max(2, Math.ceil(Math.sqrt(n))));
+    this.list.style.setProperty('--cols', String(cols));
+  }
+}
+
+function labelled(icon, key) {
+  const wrap = el('span', { class: 'pt-icon', role: 'img', 'aria-label': t(key), title: t(key) });
+  wrap.append(icon);
+  return wrap;
+}
