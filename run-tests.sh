@@ -45,6 +45,10 @@ if [ -f tests/browser/run.mjs ]; then
   step "browser test (Chromium)"
   node tests/browser/run.mjs
 fi
+if [ -f tests/browser/controls.mjs ]; then
+  step "meeting controls browser test (Chromium)"
+  node tests/browser/controls.mjs
+fi
 if [ -f tests/browser/admin.mjs ]; then
   step "admin panel browser test (Chromium)"
   node tests/browser/admin.mjs

@@ -1,0 +1,248 @@
+// Shared by the browser tests (controls.mjs; run.mjs keeps its own copy for now): the server
+// process, Chromium with fake media, pages, getStats() sampling, and the PASS/FAIL report.
+
+import { spawn, execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const READY_TIMEOUT_MS = 30_000;
+
+// Verified on this machine (shared TESTING.md); Playwright adds --headless and a fresh profile.
+// --use-fake-ui-for-media-stream also answers getDisplayMedia: headless Chromium then shares a
+// synthetic 1280x720 "screen", so the real share path is tested (no canvas stand-in needed).
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-extensions',
+  '--disable-default-apps',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export class Harness {
+  constructor(name) {
+    this.name = name;
+    this.checks = [];
+    this.pageLogs = [];
+    this.serverOutput = [];
+    this.server = null;
+    this.browser = null;
+    this.dataDir = null;
+    this.t0 = Date.now();
+  }
+
+  step(msg) {
+    console.log(`• [${((Date.now() - this.t0) / 1000).toFixed(1)} s] ${msg}`);
+  }
+
+  check(name, ok, detail = '') {
+    this.checks.push({ name, ok: Boolean(ok), detail });
+    console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${name}${detail ? `  (${detail})` : ''}`);
+    return Boolean(ok);
+  }
+
+  /** Starts `hoinghi serve` on free ports; returns {origin, links}. */
+  async start() {
+    if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\``);
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
+    const port = await freeTcpPort();
+    const mediaPort = await freeUdpPort();
+    this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-`));
+    const common = ['--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, '--public-ip', '127.0.0.1'];
+    this.step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1:${port}, media UDP ${mediaPort}`);
+    await this.#startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1']);
+    const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common]));
+    this.browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
+    return { origin: new URL(links.chair).origin, links };
+  }
+
+  async openPage(name, url) {
+    const context = await this.browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
+    const page = await context.newPage();
+    page.on('console', (m) => this.pageLogs.push(`[${name}] ${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => this.pageLogs.push(`[${name}] pageerror: ${e.message}`));
+    this.step(`${name}: opening ${url.replace(/t=[^&]+/, 't=…')}`);
+    await page.goto(url, { waitUntil: 'load' });
+    return { name, page };
+  }
+
+  async waitJoined(p, timeout = 30_000) {
+    const state = await p.page
+      .waitForFunction(() => ['joined', 'failed', 'left'].includes(window.hoinghi?.state) && window.hoinghi.state, null, { timeout })
+      .then((h) => h.jsonValue())
+      .catch(() => p.page.evaluate(() => window.hoinghi?.state ?? 'no window.hoinghi'));
+    const info = await p.page.evaluate(() => {
+      const h = window.hoinghi;
+      return { id: h.participantId, role: h.role, point: h.session?.roster.get(h.participantId)?.point, error: h.lastError };
+    });
+    Object.assign(p, info);
+    return this.check(`${p.name} joins`, state === 'joined', state === 'joined' ? `${p.id}, point ${p.point}, ${p.role}` : `state=${state} error=${JSON.stringify(info.error)}`);
+  }
+
+  async #startServer(args) {
+    await new Promise((resolve, reject) => {
+      const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
+      this.server = proc;
+      const timer = setTimeout(() => reject(new Error(`no "ready: " line within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+      let pending = '';
+      proc.stdout.on('data', (chunk) => {
+        pending += chunk;
+        const lines = pending.split('\n');
+        pending = lines.pop();
+        for (const line of lines) {
+          this.serverOutput.push(`(stdout) ${line}`);
+          if (line.startsWith('ready: ')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        }
+      });
+      proc.stderr.on('data', (chunk) => {
+        this.serverOutput.push(...String(chunk).split('\n').filter(Boolean));
+        if (this.serverOutput.length > 600) this.serverOutput = this.serverOutput.slice(-300);
+      });
+      proc.on('error', reject);
+      proc.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        this.serverOutput.push(`(server exited: code ${code}, signal ${signal})`);
+        reject(new Error(`server exited early (code ${code}, signal ${signal})`));
+      });
+    });
+  }
+
+  /** Prints the summary, cleans up, exits. */
+  async finish(ok) {
+    if (this.finishing) return;
+    this.finishing = true;
+    ok = ok && this.checks.length > 0 && this.checks.every((c) => c.ok);
+    console.log(`\n${this.name} summary`);
+    for (const c of this.checks) console.log(`  ${c.ok ? 'PASS' : 'FAIL'}  ${c.name}${c.detail ? `  (${c.detail})` : ''}`);
+    if (!ok || process.env.VERBOSE === '1') {
+      console.log('\n--- server output (tail) ---');
+      for (const line of this.serverOutput.slice(-60)) console.log(`  ${line}`);
+      console.log('--- page console (tail) ---');
+      for (const line of this.pageLogs.slice(-120)) console.log(`  ${line}`);
+    }
+    const passed = this.checks.filter((c) => c.ok).length;
+    console.log(`\n${this.name}: ${passed} passed, ${this.checks.length - passed} failed, ${((Date.now() - this.t0) / 1000).toFixed(1)} s`);
+    await this.browser?.close().catch(() => {});
+    await stopProcess(this.server);
+    if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    process.exit(ok ? 0 : 1);
+  }
+}
+
+/**
+ * Inbound RTP of a page's subscribe connection, labelled with the sender and source from the
+ * last subscribe_offer's `tracks` (mid -> participant, source).
+ */
+export function sample(p) {
+  return p.page.evaluate(async () => {
+    const h = window.hoinghi;
+    const pc = h?.subscribePc;
+    if (!pc) return [];
+    const byMid = new Map(h.tracks.map((t) => [t.mid, t]));
+    const midOfTrack = new Map(pc.getTransceivers().map((tr) => [tr.receiver.track.id, tr.mid]));
+    const rows = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const mid = s.mid ?? midOfTrack.get(s.trackIdentifier);
+      const info = byMid.get(mid);
+      rows.push({
+        key: `${s.kind}/${s.ssrc}`,
+        kind: s.kind,
+        mid,
+        participant: info?.participant ?? null,
+        source: info?.source ?? null,
+        framesDecoded: s.framesDecoded ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+      });
+    });
+    return rows;
+  });
+}
+
+/** Growth of one sender's media between two samples: {frames, packets} deltas per kind/source. */
+export function delta(before, after, participant, kind, source) {
+  let frames = 0;
+  let packets = 0;
+  for (const row of after) {
+    if (row.participant !== participant || row.kind !== kind) continue;
+    if (source && row.source !== source) continue;
+    const old = before.find((b) => b.key === row.key);
+    if (!old) continue;
+    frames += row.framesDecoded - old.framesDecoded;
+    packets += row.packetsReceived - old.packetsReceived;
+  }
+  return { frames, packets };
+}
+
+/** Polls `fn` (async, returns {ok, detail}) until ok or timeout; returns the last result. */
+export async function until(fn, timeoutMs, everyMs = 500) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last.ok || Date.now() > end) return last;
+    await sleep(everyMs);
+  }
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function run(file, args) {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.once('error', reject);
+    sock.bind(0, '0.0.0.0', () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+async function stopProcess(proc) {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
