@@ -317,3 +317,31 @@ async fn points_sending_chair_controls_or_floods_are_refused_and_nothing_changes
     assert!(state["roll_call"]["started_at"].as_u64().is_some());
     assert_eq!(state["hands"][0]["point"], "point-a");
 }
+
+#[tokio::test]
+async fn the_control_plane_can_disconnect_a_seat_or_end_the_meeting() {
+    let server = common::start(1).await;
+    let mut chair = joined(&server, "chair").await;
+    let mut a = joined(&server, "point-a").await;
+    let mut b = joined(&server, "point-b").await;
+
+    assert!(server.signaling.kick("bench", "point-a", "link re-issued"));
+    let bye = next_of_type(&mut a, "bye").await;
+    assert_eq!(bye["reason"], "link re-issued");
+    expect_closed(&mut a).await;
+    assert!(
+        !server.signaling.kick("bench", "point-a", "again"),
+        "no longer connected"
+    );
+    still_usable(&mut b).await;
+
+    assert_eq!(
+        server.signaling.close_meeting("bench", "meeting cancelled"),
+        2
+    );
+    for ws in [&mut chair, &mut b] {
+        next_of_type(ws, "meeting_ended").await;
+        assert_eq!(next_of_type(ws, "bye").await["reason"], "meeting cancelled");
+        expect_closed(ws).await;
+    }
+}

@@ -35,6 +35,7 @@ impl Authorizer for FixedTokens {
 pub struct InProcessServer {
     pub http: SocketAddr,
     pub sfu: sfu::Sfu,
+    pub signaling: signaling::Signaling,
     pub registry: prometheus::Registry,
 }
 
@@ -82,6 +83,7 @@ impl InProcessServer {
         Ok(InProcessServer {
             http,
             sfu,
+            signaling,
             registry,
         })
     }

@@ -42,6 +42,23 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn roll_call_answer(&self, _meeting: &str, _point: &str, _at: u64) {}
     /// A chat message was sent (`to_chair`: to the chair only, else to everyone).
     fn chat(&self, _meeting: &str, _point: &str, _to_chair: bool, _text: &str, _at: u64) {}
+    /// A participant left, with a summary of its link while connected. Called right after
+    /// [`RoomObserver::left`].
+    fn link_summary(&self, _grant: &Grant, _participant: &str, _link: &LinkSummary) {}
+    /// A chair (or point) action was accepted: `action` is the protocol message type
+    /// (`grant_floor`, `set_mute`, `start_roll_call`, `end_meeting`, ...), `target` the point it
+    /// names, if any. For the audit log.
+    fn control(&self, _meeting: &str, _actor_point: &str, _action: &str, _target: Option<&str>) {}
+}
+
+/// A participant's link over its connection, from the media plane's 2-second samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LinkSummary {
+    pub samples: u32,
+    /// Mean round-trip time over the samples that had one.
+    pub rtt_ms_mean: Option<f64>,
+    pub loss_mean: f64,
+    pub loss_max: f64,
 }
 
 /// The observer used when none is configured.

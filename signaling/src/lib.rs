@@ -108,6 +108,48 @@ impl Signaling {
             .with_state(self.clone())
     }
 
+    /// Disconnects the connected seat of `point` in `meeting` (its link was re-issued or its
+    /// invitation withdrawn): it is told `bye` with `reason` and its connection closes. Returns
+    /// whether such a seat was connected.
+    pub fn kick(&self, meeting: &str, point: &str, reason: &str) -> bool {
+        let rooms = self.inner.rooms();
+        let Some(room) = rooms.get(meeting) else {
+            return false;
+        };
+        let mut found = false;
+        for m in room.members.values().filter(|m| m.info.point == point) {
+            found = true;
+            let _ = m.tx.try_send(protocol::ServerMessage::Bye {
+                v: protocol::PROTOCOL_VERSION,
+                reason: reason.to_owned(),
+            });
+        }
+        found
+    }
+
+    /// Ends a meeting for everyone connected (cancelled or ended from the admin panel): each
+    /// gets `meeting_ended` then `bye`. Returns how many were connected.
+    pub fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
+        let rooms = self.inner.rooms();
+        let Some(room) = rooms.get(meeting) else {
+            return 0;
+        };
+        room.broadcast(
+            &protocol::ServerMessage::MeetingEnded {
+                v: protocol::PROTOCOL_VERSION,
+            },
+            None,
+        );
+        room.broadcast(
+            &protocol::ServerMessage::Bye {
+                v: protocol::PROTOCOL_VERSION,
+                reason: reason.to_owned(),
+            },
+            None,
+        );
+        room.len()
+    }
+
     /// Who is connected to a meeting right now.
     pub fn live(&self, meeting: &str) -> Vec<LiveParticipant> {
         self.inner

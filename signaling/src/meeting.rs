@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use sfu::ParticipantId;
 
 use crate::Inner;
+use crate::auth::LinkSummary;
 use crate::controls::{Action, Actor, ControlError};
 use crate::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Quality, Role, ServerMessage};
 
@@ -29,6 +30,33 @@ pub(crate) struct Seat {
     chat_times: VecDeque<Instant>,
     /// Last link quality told to the chair, and when.
     last_quality: Option<(Quality, Instant)>,
+    /// Running link figures for the attendance record.
+    link: LinkTotals,
+}
+
+#[derive(Debug, Default)]
+struct LinkTotals {
+    samples: u32,
+    rtt_samples: u32,
+    rtt_sum: f64,
+    loss_sum: f64,
+    loss_max: f64,
+}
+
+impl Seat {
+    pub fn link_summary(&self) -> LinkSummary {
+        let l = &self.link;
+        LinkSummary {
+            samples: l.samples,
+            rtt_ms_mean: (l.rtt_samples > 0).then(|| l.rtt_sum / f64::from(l.rtt_samples)),
+            loss_mean: if l.samples > 0 {
+                l.loss_sum / f64::from(l.samples)
+            } else {
+                0.0
+            },
+            loss_max: l.loss_max,
+        }
+    }
 }
 
 impl Seat {
@@ -47,6 +75,7 @@ impl Seat {
             role,
             chat_times: VecDeque::new(),
             last_quality: None,
+            link: LinkTotals::default(),
         }
     }
 }
@@ -67,6 +96,7 @@ pub(crate) fn handle(
     seat: &mut Seat,
     msg: ClientMessage,
 ) -> Result<Vec<ServerMessage>, Refusal> {
+    let kind = msg.kind();
     let action = match msg {
         ClientMessage::RaiseHand { text, .. } => Action::RaiseHand { text },
         ClientMessage::LowerHand { point, .. } => Action::LowerHand { point },
@@ -85,6 +115,11 @@ pub(crate) fn handle(
         _ => return Ok(Vec::new()),
     };
     let answering = matches!(action, Action::AnswerRollCall);
+    let target = match &action {
+        Action::Grant { point } => Some(point.clone()),
+        Action::LowerHand { point } | Action::SetMute { point, .. } => point.clone(),
+        _ => None,
+    };
     let at = now_ms();
     {
         let mut rooms = inner.rooms();
@@ -107,6 +142,9 @@ pub(crate) fn handle(
         }
     }
     tracing::info!(meeting = %seat.meeting, point = %seat.point, ?action, "control");
+    inner
+        .observer
+        .control(&seat.meeting, &seat.point, kind, target.as_deref());
     if answering {
         inner
             .observer
@@ -223,6 +261,9 @@ fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal
     let rooms = inner.rooms();
     if let Some(room) = rooms.get(&seat.meeting) {
         tracing::info!(meeting = %seat.meeting, "meeting ended by the chair");
+        inner
+            .observer
+            .control(&seat.meeting, &seat.point, "end_meeting", None);
         room.broadcast(
             &ServerMessage::MeetingEnded {
                 v: PROTOCOL_VERSION,
@@ -262,6 +303,14 @@ pub(crate) fn speaking(inner: &Inner, seat: &Seat, speaking: bool) {
 /// The media plane measured this participant's link: tell the chair (and the participant) when
 /// the class changes, and every few seconds so a newly joined chair learns it too.
 pub(crate) fn link_quality(inner: &Inner, seat: &mut Seat, rtt_ms: Option<u32>, loss: f32) {
+    let l = &mut seat.link;
+    l.samples += 1;
+    if let Some(r) = rtt_ms {
+        l.rtt_samples += 1;
+        l.rtt_sum += f64::from(r);
+    }
+    l.loss_sum += f64::from(loss);
+    l.loss_max = l.loss_max.max(f64::from(loss));
     let quality = Quality::classify(rtt_ms, loss);
     let now = Instant::now();
     let due = match seat.last_quality {

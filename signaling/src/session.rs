@@ -215,9 +215,13 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
     }
     if let Some(j) = joined {
         leave(&inner, j.id, &j.meeting);
+        let participant = j.id.to_string();
         inner
             .observer
-            .left(&j.grant, &j.id.to_string(), j.since.elapsed().as_secs_f64());
+            .left(&j.grant, &participant, j.since.elapsed().as_secs_f64());
+        inner
+            .observer
+            .link_summary(&j.grant, &participant, &j.seat.link_summary());
     }
 }
 

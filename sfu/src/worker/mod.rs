@@ -143,10 +143,25 @@ impl Worker {
             }
             // One clock read per pass: everything in this pass happens "now".
             let now = Instant::now();
-            self.read_socket(now, &mut buf);
-            self.apply_commands(now);
-            self.fire_timers(now);
-            self.drain(now);
+            // A bug that panics in one pass must not take every room of this worker down with
+            // it: log, count, and keep serving (the per-datagram guard in `on_datagram` already
+            // isolates the hostile-input path to one connection).
+            let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.read_socket(now, &mut buf);
+                self.apply_commands(now);
+                self.fire_timers(now);
+                self.drain(now);
+            }));
+            if pass.is_err() {
+                tracing::error!(
+                    worker = self.worker_index,
+                    "worker pass panicked; continuing"
+                );
+                self.dirty.clear();
+                for (_, c) in self.conns.iter_mut() {
+                    c.dirty = false;
+                }
+            }
             self.metrics.flush();
         }
         self.close_all(Instant::now());
@@ -189,12 +204,68 @@ impl Worker {
             },
             message: BytesMut::from(datagram),
         };
-        if let Err(e) = conn.pc.handle_read(msg) {
-            // A bad packet from the network is the peer's problem, not ours: count and go on.
-            tracing::trace!(participant = %conn.participant, "handle_read: {e}");
-            self.metrics.bad_datagrams += 1;
+        // The engine parses hostile input (DTLS, SRTP, RTCP, SCTP). Should it ever panic on a
+        // crafted packet, only that connection is lost, not the worker and its rooms.
+        let participant = conn.participant;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.pc.handle_read(msg)));
+        match outcome {
+            Ok(Ok(())) => self.mark_dirty(route.key),
+            Ok(Err(e)) => {
+                // A bad packet from the network is the peer's problem, not ours: count and go on.
+                tracing::trace!(%participant, "handle_read: {e}");
+                self.metrics.bad_datagrams += 1;
+                self.mark_dirty(route.key);
+            }
+            Err(_) => {
+                tracing::error!(%participant, %from, "media engine panicked on input; closing that connection");
+                self.metrics.bad_datagrams += 1;
+                self.drop_conn_after_panic(route.key);
+            }
         }
-        self.mark_dirty(route.key);
+    }
+
+    /// Forgets a connection whose engine state can no longer be trusted, and tells its
+    /// participant (the client reconnects).
+    fn drop_conn_after_panic(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let (participant, kind) = (conn.participant, conn.kind);
+        if let Some(p) = self.participants.get_mut(&participant) {
+            match kind {
+                PcKind::Publish if p.publish == Some(key) => p.publish = None,
+                PcKind::Subscribe if p.subscribe == Some(key) => p.subscribe = None,
+                _ => {}
+            }
+        }
+        let tracks: Vec<usize> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.conn == key)
+            .map(|(k, _)| k)
+            .collect();
+        for t in tracks {
+            self.unpublish(Instant::now(), t);
+        }
+        for (_, t) in self.tracks.iter_mut() {
+            t.downtracks.retain(|d| d.conn != key);
+        }
+        self.track_by_down_ssrc.retain(|(c, _), _| *c != key);
+        if let Some(conn) = self.conns.try_remove(key) {
+            self.demux.remove(&conn.ufrag, &conn.addrs, key);
+            self.metrics.connections.dec();
+            // Dropped without `close()` (its state is what panicked), and guarded in case the
+            // engine's destructors trip over the same state.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(conn)));
+        }
+        self.notify(
+            participant,
+            MediaEvent::ConnectionState {
+                pc: kind,
+                state: crate::api::ConnState::Failed,
+            },
+        );
     }
 
     fn apply_commands(&mut self, now: Instant) {
