@@ -8,7 +8,9 @@
 //   3. roll call: two points press "Có mặt", the chair's page lists both;
 //   4. chat: to all and to the chair only (a private message does not reach other points);
 //   5. the chair's screen share is decoded by the points and shown big on their stage;
-//   6. 150 points on the chair's grid: only on-screen tiles get a <video>;
+//   6. 150 points on the chair's grid: only on-screen tiles get a <video>; off-screen
+//      thumbnails are paused by the server and resume when scrolled back;
+//   English switch; the audio-only banner when the chair's picture stops for 5 s;
 //   7. end meeting: every point shows "Cuộc họp đã kết thúc".
 // SCREENSHOTS=1 writes docs/images/chair.png and point.png (1366x768) on the way.
 //
@@ -257,6 +259,19 @@ async function main() {
     return { ok: d > 0 && shown === 1, detail: `point 3 on screen again: ${d} frames/s, has-video ${shown}` };
   }, MEDIA_TIMEOUT_MS);
   h.check('scrolled back, the thumbnail resumes', back.ok, back.detail);
+
+  // English switch on a point: the controls re-render in English, and back.
+  await p3.page.locator('#lang-button').click();
+  const en = await p3.page.locator('#mic-state').textContent();
+  await p3.page.locator('#lang-button').click();
+  const vi = await p3.page.locator('#mic-state').textContent();
+  h.check('language switch: "Microphone off" in English, "Micro đang tắt" back', en === 'Microphone off' && vi === 'Micro đang tắt', `${en} / ${vi}`);
+
+  // Audio only: the chair's camera stops sending while the connections stay up; after 5 s
+  // without a frame the points say they receive sound only.
+  await chair.page.evaluate(() => window.hoinghi.publishPc.getSenders().find((s) => s.track?.kind === 'video' && s.track.contentHint !== 'detail')?.replaceTrack(null));
+  const banner = await p1.page.locator('#audio-only').waitFor({ state: 'visible', timeout: 12_000 }).then(() => p1.page.locator('#audio-only').textContent()).catch(() => null);
+  h.check('no picture from the chair for 5 s: the audio-only banner shows', banner?.startsWith('Đường truyền yếu'), JSON.stringify(banner));
 
   // 7. End of the meeting, with confirmation.
   await chair.page.locator('#end-meeting').click();
