@@ -13,6 +13,8 @@
 //   room-state / chat / active-speakers / link-quality / meeting-ended   the server's message
 //                (meeting controls; `room-state` also sets this.roomState)
 
+import { Publisher } from './publisher.js';
+
 const PROTOCOL_VERSION = 1;
 // Errors after which retrying with the same link cannot help. 'replaced' is ours: the server
 // said `bye` because the same point joined from another window or PC; re-joining by ourselves
@@ -27,9 +29,6 @@ const SILENCE_LIMIT_MS = 45000;
 // A peer connection may flap to 'disconnected' on a lossy link; only give up on it after this.
 const PC_DISCONNECTED_GRACE_MS = 15000;
 const LEAVE_TIMEOUT_MS = 2000;
-const PUBLISH_ANSWER_TIMEOUT_MS = 10000;
-// Screen share encoder cap (bit/s): slides and documents need detail, not frame rate.
-const SHARE_MAX_BITRATE = 1_200_000;
 
 export class Session extends EventTarget {
   /**
@@ -57,9 +56,7 @@ export class Session extends EventTarget {
     this.roster = new Map(); // participant id -> {id, point, name, role}
     this.roomState = null; // last `room_state`
     this.shareTrack = null; // screen share we publish, or null
-    this.shareTransceiver = null;
-    this.publishChain = Promise.resolve(); // publish negotiations, one at a time
-    this.publishAnswered = null; // resolves when the pending publish_answer is applied
+    this.publisher = null; // publish side of the current connection (publisher.js)
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
     this.lastError = null;
     this.leaving = false;
@@ -176,9 +173,8 @@ export class Session extends EventTarget {
     for (const pc of [this.publishPc, this.subscribePc]) pc?.close();
     const hadMedia = this.tracks.size > 0 || this.subscribePc;
     this.publishPc = this.subscribePc = null;
-    this.shareTransceiver = null;
-    this.publishAnswered?.();
-    this.publishAnswered = null;
+    this.publisher?.close();
+    this.publisher = null;
     this.roomState = null;
     this.pendingCandidates = { publish: [], subscribe: [] };
     this.tracks = new Map();
@@ -204,7 +200,7 @@ export class Session extends EventTarget {
         if (!this.publishPc) return;
         await this.publishPc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
         await this.#flushCandidates('publish');
-        this.publishAnswered?.();
+        this.publisher?.answerDone();
         return;
       case 'subscribe_offer':
         return this.#onSubscribeOffer(msg, gen);
@@ -230,7 +226,7 @@ export class Session extends EventTarget {
         }
         return;
       case 'error':
-        if (msg.request === 'publish_offer') this.publishAnswered?.(); // do not wait for ever
+        if (msg.request === 'publish_offer') this.publisher?.answerDone(); // do not wait for ever
         return this.#onError(msg);
       case 'room_state':
         this.roomState = msg;
@@ -265,7 +261,7 @@ export class Session extends EventTarget {
     this.#emit('joined', msg);
     if (msg.role === 'observer' || !stream || stream.getTracks().length === 0) return;
     // Not awaited: the answer comes through this same message queue.
-    this.publishChain = this.#publish(stream, videoMaxBitrate, gen).catch((err) => {
+    this.#publish(stream, videoMaxBitrate, gen).catch((err) => {
       console.error('[hoinghi] publish failed', err);
       if (gen === this.gen) this.#drop('publish failed');
     });
@@ -274,69 +270,22 @@ export class Session extends EventTarget {
   async #publish(stream, videoMaxBitrate, gen) {
     const pc = this.#newPc('publish', gen);
     this.publishPc = pc;
-    this.shareTransceiver = null;
-    for (const track of stream.getTracks()) {
-      const init = { direction: 'sendonly', streams: [stream] };
-      if (track.kind === 'video' && videoMaxBitrate) init.sendEncodings = [{ maxBitrate: videoMaxBitrate }];
-      pc.addTransceiver(track, init);
-    }
-    // A share that was on before a reconnect goes on in the new connection.
-    if (this.shareTrack?.readyState === 'live') this.#addShareTransceiver(pc, this.shareTrack);
-    await this.#negotiatePublish(pc, gen);
+    this.publisher = new Publisher(pc, (body) => this.#send(body));
+    await this.publisher.start(stream, videoMaxBitrate, this.shareTrack);
   }
 
   /**
-   * Starts (track) or stops (null) publishing a screen share: an additional video m-line
-   * declared as `source: "screen"` in `publish_offer`, renegotiated on the publish connection.
-   * Resolves once the server answered (or at once when not connected: applied on the next join).
+   * Starts (track) or stops (null) publishing a screen share (publisher.js). Resolves once the
+   * server answered; when not connected, the share is added on the next join.
    */
   setShare(track) {
     this.shareTrack = track;
-    const gen = this.gen;
-    this.publishChain = this.publishChain.then(async () => {
-      const pc = this.publishPc;
-      if (!pc || gen !== this.gen) return;
-      const tr = this.shareTransceiver;
-      if (track) {
-        if (tr) {
-          await tr.sender.replaceTrack(track);
-          tr.direction = 'sendonly';
-        } else this.#addShareTransceiver(pc, track);
-      } else if (tr) {
-        await tr.sender.replaceTrack(null);
-        tr.direction = 'inactive';
-      } else return;
-      await this.#negotiatePublish(pc, gen);
-    }).catch((err) => console.error('[hoinghi] share negotiation failed', err));
-    return this.publishChain;
+    return this.publisher?.setShare(track) ?? Promise.resolve();
   }
 
-  #addShareTransceiver(pc, track) {
-    // 'detail': text and slides stay sharp; the frame rate drops first on a weak link.
-    track.contentHint = 'detail';
-    this.shareTransceiver = pc.addTransceiver(track, {
-      direction: 'sendonly',
-      streams: [new MediaStream([track])],
-      sendEncodings: [{ maxBitrate: SHARE_MAX_BITRATE }],
-    });
-  }
-
-  /** One offer/answer on the publish connection; the caller serializes them. */
-  async #negotiatePublish(pc, gen) {
-    await pc.setLocalDescription(await pc.createOffer());
-    if (gen !== this.gen) return;
-    const answered = new Promise((resolve) => {
-      this.publishAnswered = resolve;
-      setTimeout(resolve, PUBLISH_ANSWER_TIMEOUT_MS);
-    });
-    const body = { type: 'publish_offer', sdp: pc.localDescription.sdp };
-    const mid = this.shareTransceiver?.mid;
-    if (mid != null) body.sources = [{ mid, source: 'screen' }];
-    // Candidate events are tasks queued after setLocalDescription resolves; this continuation is a
-    // microtask, so the offer always leaves before the first trickled candidate.
-    this.#send(body);
-    await answered;
-    this.publishAnswered = null;
+  /** The share's transceiver on the current publish connection, or null (test hook). */
+  get shareTransceiver() {
+    return this.publisher?.shareTransceiver ?? null;
   }
 
   /** Sends a meeting-control message (docs/protocol.md, "Meeting controls"); false if offline. */
