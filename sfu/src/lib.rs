@@ -13,6 +13,7 @@
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers.
 //! - [`rtt`]: round-trip time from receiver reports.
+//! - [`udp`]: batched sends with `sendmmsg`.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
 //!
 //! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
@@ -27,6 +28,7 @@ pub mod keyframe_requests;
 pub mod metrics;
 pub mod packet;
 pub mod rtt;
+pub mod udp;
 mod worker;
 
 use std::collections::HashMap;

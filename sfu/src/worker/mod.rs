@@ -15,6 +15,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
@@ -39,6 +40,8 @@ pub(crate) const WAKER: Token = Token(1);
 /// Datagrams read per wake before looking at commands and timers again.
 const READ_BATCH: usize = 256;
 const MAX_DATAGRAM: usize = 1500;
+/// Datagrams queued before a flush mid-pass.
+const MAX_QUEUED_SENDS: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
@@ -79,6 +82,7 @@ pub(crate) struct Worker {
     track_by_down_ssrc: HashMap<(usize, u32), usize>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     dirty: Vec<usize>,
+    out: crate::udp::SendQueue,
     metrics: WorkerMetrics,
     next_ufrag: u64,
     worker_index: usize,
@@ -108,6 +112,7 @@ impl Worker {
             track_by_down_ssrc: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            out: crate::udp::SendQueue::default(),
             metrics,
             next_ufrag: 0,
             worker_index,
@@ -480,6 +485,14 @@ impl Worker {
     /// Drains every touched connection until none is left: writes to the socket, RTP to the
     /// forwarding path, events to the session; then re-arms its timer.
     fn drain(&mut self, now: Instant) {
+        self.drain_dirty(now);
+        // Offers queue output on their connections (marked dirty): one more round drains it.
+        self.send_pending_offers(now);
+        self.drain_dirty(now);
+        self.flush_sends();
+    }
+
+    fn drain_dirty(&mut self, now: Instant) {
         while let Some(key) = self.dirty.pop() {
             let Some(c) = self.conns.get_mut(key) else {
                 continue;
@@ -507,7 +520,7 @@ impl Worker {
                 }
                 while let Some(out) = self.conns[key].pc.poll_write() {
                     progressed = true;
-                    self.send(key, out.transport.peer_addr, &out.message);
+                    self.send(key, out.transport.peer_addr, out.message);
                 }
                 if !progressed {
                     break;
@@ -515,22 +528,34 @@ impl Worker {
             }
             self.schedule(key);
         }
-        self.send_pending_offers(now);
     }
 
-    fn send(&mut self, key: usize, to: SocketAddr, datagram: &[u8]) {
-        self.demux.learn(to, key);
-        match self.socket.send_to(datagram, to) {
-            Ok(_) => {
-                self.metrics.datagrams_out += 1;
-                self.metrics.bytes_out += datagram.len() as u64;
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => self.metrics.send_dropped += 1,
-            Err(e) => {
-                self.metrics.send_dropped += 1;
-                tracing::trace!("send_to {to}: {e}");
-            }
+    /// Queues a datagram for the end of the pass (see [`crate::udp`]).
+    fn send(&mut self, key: usize, to: SocketAddr, datagram: BytesMut) {
+        // Under ICE-lite every address was learnt from the peer's own check; this only matters
+        // for a peer that answers from an address it never checked from.
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.addrs.contains(&to)
+        {
+            c.remember_addr(to);
+            self.demux.learn(to, key);
         }
+        self.out.push(to, datagram);
+        // Bounds the queue (and the delay of its first datagram) in a pass that fans a burst out
+        // to hundreds of subscribers.
+        if self.out.len() >= MAX_QUEUED_SENDS {
+            self.flush_sends();
+        }
+    }
+
+    fn flush_sends(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let f = self.out.flush(self.socket.as_raw_fd());
+        self.metrics.datagrams_out += f.sent;
+        self.metrics.bytes_out += f.bytes;
+        self.metrics.send_dropped += f.dropped;
     }
 
     fn notify(&self, participant: ParticipantId, event: MediaEvent) {
