@@ -70,7 +70,34 @@ export class Harness {
     await this.#startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1']);
     const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common]));
     this.browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
-    return { origin: new URL(links.chair).origin, links };
+    this.origin = new URL(links.chair).origin;
+    return { origin: this.origin, links };
+  }
+
+  /**
+   * GET an admin API path as the bootstrap admin (cookie session). Resolves with
+   * {status, body} (body parsed as JSON when it is JSON).
+   */
+  async adminGet(apiPath) {
+    if (!this.admin) return { status: 0, body: 'no bootstrap admin password on stdout' };
+    if (!this.cookie) {
+      const res = await fetch(`${this.origin}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(this.admin),
+      });
+      if (!res.ok) return { status: res.status, body: await res.text() };
+      this.cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    }
+    const res = await fetch(`${this.origin}${apiPath}`, { headers: { cookie: this.cookie } });
+    const text = await res.text();
+    let body = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return { status: res.status, body };
   }
 
   async openPage(name, url) {
@@ -107,7 +134,10 @@ export class Harness {
         const lines = pending.split('\n');
         pending = lines.pop();
         for (const line of lines) {
-          this.serverOutput.push(`(stdout) ${line}`);
+          // The bootstrap admin password and the join tokens are kept out of the log.
+          const admin = /account "([^"]+)" created with password (\S+)/.exec(line);
+          if (admin) this.admin = { username: admin[1], password: admin[2] };
+          this.serverOutput.push(`(stdout) ${admin ? 'admin-bootstrap: …' : line.replace(/t=[^&\s]+/g, 't=…')}`);
           if (line.startsWith('ready: ')) {
             clearTimeout(timer);
             resolve();
