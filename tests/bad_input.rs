@@ -345,3 +345,47 @@ async fn the_control_plane_can_disconnect_a_seat_or_end_the_meeting() {
         expect_closed(ws).await;
     }
 }
+
+#[tokio::test]
+async fn late_joiners_get_the_chat_they_may_see() {
+    let server = common::start(1).await;
+    let mut chair = joined(&server, "chair").await;
+    let mut a = joined(&server, "point-a").await;
+    send(
+        &mut chair,
+        json!({"v":1,"type":"chat","to":"all","text":"Chào các điểm cầu"}).to_string(),
+    )
+    .await;
+    send(
+        &mut a,
+        json!({"v":1,"type":"chat","to":"chair","text":"Chỉ gửi chủ trì"}).to_string(),
+    )
+    .await;
+    next_of_type(&mut a, "chat").await;
+    next_of_type(&mut a, "chat").await;
+
+    let mut b = connect(&server).await;
+    send(
+        &mut b,
+        json!({"v":1,"type":"join","token":"point-b"}).to_string(),
+    )
+    .await;
+    next_of_type(&mut b, "joined").await;
+    let first = next_of_type(&mut b, "chat").await;
+    assert_eq!(first["text"], "Chào các điểm cầu");
+    // The message to the chair is not replayed to another point.
+    still_usable(&mut b).await;
+
+    let mut chair2 = connect(&server).await;
+    send(
+        &mut chair2,
+        json!({"v":1,"type":"join","token":"chair"}).to_string(),
+    )
+    .await;
+    next_of_type(&mut chair2, "joined").await;
+    next_of_type(&mut chair2, "chat").await;
+    assert_eq!(
+        next_of_type(&mut chair2, "chat").await["text"],
+        "Chỉ gửi chủ trì"
+    );
+}

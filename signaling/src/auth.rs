@@ -30,6 +30,19 @@ pub enum AuthError {
 
 pub trait Authorizer: Send + Sync + 'static {
     fn authorize(&self, token: &str) -> Result<Grant, AuthError>;
+
+    /// The points invited to a meeting (code, name), so the chair's grid can show who has not
+    /// connected yet. Empty when unknown.
+    fn invited(&self, _meeting: &str) -> Vec<InvitedPoint> {
+        Vec::new()
+    }
+}
+
+/// A point invited to a meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitedPoint {
+    pub point: String,
+    pub name: String,
 }
 
 /// Told of every seat taken and left, for attendance records. Called synchronously from the

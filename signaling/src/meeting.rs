@@ -206,11 +206,12 @@ fn chat(
         at,
     };
     {
-        let rooms = inner.rooms();
-        let room = rooms.get(&seat.meeting).ok_or((
+        let mut rooms = inner.rooms();
+        let room = rooms.get_mut(&seat.meeting).ok_or((
             ErrorCode::InvalidState,
             "the meeting is not running".to_owned(),
         ))?;
+        room.record_chat(msg.clone());
         match to {
             crate::protocol::ChatTarget::All => room.broadcast(&msg, None),
             crate::protocol::ChatTarget::Chair => {

@@ -76,6 +76,14 @@ pub struct ParticipantInfo {
     pub role: Role,
 }
 
+/// A point invited to the meeting (sent to the chair in `joined`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvitedInfo {
+    pub point: String,
+    pub name: String,
+}
+
 /// A media track the subscribe connection carries, so a client can label what it receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,6 +349,9 @@ pub enum ServerMessage {
         roster: Vec<ParticipantInfo>,
         /// ICE servers the client should configure (empty: the server is reachable directly).
         ice_servers: Vec<IceServer>,
+        /// Chair only: every point invited to the meeting, connected or not.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        invited: Vec<InvitedInfo>,
     },
     /// Answer to `publish_offer`.
     PublishAnswer {

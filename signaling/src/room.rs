@@ -26,7 +26,14 @@ pub struct Room {
     pub controls: Controls,
     /// The chair's visible thumbnails; `None` until the chair reports a viewport.
     pub viewport: Option<BTreeSet<ParticipantId>>,
+    /// Recent chat, replayed to whoever joins (late or reconnecting).
+    pub(crate) chat_log: std::collections::VecDeque<ServerMessage>,
 }
+
+/// Chat messages kept for replay.
+pub const CHAT_HISTORY: usize = 50;
+/// Thumbnails the chair receives before its page reports what is on screen.
+pub const DEFAULT_THUMBNAILS: usize = 24;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum JoinRefused {
@@ -48,6 +55,7 @@ impl Room {
             members: BTreeMap::new(),
             controls: Controls::default(),
             viewport: None,
+            chat_log: std::collections::VecDeque::new(),
         }
     }
 
@@ -98,6 +106,31 @@ impl Room {
                 .filter_map(|p| self.participant_of(p))
                 .collect(),
         }
+    }
+
+    /// Remembers a chat message for replay to later joiners.
+    pub(crate) fn record_chat(&mut self, msg: ServerMessage) {
+        if self.chat_log.len() == CHAT_HISTORY {
+            self.chat_log.pop_front();
+        }
+        self.chat_log.push_back(msg);
+    }
+
+    /// The chat a participant may see: messages to everyone, and those to the chair when it is
+    /// the chair or their sender.
+    pub(crate) fn chat_history_for(&self, role: Role, point: &str) -> Vec<ServerMessage> {
+        self.chat_log
+            .iter()
+            .filter(|m| match m {
+                ServerMessage::Chat { to, from_point, .. } => {
+                    *to == crate::protocol::ChatTarget::All
+                        || role == Role::Chair
+                        || from_point == point
+                }
+                _ => false,
+            })
+            .cloned()
+            .collect()
     }
 
     /// Sends to the chair(s) only.
@@ -216,7 +249,8 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - everyone receives the floor holder's camera (and its screen when the chair allows it);
 /// - a point's microphone reaches anyone only while it holds the floor or the chair opened it;
 /// - the chair receives every point's camera as a thumbnail, except those its viewport says are
-///   off screen;
+///   off screen (before its first viewport: the first [`DEFAULT_THUMBNAILS`] points, so a chair
+///   joining a full room is not flooded with 300 streams it cannot show);
 /// - in discussion mode everyone also receives the cameras of the most recent speakers;
 /// - points never receive other points otherwise; observers publish nothing.
 pub fn routing(
@@ -224,6 +258,12 @@ pub fn routing(
     c: &Controls,
     viewport: Option<&BTreeSet<ParticipantId>>,
 ) -> Vec<(ParticipantId, Vec<Subscription>)> {
+    let first_points: BTreeSet<ParticipantId> = members
+        .iter()
+        .filter(|(_, role, _)| *role == Role::Point)
+        .map(|(id, _, _)| *id)
+        .take(DEFAULT_THUMBNAILS)
+        .collect();
     members
         .iter()
         .map(|&(id, role, _)| {
@@ -238,7 +278,10 @@ pub fn routing(
                             let floor = c.holds_floor(point);
                             let discussed =
                                 c.discussion && c.recent_speakers.iter().any(|p| p == point);
-                            let on_screen = viewport.is_none_or(|v| v.contains(&other));
+                            let on_screen = match viewport {
+                                Some(v) => v.contains(&other),
+                                None => first_points.contains(&other),
+                            };
                             Subscription {
                                 publisher: other,
                                 audio: c.audio_open(point),
@@ -329,6 +372,22 @@ mod tests {
         let r = routing(&MEMBERS, &c, Some(&viewport));
         assert_eq!(subs(&r, 1), vec![(2, false, true), (3, true, false)]);
         assert_eq!(subs(&r, 2), vec![(1, true, true), (3, true, false)]);
+    }
+
+    #[test]
+    fn before_a_viewport_the_chair_gets_the_first_thumbnails_only() {
+        let mut members: Vec<(ParticipantId, Role, String)> =
+            vec![(p(1), Role::Chair, "06".into())];
+        for i in 0..40u64 {
+            members.push((p(100 + i), Role::Point, format!("x{i}")));
+        }
+        let view: Vec<(ParticipantId, Role, &str)> = members
+            .iter()
+            .map(|(id, r, c)| (*id, *r, c.as_str()))
+            .collect();
+        let r = routing(&view, &Controls::default(), None);
+        let cameras = subs(&r, 1).iter().filter(|(_, _, camera)| *camera).count();
+        assert_eq!(cameras, DEFAULT_THUMBNAILS);
     }
 
     #[test]

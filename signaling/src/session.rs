@@ -305,13 +305,14 @@ async fn handle_text(
         return match msg {
             ClientMessage::Join { token, .. } => match join(inner, &token, opened).await {
                 Ok((state, queues, reply)) => {
-                    let room_state = inner.rooms().get(&state.meeting).map(Room::state_message);
+                    let mut replies = vec![reply];
+                    if let Some(room) = inner.rooms().get(&state.meeting) {
+                        replies.push(room.state_message());
+                        replies.extend(room.chat_history_for(state.role, &state.grant.point));
+                    }
                     *joined = Some(state);
                     *inbox = Some(queues);
-                    (
-                        std::iter::once(reply).chain(room_state).collect(),
-                        Next::Continue,
-                    )
+                    (replies, Next::Continue)
                 }
                 Err(reply) => (vec![reply], Next::Close(1008, "join refused")),
             },
@@ -518,6 +519,19 @@ async fn join(
         },
         roster,
         ice_servers: Vec::<IceServer>::new(),
+        invited: if grant.role == Role::Chair {
+            inner
+                .auth
+                .invited(&grant.meeting_id)
+                .into_iter()
+                .map(|i| protocol::InvitedInfo {
+                    point: i.point,
+                    name: i.name,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
     Ok((
         Joined {

@@ -101,6 +101,7 @@ impl Worker {
                 if let Some(p) = self.participants.get_mut(&participant) {
                     p.publish = Some(key);
                 }
+                self.unpublish_stopped(now, key);
                 self.mark_dirty(key);
                 if let Ok(candidate) = self.factory.local_candidate() {
                     self.notify(
@@ -395,6 +396,39 @@ impl Worker {
         }
         if let Some(p) = self.participants.get_mut(&subscriber) {
             p.negotiation.needs_offer = true;
+        }
+    }
+
+    /// After a renegotiation: tracks whose m-line the publisher made inactive (a stopped screen
+    /// share) are unpublished, so subscribers' next offer drops them. A share started again on
+    /// the same m-line publishes anew on its first packet.
+    fn unpublish_stopped(&mut self, now: Instant, key: usize) {
+        let stopped: Vec<usize> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.conn == key)
+            .filter(|(_, t)| {
+                let pc = &mut self.conns[key].pc;
+                let ids: Vec<_> = pc.get_transceivers().collect();
+                ids.into_iter().any(|id| {
+                    pc.rtp_transceiver(id).is_some_and(|tr| {
+                        tr.receiver() == Some(t.receiver_id)
+                            && matches!(
+                                tr.current_direction(),
+                                RTCRtpTransceiverDirection::Inactive
+                                    | RTCRtpTransceiverDirection::Sendonly
+                            )
+                    })
+                })
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for track in stopped {
+            tracing::info!(publisher = %self.tracks[track].publisher, "track stopped by renegotiation");
+            if let Some(p) = self.participants.get_mut(&self.tracks[track].publisher) {
+                p.published.retain(|t| *t != track);
+            }
+            self.unpublish(now, track);
         }
     }
 
