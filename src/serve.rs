@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use room_admin::api::{AdminState, LiveSeat, LiveSource};
+use room_admin::api::AdminState;
 use room_admin::attendance::AttendanceRecorder;
 use room_admin::{Db, Directory, JoinAuthorizer, JoinTokens, Secret, accounts, db, test_room};
 use tokio_util::sync::CancellationToken;
@@ -94,7 +94,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         directory,
         base.clone(),
         use_tls,
-        Arc::new(SignalingLive(signaling.clone())),
+        // The panel's view of who is connected, and its disconnects (re-issued links,
+        // uninvited points, meetings cancelled or ended): the signaling layer itself.
+        Arc::new(signaling.clone()),
     );
     let app = web::app(
         registry,
@@ -140,24 +142,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     sfu.shutdown();
     outcome
-}
-
-/// The admin panel's view of who is connected, from the signaling layer.
-struct SignalingLive(signaling::Signaling);
-
-impl LiveSource for SignalingLive {
-    fn live(&self, meeting: &str) -> Vec<LiveSeat> {
-        self.0
-            .live(meeting)
-            .into_iter()
-            .map(|p| LiveSeat {
-                participant: p.id,
-                seat: p.point,
-                name: p.name,
-                role: room_admin::links::role_str(p.role).to_owned(),
-            })
-            .collect()
-    }
 }
 
 type ServerResult = Result<std::io::Result<()>, tokio::task::JoinError>;

@@ -1,4 +1,5 @@
-//! Attendance: every join and leave, and the per-meeting report.
+//! Attendance: every join and leave, roll-call answers, link summaries, chat and the room's
+//! control actions, and the per-meeting report.
 //!
 //! [`AttendanceRecorder`] is the signaling layer's `RoomObserver`. Signaling calls it from the
 //! session task, which must not wait on a disk: each event is stamped with the time it happened
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
-use signaling::auth::{Grant, RoomObserver};
-use tokio::sync::mpsc;
+use signaling::auth::{Grant, LinkSummary, RoomObserver};
+use signaling::protocol::Quality;
+use tokio::sync::{mpsc, oneshot};
 use utoipa::ToSchema;
 
 use crate::db::{self, Db};
@@ -37,6 +39,32 @@ enum Event {
         at: i64,
         seconds: f64,
     },
+    Link {
+        meeting: String,
+        participant: String,
+        link: LinkSummary,
+    },
+    RollCall {
+        meeting: String,
+        seat: String,
+        at_ms: i64,
+    },
+    Chat {
+        meeting: String,
+        seat: String,
+        to_chair: bool,
+        text: String,
+        at_ms: i64,
+    },
+    Control {
+        meeting: String,
+        actor: String,
+        action: String,
+        target: Option<String>,
+        at: i64,
+    },
+    /// Answered once every event queued before it is written.
+    Flush(oneshot::Sender<()>),
 }
 
 /// The `RoomObserver` that records attendance.
@@ -73,6 +101,24 @@ impl AttendanceRecorder {
             );
         }
     }
+
+    /// Waits until every event recorded before this call is in the database (tests, shutdown).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Event::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Unix milliseconds from signaling, as stored.
+fn ms(at: u64) -> i64 {
+    i64::try_from(at).unwrap_or(i64::MAX)
 }
 
 impl RoomObserver for AttendanceRecorder {
@@ -92,17 +138,57 @@ impl RoomObserver for AttendanceRecorder {
             seconds,
         });
     }
+
+    fn link_summary(&self, grant: &Grant, participant: &str, link: &LinkSummary) {
+        self.send(Event::Link {
+            meeting: grant.meeting_id.clone(),
+            participant: participant.to_owned(),
+            link: *link,
+        });
+    }
+
+    fn roll_call_answer(&self, meeting: &str, point: &str, at: u64) {
+        self.send(Event::RollCall {
+            meeting: meeting.to_owned(),
+            seat: point.to_owned(),
+            at_ms: ms(at),
+        });
+    }
+
+    fn chat(&self, meeting: &str, point: &str, to_chair: bool, text: &str, at: u64) {
+        self.send(Event::Chat {
+            meeting: meeting.to_owned(),
+            seat: point.to_owned(),
+            to_chair,
+            text: text.to_owned(),
+            at_ms: ms(at),
+        });
+    }
+
+    fn control(&self, meeting: &str, actor_point: &str, action: &str, target: Option<&str>) {
+        self.send(Event::Control {
+            meeting: meeting.to_owned(),
+            actor: actor_point.to_owned(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            at: db::unix_now(),
+        });
+    }
 }
 
 async fn write_loop(db: Db, mut rx: mpsc::Receiver<Event>) {
     while let Some(event) = rx.recv().await {
-        if let Err(e) = write(&db, &event).await {
+        if let Err(e) = write(&db, event).await {
             tracing::error!("cannot record attendance: {e}");
         }
     }
 }
 
-async fn write(db: &Db, event: &Event) -> Result<(), sqlx::Error> {
+/// Audit entries of room actions name the point as the actor and have no client address (the
+/// action came over the point's WebSocket, not from the panel).
+pub const ROOM_ACTION_PREFIX: &str = "room.";
+
+async fn write(db: &Db, event: Event) -> Result<(), sqlx::Error> {
     match event {
         Event::Joined {
             grant,
@@ -139,8 +225,89 @@ async fn write(db: &Db, event: &Event) -> Result<(), sqlx::Error> {
             .execute(db.pool())
             .await?;
         }
+        Event::Link {
+            meeting,
+            participant,
+            link,
+        } => {
+            // Participant ids are unique per process; the newest row is this connection's.
+            sqlx::query(
+                "UPDATE attendance SET link_samples = $1, rtt_ms_mean = $2, loss_mean = $3, \
+                 loss_max = $4 WHERE id = (SELECT MAX(id) FROM attendance \
+                 WHERE meeting_id = $5 AND participant = $6)",
+            )
+            .bind(i64::from(link.samples))
+            .bind(link.rtt_ms_mean.filter(|v| v.is_finite()))
+            .bind(finite(link.loss_mean))
+            .bind(finite(link.loss_max))
+            .bind(meeting)
+            .bind(participant)
+            .execute(db.pool())
+            .await?;
+        }
+        Event::RollCall {
+            meeting,
+            seat,
+            at_ms,
+        } => {
+            sqlx::query(
+                "INSERT INTO roll_call_answers (meeting_id, seat, answered_ms) VALUES ($1, $2, $3)",
+            )
+            .bind(meeting)
+            .bind(seat)
+            .bind(at_ms)
+            .execute(db.pool())
+            .await?;
+        }
+        Event::Chat {
+            meeting,
+            seat,
+            to_chair,
+            text,
+            at_ms,
+        } => {
+            sqlx::query(
+                "INSERT INTO chat_messages (meeting_id, seat, to_chair, text, sent_ms) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(meeting)
+            .bind(seat)
+            .bind(to_chair)
+            .bind(text)
+            .bind(at_ms)
+            .execute(db.pool())
+            .await?;
+        }
+        Event::Control {
+            meeting,
+            actor,
+            action,
+            target,
+            at,
+        } => {
+            let detail = target.map(|t| format!("point {t}")).unwrap_or_default();
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, ip, action, target, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(at)
+            .bind(actor)
+            .bind("-")
+            .bind(format!("{ROOM_ACTION_PREFIX}{action}"))
+            .bind(meeting)
+            .bind(detail)
+            .execute(db.pool())
+            .await?;
+        }
+        Event::Flush(done) => {
+            let _ = done.send(());
+        }
     }
     Ok(())
+}
+
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
 }
 
 /// One seat's line in the attendance report.
@@ -161,6 +328,25 @@ pub struct AttendanceRow {
     pub minutes: i64,
     /// Connected at the time of the report.
     pub connected: bool,
+    /// Roll-call answers ("có mặt"), Unix seconds, earliest first (one per roll call answered).
+    pub roll_call: Vec<i64>,
+    /// The link over the connections that have ended (none yet: `null`).
+    pub link: Option<LinkStats>,
+}
+
+/// A seat's link over its ended connections, from the media plane's 2-second samples.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LinkStats {
+    /// 2-second samples behind these figures.
+    pub samples: i64,
+    /// Mean round-trip time, milliseconds (`null`: never measured).
+    pub rtt_ms_mean: Option<f64>,
+    /// Packet loss, 0..1: the mean over the samples and the worst sample.
+    pub loss_mean: f64,
+    pub loss_max: f64,
+    /// `good`, `fair` or `poor`, by the chair page's rule on the means (loss under 2 % and RTT
+    /// under 150 ms is good; under 8 % and 400 ms fair).
+    pub quality: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -172,42 +358,101 @@ pub struct AttendanceReport {
     pub present: usize,
     pub late: usize,
     pub absent: usize,
+    /// Seats that answered at least one roll call.
+    pub answered_roll_call: usize,
     pub rows: Vec<AttendanceRow>,
+}
+
+/// One connection as stored.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+struct Record {
+    seat: String,
+    joined_at: i64,
+    left_at: Option<i64>,
+    seconds: Option<f64>,
+    link_samples: Option<i64>,
+    rtt_ms_mean: Option<f64>,
+    loss_mean: Option<f64>,
+    loss_max: Option<f64>,
 }
 
 /// The report of a meeting at `now`.
 pub async fn report(db: &Db, id: &str, now: i64) -> Result<AttendanceReport, StoreError> {
     let m = meetings::get(db, id).await?;
     let seats = meetings::seats(db, id).await?;
-    let records: Vec<(String, i64, Option<i64>, Option<f64>)> = sqlx::query_as(
-        "SELECT seat, joined_at, left_at, seconds FROM attendance WHERE meeting_id = $1 \
-         ORDER BY joined_at",
+    let records: Vec<Record> = sqlx::query_as(
+        "SELECT seat, joined_at, left_at, seconds, link_samples, rtt_ms_mean, loss_mean, \
+         loss_max FROM attendance WHERE meeting_id = $1 ORDER BY joined_at",
     )
     .bind(id)
     .fetch_all(db.pool())
     .await?;
-    Ok(build_report(&m, &seats, &records, now))
+    let answers: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT seat, answered_ms FROM roll_call_answers WHERE meeting_id = $1 \
+         ORDER BY answered_ms",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(build_report(&m, &seats, &records, &answers, now))
+}
+
+/// Adds up the link summaries of a seat's connections, weighted by their sample counts.
+fn link_stats(records: &[&Record]) -> Option<LinkStats> {
+    let (mut n, mut rtt_n, mut rtt_sum, mut loss_sum, mut loss_max) =
+        (0i64, 0i64, 0.0, 0.0, 0.0f64);
+    for r in records {
+        let Some(samples) = r.link_samples.filter(|s| *s > 0) else {
+            continue;
+        };
+        n += samples;
+        if let Some(rtt) = r.rtt_ms_mean {
+            rtt_n += samples;
+            rtt_sum += rtt * samples as f64;
+        }
+        loss_sum += r.loss_mean.unwrap_or(0.0) * samples as f64;
+        loss_max = loss_max.max(r.loss_max.unwrap_or(0.0));
+    }
+    if n == 0 {
+        return None;
+    }
+    let rtt_ms_mean = (rtt_n > 0).then(|| rtt_sum / rtt_n as f64);
+    let loss_mean = loss_sum / n as f64;
+    let quality = Quality::classify(rtt_ms_mean.map(|r| r.round() as u32), loss_mean as f32);
+    Some(LinkStats {
+        samples: n,
+        rtt_ms_mean,
+        loss_mean,
+        loss_max,
+        quality: match quality {
+            Quality::Good => "good",
+            Quality::Fair => "fair",
+            Quality::Poor => "poor",
+        }
+        .into(),
+    })
 }
 
 fn build_report(
     m: &Meeting,
     seats: &[Seat],
-    records: &[(String, i64, Option<i64>, Option<f64>)],
+    records: &[Record],
+    answers: &[(String, i64)],
     now: i64,
 ) -> AttendanceReport {
     let mut rows = Vec::new();
-    let (mut present, mut late, mut absent) = (0, 0, 0);
+    let (mut present, mut late, mut absent, mut answered) = (0, 0, 0, 0);
     for seat in seats {
-        let mine: Vec<_> = records.iter().filter(|r| r.0 == seat.seat).collect();
-        let first_join = mine.iter().map(|r| r.1).min();
-        let last_leave = mine.iter().filter_map(|r| r.2).max();
-        let connected = mine.iter().any(|r| r.2.is_none());
+        let mine: Vec<&Record> = records.iter().filter(|r| r.seat == seat.seat).collect();
+        let first_join = mine.iter().map(|r| r.joined_at).min();
+        let last_leave = mine.iter().filter_map(|r| r.left_at).max();
+        let connected = mine.iter().any(|r| r.left_at.is_none());
         let seconds: f64 = mine
             .iter()
-            .map(|r| match (r.2, r.3) {
+            .map(|r| match (r.left_at, r.seconds) {
                 (Some(_), Some(s)) => s,
-                (Some(left), None) => (left - r.1) as f64,
-                (None, _) => (now.min(m.effective_end()).max(r.1) - r.1) as f64,
+                (Some(left), None) => (left - r.joined_at) as f64,
+                (None, _) => (now.min(m.effective_end()).max(r.joined_at) - r.joined_at) as f64,
             })
             .sum();
         let status = match first_join {
@@ -224,6 +469,14 @@ fn build_report(
                 "present"
             }
         };
+        let roll_call: Vec<i64> = answers
+            .iter()
+            .filter(|a| a.0 == seat.seat)
+            .map(|a| a.1.div_euclid(1000))
+            .collect();
+        if !roll_call.is_empty() {
+            answered += 1;
+        }
         rows.push(AttendanceRow {
             seat: seat.seat.clone(),
             point_code: seat.point_code.clone(),
@@ -235,6 +488,8 @@ fn build_report(
             joins: mine.len() as i64,
             minutes: (seconds / 60.0).round() as i64,
             connected,
+            roll_call,
+            link: link_stats(&mine),
         });
     }
     AttendanceReport {
@@ -245,8 +500,23 @@ fn build_report(
         present,
         late,
         absent,
+        answered_roll_call: answered,
         rows,
     }
+}
+
+/// The link column of the CSV: `RTT 85 ms; mất gói TB 1.2%; tối đa 3.4% (good)` (no comma:
+/// the cell stays unquoted).
+pub fn link_text(l: &LinkStats) -> String {
+    let rtt = l
+        .rtt_ms_mean
+        .map_or_else(|| "RTT ?".to_owned(), |r| format!("RTT {r:.0} ms"));
+    format!(
+        "{rtt}; mất gói TB {:.1}%; tối đa {:.1}% ({})",
+        l.loss_mean * 100.0,
+        l.loss_max * 100.0,
+        l.quality
+    )
 }
 
 /// The report as CSV for Excel: UTF-8 with a BOM (without it Excel reads Vietnamese as
@@ -264,6 +534,8 @@ pub fn to_csv(r: &AttendanceReport) -> Vec<u8> {
         "last_leave",
         "joins",
         "minutes",
+        "Điểm danh",
+        "Chất lượng đường truyền",
     ]);
     for row in &r.rows {
         let t = |v: Option<i64>| v.map(timefmt::local_display).unwrap_or_default();
@@ -276,6 +548,12 @@ pub fn to_csv(r: &AttendanceReport) -> Vec<u8> {
             t(row.last_leave),
             row.joins.to_string(),
             row.minutes.to_string(),
+            row.roll_call
+                .iter()
+                .map(|t| timefmt::local_display_secs(*t))
+                .collect::<Vec<_>>()
+                .join("; "),
+            row.link.as_ref().map(link_text).unwrap_or_default(),
         ]);
     }
     let body = w.into_inner().unwrap_or_default();
@@ -327,27 +605,76 @@ mod tests {
         }
     }
 
+    fn rec(seat: &str, joined: i64, left: Option<i64>, secs: Option<f64>) -> Record {
+        Record {
+            seat: seat.into(),
+            joined_at: joined,
+            left_at: left,
+            seconds: secs,
+            ..Record::default()
+        }
+    }
+
     #[test]
     fn present_late_absent_and_minutes() {
         let seats = [seat("a"), seat("b"), seat("c")];
         let records = vec![
-            ("a".to_string(), 900, Some(1500), Some(600.0)),
-            ("a".to_string(), 1600, None, None),
-            ("b".to_string(), 2000, Some(2600), Some(600.0)),
+            rec("a", 900, Some(1500), Some(600.0)),
+            rec("a", 1600, None, None),
+            rec("b", 2000, Some(2600), Some(600.0)),
         ];
-        let r = build_report(&meeting(), &seats, &records, 2200);
+        let answers = vec![("a".to_string(), 1_700_123), ("a".to_string(), 2_100_000)];
+        let r = build_report(&meeting(), &seats, &records, &answers, 2200);
         assert_eq!((r.present, r.late, r.absent), (1, 1, 1));
         assert_eq!(r.rows[0].minutes, 20); // 600 s + (2200 - 1600) s
         assert!(r.rows[0].connected);
+        assert_eq!(r.rows[0].roll_call, vec![1700, 2100]);
+        assert_eq!(r.answered_roll_call, 1);
         assert_eq!(r.rows[1].status, "late");
         assert_eq!(r.rows[2].status, "absent");
         let csv = to_csv(&r);
         assert!(csv.starts_with(b"\xEF\xBB\xBFcode,name"));
+        let text = String::from_utf8(csv).unwrap();
+        assert!(text.contains("a,Xã a,point,present"));
+        // 1700 s after the epoch is 07:28:20 on 1 January 1970 in Vietnam.
         assert!(
-            String::from_utf8(csv)
-                .unwrap()
-                .contains("a,Xã a,point,present")
+            text.contains(",07:28:20 01/01/1970; 07:35:00 01/01/1970,"),
+            "{text}"
         );
+        assert!(
+            text.contains(",Điểm danh,Chất lượng đường truyền\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn link_stats_are_weighted_by_samples_and_classified() {
+        let mut a = rec("a", 0, Some(100), Some(100.0));
+        (a.link_samples, a.rtt_ms_mean, a.loss_mean, a.loss_max) =
+            (Some(30), Some(100.0), Some(0.01), Some(0.05));
+        let mut b = rec("a", 200, Some(300), Some(100.0));
+        (b.link_samples, b.rtt_ms_mean, b.loss_mean, b.loss_max) =
+            (Some(10), Some(300.0), Some(0.05), Some(0.2));
+        // Ended before any sample: left out.
+        let mut c = rec("a", 400, Some(401), Some(1.0));
+        c.link_samples = Some(0);
+        let l = link_stats(&[&a, &b, &c]).unwrap();
+        assert_eq!(l.samples, 40);
+        assert_eq!(l.rtt_ms_mean, Some(150.0));
+        assert!((l.loss_mean - 0.02).abs() < 1e-9);
+        assert_eq!(l.loss_max, 0.2);
+        assert_eq!(l.quality, "fair");
+        assert_eq!(
+            link_text(&l),
+            "RTT 150 ms; mất gói TB 2.0%; tối đa 20.0% (fair)"
+        );
+        assert_eq!(link_stats(&[&c]), None);
+        let no_rtt = Record {
+            link_samples: Some(3),
+            ..Record::default()
+        };
+        let l = link_stats(&[&no_rtt]).unwrap();
+        assert_eq!((l.rtt_ms_mean, l.quality.as_str()), (None, "good"));
     }
 
     #[test]

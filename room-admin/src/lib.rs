@@ -17,7 +17,9 @@
 //! - [`directory`]: the in-memory copy of meetings the authorizer reads.
 //! - [`authorizer`]: [`JoinAuthorizer`], the `signaling::auth::Authorizer` implementation.
 //! - [`accounts`]: staff accounts (argon2id) and sessions; [`throttle`]: login throttling.
-//! - [`attendance`]: the `RoomObserver` that records joins and leaves, and the report.
+//! - [`attendance`]: the `RoomObserver` that records joins and leaves, roll-call answers, link
+//!   summaries, chat and room actions (into the audit log), and the report.
+//! - [`chat`]: a meeting's stored chat.
 //! - [`audit`]: the audit log. [`ics`]: iCalendar export.
 //! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 
@@ -26,6 +28,7 @@ pub mod api;
 pub mod attendance;
 pub mod audit;
 pub mod authorizer;
+pub mod chat;
 pub mod db;
 pub mod directory;
 pub mod error;

@@ -52,6 +52,12 @@ pub fn local_display(unix: i64) -> String {
     at(unix).to_offset(VIETNAM).format(f).unwrap_or_default()
 }
 
+/// With seconds, for roll-call answers: `08:00:05 02/06/2025` (Vietnam time).
+pub fn local_display_secs(unix: i64) -> String {
+    let f = format_description!("[hour]:[minute]:[second] [day]/[month]/[year]");
+    at(unix).to_offset(VIETNAM).format(f).unwrap_or_default()
+}
+
 /// `YYYYMMDDTHHMMSSZ` for iCalendar.
 pub fn ics_utc(unix: i64) -> String {
     let f = format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -77,6 +83,7 @@ mod tests {
         assert_eq!(utc_rfc3339(a), "2025-06-02T01:00:00Z");
         assert_eq!(local_rfc3339(a), "2025-06-02T08:00:00+07:00");
         assert_eq!(local_display(a), "08:00 02/06/2025");
+        assert_eq!(local_display_secs(a + 5), "08:00:05 02/06/2025");
         assert_eq!(ics_utc(a), "20250602T010000Z");
     }
 

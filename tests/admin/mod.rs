@@ -21,9 +21,18 @@ pub const BASE: &str = "https://hoinghi.test:8443";
 /// A byte-identical copy of `shared/data/points-bac-kan.csv` (122 points of Bắc Kạn).
 pub const CSV: &str = include_str!("../fixtures/points-bac-kan.csv");
 
-/// Who the fake signaling layer says is connected.
+/// Who the fake signaling layer says is connected (`.0`), and what the API asked it to do
+/// (`.1`: `kick <meeting> <seat>: <reason>` and `close <meeting>: <reason>`). A kick or a close
+/// disconnects the matching seats.
 #[derive(Default)]
-pub struct FakeLive(pub Mutex<Vec<(String, LiveSeat)>>);
+pub struct FakeLive(pub Mutex<Vec<(String, LiveSeat)>>, pub Mutex<Vec<String>>);
+
+impl FakeLive {
+    /// What the API asked so far.
+    pub fn actions(&self) -> Vec<String> {
+        self.1.lock().unwrap().clone()
+    }
+}
 
 impl LiveSource for FakeLive {
     fn live(&self, meeting: &str) -> Vec<LiveSeat> {
@@ -34,6 +43,28 @@ impl LiveSource for FakeLive {
             .filter(|(m, _)| m == meeting)
             .map(|(_, s)| s.clone())
             .collect()
+    }
+
+    fn kick(&self, meeting: &str, seat: &str, reason: &str) -> bool {
+        self.1
+            .lock()
+            .unwrap()
+            .push(format!("kick {meeting} {seat}: {reason}"));
+        let mut live = self.0.lock().unwrap();
+        let before = live.len();
+        live.retain(|(m, s)| !(m == meeting && s.seat == seat));
+        live.len() != before
+    }
+
+    fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
+        self.1
+            .lock()
+            .unwrap()
+            .push(format!("close {meeting}: {reason}"));
+        let mut live = self.0.lock().unwrap();
+        let before = live.len();
+        live.retain(|(m, _)| m != meeting);
+        before - live.len()
     }
 }
 
@@ -89,6 +120,12 @@ impl App {
     }
 
     pub async fn with_secure_cookies(secure: bool) -> App {
+        App::build(secure, None).await
+    }
+
+    /// `source`: what the API asks who is connected and tells to disconnect (default: the
+    /// `FakeLive` in `live`).
+    pub async fn build(secure: bool, source: Option<Arc<dyn LiveSource>>) -> App {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open_in(dir.path()).await.unwrap();
         let now = db::unix_now();
@@ -117,7 +154,7 @@ impl App {
             directory.clone(),
             BASE.into(),
             secure,
-            live.clone(),
+            source.unwrap_or_else(|| live.clone()),
         );
         App {
             router: room_admin::api::router(state.clone()),

@@ -150,6 +150,25 @@ async function main() {
   check('the others are absent', (csv.match(/,absent,/g) ?? []).length === 5, `${(csv.match(/,absent,/g) ?? []).length} absent`);
   const live = await admin.locator('#attendance-summary').textContent();
   check('the meeting page counts the point', /1 có mặt/.test(live), live);
+  const attHead = await admin.locator('#attendance-table thead').textContent();
+  check('the attendance view has the roll-call and link-quality columns',
+    attHead.includes('Trả lời điểm danh') && attHead.includes('Chất lượng đường truyền'), attHead);
+  check('the attendance CSV has the roll-call and link-quality columns',
+    csv.split('\r\n')[0].endsWith(',Điểm danh,Chất lượng đường truyền'), csv.split('\r\n')[0]);
+
+  // 5b. Re-issuing the point's link disconnects its page at once; the old link no longer joins.
+  admin.once('dialog', (d) => d.accept());
+  const reissue = admin.locator('tr', { has: admin.locator(`input.link-input[data-seat="${POINT}"]`) }).locator('button', { hasText: 'Cấp lại' });
+  await reissue.click();
+  await admin.waitForFunction(([seat, old]) => document.querySelector(`input.link-input[data-seat="${seat}"]`)?.value !== old,
+    [POINT, link], { timeout: TIMEOUT_MS }).catch(() => {});
+  const after = await point
+    .waitForFunction(() => window.hoinghi?.state !== 'joined' && window.hoinghi.state, null, { timeout: TIMEOUT_MS })
+    .then((h) => h.jsonValue())
+    .catch(() => point.evaluate(() => window.hoinghi?.state));
+  check(`re-issuing ${POINT}'s link disconnects its page`, after !== 'joined', `state=${after}`);
+  const newLink = await admin.locator(`input.link-input[data-seat="${POINT}"]`).inputValue();
+  check('the panel shows the new link', newLink !== link, newLink.slice(-12));
 
   // 6. English switch.
   await admin.click('#lang-button');

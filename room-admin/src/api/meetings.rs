@@ -10,10 +10,19 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::session::Staff;
 use super::{AdminState, LiveSeat};
 use crate::attendance::{self, AttendanceReport};
+use crate::chat::{self, ChatMessage};
 use crate::db;
 use crate::error::StoreError;
 use crate::meetings::{self, CopyInput, Meeting, MeetingInput, MeetingState, Seat};
 use crate::{links, timefmt};
+
+/// What a point's staff read when the panel disconnects them (Vietnamese, then English).
+pub const REISSUED: &str = "Liên kết đã được cấp lại: hãy dùng liên kết mới. / \
+                            This link was re-issued: use the new one.";
+pub const UNINVITED: &str = "Điểm cầu không còn trong danh sách mời của cuộc họp. / \
+                             This point is no longer invited to the meeting.";
+pub const CANCELLED: &str = "Cuộc họp đã bị hủy. / The meeting was cancelled.";
+pub const ENDED: &str = "Cuộc họp đã kết thúc. / The meeting has ended.";
 
 /// A meeting as the panel shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -79,6 +88,10 @@ pub struct MeetingDetail {
     pub meeting: MeetingView,
     pub seats: Vec<SeatView>,
     pub live: Vec<LiveSeat>,
+    /// The meeting's chat, oldest first: the newest 500 messages (text as sent: show it as text).
+    pub chat: Vec<ChatMessage>,
+    /// How many chat messages the meeting has in all.
+    pub chat_total: i64,
 }
 
 async fn detail(state: &AdminState, m: &Meeting) -> Result<MeetingDetail, ApiError> {
@@ -93,6 +106,8 @@ async fn detail(state: &AdminState, m: &Meeting) -> Result<MeetingDetail, ApiErr
         meeting: MeetingView::new(m, seats.len(), live.len(), now),
         seats: views,
         live,
+        chat: chat::list(state.db(), &m.id, chat::DETAIL_LIMIT).await?,
+        chat_total: chat::count(state.db(), &m.id).await?,
     })
 }
 
@@ -200,8 +215,18 @@ pub async fn update_meeting(
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<MeetingInput>,
 ) -> Result<axum::Json<MeetingDetail>, ApiError> {
+    let before = meetings::seats(state.db(), &id).await?;
     let m = meetings::update(state.db(), &id, &input, db::unix_now()).await?;
     state.meeting_changed(&m.id).await;
+    // Seats no longer in the meeting: their links stopped working; whoever is connected on one
+    // leaves now.
+    let after = meetings::seats(state.db(), &id).await?;
+    for gone in before
+        .iter()
+        .filter(|b| !after.iter().any(|a| a.seat == b.seat))
+    {
+        state.kick(&m.id, &gone.seat, UNINVITED);
+    }
     state
         .audit(
             &staff.username,
@@ -226,6 +251,7 @@ pub async fn cancel_meeting(
 ) -> Result<axum::Json<MeetingDetail>, ApiError> {
     let m = meetings::cancel(state.db(), &id, db::unix_now()).await?;
     state.meeting_changed(&m.id).await;
+    state.close_meeting(&m.id, CANCELLED);
     state
         .audit(
             &staff.username,
@@ -250,6 +276,7 @@ pub async fn end_meeting(
 ) -> Result<axum::Json<MeetingDetail>, ApiError> {
     let m = meetings::end(state.db(), &id, db::unix_now()).await?;
     state.meeting_changed(&m.id).await;
+    state.close_meeting(&m.id, ENDED);
     state
         .audit(&staff.username, &staff.ip, "meeting.end", &m.id, &m.title)
         .await;
@@ -292,9 +319,16 @@ pub async fn reissue_link(
     ApiPath((id, seat)): ApiPath<(String, String)>,
 ) -> Result<axum::Json<SeatView>, ApiError> {
     let s = meetings::reissue(state.db(), &id, &seat, db::unix_now()).await?;
+    // The directory first: a reconnect with the old link is refused from here on.
     state.meeting_changed(&id).await;
+    let kicked = state.kick(&id, &seat, REISSUED);
+    let detail = if kicked {
+        format!("{seat} (disconnected)")
+    } else {
+        seat.clone()
+    };
     state
-        .audit(&staff.username, &staff.ip, "link.reissue", &id, &seat)
+        .audit(&staff.username, &staff.ip, "link.reissue", &id, &detail)
         .await;
     let m = meetings::get(state.db(), &id).await?;
     Ok(axum::Json(seat_view(&state, &m, &s, &state.live(&id))?))

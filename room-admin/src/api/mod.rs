@@ -31,9 +31,20 @@ use crate::directory::Directory;
 use crate::throttle::LoginThrottle;
 use crate::tokens::JoinTokens;
 
-/// Who is connected to a meeting right now (the signaling layer, or a fake in tests).
+/// The running meetings, as the API sees them: who is connected right now, and the two ways
+/// the panel acts on connections (the signaling layer, or a fake in tests).
 pub trait LiveSource: Send + Sync + 'static {
     fn live(&self, meeting: &str) -> Vec<LiveSeat>;
+    /// Disconnects a seat's connections, telling them `reason` (its link was re-issued, or it
+    /// is no longer invited). Whether one was connected.
+    fn kick(&self, _meeting: &str, _seat: &str, _reason: &str) -> bool {
+        false
+    }
+    /// Ends a running meeting for everyone in it (cancelled or ended from the panel). How many
+    /// were connected.
+    fn close_meeting(&self, _meeting: &str, _reason: &str) -> usize {
+        0
+    }
 }
 
 /// One connected participant.
@@ -52,6 +63,29 @@ pub struct NobodyLive;
 impl LiveSource for NobodyLive {
     fn live(&self, _meeting: &str) -> Vec<LiveSeat> {
         Vec::new()
+    }
+}
+
+/// The real thing: the signaling layer of this process.
+impl LiveSource for signaling::Signaling {
+    fn live(&self, meeting: &str) -> Vec<LiveSeat> {
+        signaling::Signaling::live(self, meeting)
+            .into_iter()
+            .map(|p| LiveSeat {
+                participant: p.id,
+                seat: p.point,
+                name: p.name,
+                role: crate::links::role_str(p.role).to_owned(),
+            })
+            .collect()
+    }
+
+    fn kick(&self, meeting: &str, seat: &str, reason: &str) -> bool {
+        signaling::Signaling::kick(self, meeting, seat, reason)
+    }
+
+    fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
+        signaling::Signaling::close_meeting(self, meeting, reason)
     }
 }
 
@@ -109,6 +143,14 @@ impl AdminState {
 
     pub fn live(&self, meeting: &str) -> Vec<LiveSeat> {
         self.inner.live.live(meeting)
+    }
+
+    pub(crate) fn kick(&self, meeting: &str, seat: &str, reason: &str) -> bool {
+        self.inner.live.kick(meeting, seat, reason)
+    }
+
+    pub(crate) fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
+        self.inner.live.close_meeting(meeting, reason)
     }
 
     pub(crate) fn throttle(&self) -> &LoginThrottle {

@@ -193,7 +193,9 @@ export async function meetingDetailView(view, id) {
 
   const att = await get(`${path}/attendance`);
   const attRows = att.rows.map((r) => [r.point_code ?? '', r.name, tr(`role.${r.role}`), badge(r.status, tr(`att.${r.status}`)),
-    r.first_join ? showTime(r.first_join) : '', String(r.joins), String(r.minutes)]);
+    r.first_join ? showTime(r.first_join) : '', String(r.joins), String(r.minutes), rollCallCell(r.roll_call), linkCell(r.link)]);
+  const chatRows = d.chat.map((c) => [showSeconds(c.sent_ms), `${c.name ?? c.seat} (${c.seat})`,
+    tr(c.to_chair ? 'md.toChair' : 'md.toAll'), el('span', { class: 'chat-text' }, c.text)]);
 
   async function rerender() {
     view.replaceChildren();
@@ -212,9 +214,32 @@ export async function meetingDetailView(view, id) {
     el('h2', { class: 'no-print' }, tr('md.attendance')),
     el('p', { class: 'no-print', id: 'attendance-summary' }, tr('md.attSummary', att)),
     el('div', { class: 'buttons no-print' }, el('a', { href: `/api/v1${path}/attendance.csv`, id: 'attendance-csv', download: `attendance-${m.id}.csv` }, tr('md.csv'))),
-    el('div', { class: 'no-print' }, table(['col.code', 'col.name', 'col.role', 'col.status', 'col.firstJoin', 'col.joins', 'col.minutes'], attRows)),
+    el('div', { class: 'no-print', id: 'attendance-table' }, table(['col.code', 'col.name', 'col.role', 'col.status', 'col.firstJoin', 'col.joins', 'col.minutes', 'col.rollCall', 'col.linkQuality'], attRows)),
+    el('h2', { class: 'no-print' }, tr('md.chat')),
+    d.chat_total > d.chat.length ? el('p', { class: 'muted no-print' }, tr('md.chatMore', { shown: d.chat.length, total: d.chat_total })) : null,
+    el('div', { class: 'no-print', id: 'meeting-chat' }, chatRows.length ? table(['col.when', 'col.from', 'col.to', 'col.text'], chatRows) : el('p', { class: 'muted' }, tr('md.chatNone'))),
   ];
   view.append(...parts.filter(Boolean));
+}
+
+/** Unix milliseconds as Vietnam time with seconds (roll-call answers, chat). */
+function showSeconds(ms) {
+  return new Intl.DateTimeFormat('vi-VN', {
+    timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', second: '2-digit', day: '2-digit', month: '2-digit', year: 'numeric',
+  }).format(new Date(ms));
+}
+
+function rollCallCell(times) {
+  if (!times.length) return '';
+  const last = showSeconds(times[times.length - 1] * 1000);
+  return times.length === 1 ? last : tr('md.rollCallTimes', { n: times.length, time: last });
+}
+
+function linkCell(link) {
+  if (!link) return '';
+  const pct = (x) => (x * 100).toFixed(1);
+  const stats = tr('md.linkStats', { rtt: link.rtt_ms_mean === null ? '?' : Math.round(link.rtt_ms_mean), mean: pct(link.loss_mean), max: pct(link.loss_max) });
+  return el('span', {}, badge(`q-${link.quality}`, tr(`quality.${link.quality}`)), ` ${stats}`);
 }
 
 function copyForm(m) {
