@@ -1529,3 +1529,41 @@ async fn calendars_for_all_and_per_point() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn points_list_pages_with_a_total() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let all = app.get("/api/v1/points", &s).await;
+    assert_eq!(all.headers["x-total-count"], "122");
+    let all = all.json();
+    assert_eq!(all.as_array().unwrap().len(), 122, "no limit: every point");
+    let page = app.get("/api/v1/points?limit=50&offset=100", &s).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.headers["x-total-count"], "122");
+    let page = page.json();
+    let page = page.as_array().unwrap();
+    assert_eq!(page.len(), 22);
+    assert_eq!(page[0]["code"], all[100]["code"]);
+    let res = app.get("/api/v1/points?limit=3&q=Pác%20Nặm", &s).await;
+    assert!(res.json().as_array().unwrap().len() <= 3);
+    let total: usize = res.headers["x-total-count"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total >= 1);
+    for bad in ["limit=0", "limit=10001", "offset=-1"] {
+        let res = app.get(&format!("/api/v1/points?{bad}"), &s).await;
+        assert_eq!(
+            res.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            res.text()
+        );
+    }
+    let res = app.get("/api/v1/points?limit=abc", &s).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.code(), "bad_query");
+}

@@ -519,3 +519,38 @@ async fn real_sessions_roll_call_chat_then_reissue_and_end_disconnect_them() {
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn the_test_room_has_an_attendance_report_with_roll_call() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    let links =
+        room_admin::test_room::links(&app.tokens, BASE, std::time::SystemTime::now()).unwrap();
+    let grant = app
+        .authorizer()
+        .authorize(token_of(&links.points[0]))
+        .unwrap();
+    let recorder = AttendanceRecorder::start(app.db.clone()).await.unwrap();
+    recorder.joined(&grant, "p1");
+    recorder.roll_call_answer("test-room", &grant.point, 1_800_000_000_000);
+    recorder.flush().await;
+
+    let report = app
+        .get("/api/v1/meetings/test-room/attendance", &s)
+        .await
+        .json();
+    assert_eq!(report["rows"].as_array().unwrap().len(), 4, "{report}");
+    let r = row(&report, "test-point-1");
+    assert_eq!(r["status"], "present");
+    assert_eq!(r["connected"], true);
+    assert_eq!(r["roll_call"], json!([1_800_000_000]));
+    assert_eq!(row(&report, "test-chair")["status"], "absent");
+    let csv = app
+        .get("/api/v1/meetings/test-room/attendance.csv", &s)
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(
+        csv.text()
+            .contains("test-point-1,Điểm cầu thử nghiệm 1,point,present")
+    );
+}

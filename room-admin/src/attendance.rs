@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::db::{self, Db};
 use crate::error::StoreError;
 use crate::meetings::{self, Meeting, Seat};
-use crate::timefmt;
+use crate::{test_room, timefmt};
 
 /// Events waiting for the writer.
 pub const QUEUE: usize = 4096;
@@ -376,10 +376,14 @@ struct Record {
     loss_max: Option<f64>,
 }
 
-/// The report of a meeting at `now`.
+/// The report of a meeting at `now`. The permanent test room is not stored: its report covers
+/// its fixed seats over everything recorded since the first join (a check tool, not a meeting).
 pub async fn report(db: &Db, id: &str, now: i64) -> Result<AttendanceReport, StoreError> {
-    let m = meetings::get(db, id).await?;
-    let seats = meetings::seats(db, id).await?;
+    let (m, seats) = if id == test_room::MEETING_ID {
+        test_room_meeting(db, now).await?
+    } else {
+        (meetings::get(db, id).await?, meetings::seats(db, id).await?)
+    };
     let records: Vec<Record> = sqlx::query_as(
         "SELECT seat, joined_at, left_at, seconds, link_samples, rtt_ms_mean, loss_mean, \
          loss_max FROM attendance WHERE meeting_id = $1 ORDER BY joined_at",
@@ -395,6 +399,42 @@ pub async fn report(db: &Db, id: &str, now: i64) -> Result<AttendanceReport, Sto
     .fetch_all(db.pool())
     .await?;
     Ok(build_report(&m, &seats, &records, &answers, now))
+}
+
+/// The test room as a meeting from its first recorded join to now, with its fixed seats.
+async fn test_room_meeting(db: &Db, now: i64) -> Result<(Meeting, Vec<Seat>), StoreError> {
+    let first: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(joined_at) FROM attendance WHERE meeting_id = $1")
+            .bind(test_room::MEETING_ID)
+            .fetch_one(db.pool())
+            .await?;
+    let starts_at = first.unwrap_or(now).min(now);
+    let m = Meeting {
+        id: test_room::MEETING_ID.into(),
+        title: test_room::TITLE.into(),
+        agenda: String::new(),
+        starts_at,
+        ends_at: now.max(starts_at + 1),
+        open_minutes: 0,
+        capacity: test_room::CAPACITY as i64,
+        status: "scheduled".into(),
+        ended_at: None,
+        created_by: String::new(),
+        created_at: starts_at,
+        updated_at: now,
+    };
+    let seats = test_room::seats()
+        .map(|p| Seat {
+            meeting_id: m.id.clone(),
+            seat: p.code.into(),
+            point_code: None,
+            name: p.name.into(),
+            role: crate::links::role_str(p.role).into(),
+            jti: String::new(),
+            issued_at: starts_at,
+        })
+        .collect();
+    Ok((m, seats))
 }
 
 /// Adds up the link summaries of a seat's connections, weighted by their sample counts.

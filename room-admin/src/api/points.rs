@@ -25,20 +25,56 @@ pub struct PointQuery {
     /// Include disabled points.
     #[serde(default)]
     pub include_disabled: bool,
+    /// At most this many points (1 to 10,000; default: all). The total is in `X-Total-Count`.
+    pub limit: Option<i64>,
+    /// Skip this many points first (default 0).
+    pub offset: Option<i64>,
 }
 
-/// Search the directory.
+/// Most points one page may hold (a province has a few hundred).
+pub const MAX_PAGE: i64 = 10_000;
+
+/// Search the directory, by code. Paged with `limit` and `offset`; `X-Total-Count` is the number
+/// of matches.
 #[utoipa::path(get, path = "/api/v1/points", tag = "points", params(PointQuery),
-    responses((status = 200, body = Vec<Point>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Vec<Point>,
+        headers(("X-Total-Count" = i64, description = "Points matching, all pages"))),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_points(
     State(state): State<AdminState>,
     _staff: Staff,
     ApiQuery(q): ApiQuery<PointQuery>,
-) -> Result<axum::Json<Vec<Point>>, ApiError> {
+) -> Result<Response, ApiError> {
     let kind = q.kind.as_deref().filter(|k| !k.is_empty());
-    Ok(axum::Json(
-        points::search(state.db(), &q.q, kind, q.include_disabled).await?,
-    ))
+    if q.limit.is_some_and(|l| !(1..=MAX_PAGE).contains(&l)) {
+        return Err(crate::error::StoreError::invalid_field(
+            "limit",
+            format!("Từ 1 đến {MAX_PAGE}. / 1 to {MAX_PAGE}."),
+        )
+        .into());
+    }
+    if q.offset.is_some_and(|o| o < 0) {
+        return Err(crate::error::StoreError::invalid_field(
+            "offset",
+            "Không được âm. / Must not be negative.",
+        )
+        .into());
+    }
+    let found = points::search(state.db(), &q.q, kind, q.include_disabled).await?;
+    let total = found.len();
+    let page: Vec<Point> = found
+        .into_iter()
+        .skip(usize::try_from(q.offset.unwrap_or(0)).unwrap_or(usize::MAX))
+        .take(usize::try_from(q.limit.unwrap_or(MAX_PAGE)).unwrap_or(0))
+        .collect();
+    Ok((
+        [(
+            header::HeaderName::from_static("x-total-count"),
+            total.to_string(),
+        )],
+        axum::Json(page),
+    )
+        .into_response())
 }
 
 /// Add a point.
