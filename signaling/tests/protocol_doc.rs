@@ -16,7 +16,7 @@ use serde_json::Value;
 use signaling::protocol::{ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_message};
 
 const DOC: &str = include_str!("../../docs/protocol.md");
-const SOURCE: &str = include_str!("../src/protocol.rs");
+const SOURCE: &str = include_str!("../src/protocol/mod.rs");
 
 #[derive(Debug, PartialEq)]
 enum Direction {

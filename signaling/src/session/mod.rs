@@ -13,14 +13,18 @@ use futures_util::{SinkExt, StreamExt};
 use sfu::{MediaEvent, ParticipantId, SfuError};
 use tokio::sync::mpsc;
 
+mod convert;
+mod join;
+
+use convert::media_message;
+use join::{join, leave};
+
 use crate::Inner;
-use crate::auth::{AuthError, Grant};
-use crate::meeting::{self, Seat, apply_routing};
+use crate::auth::Grant;
+use crate::meeting::{self, Seat};
 use crate::protocol::{
-    self, ClientMessage, ErrorCode, IceServer, MeetingInfo, PROTOCOL_VERSION, PcKind, PcState,
-    Role, ServerMessage, TrackInfo,
+    self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PcKind, Role, ServerMessage,
 };
-use crate::room::{JoinRefused, Room};
 
 /// Frames above this are cut by the WebSocket layer itself; between the protocol limit (64 KiB)
 /// and this one the client gets a typed `too_large` error before the close.
@@ -442,189 +446,5 @@ fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
-    }
-}
-
-async fn join(
-    inner: &Arc<Inner>,
-    token: &str,
-    opened: Instant,
-) -> Result<(Joined, Inbox, ServerMessage), ServerMessage> {
-    let req = Some("join".to_owned());
-    let grant: Grant = match inner.auth.authorize(token) {
-        Ok(g) => g,
-        Err(AuthError::Invalid(m)) => return Err(error(inner, ErrorCode::BadToken, m, req)),
-        Err(AuthError::Expired(m)) => return Err(error(inner, ErrorCode::TokenExpired, m, req)),
-    };
-    let id = inner.next_participant();
-    let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
-    if let Err(e) = inner.sfu.join(&grant.meeting_id, id, media_tx).await {
-        return Err(sfu_error(inner, e, req));
-    }
-    let (room_tx, room_rx) = mpsc::channel(ROOM_QUEUE);
-    let joined = {
-        let mut rooms = inner.rooms();
-        let room = rooms.entry(grant.meeting_id.clone()).or_insert_with(|| {
-            inner.metrics.rooms.inc();
-            Room::new(
-                grant.meeting_id.clone(),
-                grant.meeting_title.clone(),
-                grant.capacity,
-            )
-        });
-        let result = room.join(id, &grant, room_tx);
-        if let Ok(j) = &result {
-            if j.replaced.is_none() {
-                inner.metrics.participants.inc();
-            }
-            apply_routing(inner, room);
-        } else if room.is_empty() {
-            rooms.remove(&grant.meeting_id);
-            inner.metrics.rooms.dec();
-        }
-        result
-    };
-    let roster = match joined {
-        Ok(j) => {
-            if let Some(old) = j.replaced {
-                inner.sfu.leave(old);
-            }
-            j.roster
-        }
-        Err(JoinRefused::Full { capacity }) => {
-            inner.sfu.leave(id);
-            return Err(error(
-                inner,
-                ErrorCode::RoomFull,
-                format!(
-                    "Phòng họp đã đủ {capacity} điểm cầu / The meeting is full ({capacity} points)"
-                ),
-                req,
-            ));
-        }
-    };
-    inner
-        .metrics
-        .join_seconds
-        .observe(opened.elapsed().as_secs_f64());
-    tracing::info!(participant = %id, meeting = %grant.meeting_id, point = %grant.point, role = ?grant.role, "joined");
-    inner.observer.joined(&grant, &id.to_string());
-    let reply = ServerMessage::Joined {
-        v: PROTOCOL_VERSION,
-        participant: id.to_string(),
-        role: grant.role,
-        meeting: MeetingInfo {
-            id: grant.meeting_id.clone(),
-            title: grant.meeting_title.clone(),
-        },
-        roster,
-        ice_servers: Vec::<IceServer>::new(),
-        invited: if grant.role == Role::Chair {
-            inner
-                .auth
-                .invited(&grant.meeting_id)
-                .into_iter()
-                .map(|i| protocol::InvitedInfo {
-                    point: i.point,
-                    name: i.name,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-    };
-    Ok((
-        Joined {
-            id,
-            meeting: grant.meeting_id.clone(),
-            role: grant.role,
-            since: Instant::now(),
-            seat: Seat::new(
-                id,
-                grant.meeting_id.clone(),
-                grant.point.clone(),
-                grant.name.clone(),
-                grant.role,
-            ),
-            grant,
-        },
-        Inbox { room_rx, media_rx },
-        reply,
-    ))
-}
-
-fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
-    {
-        let mut rooms = inner.rooms();
-        if let Some(room) = rooms.get_mut(meeting) {
-            if room.leave(id) {
-                inner.metrics.participants.dec();
-                apply_routing(inner, room);
-            }
-            if room.is_empty() {
-                rooms.remove(meeting);
-                inner.metrics.rooms.dec();
-            }
-        }
-    }
-    inner.sfu.leave(id);
-    tracing::info!(participant = %id, %meeting, "left");
-}
-
-fn media_message(event: MediaEvent) -> ServerMessage {
-    let v = PROTOCOL_VERSION;
-    let pc_kind = |pc| match pc {
-        sfu::PcKind::Publish => PcKind::Publish,
-        sfu::PcKind::Subscribe => PcKind::Subscribe,
-    };
-    match event {
-        MediaEvent::SubscribeOffer {
-            revision,
-            sdp,
-            tracks,
-        } => ServerMessage::SubscribeOffer {
-            v,
-            revision,
-            sdp,
-            tracks: tracks
-                .into_iter()
-                .map(|t| TrackInfo {
-                    mid: t.mid,
-                    participant: t.publisher.to_string(),
-                    kind: match t.kind {
-                        sfu::TrackKind::Audio => protocol::MediaKind::Audio,
-                        sfu::TrackKind::Video => protocol::MediaKind::Video,
-                    },
-                    source: match t.source {
-                        sfu::TrackSource::Microphone => protocol::Source::Microphone,
-                        sfu::TrackSource::Camera => protocol::Source::Camera,
-                        sfu::TrackSource::Screen => protocol::Source::Screen,
-                    },
-                })
-                .collect(),
-        },
-        MediaEvent::Candidate { pc, candidate } => ServerMessage::Candidate {
-            v,
-            pc: pc_kind(pc),
-            candidate: protocol::IceCandidate {
-                candidate: candidate.candidate,
-                sdp_mid: candidate.sdp_mid,
-                sdp_m_line_index: candidate.sdp_m_line_index,
-                username_fragment: None,
-            },
-        },
-        // Handled by the session before conversion (see `recv_inbox`); never reaches here.
-        MediaEvent::Speaking { .. } | MediaEvent::LinkQuality { .. } => ServerMessage::Pong { v },
-        MediaEvent::ConnectionState { pc, state } => ServerMessage::ConnectionState {
-            v,
-            pc: pc_kind(pc),
-            state: match state {
-                sfu::ConnState::Connecting => PcState::Connecting,
-                sfu::ConnState::Connected => PcState::Connected,
-                sfu::ConnState::Disconnected => PcState::Disconnected,
-                sfu::ConnState::Failed => PcState::Failed,
-                sfu::ConnState::Closed => PcState::Closed,
-            },
-        },
     }
 }

@@ -1,0 +1,168 @@
+//! Connection and participant lifecycles: a connection is created with fresh ICE credentials
+//! and registered for demux; it ends by `close` (orderly: DTLS close_notify flushed) or, after
+//! an engine panic, by being dropped with its tracks unpublished. A participant leaving takes
+//! its tracks, its downtracks and both connections with it.
+
+use std::time::Instant;
+
+use rtc::sansio::Protocol;
+
+use super::Worker;
+use super::conn::Conn;
+use crate::api::{MediaEvent, ParticipantId, PcKind, SfuError};
+
+impl Worker {
+    /// Forgets a connection whose engine state can no longer be trusted, and tells its
+    /// participant (the client reconnects).
+    pub(super) fn drop_conn_after_panic(&mut self, key: usize) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
+        let (participant, kind) = (conn.participant, conn.kind);
+        if let Some(p) = self.participants.get_mut(&participant) {
+            match kind {
+                PcKind::Publish if p.publish == Some(key) => p.publish = None,
+                PcKind::Subscribe if p.subscribe == Some(key) => p.subscribe = None,
+                _ => {}
+            }
+        }
+        let tracks: Vec<usize> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.conn == key)
+            .map(|(k, _)| k)
+            .collect();
+        for t in tracks {
+            self.unpublish(Instant::now(), t);
+        }
+        for (_, t) in self.tracks.iter_mut() {
+            t.downtracks.retain(|d| d.conn != key);
+        }
+        self.track_by_down_ssrc.retain(|(c, _), _| *c != key);
+        if let Some(conn) = self.conns.try_remove(key) {
+            self.demux.remove(&conn.ufrag, &conn.addrs, key);
+            self.metrics.connections.dec();
+            // Dropped without `close()` (its state is what panicked), and guarded in case the
+            // engine's destructors trip over the same state.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(conn)));
+        }
+        self.notify(
+            participant,
+            MediaEvent::ConnectionState {
+                pc: kind,
+                state: crate::api::ConnState::Failed,
+            },
+        );
+    }
+
+    pub(super) fn remote_candidate(
+        &mut self,
+        participant: ParticipantId,
+        pc: PcKind,
+        c: crate::api::RemoteCandidate,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        let key = match pc {
+            PcKind::Publish => p.publish,
+            PcKind::Subscribe => p.subscribe,
+        }
+        .ok_or(SfuError::NoSuchConnection)?;
+        let conn = self.conns.get_mut(key).ok_or(SfuError::NoSuchConnection)?;
+        if c.candidate.is_empty() {
+            // End of candidates: nothing to do for an ICE-lite server.
+            return Ok(());
+        }
+        conn.pc
+            .add_remote_candidate(rtc::peer_connection::transport::RTCIceCandidateInit {
+                candidate: c.candidate,
+                sdp_mid: c.sdp_mid,
+                sdp_mline_index: c.sdp_m_line_index,
+                username_fragment: c.username_fragment,
+                ..Default::default()
+            })
+            .map_err(|e| SfuError::BadCandidate(e.to_string()))
+    }
+
+    /// Creates a connection with fresh ICE credentials and registers it for demux.
+    pub(super) fn new_conn(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        kind: PcKind,
+    ) -> Result<usize, SfuError> {
+        self.next_ufrag += 1;
+        // The ufrag must be unique per worker (it is the demux key) and unguessable enough that
+        // a stranger cannot aim packets at a connection; the password is what ICE checks.
+        let ufrag = format!(
+            "{:x}w{}n{}",
+            rand::random::<u32>(),
+            self.worker_index,
+            self.next_ufrag
+        );
+        let pwd = format!("{:032x}", rand::random::<u128>());
+        let pc = self.factory.build(now, &ufrag, &pwd)?;
+        let key = self.conns.insert(Conn {
+            pc,
+            participant,
+            kind,
+            ufrag: ufrag.clone(),
+            addrs: Vec::new(),
+            scheduled: None,
+            dirty: false,
+            connected: false,
+            rtt: None,
+            reported_loss: 0.0,
+        });
+        self.demux.add_ufrag(ufrag, key);
+        self.metrics.connections.inc();
+        Ok(key)
+    }
+
+    pub(super) fn close_conn(&mut self, key: usize) {
+        if self.conns.contains(key) {
+            let mut conn = self.conns.remove(key);
+            self.demux.remove(&conn.ufrag, &conn.addrs, key);
+            if let Err(e) = conn.pc.close() {
+                tracing::debug!("close: {e}");
+            }
+            // Flush what close queued (DTLS close_notify) so the peer learns at once.
+            while let Some(out) = conn.pc.poll_write() {
+                let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+            }
+            self.metrics.connections.dec();
+        }
+    }
+
+    pub(super) fn leave(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(p) = self.participants.remove(&participant) else {
+            return;
+        };
+        for track in p.published.iter().copied() {
+            self.unpublish(now, track);
+        }
+        // Remove this participant's downtracks from every track it was receiving.
+        let keys: Vec<usize> = self.tracks.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            self.tracks[k]
+                .downtracks
+                .retain(|d| d.subscriber != participant);
+        }
+        if let Some(k) = p.publish {
+            self.close_conn(k);
+        }
+        if let Some(k) = p.subscribe {
+            self.track_by_down_ssrc.retain(|(c, _), _| *c != k);
+            self.close_conn(k);
+        }
+    }
+
+    pub(super) fn close_all(&mut self, now: Instant) {
+        let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
+        for id in ids {
+            self.leave(now, id);
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! Which subscriber receives which published track: downtracks created, paused, resumed and
+//! removed as the room's routing changes, and bound to what each subscriber negotiated.
+
+use std::time::Instant;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+use super::Worker;
+use super::conn::{AUDIO_LEVEL_URI, internal};
+use super::media::{Bound, DownTrack};
+use crate::api::{ParticipantId, PcKind, SfuError, Subscription, TrackKind};
+use crate::forwarder::Forwarder;
+
+impl Worker {
+    /// Routing decision from the room: `participant` receives exactly `subscriptions`.
+    pub(super) fn set_receives(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        subscriptions: Vec<Subscription>,
+    ) {
+        let Some(p) = self.participants.get_mut(&participant) else {
+            return;
+        };
+        p.receives = subscriptions;
+        let room = p.room.clone();
+        let receives = p.receives.clone();
+        let keys: Vec<usize> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.room == room && t.publisher != participant)
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            let t = &self.tracks[k];
+            let wanted = receives
+                .iter()
+                .any(|s| s.publisher == t.publisher && s.wants(t.source));
+            match t
+                .downtracks
+                .iter()
+                .position(|d| d.subscriber == participant)
+            {
+                None if wanted => {
+                    if let Err(e) = self.add_downtrack(now, k, participant) {
+                        tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
+                    }
+                }
+                Some(i) if t.downtracks[i].active != wanted => {
+                    let t = &mut self.tracks[k];
+                    let d = &mut t.downtracks[i];
+                    d.active = wanted;
+                    // Resume on a keyframe, continuing the subscriber's numbering.
+                    d.forwarder.reset_source();
+                    if wanted && t.kind == TrackKind::Video {
+                        self.request_keyframe(now, k);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(super) fn add_downtrack(
+        &mut self,
+        now: Instant,
+        track: usize,
+        subscriber: ParticipantId,
+    ) -> Result<(), SfuError> {
+        let sub_key = match self.participants.get(&subscriber).and_then(|p| p.subscribe) {
+            Some(k) => k,
+            None => {
+                let k = self.new_conn(now, subscriber, PcKind::Subscribe)?;
+                if let Some(p) = self.participants.get_mut(&subscriber) {
+                    p.subscribe = Some(k);
+                }
+                k
+            }
+        };
+        let t = &self.tracks[track];
+        let ssrc = loop {
+            let s = rand::random::<u32>();
+            if s != 0 && !self.track_by_down_ssrc.contains_key(&(sub_key, s)) {
+                break s;
+            }
+        };
+        let (kind, label) = match t.kind {
+            TrackKind::Audio => (RtpCodecKind::Audio, "audio"),
+            TrackKind::Video => (RtpCodecKind::Video, "video"),
+        };
+        let stream_id = t.publisher.to_string();
+        let media_track = MediaStreamTrack::new(
+            stream_id.clone(),
+            format!("{}-{label}-{track}", t.publisher),
+            format!("{}-{label}", t.publisher),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: t.codec.clone(),
+                active: true,
+                ..Default::default()
+            }],
+        );
+        let is_video = t.kind == TrackKind::Video;
+        let clock_rate = t.codec.clock_rate;
+        let transceiver = self.conns[sub_key]
+            .pc
+            .add_transceiver_from_track(
+                media_track,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![stream_id],
+                    send_encodings: vec![],
+                }),
+            )
+            .map_err(internal)?;
+        let sender_id = self.conns[sub_key]
+            .pc
+            .rtp_transceiver(transceiver)
+            .and_then(|t| t.sender())
+            .ok_or_else(|| internal("transceiver without sender"))?;
+        self.tracks[track].downtracks.push(DownTrack {
+            active: true,
+            subscriber,
+            conn: sub_key,
+            sender_id,
+            transceiver,
+            ssrc,
+            bound: None,
+            forwarder: Forwarder::new(is_video, clock_rate, rand::random(), rand::random()),
+        });
+        self.track_by_down_ssrc.insert((sub_key, ssrc), track);
+        if let Some(p) = self.participants.get_mut(&subscriber) {
+            p.negotiation.needs_offer = true;
+        }
+        Ok(())
+    }
+
+    fn remove_downtrack(&mut self, track: usize, subscriber: ParticipantId) {
+        let t = &mut self.tracks[track];
+        let Some(i) = t.downtracks.iter().position(|d| d.subscriber == subscriber) else {
+            return;
+        };
+        let d = t.downtracks.swap_remove(i);
+        self.track_by_down_ssrc.remove(&(d.conn, d.ssrc));
+        if let Some(c) = self.conns.get_mut(d.conn)
+            && let Err(e) = c.pc.remove_track(d.sender_id)
+        {
+            tracing::debug!("remove_track: {e}");
+        }
+        if let Some(p) = self.participants.get_mut(&subscriber) {
+            p.negotiation.needs_offer = true;
+        }
+    }
+
+    /// After a renegotiation: tracks whose m-line the publisher made inactive (a stopped screen
+    /// share) are unpublished, so subscribers' next offer drops them. A share started again on
+    /// the same m-line publishes anew on its first packet.
+    pub(super) fn unpublish_stopped(&mut self, now: Instant, key: usize) {
+        let stopped: Vec<usize> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.conn == key)
+            .filter(|(_, t)| {
+                let pc = &mut self.conns[key].pc;
+                let ids: Vec<_> = pc.get_transceivers().collect();
+                ids.into_iter().any(|id| {
+                    pc.rtp_transceiver(id).is_some_and(|tr| {
+                        tr.receiver() == Some(t.receiver_id)
+                            && matches!(
+                                tr.current_direction(),
+                                RTCRtpTransceiverDirection::Inactive
+                                    | RTCRtpTransceiverDirection::Sendonly
+                            )
+                    })
+                })
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for track in stopped {
+            tracing::info!(publisher = %self.tracks[track].publisher, "track stopped by renegotiation");
+            if let Some(p) = self.participants.get_mut(&self.tracks[track].publisher) {
+                p.published.retain(|t| *t != track);
+            }
+            self.unpublish(now, track);
+        }
+    }
+
+    pub(super) fn unpublish(&mut self, _now: Instant, track: usize) {
+        if !self.tracks.contains(track) {
+            return;
+        }
+        let subscribers: Vec<ParticipantId> = self.tracks[track]
+            .downtracks
+            .iter()
+            .map(|d| d.subscriber)
+            .collect();
+        for s in subscribers {
+            self.remove_downtrack(track, s);
+        }
+        let t = self.tracks.remove(track);
+        self.track_by_ssrc.remove(&(t.conn, t.media_ssrc));
+        self.metrics.tracks.dec();
+    }
+
+    /// After a subscribe answer: learn each downtrack's payload type and extension ids.
+    pub(super) fn bind_downtracks(&mut self, sub_key: usize) {
+        let conns = &mut self.conns;
+        for (_, t) in self.tracks.iter_mut() {
+            for d in t.downtracks.iter_mut().filter(|d| d.conn == sub_key) {
+                let Some(c) = conns.get_mut(sub_key) else {
+                    continue;
+                };
+                let Some(mut sender) = c.pc.rtp_sender(d.sender_id) else {
+                    continue;
+                };
+                let params = &sender.get_parameters().rtp_parameters;
+                let pt = params
+                    .codecs
+                    .iter()
+                    .find(|c| {
+                        c.rtp_codec
+                            .mime_type
+                            .eq_ignore_ascii_case(&t.codec.mime_type)
+                            && c.rtp_codec.sdp_fmtp_line == t.codec.sdp_fmtp_line
+                    })
+                    .or_else(|| {
+                        params.codecs.iter().find(|c| {
+                            c.rtp_codec
+                                .mime_type
+                                .eq_ignore_ascii_case(&t.codec.mime_type)
+                        })
+                    })
+                    .map(|c| c.payload_type);
+                let audio_level_id = params
+                    .header_extensions
+                    .iter()
+                    .find(|h| h.uri == AUDIO_LEVEL_URI)
+                    .and_then(|h| u8::try_from(h.id).ok());
+                match pt {
+                    Some(payload_type) => {
+                        d.bound = Some(Bound {
+                            payload_type,
+                            audio_level_id,
+                        })
+                    }
+                    None => {
+                        tracing::warn!(subscriber = %d.subscriber, mime = %t.codec.mime_type, "subscriber did not accept the codec");
+                    }
+                }
+            }
+        }
+    }
+}

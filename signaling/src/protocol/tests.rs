@@ -1,0 +1,166 @@
+use super::*;
+
+fn code_of(text: &str) -> ErrorCode {
+    parse_client_message(text).unwrap_err().code
+}
+
+#[test]
+fn client_messages_round_trip() {
+    let msgs = vec![
+        ClientMessage::Join {
+            v: 1,
+            token: "abc".into(),
+        },
+        ClientMessage::PublishOffer {
+            v: 1,
+            sdp: "v=0\r\n".into(),
+            sources: vec![TrackSource {
+                mid: "2".into(),
+                source: Source::Screen,
+            }],
+        },
+        ClientMessage::RaiseHand {
+            v: 1,
+            text: Some("Xin phát biểu".into()),
+        },
+        ClientMessage::GrantFloor {
+            v: 1,
+            point: "06".into(),
+        },
+        ClientMessage::SetMute {
+            v: 1,
+            point: None,
+            muted: true,
+        },
+        ClientMessage::Chat {
+            v: 1,
+            to: ChatTarget::Chair,
+            text: "Đã nghe rõ".into(),
+        },
+        ClientMessage::Viewport {
+            v: 1,
+            visible: vec!["p2".into()],
+        },
+        ClientMessage::SubscribeAnswer {
+            v: 1,
+            revision: 3,
+            sdp: "v=0\r\n".into(),
+        },
+        ClientMessage::Candidate {
+            v: 1,
+            pc: PcKind::Subscribe,
+            candidate: IceCandidate {
+                candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_m_line_index: Some(0),
+                username_fragment: None,
+            },
+        },
+        ClientMessage::Ping { v: 1 },
+        ClientMessage::Leave { v: 1 },
+    ];
+    for m in msgs {
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(parse_client_message(&text).unwrap(), m, "{text}");
+    }
+}
+
+#[test]
+fn server_messages_round_trip() {
+    let m = ServerMessage::SubscribeOffer {
+        v: 1,
+        revision: 2,
+        sdp: "v=0".into(),
+        tracks: vec![TrackInfo {
+            mid: "0".into(),
+            participant: "p1".into(),
+            kind: MediaKind::Video,
+            source: Source::Screen,
+        }],
+    };
+    let text = m.to_json();
+    assert!(text.contains("\"type\":\"subscribe_offer\""));
+    assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+    let e = ServerMessage::error(ErrorCode::BadToken, "x", None);
+    assert!(e.to_json().contains("\"fatal\":true"));
+}
+
+#[test]
+fn rejections_have_stable_codes() {
+    assert_eq!(code_of("{not json"), ErrorCode::BadJson);
+    assert_eq!(code_of("[1,2]"), ErrorCode::BadMessage);
+    assert_eq!(code_of(r#"{"v":1}"#), ErrorCode::UnknownType);
+    assert_eq!(code_of(r#"{"v":1,"type":"dance"}"#), ErrorCode::UnknownType);
+    assert_eq!(
+        code_of(r#"{"v":2,"type":"ping"}"#),
+        ErrorCode::UnsupportedVersion
+    );
+    assert_eq!(code_of(r#"{"type":"ping"}"#), ErrorCode::BadMessage);
+    assert_eq!(
+        code_of(r#"{"v":1,"type":"join","token":5}"#),
+        ErrorCode::BadMessage
+    );
+    assert_eq!(code_of(r#"{"v":1,"type":"join"}"#), ErrorCode::BadMessage);
+    assert_eq!(
+        code_of(r#"{"v":1,"type":"join","token":""}"#),
+        ErrorCode::BadMessage
+    );
+    assert_eq!(
+        code_of(r#"{"v":1,"type":"ping","extra":1}"#),
+        ErrorCode::BadMessage
+    );
+    assert_eq!(
+        code_of(r#"{"v":1,"type":"candidate","pc":"sideways","candidate":{"candidate":""}}"#),
+        ErrorCode::BadMessage
+    );
+    let big = format!(
+        r#"{{"v":1,"type":"publish_offer","sdp":"{}"}}"#,
+        "a".repeat(MAX_MESSAGE_BYTES)
+    );
+    assert_eq!(code_of(&big), ErrorCode::TooLarge);
+    let sdp = format!(
+        r#"{{"v":1,"type":"publish_offer","sdp":"{}"}}"#,
+        "a".repeat(MAX_SDP_BYTES + 1)
+    );
+    assert_eq!(code_of(&sdp), ErrorCode::BadMessage);
+}
+
+#[test]
+fn chat_and_hand_text_are_bounded_plain_text() {
+    let chat = |t: &str| serde_json::json!({"v":1,"type":"chat","to":"all","text":t}).to_string();
+    assert!(parse_client_message(&chat("Xin chào <3 & cảm ơn")).is_ok());
+    assert_eq!(
+        code_of(&chat(&"a".repeat(MAX_CHAT_CHARS + 1))),
+        ErrorCode::BadMessage
+    );
+    assert!(
+        parse_client_message(&chat(&"ệ".repeat(MAX_CHAT_CHARS))).is_ok(),
+        "characters, not bytes"
+    );
+    assert_eq!(
+        code_of(&chat("<script>alert(1)</script>")),
+        ErrorCode::BadMessage
+    );
+    assert_eq!(code_of(&chat("&lt;b&gt;")), ErrorCode::BadMessage);
+    assert_eq!(code_of(&chat("   ")), ErrorCode::BadMessage);
+    let hand = serde_json::json!({"v":1,"type":"raise_hand","text":"x".repeat(141)}).to_string();
+    assert_eq!(code_of(&hand), ErrorCode::BadMessage);
+}
+
+#[test]
+fn link_quality_classes() {
+    assert_eq!(Quality::classify(Some(40), 0.0), Quality::Good);
+    assert_eq!(Quality::classify(None, 0.01), Quality::Good);
+    assert_eq!(Quality::classify(Some(200), 0.0), Quality::Fair);
+    assert_eq!(Quality::classify(Some(40), 0.05), Quality::Fair);
+    assert_eq!(Quality::classify(Some(40), 0.10), Quality::Poor);
+    assert_eq!(Quality::classify(Some(900), 0.0), Quality::Poor);
+}
+
+#[test]
+fn echoed_type_is_bounded() {
+    let long = "x".repeat(10_000);
+    let err = parse_client_message(&format!(r#"{{"v":1,"type":"{long}"}}"#)).unwrap_err();
+    assert_eq!(err.request.unwrap().len(), 40);
+    assert!(err.message.len() < 200);
+}

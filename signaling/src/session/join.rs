@@ -1,0 +1,143 @@
+//! Admission and departure: a token becomes a seat in the media plane and the room (or a typed
+//! refusal), and a seat is given back when the connection ends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sfu::ParticipantId;
+use tokio::sync::mpsc;
+
+use super::{Inbox, Joined, MEDIA_QUEUE, ROOM_QUEUE, error, sfu_error};
+use crate::Inner;
+use crate::auth::{AuthError, Grant};
+use crate::meeting::{Seat, apply_routing};
+use crate::protocol::{
+    self, ErrorCode, IceServer, MeetingInfo, PROTOCOL_VERSION, Role, ServerMessage,
+};
+use crate::room::{JoinRefused, Room};
+
+pub(super) async fn join(
+    inner: &Arc<Inner>,
+    token: &str,
+    opened: Instant,
+) -> Result<(Joined, Inbox, ServerMessage), ServerMessage> {
+    let req = Some("join".to_owned());
+    let grant: Grant = match inner.auth.authorize(token) {
+        Ok(g) => g,
+        Err(AuthError::Invalid(m)) => return Err(error(inner, ErrorCode::BadToken, m, req)),
+        Err(AuthError::Expired(m)) => return Err(error(inner, ErrorCode::TokenExpired, m, req)),
+    };
+    let id = inner.next_participant();
+    let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
+    if let Err(e) = inner.sfu.join(&grant.meeting_id, id, media_tx).await {
+        return Err(sfu_error(inner, e, req));
+    }
+    let (room_tx, room_rx) = mpsc::channel(ROOM_QUEUE);
+    let joined = {
+        let mut rooms = inner.rooms();
+        let room = rooms.entry(grant.meeting_id.clone()).or_insert_with(|| {
+            inner.metrics.rooms.inc();
+            Room::new(
+                grant.meeting_id.clone(),
+                grant.meeting_title.clone(),
+                grant.capacity,
+            )
+        });
+        let result = room.join(id, &grant, room_tx);
+        if let Ok(j) = &result {
+            if j.replaced.is_none() {
+                inner.metrics.participants.inc();
+            }
+            apply_routing(inner, room);
+        } else if room.is_empty() {
+            rooms.remove(&grant.meeting_id);
+            inner.metrics.rooms.dec();
+        }
+        result
+    };
+    let roster = match joined {
+        Ok(j) => {
+            if let Some(old) = j.replaced {
+                inner.sfu.leave(old);
+            }
+            j.roster
+        }
+        Err(JoinRefused::Full { capacity }) => {
+            inner.sfu.leave(id);
+            return Err(error(
+                inner,
+                ErrorCode::RoomFull,
+                format!(
+                    "Phòng họp đã đủ {capacity} điểm cầu / The meeting is full ({capacity} points)"
+                ),
+                req,
+            ));
+        }
+    };
+    inner
+        .metrics
+        .join_seconds
+        .observe(opened.elapsed().as_secs_f64());
+    tracing::info!(participant = %id, meeting = %grant.meeting_id, point = %grant.point, role = ?grant.role, "joined");
+    inner.observer.joined(&grant, &id.to_string());
+    let reply = ServerMessage::Joined {
+        v: PROTOCOL_VERSION,
+        participant: id.to_string(),
+        role: grant.role,
+        meeting: MeetingInfo {
+            id: grant.meeting_id.clone(),
+            title: grant.meeting_title.clone(),
+        },
+        roster,
+        ice_servers: Vec::<IceServer>::new(),
+        invited: if grant.role == Role::Chair {
+            inner
+                .auth
+                .invited(&grant.meeting_id)
+                .into_iter()
+                .map(|i| protocol::InvitedInfo {
+                    point: i.point,
+                    name: i.name,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+    };
+    Ok((
+        Joined {
+            id,
+            meeting: grant.meeting_id.clone(),
+            role: grant.role,
+            since: Instant::now(),
+            seat: Seat::new(
+                id,
+                grant.meeting_id.clone(),
+                grant.point.clone(),
+                grant.name.clone(),
+                grant.role,
+            ),
+            grant,
+        },
+        Inbox { room_rx, media_rx },
+        reply,
+    ))
+}
+
+pub(super) fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
+    {
+        let mut rooms = inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting) {
+            if room.leave(id) {
+                inner.metrics.participants.dec();
+                apply_routing(inner, room);
+            }
+            if room.is_empty() {
+                rooms.remove(meeting);
+                inner.metrics.rooms.dec();
+            }
+        }
+    }
+    inner.sfu.leave(id);
+    tracing::info!(participant = %id, %meeting, "left");
+}
