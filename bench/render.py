@@ -75,8 +75,8 @@ if cmp:
     L.append("## Fan-out: hoinghi and Janus side by side\n")
     L.append("Command: `bench/compare-janus.sh 50 150 300` (per N: `hoinghi-loadtest compare -n N "
              "--seconds S --janus-pid PID`).\n")
-    L.append("| subscribers | SFU | receiving | delivered/expected | SFU CPU s | µs CPU per forwarded packet | × ceiling | RSS | RSS per subscriber | generator CPU s |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| subscribers | SFU | receiving | delivered/expected | SFU CPU s | µs CPU per forwarded packet | × ceiling | RSS | RSS per subscriber | generator CPU s | load avg |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     ratios = []
     for p in cmp:
         c = json.load(open(p))
@@ -88,7 +88,8 @@ if cmp:
             x = f"{us/ceiling:.1f}×" if (us and ceiling) else "–"
             L.append(f"| {c['points']} | {side} | {s['subscribers_receiving']}/{s['subscribers_requested']} | "
                      f"{s['delivered_ratio']:.4f} | {f(s.get('cpu_seconds'))} | {f(us)} | {x} | "
-                     f"{mb(s.get('rss_bytes'))} | {kb(s.get('rss_per_subscriber_bytes'))} | {f(s.get('generator_cpu_seconds'))} |")
+                     f"{mb(s.get('rss_bytes'))} | {kb(s.get('rss_per_subscriber_bytes'))} | {f(s.get('generator_cpu_seconds'))} | "
+                     f"{'–'.join(f'{x:.1f}' for x in s.get('load_average', []))} |")
         if c.get("cpu_per_packet_ratio"):
             ratios.append((c["points"], c["cpu_per_packet_ratio"]))
     L.append("")
@@ -114,8 +115,8 @@ def scen_rows(files, title, cmd, label):
         return
     L.append(f"## {title}\n")
     L.append(f"Command: `{cmd}`\n")
-    L.append(f"| {label} | points joined/media/decodable | failed | join p50 / p95 / max (s) | video kbit/s p50 | fps p50 | loss before → after NACK (mean %) | freezes | freeze ratio p95 | audio gaps > 60 ms | RTT p50 (ms) | server CPU (cores) | µs per fwd packet | generator CPU (cores) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append(f"| {label} | points joined/media/decodable | failed | join p50 / p95 / max (s) | video kbit/s p50 | fps p50 | loss before → after NACK (mean %) | freezes | freeze ratio p95 | audio gaps > 60 ms | RTT p50 (ms) | server CPU (cores) | µs per fwd packet | generator CPU (cores) | load avg |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lab = (r["config"]["link"] or {}).get("name", "direct") if label == "link" else f"{r['scenario']} {r['config']['points']}"
         j, v, a = r["join_latency_s"], r["video"], r["audio"]
@@ -124,7 +125,8 @@ def scen_rows(files, title, cmd, label):
                  f"{f(j['p50'])} / {f(j['p95'])} / {f(j['max'])} | {f(v['kbps']['p50'],0)} | {f(v['fps']['p50'],1)} | "
                  f"{f(v['loss_before_nack_pct']['mean'])} → {f(v['loss_after_nack_pct']['mean'])} | {v['freezes_total']} | {f(v['freeze_ratio']['p95'],3)} | "
                  f"{a['gaps_over_60ms_total']} | {f(r['rtt_ms']['p50'],1) if r['rtt_ms']['count'] else '–'} | {f(s.get('cpu_cores'))} | "
-                 f"{f(s.get('cpu_us_per_forwarded_packet'))} | {f(r['generator']['cpu_cores'])} |")
+                 f"{f(s.get('cpu_us_per_forwarded_packet'))} | {f(r['generator']['cpu_cores'])} | "
+                 f"{'–'.join(f'{x:.1f}' for x in r.get('load_average', []))} |")
     L.append("")
     for r in rows:
         for fl in r["failures"][:3]:
@@ -132,7 +134,7 @@ def scen_rows(files, title, cmd, label):
     L.append("")
 
 scen_rows(sorted(glob.glob(os.path.join(res, "joinstorm-*.json"))), "Join storm",
-          "hoinghi-loadtest joinstorm -n N --spread 10 --seconds 10 --video-kbps 300 --json …", "run")
+          "hoinghi-loadtest serve & hoinghi-loadtest joinstorm -n N --spread 10 --seconds 10 --video-kbps 300 --server WS_URL --server-pid PID --metrics METRICS_URL --json … (server in its own process)", "run")
 prof = [os.path.join(res, f"link-{n}.json") for n in ("fibre", "adsl", "bad", "flap", "tcp-only")]
 scen_rows([p for p in prof if os.path.exists(p)], "Link profiles (fan-out, 20 points)",
           "hoinghi-loadtest fanout -n 20 --link PROFILE --seconds 30 --json … (flap: --seconds 45)", "link")
@@ -149,7 +151,7 @@ if th and th.get("chair"):
     L.append(f"Town hall: the chair received {c['video_streams']} video and {c['audio_streams']} audio streams, "
              f"{c['video_kbps_total']:.0f} kbit/s of thumbnails in total, {c['video_fps']['p50']:.1f} fps p50 per thumbnail.\n")
 
-notes = os.path.join(res, "NOTES.md")
+notes = os.path.join(os.path.dirname(__file__), "notes.md")
 if os.path.exists(notes):
     L.append(open(notes).read())
 

@@ -17,9 +17,19 @@ JSON
 
 "$LT" limit --json > "$OUT/limit.json"
 OUT="$OUT" LOADTEST="$LT" bench/compare-janus.sh ${FANOUT_NS:-50 150 300}
+# The storm runs against a server in its own process (signaling and media measured from /proc),
+# so the 300 client peers do not share a runtime with the server's signaling.
 N=${STORM_N:-300}
+SERVE_LOG=$(mktemp)
+"$LT" serve --listen 127.0.0.1:0 > "$SERVE_LOG" &
+SPID=$!
+i=0
+until grep -q '^metrics ' "$SERVE_LOG"; do i=$((i + 1)); [ $i -lt 100 ] || exit 1; sleep 0.1; done
+WS=$(sed -n 's/^ready //p' "$SERVE_LOG")
+METRICS=$(sed -n 's/^metrics //p' "$SERVE_LOG")
 "$LT" joinstorm -n "$N" --spread 10 --seconds 10 --video-kbps 300 --ready-timeout 60 \
-  --progress --json "$OUT/joinstorm-$N.json"
+  --server "$WS" --server-pid "$SPID" --metrics "$METRICS" --progress --json "$OUT/joinstorm-$N.json"
+kill "$SPID"; wait "$SPID" 2>/dev/null || true; rm -f "$SERVE_LOG"
 P=${PROFILE_N:-20}
 for profile in fibre adsl bad tcp-only; do
   "$LT" fanout -n "$P" --link "$profile" --seconds 30 --ready-timeout 20 --json "$OUT/link-$profile.json"

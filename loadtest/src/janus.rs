@@ -76,6 +76,8 @@ pub struct SideResult {
     pub rss_bytes: Option<u64>,
     pub rss_per_subscriber_bytes: Option<f64>,
     pub generator_cpu_seconds: f64,
+    /// 1-minute load average at the start and end of the window (other work on the machine).
+    pub load_average: [f64; 2],
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -258,6 +260,7 @@ async fn run_hoinghi(a: &CompareArgs) -> anyhow::Result<SideResult> {
         rss_bytes: r.server.rss_bytes,
         rss_per_subscriber_bytes: r.server.rss_per_point_bytes,
         generator_cpu_seconds: r.generator.cpu_seconds,
+        load_average: r.load_average,
     })
 }
 
@@ -510,8 +513,10 @@ async fn run_janus(a: &CompareArgs) -> anyhow::Result<SideResult> {
     let gen0 = process_cpu_seconds(std::process::id()).unwrap_or(0.0);
     let sent0 = chair_stats.lock().map(|s| s.packets_sent).unwrap_or(0);
     let rx0: Vec<u64> = subs.iter().map(|(_, _, s)| video_packets(s).0).collect();
+    let load0 = scenario::load_average();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(a.seconds)).await;
+    let load1 = scenario::load_average();
     let window_s = t0.elapsed().as_secs_f64();
     let cpu = pid
         .and_then(process_cpu_seconds)
@@ -560,5 +565,6 @@ async fn run_janus(a: &CompareArgs) -> anyhow::Result<SideResult> {
             .filter(|_| !subs.is_empty())
             .map(|(a, b)| (b as f64 - a as f64) / subs.len() as f64),
         generator_cpu_seconds: gen_cpu,
+        load_average: [load0, load1],
     })
 }

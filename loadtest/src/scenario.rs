@@ -142,6 +142,8 @@ pub struct Report {
     pub scenario: Scenario,
     pub target: String,
     pub started_unix: u64,
+    /// `/proc/loadavg` (1 min) at the start and end of the window: other work on the machine.
+    pub load_average: [f64; 2],
     pub config: ConfigReport,
     pub points: Counts,
     pub failures: Vec<Failure>,
@@ -521,6 +523,14 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kb * 1_024)
 }
 
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split(' ').next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
+}
+
 fn self_cpu() -> f64 {
     process_cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
@@ -724,6 +734,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
 
     // Measurement window.
     let s0 = server.sample().await;
+    let load0 = load_average();
     let gen0 = self_cpu();
     let window_start = Instant::now();
     let chair_sent0 = chair.snapshot().packets_sent;
@@ -840,9 +851,14 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
             .streams
             .values()
             .any(|s| s.kind.as_deref() == Some("video") && s.packets > 0);
+        // A point that joined in the last seconds of the window (soak churn) is not judged.
+        let too_late = t
+            .base
+            .at
+            .is_some_and(|at| window_end.saturating_duration_since(at) < Duration::from_secs(3));
         if has_video {
             counts.media += 1;
-        } else {
+        } else if !too_late {
             failures.push(Failure {
                 point: t.name.clone(),
                 stage: "media",
@@ -944,6 +960,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         scenario: cfg.scenario,
         target: server.label.clone(),
         started_unix,
+        load_average: [load0, load_average()],
         config: config_report(&cfg),
         points: counts,
         failures,
@@ -1029,6 +1046,7 @@ fn failed_report(cfg: &LoadConfig, target: &str, started_unix: u64, failure: Fai
         scenario: cfg.scenario,
         target: target.to_owned(),
         started_unix,
+        load_average: [load_average(); 2],
         config: config_report(cfg),
         points: Counts {
             requested: cfg.points,
