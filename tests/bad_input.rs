@@ -328,6 +328,7 @@ async fn the_control_plane_can_disconnect_a_seat_or_end_the_meeting() {
     assert!(server.signaling.kick("bench", "point-a", "link re-issued"));
     let bye = next_of_type(&mut a, "bye").await;
     assert_eq!(bye["reason"], "link re-issued");
+    assert_eq!(bye["code"], "revoked");
     expect_closed(&mut a).await;
     assert!(
         !server.signaling.kick("bench", "point-a", "again"),
@@ -341,7 +342,9 @@ async fn the_control_plane_can_disconnect_a_seat_or_end_the_meeting() {
     );
     for ws in [&mut chair, &mut b] {
         next_of_type(ws, "meeting_ended").await;
-        assert_eq!(next_of_type(ws, "bye").await["reason"], "meeting cancelled");
+        let bye = next_of_type(ws, "bye").await;
+        assert_eq!(bye["reason"], "meeting cancelled");
+        assert_eq!(bye["code"], "meeting_ended");
         expect_closed(ws).await;
     }
 }

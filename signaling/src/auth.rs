@@ -59,8 +59,8 @@ pub trait RoomObserver: Send + Sync + 'static {
     /// [`RoomObserver::left`].
     fn link_summary(&self, _grant: &Grant, _participant: &str, _link: &LinkSummary) {}
     /// A chair (or point) action was accepted: `action` is the protocol message type
-    /// (`grant_floor`, `set_mute`, `start_roll_call`, `end_meeting`, ...), `target` the point it
-    /// names, if any. For the audit log.
+    /// (`grant_floor`, `start_roll_call`, `end_meeting`, ...; `set_mute:muted` or
+    /// `set_mute:unmuted` for mutes), `target` the point it names, if any. For the audit log.
     fn control(&self, _meeting: &str, _actor_point: &str, _action: &str, _target: Option<&str>) {}
 }
 

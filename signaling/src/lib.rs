@@ -121,6 +121,7 @@ impl Signaling {
             found = true;
             let _ = m.tx.try_send(protocol::ServerMessage::Bye {
                 v: protocol::PROTOCOL_VERSION,
+                code: protocol::ByeCode::Revoked,
                 reason: reason.to_owned(),
             });
         }
@@ -143,6 +144,7 @@ impl Signaling {
         room.broadcast(
             &protocol::ServerMessage::Bye {
                 v: protocol::PROTOCOL_VERSION,
+                code: protocol::ByeCode::MeetingEnded,
                 reason: reason.to_owned(),
             },
             None,

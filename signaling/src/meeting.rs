@@ -96,7 +96,12 @@ pub(crate) fn handle(
     seat: &mut Seat,
     msg: ClientMessage,
 ) -> Result<Vec<ServerMessage>, Refusal> {
-    let kind = msg.kind();
+    let kind = match &msg {
+        // The audit log must tell muting from unmuting.
+        ClientMessage::SetMute { muted: true, .. } => "set_mute:muted",
+        ClientMessage::SetMute { muted: false, .. } => "set_mute:unmuted",
+        other => other.kind(),
+    };
     let action = match msg {
         ClientMessage::RaiseHand { text, .. } => Action::RaiseHand { text },
         ClientMessage::LowerHand { point, .. } => Action::LowerHand { point },
@@ -274,6 +279,7 @@ fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal
         room.broadcast(
             &ServerMessage::Bye {
                 v: PROTOCOL_VERSION,
+                code: crate::protocol::ByeCode::MeetingEnded,
                 reason: "meeting ended".into(),
             },
             None,

@@ -172,6 +172,7 @@ impl Room {
         {
             let _ = m.tx.try_send(ServerMessage::Bye {
                 v: PROTOCOL_VERSION,
+                code: crate::protocol::ByeCode::Replaced,
                 reason: "replaced by a newer connection of the same point".into(),
             });
             self.broadcast(&left(old), None);

@@ -20,7 +20,7 @@ const PROTOCOL_VERSION = 1;
 // said `bye` because the same point joined from another window or PC; re-joining by ourselves
 // would throw that one out, and the two would take turns for ever.
 // 'meeting_ended' is ours too: the chair ended the meeting, there is nothing to return to.
-const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced', 'meeting_ended']);
+const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced', 'revoked', 'meeting_ended']);
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PING_EVERY_MS = 15000;
@@ -220,9 +220,9 @@ export class Session extends EventTarget {
       case 'bye':
         // The socket closes next. After our own `leave` that ends the session; when replaced
         // we stop (see FINAL_ERRORS); otherwise we come back with backoff.
-        console.info(`[hoinghi] bye: ${msg.reason}`);
-        if (!this.leaving && /^replaced/.test(msg.reason)) {
-          this.lastError = { code: 'replaced', message: msg.reason, fatal: true };
+        console.info(`[hoinghi] bye: ${msg.code}: ${msg.reason}`);
+        if (!this.leaving && FINAL_ERRORS.has(msg.code)) {
+          this.lastError = { code: msg.code, message: msg.reason, fatal: true };
         }
         return;
       case 'error':

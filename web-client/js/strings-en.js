@@ -47,6 +47,9 @@ export const en = {
   'err.replaced.title': 'This point joined from elsewhere',
   'err.replaced.body':
     'This point\'s link was just opened in another window or on another PC, so this one stopped. Press "Join again" to use this one instead.',
+  'err.revoked.title': 'This link was replaced',
+  'err.revoked.body':
+    'IT staff issued a new link for this point or withdrew the invitation, so this link no longer works. Please open the new link.',
   'err.unsupported.title': 'Browser not supported',
   'err.unsupported.body': 'This browser does not support WebRTC. Please use a recent Chromium, Chrome, Edge or Firefox.',
   'err.generic.title': 'Something went wrong',

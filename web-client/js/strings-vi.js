@@ -49,6 +49,9 @@ export const vi = {
   'err.replaced.title': 'Điểm cầu đã vào phòng ở nơi khác',
   'err.replaced.body':
     'Liên kết của điểm cầu này vừa được mở ở một cửa sổ hoặc máy khác, nên kết nối ở đây đã dừng. Bấm "Tham gia lại" để dùng lại máy này.',
+  'err.revoked.title': 'Liên kết đã được cấp lại',
+  'err.revoked.body':
+    'Bộ phận CNTT vừa cấp liên kết mới cho điểm cầu này hoặc đã rút lời mời, nên liên kết cũ không còn dùng được. Vui lòng mở liên kết mới.',
   'err.unsupported.title': 'Trình duyệt không được hỗ trợ',
   'err.unsupported.body': 'Trình duyệt này không hỗ trợ WebRTC. Hãy dùng Chromium, Chrome, Edge hoặc Firefox bản mới.',
   'err.generic.title': 'Đã xảy ra lỗi',

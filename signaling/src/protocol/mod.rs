@@ -148,6 +148,20 @@ impl Quality {
     }
 }
 
+/// Why the server ends a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ByeCode {
+    /// You sent `leave`.
+    Left,
+    /// The same point joined from another window or PC; do not reconnect by yourself.
+    Replaced,
+    /// Your link was re-issued or your invitation withdrawn; this link no longer works.
+    Revoked,
+    /// The meeting ended or was cancelled.
+    MeetingEnded,
+}
+
 /// Who a chat message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -443,6 +457,9 @@ pub enum ServerMessage {
     /// Last message before the server closes the socket on purpose.
     Bye {
         v: u32,
+        /// Why, as a stable code a client can act on.
+        code: ByeCode,
+        /// Plain-language detail.
         reason: String,
     },
     /// Something you sent was refused. `code` is stable; `message` is for people.

@@ -405,6 +405,7 @@ async fn handle_text(
 fn bye(reason: &str) -> ServerMessage {
     ServerMessage::Bye {
         v: PROTOCOL_VERSION,
+        code: protocol::ByeCode::Left,
         reason: reason.into(),
     }
 }
