@@ -146,4 +146,35 @@ async fn chair_media_reaches_every_point_rewritten_and_keyframes_follow_plis() {
     .await;
     assert!(measured, "no RTT measured from receiver reports");
     assert!(histogram_count("hoinghi_link_loss_ratio") >= 4);
+
+    // Operators' gauges: who is in the meeting by role, and the workers' CPU.
+    let gauge = |role: &str| -> i64 {
+        server
+            .registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "hoinghi_room_participants")
+            .flat_map(|f| f.get_metric().to_vec())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "role" && l.value() == role)
+            })
+            .map(|m| m.get_gauge().value() as i64)
+            .sum()
+    };
+    assert_eq!((gauge("chair"), gauge("point")), (1, 3));
+    let cpu: f64 = server
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "hoinghi_worker_cpu_seconds_total")
+        .flat_map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| m.get_counter().value())
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert!(cpu > 0.0, "worker CPU is accounted");
 }

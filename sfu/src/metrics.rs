@@ -18,6 +18,8 @@ pub struct SfuMetrics {
     send_dropped: IntCounterVec,
     write_errors: IntCounterVec,
     keyframe_requests_in: IntCounterVec,
+    nacked_packets: IntCounterVec,
+    cpu_seconds: prometheus::CounterVec,
     plis_sent: IntCounterVec,
     tracks: IntGaugeVec,
     connections: IntGaugeVec,
@@ -111,6 +113,22 @@ impl SfuMetrics {
                 "hoinghi_plis_sent_total",
                 "PLIs sent to publishers after coalescing",
             )?,
+            nacked_packets: counter(
+                registry,
+                "hoinghi_nack_requested_packets_total",
+                "Packets subscribers asked to be retransmitted (NACK)",
+            )?,
+            cpu_seconds: {
+                let c = prometheus::CounterVec::new(
+                    Opts::new(
+                        "hoinghi_worker_cpu_seconds_total",
+                        "CPU time of each media worker thread",
+                    ),
+                    &["worker"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             tracks: gauge(registry, "hoinghi_tracks", "Published tracks")?,
             connections: gauge(registry, "hoinghi_peer_connections", "Peer connections")?,
             link_rtt: histogram(
@@ -144,6 +162,7 @@ impl SfuMetrics {
                 send_dropped: self.send_dropped.with_label_values(&l),
                 write_errors: self.write_errors.with_label_values(&l),
                 keyframe_requests_in: self.keyframe_requests_in.with_label_values(&l),
+                nacked_packets: self.nacked_packets.with_label_values(&l),
             },
             plis_sent: self.plis_sent.with_label_values(&l),
             tracks: self.tracks.with_label_values(&l),
@@ -161,6 +180,9 @@ impl SfuMetrics {
             send_dropped: 0,
             write_errors: 0,
             keyframe_requests_in: 0,
+            nacked_packets: 0,
+            cpu_seconds: self.cpu_seconds.with_label_values(&l),
+            cpu_seen: 0.0,
         }
     }
 }
@@ -177,6 +199,7 @@ struct WorkerSink {
     send_dropped: IntCounter,
     write_errors: IntCounter,
     keyframe_requests_in: IntCounter,
+    nacked_packets: IntCounter,
 }
 
 /// A worker's own counters; see the module comment.
@@ -192,6 +215,10 @@ pub(crate) struct WorkerMetrics {
     pub send_dropped: u64,
     pub write_errors: u64,
     pub keyframe_requests_in: u64,
+    pub nacked_packets: u64,
+    cpu_seconds: prometheus::Counter,
+    /// Thread CPU seconds already added to `cpu_seconds`.
+    cpu_seen: f64,
     pub plis_sent: IntCounter,
     pub tracks: IntGauge,
     pub connections: IntGauge,
@@ -201,6 +228,23 @@ pub(crate) struct WorkerMetrics {
 }
 
 impl WorkerMetrics {
+    /// Adds the calling thread's CPU time since the last call (call it from the worker).
+    pub fn sample_thread_cpu(&mut self) {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec we own.
+        if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+            return;
+        }
+        let now = ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9;
+        if now > self.cpu_seen {
+            self.cpu_seconds.inc_by(now - self.cpu_seen);
+            self.cpu_seen = now;
+        }
+    }
+
     pub fn flush(&mut self) {
         let s = &self.sink;
         for (local, shared) in [
@@ -215,6 +259,7 @@ impl WorkerMetrics {
             (&mut self.send_dropped, &s.send_dropped),
             (&mut self.write_errors, &s.write_errors),
             (&mut self.keyframe_requests_in, &s.keyframe_requests_in),
+            (&mut self.nacked_packets, &s.nacked_packets),
         ] {
             if *local > 0 {
                 shared.inc_by(*local);

@@ -1,10 +1,15 @@
 //! Signaling metrics: rooms, participants, join latency, messages and errors by kind.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::protocol::Role;
+use crate::room::Room;
 
 pub(crate) struct SignalingMetrics {
     pub rooms: IntGauge,
     pub participants: IntGauge,
+    /// Connected participants per meeting and role (series removed when a meeting empties).
+    pub room_participants: IntGaugeVec,
     pub join_seconds: Histogram,
     pub messages: IntCounterVec,
     pub errors: IntCounterVec,
@@ -17,6 +22,7 @@ impl SignalingMetrics {
         let m = Self::unregistered();
         registry.register(Box::new(m.rooms.clone()))?;
         registry.register(Box::new(m.participants.clone()))?;
+        registry.register(Box::new(m.room_participants.clone()))?;
         registry.register(Box::new(m.join_seconds.clone()))?;
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.errors.clone()))?;
@@ -30,6 +36,14 @@ impl SignalingMetrics {
                 .expect("valid metric"),
             participants: IntGauge::new("hoinghi_participants", "Connected participants")
                 .expect("valid metric"),
+            room_participants: IntGaugeVec::new(
+                Opts::new(
+                    "hoinghi_room_participants",
+                    "Connected participants per meeting and role",
+                ),
+                &["room", "role"],
+            )
+            .expect("valid metric"),
             join_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "hoinghi_join_seconds",
@@ -54,6 +68,36 @@ impl SignalingMetrics {
                 &["code"],
             )
             .expect("valid metric"),
+        }
+    }
+}
+
+const ROLES: [(Role, &str); 3] = [
+    (Role::Chair, "chair"),
+    (Role::Point, "point"),
+    (Role::Observer, "observer"),
+];
+
+impl SignalingMetrics {
+    /// Sets the per-role gauges of one meeting from its roster.
+    pub fn room_changed(&self, room: &Room) {
+        for (role, name) in ROLES {
+            let n = room
+                .members
+                .values()
+                .filter(|m| m.info.role == role)
+                .count();
+            self.room_participants
+                .with_label_values(&[room.id.as_str(), name])
+                .set(n as i64);
+        }
+    }
+
+    /// Drops the series of a meeting nobody is in any more (a province has thousands of
+    /// meetings a year: their series must not pile up).
+    pub fn room_closed(&self, meeting: &str) {
+        for (_, name) in ROLES {
+            let _ = self.room_participants.remove_label_values(&[meeting, name]);
         }
     }
 }

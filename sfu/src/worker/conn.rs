@@ -243,14 +243,16 @@ struct KeyframeRequestsToApp {
     write: VecDeque<TaggedPacket>,
 }
 
-/// RTCP the application acts on: keyframe requests (relayed to publishers) and receiver reports
-/// (link round-trip time and loss; `rtc`'s own stats leave the RTT at zero).
+/// RTCP the application acts on: keyframe requests (relayed to publishers), receiver reports
+/// (link round-trip time and loss; `rtc`'s own stats leave the RTT at zero) and NACKs (counted;
+/// the NACK responder interceptor still answers them).
 fn is_for_application(packets: &[Box<dyn rtcp::Packet>]) -> bool {
     packets.iter().any(|p| {
         let any = p.as_any();
         any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
             || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
             || any.is::<rtcp::receiver_report::ReceiverReport>()
+            || any.is::<rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack>()
     })
 }
 

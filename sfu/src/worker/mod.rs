@@ -353,6 +353,7 @@ impl Worker {
                 Timer::Keyframe(track) => self.keyframe_timer(now, track),
                 Timer::Stats => {
                     self.collect_link_stats(now);
+                    self.metrics.sample_thread_cpu();
                     self.timers
                         .push(Reverse((now + stats::STATS_INTERVAL, Timer::Stats)));
                 }

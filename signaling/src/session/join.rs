@@ -48,6 +48,7 @@ pub(super) async fn join(
             if j.replaced.is_none() {
                 inner.metrics.participants.inc();
             }
+            inner.metrics.room_changed(room);
             apply_routing(inner, room);
         } else if room.is_empty() {
             rooms.remove(&grant.meeting_id);
@@ -130,11 +131,13 @@ pub(super) fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
         if let Some(room) = rooms.get_mut(meeting) {
             if room.leave(id) {
                 inner.metrics.participants.dec();
+                inner.metrics.room_changed(room);
                 apply_routing(inner, room);
             }
             if room.is_empty() {
                 rooms.remove(meeting);
                 inner.metrics.rooms.dec();
+                inner.metrics.room_closed(meeting);
             }
         }
     }
