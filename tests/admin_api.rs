@@ -46,6 +46,16 @@ const ROUTES: &[&str] = &[
     "GET /api/v1/audit",
     "GET /api/v1/dashboard",
     "GET /api/v1/calendar.ics",
+    "GET /api/v1/points/{code}/calendar-feed",
+    "POST /api/v1/points/{code}/calendar-feed/reissue",
+    "GET /api/v1/calendar/feed",
+    "POST /api/v1/calendar/feed/reissue",
+];
+
+/// Routes without a session: calendar feeds, whose key is in the URL (without one: 404).
+const PUBLIC_ROUTES: &[&str] = &[
+    "GET /api/v1/calendar/all.ics",
+    "GET /api/v1/calendar/points/{file}",
 ];
 
 #[tokio::test]
@@ -69,7 +79,11 @@ async fn openapi_document_parses_and_lists_every_route() {
         }
     }
     documented.sort();
-    let mut expected: Vec<String> = ROUTES.iter().map(|s| s.to_string()).collect();
+    let mut expected: Vec<String> = ROUTES
+        .iter()
+        .chain(PUBLIC_ROUTES)
+        .map(|s| s.to_string())
+        .collect();
     expected.sort();
     assert_eq!(documented, expected);
     // Every schema a route refers to is defined.
@@ -93,6 +107,20 @@ async fn openapi_document_parses_and_lists_every_route() {
         let res = app.call(method, &uri, None, Some(json!({}))).await;
         assert_ne!(res.status, StatusCode::NOT_FOUND, "{route}: {}", res.text());
         assert_ne!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{route}");
+    }
+    // The public feeds exist too: without a key they answer the JSON 404 of the feed itself.
+    for route in PUBLIC_ROUTES {
+        let (method, path) = route.split_once(' ').unwrap();
+        let res = app
+            .call(method, &path.replace("{file}", "06.ics"), None, None)
+            .await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{route}");
+        assert!(
+            res.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("calendar")
+        );
     }
     let res = app.call("GET", "/api/v1/no-such-route", None, None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND);
@@ -1528,6 +1556,244 @@ async fn calendars_for_all_and_per_point() {
         app.get("/api/v1/points/none/calendar.ics", &s).await.status,
         StatusCode::NOT_FOUND
     );
+}
+
+/// Checks an answer is a valid iCalendar feed and returns its unfolded lines.
+fn ics_lines(a: &Answer) -> Vec<String> {
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(
+        a.headers[header::CONTENT_TYPE].to_str().unwrap(),
+        "text/calendar; charset=utf-8"
+    );
+    assert!(a.headers.get(header::SET_COOKIE).is_none());
+    let text = a.text();
+    assert!(text.ends_with("\r\n"));
+    // Every line ends with CRLF: no bare LF or CR.
+    assert_eq!(text.matches('\n').count(), text.matches("\r\n").count());
+    assert_eq!(text.matches('\r').count(), text.matches("\r\n").count());
+    let lines: Vec<String> = text
+        .replace("\r\n ", "")
+        .trim_end_matches("\r\n")
+        .split("\r\n")
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.first().unwrap(), "BEGIN:VCALENDAR");
+    assert_eq!(lines.last().unwrap(), "END:VCALENDAR");
+    assert!(lines.iter().any(|l| l == "VERSION:2.0"));
+    assert_eq!(
+        lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(),
+        lines.iter().filter(|l| *l == "END:VEVENT").count()
+    );
+    for l in &lines {
+        assert!(l.contains(':'), "not a content line: {l:?}");
+        if let Some(t) = l
+            .strip_prefix("DTSTART:")
+            .or_else(|| l.strip_prefix("DTEND:"))
+        {
+            // UTC date-time: 20250602T010000Z.
+            assert_eq!(t.len(), 16, "{l}");
+            assert!(t.ends_with('Z') && t.as_bytes()[8] == b'T', "{l}");
+            assert!(
+                t[..8]
+                    .bytes()
+                    .chain(t[9..15].bytes())
+                    .all(|b| b.is_ascii_digit())
+            );
+        }
+    }
+    lines
+}
+
+fn uids(lines: &[String]) -> Vec<String> {
+    let mut u: Vec<String> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("UID:"))
+        .map(str::to_owned)
+        .collect();
+    u.sort();
+    u
+}
+
+/// A GET without cookie (a calendar program).
+async fn anonymous(app: &App, uri: &str) -> Answer {
+    app.call("GET", uri, None, None).await
+}
+
+fn path_of(url: &str) -> &str {
+    url.strip_prefix(BASE)
+        .expect("the feed URL is on the server's base URL")
+}
+
+#[tokio::test]
+async fn point_feeds_are_subscribed_without_login_and_reissued() {
+    let (app, s) = app_with_points().await;
+    let a = app
+        .post("/api/v1/meetings", &s, meeting_body(2, 2, &FIVE))
+        .await
+        .json();
+    let b = app
+        .post("/api/v1/meetings", &s, meeting_body(5, 1, &["060"]))
+        .await
+        .json();
+    let c = app
+        .post("/api/v1/meetings", &s, meeting_body(8, 1, &["058"]))
+        .await
+        .json();
+    let id = |d: &Value| d["meeting"]["id"].as_str().unwrap().to_owned();
+
+    let feed = app.get("/api/v1/points/060/calendar-feed", &s).await;
+    assert_eq!(feed.status, StatusCode::OK, "{}", feed.text());
+    let feed = feed.json();
+    let url = feed["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("{BASE}/api/v1/calendar/points/060.ics?key=")),
+        "{url}"
+    );
+    assert!(
+        feed["webcal_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("webcal://hoinghi.test:8443/")
+    );
+    // Asking again shows the same URL.
+    assert_eq!(
+        app.get("/api/v1/points/060/calendar-feed", &s).await.json()["url"],
+        url
+    );
+
+    // Success, without a cookie: that point's meetings only, with its own links.
+    let ok = anonymous(&app, path_of(&url)).await;
+    let lines = ics_lines(&ok);
+    assert_eq!(
+        lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(),
+        2,
+        "one VEVENT per meeting of 060"
+    );
+    let mut want = vec![format!("{}@hoinghi", id(&a)), format!("{}@hoinghi", id(&b))];
+    want.sort();
+    assert_eq!(uids(&lines), want);
+    let text = lines.join("\n");
+    assert!(!text.contains(&id(&c)), "another point's meeting is absent");
+    assert!(text.contains(&link_of(&a, "060")));
+    assert!(!text.contains(&link_of(&a, "058")), "no other seat's link");
+
+    // Wrong, missing, or another point's key; unknown point: the same JSON 404.
+    let key = url.split_once("key=").unwrap().1.to_owned();
+    let other = app.get("/api/v1/points/058/calendar-feed", &s).await.json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_key = other.split_once("key=").unwrap().1.to_owned();
+    let mut wrong = key.clone();
+    wrong.replace_range(..1, if wrong.starts_with('0') { "1" } else { "0" });
+    for uri in [
+        format!("/api/v1/calendar/points/060.ics?key={wrong}"),
+        "/api/v1/calendar/points/060.ics".to_owned(),
+        "/api/v1/calendar/points/060.ics?key=".to_owned(),
+        format!("/api/v1/calendar/points/060.ics?key={other_key}"),
+        format!("/api/v1/calendar/points/none.ics?key={key}"),
+        format!("/api/v1/calendar/points/060?key={key}"),
+        format!("/api/v1/calendar/all.ics?key={key}"),
+    ] {
+        let res = anonymous(&app, &uri).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(res.code(), "not_found", "{uri}");
+        assert!(
+            !res.text().contains("060"),
+            "{uri}: says nothing of the point"
+        );
+    }
+    // The other point's URL works and has only its own meetings.
+    let l058 = ics_lines(&anonymous(&app, path_of(&other)).await);
+    let mut want = vec![format!("{}@hoinghi", id(&a)), format!("{}@hoinghi", id(&c))];
+    want.sort();
+    assert_eq!(uids(&l058), want);
+
+    // Re-issue: the old URL stops, the new one works; the audit log says who.
+    let res = app
+        .post("/api/v1/points/060/calendar-feed/reissue", &s, json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let new_url = res.json()["url"].as_str().unwrap().to_owned();
+    assert_ne!(new_url, url);
+    assert_eq!(
+        anonymous(&app, path_of(&url)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    ics_lines(&anonymous(&app, path_of(&new_url)).await);
+    assert_eq!(
+        app.get("/api/v1/points/060/calendar-feed", &s).await.json()["url"],
+        new_url
+    );
+    let audit = app.get("/api/v1/audit", &s).await.json();
+    assert!(audit.as_array().unwrap().iter().any(|e| {
+        e["action"] == "point.calendar_feed_reissue"
+            && e["target"] == "060"
+            && e["actor"] == "admin"
+    }));
+    // A disabled point's feed stops.
+    app.post("/api/v1/points/060/disable", &s, json!({})).await;
+    assert_eq!(
+        anonymous(&app, path_of(&new_url)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Unknown points have no feed to show.
+    assert_eq!(
+        app.get("/api/v1/points/none/calendar-feed", &s)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_all_meetings_feed_has_every_meeting_and_no_link() {
+    let (app, s) = app_with_points().await;
+    let a = app
+        .post("/api/v1/meetings", &s, meeting_body(2, 2, &FIVE))
+        .await
+        .json();
+    app.post("/api/v1/meetings", &s, meeting_body(5, 1, &["060"]))
+        .await;
+    let op = app.operator().await;
+    let url = app.get("/api/v1/calendar/feed", &op).await.json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.starts_with(&format!("{BASE}/api/v1/calendar/all.ics?key=")));
+    let lines = ics_lines(&anonymous(&app, path_of(&url)).await);
+    assert_eq!(lines.iter().filter(|l| *l == "BEGIN:VEVENT").count(), 2);
+    let text = lines.join("\n");
+    assert!(!text.contains("join?t="), "never a join link");
+    assert!(!text.contains(token_of(&link_of(&a, "060"))));
+
+    let key = url.split_once("key=").unwrap().1;
+    assert_eq!(
+        anonymous(&app, &format!("/api/v1/calendar/points/060.ics?key={key}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "the all-meetings key opens no point's feed"
+    );
+    assert_eq!(
+        anonymous(&app, "/api/v1/calendar/all.ics?key=00")
+            .await
+            .code(),
+        "not_found"
+    );
+    let new_url = app
+        .post("/api/v1/calendar/feed/reissue", &op, json!({}))
+        .await
+        .json()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_url, url);
+    assert_eq!(
+        anonymous(&app, path_of(&url)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    ics_lines(&anonymous(&app, path_of(&new_url)).await);
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@
 //! - [`attendance`]: the `RoomObserver` that records joins and leaves, roll-call answers, link
 //!   summaries, chat and room actions (into the audit log), and the report.
 //! - [`chat`]: a meeting's stored chat.
-//! - [`audit`]: the audit log. [`ics`]: iCalendar export.
+//! - [`audit`]: the audit log. [`ics`]: iCalendar export; [`feeds`]: calendar feed keys.
 //! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 
 pub mod accounts;
@@ -32,6 +32,7 @@ pub mod chat;
 pub mod db;
 pub mod directory;
 pub mod error;
+pub mod feeds;
 pub mod files;
 pub mod ics;
 pub mod import;

@@ -186,6 +186,14 @@ pub async fn calendar(
     State(state): State<AdminState>,
     _staff: Staff,
 ) -> Result<Response, ApiError> {
+    Ok(super::points::calendar_response(
+        all_ics(&state).await?,
+        "hoinghi.ics",
+    ))
+}
+
+/// Every meeting as iCalendar text, without any join link.
+pub(crate) async fn all_ics(state: &AdminState) -> Result<String, ApiError> {
     let all = meetings::list(state.db(), None, None).await?;
     let events: Vec<ics::Event<'_>> = all
         .iter()
@@ -194,8 +202,5 @@ pub async fn calendar(
             link: None,
         })
         .collect();
-    Ok(super::points::calendar_response(
-        ics::calendar("hoinghi", &events),
-        "hoinghi.ics",
-    ))
+    Ok(ics::calendar("hoinghi", &events))
 }

@@ -10,8 +10,10 @@
 //! - [`points`]: the directory and CSV import.
 //! - [`meetings`]: meetings, seats, links, QR codes, attendance.
 //! - [`admin`]: accounts, audit log, dashboard, calendars.
+//! - [`calendar`]: calendar subscription feeds (no login: a key in the URL).
 
 pub mod admin;
+pub mod calendar;
 pub mod error;
 pub mod meetings;
 pub mod points;
@@ -233,6 +235,12 @@ pub fn documented() -> OpenApiRouter<AdminState> {
         .routes(routes!(admin::audit_log))
         .routes(routes!(admin::dashboard))
         .routes(routes!(admin::calendar))
+        .routes(routes!(calendar::point_feed))
+        .routes(routes!(calendar::reissue_point_feed))
+        .routes(routes!(calendar::all_feed))
+        .routes(routes!(calendar::reissue_all_feed))
+        .routes(routes!(calendar::all_feed_ics))
+        .routes(routes!(calendar::point_feed_ics))
 }
 
 /// The OpenAPI document.

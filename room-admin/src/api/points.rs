@@ -248,7 +248,13 @@ pub async fn point_calendar(
     ApiPath(code): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let p = points::get(state.db(), &code).await?;
-    let list = meetings::for_point(state.db(), &code).await?;
+    let body = point_ics(&state, &p).await?;
+    Ok(calendar_response(body, &format!("hoinghi-{}.ics", p.code)))
+}
+
+/// The point's meetings (and only those) as iCalendar text, each with the point's join link.
+pub(crate) async fn point_ics(state: &AdminState, p: &Point) -> Result<String, ApiError> {
+    let list = meetings::for_point(state.db(), &p.code).await?;
     let links: Vec<Option<String>> = list
         .iter()
         .map(|(m, seat)| links::link(state.tokens(), state.base_url(), m, seat).ok())
@@ -258,8 +264,7 @@ pub async fn point_calendar(
         .zip(links)
         .map(|((m, _), link)| ics::Event { meeting: m, link })
         .collect();
-    let body = ics::calendar(&p.name, &events);
-    Ok(calendar_response(body, &format!("hoinghi-{}.ics", p.code)))
+    Ok(ics::calendar(&p.name, &events))
 }
 
 pub(crate) fn calendar_response(body: String, filename: &str) -> Response {
