@@ -84,6 +84,8 @@ pub(crate) struct Worker {
     track_by_down_ssrc: HashMap<(usize, u32), usize>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
     dirty: Vec<usize>,
+    /// Participants whose subscribe side changed (see `negotiate.rs`).
+    offer_queue: Vec<ParticipantId>,
     out: crate::udp::SendQueue,
     metrics: WorkerMetrics,
     next_ufrag: u64,
@@ -114,6 +116,7 @@ impl Worker {
             track_by_down_ssrc: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            offer_queue: Vec::new(),
             out: crate::udp::SendQueue::default(),
             metrics,
             next_ufrag: 0,

@@ -23,17 +23,37 @@ pub(crate) struct SubscribeNegotiation {
 }
 
 impl Worker {
+    /// Marks a participant's subscribe side as changed. Queued once; the queue (not a scan of
+    /// every participant) is what each loop pass looks at.
+    pub(super) fn renegotiate(&mut self, participant: ParticipantId) {
+        if let Some(p) = self.participants.get_mut(&participant)
+            && !p.negotiation.needs_offer
+        {
+            p.negotiation.needs_offer = true;
+            self.offer_queue.push(participant);
+        }
+    }
+
     pub(super) fn send_pending_offers(&mut self, now: Instant) {
-        let ready: Vec<ParticipantId> = self
-            .participants
-            .iter()
-            .filter(|(_, p)| {
-                p.negotiation.needs_offer
-                    && p.negotiation.awaiting.is_none()
-                    && p.subscribe.is_some()
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        if self.offer_queue.is_empty() {
+            return;
+        }
+        let queued = std::mem::take(&mut self.offer_queue);
+        let mut ready = Vec::new();
+        for participant in queued {
+            let Some(p) = self.participants.get(&participant) else {
+                continue;
+            };
+            if !p.negotiation.needs_offer || p.subscribe.is_none() {
+                continue;
+            }
+            if p.negotiation.awaiting.is_some() {
+                // Goes out after the answer (see `subscribe_answer`).
+                self.offer_queue.push(participant);
+                continue;
+            }
+            ready.push(participant);
+        }
         for participant in ready {
             if let Err(e) = self.offer(now, participant) {
                 tracing::warn!(%participant, "cannot make a subscribe offer: {e}");

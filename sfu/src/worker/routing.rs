@@ -137,9 +137,7 @@ impl Worker {
             forwarder: Forwarder::new(is_video, clock_rate, rand::random(), rand::random()),
         });
         self.track_by_down_ssrc.insert((sub_key, ssrc), track);
-        if let Some(p) = self.participants.get_mut(&subscriber) {
-            p.negotiation.needs_offer = true;
-        }
+        self.renegotiate(subscriber);
         Ok(())
     }
 
@@ -155,9 +153,7 @@ impl Worker {
         {
             tracing::debug!("remove_track: {e}");
         }
-        if let Some(p) = self.participants.get_mut(&subscriber) {
-            p.negotiation.needs_offer = true;
-        }
+        self.renegotiate(subscriber);
     }
 
     /// After a renegotiation: tracks whose m-line the publisher made inactive (a stopped screen
