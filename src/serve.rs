@@ -98,6 +98,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // uninvited points, meetings cancelled or ended): the signaling layer itself.
         Arc::new(signaling.clone()),
     );
+    // Meetings that reach their planned end are closed for everyone still in them.
+    let closer = room_admin::closer::spawn(admin.clone(), room_admin::closer::INTERVAL);
     let app = web::app(
         registry,
         signaling.router().merge(room_admin::api::router(admin)),
@@ -140,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     };
+    closer.abort();
     sfu.shutdown();
     outcome
 }

@@ -1833,3 +1833,134 @@ async fn points_list_pages_with_a_total() {
     assert_eq!(res.status, StatusCode::BAD_REQUEST);
     assert_eq!(res.code(), "bad_query");
 }
+
+// --- meetings that end by the clock --------------------------------------------------------------
+
+fn ends_at(d: &Value) -> i64 {
+    room_admin::timefmt::parse(d["meeting"]["ends_at"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn meetings_are_closed_once_when_their_end_passes() {
+    use room_admin::api::LiveSource;
+    use room_admin::{closer, db};
+    let (app, s) = app_with_points().await;
+    let a = app
+        .post("/api/v1/meetings", &s, meeting_body(2, 2, &FIVE))
+        .await
+        .json();
+    let b = app
+        .post("/api/v1/meetings", &s, meeting_body(5, 1, &["060"]))
+        .await
+        .json();
+    let cancelled = app
+        .post("/api/v1/meetings", &s, meeting_body(3, 1, &["060"]))
+        .await
+        .json();
+    let ended = app
+        .post("/api/v1/meetings", &s, meeting_body(0, 1, &["058"]))
+        .await
+        .json();
+    let id = |d: &Value| d["meeting"]["id"].as_str().unwrap().to_owned();
+    let (ida, idb) = (id(&a), id(&b));
+    app.post(
+        &format!("/api/v1/meetings/{}/cancel", id(&cancelled)),
+        &s,
+        json!({}),
+    )
+    .await;
+    let res = app
+        .post(
+            &format!("/api/v1/meetings/{}/end", id(&ended)),
+            &s,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let panel_actions = app.live.actions().len();
+    for seat in ["06", "058"] {
+        app.live.0.lock().unwrap().push((
+            ida.clone(),
+            LiveSeat {
+                participant: format!("p-{seat}"),
+                seat: seat.into(),
+                name: seat.into(),
+                role: "point".into(),
+            },
+        ));
+    }
+
+    // Before the end: nothing happens.
+    let now = db::unix_now();
+    assert!(closer::close_due(&app.state, now).await.unwrap().is_empty());
+    assert!(
+        closer::close_due(&app.state, ends_at(&a) - 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(app.live.actions().len(), panel_actions);
+
+    // At its end, the meeting is closed through the live source, once.
+    assert_eq!(
+        closer::close_due(&app.state, ends_at(&a)).await.unwrap(),
+        vec![ida.clone()]
+    );
+    assert_eq!(
+        app.live.actions()[panel_actions..],
+        [format!("close {ida}: {}", closer::ENDED_BY_CLOCK)]
+    );
+    assert!(app.live.live(&ida).is_empty(), "everyone disconnected");
+    assert!(
+        closer::close_due(&app.state, ends_at(&a) + 30)
+            .await
+            .unwrap()
+            .is_empty(),
+        "closed once"
+    );
+    let detail = app.get(&format!("/api/v1/meetings/{ida}"), &s).await.json();
+    assert_eq!(detail["meeting"]["state"], "ended");
+    assert_eq!(detail["meeting"]["status"], "ended");
+    assert_eq!(detail["meeting"]["ends_at"], a["meeting"]["ends_at"]);
+    let audit = app.get("/api/v1/audit", &s).await.json();
+    let entries: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "meeting.ended_by_clock")
+        .collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["target"], ida.as_str());
+    assert_eq!(entries[0]["actor"], closer::ACTOR);
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("(2 connected)")
+    );
+    // Its links are refused even inside the planned times: the directory knows.
+    assert!(
+        app.authorizer()
+            .authorize_at(token_of(&link_of(&a, "058")), during(&a))
+            .is_err()
+    );
+
+    // Later: only the other scheduled meeting; cancelled and panel-ended ones are left alone.
+    let far = ends_at(&b) + 3600;
+    assert_eq!(
+        closer::close_due(&app.state, far).await.unwrap(),
+        vec![idb.clone()]
+    );
+    assert!(closer::close_due(&app.state, far).await.unwrap().is_empty());
+    let closes: Vec<String> = app
+        .live
+        .actions()
+        .into_iter()
+        .filter(|a| a.starts_with("close "))
+        .collect();
+    assert_eq!(
+        closes.len(),
+        4,
+        "cancel, end now, and the two by the clock: {closes:?}"
+    );
+}

@@ -14,6 +14,7 @@
 //! - [`timefmt`]: UTC storage, Vietnam (UTC+7) display.
 //! - [`points`]: the directory of points; [`import`]: CSV import, all or nothing.
 //! - [`meetings`]: meetings, seats, the lifecycle; [`links`]: join links of seats.
+//! - [`closer`]: the task that closes meetings when their planned end passes.
 //! - [`directory`]: the in-memory copy of meetings the authorizer reads.
 //! - [`authorizer`]: [`JoinAuthorizer`], the `signaling::auth::Authorizer` implementation.
 //! - [`accounts`]: staff accounts (argon2id) and sessions; [`throttle`]: login throttling.
@@ -29,6 +30,7 @@ pub mod attendance;
 pub mod audit;
 pub mod authorizer;
 pub mod chat;
+pub mod closer;
 pub mod db;
 pub mod directory;
 pub mod error;

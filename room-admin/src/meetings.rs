@@ -567,6 +567,32 @@ pub async fn end(db: &Db, id: &str, now: i64) -> Result<Meeting, StoreError> {
     set_status(db, id, "ended", Some(now), now).await
 }
 
+/// Meetings past their planned end (at `now`) that nothing closed yet: still `scheduled`.
+pub async fn due_to_close(db: &Db, now: i64) -> Result<Vec<Meeting>, StoreError> {
+    Ok(sqlx::query_as::<_, Meeting>(
+        "SELECT * FROM meetings WHERE status = 'scheduled' AND ends_at <= $1 \
+         ORDER BY ends_at, id",
+    )
+    .bind(now)
+    .fetch_all(db.pool())
+    .await?)
+}
+
+/// Marks a meeting that reached its planned end as `ended` (at that end). Whether this call
+/// did it: `false` when it was already ended, cancelled, or not due, so that two callers never
+/// both close the same meeting.
+pub async fn close_by_clock(db: &Db, id: &str, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE meetings SET status = 'ended', ended_at = ends_at, updated_at = $1 \
+         WHERE id = $2 AND status = 'scheduled' AND ends_at <= $1",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 async fn set_status(
     db: &Db,
     id: &str,
