@@ -5,6 +5,7 @@ import { get, post, put } from './api.js';
 import { localInput, showTime, tr } from './strings.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
 import { KINDS } from './points.js';
+import { feedSection } from './feeds.js';
 
 function stateBadge(state) {
   return badge(state, tr(`state.${state}`));
@@ -34,6 +35,7 @@ export async function meetingsView(view) {
     el('div', { class: 'buttons' }, newButton, el('a', { href: '/api/v1/calendar.ics', download: 'hoinghi.ics' }, tr('calendar.all'))),
     formHolder,
     rows.length ? table(['col.title', 'col.time', 'col.status', 'col.seats', 'col.live'], rows) : el('p', { class: 'muted' }, tr('meetings.none')),
+    feedSection('/calendar/feed', 'feed.all'),
   );
 }
 

@@ -3,6 +3,7 @@
 import { api, get, post, put } from './api.js';
 import { tr } from './strings.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
+import { feedSection } from './feeds.js';
 
 export const KINDS = ['province_hall', 'department', 'district', 'commune', 'other'];
 const FIELDS = [
@@ -80,6 +81,7 @@ export async function pointsView(view) {
       }
     });
     editor.replaceChildren(form);
+    if (!isNew) editor.append(feedSection(`/points/${encodeURIComponent(point.code)}/calendar-feed`, 'feed.point'));
     (inputs.code ?? inputs.name).focus();
   }
 

@@ -70,6 +70,11 @@ const S = {
     'acc.own': 'Đổi mật khẩu của tôi', 'acc.current': 'Mật khẩu hiện tại',
     'audit.title': 'Nhật ký thao tác', 'audit.more': 'Xem thêm',
     'calendar.all': 'Lịch tất cả cuộc họp (ICS)',
+    'feed.title': 'Đăng ký lịch (không cần đăng nhập)', 'feed.url': 'Địa chỉ đăng ký lịch',
+    'feed.point': 'Thêm địa chỉ này vào ứng dụng lịch (Google Calendar, Outlook, điện thoại) để tự cập nhật các cuộc họp của điểm cầu, kèm liên kết tham gia. Giữ bí mật như liên kết tham gia.',
+    'feed.all': 'Lịch tất cả cuộc họp cho cán bộ kỹ thuật, không có liên kết tham gia. Giữ bí mật.',
+    'feed.confirmReissue': 'Cấp địa chỉ mới? Địa chỉ cũ sẽ không dùng được nữa.',
+    'feed.reissued': 'Đã cấp địa chỉ mới.', 'feed.issued': 'cấp lúc {at}',
     'yes': 'Có', 'no': 'Không', 'loading': 'Đang tải…', 'error.network': 'Không kết nối được máy chủ.',
   },
   en: {
@@ -138,6 +143,11 @@ const S = {
     'acc.own': 'Change my password', 'acc.current': 'Current password',
     'audit.title': 'Audit log', 'audit.more': 'More',
     'calendar.all': 'Calendar of all meetings (ICS)',
+    'feed.title': 'Calendar subscription (no login)', 'feed.url': 'Calendar subscription address',
+    'feed.point': 'Add this address to a calendar app (Google Calendar, Outlook, a phone) to keep this point\'s meetings up to date, with its join link. Keep it as secret as the join link.',
+    'feed.all': 'All meetings for IT staff, without join links. Keep it secret.',
+    'feed.confirmReissue': 'Issue a new address? The old one will stop working.',
+    'feed.reissued': 'New address issued.', 'feed.issued': 'issued {at}',
     'yes': 'Yes', 'no': 'No', 'loading': 'Loading…', 'error.network': 'Cannot reach the server.',
   },
 };
