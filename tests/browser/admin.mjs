@@ -119,6 +119,27 @@ async function main() {
   check('one link per seat: the chair and five points', links === 6, `${links} links`);
   const link = await admin.locator(`input.link-input[data-seat="${POINT}"]`).inputValue();
   await shot(admin, 'admin-meeting');
+  const meetingPage = admin.url();
+
+  // 3b. The point's calendar feed: shown on its edit page, read without a cookie.
+  await admin.goto(`${base}/admin#/points`);
+  await admin.waitForFunction(() => window.hoinghiAdmin?.ready && document.querySelectorAll('#point-list tbody tr').length > 0);
+  await admin.locator('#point-list tr', { has: admin.locator('td', { hasText: new RegExp(`^${POINT}$`) }) })
+    .locator('button', { hasText: 'Sửa' }).click();
+  await admin.waitForFunction(() => document.querySelector('input.feed-url')?.value, null, { timeout: TIMEOUT_MS });
+  const feedUrl = await admin.locator('input.feed-url').inputValue();
+  const anon = await browser.newContext();
+  const feed = await anon.request.get(feedUrl);
+  const ics = await feed.text();
+  check('the point\'s calendar feed opens without login', feed.status() === 200
+    && feed.headers()['content-type'] === 'text/calendar; charset=utf-8'
+    && ics.startsWith('BEGIN:VCALENDAR\r\n') && ics.split('BEGIN:VEVENT').length === 2,
+  `${feed.status()} ${feedUrl.replace(/key=.*/, 'key=…')}`);
+  const wrong = await anon.request.get(feedUrl.replace(/key=./, 'key=x'));
+  check('a wrong feed key is a 404', wrong.status() === 404, String(wrong.status()));
+  await anon.close();
+  await admin.goto(meetingPage);
+  await admin.waitForFunction(() => window.hoinghiAdmin?.ready && document.querySelector('input.link-input'), null, { timeout: TIMEOUT_MS });
 
   // 4. The point opens its link (kiosk mode) in a second page and joins.
   const pointCtx = await browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
