@@ -160,6 +160,16 @@ async function main() {
     check(`${p.name} page shows the chair big`, shown === 1, shown ? 'main tile has video' : 'no picture');
   }
 
+  // 5. Active speaker: the server judges voice activity from the audio-level header extension of
+  // the chair's (fake, beeping) microphone and says so; each point highlights the chair.
+  for (const p of points) {
+    const lit = await p.page
+      .waitForSelector('.main-tile.speaking', { timeout: 15_000 })
+      .then(() => true)
+      .catch(() => false);
+    check(`${p.name} highlights the chair as active speaker`, lit, lit ? 'main tile marked speaking' : 'never marked');
+  }
+
   // A normal session draws no `error` from the server (session.js logs each one it gets).
   const refused = pageLogs.filter((l) => !l.startsWith('[bad-link]') && l.includes('[hoinghi] server error'));
   check('the server refused nothing the pages sent', refused.length === 0, refused.join('; ') || 'no error messages');

@@ -70,6 +70,10 @@ export function mountPoint(container, session, { localStream }) {
   const chair = () => [...session.roster.values()].find((p) => p.role === 'chair') ?? null;
   const nameOf = (id) => session.roster.get(id)?.name ?? '';
 
+  // Active speakers are kept, not only applied: the event may come before the tiles know whose
+  // picture they show, and `render` re-applies them whenever that changes.
+  let speakers = new Set();
+
   function render() {
     const c = chair();
     const state = session.roomState;
@@ -142,6 +146,7 @@ export function mountPoint(container, session, { localStream }) {
     audioOnly = frames.starved(chairCam ? [chairCam.mid] : [], AUDIO_ONLY_AFTER_MS);
     banner.hidden = !audioOnly;
     bar?.update(state);
+    markSpeakers();
   }
 
   on('joined', render);
@@ -152,11 +157,14 @@ export function mountPoint(container, session, { localStream }) {
     tracks = e.detail.tracks;
     render();
   });
+  function markSpeakers() {
+    main.root.classList.toggle('speaking', speakers.has(main.root.dataset.participant));
+    for (const tile of extra.values()) tile.root.classList.toggle('speaking', speakers.has(tile.root.dataset.participant));
+    self?.root.classList.toggle('speaking', speakers.has(session.participantId));
+  }
   on('active-speakers', (e) => {
-    const ids = new Set(e.detail.participants ?? []);
-    main.root.classList.toggle('speaking', ids.has(main.root.dataset.participant));
-    for (const tile of extra.values()) tile.root.classList.toggle('speaking', ids.has(tile.root.dataset.participant));
-    self?.root.classList.toggle('speaking', ids.has(session.participantId));
+    speakers = new Set(e.detail.participants ?? []);
+    markSpeakers();
   });
   tracks = session.receivedTracks();
   render();

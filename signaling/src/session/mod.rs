@@ -312,6 +312,9 @@ async fn handle_text(
                     let mut replies = vec![reply];
                     if let Some(room) = inner.rooms().get(&state.meeting) {
                         replies.push(room.state_message());
+                        if !room.controls.speaking.is_empty() {
+                            replies.push(room.speakers_message());
+                        }
                         replies.extend(room.chat_history_for(state.role, &state.grant.point));
                     }
                     *joined = Some(state);
