@@ -392,3 +392,23 @@ async fn late_joiners_get_the_chat_they_may_see() {
         "Chỉ gửi chủ trì"
     );
 }
+
+#[tokio::test]
+async fn client_freeze_reports_feed_the_metrics_and_are_bounded() {
+    let server = common::start(1).await;
+    let mut a = joined(&server, "point-a").await;
+    send(
+        &mut a,
+        json!({"v":1,"type":"client_stats","freezes":3,"freeze_ms":1500}).to_string(),
+    )
+    .await;
+    send(
+        &mut a,
+        json!({"v":1,"type":"client_stats","freezes":1,"freeze_ms":99999999}).to_string(),
+    )
+    .await;
+    expect_error(&mut a, "bad_message").await;
+    still_usable(&mut a).await;
+    assert_eq!(server.counter("hoinghi_client_freezes_total"), 3.0);
+    assert_eq!(server.counter("hoinghi_client_freeze_seconds_total"), 1.5);
+}

@@ -13,6 +13,9 @@ pub(crate) struct SignalingMetrics {
     pub join_seconds: Histogram,
     pub messages: IntCounterVec,
     pub errors: IntCounterVec,
+    /// Video freezes the clients' decoders reported.
+    pub client_freezes: prometheus::IntCounter,
+    pub client_freeze_seconds: prometheus::Counter,
 }
 
 const JOIN_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
@@ -26,6 +29,8 @@ impl SignalingMetrics {
         registry.register(Box::new(m.join_seconds.clone()))?;
         registry.register(Box::new(m.messages.clone()))?;
         registry.register(Box::new(m.errors.clone()))?;
+        registry.register(Box::new(m.client_freezes.clone()))?;
+        registry.register(Box::new(m.client_freeze_seconds.clone()))?;
         Ok(m)
     }
 
@@ -66,6 +71,16 @@ impl SignalingMetrics {
                     "Error messages sent to clients, by code",
                 ),
                 &["code"],
+            )
+            .expect("valid metric"),
+            client_freezes: prometheus::IntCounter::new(
+                "hoinghi_client_freezes_total",
+                "Video freezes reported by clients' decoders",
+            )
+            .expect("valid metric"),
+            client_freeze_seconds: prometheus::Counter::new(
+                "hoinghi_client_freeze_seconds_total",
+                "Total duration of the video freezes clients reported",
             )
             .expect("valid metric"),
         }

@@ -186,8 +186,38 @@ export class Session extends EventTarget {
     this.pingTimer = setInterval(() => {
       if (gen !== this.gen) return;
       if (Date.now() - this.lastSeen > SILENCE_LIMIT_MS) this.#drop('server silent');
-      else this.#send({ type: 'ping' });
+      else {
+        this.#send({ type: 'ping' });
+        this.#reportFreezes();
+      }
     }, PING_EVERY_MS);
+  }
+
+  /**
+   * Tells the server how many video freezes our decoders saw since the last report (operators
+   * graph them). Deltas of the cumulative getStats counters, per subscribe connection.
+   */
+  async #reportFreezes() {
+    const pc = this.subscribePc;
+    if (!pc || this.state !== 'joined') return;
+    let freezes = 0;
+    let seconds = 0;
+    try {
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          freezes += s.freezeCount ?? 0;
+          seconds += s.totalFreezesDuration ?? 0;
+        }
+      });
+    } catch {
+      return; // the connection went away meanwhile
+    }
+    const prev = this.freezeReport?.pc === pc ? this.freezeReport : { freezes: 0, seconds: 0 };
+    this.freezeReport = { pc, freezes, seconds };
+    // Streams that end take their counts with them: never report a negative delta.
+    const df = Math.max(0, freezes - prev.freezes);
+    const dms = Math.max(0, Math.round((seconds - prev.seconds) * 1000));
+    if (df > 0 || dms > 0) this.control('client_stats', { freezes: Math.min(df, 10_000), freeze_ms: Math.min(dms, 3_600_000) });
   }
 
   // --- messages from the server ---------------------------------------------------------------

@@ -292,6 +292,14 @@ pub enum ClientMessage {
     Viewport { v: u32, visible: Vec<String> },
     /// Chair: end the meeting for everyone.
     EndMeeting { v: u32 },
+    /// What the client's decoders saw since its last report (video freezes), for operators.
+    ClientStats {
+        v: u32,
+        /// Freezes since the last report (`freezeCount` deltas of inbound video).
+        freezes: u32,
+        /// Their total duration in milliseconds (`totalFreezesDuration` deltas).
+        freeze_ms: u32,
+    },
 }
 
 impl ClientMessage {
@@ -317,7 +325,8 @@ impl ClientMessage {
             | Self::SetDiscussion { v, .. }
             | Self::AllowShare { v, .. }
             | Self::Viewport { v, .. }
-            | Self::EndMeeting { v } => *v,
+            | Self::EndMeeting { v }
+            | Self::ClientStats { v, .. } => *v,
         }
     }
 
@@ -344,6 +353,7 @@ impl ClientMessage {
             Self::AllowShare { .. } => "allow_share",
             Self::Viewport { .. } => "viewport",
             Self::EndMeeting { .. } => "end_meeting",
+            Self::ClientStats { .. } => "client_stats",
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
             request: None,
         });
     };
-    const KNOWN: [&str; 20] = [
+    const KNOWN: [&str; 21] = [
         "join",
         "publish_offer",
         "subscribe_answer",
@@ -66,6 +66,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
         "allow_share",
         "viewport",
         "end_meeting",
+        "client_stats",
     ];
     // Bounded: the tag is echoed back, so cut anything a client made long.
     let request: String = tag.chars().take(40).collect();
@@ -153,6 +154,11 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         | ClientMessage::RaiseHand {
             text: Some(text), ..
         } if has_markup(text) => Err("\"text\" must be plain text, not markup".into()),
+        ClientMessage::ClientStats {
+            freezes, freeze_ms, ..
+        } if *freezes > 10_000 || *freeze_ms > 3_600_000 => Err(
+            "\"freezes\" must be at most 10000 and \"freeze_ms\" at most 3600000 per report".into(),
+        ),
         ClientMessage::Viewport { visible, .. } if visible.len() > 1000 => {
             Err("\"visible\" lists more than 1000 participants".into())
         }

@@ -398,6 +398,16 @@ async fn handle_text(
             v: PROTOCOL_VERSION,
         }),
         ClientMessage::Leave { .. } => (vec![bye("left")], Next::Close(1000, "left")),
+        ClientMessage::ClientStats {
+            freezes, freeze_ms, ..
+        } => {
+            inner.metrics.client_freezes.inc_by(u64::from(freezes));
+            inner
+                .metrics
+                .client_freeze_seconds
+                .inc_by(f64::from(freeze_ms) / 1000.0);
+            (vec![], Next::Continue)
+        }
         other => match meeting::handle(inner, &mut j.seat, other) {
             Ok(replies) => (replies, Next::Continue),
             Err((code, message)) => one(error(inner, code, message, req)),
