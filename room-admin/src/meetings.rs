@@ -91,7 +91,8 @@ pub struct Meeting {
     pub open_minutes: i64,
     /// Most participants connected at once; joins beyond it are refused.
     pub capacity: i64,
-    /// `scheduled`, `cancelled` or `ended` (ended early by staff).
+    /// `scheduled`, `cancelled` or `ended` (ended early by staff, or closed by the clock at its
+    /// planned end: see [`crate::closer`]).
     pub status: String,
     pub ended_at: Option<i64>,
     pub created_by: String,
