@@ -119,11 +119,10 @@ impl Authorizer for JoinAuthorizer {
     }
 }
 
-/// The grant for correctly signed test-room claims, or `None` when the seat does not exist
-/// (or its role changed since the token was issued).
+/// The grant for correctly signed test-room claims, or `None` when the seat does not exist (the
+/// chair and `test-point-1` .. `test-point-500` do) or has another role than the token's.
 fn test_room_grant(claims: JoinClaims) -> Option<Grant> {
-    let seat = test_room::find_point(&claims.point)?;
-    if seat.role != claims.role {
+    if test_room::seat_role(&claims.point)? != claims.role {
         return None;
     }
     Some(Grant {
@@ -191,12 +190,39 @@ mod tests {
         let (tokens, auth) = setup();
         for token in [
             sign(&tokens, "other-meeting", "test-chair", Role::Chair),
-            sign(&tokens, "test-room", "test-point-9", Role::Point),
+            sign(&tokens, "test-room", "test-point-0", Role::Point),
+            sign(&tokens, "test-room", "test-point-501", Role::Point),
+            sign(&tokens, "test-room", "test-point-007", Role::Point),
+            sign(&tokens, "test-room", "test-point-x", Role::Point),
             // A point's token claiming the chair's role.
             sign(&tokens, "test-room", "test-point-1", Role::Chair),
         ] {
             assert!(matches!(auth.authorize(&token), Err(AuthError::Invalid(_))));
         }
+    }
+
+    #[test]
+    fn load_test_points_up_to_five_hundred_are_granted() {
+        let (tokens, auth) = setup();
+        for n in [4, 9, 300, 500] {
+            let code = test_room::point_code(n);
+            let claims = JoinClaims::new(
+                "test-room",
+                &code,
+                Role::Point,
+                &test_room::point_name(n),
+                SystemTime::now(),
+                Duration::from_secs(60),
+            );
+            let grant = auth.authorize(&tokens.sign(&claims).unwrap()).unwrap();
+            assert_eq!(grant.point, code);
+            assert_eq!(grant.name, format!("Điểm cầu thử nghiệm {n}"));
+            assert_eq!(grant.role, Role::Point);
+            assert_eq!(grant.capacity, 500);
+        }
+        // A load-test point cannot claim the chair's role.
+        let chair = sign(&tokens, "test-room", "test-point-400", Role::Chair);
+        assert!(matches!(auth.authorize(&chair), Err(AuthError::Invalid(_))));
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! The permanent test room: a meeting that always exists, so IT staff can check a point's camera,
 //! microphone and network before a real meeting, with no admin work.
 //!
-//! One chair and three points; its links are printed at every start (`hoinghi serve`) and by
-//! `hoinghi links test-room`. They are valid for a year, and every start issues fresh ones (older
-//! ones keep working until they expire or the secret is deleted).
+//! One chair and three listed points; their links are printed at every start (`hoinghi serve`)
+//! and by `hoinghi links test-room`. They are valid for a year, and every start issues fresh ones
+//! (older ones keep working until they expire or the secret is deleted).
+//!
+//! Beyond the three listed points, the room accepts `test-point-4` .. `test-point-500`
+//! ([`MAX_POINTS`], "Điểm cầu thử nghiệm N"): seats for load tests against a real server
+//! (`hoinghi-loadtest --tokens DATA_DIR` signs their tokens with the data dir's secret). No link
+//! is printed for them.
 
 use std::time::{Duration, SystemTime};
 
@@ -54,12 +59,50 @@ pub const POINTS: [TestPoint; 3] = [
     },
 ];
 
-/// Every seat of the test room, chair first.
+/// Highest point number the test room accepts: `test-point-1` .. `test-point-{MAX_POINTS}`.
+pub const MAX_POINTS: usize = CAPACITY;
+
+/// Code of point `n` (1-based): `test-point-N`.
+pub fn point_code(n: usize) -> String {
+    format!("test-point-{n}")
+}
+
+/// Display name of point `n` (1-based): `Điểm cầu thử nghiệm N`.
+pub fn point_name(n: usize) -> String {
+    format!("Điểm cầu thử nghiệm {n}")
+}
+
+/// The number of a test point's code: `Some(N)` for `test-point-N` with 1 ≤ N ≤ [`MAX_POINTS`]
+/// written without a sign or leading zeros; `None` for anything else.
+pub fn point_number(code: &str) -> Option<usize> {
+    let digits = code.strip_prefix("test-point-")?;
+    if digits.is_empty()
+        || digits.len() > 4
+        || digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let n: usize = digits.parse().ok()?;
+    (1..=MAX_POINTS).contains(&n).then_some(n)
+}
+
+/// The role of the seat with this code, if the test room has it: the chair, or any point
+/// `test-point-N` with 1 ≤ N ≤ [`MAX_POINTS`] (listed or not).
+pub fn seat_role(code: &str) -> Option<Role> {
+    if code == CHAIR.code {
+        Some(CHAIR.role)
+    } else {
+        point_number(code).map(|_| Role::Point)
+    }
+}
+
+/// Every listed seat of the test room (chair and three points), chair first.
 pub fn seats() -> impl Iterator<Item = &'static TestPoint> {
     std::iter::once(&CHAIR).chain(POINTS.iter())
 }
 
-/// The seat with this point code, if any.
+/// The listed seat with this point code, if any (see [`seat_role`] for every accepted seat).
 pub fn find_point(code: &str) -> Option<&'static TestPoint> {
     seats().find(|p| p.code == code)
 }
@@ -178,5 +221,44 @@ mod tests {
             Some(Role::Point)
         );
         assert_eq!(find_point("test-point-4"), None);
+    }
+
+    #[test]
+    fn listed_points_match_the_numbered_ones() {
+        for (i, p) in POINTS.iter().enumerate() {
+            assert_eq!(p.code, point_code(i + 1));
+            assert_eq!(p.name, point_name(i + 1));
+            assert_eq!(point_number(p.code), Some(i + 1));
+        }
+        assert_eq!(MAX_POINTS, 500);
+        assert_eq!(CAPACITY, 500);
+    }
+
+    #[test]
+    fn point_numbers_are_one_to_five_hundred() {
+        assert_eq!(point_number("test-point-1"), Some(1));
+        assert_eq!(point_number("test-point-4"), Some(4));
+        assert_eq!(point_number("test-point-500"), Some(500));
+        for bad in [
+            "test-point-0",
+            "test-point-501",
+            "test-point-1000",
+            "test-point-99999999999999999999999",
+            "test-point-",
+            "test-point-01",
+            "test-point-+5",
+            "test-point--5",
+            "test-point-5 ",
+            "test-point-٥",
+            "test-point",
+            "test-chair",
+            "point-5",
+        ] {
+            assert_eq!(point_number(bad), None, "{bad}");
+            assert_ne!(seat_role(bad), Some(Role::Point), "{bad}");
+        }
+        assert_eq!(seat_role("test-chair"), Some(Role::Chair));
+        assert_eq!(seat_role("test-point-250"), Some(Role::Point));
+        assert_eq!(seat_role("test-point-501"), None);
     }
 }
