@@ -16,6 +16,7 @@ pub mod janus;
 pub mod limit;
 pub mod link;
 pub mod media;
+pub mod mediafile;
 pub mod point;
 pub mod relay;
 mod rtcp_tap;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use loadtest::link::LinkParams;
+use loadtest::mediafile::FileMedia;
 use loadtest::scenario::{self, LoadConfig, Scenario, Target, Tokens};
 
 #[derive(Parser)]
@@ -111,7 +112,7 @@ struct Run {
     #[arg(long)]
     metrics: Option<String>,
     /// With --server: `fixed` (chair, point-<i>: `hoinghi-loadtest serve`) or a `hoinghi serve`
-    /// data dir whose secret.key signs test-room tokens (at most 3 points).
+    /// data dir whose secret.key signs test-room tokens (chair, test-point-1..N; N ≤ 500).
     #[arg(long, default_value = "fixed")]
     tokens: String,
     /// In-process server: media worker threads.
@@ -126,6 +127,13 @@ struct Run {
     /// Progress lines on stderr.
     #[arg(long)]
     progress: bool,
+    /// Publish this VP8 IVF clip (looped, its own keyframes) instead of synthetic video; send it
+    /// at the clip's frame rate with --fps.
+    #[arg(long)]
+    video_file: Option<PathBuf>,
+    /// Publish the Opus packets of this Ogg Opus file (looped) instead of silence.
+    #[arg(long)]
+    audio_file: Option<PathBuf>,
 }
 
 fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -143,6 +151,15 @@ fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
 }
 
 async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
+    let files = FileMedia::load(a.video_file.as_deref(), a.audio_file.as_deref())?;
+    if let Some(clip_fps) = files.video.as_ref().and_then(|v| v.header_fps)
+        && (clip_fps - f64::from(a.fps)).abs() > 0.5
+    {
+        eprintln!(
+            "note: the video file's header says {clip_fps:.1} fps; its frames are sent at --fps {}",
+            a.fps
+        );
+    }
     let cfg = LoadConfig {
         scenario,
         points: a.points,
@@ -162,6 +179,7 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
         bind_ip: a.bind_ip,
         progress: a.progress,
         per_point: a.per_point,
+        files,
     };
     if let Err(e) = cfg.validate() {
         bail!(e);
@@ -186,10 +204,11 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
                 Tokens::Fixed
             } else {
                 let dir = PathBuf::from(&a.tokens);
-                if a.points > 3 {
+                let max = room_admin::test_room::MAX_POINTS;
+                if a.points > max {
                     bail!(
-                        "the test room of a data dir has 3 points; --points {} needs `--tokens fixed` \
-                         against `hoinghi-loadtest serve`",
+                        "the test room of a data dir accepts {max} points (test-point-1..{max}); \
+                         --points {} needs `--tokens fixed` against `hoinghi-loadtest serve`",
                         a.points
                     );
                 }

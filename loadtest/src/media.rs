@@ -34,7 +34,13 @@ pub fn vp8_frame(
     while frame.len() < size {
         frame.put_u8((frame.len() % 251) as u8);
     }
-    let frame = frame.freeze();
+    vp8_packetise(picture_id, &frame)
+}
+
+/// Packetises an encoded VP8 frame (synthetic, or read from a file) into RTP payloads of at most
+/// [`MAX_PAYLOAD`] bytes of frame each, behind an RFC 7741 descriptor with a 15-bit picture id
+/// and the start bit on the first. The caller sets the marker on the last.
+pub fn vp8_packetise(picture_id: u16, frame: &[u8]) -> Vec<Bytes> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < frame.len() {
@@ -54,6 +60,22 @@ pub fn vp8_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_frame_is_split_with_descriptors() {
+        let frame: Vec<u8> = (0..2_500u32).map(|i| (i % 256) as u8).collect();
+        let packets = vp8_packetise(0x1234, &frame);
+        assert_eq!(packets.len(), 3);
+        let mut joined = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            assert_eq!(p[0], if i == 0 { 0x90 } else { 0x80 });
+            assert_eq!(p[1], 0x80);
+            assert_eq!(u16::from_be_bytes([p[2], p[3]]), 0x8000 | 0x1234);
+            assert!(p.len() - 4 <= MAX_PAYLOAD);
+            joined.extend_from_slice(&p[4..]);
+        }
+        assert_eq!(joined, frame);
+    }
 
     #[test]
     fn keyframes_are_recognised_by_the_server_rules() {

@@ -30,7 +30,8 @@ use webrtc::peer_connection::{
 };
 
 use crate::link::LinkParams;
-use crate::media::{OPUS_SILENCE, vp8_frame};
+use crate::media::{OPUS_SILENCE, vp8_frame, vp8_packetise};
+use crate::mediafile::{FileMedia, opus_packet_duration};
 use crate::relay::{PointLink, Relay, candidate_addr, rewrite_candidates};
 use crate::rtcp_tap::RtcpTap;
 use crate::stats::{FreezeDetector, GapDetector, SeqTracker, Series};
@@ -55,6 +56,8 @@ pub struct PointConfig {
     pub link_seed: u64,
     /// Time zero of the bitrate series (the scenario's start).
     pub epoch: Instant,
+    /// Clips to publish instead of synthetic video and silent audio (each looped).
+    pub files: FileMedia,
 }
 
 impl Default for PointConfig {
@@ -70,6 +73,7 @@ impl Default for PointConfig {
             link: None,
             link_seed: 1,
             epoch: Instant::now(),
+            files: FileMedia::default(),
         }
     }
 }
@@ -811,6 +815,11 @@ async fn pli(pc: &Arc<dyn PeerConnection>, ssrc: u32) {
 
 /// Sends media until shutdown: Opus every 20 ms, VP8 at `video_fps` with a keyframe at start,
 /// periodically if configured, and whenever a keyframe request arrives.
+///
+/// With clips ([`PointConfig::files`]): the IVF's frames in order at `video_fps`, looping, with
+/// the file's own keyframes (a keyframe request skips ahead to the next one, as an encoder would
+/// make one now; `periodic_keyframes` does not apply); the Ogg's Opus packets in order, looping,
+/// each sent after the previous packet's duration (from its TOC byte).
 pub(crate) fn spawn_media(
     cfg: PointConfig,
     video: Arc<TrackLocalStaticRTP>,
@@ -838,7 +847,8 @@ pub(crate) fn spawn_media(
         let audio_ssrc = audio.track().await.ssrcs().next().unwrap_or(2);
         let fps = cfg.video_fps.max(1);
         let mut video_tick = tokio::time::interval(Duration::from_secs(1) / fps);
-        let mut audio_tick = tokio::time::interval(Duration::from_millis(20));
+        let mut next_audio = tokio::time::Instant::now();
+        let (mut audio_at, mut video_at) = (0usize, 0usize);
         let (mut vseq, mut aseq) = (rand::random::<u16>(), rand::random::<u16>());
         let (mut vts, mut ats) = (rand::random::<u32>(), rand::random::<u32>());
         let mut picture_id: u16 = 0;
@@ -848,7 +858,17 @@ pub(crate) fn spawn_media(
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = key_rx.recv() => want_key = true,
-                _ = audio_tick.tick() => {
+                _ = tokio::time::sleep_until(next_audio) => {
+                    let (payload, duration) = match &cfg.files.audio {
+                        Some(clip) => {
+                            let p = clip.packets[audio_at % clip.packets.len()].clone();
+                            audio_at = audio_at.wrapping_add(1);
+                            let d = opus_packet_duration(&p).unwrap_or(Duration::from_millis(20));
+                            (p, d)
+                        }
+                        None => (bytes::Bytes::from_static(&OPUS_SILENCE), Duration::from_millis(20)),
+                    };
+                    next_audio += duration;
                     let p = rtp::Packet {
                         header: rtp::header::Header {
                             version: 2,
@@ -859,10 +879,11 @@ pub(crate) fn spawn_media(
                             marker: false,
                             ..Default::default()
                         },
-                        payload: bytes::Bytes::from_static(&OPUS_SILENCE),
+                        payload,
                     };
                     aseq = aseq.wrapping_add(1);
-                    ats = ats.wrapping_add(960);
+                    // 48 kHz RTP clock.
+                    ats = ats.wrapping_add((duration.as_micros() * 48 / 1_000) as u32);
                     if audio.write_rtp(p).await.is_ok() {
                         lock(&stats).packets_sent += 1;
                     }
@@ -872,10 +893,22 @@ pub(crate) fn spawn_media(
                         let every_frames = (every.as_secs_f64() * f64::from(fps)).max(1.0) as u64;
                         frames > 0 && frames.is_multiple_of(every_frames)
                     });
-                    let key = want_key || periodic;
+                    let (key, payloads) = match &cfg.files.video {
+                        Some(clip) => {
+                            if want_key {
+                                video_at = clip.next_keyframe(video_at);
+                            }
+                            let frame = &clip.frames[video_at];
+                            video_at = (video_at + 1) % clip.frames.len();
+                            (frame.keyframe, vp8_packetise(picture_id, &frame.data))
+                        }
+                        None => {
+                            let key = want_key || periodic;
+                            let size = if key { cfg.video_frame_bytes * 4 } else { cfg.video_frame_bytes };
+                            (key, vp8_frame(picture_id, key, size, 640, 360))
+                        }
+                    };
                     want_key = false;
-                    let size = if key { cfg.video_frame_bytes * 4 } else { cfg.video_frame_bytes };
-                    let payloads = vp8_frame(picture_id, key, size, 640, 360);
                     let n = payloads.len();
                     for (i, payload) in payloads.into_iter().enumerate() {
                         let p = rtp::Packet {

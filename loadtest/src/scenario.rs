@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::http;
 use crate::inprocess::{InProcessServer, process_cpu_seconds, thread_cpu_seconds};
 use crate::link::{LinkCounters, LinkParams};
+use crate::mediafile::FileMedia;
 use crate::point::{Point, PointConfig, PointStats};
 use crate::stats::Summary;
 
@@ -46,7 +47,8 @@ pub enum Target {
 pub enum Tokens {
     /// `chair`, `point-<i>`: the in-process server's and `hoinghi-loadtest serve`'s tokens.
     Fixed,
-    /// Signed with the data dir's `secret.key` for the test room (one chair, three points).
+    /// Signed with the data dir's `secret.key` for the test room (the chair and
+    /// `test-point-1` .. `test-point-500`).
     DataDir(PathBuf),
 }
 
@@ -77,6 +79,9 @@ pub struct LoadConfig {
     pub bind_ip: IpAddr,
     pub progress: bool,
     pub per_point: bool,
+    /// Clips every publishing point sends instead of synthetic media (`--video-file`,
+    /// `--audio-file`).
+    pub files: FileMedia,
 }
 
 impl Default for LoadConfig {
@@ -99,6 +104,7 @@ impl Default for LoadConfig {
             bind_ip: [127, 0, 0, 1].into(),
             progress: false,
             per_point: false,
+            files: FileMedia::default(),
         }
     }
 }
@@ -478,7 +484,8 @@ impl Server {
     }
 }
 
-/// A test-room token signed with the data dir's secret. The test room has three points.
+/// A test-room token signed with the data dir's secret: the chair, or point `i` (0-based) as
+/// `test-point-{i + 1}`. The test room accepts points 1 ..= [`room_admin::test_room::MAX_POINTS`].
 pub fn mint_test_room_token(
     dir: &std::path::Path,
     chair: bool,
@@ -493,22 +500,28 @@ pub fn mint_test_room_token(
     }
     let secret = room_admin::Secret::load_or_create(dir).context("read secret.key")?;
     let tokens = room_admin::JoinTokens::new(&secret);
-    let seat = if chair {
-        test_room::CHAIR
+    let (code, name, role) = if chair {
+        let c = test_room::CHAIR;
+        (c.code.to_owned(), c.name.to_owned(), c.role)
     } else {
-        *test_room::POINTS.get(i).with_context(|| {
-            format!(
-                "the test room has {} points; a data-dir token source cannot make point {}",
-                test_room::POINTS.len(),
-                i + 1
-            )
-        })?
+        let n = i + 1;
+        if n > test_room::MAX_POINTS {
+            bail!(
+                "the test room accepts {} points; a data-dir token source cannot make point {n}",
+                test_room::MAX_POINTS
+            );
+        }
+        (
+            test_room::point_code(n),
+            test_room::point_name(n),
+            signaling::protocol::Role::Point,
+        )
     };
     let claims = room_admin::JoinClaims::new(
         test_room::MEETING_ID,
-        seat.code,
-        seat.role,
-        seat.name,
+        &code,
+        role,
+        &name,
         SystemTime::now(),
         Duration::from_secs(3_600),
     );
@@ -585,6 +598,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         },
         link_seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
         epoch,
+        files: cfg.files.clone(),
     };
     let rss0 = server.sample().await.rss;
 

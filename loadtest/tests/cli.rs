@@ -45,6 +45,22 @@ fn impossible_values_are_refused_clearly() {
             "--points must be between 1 and 1000",
         ),
         (&["limit", "--batch", "0"][..], "--batch must be"),
+        (
+            &["fanout", "--video-file", "/nonexistent/clip.ivf"][..],
+            "--video-file /nonexistent/clip.ivf: cannot read",
+        ),
+        (
+            &["fanout", "--audio-file", "/nonexistent/speech.ogg"][..],
+            "--audio-file /nonexistent/speech.ogg: cannot read",
+        ),
+        (
+            &["fanout", "--video-file", "Cargo.toml"][..],
+            "not a usable VP8 IVF file",
+        ),
+        (
+            &["fanout", "--audio-file", "Cargo.toml"][..],
+            "not a usable Ogg Opus file",
+        ),
     ] {
         let (ok, err) = run(args);
         assert!(!ok, "{args:?} should fail");
