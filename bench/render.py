@@ -135,6 +135,29 @@ def scen_rows(files, title, cmd, label):
 
 scen_rows(sorted(glob.glob(os.path.join(res, "joinstorm-*.json"))), "Join storm",
           "hoinghi-loadtest serve & hoinghi-loadtest joinstorm -n N --spread 10 --seconds 10 --video-kbps 300 --server WS_URL --server-pid PID --metrics METRICS_URL --json … (server in its own process)", "run")
+real = sorted(glob.glob(os.path.join(res, "real-fanout-*.json")), key=lambda p: int(p.rsplit("-", 1)[1].split(".")[0])) + \
+    sorted(glob.glob(os.path.join(res, "real-joinstorm-*.json")))
+if real:
+    rm = load("real-machine.json") or {}
+    L.append("## Against the real `hoinghi serve`\n")
+    L.append("The release `hoinghi serve --no-tls --listen 127.0.0.1:PORT --data-dir TMP --public-ip 127.0.0.1 "
+             "--workers 1` (web, admin API, signed links, attendance: the whole binary), a fresh process and "
+             "data dir per run; the load generator signs test-room tokens for `test-point-1` .. `test-point-N` "
+             "with the data dir's `secret.key` (`--tokens DATA_DIR`). Server CPU and RSS from `/proc/<pid>`, "
+             "counters from `/metrics`. "
+             f"Measured {rm.get('date','?')} at commit `{rm.get('commit','?')}`, load average {rm.get('loadavg','?')} at the start.\n")
+    before = len(L)
+    scen_rows(real, "", "bench/real-serve.sh: hoinghi-loadtest fanout -n 50 --seconds 20 | joinstorm -n 300 --spread 10 --seconds 10 "
+              "--video-kbps 300 --server ws://127.0.0.1:PORT/ws --tokens DATA_DIR --server-pid PID --metrics http://127.0.0.1:PORT/metrics", "run (real `hoinghi serve`)")
+    if len(L) > before and L[before] == "## \n":
+        del L[before]
+    for p in real:
+        r = json.load(open(p))
+        sv = r["server"]
+        L.append(f"- {r['scenario']} {r['config']['points']}: server RSS {mb(sv.get('rss_bytes'))} after joins, "
+                 f"{kb(sv.get('rss_per_point_bytes'))} per point; CPU {f(sv.get('cpu_seconds'))} s from `{sv.get('cpu_source')}`; "
+                 f"packets in/out (from /metrics) {f(sv.get('packets_in'))} / {f(sv.get('packets_out'))}.")
+    L.append("")
 prof = [os.path.join(res, f"link-{n}.json") for n in ("fibre", "adsl", "bad", "flap", "tcp-only")]
 scen_rows([p for p in prof if os.path.exists(p)], "Link profiles (fan-out, 20 points)",
           "hoinghi-loadtest fanout -n 20 --link PROFILE --seconds 30 --json … (flap: --seconds 45)", "link")

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Regenerates docs/benchmarks.md: runs every measurement into bench/results, then renders.
 #   bench/run-all.sh            everything (about 20 minutes on 2 cores)
-# Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20).
+# Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20); REAL_FANOUT_N (50) and
+# REAL_STORM_N (300) for the runs against the real `hoinghi serve` (bench/real-serve.sh).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results}
 LT=${LOADTEST:-target/release/hoinghi-loadtest}
 mkdir -p "$OUT"
-[ -x "$LT" ] || cargo build --release -p loadtest
+[ -x "$LT" ] && [ -x target/release/hoinghi ] || cargo build --release -p hoinghi -p loadtest
 
 cat > "$OUT/machine.json" <<JSON
 {"cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')",
@@ -37,4 +38,6 @@ done
 "$LT" fanout -n "$P" --link flap --seconds 45 --json "$OUT/link-flap.json"
 "$LT" townhall -n 20 --seconds 20 --json "$OUT/townhall-20.json"
 "$LT" soak -n 20 --seconds 60 --churn 2 --json "$OUT/soak-20.json"
+# The same loads against the real `hoinghi serve` (signed test-room tokens, /proc and /metrics).
+OUT="$OUT" LOADTEST="$LT" bench/real-serve.sh
 python3 bench/render.py "$OUT" docs/benchmarks.md
