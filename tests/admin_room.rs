@@ -431,8 +431,20 @@ async fn real_sessions_roll_call_chat_then_reissue_and_end_disconnect_them() {
 
     let (mut chair, j) = join(&srv.ws_url, &link_of(&d, "06")).await;
     assert_eq!(j["type"], "joined", "{j}");
+    // The chair learns every invited point, connected or not, for its grid.
+    let mut invited: Vec<&str> = j["invited"]
+        .as_array()
+        .expect("invited list for the chair")
+        .iter()
+        .filter_map(|i| i["point"].as_str())
+        .collect();
+    invited.sort_unstable();
+    let mut expected = FIVE.to_vec();
+    expected.sort_unstable();
+    assert_eq!(invited, expected);
     let (mut p060, j) = join(&srv.ws_url, &link_of(&d, "060")).await;
     assert_eq!(j["type"], "joined", "{j}");
+    assert!(j.get("invited").is_none(), "only the chair gets the invite list");
     let (mut p061, j) = join(&srv.ws_url, &link_of(&d, "061")).await;
     assert_eq!(j["type"], "joined", "{j}");
     let live = app.get(&format!("/api/v1/meetings/{id}"), &s).await.json();

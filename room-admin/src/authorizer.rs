@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use signaling::auth::{AuthError, Authorizer, Grant};
+use signaling::auth::{AuthError, Authorizer, Grant, InvitedPoint};
 
 use crate::directory::Directory;
 use crate::links;
@@ -117,6 +117,34 @@ impl Authorizer for JoinAuthorizer {
         self.authorize_at(token, SystemTime::now())
             .map_err(AuthError::from)
     }
+
+    /// The points invited to a meeting, for the chair's grid: the stored meeting's point seats
+    /// in code order, or the test room's listed points.
+    fn invited(&self, meeting: &str) -> Vec<InvitedPoint> {
+        if meeting == test_room::MEETING_ID {
+            return test_room::POINTS
+                .iter()
+                .map(|p| InvitedPoint {
+                    point: p.code.to_owned(),
+                    name: p.name.to_owned(),
+                })
+                .collect();
+        }
+        let Some(entry) = self.directory.get(meeting) else {
+            return Vec::new();
+        };
+        let mut points: Vec<InvitedPoint> = entry
+            .seats
+            .values()
+            .filter(|s| s.role == "point")
+            .map(|s| InvitedPoint {
+                point: s.seat.clone(),
+                name: s.name.clone(),
+            })
+            .collect();
+        points.sort_by(|a, b| a.point.cmp(&b.point));
+        points
+    }
 }
 
 /// The grant for correctly signed test-room claims, or `None` when the seat does not exist (the
@@ -159,6 +187,18 @@ mod tests {
             Duration::from_secs(60),
         );
         tokens.sign(&claims).unwrap()
+    }
+
+    #[test]
+    fn invited_lists_the_test_rooms_points_and_nothing_for_unknown_meetings() {
+        let (_, auth) = setup();
+        let invited = auth.invited(test_room::MEETING_ID);
+        assert_eq!(
+            invited.iter().map(|i| i.point.as_str()).collect::<Vec<_>>(),
+            ["test-point-1", "test-point-2", "test-point-3"]
+        );
+        assert_eq!(invited[0].name, "Điểm cầu thử nghiệm 1");
+        assert!(auth.invited("no-such-meeting").is_empty());
     }
 
     #[test]

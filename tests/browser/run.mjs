@@ -153,6 +153,10 @@ async function main() {
   check('points receive only the chair', true, 'no other participant at the points');
 
   // 4. The pages show it: picture in the chair's grid tiles and on each point's main tile.
+  // Every invited point has a tile (the test room invites three; one never joins here).
+  const invitedTiles = await chair.page.locator('.grid .ptile').count();
+  const absentTiles = await chair.page.locator('.grid .ptile.absent').count();
+  check('chair grid shows every invited point', invitedTiles === 3 && absentTiles === 1, `${invitedTiles} tiles, ${absentTiles} absent`);
   const chairTiles = await chair.page.locator('.grid .ptile.has-video').count();
   check('chair page shows a picture for each point', chairTiles === points.length, `${chairTiles} tiles with video`);
   for (const p of points) {

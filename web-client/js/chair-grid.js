@@ -39,17 +39,32 @@ export class PointGrid {
     this.list.addEventListener('click', (e) => this.#onClick(e));
   }
 
-  /** Adds or refreshes a point from a roster entry (participant object). */
-  addParticipant(p) {
-    if (p.role !== 'point') return;
-    let entry = this.entries.get(p.point);
+  /** The tile of a point, created (absent, in code order) when it has none yet. */
+  #ensureEntry(code, name) {
+    let entry = this.entries.get(code);
     if (!entry) {
-      entry = this.#newEntry(p.point, p.name);
-      this.entries.set(p.point, entry);
+      entry = this.#newEntry(code, name);
+      this.entries.set(code, entry);
       const after = [...this.entries.values()].filter((e) => e !== entry && byCode(e.code, entry.code) > 0).sort((a, b) => byCode(a.code, b.code))[0];
       this.list.insertBefore(entry.li, after ? after.li : null);
       this.observer.observe(entry.li);
     }
+    return entry;
+  }
+
+  /** Every invited point (from `joined.invited`), so those that never connected show as absent. */
+  addInvited(invited) {
+    for (const i of invited) {
+      const entry = this.#ensureEntry(i.point, i.name);
+      if (!entry.participant) this.#render(entry);
+    }
+    this.#layout();
+  }
+
+  /** Adds or refreshes a point from a roster entry (participant object). */
+  addParticipant(p) {
+    if (p.role !== 'point') return;
+    const entry = this.#ensureEntry(p.point, p.name);
     entry.participant = p.id;
     entry.name = p.name;
     entry.nameEl.textContent = p.name;

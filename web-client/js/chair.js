@@ -89,6 +89,7 @@ export function mountChair(container, session, { localStream, notify }) {
   }
 
   on('joined', () => {
+    grid.addInvited(session.invited);
     grid.loadRoster(session.roster);
     grid.resetViewport();
   });
@@ -109,6 +110,7 @@ export function mountChair(container, session, { localStream, notify }) {
   on('link-quality', (e) => grid.setLinkQuality(e.detail));
   onLangChange(() => grid.relabel());
 
+  grid.addInvited(session.invited);
   grid.loadRoster(session.roster);
   grid.setTracks(session.receivedTracks());
   applyState(session.roomState);

@@ -54,6 +54,7 @@ export class Session extends EventTarget {
     this.role = null;
     this.meeting = null;
     this.roster = new Map(); // participant id -> {id, point, name, role}
+    this.invited = []; // chair only: points invited to the meeting ({point, name})
     this.roomState = null; // last `room_state`
     this.shareTrack = null; // screen share we publish, or null
     this.publisher = null; // publish side of the current connection (publisher.js)
@@ -284,6 +285,7 @@ export class Session extends EventTarget {
     this.meeting = msg.meeting;
     this.iceServers = msg.ice_servers ?? [];
     this.roster = new Map(msg.roster.map((p) => [p.id, p]));
+    this.invited = msg.invited ?? []; // chair only: every invited point, connected or not
     // Media first, so the page can show the own camera as soon as it learns the role.
     const { stream, videoMaxBitrate } = (await this.prepareMedia(msg.role)) ?? {};
     if (gen !== this.gen) return;
