@@ -444,7 +444,10 @@ async fn real_sessions_roll_call_chat_then_reissue_and_end_disconnect_them() {
     assert_eq!(invited, expected);
     let (mut p060, j) = join(&srv.ws_url, &link_of(&d, "060")).await;
     assert_eq!(j["type"], "joined", "{j}");
-    assert!(j.get("invited").is_none(), "only the chair gets the invite list");
+    assert!(
+        j.get("invited").is_none(),
+        "only the chair gets the invite list"
+    );
     let (mut p061, j) = join(&srv.ws_url, &link_of(&d, "061")).await;
     assert_eq!(j["type"], "joined", "{j}");
     let live = app.get(&format!("/api/v1/meetings/{id}"), &s).await.json();
