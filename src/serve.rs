@@ -115,12 +115,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%bound, %public_ip, workers, media_port = args.media_port, "listening");
     if let Some((user, password)) = bootstrap {
         // stdout only, once: never through tracing, whose output may be kept in log files.
-        println!(
+        let line = format!(
             "admin-bootstrap: first start, account {user:?} created with password {password} \
              (shown only now): log in at {base}/admin and change it"
         );
+        if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+            tracing::warn!("stdout is closed: the bootstrap password could not be shown");
+        }
     }
-    print_ready(&base, &tokens)?;
+    // A closed stdout (a supervisor that stopped reading, a pipe into `head`) must not stop a
+    // server that is serving: say so in the log and go on.
+    if let Err(e) = print_ready(&base, &tokens) {
+        tracing::warn!("cannot print the ready line and test-room links to stdout: {e}");
+    }
 
     // The server task ends on its own only on failure, or when a signal asked it to (and it may
     // finish before this task sees the cancellation: that is still a clean stop).

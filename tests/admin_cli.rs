@@ -121,10 +121,10 @@ fn start(dir: &Path) -> Server {
     let (tx, rx) = mpsc::channel();
     let out = BufReader::new(child.stdout.take().unwrap());
     std::thread::spawn(move || {
+        // Read to the end even after `start` stopped listening: a reader that goes away closes
+        // the pipe, and the server's later output would then hit a broken pipe.
         for line in out.lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let mut lines = Vec::new();

@@ -58,10 +58,10 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         let out = BufReader::new(child.stdout.take().unwrap());
         std::thread::spawn(move || {
+            // Read to the end even when nobody listens any more: closing the pipe early would
+            // make the server's later output hit a broken pipe.
             for line in out.lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
 
@@ -380,4 +380,64 @@ fn listen_address_in_use_is_a_clear_error() {
         stderr.contains(&format!("cannot listen on {addr}")),
         "{stderr}"
     );
+}
+
+/// A supervisor that stops reading stdout must not stop the server: here the pipe is closed
+/// before the server writes anything (bootstrap password, ready line, links), and it must still
+/// come up and serve.
+#[test]
+fn server_survives_its_stdout_being_closed() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let free = |udp: bool| -> u16 {
+        if udp {
+            std::net::UdpSocket::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        } else {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        }
+    };
+    let (port, media) = (free(false), free(true));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hoinghi"))
+        .args(["serve", "--no-tls", "--workers", "1", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--media-port")
+        .arg(media.to_string())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    // Wait for the listener (a readiness poll; the assertion is on the answer, not the time).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut answer = String::new();
+    while Instant::now() < deadline {
+        assert!(child.try_wait().unwrap().is_none(), "the server exited");
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            s.read_to_string(&mut answer).unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server exited after serving"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
