@@ -237,7 +237,7 @@ export async function until(fn, timeoutMs, everyMs = 500) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function run(file, args) {
+export function run(file, args) {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: 20_000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
@@ -246,7 +246,7 @@ function run(file, args) {
   });
 }
 
-function freeTcpPort() {
+export function freeTcpPort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -257,7 +257,7 @@ function freeTcpPort() {
   });
 }
 
-function freeUdpPort() {
+export function freeUdpPort() {
   return new Promise((resolve, reject) => {
     const sock = dgram.createSocket('udp4');
     sock.once('error', reject);

@@ -15,14 +15,13 @@
 //      HEADED=1 (show the browser, needs a display), VERBOSE=1 (print server and page logs even
 //      when the test passes).
 
-import { spawn, execFile } from 'node:child_process';
-import dgram from 'node:dgram';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { freeTcpPort, freeUdpPort, run } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -313,36 +312,8 @@ function startServer(args) {
   });
 }
 
-function run(file, args) {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
-}
 
-function freeTcpPort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket('udp4');
-    sock.once('error', reject);
-    sock.bind(0, '0.0.0.0', () => {
-      const { port } = sock.address();
-      sock.close(() => resolve(port));
-    });
-  });
-}
 
 // --- reporting and cleanup -----------------------------------------------------------------------
 
