@@ -412,3 +412,48 @@ async fn client_freeze_reports_feed_the_metrics_and_are_bounded() {
     assert_eq!(server.counter("hoinghi_client_freezes_total"), 3.0);
     assert_eq!(server.counter("hoinghi_client_freeze_seconds_total"), 1.5);
 }
+
+#[tokio::test]
+async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
+    let registry = prometheus::Registry::new();
+    let sfu = sfu::Sfu::start(
+        sfu::SfuConfig {
+            public_ip: [127, 0, 0, 1].into(),
+            bind_ip: [127, 0, 0, 1].into(),
+            base_port: 0,
+            workers: 1,
+        },
+        &registry,
+    )
+    .unwrap();
+    let signaling = signaling::Signaling::new(
+        sfu,
+        std::sync::Arc::new(loadtest::inprocess::FixedTokens),
+        &registry,
+    )
+    .with_max_connections(2);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, signaling.router()).into_future());
+
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.expect("first");
+    let (_b, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("second");
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
+        other => panic!("a third socket must be refused with 503, got {other:?}"),
+    }
+    // Closing one frees its slot.
+    a.close(None).await.unwrap();
+    while a.next().await.is_some() {}
+    let mut reconnected = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+            reconnected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reconnected, "the slot of a closed socket is given back");
+}

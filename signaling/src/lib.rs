@@ -27,12 +27,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sfu::{ParticipantId, Sfu};
 
 use metrics::SignalingMetrics;
 use room::Room;
+
+/// Open WebSockets a server accepts by default: a province's few hundred points many times
+/// over, far below what exhausts file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
 
 /// A snapshot of one connected participant, for the admin panel and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,9 @@ pub(crate) struct Inner {
     pub sfu: Sfu,
     pub auth: Arc<dyn auth::Authorizer>,
     pub observer: Arc<dyn auth::RoomObserver>,
+    /// Open WebSockets (joined or not) are bounded by this semaphore.
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub max_connections: usize,
     pub rooms: Mutex<HashMap<String, Room>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
@@ -94,11 +101,22 @@ impl Signaling {
                 sfu,
                 auth,
                 observer,
+                connections: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
+                max_connections: DEFAULT_MAX_CONNECTIONS,
                 rooms: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,
             }),
         }
+    }
+
+    /// Caps the open WebSockets (default [`DEFAULT_MAX_CONNECTIONS`]). Call before serving.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.connections = Arc::new(tokio::sync::Semaphore::new(max));
+            inner.max_connections = max;
+        }
+        self
     }
 
     /// `GET /ws`.
@@ -173,7 +191,23 @@ impl Signaling {
 }
 
 async fn upgrade(State(s): State<Signaling>, ws: WebSocketUpgrade) -> Response {
+    // Bounded like any server resource: past the cap a new socket is refused before upgrading
+    // (and a socket that never joins is closed, see `session`).
+    let Ok(permit) = s.inner.connections.clone().try_acquire_owned() else {
+        tracing::warn!(
+            "WebSocket refused: {} connections open",
+            s.inner.max_connections
+        );
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections; retry shortly",
+        )
+            .into_response();
+    };
     ws.max_message_size(session::WS_HARD_LIMIT)
         .max_frame_size(session::WS_HARD_LIMIT)
-        .on_upgrade(move |socket| session::run(s.inner, socket))
+        .on_upgrade(move |socket| async move {
+            session::run(s.inner, socket).await;
+            drop(permit);
+        })
 }

@@ -34,6 +34,8 @@ const MEDIA_QUEUE: usize = 64;
 /// A connection that sends nothing (not even a pong) for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// A socket must join within this long (checked on the ping tick, so up to one tick later).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Token bucket: bursts of 60 messages, 30 per second sustained (trickle ICE is the busiest).
 const RATE_BURST: f64 = 60.0;
 const RATE_PER_SEC: f64 = 30.0;
@@ -117,6 +119,17 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
             Wake::Tick => {
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     break Some((1001, "idle timeout"));
+                }
+                if joined.is_none() && opened.elapsed() > JOIN_TIMEOUT {
+                    // A socket that never joins holds a connection slot for nothing.
+                    let e = error(
+                        &inner,
+                        ErrorCode::NotJoined,
+                        "no \"join\" in time; connect again",
+                        None,
+                    );
+                    let _ = send(&mut sink, &e).await;
+                    break Some((1008, "join timeout"));
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break None;
