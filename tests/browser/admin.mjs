@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { freeTcpPort, freeUdpPort } from './lib.mjs';
+import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -25,16 +25,6 @@ const WATCHDOG_MS = 180_000;
 const FIVE = ['058', '060', '061', '02191', '02194'];
 const POINT = '060';
 const POINT_NAME = 'UBND huyện Pác Nặm';
-
-// Same flags as run.mjs (verified on this machine, shared TESTING.md).
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-extensions', '--disable-default-apps',
-  '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const checks = [];
 const logs = [];

@@ -21,7 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { freeTcpPort, freeUdpPort, run } from './lib.mjs';
+// Chromium flags verified on this machine (shared TESTING.md) are kept in lib.mjs.
+import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, run } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -32,28 +33,6 @@ const JOIN_TIMEOUT_MS = 30_000;
 const SAMPLE_EVERY_MS = 1_000;
 // Whatever happens, the test ends: a hung browser or server must not hang CI.
 const WATCHDOG_MS = READY_TIMEOUT_MS + 2 * JOIN_TIMEOUT_MS + MEDIA_TIMEOUT_MS + 60_000;
-
-// Verified on this machine (shared TESTING.md). Playwright adds --headless and a fresh
-// --user-data-dir itself (it refuses a user-data-dir in args).
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-extensions',
-  '--disable-default-apps',
-  '--use-fake-device-for-media-stream',
-  '--use-fake-ui-for-media-stream',
-  '--allow-loopback-in-peer-connection',
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
-  // Nothing resolves but loopback (the server's links may say localhost).
-  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1 , EXCLUDE localhost',
-  // What a kiosk PC is told to use, so autojoin pages may play sound without a click.
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 const checks = []; // {name, ok, detail}
 const pageLogs = []; // console output of every page, printed on failure
