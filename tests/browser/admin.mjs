@@ -8,13 +8,12 @@
 // Env: HOINGHI_BIN (default target/debug/hoinghi), CHROMIUM (default /usr/bin/chromium),
 //      SCREENSHOTS=1 (writes docs/images/admin-*.png), VERBOSE=1.
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort } from './lib.mjs';
+import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, spawnServer } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -29,7 +28,7 @@ const POINT_NAME = 'UBND huyện Pác Nặm';
 const checks = [];
 const logs = [];
 let serverProc = null;
-let serverOutput = [];
+const serverOutput = [];
 let browser = null;
 let dataDir = null;
 
@@ -203,39 +202,11 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(dir, `${name}.png`) });
 }
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    serverProc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
-    const timer = setTimeout(() => reject(new Error('no "ready: " line from the server')), TIMEOUT_MS);
-    let pending = '';
-    let password = null;
-    serverProc.stdout.on('data', (chunk) => {
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop();
-      for (const line of lines) {
-        if (line.startsWith('admin-bootstrap: ')) {
-          password = line.match(/password (\S+)/)?.[1] ?? null;
-          serverOutput.push('(stdout) admin-bootstrap: …');
-          continue;
-        }
-        serverOutput.push(`(stdout) ${line.replace(/t=[^&\s]+/, 't=…')}`);
-        if (line.startsWith('ready: ')) {
-          clearTimeout(timer);
-          resolve({ base: line.slice(7).trim(), password });
-        }
-      }
-    });
-    serverProc.stderr.on('data', (chunk) => {
-      serverOutput.push(...String(chunk).split('\n').filter(Boolean));
-      if (serverOutput.length > 400) serverOutput = serverOutput.slice(-200);
-    });
-    serverProc.on('error', reject);
-    serverProc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited early (code ${code}, signal ${signal})`));
-    });
-  });
+async function startServer(args) {
+  const server = spawnServer(args, serverOutput, TIMEOUT_MS);
+  serverProc = server.proc;
+  const { base, admin } = await server.ready;
+  return { base, password: admin?.password ?? null };
 }
 
 

@@ -124,37 +124,10 @@ export class Harness {
   }
 
   async #startServer(args) {
-    await new Promise((resolve, reject) => {
-      const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
-      this.server = proc;
-      const timer = setTimeout(() => reject(new Error(`no "ready: " line within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-      let pending = '';
-      proc.stdout.on('data', (chunk) => {
-        pending += chunk;
-        const lines = pending.split('\n');
-        pending = lines.pop();
-        for (const line of lines) {
-          // The bootstrap admin password and the join tokens are kept out of the log.
-          const admin = /account "([^"]+)" created with password (\S+)/.exec(line);
-          if (admin) this.admin = { username: admin[1], password: admin[2] };
-          this.serverOutput.push(`(stdout) ${admin ? 'admin-bootstrap: …' : line.replace(/t=[^&\s]+/g, 't=…')}`);
-          if (line.startsWith('ready: ')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        }
-      });
-      proc.stderr.on('data', (chunk) => {
-        this.serverOutput.push(...String(chunk).split('\n').filter(Boolean));
-        if (this.serverOutput.length > 600) this.serverOutput = this.serverOutput.slice(-300);
-      });
-      proc.on('error', reject);
-      proc.on('exit', (code, signal) => {
-        clearTimeout(timer);
-        this.serverOutput.push(`(server exited: code ${code}, signal ${signal})`);
-        reject(new Error(`server exited early (code ${code}, signal ${signal})`));
-      });
-    });
+    const server = spawnServer(args, this.serverOutput, READY_TIMEOUT_MS);
+    this.server = server.proc;
+    const { admin } = await server.ready;
+    if (admin) this.admin = admin;
   }
 
   /** Prints the summary, cleans up, exits. */
@@ -236,6 +209,48 @@ export async function until(fn, timeoutMs, everyMs = 500) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Starts `hoinghi` with `args`. Its output goes into `output` (kept to the last few hundred
+ * lines) with the bootstrap admin password and join tokens redacted, since test logs end up in
+ * CI logs. Returns `{proc, ready}`: `ready` resolves with `{base, admin}` at the `ready:` line
+ * (`admin` = `{username, password}` on a first start) and rejects if the server exits first or
+ * says nothing in `timeoutMs`. `proc` is there for cleanup either way.
+ */
+export function spawnServer(args, output, timeoutMs) {
+  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
+  const keep = (lines) => {
+    output.push(...lines);
+    if (output.length > 600) output.splice(0, output.length - 300);
+  };
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "ready: " line within ${timeoutMs} ms`)), timeoutMs);
+    let admin = null;
+    let pending = '';
+    proc.stdout.on('data', (chunk) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      for (const line of lines) {
+        const bootstrap = /account "([^"]+)" created with password (\S+)/.exec(line);
+        if (bootstrap) admin = { username: bootstrap[1], password: bootstrap[2] };
+        keep([`(stdout) ${bootstrap ? 'admin-bootstrap: …' : line.replace(/t=[^&\s]+/g, 't=…')}`]);
+        if (line.startsWith('ready: ')) {
+          clearTimeout(timer);
+          resolve({ base: line.slice(7).trim(), admin });
+        }
+      }
+    });
+    proc.stderr.on('data', (chunk) => keep(String(chunk).split('\n').filter(Boolean)));
+    proc.on('error', reject);
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      keep([`(server exited: code ${code}, signal ${signal})`]);
+      reject(new Error(`server exited early (code ${code}, signal ${signal})`));
+    });
+  });
+  return { proc, ready };
+}
 
 export function run(file, args) {
   return new Promise((resolve, reject) => {

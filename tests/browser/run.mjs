@@ -15,14 +15,13 @@
 //      HEADED=1 (show the browser, needs a display), VERBOSE=1 (print server and page logs even
 //      when the test passes).
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 // Chromium flags verified on this machine (shared TESTING.md) are kept in lib.mjs.
-import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, run } from './lib.mjs';
+import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, run, spawnServer } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -37,7 +36,7 @@ const WATCHDOG_MS = READY_TIMEOUT_MS + 2 * JOIN_TIMEOUT_MS + MEDIA_TIMEOUT_MS + 
 const checks = []; // {name, ok, detail}
 const pageLogs = []; // console output of every page, printed on failure
 let serverProc = null;
-let serverOutput = [];
+const serverOutput = [];
 let browser = null;
 let dataDir = null;
 
@@ -260,35 +259,11 @@ function strangers(before = [], after = [], chairId) {
 
 // --- the server --------------------------------------------------------------------------------
 
-function startServer(args) {
-  return new Promise((resolve, reject) => {
-    serverProc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
-    const timer = setTimeout(() => reject(new Error(`no "ready: " line from the server within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
-    let pending = '';
-    serverProc.stdout.on('data', (chunk) => {
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop();
-      for (const line of lines) {
-        serverOutput.push(`(stdout) ${line}`);
-        if (line.startsWith('ready: ')) {
-          clearTimeout(timer);
-          step(`server ${line}`);
-          resolve();
-        }
-      }
-    });
-    serverProc.stderr.on('data', (chunk) => {
-      serverOutput.push(...String(chunk).split('\n').filter(Boolean));
-      if (serverOutput.length > 400) serverOutput = serverOutput.slice(-200);
-    });
-    serverProc.on('error', (err) => reject(err));
-    serverProc.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      serverOutput.push(`(server exited: code ${code}, signal ${signal})`);
-      reject(new Error(`server exited early (code ${code}, signal ${signal})`));
-    });
-  });
+async function startServer(args) {
+  const server = spawnServer(args, serverOutput, READY_TIMEOUT_MS);
+  serverProc = server.proc;
+  const { base } = await server.ready;
+  step(`server ready: ${base}`);
 }
 
 
