@@ -47,6 +47,9 @@ pub struct Subscription {
     pub audio: bool,
     pub camera: bool,
     pub screen: bool,
+    /// The camera as a thumbnail: its lowest simulcast layer only, and last in line for the
+    /// subscriber's bandwidth (the chair's grid of points).
+    pub thumbnail: bool,
 }
 
 impl Subscription {
@@ -56,6 +59,18 @@ impl Subscription {
             audio: true,
             camera: true,
             screen: true,
+            thumbnail: false,
+        }
+    }
+
+    /// How a video of `source` is allocated: the highest simulcast rank allowed, and the
+    /// priority on the subscriber's link (lower first: a shared document, then cameras, then
+    /// thumbnails).
+    pub fn layer_policy(&self, source: TrackSource) -> (u8, u8) {
+        match (source, self.thumbnail) {
+            (TrackSource::Screen, _) => (u8::MAX, 0),
+            (_, false) => (u8::MAX, 1),
+            (_, true) => (0, 2),
         }
     }
 

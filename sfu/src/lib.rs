@@ -11,7 +11,10 @@
 //! - [`forwarder`]: per-downtrack sequence/timestamp rewriting, continuous across source switches.
 //! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
-//! - [`keyframe_requests`]: PLI coalescing towards publishers.
+//! - [`keyframe_requests`]: PLI coalescing towards publishers (per simulcast layer).
+//! - [`bwe`]: per-subscriber bandwidth estimation (GCC on transport-wide feedback).
+//! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
+//!   gets within its estimate.
 //! - [`rtt`]: round-trip time from receiver reports.
 //! - [`udp`]: batched sends with `sendmmsg`.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
@@ -19,12 +22,15 @@
 //! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
 //! commands over bounded channels.
 
+pub mod allocator;
 pub mod api;
 pub mod audio_level;
+pub mod bwe;
 pub mod demux;
 pub mod forwarder;
 pub mod keyframe;
 pub mod keyframe_requests;
+pub mod layer_meter;
 pub mod metrics;
 pub mod packet;
 pub mod rtt;

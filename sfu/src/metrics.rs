@@ -25,6 +25,10 @@ pub struct SfuMetrics {
     connections: IntGaugeVec,
     link_rtt: Histogram,
     link_loss: Histogram,
+    link_loss_before_nack: Histogram,
+    link_estimate: Histogram,
+    layer_switches: IntCounterVec,
+    video_paused: IntGaugeVec,
 }
 
 fn histogram(
@@ -140,8 +144,38 @@ impl SfuMetrics {
             link_loss: histogram(
                 registry,
                 "hoinghi_link_loss_ratio",
-                "Participants' packet loss (worse of up and down), sampled every 2 s",
+                "Loss subscribers report in receiver reports (after NACK retransmissions), sampled every 2 s",
                 &[0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+            )?,
+            link_loss_before_nack: histogram(
+                registry,
+                "hoinghi_link_loss_before_nack_ratio",
+                "Share of packets sent to a subscriber that its transport-wide feedback reports missing (before retransmission), per 2 s",
+                &[0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+            )?,
+            link_estimate: histogram(
+                registry,
+                "hoinghi_link_estimate_bps",
+                "Bandwidth estimate of each subscriber link (GCC on transport-wide feedback), sampled every 2 s",
+                &[
+                    50e3, 100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6,
+                ],
+            )?,
+            layer_switches: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "hoinghi_layer_switches_total",
+                        "Simulcast layer switches made for subscribers (at keyframes)",
+                    ),
+                    &["worker", "direction"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            video_paused: gauge(
+                registry,
+                "hoinghi_video_paused_downtracks",
+                "Videos not sent because the subscriber's link cannot carry even their lowest layer",
             )?,
         })
     }
@@ -169,6 +203,13 @@ impl SfuMetrics {
             connections: self.connections.with_label_values(&l),
             link_rtt: self.link_rtt.clone(),
             link_loss: self.link_loss.clone(),
+            link_loss_before_nack: self.link_loss_before_nack.clone(),
+            link_estimate: self.link_estimate.clone(),
+            switches_up: self.layer_switches.with_label_values(&[w.as_str(), "up"]),
+            switches_down: self.layer_switches.with_label_values(&[w.as_str(), "down"]),
+            video_paused: self.video_paused.with_label_values(&l),
+            layer_switches_up: 0,
+            layer_switches_down: 0,
             packets_in: 0,
             packets_out: 0,
             datagrams_in: 0,
@@ -224,6 +265,13 @@ pub(crate) struct WorkerMetrics {
     pub connections: IntGauge,
     pub link_rtt: Histogram,
     pub link_loss: Histogram,
+    pub link_loss_before_nack: Histogram,
+    pub link_estimate: Histogram,
+    pub video_paused: IntGauge,
+    pub layer_switches_up: u64,
+    pub layer_switches_down: u64,
+    switches_up: IntCounter,
+    switches_down: IntCounter,
     sink: WorkerSink,
 }
 
@@ -260,6 +308,8 @@ impl WorkerMetrics {
             (&mut self.write_errors, &s.write_errors),
             (&mut self.keyframe_requests_in, &s.keyframe_requests_in),
             (&mut self.nacked_packets, &s.nacked_packets),
+            (&mut self.layer_switches_up, &self.switches_up),
+            (&mut self.layer_switches_down, &self.switches_down),
         ] {
             if *local > 0 {
                 shared.inc_by(*local);

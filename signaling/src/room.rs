@@ -249,7 +249,8 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - everyone receives the chair (microphone, camera, screen);
 /// - everyone receives the floor holder's camera (and its screen when the chair allows it);
 /// - a point's microphone reaches anyone only while it holds the floor or the chair opened it;
-/// - the chair receives every point's camera as a thumbnail, except those its viewport says are
+/// - the chair receives every point's camera as a thumbnail (lowest simulcast layer, last in
+///   line for its bandwidth), except those its viewport says are
 ///   off screen (before its first viewport: the first [`DEFAULT_THUMBNAILS`] points, so a chair
 ///   joining a full room is not flooded with 300 streams it cannot show);
 /// - in discussion mode everyone also receives the cameras of the most recent speakers;
@@ -283,11 +284,16 @@ pub fn routing(
                                 Some(v) => v.contains(&other),
                                 None => first_points.contains(&other),
                             };
+                            let program = floor || discussed;
                             Subscription {
                                 publisher: other,
                                 audio: c.audio_open(point),
-                                camera: floor || discussed || (role == Role::Chair && on_screen),
+                                camera: program || (role == Role::Chair && on_screen),
                                 screen: floor && c.share_allowed,
+                                // The chair's grid shows the lowest layer; the floor holder and
+                                // the discussed speakers are the program, at the best layer
+                                // each link allows.
+                                thumbnail: !program,
                             }
                         }
                     };
@@ -363,6 +369,36 @@ mod tests {
             vec![(1, true, true)],
             "the holder does not receive itself"
         );
+    }
+
+    /// (publisher, thumbnail) of the cameras `who` receives.
+    fn cameras(r: &[(ParticipantId, Vec<Subscription>)], who: u64) -> Vec<(u64, bool)> {
+        r.iter()
+            .find(|(id, _)| *id == p(who))
+            .map(|(_, s)| {
+                s.iter()
+                    .filter(|s| s.camera)
+                    .map(|s| (s.publisher.0, s.thumbnail))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_chair_gets_thumbnails_except_the_floor_holder_and_points_get_the_program_whole() {
+        let r = routing(&MEMBERS, &Controls::default(), None);
+        assert_eq!(cameras(&r, 1), vec![(2, true), (3, true)]);
+        assert_eq!(cameras(&r, 2), vec![(1, false)]);
+        let c = Controls {
+            floor: Some(crate::controls::Floor {
+                point: "a".into(),
+                since: 0,
+            }),
+            ..Default::default()
+        };
+        let r = routing(&MEMBERS, &c, None);
+        assert_eq!(cameras(&r, 1), vec![(2, false), (3, true)]);
+        assert_eq!(cameras(&r, 3), vec![(1, false), (2, false)]);
     }
 
     #[test]

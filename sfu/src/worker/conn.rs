@@ -3,10 +3,14 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, CongestionControlBuilder, Interceptor, Packet, Registry, Slot, StreamInfo,
+    TaggedPacket, TwccSenderBuilder,
+};
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -24,6 +28,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
 use crate::api::{LocalCandidate, ParticipantId, PcKind, SfuError};
+use crate::bwe::{LinkEstimate, TappedGcc};
 
 /// The RTP header extension we forward end to end (everything else is per-transport).
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -47,6 +52,10 @@ pub(crate) struct Conn {
     pub rtt: Option<f64>,
     /// Worst fraction lost reported since the last stats pass.
     pub reported_loss: f64,
+    /// The bandwidth estimator's output, on subscribe connections.
+    pub estimate: Option<Arc<LinkEstimate>>,
+    /// The layer allocator's memory of this link (see `allocate.rs`).
+    pub allocation: super::allocate::LinkAllocation,
 }
 
 impl Conn {
@@ -92,9 +101,21 @@ impl PcFactory {
         now: Instant,
         ufrag: &str,
         pwd: &str,
+        estimate: Option<Arc<LinkEstimate>>,
     ) -> Result<RTCPeerConnection, SfuError> {
         let mut media = media_engine()?;
-        let registry = Registry::new().with(Slot::from(14_000), KeyframeRequestsToApp::default());
+        let mut registry =
+            Registry::new().with(Slot::from(14_000), KeyframeRequestsToApp::default());
+        if let Some(shared) = estimate {
+            // Number what we send (transport-wide sequence numbers, negotiated in our offers)
+            // and estimate the link from the subscriber's feedback on them.
+            registry = registry
+                .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(TappedGcc::new(shared)).build(),
+                );
+        }
         let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
         let settings = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())

@@ -103,7 +103,10 @@ impl Worker {
             self.next_ufrag
         );
         let pwd = format!("{:032x}", rand::random::<u128>());
-        let pc = self.factory.build(now, &ufrag, &pwd)?;
+        // Only what we send needs estimating: subscribe connections carry every byte out.
+        let estimate = (kind == PcKind::Subscribe)
+            .then(|| std::sync::Arc::new(crate::bwe::LinkEstimate::default()));
+        let pc = self.factory.build(now, &ufrag, &pwd, estimate.clone())?;
         let key = self.conns.insert(Conn {
             pc,
             participant,
@@ -115,6 +118,8 @@ impl Worker {
             connected: false,
             rtt: None,
             reported_loss: 0.0,
+            estimate,
+            allocation: Default::default(),
         });
         self.demux.add_ufrag(ufrag, key);
         self.metrics.connections.inc();

@@ -1,66 +1,31 @@
 //! Published tracks, their downtracks, and the forwarding path.
 //!
 //! A published track owns its downtracks (one per subscriber that receives it): fan-out is a
-//! loop over a `Vec` in one thread. Each downtrack's [`Forwarder`] decides the sequence number
-//! and timestamp; the payload `Bytes` is shared, never copied, before SRTP.
+//! loop over a `Vec` in one thread. Each downtrack carries one simulcast layer at a time and its
+//! [`Forwarder`](crate::forwarder::Forwarder) decides the sequence number and timestamp, so a
+//! layer switch is invisible to the subscriber; the payload `Bytes` is shared, never copied,
+//! before SRTP.
 
-use std::cmp::Reverse;
 use std::time::Instant;
 
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::rtcp;
-use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
-use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
+use super::Worker;
 use super::conn::{AUDIO_LEVEL_URI, internal, rtc_sdp_error};
-use super::{Timer, Worker};
-use crate::api::{ConnState, MediaEvent, ParticipantId, PcKind, SfuError, TrackKind, TrackSource};
+use super::track::{Layer, MAX_LAYERS, PublishedTrack};
+use crate::api::{
+    ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
+};
 use crate::audio_level::AudioActivity;
-use crate::forwarder::{Drop, Forwarder};
+use crate::forwarder::Drop;
 use crate::keyframe::VideoCodec;
 use crate::keyframe_requests::KeyframeRequests;
-
-pub(crate) struct PublishedTrack {
-    pub publisher: ParticipantId,
-    pub room: String,
-    pub conn: usize,
-    pub receiver_id: RTCRtpReceiverId,
-    pub kind: TrackKind,
-    pub source: TrackSource,
-    pub codec: RTCRtpCodec,
-    pub video_codec: Option<VideoCodec>,
-    pub media_ssrc: u32,
-    /// The publisher's extension id for the audio level, if negotiated.
-    pub audio_level_id: Option<u8>,
-    pub keyframes: KeyframeRequests,
-    pub activity: AudioActivity,
-    pub downtracks: Vec<DownTrack>,
-}
-
-pub(crate) struct DownTrack {
-    /// Paused downtracks stay negotiated but forward nothing, so routing changes that come and
-    /// go (the floor passing between points) need no renegotiation.
-    pub active: bool,
-    pub subscriber: ParticipantId,
-    pub conn: usize,
-    pub sender_id: RTCRtpSenderId,
-    pub transceiver: rtc::rtp_transceiver::RTCRtpTransceiverId,
-    pub ssrc: u32,
-    /// Known once the subscriber answered an offer containing this track.
-    pub bound: Option<Bound>,
-    pub forwarder: Forwarder,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bound {
-    pub payload_type: u8,
-    pub audio_level_id: Option<u8>,
-}
+use crate::layer_meter::LayerMeter;
 
 impl Worker {
     pub(super) fn publish_offer(
@@ -163,6 +128,47 @@ impl Worker {
         let Some(mut receiver) = self.conns[key].pc.rtp_receiver(receiver_id) else {
             return;
         };
+        // A simulcast layer ranks by its rid's position in the offer's `a=simulcast` list,
+        // which `rtc` keeps as the order of the track's codings (lowest quality first, by our
+        // protocol's contract).
+        let rank = receiver.track().rid(ssrc).and_then(|rid| {
+            receiver
+                .track()
+                .codings()
+                .iter()
+                .position(|c| &c.rtp_coding_parameters.rid == rid)
+        });
+        let rank = match rank {
+            Some(r) if r >= MAX_LAYERS => {
+                tracing::debug!(%participant, ssrc, "simulcast layer beyond the fourth; ignored");
+                return;
+            }
+            Some(r) => r as u8,
+            None => 0,
+        };
+        // Another layer of a track we already forward.
+        if let Some((track, t)) = self
+            .tracks
+            .iter_mut()
+            .find(|(_, t)| t.conn == key && t.receiver_id == receiver_id)
+        {
+            if t.layers.iter().any(|l| l.rank == rank) {
+                // The publisher restarted this layer's encoder under a new SSRC.
+                let old = t.layers.iter().find(|l| l.rank == rank).map(|l| l.ssrc);
+                if let Some(old) = old {
+                    self.track_by_ssrc.remove(&(key, old));
+                }
+                if let Some(l) = t.layer_mut(rank) {
+                    l.ssrc = ssrc;
+                }
+            } else {
+                let at = t.layers.partition_point(|l| l.rank < rank);
+                t.layers.insert(at, new_layer(rank, ssrc));
+            }
+            tracing::info!(%participant, ssrc, rank, "simulcast layer published");
+            self.track_by_ssrc.insert((key, ssrc), (track, rank));
+            return;
+        }
         let kind = match receiver.track().kind() {
             RtpCodecKind::Audio => TrackKind::Audio,
             RtpCodecKind::Video => TrackKind::Video,
@@ -217,40 +223,38 @@ impl Worker {
             source,
             codec,
             video_codec,
-            media_ssrc: ssrc,
+            layers: vec![new_layer(rank, ssrc)],
             audio_level_id,
-            keyframes: KeyframeRequests::default(),
             activity: AudioActivity::default(),
             downtracks: Vec::new(),
         });
-        self.track_by_ssrc.insert((key, ssrc), track);
+        self.track_by_ssrc.insert((key, ssrc), (track, rank));
         if let Some(p) = self.participants.get_mut(&participant) {
             p.published.push(track);
         }
         self.metrics.tracks.inc();
-        tracing::info!(%participant, ?kind, ?source, ssrc, "track published");
-        let subscribers: Vec<ParticipantId> = self
+        tracing::info!(%participant, ?kind, ?source, ssrc, rank, "track published");
+        let subscribers: Vec<(ParticipantId, Subscription)> = self
             .participants
             .iter()
-            .filter(|(id, p)| {
-                **id != participant
-                    && p.room == room
-                    && p.receives
-                        .iter()
-                        .any(|s| s.publisher == participant && s.wants(source))
+            .filter(|(id, p)| **id != participant && p.room == room)
+            .filter_map(|(id, p)| {
+                p.receives
+                    .iter()
+                    .find(|s| s.publisher == participant && s.wants(source))
+                    .map(|s| (*id, *s))
             })
-            .map(|(id, _)| *id)
             .collect();
-        for s in subscribers {
-            if let Err(e) = self.add_downtrack(now, track, s) {
+        for (s, sub) in subscribers {
+            if let Err(e) = self.add_downtrack(now, track, s, &sub) {
                 tracing::warn!(subscriber = %s, "cannot add downtrack: {e}");
             }
         }
     }
 
-    /// The forwarding hot path: one publisher packet to every bound downtrack.
+    /// The forwarding hot path: one publisher packet to every downtrack on its layer.
     pub(super) fn on_rtp(&mut self, now: Instant, key: usize, packet: rtp::Packet) {
-        let Some(&track) = self.track_by_ssrc.get(&(key, packet.header.ssrc)) else {
+        let Some(&(track, rank)) = self.track_by_ssrc.get(&(key, packet.header.ssrc)) else {
             return;
         };
         self.metrics.packets_in += 1;
@@ -259,6 +263,9 @@ impl Worker {
             return;
         }
         let t = &mut self.tracks[track];
+        if let Some(l) = t.layer_mut(rank) {
+            l.meter.on_packet(now, packet.payload.len());
+        }
         let keyframe_start = t
             .video_codec
             .is_some_and(|c| c.is_keyframe_start(&packet.payload));
@@ -287,8 +294,21 @@ impl Worker {
             let Some(bound) = d.bound else {
                 continue;
             };
-            if !d.active {
+            // Not routed to this subscriber now, or paused for its link.
+            if !d.active || d.target.is_none() {
                 continue;
+            }
+            // Another layer, unless it is the one this downtrack is switching to and this is
+            // where that layer's keyframe starts.
+            let switching = d.current != Some(rank);
+            if switching {
+                if d.target != Some(rank) {
+                    continue;
+                }
+                if !keyframe_start {
+                    wants_keyframe = true;
+                    continue;
+                }
             }
             let Some(conn) = self.conns.get_mut(d.conn) else {
                 continue;
@@ -310,6 +330,14 @@ impl Worker {
                 }
                 Err(Drop::StaleSource) => continue,
             };
+            if switching {
+                match d.current {
+                    Some(from) if from < rank => self.metrics.layer_switches_up += 1,
+                    Some(_) => self.metrics.layer_switches_down += 1,
+                    None => {}
+                }
+                d.current = Some(rank);
+            }
             let extensions = match (&audio_level, bound.audio_level_id) {
                 (Some(level), Some(id)) => vec![rtp::header::Extension {
                     id,
@@ -356,107 +384,16 @@ impl Worker {
             }
         }
         if wants_keyframe {
-            self.request_keyframe(now, track);
+            self.request_keyframe(now, track, rank);
         }
     }
+}
 
-    /// RTCP the application sees: keyframe requests and receiver reports (see `conn.rs`).
-    pub(super) fn on_rtcp(&mut self, now: Instant, key: usize, packets: &[Box<dyn rtcp::Packet>]) {
-        for p in packets {
-            let any = p.as_any();
-            if let Some(nack) = any.downcast_ref::<
-                rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack,
-            >() {
-                self.metrics.nacked_packets += nack
-                    .nacks
-                    .iter()
-                    .map(|p| 1 + u64::from(p.lost_packets.count_ones()))
-                    .sum::<u64>();
-                continue;
-            }
-            if let Some(rr) = any.downcast_ref::<rtc::rtcp::receiver_report::ReceiverReport>() {
-                if let Some(c) = self.conns.get_mut(key) {
-                    let ntp_now = crate::rtt::ntp_middle_now();
-                    for r in &rr.reports {
-                        c.reported_loss = c.reported_loss.max(f64::from(r.fraction_lost) / 256.0);
-                        if let Some(sample) =
-                            crate::rtt::from_report(ntp_now, r.last_sender_report, r.delay)
-                        {
-                            // Smoothed like TCP's SRTT, so one late report does not flip the icon.
-                            c.rtt = Some(c.rtt.map_or(sample, |old| old * 0.75 + sample * 0.25));
-                        }
-                    }
-                }
-                continue;
-            }
-            let media_ssrc = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-                pli.media_ssrc
-            } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-                fir.fir.first().map(|e| e.ssrc).unwrap_or(fir.media_ssrc)
-            } else {
-                continue;
-            };
-            if let Some(&track) = self.track_by_down_ssrc.get(&(key, media_ssrc)) {
-                self.metrics.keyframe_requests_in += 1;
-                self.request_keyframe(now, track);
-            }
-        }
-    }
-
-    pub(super) fn request_keyframe(&mut self, now: Instant, track: usize) {
-        let Some(t) = self.tracks.get_mut(track) else {
-            return;
-        };
-        if t.kind != TrackKind::Video {
-            return;
-        }
-        if t.keyframes.request(now) {
-            self.send_pli(now, track);
-        } else if let Some(at) = t.keyframes.poll_timeout() {
-            self.timers.push(Reverse((at, Timer::Keyframe(track))));
-        }
-    }
-
-    pub(super) fn keyframe_timer(&mut self, now: Instant, track: usize) {
-        if let Some(t) = self.tracks.get_mut(track)
-            && t.keyframes.handle_timeout(now)
-        {
-            self.send_pli(now, track);
-        }
-    }
-
-    fn send_pli(&mut self, now: Instant, track: usize) {
-        let t = &self.tracks[track];
-        let (key, receiver_id, media_ssrc) = (t.conn, t.receiver_id, t.media_ssrc);
-        let Some(c) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Some(mut receiver) = c.pc.rtp_receiver(receiver_id) else {
-            return;
-        };
-        let pli = PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
-        };
-        if let Err(e) = receiver.write_rtcp(now, vec![Box::new(pli)]) {
-            tracing::debug!("write PLI: {e}");
-            return;
-        }
-        self.metrics.plis_sent.inc();
-        self.mark_dirty(key);
-    }
-
-    pub(super) fn request_keyframes_for_subscriber(&mut self, now: Instant, sub_key: usize) {
-        let tracks: Vec<usize> = self
-            .tracks
-            .iter()
-            .filter(|(_, t)| {
-                t.kind == TrackKind::Video && t.downtracks.iter().any(|d| d.conn == sub_key)
-            })
-            .map(|(k, _)| k)
-            .collect();
-        for t in tracks {
-            self.request_keyframe(now, t);
-        }
+fn new_layer(rank: u8, ssrc: u32) -> Layer {
+    Layer {
+        rank,
+        ssrc,
+        keyframes: KeyframeRequests::default(),
+        meter: LayerMeter::default(),
     }
 }

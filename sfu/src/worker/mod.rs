@@ -6,12 +6,15 @@
 //! touched (its writes go to the socket, its RTP is forwarded, which touches other connections)
 //! until nothing is left. No locks: rooms never span workers.
 
+mod allocate;
 mod conn;
+mod feedback;
 mod lifecycle;
 mod media;
 mod negotiate;
 mod routing;
 mod stats;
+mod track;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -33,8 +36,8 @@ use crate::api::{Command, MediaEvent, ParticipantId, SfuError};
 use crate::demux::Demux;
 use crate::metrics::WorkerMetrics;
 use conn::{Conn, PcFactory};
-use media::PublishedTrack;
 use negotiate::SubscribeNegotiation;
+use track::PublishedTrack;
 
 pub(crate) const SOCKET: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
@@ -48,9 +51,12 @@ const MAX_QUEUED_SENDS: usize = 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     Conn(usize),
-    Keyframe(usize),
+    /// A deferred keyframe request: track, simulcast rank.
+    Keyframe(usize, u8),
     /// Link statistics of every participant (see `stats.rs`).
     Stats,
+    /// Simulcast layer allocation for every subscriber (see `allocate.rs`).
+    Allocate,
 }
 
 pub(crate) struct Participant {
@@ -78,8 +84,8 @@ pub(crate) struct Worker {
     demux: Demux<usize>,
     participants: HashMap<ParticipantId, Participant>,
     tracks: Slab<PublishedTrack>,
-    /// (publisher conn, SSRC) → track.
-    track_by_ssrc: HashMap<(usize, u32), usize>,
+    /// (publisher conn, SSRC) → (track, simulcast rank).
+    track_by_ssrc: HashMap<(usize, u32), (usize, u8)>,
     /// (subscriber conn, our SSRC) → track, for keyframe requests from subscribers.
     track_by_down_ssrc: HashMap<(usize, u32), usize>,
     timers: BinaryHeap<Reverse<(Instant, Timer)>>,
@@ -139,6 +145,10 @@ impl Worker {
         self.timers.push(Reverse((
             Instant::now() + stats::STATS_INTERVAL,
             Timer::Stats,
+        )));
+        self.timers.push(Reverse((
+            Instant::now() + allocate::ALLOCATE_INTERVAL,
+            Timer::Allocate,
         )));
         while !self.shutting_down {
             let timeout = self
@@ -353,7 +363,14 @@ impl Worker {
                     }
                     self.mark_dirty(key);
                 }
-                Timer::Keyframe(track) => self.keyframe_timer(now, track),
+                Timer::Keyframe(track, rank) => self.keyframe_timer(now, track, rank),
+                Timer::Allocate => {
+                    self.allocate_layers(now);
+                    self.timers.push(Reverse((
+                        now + allocate::ALLOCATE_INTERVAL,
+                        Timer::Allocate,
+                    )));
+                }
                 Timer::Stats => {
                     self.collect_link_stats(now);
                     self.metrics.sample_thread_cpu();

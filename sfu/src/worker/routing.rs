@@ -11,7 +11,7 @@ use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 use super::Worker;
 use super::conn::{AUDIO_LEVEL_URI, internal};
-use super::media::{Bound, DownTrack};
+use super::track::{Bound, DownTrack};
 use crate::api::{ParticipantId, PcKind, SfuError, Subscription, TrackKind};
 use crate::forwarder::Forwarder;
 
@@ -39,28 +39,43 @@ impl Worker {
             let t = &self.tracks[k];
             let wanted = receives
                 .iter()
-                .any(|s| s.publisher == t.publisher && s.wants(t.source));
+                .find(|s| s.publisher == t.publisher && s.wants(t.source))
+                .copied();
             match t
                 .downtracks
                 .iter()
                 .position(|d| d.subscriber == participant)
             {
-                None if wanted => {
-                    if let Err(e) = self.add_downtrack(now, k, participant) {
+                None => {
+                    if let Some(sub) = wanted
+                        && let Err(e) = self.add_downtrack(now, k, participant, &sub)
+                    {
                         tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
                     }
                 }
-                Some(i) if t.downtracks[i].active != wanted => {
+                Some(i) => {
                     let t = &mut self.tracks[k];
+                    let lowest = t.lowest_rank();
+                    let source = t.source;
+                    let is_video = t.kind == TrackKind::Video;
                     let d = &mut t.downtracks[i];
-                    d.active = wanted;
-                    // Resume on a keyframe, continuing the subscriber's numbering.
-                    d.forwarder.reset_source();
-                    if wanted && t.kind == TrackKind::Video {
-                        self.request_keyframe(now, k);
+                    if let Some(sub) = &wanted {
+                        // A thumbnail becoming the floor holder (or back): the allocator moves
+                        // it at its next tick.
+                        (d.max_rank, d.priority) = sub.layer_policy(source);
+                    }
+                    if d.active != wanted.is_some() {
+                        d.active = wanted.is_some();
+                        // Resume on a keyframe of the lowest layer, continuing the subscriber's
+                        // numbering; the allocator steps it up from there.
+                        d.forwarder.reset_source();
+                        d.current = None;
+                        d.target = Some(lowest);
+                        if d.active && is_video {
+                            self.request_keyframe(now, k, lowest);
+                        }
                     }
                 }
-                _ => {}
             }
         }
     }
@@ -70,6 +85,7 @@ impl Worker {
         now: Instant,
         track: usize,
         subscriber: ParticipantId,
+        sub: &Subscription,
     ) -> Result<(), SfuError> {
         let sub_key = match self.participants.get(&subscriber).and_then(|p| p.subscribe) {
             Some(k) => k,
@@ -110,6 +126,8 @@ impl Worker {
         );
         let is_video = t.kind == TrackKind::Video;
         let clock_rate = t.codec.clock_rate;
+        let (max_rank, priority) = sub.layer_policy(t.source);
+        let lowest = t.lowest_rank();
         let transceiver = self.conns[sub_key]
             .pc
             .add_transceiver_from_track(
@@ -135,6 +153,11 @@ impl Worker {
             ssrc,
             bound: None,
             forwarder: Forwarder::new(is_video, clock_rate, rand::random(), rand::random()),
+            max_rank,
+            priority,
+            current: None,
+            // Every video starts on its lowest layer: it is the first to decode on any link.
+            target: Some(lowest),
         });
         self.track_by_down_ssrc.insert((sub_key, ssrc), track);
         self.renegotiate(subscriber);
@@ -202,7 +225,9 @@ impl Worker {
             self.remove_downtrack(track, s);
         }
         let t = self.tracks.remove(track);
-        self.track_by_ssrc.remove(&(t.conn, t.media_ssrc));
+        for l in &t.layers {
+            self.track_by_ssrc.remove(&(t.conn, l.ssrc));
+        }
         self.metrics.tracks.dec();
     }
 

@@ -18,9 +18,27 @@ impl Worker {
                 let p = &self.participants[&id];
                 (p.publish, p.subscribe, p.upstream)
             };
-            // Downstream: the subscriber's receiver reports on what we send it.
+            // Downstream: the subscriber's receiver reports on what we send it (loss after
+            // retransmissions), and its estimator (loss before them, and the estimate).
             let (rtt, down_loss) = match subscribe.and_then(|k| self.conns.get_mut(k)) {
-                Some(conn) => (conn.rtt, std::mem::take(&mut conn.reported_loss)),
+                Some(conn) => {
+                    if let Some(s) = conn.estimate.as_ref().map(|e| e.snapshot())
+                        && s.feedback > 0
+                    {
+                        self.metrics.link_estimate.observe(s.target_bps);
+                        let (reported, missing) = conn.allocation.loss_seen;
+                        let d_reported = s.reported.saturating_sub(reported);
+                        if d_reported > 0 {
+                            let d_missing = s.missing.saturating_sub(missing);
+                            self.metrics
+                                .link_loss_before_nack
+                                .observe(d_missing as f64 / d_reported as f64);
+                        }
+                        conn.allocation.loss_seen = (s.reported, s.missing);
+                    }
+                    self.metrics.link_loss.observe(conn.reported_loss);
+                    (conn.rtt, std::mem::take(&mut conn.reported_loss))
+                }
                 None => (None, 0.0),
             };
             // Upstream: gaps in what the participant publishes, over this interval.
@@ -52,7 +70,6 @@ impl Worker {
             if let Some(r) = rtt {
                 self.metrics.link_rtt.observe(r);
             }
-            self.metrics.link_loss.observe(loss);
             self.notify(
                 id,
                 MediaEvent::LinkQuality {

@@ -1,0 +1,208 @@
+//! The allocation tick: measure every layer, then choose each subscriber's layers within its
+//! bandwidth estimate (policy in [`crate::allocator`]), with the memory a probe-by-stepping
+//! scheme needs — was the link congested lately, did the last step up cause it, how long to
+//! wait before the next.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Worker;
+use crate::allocator::{Budget, LayerInfo, VideoItem, allocate};
+use crate::api::TrackKind;
+
+pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
+/// After the estimator backs off, lowest layers must fit in the estimate for this long.
+const CONGESTION_HOLD: Duration = Duration::from_secs(10);
+/// A back-off within this long after a step up blames the step.
+const STEP_UP_TRIAL: Duration = Duration::from_secs(4);
+/// Wait after a failed step before trying again; doubles per failure, up to the maximum, and
+/// starts over after a minute without congestion.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(8);
+const MAX_BACKOFF: Duration = Duration::from_secs(120);
+const CALM_RESETS_BACKOFF: Duration = Duration::from_secs(60);
+/// Feedback seen for this long before the first step up: the estimate needs a few reports.
+const SETTLE: Duration = Duration::from_secs(1);
+/// A connected subscriber that sent no transport-wide feedback for this long does not do
+/// congestion control (an old client): it gets the layers the routing allows.
+const NO_FEEDBACK_GIVE_UP: Duration = Duration::from_secs(5);
+/// Audio assumed per stream until measured.
+const AUDIO_BPS_GUESS: f64 = 40_000.0;
+
+/// What the allocator remembers about one subscriber link.
+#[derive(Debug, Default)]
+pub(crate) struct LinkAllocation {
+    seen_decreases: u64,
+    last_decrease: Option<Instant>,
+    congested_until: Option<Instant>,
+    last_step_up: Option<Instant>,
+    blocked_until: Option<Instant>,
+    backoff: Option<Duration>,
+    first_feedback: Option<Instant>,
+    connected_without_feedback: Option<Instant>,
+    /// (reported, missing) of the estimator at the last stats pass.
+    pub loss_seen: (u64, u64),
+}
+
+impl Worker {
+    pub(super) fn allocate_layers(&mut self, now: Instant) {
+        // Which downtracks each subscriber connection carries.
+        let mut by_conn: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
+        for (k, t) in self.tracks.iter_mut() {
+            for l in &mut t.layers {
+                l.meter.tick(now);
+            }
+            for (i, d) in t.downtracks.iter().enumerate() {
+                if d.active {
+                    by_conn.entry(d.conn).or_default().push((k, i));
+                }
+            }
+        }
+        let mut paused = 0i64;
+        for (conn, downtracks) in by_conn {
+            paused += self.allocate_link(now, conn, &downtracks);
+        }
+        self.metrics.video_paused.set(paused);
+    }
+
+    /// Returns how many videos of this link are paused.
+    fn allocate_link(&mut self, now: Instant, key: usize, downtracks: &[(usize, usize)]) -> i64 {
+        let Some(c) = self.conns.get_mut(key) else {
+            return 0;
+        };
+        if !c.connected {
+            return 0;
+        }
+        let snap = c.estimate.as_ref().map(|e| e.snapshot());
+        let a = &mut c.allocation;
+        let estimate = match snap {
+            Some(s) if s.feedback > 0 => {
+                a.first_feedback.get_or_insert(now);
+                if s.decreases > a.seen_decreases {
+                    a.seen_decreases = s.decreases;
+                    a.last_decrease = Some(now);
+                    a.congested_until = Some(now + CONGESTION_HOLD);
+                    let failed_step = a
+                        .last_step_up
+                        .is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL);
+                    let wait = if failed_step {
+                        let b = a.backoff.unwrap_or(INITIAL_BACKOFF);
+                        a.backoff = Some((b * 2).min(MAX_BACKOFF));
+                        b
+                    } else {
+                        SETTLE * 2
+                    };
+                    a.blocked_until = Some(now + wait);
+                } else if a
+                    .last_decrease
+                    .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
+                {
+                    a.backoff = None;
+                }
+                Some(s.target_bps)
+            }
+            _ => {
+                let since = *a.connected_without_feedback.get_or_insert(now);
+                (now.saturating_duration_since(since) >= NO_FEEDBACK_GIVE_UP)
+                    .then_some(f64::INFINITY)
+            }
+        };
+        let settled = a
+            .first_feedback
+            .is_some_and(|at| now.saturating_duration_since(at) >= SETTLE);
+        let budget_flags = (
+            a.congested_until.is_some_and(|at| at > now),
+            a.blocked_until.is_none_or(|at| at <= now)
+                && (settled || estimate == Some(f64::INFINITY)),
+        );
+
+        let mut audio_bps = 0.0;
+        let mut video: Vec<(usize, usize)> = Vec::new();
+        for &(t, i) in downtracks {
+            let track = &self.tracks[t];
+            match track.kind {
+                TrackKind::Audio => {
+                    let m = track.layers.first().map_or(0.0, |l| l.meter.bps());
+                    audio_bps += if m > 0.0 { m } else { AUDIO_BPS_GUESS };
+                }
+                TrackKind::Video if track.downtracks[i].bound.is_some() => video.push((t, i)),
+                TrackKind::Video => {}
+            }
+        }
+        if video.is_empty() {
+            return 0;
+        }
+        let infos: Vec<Vec<LayerInfo>> = video
+            .iter()
+            .map(|&(t, _)| {
+                self.tracks[t]
+                    .layers
+                    .iter()
+                    .map(|l| LayerInfo {
+                        rank: l.rank,
+                        bps: l.meter.bps(),
+                        live: l.meter.live(now),
+                    })
+                    .collect()
+            })
+            .collect();
+        let items: Vec<VideoItem<'_>> = video
+            .iter()
+            .zip(&infos)
+            .map(|(&(t, i), layers)| {
+                let d = &self.tracks[t].downtracks[i];
+                VideoItem {
+                    priority: d.priority,
+                    max_rank: d.max_rank,
+                    layers,
+                    current: d.target.or(d.current),
+                }
+            })
+            .collect();
+        let budget = Budget {
+            estimate: if estimate == Some(f64::INFINITY) {
+                Some(f64::MAX)
+            } else {
+                estimate
+            },
+            audio_bps,
+            congested: budget_flags.0,
+            may_step_up: budget_flags.1,
+        };
+        let chosen = allocate(&budget, &items);
+
+        let mut paused = 0;
+        let mut stepped_up = false;
+        let mut keyframes: Vec<(usize, u8)> = Vec::new();
+        for (&(t, i), choice) in video.iter().zip(chosen) {
+            let d = &mut self.tracks[t].downtracks[i];
+            if choice.is_none() {
+                paused += 1;
+            }
+            if choice == d.target {
+                continue;
+            }
+            if let (Some(new), Some(old)) = (choice, d.target.or(d.current))
+                && new > old
+            {
+                stepped_up = true;
+            }
+            d.target = choice;
+            match choice {
+                None => {
+                    // Paused: the next resume starts on a keyframe, numbering continued.
+                    d.forwarder.reset_source();
+                    d.current = None;
+                }
+                Some(rank) if d.current != Some(rank) => keyframes.push((t, rank)),
+                Some(_) => {}
+            }
+        }
+        if stepped_up && let Some(c) = self.conns.get_mut(key) {
+            c.allocation.last_step_up = Some(now);
+        }
+        for (t, rank) in keyframes {
+            self.request_keyframe(now, t, rank);
+        }
+        paused
+    }
+}

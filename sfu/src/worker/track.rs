@@ -1,0 +1,81 @@
+//! The worker's model of forwarding: a published track with its simulcast layers, and the
+//! downtracks (one per subscriber) that each carry one layer at a time.
+
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverId};
+
+use crate::api::{ParticipantId, TrackKind, TrackSource};
+use crate::audio_level::AudioActivity;
+use crate::forwarder::Forwarder;
+use crate::keyframe::VideoCodec;
+use crate::keyframe_requests::KeyframeRequests;
+use crate::layer_meter::LayerMeter;
+
+/// At most this many simulcast layers per track (browsers send three); more are ignored, so a
+/// hostile offer cannot make a downtrack loop over dozens.
+pub(crate) const MAX_LAYERS: usize = 4;
+
+pub(crate) struct PublishedTrack {
+    pub publisher: ParticipantId,
+    pub room: String,
+    pub conn: usize,
+    pub receiver_id: RTCRtpReceiverId,
+    pub kind: TrackKind,
+    pub source: TrackSource,
+    pub codec: RTCRtpCodec,
+    pub video_codec: Option<VideoCodec>,
+    /// By rank ascending; one layer (rank 0) for audio and non-simulcast video.
+    pub layers: Vec<Layer>,
+    /// The publisher's extension id for the audio level, if negotiated.
+    pub audio_level_id: Option<u8>,
+    pub activity: AudioActivity,
+    pub downtracks: Vec<DownTrack>,
+}
+
+/// One simulcast encoding of a published track.
+pub(crate) struct Layer {
+    /// Position of its rid in the publisher's `a=simulcast` list: lowest quality first.
+    pub rank: u8,
+    pub ssrc: u32,
+    pub keyframes: KeyframeRequests,
+    pub meter: LayerMeter,
+}
+
+impl PublishedTrack {
+    pub fn layer_mut(&mut self, rank: u8) -> Option<&mut Layer> {
+        self.layers.iter_mut().find(|l| l.rank == rank)
+    }
+
+    pub fn lowest_rank(&self) -> u8 {
+        self.layers.first().map_or(0, |l| l.rank)
+    }
+}
+
+pub(crate) struct DownTrack {
+    /// Paused downtracks stay negotiated but forward nothing, so routing changes that come and
+    /// go (the floor passing between points) need no renegotiation.
+    pub active: bool,
+    pub subscriber: ParticipantId,
+    pub conn: usize,
+    pub sender_id: RTCRtpSenderId,
+    pub transceiver: RTCRtpTransceiverId,
+    pub ssrc: u32,
+    /// Known once the subscriber answered an offer containing this track.
+    pub bound: Option<Bound>,
+    pub forwarder: Forwarder,
+    /// The highest layer the routing allows (0: a thumbnail).
+    pub max_rank: u8,
+    /// Allocation order within the subscriber's link (lower first).
+    pub priority: u8,
+    /// The layer being forwarded now.
+    pub current: Option<u8>,
+    /// The layer the allocator chose; a switch happens at its next keyframe. `None`: paused
+    /// because the subscriber's link cannot carry it.
+    pub target: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bound {
+    pub payload_type: u8,
+    pub audio_level_id: Option<u8>,
+}
