@@ -176,9 +176,43 @@ export function sample(p) {
         source: info?.source ?? null,
         framesDecoded: s.framesDecoded ?? 0,
         packetsReceived: s.packetsReceived ?? 0,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
       });
     });
     return rows;
+  });
+}
+
+/**
+ * The video encodings a page's publish connection sends (one outbound-rtp per simulcast layer),
+ * in the order of the offer's a=simulcast line when the page exposes it, else by frame height:
+ * [{rid, source, frameWidth, frameHeight, framesEncoded, bytesSent, fps, limitation}].
+ */
+export function sendLayers(p) {
+  return p.page.evaluate(async () => {
+    const pc = window.hoinghi?.publishPc;
+    if (!pc) return [];
+    const sourceOfMid = new Map();
+    const share = window.hoinghi.session?.shareTransceiver?.mid;
+    for (const tr of pc.getTransceivers()) {
+      if (tr.receiver.track.kind === 'video') sourceOfMid.set(tr.mid, tr.mid === share ? 'screen' : 'camera');
+    }
+    const rows = [];
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+      rows.push({
+        rid: s.rid ?? null,
+        source: sourceOfMid.get(s.mid) ?? null,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+        framesEncoded: s.framesEncoded ?? 0,
+        bytesSent: s.bytesSent ?? 0,
+        fps: s.framesPerSecond ?? 0,
+        limitation: s.qualityLimitationReason ?? null,
+      });
+    });
+    return rows.sort((x, y) => x.frameHeight - y.frameHeight);
   });
 }
 

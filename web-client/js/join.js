@@ -18,7 +18,7 @@
 import { $, el } from './dom.js';
 import { applyAll, initI18n, setText, t } from './i18n.js';
 import {
-  VIDEO_MAX_BITRATE,
+  CAMERA_LAYERS,
   applyRoleSettings,
   mediaErrorKey,
   onAudioBlocked,
@@ -122,7 +122,7 @@ async function prepareMedia(role) {
     localStream = (await openMedia(savedDevices())).stream;
   }
   await applyRoleSettings(localStream, role);
-  return { stream: localStream, videoMaxBitrate: VIDEO_MAX_BITRATE[role] };
+  return { stream: localStream, cameraLayers: CAMERA_LAYERS[role] ?? CAMERA_LAYERS.point };
 }
 
 function onJoined(msg) {

@@ -4,15 +4,45 @@
 const DEVICE_KEY = 'hoinghi.devices';
 
 // Everyone starts at 640x360: most participants are points on old PCs and weak uplinks, and the
-// role is only known after `joined`. The chair is raised to 720p then (applyRoleSettings).
+// role is only known after `joined`. Then (applyRoleSettings) the camera is raised so that its
+// three simulcast layers (CAMERA_LAYERS) are all worth sending: Chromium encodes only two layers
+// below 960x540 (its "legacy simulcast layer limit": 640x360 or 640x480 give 1/4 and 1/2 scale,
+// never the full one). `ideal`, not `min`: a camera that cannot is used at what it can, and the
+// browser simply sends fewer layers.
+//   chair: 1280x720 -> 320x180, 640x360, 1280x720 (the program every point watches);
+//   point: 960x540  -> 240x135, 480x270, 960x540 (a thumbnail for the chair; the full layer only
+//          when the point holds the floor and its uplink has room).
 export const VIDEO = {
-  point: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 20, max: 30 } },
+  prejoin: { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 20, max: 30 } },
+  point: { width: { ideal: 960 }, height: { ideal: 540 }, frameRate: { ideal: 20, max: 30 } },
   chair: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
 };
 
-// Upper bound for the camera encoder (bit/s). A commune uplink is often under 1 Mbit/s and the
-// audio must still get through; the province hall has a better line.
-export const VIDEO_MAX_BITRATE = { point: 600_000, chair: 1_500_000 };
+// The camera's simulcast encodings (bit/s, frames/s), LOWEST QUALITY FIRST: the server ranks the
+// layers by their order in the offer's a=simulcast line. It forwards one layer per subscriber:
+// the lowest to the chair's grid of thumbnails, otherwise the best the subscriber's link allows,
+// so a commune on a weak downlink still gets the program at the lowest layer.
+// - q (quarter size): cheap on purpose, it is what a weak link receives and what the chair's grid
+//   shows by the dozen (40 points x ~120 kbit/s ~ 5 Mbit/s at the province hall). 15 fps keeps
+//   lips readable at half the bits of 30 fps.
+// - h (half size): a decent picture on a ~1 Mbit/s commune downlink.
+// - f (full size): for good links only.
+// Chromium sends the lowest layers first when its uplink estimate is short: on a commune uplink
+// under 1 Mbit/s a point sends q and h, and the full layer comes when the line has room.
+// maxFramerate is set on every layer on purpose: Chromium 156 (VP8) applies a lone q cap of 15
+// fps to all three layers; with an explicit cap on each, h and f keep the camera's frame rate.
+export const CAMERA_LAYERS = {
+  point: [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 120_000, maxFramerate: 15 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 350_000, maxFramerate: 30 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 700_000, maxFramerate: 30 },
+  ],
+  chair: [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000, maxFramerate: 15 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000, maxFramerate: 30 },
+    { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_200_000, maxFramerate: 30 },
+  ],
+};
 
 const AUDIO = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
@@ -40,7 +70,7 @@ export function saveDevices(ids) {
  * @returns {Promise<{stream: MediaStream, error: DOMException|null}>}
  */
 export async function openMedia({ videoId, audioId } = {}) {
-  const video = { ...VIDEO.point, ...(videoId ? { deviceId: { ideal: videoId } } : {}) };
+  const video = { ...VIDEO.prejoin, ...(videoId ? { deviceId: { ideal: videoId } } : {}) };
   const audio = { ...AUDIO, ...(audioId ? { deviceId: { ideal: audioId } } : {}) };
   let firstError = null;
   for (const constraints of [{ video, audio }, { audio }, { video }]) {

@@ -1,6 +1,12 @@
 // The publish side of a session (docs/protocol.md §4): our camera and microphone, plus a screen
 // share as an additional video m-line declared `source: "screen"` in `publish_offer`. Offers go
 // one at a time: the next renegotiation waits for the server's answer to the previous one.
+//
+// The camera is sent as simulcast: one m-line, several encodings told apart by `rid`, listed
+// lowest quality first (media.js CAMERA_LAYERS; the server ranks layers by that order). The
+// browser may send fewer layers than asked (small camera, weak uplink, busy CPU): the server
+// copes with any number. Screen share stays one encoding: scaled-down layers of a document are
+// unreadable, and a single sharp layer at a low frame rate suits slides better.
 
 const ANSWER_TIMEOUT_MS = 10000;
 // Screen share encoder cap (bit/s): slides and documents need detail, not frame rate.
@@ -15,17 +21,33 @@ export class Publisher {
     this.pc = pc;
     this.send = send;
     this.shareTransceiver = null;
+    this.cameraTransceiver = null;
     this.chain = Promise.resolve();
     this.answered = null; // resolves when the pending publish_answer was applied
     this.closed = false;
   }
 
-  /** Adds the tracks (and a share that was on before a reconnect) and sends the first offer. */
-  start(stream, videoMaxBitrate, shareTrack) {
+  /**
+   * Adds the tracks (and a share that was on before a reconnect) and sends the first offer.
+   * @param {MediaStream} stream   camera and/or microphone
+   * @param {RTCRtpEncodingParameters[]} [cameraLayers]   simulcast encodings, lowest first
+   * @param {MediaStreamTrack|null} [shareTrack]
+   */
+  start(stream, cameraLayers, shareTrack) {
     for (const track of stream.getTracks()) {
       const init = { direction: 'sendonly', streams: [stream] };
-      if (track.kind === 'video' && videoMaxBitrate) init.sendEncodings = [{ maxBitrate: videoMaxBitrate }];
-      this.pc.addTransceiver(track, init);
+      if (track.kind !== 'video' || !cameraLayers?.length) {
+        this.pc.addTransceiver(track, init);
+        continue;
+      }
+      this.cameraLayers = cameraLayers.map((layer) => ({ ...layer }));
+      try {
+        this.cameraTransceiver = this.pc.addTransceiver(track, { ...init, sendEncodings: this.cameraLayers });
+      } catch (err) {
+        // A browser without simulcast (or refusing these parameters): one encoding, the best.
+        console.warn('[hoinghi] simulcast not available, sending one encoding:', err?.name);
+        this.cameraTransceiver = this.pc.addTransceiver(track, { ...init, sendEncodings: [single(cameraLayers)] });
+      }
     }
     if (shareTrack?.readyState === 'live') this.#addShare(shareTrack);
     this.chain = this.#negotiate();
@@ -55,12 +77,36 @@ export class Publisher {
 
   /** The server's answer was applied (or the offer was refused): the next offer may go. */
   answerDone() {
-    this.answered?.();
+    this.#keepCameraSharp().finally(() => this.answered?.());
   }
 
   close() {
     this.closed = true;
     this.answered?.();
+  }
+
+  /**
+   * An answer without `a=simulcast` leaves the browser sending only the FIRST encoding, which is
+   * our lowest (quarter size, 150 kbit/s). Should a server decline simulcast, raise that one
+   * encoding to the best layer's settings so the meeting does not see a thumbnail.
+   */
+  async #keepCameraSharp() {
+    const sender = this.cameraTransceiver?.sender;
+    if (!sender || !this.pc.remoteDescription || this.closed || (this.cameraLayers?.length ?? 0) < 2) return;
+    try {
+      const params = sender.getParameters();
+      if (params.encodings?.length !== 1 || params.encodings[0].scaleResolutionDownBy === 1) return;
+      const best = single(this.cameraLayers);
+      Object.assign(params.encodings[0], {
+        scaleResolutionDownBy: 1,
+        maxBitrate: best.maxBitrate,
+        maxFramerate: best.maxFramerate,
+      });
+      await sender.setParameters(params);
+      console.info('[hoinghi] the server declined simulcast: sending one encoding at full size');
+    } catch (err) {
+      console.warn('[hoinghi] could not adjust the camera encoding', err?.name);
+    }
   }
 
   #addShare(track) {
@@ -89,4 +135,13 @@ export class Publisher {
     await answered;
     this.answered = null;
   }
+}
+
+/** The best layer of a simulcast plan as a single encoding (no rid, full size). */
+function single(layers) {
+  const best = layers[layers.length - 1];
+  const out = { scaleResolutionDownBy: 1 };
+  if (best.maxBitrate) out.maxBitrate = best.maxBitrate;
+  if (best.maxFramerate) out.maxFramerate = best.maxFramerate;
+  return out;
 }

@@ -35,9 +35,10 @@ export class Session extends EventTarget {
    * @param {object} opts
    * @param {string} opts.url         ws: or wss: URL of /ws
    * @param {string} opts.token       join token (t= of the link)
-   * @param {(role: string) => Promise<{stream: MediaStream|null, videoMaxBitrate?: number}>} opts.prepareMedia
+   * @param {(role: string) => Promise<{stream: MediaStream|null, cameraLayers?: RTCRtpEncodingParameters[]}>} opts.prepareMedia
    *        called on each `joined` before the event fires: returns what to publish
-   *        (stream null or without tracks: publish nothing; observers never publish)
+   *        (stream null or without tracks: publish nothing; observers never publish) and the
+   *        camera's simulcast encodings, lowest quality first (publisher.js)
    */
   constructor({ url, token, prepareMedia }) {
     super();
@@ -287,23 +288,23 @@ export class Session extends EventTarget {
     this.roster = new Map(msg.roster.map((p) => [p.id, p]));
     this.invited = msg.invited ?? []; // chair only: every invited point, connected or not
     // Media first, so the page can show the own camera as soon as it learns the role.
-    const { stream, videoMaxBitrate } = (await this.prepareMedia(msg.role)) ?? {};
+    const { stream, cameraLayers } = (await this.prepareMedia(msg.role)) ?? {};
     if (gen !== this.gen) return;
     this.#setState('joined');
     this.#emit('joined', msg);
     if (msg.role === 'observer' || !stream || stream.getTracks().length === 0) return;
     // Not awaited: the answer comes through this same message queue.
-    this.#publish(stream, videoMaxBitrate, gen).catch((err) => {
+    this.#publish(stream, cameraLayers, gen).catch((err) => {
       console.error('[hoinghi] publish failed', err);
       if (gen === this.gen) this.#drop('publish failed');
     });
   }
 
-  async #publish(stream, videoMaxBitrate, gen) {
+  async #publish(stream, cameraLayers, gen) {
     const pc = this.#newPc('publish', gen);
     this.publishPc = pc;
     this.publisher = new Publisher(pc, (body) => this.#send(body));
-    await this.publisher.start(stream, videoMaxBitrate, this.shareTrack);
+    await this.publisher.start(stream, cameraLayers, this.shareTrack);
   }
 
   /**
