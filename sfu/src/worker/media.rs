@@ -269,6 +269,8 @@ impl Worker {
         let keyframe_start = t
             .video_codec
             .is_some_and(|c| c.is_keyframe_start(&packet.payload));
+        // Where a downtrack may start or change layer: any audio packet, a video keyframe.
+        let switch_point = keyframe_start || t.video_codec.is_none();
         let audio_level = t.audio_level_id.and_then(|id| {
             packet
                 .header
@@ -305,7 +307,7 @@ impl Worker {
                 if d.target != Some(rank) {
                     continue;
                 }
-                if !keyframe_start {
+                if !switch_point {
                     wants_keyframe = true;
                     continue;
                 }
