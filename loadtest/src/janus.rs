@@ -435,7 +435,14 @@ async fn run_janus(a: &CompareArgs) -> anyhow::Result<SideResult> {
         .await
         .map_err(|e| anyhow!("set answer: {e}"))?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    spawn_media(cfg.clone(), video, audio, chair_stats.clone(), shutdown_rx);
+    spawn_media(
+        cfg.clone(),
+        video,
+        audio,
+        chair_stats.clone(),
+        None,
+        shutdown_rx,
+    );
     progress(format!("publisher up as feed {feed}"));
     // Let the publisher's media reach Janus before subscribing.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`point`]: one simulated point: signaling, publish and subscribe connections, statistics.
+//! - [`layers`]: simulcast ladders, layer detection from VP8 keyframes, per-layer accounting.
 //! - [`inprocess`]: a server in this process with fixed tokens, and CPU accounting from `/proc`.
 //! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
@@ -13,11 +14,13 @@
 pub mod http;
 pub mod inprocess;
 pub mod janus;
+pub mod layers;
 pub mod limit;
 pub mod link;
 pub mod media;
 pub mod mediafile;
 pub mod point;
+pub mod prom;
 pub mod relay;
 mod rtcp_tap;
 pub mod scenario;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
+use loadtest::layers::Ladder;
 use loadtest::link::LinkParams;
 use loadtest::mediafile::FileMedia;
 use loadtest::scenario::{self, LoadConfig, Scenario, Target, Tokens};
@@ -30,7 +31,8 @@ struct Cli {
 enum Command {
     /// The chair publishes video and audio; N points subscribe.
     Fanout(Run),
-    /// Chair + N points each publishing a thumbnail; the chair receives them all.
+    /// Chair + N points each publishing a camera; the chair receives them all as thumbnails
+    /// (with --floor, one point holds the floor and everyone receives it).
     Townhall(Run),
     /// N points join within --spread seconds; join latency and failures.
     Joinstorm(Run),
@@ -67,9 +69,23 @@ struct Run {
     /// Chair video frames per second.
     #[arg(long, default_value_t = 30)]
     fps: u32,
-    /// Chair video bitrate, kbit/s.
+    /// Chair video bitrate, kbit/s (one stream; with --simulcast, --layers sets the rates).
     #[arg(long, default_value_t = 800)]
     video_kbps: u32,
+    /// Publish VP8 as simulcast layers instead of one stream: the chair, and in townhall every
+    /// point's camera. Rids q, h, f (lowest first, the order the server ranks them by), each
+    /// with its own SSRC, bitrate and keyframe resolution (320x180, 640x360, 1280x720), so the
+    /// points report which layer they receive.
+    #[arg(long)]
+    simulcast: bool,
+    /// With --simulcast: kbit/s of each layer, lowest first: 1 to 3 increasing values
+    /// [default: 150,500,1200].
+    #[arg(long, value_name = "KBPS,..", requires = "simulcast")]
+    layers: Option<String>,
+    /// Townhall: the chair grants the floor to point-0 before the window; the report says
+    /// which points received its camera, at which layer, and what the chair received.
+    #[arg(long)]
+    floor: bool,
     /// Townhall: each point's thumbnail bitrate, kbit/s.
     #[arg(long, default_value_t = 100)]
     thumbnail_kbps: u32,
@@ -180,6 +196,16 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
         progress: a.progress,
         per_point: a.per_point,
         files,
+        simulcast: if a.simulcast {
+            Some(match &a.layers {
+                Some(l) => Ladder::parse(l).map_err(anyhow::Error::msg)?,
+                None => Ladder::simulcast(&loadtest::layers::DEFAULT_KBPS)
+                    .map_err(anyhow::Error::msg)?,
+            })
+        } else {
+            None
+        },
+        floor: a.floor,
     };
     if let Err(e) = cfg.validate() {
         bail!(e);

@@ -1,0 +1,210 @@
+//! The point's peer connections: codecs and interceptors, event handling (received tracks go to
+//! [`super::receive`]), offer/answer helpers and keyframe requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rtc::interceptor::{Registry, Slot};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use tokio::sync::watch;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    register_default_interceptors,
+};
+
+use super::receive::record;
+use super::{PointConfig, SharedStats, lock};
+use crate::layers::Ladder;
+use crate::rtcp_tap::RtcpTap;
+
+pub(super) fn media_engine() -> anyhow::Result<MediaEngine> {
+    let mut m = MediaEngine::default();
+    let fb = |t: &str, p: &str| RTCPFeedback {
+        typ: t.into(),
+        parameter: p.into(),
+    };
+    m.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_VP8.into(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+            },
+            payload_type: 96,
+        },
+        RtpCodecKind::Video,
+    )?;
+    m.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: opus(),
+            payload_type: 111,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    Ok(m)
+}
+
+pub(super) fn opus() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) fn vp8() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_VP8.into(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: vec![],
+    }
+}
+
+pub(super) struct Handler {
+    pub(super) stats: SharedStats,
+    pub(super) epoch: Instant,
+    pub(super) gathered: watch::Sender<bool>,
+    pub(super) publish: bool,
+    /// Maps the resolution of received keyframes to simulcast layers.
+    pub(super) ladder: Arc<Ladder>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            let mut s = lock(&self.stats);
+            let at = Some(Instant::now());
+            if self.publish {
+                s.publish_connected_at = at;
+            } else {
+                s.subscribe_connected_at = at;
+            }
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let stats = self.stats.clone();
+        let epoch = self.epoch;
+        let ladder = self.ladder.clone();
+        tokio::spawn(async move {
+            let kind = track.kind().await;
+            let stream_id = track.stream_id().await;
+            while let Some(evt) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(p) = evt {
+                    record(&stats, epoch, &ladder, kind, &stream_id, &p);
+                }
+            }
+        });
+    }
+}
+
+pub(super) async fn new_pc(
+    cfg: &PointConfig,
+    handler: Arc<Handler>,
+    tap: bool,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
+    let mut media = media_engine()?;
+    let registry = if tap {
+        Registry::new().with(Slot::from(14_000), RtcpTap::default())
+    } else {
+        Registry::new()
+    };
+    let registry = register_default_interceptors(registry, &mut media)?;
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(vec![format!("{}:0", cfg.bind_ip)])
+        .build()
+        .await
+        .map_err(|e| anyhow!("peer connection: {e}"))?;
+    Ok(Arc::new(pc))
+}
+
+pub(crate) async fn wait_gathered(pc: &Arc<dyn PeerConnection>) {
+    // The handler flips `gathered`; host-only gathering on loopback completes in milliseconds.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(d) = pc.local_description().await
+            && d.sdp.contains("a=candidate")
+        {
+            // Give the gatherer a moment to finish the remaining candidates.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub(crate) async fn build_subscriber(
+    cfg: &PointConfig,
+    stats: SharedStats,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
+    let (gathered, _) = watch::channel(false);
+    new_pc(
+        cfg,
+        Arc::new(Handler {
+            stats,
+            epoch: cfg.epoch,
+            gathered,
+            publish: false,
+            ladder: Arc::new(cfg.receive_ladder.clone()),
+        }),
+        false,
+    )
+    .await
+}
+
+pub(crate) async fn answer_offer(
+    pc: &Arc<dyn PeerConnection>,
+    sdp: String,
+) -> anyhow::Result<String> {
+    pc.set_remote_description(RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("{e}"))?)
+        .await
+        .map_err(|e| anyhow!("set offer: {e}"))?;
+    let answer = pc.create_answer(None).await.map_err(|e| anyhow!("{e}"))?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    wait_gathered(pc).await;
+    Ok(pc
+        .local_description()
+        .await
+        .ok_or_else(|| anyhow!("no local description"))?
+        .sdp)
+}
+
+pub(super) async fn pli(pc: &Arc<dyn PeerConnection>, ssrc: u32) {
+    for r in pc.get_receivers().await {
+        let track = r.track();
+        if track.ssrcs().await.contains(&ssrc) {
+            let _ = track
+                .write_rtcp(vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                })])
+                .await;
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! The publish side: a video track of one stream or up to three simulcast layers (rids `q`, `h`,
+//! `f`, lowest first, each its own SSRC, bitrate and keyframe resolution) and an audio track,
+//! and the task that sends synthetic or file media on them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use bytes::Bytes;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::peer_connection::PeerConnection;
+
+use super::peer::{Handler, new_pc, opus, vp8};
+use super::{Control, PointConfig, SharedStats, lock};
+use crate::layers::{Ladder, MAX_LAYERS};
+use crate::media::{OPUS_SILENCE, vp8_frame, vp8_packetise};
+use crate::mediafile::opus_packet_duration;
+
+pub const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+pub const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+
+/// Resolution of the single (non-simulcast) synthetic stream.
+pub const SINGLE_DIMS: (u16, u16) = (640, 360);
+
+/// What the negotiated publish answer says simulcast packets must carry: the video section's
+/// mid and the extension ids of `sdes:mid` and `sdes:rtp-stream-id`. Without a=ssrc lines in
+/// the offer, these two extensions are how the receiver learns which layer an SSRC is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulcastIds {
+    pub mid: Bytes,
+    pub mid_ext: u8,
+    pub rid_ext: u8,
+}
+
+impl SimulcastIds {
+    /// Reads the ids from an SDP (the answer: the ids both sides agreed on).
+    pub fn from_sdp(sdp: &str) -> anyhow::Result<SimulcastIds> {
+        let mut in_video = false;
+        let (mut mid, mut mid_ext, mut rid_ext) = (None, None, None);
+        for line in sdp.lines() {
+            let line = line.trim_end();
+            if let Some(m) = line.strip_prefix("m=") {
+                in_video = m.starts_with("video");
+                continue;
+            }
+            if !in_video {
+                continue;
+            }
+            if let Some(v) = line.strip_prefix("a=mid:") {
+                mid = Some(Bytes::copy_from_slice(v.trim().as_bytes()));
+            } else if let Some(v) = line.strip_prefix("a=extmap:") {
+                let mut parts = v.split_whitespace();
+                let id = parts
+                    .next()
+                    .and_then(|id| id.split('/').next()?.parse::<u8>().ok());
+                match (id, parts.next()) {
+                    (Some(id), Some(SDES_MID_URI)) => mid_ext = Some(id),
+                    (Some(id), Some(SDES_RTP_STREAM_ID_URI)) => rid_ext = Some(id),
+                    _ => {}
+                }
+            }
+        }
+        match (mid, mid_ext, rid_ext) {
+            (Some(mid), Some(mid_ext), Some(rid_ext)) => Ok(SimulcastIds {
+                mid,
+                mid_ext,
+                rid_ext,
+            }),
+            (None, ..) => bail!("the publish answer has no video section with a mid"),
+            _ => bail!(
+                "the publish answer did not accept the sdes:mid and sdes:rtp-stream-id header \
+                 extensions: the server could not tell the simulcast layers apart"
+            ),
+        }
+    }
+}
+
+/// The publish connection and its tracks.
+pub(crate) async fn build_publisher(
+    cfg: &PointConfig,
+    stats: SharedStats,
+    _control: mpsc::Sender<Control>,
+) -> anyhow::Result<(
+    Arc<dyn PeerConnection>,
+    Arc<TrackLocalStaticRTP>,
+    Arc<TrackLocalStaticRTP>,
+)> {
+    let (gathered, _) = watch::channel(false);
+    let pc = new_pc(
+        cfg,
+        Arc::new(Handler {
+            stats,
+            epoch: cfg.epoch,
+            gathered,
+            publish: true,
+            ladder: Arc::new(cfg.receive_ladder.clone()),
+        }),
+        true,
+    )
+    .await?;
+    let coding = |codec: RTCRtpCodec, rid: &str| RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            rid: rid.to_owned(),
+            ssrc: Some(rand::random::<u32>() | 1),
+            ..Default::default()
+        },
+        codec,
+        ..Default::default()
+    };
+    let track = |kind: RtpCodecKind, name: &str, codings: Vec<RTCRtpEncodingParameters>| {
+        Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "sim".into(),
+            format!("sim-{name}"),
+            format!("sim-{name}"),
+            kind,
+            codings,
+        )))
+    };
+    // One encoding per layer, lowest first: the offer's a=rid and a=simulcast:send lines follow
+    // this order, and the server ranks layers by it.
+    let video_codings = match &cfg.publish_layers {
+        Some(ladder) => ladder.0.iter().map(|l| coding(vp8(), &l.rid)).collect(),
+        None => vec![coding(vp8(), "")],
+    };
+    let video = track(RtpCodecKind::Video, "video", video_codings);
+    let audio = track(RtpCodecKind::Audio, "audio", vec![coding(opus(), "")]);
+    pc.add_track(video.clone() as Arc<dyn TrackLocal>)
+        .await
+        .map_err(|e| anyhow!("add video: {e}"))?;
+    pc.add_track(audio.clone() as Arc<dyn TrackLocal>)
+        .await
+        .map_err(|e| anyhow!("add audio: {e}"))?;
+    Ok((pc, video, audio))
+}
+
+/// The layers a keyframe request asks for: a PLI names one SSRC, a FIR lists SSRCs. A request
+/// for an SSRC we do not send (0, or a stale one) asks for every layer, as an encoder would
+/// answer it.
+pub fn requested_layers(packets: &[Box<dyn rtcp::Packet>], ssrcs: &[u32]) -> [bool; MAX_LAYERS] {
+    let mut want = [false; MAX_LAYERS];
+    let mut ask = |ssrc: u32| match ssrcs.iter().position(|s| *s == ssrc) {
+        Some(i) if i < MAX_LAYERS => want[i] = true,
+        _ => want = [true; MAX_LAYERS],
+    };
+    for p in packets {
+        if let Some(pli) = p.as_any().downcast_ref::<PictureLossIndication>() {
+            ask(pli.media_ssrc);
+        } else if let Some(fir) = p.as_any().downcast_ref::<FullIntraRequest>() {
+            for e in &fir.fir {
+                ask(e.ssrc);
+            }
+        }
+    }
+    want
+}
+
+/// One video stream being sent: its SSRC, sequence, picture id and keyframe wish.
+struct Encoding {
+    ssrc: u32,
+    rid: Bytes,
+    seq: u16,
+    picture_id: u16,
+    frame_bytes: usize,
+    dims: (u16, u16),
+    want_key: bool,
+}
+
+/// Sends media until shutdown: Opus every 20 ms, VP8 at `video_fps` with a keyframe at start,
+/// periodically if configured, and whenever a keyframe request arrives. With simulcast
+/// ([`PointConfig::publish_layers`] and `ids` from the answer), each layer sends its own frame
+/// size and resolution on its own SSRC, with the capture timestamp shared across layers as
+/// browsers do, and a keyframe request for one layer's SSRC makes a keyframe on that layer only.
+///
+/// With clips ([`PointConfig::files`]): the IVF's frames in order at `video_fps`, looping, with
+/// the file's own keyframes (a keyframe request skips ahead to the next one, as an encoder would
+/// make one now; `periodic_keyframes` does not apply); the Ogg's Opus packets in order, looping,
+/// each sent after the previous packet's duration (from its TOC byte).
+pub(crate) fn spawn_media(
+    cfg: PointConfig,
+    video: Arc<TrackLocalStaticRTP>,
+    audio: Arc<TrackLocalStaticRTP>,
+    stats: SharedStats,
+    ids: Option<SimulcastIds>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (key_tx, mut key_rx) = mpsc::channel::<[bool; MAX_LAYERS]>(8);
+    let video_rtcp = video.clone();
+    let stats_rtcp = stats.clone();
+    tokio::spawn(async move {
+        let ssrcs: Vec<u32> = video_rtcp.track().await.ssrcs().collect();
+        while let Some(evt) = video_rtcp.poll().await {
+            if let TrackLocalEvent::OnRtcpPacket(packets) = evt {
+                let want = requested_layers(&packets, &ssrcs);
+                if want.iter().any(|w| *w) {
+                    {
+                        let mut s = lock(&stats_rtcp);
+                        s.plis_received += 1;
+                        for (i, w) in want.iter().enumerate() {
+                            s.layers_sent[i].keyframe_requests += u64::from(*w);
+                        }
+                    }
+                    let _ = key_tx.try_send(want);
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let fps = cfg.video_fps.max(1);
+        let codings = video.track().await.codings().to_vec();
+        let ladder = cfg
+            .publish_layers
+            .clone()
+            .unwrap_or_else(|| Ladder::single(0, SINGLE_DIMS.0, SINGLE_DIMS.1));
+        let mut encodings: Vec<Encoding> = codings
+            .iter()
+            .zip(&ladder.0)
+            .map(|(c, l)| Encoding {
+                ssrc: c.rtp_coding_parameters.ssrc.unwrap_or(1),
+                rid: Bytes::copy_from_slice(l.rid.as_bytes()),
+                seq: rand::random(),
+                picture_id: rand::random::<u16>() & 0x7FFF,
+                frame_bytes: if cfg.publish_layers.is_some() {
+                    crate::scenario::frame_bytes(l.kbps, fps)
+                } else {
+                    cfg.video_frame_bytes
+                },
+                dims: (l.width, l.height),
+                want_key: true,
+            })
+            .collect();
+        let audio_ssrc = audio.track().await.ssrcs().next().unwrap_or(2);
+        let mut video_tick = tokio::time::interval(Duration::from_secs(1) / fps);
+        let mut next_audio = tokio::time::Instant::now();
+        let (mut audio_at, mut video_at) = (0usize, 0usize);
+        let mut aseq = rand::random::<u16>();
+        let (mut vts, mut ats) = (rand::random::<u32>(), rand::random::<u32>());
+        let mut frames: u64 = 0;
+        let every_frames = cfg
+            .periodic_keyframes
+            .map(|every| (every.as_secs_f64() * f64::from(fps)).max(1.0) as u64);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                Some(want) = key_rx.recv() => {
+                    for (e, w) in encodings.iter_mut().zip(want) {
+                        e.want_key |= w;
+                    }
+                }
+                _ = tokio::time::sleep_until(next_audio) => {
+                    let (payload, duration) = match &cfg.files.audio {
+                        Some(clip) => {
+                            let p = clip.packets[audio_at % clip.packets.len()].clone();
+                            audio_at = audio_at.wrapping_add(1);
+                            let d = opus_packet_duration(&p).unwrap_or(Duration::from_millis(20));
+                            (p, d)
+                        }
+                        None => (Bytes::from_static(&OPUS_SILENCE), Duration::from_millis(20)),
+                    };
+                    next_audio += duration;
+                    let p = rtp::Packet {
+                        header: rtp::header::Header {
+                            version: 2,
+                            payload_type: 111,
+                            sequence_number: aseq,
+                            timestamp: ats,
+                            ssrc: audio_ssrc,
+                            marker: false,
+                            ..Default::default()
+                        },
+                        payload,
+                    };
+                    aseq = aseq.wrapping_add(1);
+                    // 48 kHz RTP clock.
+                    ats = ats.wrapping_add((duration.as_micros() * 48 / 1_000) as u32);
+                    if audio.write_rtp(p).await.is_ok() {
+                        lock(&stats).packets_sent += 1;
+                    }
+                }
+                _ = video_tick.tick() => {
+                    let periodic = every_frames.is_some_and(|n| frames > 0 && frames.is_multiple_of(n));
+                    for (layer, e) in encodings.iter_mut().enumerate() {
+                        let (key, payloads) = match &cfg.files.video {
+                            Some(clip) => {
+                                if e.want_key {
+                                    video_at = clip.next_keyframe(video_at);
+                                }
+                                let frame = &clip.frames[video_at];
+                                video_at = (video_at + 1) % clip.frames.len();
+                                (frame.keyframe, vp8_packetise(e.picture_id, &frame.data))
+                            }
+                            None => {
+                                let key = e.want_key || periodic;
+                                let size = if key { e.frame_bytes * 4 } else { e.frame_bytes };
+                                (key, vp8_frame(e.picture_id, key, size, e.dims.0, e.dims.1))
+                            }
+                        };
+                        e.want_key = false;
+                        let n = payloads.len();
+                        let (mut sent, mut bytes) = (0u64, 0u64);
+                        for (i, payload) in payloads.into_iter().enumerate() {
+                            let mut header = rtp::header::Header {
+                                version: 2,
+                                payload_type: 96,
+                                sequence_number: e.seq,
+                                timestamp: vts,
+                                ssrc: e.ssrc,
+                                marker: i + 1 == n,
+                                ..Default::default()
+                            };
+                            if let Some(ids) = &ids {
+                                // Bytes clones share the buffer: no copy per packet.
+                                let _ = header.set_extension(ids.mid_ext, ids.mid.clone());
+                                let _ = header.set_extension(ids.rid_ext, e.rid.clone());
+                            }
+                            e.seq = e.seq.wrapping_add(1);
+                            let len = payload.len() as u64;
+                            if video.write_rtp(rtp::Packet { header, payload }).await.is_ok() {
+                                sent += 1;
+                                bytes += len;
+                            }
+                        }
+                        {
+                            let mut s = lock(&stats);
+                            s.packets_sent += sent;
+                            let l = &mut s.layers_sent[layer.min(MAX_LAYERS - 1)];
+                            l.packets += sent;
+                            l.bytes += bytes;
+                            if key {
+                                s.keyframes_sent += 1;
+                                s.layers_sent[layer.min(MAX_LAYERS - 1)].keyframes += 1;
+                            }
+                        }
+                        e.picture_id = e.picture_id.wrapping_add(1) & 0x7FFF;
+                    }
+                    vts = vts.wrapping_add(90_000 / fps);
+                    frames += 1;
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_ids_come_from_the_video_section() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+                   a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
+                   a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
+                   a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n";
+        let ids = SimulcastIds::from_sdp(sdp).unwrap();
+        assert_eq!(
+            ids,
+            SimulcastIds {
+                mid: Bytes::from_static(b"1"),
+                mid_ext: 4,
+                rid_ext: 10
+            }
+        );
+        let no_rid = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
+                      a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
+        assert!(
+            SimulcastIds::from_sdp(no_rid)
+                .unwrap_err()
+                .to_string()
+                .contains("rtp-stream-id")
+        );
+    }
+
+    #[test]
+    fn keyframe_requests_name_their_layer() {
+        let ssrcs = [11, 22, 33];
+        let pli = |s| -> Box<dyn rtcp::Packet> {
+            Box::new(PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: s,
+            })
+        };
+        assert_eq!(requested_layers(&[pli(22)], &ssrcs), [false, true, false]);
+        let fir: Box<dyn rtcp::Packet> = Box::new(FullIntraRequest {
+            sender_ssrc: 0,
+            media_ssrc: 0,
+            fir: vec![
+                rtcp::payload_feedbacks::full_intra_request::FirEntry {
+                    ssrc: 33,
+                    sequence_number: 1,
+                },
+                rtcp::payload_feedbacks::full_intra_request::FirEntry {
+                    ssrc: 11,
+                    sequence_number: 1,
+                },
+            ],
+        });
+        assert_eq!(requested_layers(&[fir], &ssrcs), [true, false, true]);
+        assert_eq!(requested_layers(&[pli(99)], &ssrcs), [true; 3]);
+        assert_eq!(requested_layers(&[], &ssrcs), [false; 3]);
+    }
+}

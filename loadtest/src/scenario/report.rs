@@ -1,0 +1,385 @@
+//! The report: its JSON schema (documented in docs/benchmarks.md) and the pieces every scenario
+//! fills in.
+
+use serde::Serialize;
+
+use super::server::load_average;
+use super::{LoadConfig, SCHEMA, Scenario};
+use crate::layers::Ladder;
+use crate::link::{LinkCounters, LinkParams};
+use crate::point::{LayerSent, PointStats};
+use crate::prom::HistogramReport;
+use crate::stats::Summary;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub scenario: Scenario,
+    pub target: String,
+    pub started_unix: u64,
+    /// `/proc/loadavg` (1 min) at the start and end of the window: other work on the machine.
+    pub load_average: [f64; 2],
+    pub config: ConfigReport,
+    pub points: Counts,
+    pub failures: Vec<Failure>,
+    /// WebSocket connect → first complete keyframe, seconds, over points that got one.
+    pub join_latency_s: Summary,
+    /// Seconds from the first join to all joins answered (joinstorm).
+    pub setup_s: f64,
+    pub window_s: f64,
+    pub video: VideoReport,
+    pub audio: AudioReport,
+    pub rtt_ms: Summary,
+    pub delivery: Delivery,
+    /// Mean over media-receiving points of received kbit/s, one value per second since start.
+    pub bitrate_series_kbps: Vec<f64>,
+    pub server: ServerReport,
+    pub generator: GeneratorReport,
+    pub link: Option<LinkReport>,
+    /// Townhall: what the chair received.
+    pub chair: Option<ChairReport>,
+    /// Townhall: the floor granted to one point, and who received its camera.
+    pub floor: Option<FloorReport>,
+    /// What the chair sent on each video layer in the window.
+    pub publisher: PublisherReport,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_point: Vec<PointReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConfigReport {
+    pub points: usize,
+    pub seconds: f64,
+    pub fps: u32,
+    pub video_kbps: u32,
+    pub link: Option<LinkParams>,
+    pub seed: u64,
+    pub join_spread_s: Option<f64>,
+    pub churn_every_s: Option<f64>,
+    /// With `--simulcast`: the layers every publisher sends (rid, kbit/s, resolution).
+    pub simulcast_layers: Option<Ladder>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Counts {
+    pub requested: usize,
+    pub joined: usize,
+    /// Received at least one video packet.
+    pub media: usize,
+    /// Got a complete keyframe.
+    pub decodable: usize,
+    pub failed: usize,
+    /// Soak: joins and leaves during the run.
+    pub churn_joins: usize,
+    pub churn_leaves: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub point: String,
+    /// `join` (refused, dropped, timed out), `media` (joined but no video arrived) or `floor`
+    /// (the chair's `grant_floor` was not confirmed).
+    pub stage: &'static str,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VideoReport {
+    pub kbps: Summary,
+    pub fps: Summary,
+    /// Sequence gaps seen at arrival, % of expected packets (whole run).
+    pub loss_before_nack_pct: Summary,
+    /// Gaps never filled by a retransmission, % of expected packets (whole run).
+    pub loss_after_nack_pct: Summary,
+    pub freezes_total: u64,
+    /// Frozen time / time since the first frame, per point.
+    pub freeze_ratio: Summary,
+    /// Keyframes whose dimensions changed, over every received video stream.
+    pub layer_switches_total: u64,
+    /// Layer changes seen in the chair's video at the points (whole run), by direction.
+    pub layer_switches: Switches,
+    /// The chair's video layer by layer (one entry without simulcast).
+    pub layers: Vec<LayerReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AudioReport {
+    pub kbps: Summary,
+    pub gaps_over_60ms_total: u64,
+    /// Time in gaps / time since the first packet, per point.
+    pub gap_ratio: Summary,
+    pub loss_after_nack_pct: Summary,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delivery {
+    /// Publisher packets in the window × receiving points.
+    pub packets_expected: u64,
+    /// Packets those points received in the window.
+    pub packets_delivered: u64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerReport {
+    /// `media-threads` (in-process: CPU of the `media-*` threads), `proc` (`/proc/<pid>`),
+    /// `metrics` (`process_cpu_seconds_total`), or `none`.
+    pub cpu_source: String,
+    pub cpu_seconds: Option<f64>,
+    /// Share of one core over the window.
+    pub cpu_cores: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub rss_per_point_bytes: Option<f64>,
+    pub packets_in: Option<f64>,
+    pub packets_out: Option<f64>,
+    /// Server CPU / packets it forwarded (its counter when known, else packets delivered).
+    pub cpu_us_per_forwarded_packet: Option<f64>,
+    pub plis_sent: Option<f64>,
+    /// Per-subscriber-link bandwidth estimates observed in the window (bit/s).
+    pub link_estimate_bps: Option<HistogramReport>,
+    /// Loss subscribers reported in RTCP receiver reports (after NACK), window.
+    pub link_loss_ratio: Option<HistogramReport>,
+    /// Layer switches the server's allocator made in the window.
+    pub layer_switches: Option<Switches>,
+    /// Video downtracks paused for lack of bandwidth: at the end of the window, and the most
+    /// seen in the once-a-second samples.
+    pub video_paused_downtracks: Option<PausedReport>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Switches {
+    pub up: f64,
+    pub down: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PausedReport {
+    pub end: f64,
+    pub max: f64,
+}
+
+/// One layer of the chair's video, over the points that received it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LayerReport {
+    /// `q`, `h`, `f` (empty for a single stream).
+    pub rid: String,
+    pub width: u16,
+    pub height: u16,
+    /// What the chair sent on this layer in the window, kbit/s.
+    pub sent_kbps: f64,
+    /// Points that received at least one keyframe of this layer (whole run).
+    pub points_reached: usize,
+    /// Points on this layer at the end of the window.
+    pub points_at_end: usize,
+    /// Per point: kbit/s received on this layer in the window (every media point, 0 if none).
+    pub kbps: Summary,
+    /// Per point: seconds on this layer in the window.
+    pub seconds: Summary,
+    /// Per point that reached it: WebSocket connect → first keyframe of this layer, seconds.
+    pub first_keyframe_s: Summary,
+    /// Mean over media points of kbit/s received on this layer, per second since the start.
+    pub series_kbps: Vec<f64>,
+}
+
+/// One point's numbers for one layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PointLayerReport {
+    pub rid: String,
+    pub kbps: f64,
+    pub seconds: f64,
+    pub first_keyframe_s: Option<f64>,
+    pub keyframes: u64,
+    /// kbit/s per second since the start.
+    pub series_kbps: Vec<f64>,
+}
+
+/// The chair's publish side, per layer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublisherReport {
+    pub layers: Vec<PublishedLayer>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublishedLayer {
+    pub rid: String,
+    pub target_kbps: u32,
+    pub sent_kbps: f64,
+    /// Keyframes sent and keyframe requests (PLI/FIR) received for this layer, whole run.
+    pub keyframes: u64,
+    pub keyframe_requests: u64,
+}
+
+impl PublisherReport {
+    pub(super) fn of(
+        ladder: &Ladder,
+        now: &[LayerSent],
+        base: &[LayerSent],
+        window_s: f64,
+    ) -> Self {
+        PublisherReport {
+            layers: ladder
+                .0
+                .iter()
+                .zip(now.iter().zip(base))
+                .map(|(l, (n, b))| PublishedLayer {
+                    rid: l.rid.clone(),
+                    target_kbps: l.kbps,
+                    sent_kbps: crate::layers::kbps(n.bytes.saturating_sub(b.bytes), window_s),
+                    keyframes: n.keyframes,
+                    keyframe_requests: n.keyframe_requests,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Townhall with a floor holder.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FloorReport {
+    /// Point code the chair granted the floor to.
+    pub holder: String,
+    /// The chair saw `room_state` name the holder.
+    pub granted: bool,
+    /// `grant_floor` sent → `room_state` naming the holder at the chair, seconds.
+    pub grant_latency_s: Option<f64>,
+    /// Points other than the holder, and how many received the holder's camera (a keyframe).
+    pub points_expected: usize,
+    pub points_receiving: usize,
+    /// Per receiving point: `grant_floor` → first keyframe of the holder's camera, seconds.
+    pub first_keyframe_s: Summary,
+    /// Per receiving point: the holder's camera kbit/s in the window.
+    pub kbps: Summary,
+    /// Receiving points by the layer they were on at the end (lowest first).
+    pub points_per_layer: Vec<usize>,
+    /// Thumbnails at the chair (every point's camera but the holder's) and how many were on the
+    /// lowest layer at the end.
+    pub chair_thumbnails: usize,
+    pub chair_thumbnails_on_lowest: usize,
+    /// The holder's camera at the chair: the layer it was on at the end.
+    pub chair_holder_layer: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GeneratorReport {
+    /// CPU of this process over the window, minus the in-process server's media threads.
+    pub cpu_seconds: f64,
+    pub cpu_cores: f64,
+    pub rss_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkReport {
+    pub up: LinkCounters,
+    pub down: LinkCounters,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ChairReport {
+    pub video_streams: usize,
+    pub audio_streams: usize,
+    pub video_fps: Summary,
+    pub video_kbps_total: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PointReport {
+    pub name: String,
+    pub join_latency_s: Option<f64>,
+    pub video_kbps: f64,
+    pub audio_kbps: f64,
+    pub fps: f64,
+    pub loss_before_nack_pct: f64,
+    pub loss_after_nack_pct: f64,
+    pub freezes: u64,
+    pub freeze_ratio: f64,
+    pub audio_gaps: u64,
+    pub audio_gap_ratio: f64,
+    pub layer_switches: u64,
+    pub layer_switches_up: u64,
+    pub layer_switches_down: u64,
+    /// The chair's video layer at the end (rid or resolution), if any keyframe arrived.
+    pub final_layer: Option<String>,
+    pub layers: Vec<PointLayerReport>,
+    pub rtt_ms: Option<f64>,
+}
+
+pub(super) fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+pub(super) fn audio_loss_after(s: &PointStats) -> f64 {
+    let (mut e, mut l) = (0, 0);
+    for st in s.streams.values() {
+        if st.kind.as_deref() == Some("audio") {
+            e += st.seq.expected();
+            l += st.seq.unrecovered();
+        }
+    }
+    pct(l, e)
+}
+
+/// The report of a run that could not start (the chair could not join).
+pub(super) fn failed_report(
+    cfg: &LoadConfig,
+    target: &str,
+    started_unix: u64,
+    failure: Failure,
+) -> Report {
+    Report {
+        schema: SCHEMA,
+        scenario: cfg.scenario,
+        target: target.to_owned(),
+        started_unix,
+        load_average: [load_average(); 2],
+        config: config_report(cfg),
+        points: Counts {
+            requested: cfg.points,
+            failed: 1,
+            ..Default::default()
+        },
+        failures: vec![failure],
+        join_latency_s: Summary::default(),
+        setup_s: 0.0,
+        window_s: 0.0,
+        video: VideoReport::default(),
+        audio: AudioReport::default(),
+        rtt_ms: Summary::default(),
+        delivery: Delivery::default(),
+        bitrate_series_kbps: Vec::new(),
+        server: ServerReport::default(),
+        generator: GeneratorReport::default(),
+        link: None,
+        chair: None,
+        floor: None,
+        publisher: PublisherReport::default(),
+        per_point: Vec::new(),
+    }
+}
+
+pub(super) fn config_report(cfg: &LoadConfig) -> ConfigReport {
+    ConfigReport {
+        points: cfg.points,
+        seconds: cfg.seconds,
+        fps: cfg.fps,
+        video_kbps: cfg.video_kbps,
+        link: cfg.link.clone(),
+        seed: cfg.seed,
+        join_spread_s: (cfg.scenario == Scenario::Joinstorm)
+            .then_some(cfg.join_spread.as_secs_f64()),
+        churn_every_s: (cfg.scenario == Scenario::Soak).then_some(cfg.churn_every.as_secs_f64()),
+        simulcast_layers: cfg.simulcast.clone(),
+    }
+}
+
+pub(super) fn add_counters(a: &mut LinkCounters, b: &LinkCounters) {
+    a.packets += b.packets;
+    a.bytes += b.bytes;
+    a.delivered += b.delivered;
+    a.lost += b.lost;
+    a.queue_drops += b.queue_drops;
+    a.blocked += b.blocked;
+}

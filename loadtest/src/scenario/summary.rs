@@ -1,0 +1,303 @@
+//! From the snapshots at the end of a run to the report.
+
+use std::time::{Duration, Instant};
+
+use super::floor::FloorRun;
+use super::measure::{LayerView, Tracked, layer_reports, point_report};
+use super::report::*;
+use super::server::{Server, ServerSample, load_average, rss_bytes};
+use super::{LoadConfig, SCHEMA, Scenario};
+use crate::layers::MAX_LAYERS;
+use crate::point::{LayerSent, PointStats};
+use crate::stats::Summary;
+
+/// Everything a finished run hands to [`summarize`].
+pub(super) struct Finished<'a> {
+    pub cfg: &'a LoadConfig,
+    pub server: &'a Server,
+    pub view: LayerView<'a>,
+    pub tracked: &'a [Tracked],
+    pub failures: Vec<Failure>,
+    pub chair_snap: PointStats,
+    pub chair_base: super::measure::Base,
+    pub chair_sent0: u64,
+    pub chair_layers_sent0: [LayerSent; MAX_LAYERS],
+    pub floor: Option<FloorRun>,
+    pub started_unix: u64,
+    pub setup_s: f64,
+    pub window_start: Instant,
+    pub window_end: Instant,
+    pub load0: f64,
+    pub gen_cpu_total: f64,
+    pub s0: ServerSample,
+    pub s1: ServerSample,
+    pub paused_max: Option<f64>,
+    pub rss0: Option<u64>,
+    pub churn_joins: usize,
+    pub churn_leaves: usize,
+}
+
+pub(super) fn summarize(run: Finished) -> Report {
+    let Finished {
+        cfg,
+        server,
+        view,
+        tracked,
+        mut failures,
+        chair_snap,
+        chair_base,
+        chair_sent0,
+        chair_layers_sent0,
+        floor,
+        started_unix,
+        setup_s,
+        window_start,
+        window_end,
+        load0,
+        gen_cpu_total,
+        s0,
+        s1,
+        paused_max,
+        rss0,
+        churn_joins,
+        churn_leaves,
+    } = run;
+    let window_s = (window_end - window_start).as_secs_f64();
+    let chair_sent = chair_snap.packets_sent - chair_sent0;
+    // Per point numbers.
+    let mut reports = Vec::new();
+    let mut counts = Counts {
+        requested: cfg.points,
+        churn_joins,
+        churn_leaves,
+        ..Default::default()
+    };
+    let mut delivered = 0u64;
+    let mut receiving = 0u64;
+    let mut audio_loss = Vec::new();
+    let mut link = cfg.link.as_ref().map(|_| LinkReport::default());
+    let mut series: Vec<(f64, usize)> = Vec::new();
+    for t in tracked {
+        let Some((snap, end)) = &t.last else { continue };
+        counts.joined += 1;
+        let has_video = snap
+            .streams
+            .values()
+            .any(|s| s.kind.as_deref() == Some("video") && s.packets > 0);
+        // A point that joined in the last seconds of the window (soak churn) is not judged.
+        let too_late = t
+            .base
+            .at
+            .is_some_and(|at| window_end.saturating_duration_since(at) < Duration::from_secs(3));
+        if has_video {
+            counts.media += 1;
+        } else if !too_late {
+            failures.push(Failure {
+                point: t.name.clone(),
+                stage: "media",
+                error: if cfg.link.as_ref().is_some_and(|l| l.udp_blocked) {
+                    "UDP blocked: unsupported until the server offers ICE-TCP or TURN \
+                     (no media path)"
+                        .into()
+                } else if snap.errors.is_empty() {
+                    "joined, but no video arrived".into()
+                } else {
+                    snap.errors.join("; ")
+                },
+            });
+        }
+        if snap
+            .streams
+            .values()
+            .any(|s| s.first_complete_keyframe_at.is_some())
+        {
+            counts.decodable += 1;
+        }
+        let r = point_report(&t.name, snap, &t.base, *end, &view);
+        if !t.left_early && t.base.at == Some(window_start) {
+            // Only points present for the whole window count toward delivery.
+            let chair_streams: u64 = snap
+                .streams
+                .values()
+                .filter(|s| s.stream_id == view.chair)
+                .map(|s| s.packets)
+                .sum();
+            let base_chair: u64 = t.base.packets.min(chair_streams);
+            delivered += chair_streams - base_chair;
+            receiving += 1;
+        }
+        audio_loss.push(audio_loss_after(snap));
+        if let (Some(l), Some(p)) = (&mut link, &t.point)
+            && let Some(pl) = &p.link
+        {
+            let (up, down) = pl.counters();
+            add_counters(&mut l.up, &up);
+            add_counters(&mut l.down, &down);
+        }
+        for st in snap.streams.values() {
+            for (i, b) in st.series.bytes_per_second.iter().enumerate() {
+                if series.len() <= i {
+                    series.resize(i + 1, (0.0, 0));
+                }
+                series[i].0 += *b as f64 * 8.0 / 1_000.0;
+            }
+        }
+        let secs = snap
+            .streams
+            .values()
+            .map(|s| s.series.bytes_per_second.len())
+            .max()
+            .unwrap_or(0);
+        for s in series.iter_mut().take(secs) {
+            s.1 += 1;
+        }
+        reports.push(r);
+    }
+    counts.failed = failures.len();
+    let expected = chair_sent * receiving;
+    let summary = |f: &dyn Fn(&PointReport) -> Option<f64>| {
+        Summary::of(&reports.iter().filter_map(f).collect::<Vec<_>>())
+    };
+    let media_only = |r: &PointReport| r.video_kbps > 0.0 || r.fps > 0.0;
+
+    let publisher = PublisherReport::of(
+        view.ladder,
+        &chair_snap.layers_sent,
+        &chair_layers_sent0,
+        window_s,
+    );
+    let sent: Vec<f64> = publisher.layers.iter().map(|l| l.sent_kbps).collect();
+    let media_points: Vec<&PointReport> = reports.iter().filter(|r| media_only(r)).collect();
+    let (layers, layer_switches) = layer_reports(&media_points, view.ladder, &sent);
+    let floor = floor.map(|f| f.report(tracked, &chair_snap, &view, window_s));
+    let server_cpu = match (s0.cpu, s1.cpu) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    let packets_out = diff(s0.packets_out, s1.packets_out);
+    let forwarded = packets_out.filter(|p| *p > 0.0).unwrap_or(delivered as f64);
+    let in_process = server.inprocess.is_some();
+    let rss = s1.rss;
+    let chair_report = (cfg.scenario == Scenario::Townhall).then(|| {
+        let mut c = ChairReport::default();
+        let window = (window_end - window_start).as_secs_f64().max(1e-3);
+        let mut fps = Vec::new();
+        let mut vbytes = 0u64;
+        for st in chair_snap.streams.values() {
+            if st.kind.as_deref() == Some("video") {
+                c.video_streams += 1;
+                fps.push(st.freezes.frames as f64 / window);
+                vbytes += st.bytes;
+            } else {
+                c.audio_streams += 1;
+            }
+        }
+        c.video_fps = Summary::of(&fps);
+        c.video_kbps_total =
+            vbytes.saturating_sub(chair_base.video_bytes) as f64 * 8.0 / 1_000.0 / window;
+        c
+    });
+    Report {
+        schema: SCHEMA,
+        scenario: cfg.scenario,
+        target: server.label.clone(),
+        started_unix,
+        load_average: [load0, load_average()],
+        config: config_report(cfg),
+        points: counts,
+        failures,
+        join_latency_s: summary(&|r| r.join_latency_s),
+        setup_s,
+        window_s,
+        video: VideoReport {
+            kbps: summary(&|r| media_only(r).then_some(r.video_kbps)),
+            fps: summary(&|r| media_only(r).then_some(r.fps)),
+            loss_before_nack_pct: summary(&|r| media_only(r).then_some(r.loss_before_nack_pct)),
+            loss_after_nack_pct: summary(&|r| media_only(r).then_some(r.loss_after_nack_pct)),
+            freezes_total: reports.iter().map(|r| r.freezes).sum(),
+            freeze_ratio: summary(&|r| media_only(r).then_some(r.freeze_ratio)),
+            layer_switches_total: reports.iter().map(|r| r.layer_switches).sum(),
+            layer_switches,
+            layers,
+        },
+        audio: AudioReport {
+            kbps: summary(&|r| Some(r.audio_kbps)),
+            gaps_over_60ms_total: reports.iter().map(|r| r.audio_gaps).sum(),
+            gap_ratio: summary(&|r| Some(r.audio_gap_ratio)),
+            loss_after_nack_pct: Summary::of(&audio_loss),
+        },
+        rtt_ms: summary(&|r| r.rtt_ms),
+        delivery: Delivery {
+            packets_expected: expected,
+            packets_delivered: delivered,
+            ratio: if expected > 0 {
+                delivered as f64 / expected as f64
+            } else {
+                0.0
+            },
+        },
+        bitrate_series_kbps: series
+            .iter()
+            .map(|(kbps, n)| if *n > 0 { kbps / *n as f64 } else { 0.0 })
+            .collect(),
+        server: ServerReport {
+            cpu_source: server.cpu_source().into(),
+            cpu_seconds: server_cpu,
+            cpu_cores: server_cpu.map(|c| c / window_s),
+            rss_bytes: rss,
+            rss_per_point_bytes: match (rss0, rss) {
+                (Some(a), Some(b)) if counts.joined > 0 => {
+                    Some((b as f64 - a as f64) / counts.joined as f64)
+                }
+                _ => None,
+            },
+            packets_in: diff(s0.packets_in, s1.packets_in),
+            packets_out,
+            cpu_us_per_forwarded_packet: server_cpu
+                .filter(|_| forwarded > 0.0)
+                .map(|c| c * 1e6 / forwarded),
+            plis_sent: diff(s0.plis, s1.plis),
+            link_estimate_bps: s1
+                .link_estimate
+                .as_ref()
+                .map(|h| h.since(s0.link_estimate.as_ref()).report()),
+            link_loss_ratio: s1
+                .link_loss
+                .as_ref()
+                .map(|h| h.since(s0.link_loss.as_ref()).report()),
+            layer_switches: match (s1.switches_up, s1.switches_down) {
+                (None, None) => None,
+                (up, down) => Some(Switches {
+                    up: up.unwrap_or(0.0) - s0.switches_up.unwrap_or(0.0),
+                    down: down.unwrap_or(0.0) - s0.switches_down.unwrap_or(0.0),
+                }),
+            },
+            video_paused_downtracks: s1.paused_downtracks.map(|end| PausedReport {
+                end,
+                max: paused_max.unwrap_or(end).max(end),
+            }),
+        },
+        generator: GeneratorReport {
+            cpu_seconds: gen_cpu_total
+                - if in_process {
+                    server_cpu.unwrap_or(0.0)
+                } else {
+                    0.0
+                },
+            cpu_cores: (gen_cpu_total
+                - if in_process {
+                    server_cpu.unwrap_or(0.0)
+                } else {
+                    0.0
+                })
+                / window_s,
+            rss_bytes: rss_bytes(std::process::id()),
+        },
+        link,
+        chair: chair_report,
+        floor,
+        publisher,
+        per_point: if cfg.per_point { reports } else { Vec::new() },
+    }
+}
