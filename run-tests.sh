@@ -53,3 +53,7 @@ if [ -f tests/browser/admin.mjs ]; then
   step "admin panel browser test (Chromium)"
   node tests/browser/admin.mjs
 fi
+if [ -f tests/browser/simulcast.mjs ]; then
+  step "simulcast layer routing browser test (Chromium)"
+  node tests/browser/simulcast.mjs
+fi

@@ -77,7 +77,7 @@ async function main() {
     const layers = await encoding(chair);
     return { ok: layers.length >= 2 && layers.length <= 3, layers, detail: describe(layers) };
   }, SEND_TIMEOUT_MS);
-  h.check("(a) the chair's publish connection sends 2-3 simulcast encodings", sent.ok, `${sent.layers.length}: ${sent.detail}`);
+  h.check("(a) the chair's publish connection sends 2-3 simulcast encodings", sent.ok, `${sent.layers.length}: ${sent.detail}; uplink estimate ${await uplink(chair)}`);
   if (!sent.ok) return false;
   for (const p of [pA, pB]) {
     const layers = await until(async () => {
@@ -89,14 +89,16 @@ async function main() {
     if (!layers.ok) return false;
   }
 
-  // b. Each point steps up to the chair's largest layer.
+  // b. Each point steps up to the chair's largest layer: the full-size one (rid f), which the
+  //    chair's browser adds once its own uplink estimate has grown (it starts with q and h).
   const seen = new Map([[pA, []], [pB, []]]);
   const program = await until(async () => {
-    const top = Math.max(...(await encoding(chair)).map((l) => l.frameHeight));
+    const layers = await encoding(chair);
+    const full = layers.find((l) => l.rid === 'f')?.frameHeight;
     const got = await Promise.all([pA, pB].map((p) => decoding(p, chair.id)));
     got.forEach((g, i) => note(seen.get([pA, pB][i]), g.frameHeight));
-    const ok = got.every((g) => g.frames > 0 && g.frameHeight === top);
-    return { ok, detail: `chair's top layer ${top}p; pointA decodes ${show(got[0])}, pointB ${show(got[1])}` };
+    const ok = Boolean(full) && got.every((g) => g.frames > 0 && g.frameHeight === full);
+    return { ok, detail: `chair sends ${describe(layers)}; pointA decodes ${show(got[0])}, pointB ${show(got[1])}` };
   }, STEP_UP_TIMEOUT_MS, 1000);
   h.check("(b) each point decodes the chair's camera at its largest layer", program.ok, `${program.detail}; heights seen A ${seen.get(pA).join('→')}, B ${seen.get(pB).join('→')}`);
 
@@ -133,8 +135,8 @@ async function main() {
   }, STEP_UP_TIMEOUT_MS, 1000);
   h.check('(d) with the floor, the chair decodes pointA above its lowest layer, pointB stays a thumbnail, pointB decodes pointA', floorLayers.ok, `${floorLayers.detail}; heights of A at the chair ${seenA.join('→')}`);
 
-  // The layers each publisher ended with (for the report).
-  for (const p of all) h.step(`${p.name} sends ${describe(await encoding(p))}`);
+  // The layers each publisher ended with, and its uplink estimate (for the report).
+  for (const p of all) h.step(`${p.name} sends ${describe(await encoding(p))}; uplink estimate ${await uplink(p)}`);
   return true;
 }
 
@@ -166,6 +168,18 @@ async function decoding(p, from) {
     if (frames > best.frames) best = { frames, frameHeight: row.frameHeight, frameWidth: row.frameWidth };
   }
   return best;
+}
+
+/** Chromium's estimate of the publish connection's uplink (availableOutgoingBitrate). */
+async function uplink(p) {
+  const bps = await p.page.evaluate(async () => {
+    let out = null;
+    (await window.hoinghi.publishPc?.getStats())?.forEach((s) => {
+      if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) out = s.availableOutgoingBitrate;
+    });
+    return out;
+  });
+  return bps ? `${Math.round(bps / 1000)} kbit/s` : 'unknown';
 }
 
 const lowest = (layers) => Math.min(...layers.map((l) => l.frameHeight));
