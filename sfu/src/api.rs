@@ -113,6 +113,11 @@ pub struct LocalCandidate {
 /// What a worker tells a participant's session.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
+    /// The videos this participant's link cannot carry now (the complete list; empty when all
+    /// flow again). Audio is never paused.
+    VideoPaused {
+        tracks: Vec<(ParticipantId, TrackSource)>,
+    },
     SubscribeOffer {
         revision: u64,
         sdp: String,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, VideoItem, allocate};
-use crate::api::TrackKind;
+use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long.
@@ -41,6 +41,8 @@ pub(crate) struct LinkAllocation {
     connected_without_feedback: Option<Instant>,
     /// (reported, missing) of the estimator at the last stats pass.
     pub loss_seen: (u64, u64),
+    /// The paused videos the subscriber was last told of.
+    paused_told: Vec<(ParticipantId, TrackSource)>,
 }
 
 impl Worker {
@@ -56,6 +58,19 @@ impl Worker {
                     by_conn.entry(d.conn).or_default().push((k, i));
                 }
             }
+        }
+        // A link that receives nothing any more has nothing paused either.
+        let emptied: Vec<ParticipantId> = self
+            .conns
+            .iter_mut()
+            .filter(|(k, c)| !c.allocation.paused_told.is_empty() && !by_conn.contains_key(k))
+            .map(|(_, c)| {
+                c.allocation.paused_told.clear();
+                c.participant
+            })
+            .collect();
+        for p in emptied {
+            self.notify(p, MediaEvent::VideoPaused { tracks: Vec::new() });
         }
         let mut paused = 0i64;
         for (conn, downtracks) in by_conn {
@@ -128,9 +143,6 @@ impl Worker {
                 TrackKind::Video => {}
             }
         }
-        if video.is_empty() {
-            return 0;
-        }
         let infos: Vec<Vec<LayerInfo>> = video
             .iter()
             .map(|&(t, _)| {
@@ -170,13 +182,14 @@ impl Worker {
         };
         let chosen = allocate(&budget, &items);
 
-        let mut paused = 0;
+        let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();
         let mut stepped_up = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
         for (&(t, i), choice) in video.iter().zip(chosen) {
+            let (publisher, source) = (self.tracks[t].publisher, self.tracks[t].source);
             let d = &mut self.tracks[t].downtracks[i];
             if choice.is_none() {
-                paused += 1;
+                paused.push((publisher, source));
             }
             if choice == d.target {
                 continue;
@@ -197,12 +210,24 @@ impl Worker {
                 Some(_) => {}
             }
         }
-        if stepped_up && let Some(c) = self.conns.get_mut(key) {
-            c.allocation.last_step_up = Some(now);
+        let count = paused.len() as i64;
+        paused.sort_unstable_by_key(|(p, s)| (*p, *s as u8));
+        let mut tell = None;
+        if let Some(c) = self.conns.get_mut(key) {
+            if stepped_up {
+                c.allocation.last_step_up = Some(now);
+            }
+            if c.allocation.paused_told != paused {
+                tell = Some(c.participant);
+                c.allocation.paused_told = paused.clone();
+            }
+        }
+        if let Some(subscriber) = tell {
+            self.notify(subscriber, MediaEvent::VideoPaused { tracks: paused });
         }
         for (t, rank) in keyframes {
             self.request_keyframe(now, t, rank);
         }
-        paused
+        count
     }
 }

@@ -97,6 +97,14 @@ pub struct TrackInfo {
     pub source: Source,
 }
 
+/// One video a `video_paused` message names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PausedTrack {
+    pub participant: String,
+    pub source: Source,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaKind {
@@ -459,6 +467,12 @@ pub enum ServerMessage {
         rtt_ms: Option<u32>,
         /// Packet loss, 0..1 (the worse of up and down), three decimals.
         loss: f64,
+    },
+    /// Videos the server stopped sending this client because its link cannot carry even their
+    /// lowest layer (audio continues): the complete list, sent whenever it changes.
+    VideoPaused {
+        v: u32,
+        tracks: Vec<PausedTrack>,
     },
     /// The chair ended the meeting; `bye` follows.
     MeetingEnded {

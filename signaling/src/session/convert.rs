@@ -28,11 +28,17 @@ pub(super) fn media_message(event: MediaEvent) -> ServerMessage {
                         sfu::TrackKind::Audio => protocol::MediaKind::Audio,
                         sfu::TrackKind::Video => protocol::MediaKind::Video,
                     },
-                    source: match t.source {
-                        sfu::TrackSource::Microphone => protocol::Source::Microphone,
-                        sfu::TrackSource::Camera => protocol::Source::Camera,
-                        sfu::TrackSource::Screen => protocol::Source::Screen,
-                    },
+                    source: source_of(t.source),
+                })
+                .collect(),
+        },
+        MediaEvent::VideoPaused { tracks } => ServerMessage::VideoPaused {
+            v,
+            tracks: tracks
+                .into_iter()
+                .map(|(publisher, source)| protocol::PausedTrack {
+                    participant: publisher.to_string(),
+                    source: source_of(source),
                 })
                 .collect(),
         },
@@ -59,5 +65,13 @@ pub(super) fn media_message(event: MediaEvent) -> ServerMessage {
                 sfu::ConnState::Closed => PcState::Closed,
             },
         },
+    }
+}
+
+fn source_of(source: sfu::TrackSource) -> protocol::Source {
+    match source {
+        sfu::TrackSource::Microphone => protocol::Source::Microphone,
+        sfu::TrackSource::Camera => protocol::Source::Camera,
+        sfu::TrackSource::Screen => protocol::Source::Screen,
     }
 }
