@@ -30,6 +30,8 @@ pub(super) struct Base {
     pub video_bytes: u64,
     pub audio_bytes: u64,
     pub packets: u64,
+    /// Packets of the chair's streams (what delivery counts).
+    pub program_packets: u64,
     pub frames: u64,
     /// The chair's video: time on and bytes of each layer so far.
     pub layer_time: [Duration; MAX_LAYERS],
@@ -49,6 +51,9 @@ pub(super) fn base_of(s: &PointStats, at: Instant, view: &LayerView) -> Base {
     }
     for st in s.streams.values() {
         b.packets += st.packets;
+        if st.stream_id == view.chair {
+            b.program_packets += st.packets;
+        }
         if st.kind.as_deref() == Some("video") {
             b.video_bytes += st.bytes;
             b.frames += st.freezes.frames;

@@ -73,7 +73,15 @@ pub(super) fn summarize(run: Finished) -> Report {
         ..Default::default()
     };
     let mut delivered = 0u64;
-    let mut receiving = 0u64;
+    let mut expected = 0f64;
+    // The chair's packets in the window, per video layer and audio.
+    let layer_packets: Vec<u64> = chair_snap
+        .layers_sent
+        .iter()
+        .zip(&chair_layers_sent0)
+        .map(|(n, b)| n.packets.saturating_sub(b.packets))
+        .collect();
+    let chair_audio_sent = chair_sent.saturating_sub(layer_packets.iter().sum());
     let mut audio_loss = Vec::new();
     let mut link = cfg.link.as_ref().map(|_| LinkReport::default());
     let mut series: Vec<(f64, usize)> = Vec::new();
@@ -122,9 +130,24 @@ pub(super) fn summarize(run: Finished) -> Report {
                 .filter(|s| s.stream_id == view.chair)
                 .map(|s| s.packets)
                 .sum();
-            let base_chair: u64 = t.base.packets.min(chair_streams);
-            delivered += chair_streams - base_chair;
-            receiving += 1;
+            delivered += chair_streams.saturating_sub(t.base.program_packets);
+            expected += if view.ladder.is_simulcast() {
+                // One layer at a time: what the chair sent on each layer, for as long as this
+                // point was on it.
+                let on = |l: usize| {
+                    r.layers
+                        .get(l)
+                        .map_or(0.0, |pl| (pl.seconds / window_s).min(1.0))
+                };
+                chair_audio_sent as f64
+                    + layer_packets
+                        .iter()
+                        .enumerate()
+                        .map(|(l, p)| *p as f64 * on(l))
+                        .sum::<f64>()
+            } else {
+                chair_sent as f64
+            };
         }
         audio_loss.push(audio_loss_after(snap));
         if let (Some(l), Some(p)) = (&mut link, &t.point)
@@ -154,7 +177,7 @@ pub(super) fn summarize(run: Finished) -> Report {
         reports.push(r);
     }
     counts.failed = failures.len();
-    let expected = chair_sent * receiving;
+    let expected = expected.round() as u64;
     let summary = |f: &dyn Fn(&PointReport) -> Option<f64>| {
         Summary::of(&reports.iter().filter_map(f).collect::<Vec<_>>())
     };

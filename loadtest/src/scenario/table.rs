@@ -101,6 +101,7 @@ pub fn table(r: &Report) -> String {
             f(c.video_fps.p50)
         );
     }
+    s += &layers_table(r);
     for fl in r.failures.iter().take(5) {
         s += &format!("failure: {} [{}] {}\n", fl.point, fl.stage, fl.error);
     }
@@ -108,6 +109,73 @@ pub fn table(r: &Report) -> String {
         s += &format!(
             "… {} more failures in the JSON report\n",
             r.failures.len() - 5
+        );
+    }
+    s
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("-".into(), f)
+}
+
+/// Per-layer lines (with --simulcast), the floor holder, and the server's adaptation series.
+fn layers_table(r: &Report) -> String {
+    let mut s = String::new();
+    if r.config.simulcast_layers.is_some() {
+        let v = &r.video;
+        s += &format!(
+            "layers (chair video at the points): switches {} up / {} down\n",
+            v.layer_switches.up, v.layer_switches.down
+        );
+        for l in &v.layers {
+            s += &format!(
+                "  {} {}x{}: sent {} kbit/s · received p50 {} kbit/s · {} s p50 · reached {} · at end {} · first keyframe p50 {} s\n",
+                l.rid,
+                l.width,
+                l.height,
+                f(l.sent_kbps),
+                f(l.kbps.p50),
+                f(l.seconds.p50),
+                l.points_reached,
+                l.points_at_end,
+                f(l.first_keyframe_s.p50),
+            );
+        }
+    }
+    if let Some(fl) = &r.floor {
+        s += &format!(
+            "floor: {} {} · {}/{} points receive its camera (first keyframe p50 {} s, {} kbit/s p50) · \
+             per layer at end {:?} · chair: {} thumbnails, {} on the lowest layer, holder on {}\n",
+            fl.holder,
+            if fl.granted { "granted" } else { "NOT granted" },
+            fl.points_receiving,
+            fl.points_expected,
+            f(fl.first_keyframe_s.p50),
+            f(fl.kbps.p50),
+            fl.points_per_layer,
+            fl.chair_thumbnails,
+            fl.chair_thumbnails_on_lowest,
+            fl.chair_holder_layer.as_deref().unwrap_or("-"),
+        );
+    }
+    let sv = &r.server;
+    if sv.link_estimate_bps.is_some()
+        || sv.layer_switches.is_some()
+        || sv.video_paused_downtracks.is_some()
+    {
+        let est = sv.link_estimate_bps.clone().unwrap_or_default();
+        s += &format!(
+            "server links: estimate p10/p50/p90 {}/{}/{} kbit/s (n={}) · loss after NACK p50 {} · \
+             switches {} up / {} down · paused videos {} (max {})\n",
+            opt(est.p10.map(|b| b / 1e3)),
+            opt(est.p50.map(|b| b / 1e3)),
+            opt(est.p90.map(|b| b / 1e3)),
+            est.count,
+            opt(sv.link_loss_ratio.as_ref().and_then(|h| h.p50)),
+            opt(sv.layer_switches.map(|x| x.up)),
+            opt(sv.layer_switches.map(|x| x.down)),
+            opt(sv.video_paused_downtracks.map(|p| p.end)),
+            opt(sv.video_paused_downtracks.map(|p| p.max)),
         );
     }
     s
