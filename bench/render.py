@@ -166,6 +166,64 @@ if flap and flap.get("bitrate_series_kbps"):
     s = flap["bitrate_series_kbps"]
     L.append("Mean kbit/s received per point, per second, on `flap` (2 Mbit/s → 150 kbit/s from 10 s to 30 s after each point's link starts → 2 Mbit/s):\n")
     L.append("`" + " ".join(f"{x:.0f}" for x in s) + "`\n")
+def per_layer(ls, key, d=0):
+    return " / ".join(f(l[key]["p50"], d) if isinstance(l[key], dict) else f(l[key], d) for l in ls)
+
+sim = [(n, load(f"simulcast-{n}.json")) for n in ("fibre", "adsl", "bad", "flap")]
+sim = [(n, r) for n, r in sim if r]
+if sim:
+    sm = load("simulcast-machine.json") or {}
+    L.append("## Simulcast over the link profiles (fan-out, 20 points)\n")
+    L.append(f"The chair publishes three VP8 layers, rids `q` / `h` / `f` at {sm.get('layers', '150,500,1200')} kbit/s "
+             "(320×180 / 640×360 / 1280×720, written into every keyframe so each point tells which layer it "
+             "receives); the server forwards one layer per point on one SSRC, chosen from its estimate of that "
+             "point's link. Measured " f"{sm.get('date','?')} at commit `{sm.get('commit','?')}`, load average "
+             f"{sm.get('loadavg','?')} at the start. Command: `bench/simulcast.sh` "
+             "(`hoinghi-loadtest fanout -n 20 --simulcast --layers 150,500,1200 --link PROFILE --seconds 30 "
+             "--per-point --json …`, flap: `--seconds 45`). *Before*: the same profile without simulcast "
+             "(the link-profile table above, 800 kbit/s single stream).\n")
+    L.append("| link | points joined/media/decodable | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, r in sim:
+        v, pts, sv = r["video"], r["points"], r["server"]
+        ls = v.get("layers", [])
+        before = load(f"link-{n}.json")
+        bdec = f"{before['points']['decodable']}/{before['points']['requested']}" if before else "–"
+        est = (sv.get("link_estimate_bps") or {}).get("p50")
+        paused = (sv.get("video_paused_downtracks") or {}).get("max")
+        L.append(f"| {n} | {pts['joined']}/{pts['media']}/{pts['decodable']} of {pts['requested']} | {bdec} | "
+                 f"{' / '.join(str(l['points_at_end']) for l in ls)} | {per_layer(ls, 'kbps')} | {per_layer(ls, 'seconds', 1)} | "
+                 f"{' / '.join(f(l['first_keyframe_s']['p50'], 1) if l['first_keyframe_s']['count'] else '–' for l in ls)} | "
+                 f"{f(v['kbps']['p50'], 0)} | {v['freezes_total']} | {f(v['freeze_ratio']['p95'], 3)} | "
+                 f"{f(v['loss_before_nack_pct']['mean'])} → {f(v['loss_after_nack_pct']['mean'])} | "
+                 f"{f(v['layer_switches']['up'], 0)} / {f(v['layer_switches']['down'], 0)} | "
+                 f"{f(est / 1e3, 0) if est is not None else '–'} | {f(paused, 0) if paused is not None else '–'} | "
+                 f"{f(sv.get('cpu_us_per_forwarded_packet'))} |")
+    L.append("")
+    L.append("Sent by the chair in the window (kbit/s, q / h / f): " + "; ".join(
+        f"{n} {' / '.join(f(l['sent_kbps'], 0) for l in r['publisher']['layers'])}" for n, r in sim) + ".\n")
+    for n, r in sim:
+        for fl in r["failures"][:3]:
+            L.append(f"- simulcast {n}: `{fl['point']}` [{fl['stage']}] {fl['error']}")
+    sflap = dict(sim).get("flap")
+    if sflap:
+        L.append("Mean kbit/s received per point on each layer, per second since the start, on `flap` with simulcast "
+                 "(2 Mbit/s → 150 kbit/s from 10 s to 30 s after each point's link starts → 2 Mbit/s):\n")
+        for l in sflap["video"]["layers"]:
+            L.append(f"- `{l['rid']}`: `" + " ".join(f"{x:.0f}" for x in l["series_kbps"]) + "`")
+        L.append("")
+    th = load("simulcast-townhall-floor.json")
+    if th and th.get("floor"):
+        fl, c = th["floor"], th.get("chair") or {}
+        L.append(f"Town hall with a floor holder (`hoinghi-loadtest townhall -n {th['config']['points']} --simulcast --floor "
+                 f"--seconds 20`, every point publishing the same three layers): the chair granted the floor to "
+                 f"`{fl['holder']}` ({'confirmed' if fl['granted'] else 'NOT confirmed'} by `room_state` in "
+                 f"{f(fl['grant_latency_s'])} s); {fl['points_receiving']} of {fl['points_expected']} other points received its "
+                 f"camera (first keyframe p50 {f(fl['first_keyframe_s']['p50'])} s after the grant, {f(fl['kbps']['p50'], 0)} kbit/s p50, "
+                 f"points per layer at the end q / h / f: {' / '.join(str(x) for x in fl['points_per_layer'])}); the chair "
+                 f"received {c.get('video_streams', '–')} videos: {fl['chair_thumbnails']} thumbnails, "
+                 f"{fl['chair_thumbnails_on_lowest']} of them on the lowest layer, and the holder on `{fl['chair_holder_layer']}`.\n")
+
 scen_rows(sorted(glob.glob(os.path.join(res, "townhall-*.json"))) + sorted(glob.glob(os.path.join(res, "soak-*.json"))),
           "Town hall and soak", "hoinghi-loadtest townhall -n 20 --seconds 20; hoinghi-loadtest soak -n 20 --seconds 60 --churn 2", "run")
 th = load("townhall-20.json")

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerates docs/benchmarks.md: runs every measurement into bench/results, then renders.
-#   bench/run-all.sh            everything (about 20 minutes on 2 cores)
-# Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20); REAL_FANOUT_N (50) and
+#   bench/run-all.sh            everything (about 25 minutes on 2 cores)
+# Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20), LAYERS and FLOOR_N (see
+# bench/simulcast.sh); REAL_FANOUT_N (50) and
 # REAL_STORM_N (300) for the runs against the real `hoinghi serve` (bench/real-serve.sh).
 set -eu
 cd "$(dirname "$0")/.."
@@ -36,6 +37,7 @@ for profile in fibre adsl bad tcp-only; do
   "$LT" fanout -n "$P" --link "$profile" --seconds 30 --ready-timeout 20 --json "$OUT/link-$profile.json"
 done
 "$LT" fanout -n "$P" --link flap --seconds 45 --json "$OUT/link-flap.json"
+OUT="$OUT" LOADTEST="$LT" PROFILE_N="$P" bench/simulcast.sh
 "$LT" townhall -n 20 --seconds 20 --json "$OUT/townhall-20.json"
 "$LT" soak -n 20 --seconds 60 --churn 2 --json "$OUT/soak-20.json"
 # The same loads against the real `hoinghi serve` (signed test-room tokens, /proc and /metrics).

@@ -109,6 +109,10 @@ pub struct PointStats {
     pub floor: Option<String>,
     /// Whether any `room_state` arrived yet.
     pub room_state_seen: bool,
+    /// Videos the server last said it paused for this point's link (`video_paused`), and the
+    /// most it listed at once.
+    pub video_paused: usize,
+    pub video_paused_max: usize,
 }
 
 /// What a publisher sent on one video layer.
@@ -346,6 +350,11 @@ impl Point {
                         s.floor = floor.map(|f| f.point);
                         s.room_state_seen = true;
                     }
+                    ServerMessage::VideoPaused { tracks, .. } => {
+                        let mut s = lock(&stats2);
+                        s.video_paused = tracks.len();
+                        s.video_paused_max = s.video_paused_max.max(tracks.len());
+                    }
                     ServerMessage::Bye { .. } => break,
                     _ => {}
                 }
@@ -394,6 +403,8 @@ impl Point {
             layers_sent: s.layers_sent,
             floor: s.floor.clone(),
             room_state_seen: s.room_state_seen,
+            video_paused: s.video_paused,
+            video_paused_max: s.video_paused_max,
         }
     }
 

@@ -85,6 +85,7 @@ pub(super) fn point_report(
     let mut r = PointReport {
         name: name.to_owned(),
         rtt_ms: s.rtt.map(|r| r * 1_000.0),
+        video_paused_max: s.video_paused_max,
         ..Default::default()
     };
     let (mut vb, mut ab, mut frames) = (0u64, 0u64, 0u64);

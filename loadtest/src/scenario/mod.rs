@@ -31,7 +31,7 @@ use server::{Server, self_cpu};
 pub use server::{load_average, mint_test_room_token, rss_bytes};
 pub use table::table;
 
-pub const SCHEMA: &str = "hoinghi-loadtest/1";
+pub const SCHEMA: &str = "hoinghi-loadtest/2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -100,6 +100,8 @@ pub struct VideoReport {
     pub layer_switches: Switches,
     /// The chair's video layer by layer (one entry without simulcast).
     pub layers: Vec<LayerReport>,
+    /// Points the server told (`video_paused`) that their link cannot carry some video.
+    pub points_told_paused: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -300,6 +302,8 @@ pub struct PointReport {
     /// The chair's video layer at the end (rid or resolution), if any keyframe arrived.
     pub final_layer: Option<String>,
     pub layers: Vec<PointLayerReport>,
+    /// The most videos `video_paused` listed at once for this point.
+    pub video_paused_max: usize,
     pub rtt_ms: Option<f64>,
 }
 

@@ -243,6 +243,7 @@ pub(super) fn summarize(run: Finished) -> Report {
             layer_switches_total: reports.iter().map(|r| r.layer_switches).sum(),
             layer_switches,
             layers,
+            points_told_paused: reports.iter().filter(|r| r.video_paused_max > 0).count(),
         },
         audio: AudioReport {
             kbps: summary(&|r| Some(r.audio_kbps)),
