@@ -8,7 +8,12 @@
 //      bandwidth estimate for that point has stepped up (polled, never timed);
 //   c. the chair decodes both points' cameras as thumbnails: the points' lowest layer;
 //   d. the chair grants the floor to point A (the grant button on A's tile): the chair then
-//      decodes A above its lowest layer while point B stays a thumbnail, and point B decodes A.
+//      decodes A above its lowest layer while point B stays a thumbnail, and point B decodes A;
+//   e. the chair shares its screen and stops (two renegotiations of the publish connection):
+//      the share goes out as one encoding without rid, the camera sender keeps its three rid
+//      encodings, and the points keep decoding the chair's camera (and the share while on).
+//      The chair's uplink now carries the share too, so its browser may drop the camera's top
+//      layer meanwhile: any camera layer counts here.
 // Layer sizes are compared with what the senders' own getStats says they encode at that moment,
 // so CPU adaptation (Chromium scaling its input down on a busy machine) does not fail the test.
 //
@@ -27,6 +32,8 @@ const SEND_TIMEOUT_MS = 30_000;
 // How long the server's estimate may take to step a subscriber up to the top layer. Generous:
 // the allocator steps one layer at a time and backs off after congestion; loopback is clean.
 const STEP_UP_TIMEOUT_MS = 90_000;
+// A renegotiation takes well under a second and a layer switch waits for one keyframe.
+const RENEGOTIATION_TIMEOUT_MS = 45_000;
 const h = new Harness('simulcast');
 const watchdog = setTimeout(() => {
   h.check('the test ended in time', false, `watchdog ${WATCHDOG_MS} ms`);
@@ -104,8 +111,10 @@ async function main() {
 
   // c. The chair sees both points as thumbnails: their lowest layer, whatever its link allows.
   const thumbs = await until(async () => {
-    const got = await Promise.all([pA, pB].map(async (p) => ({ low: lowest(await encoding(p)), d: await decoding(chair, p.id) })));
-    const ok = got.every(({ low, d }) => d.frames > 0 && d.frameHeight === low);
+    const got = await Promise.all([pA, pB].map(async (p) => ({ layers: await encoding(p), d: await decoding(chair, p.id) })));
+    got.forEach((g) => (g.low = lowest(g.layers)));
+    // More than one layer sent, or "the lowest" would prove nothing.
+    const ok = got.every(({ layers, low, d }) => layers.length >= 2 && d.frames > 0 && d.frameHeight === low);
     return { ok, got, detail: got.map(({ low, d }, i) => `${['pointA', 'pointB'][i]} ${show(d)} (its lowest layer ${low}p)`).join('; ') };
   }, SEND_TIMEOUT_MS, 1000);
   h.check("(c) the chair decodes the points' cameras as thumbnails (their lowest layer)", thumbs.ok, thumbs.detail);
@@ -134,6 +143,38 @@ async function main() {
     };
   }, STEP_UP_TIMEOUT_MS, 1000);
   h.check('(d) with the floor, the chair decodes pointA above its lowest layer, pointB stays a thumbnail, pointB decodes pointA', floorLayers.ok, `${floorLayers.detail}; heights of A at the chair ${seenA.join('→')}`);
+
+  // e. Share on, then off: each is a renegotiation of the chair's publish connection.
+  h.step('chair starts a screen share');
+  await chair.page.locator('#share-button').click();
+  const sharing = await until(async () => {
+    const rows = await sendLayers(chair);
+    await sleep(1000);
+    const later = await sendLayers(chair);
+    const grew = (row) => row.framesEncoded > (rows.find((x) => x.rid === row.rid && x.source === row.source)?.framesEncoded ?? Infinity);
+    const share = later.filter((r) => r.source === 'screen' && grew(r));
+    const camera = later.filter((r) => r.source === 'camera' && r.rid && grew(r));
+    const rids = await cameraRids(chair);
+    const atPoints = await Promise.all([pA, pB].map((p) => decoding(p, chair.id)));
+    const shareAtPoints = await Promise.all([pA, pB].map((p) => decodingScreen(p, chair.id)));
+    const ok = share.length === 1 && !share[0].rid && rids === 'q,h,f' && camera.length >= 1 && atPoints.every((d) => d.frames > 0) && shareAtPoints.every((f) => f > 0);
+    return {
+      ok,
+      detail: `share ${describe(share.map((r) => ({ ...r, rid: r.rid ?? 'no rid' })))}; camera encodings ${rids}, sending ${describe(camera)}; points decode the camera ${atPoints.map(show).join(', ')}, the share ${shareAtPoints.join(', ')} frames/s`,
+    };
+  }, RENEGOTIATION_TIMEOUT_MS, 1000);
+  h.check("(e) sharing: the share is one encoding without rid, the camera keeps q,h,f, points decode both", sharing.ok, sharing.detail);
+  h.step('chair stops the screen share');
+  await chair.page.locator('#share-button').click();
+  const stopped = await until(async () => {
+    const direction = await chair.page.evaluate(() => window.hoinghi.session.shareTransceiver?.currentDirection);
+    const rids = await cameraRids(chair);
+    const camera = await encoding(chair);
+    const atPoints = await Promise.all([pA, pB].map((p) => decoding(p, chair.id)));
+    const ok = direction === 'inactive' && rids === 'q,h,f' && camera.length >= 1 && atPoints.every((d) => d.frames > 0);
+    return { ok, detail: `share transceiver ${direction}; camera encodings ${rids}, sending ${describe(camera)}; points decode the camera ${atPoints.map(show).join(', ')}` };
+  }, RENEGOTIATION_TIMEOUT_MS, 1000);
+  h.check('(e) share stopped: the camera keeps q,h,f and the points decode it', stopped.ok, stopped.detail);
 
   // The layers each publisher ended with, and its uplink estimate (for the report).
   for (const p of all) h.step(`${p.name} sends ${describe(await encoding(p))}; uplink estimate ${await uplink(p)}`);
@@ -180,6 +221,29 @@ async function uplink(p) {
     return out;
   });
   return bps ? `${Math.round(bps / 1000)} kbit/s` : 'unknown';
+}
+
+/** The rids of the page's camera sender, in order (what the next offer's a=simulcast lists). */
+function cameraRids(p) {
+  return p.page.evaluate(() => {
+    const s = window.hoinghi.session;
+    const tr = s.publishPc?.getTransceivers().find((t) => t.sender.track?.kind === 'video' && t !== s.shareTransceiver);
+    return (tr?.sender.getParameters().encodings ?? []).map((e) => e.rid ?? '-').join(',');
+  });
+}
+
+/** Frames of `from`'s screen share that page `p` decodes in 1 s. */
+async function decodingScreen(p, from) {
+  const a = await sample(p);
+  await sleep(1000);
+  const b = await sample(p);
+  let frames = 0;
+  for (const row of b) {
+    if (row.participant !== from || row.kind !== 'video' || row.source !== 'screen') continue;
+    const old = a.find((x) => x.key === row.key);
+    if (old) frames += row.framesDecoded - old.framesDecoded;
+  }
+  return frames;
 }
 
 const lowest = (layers) => Math.min(...layers.map((l) => l.frameHeight));
