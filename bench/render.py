@@ -166,6 +166,14 @@ if flap and flap.get("bitrate_series_kbps"):
     s = flap["bitrate_series_kbps"]
     L.append("Mean kbit/s received per point, per second, on `flap` (2 Mbit/s → 150 kbit/s from 10 s to 30 s after each point's link starts → 2 Mbit/s):\n")
     L.append("`" + " ".join(f"{x:.0f}" for x in s) + "`\n")
+def down_link(r):
+    d = (r.get("link") or {}).get("down")
+    if not d:
+        return "–"
+    n = max(r["points"]["joined"], 1)
+    rep = d.get("rtp_repeats")
+    return f"{d['packets']/n:,.0f} / {d['delivered']/n:,.0f} / {'–' if rep is None else f'{rep/n:,.0f}'}"
+
 def per_layer(ls, key, d=0):
     return " / ".join(f(l[key]["p50"], d) if isinstance(l[key], dict) else f(l[key], d) for l in ls)
 
@@ -182,8 +190,8 @@ if sim:
              "(`hoinghi-loadtest fanout -n 20 --simulcast --layers 150,500,1200 --link PROFILE --seconds 30 "
              "--per-point --json …`, flap: `--seconds 45`). *Before*: the same profile without simulcast "
              "(the link-profile table above, 800 kbit/s single stream).\n")
-    L.append("| link | points joined/media/decodable | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| link | points joined/media/decodable | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in sim:
         v, pts, sv = r["video"], r["points"], r["server"]
         ls = v.get("layers", [])
@@ -198,7 +206,7 @@ if sim:
                  f"{f(v['loss_before_nack_pct']['mean'])} → {f(v['loss_after_nack_pct']['mean'])} | "
                  f"{f(v['layer_switches']['up'], 0)} / {f(v['layer_switches']['down'], 0)} | "
                  f"{f(est / 1e3, 0) if est is not None else '–'} | {f(paused, 0) if paused is not None else '–'} | "
-                 f"{f(sv.get('cpu_us_per_forwarded_packet'))} |")
+                 f"{f(sv.get('cpu_us_per_forwarded_packet'))} | {down_link(r)} |")
     L.append("")
     L.append("Sent by the chair in the window (kbit/s, q / h / f): " + "; ".join(
         f"{n} {' / '.join(f(l['sent_kbps'], 0) for l in r['publisher']['layers'])}" for n, r in sim) + ".\n")

@@ -291,6 +291,9 @@ pub struct LinkCounters {
     pub lost: u64,
     pub queue_drops: u64,
     pub blocked: u64,
+    /// RTP packets whose SSRC and sequence number this direction already carried: NACK
+    /// retransmissions on the original SSRC (there is no RTX yet), counted as offered.
+    pub rtp_repeats: u64,
 }
 
 /// One direction of one emulated link.

@@ -84,8 +84,44 @@ impl Relay {
     }
 }
 
+/// Which RTP sequence numbers one direction has carried, per SSRC: a bit per sequence number,
+/// so a repeat (a retransmission) is found without allocating per packet.
+#[derive(Default)]
+pub struct RepeatTracker {
+    seen: Vec<(u32, Box<[u64; 1_024]>)>,
+}
+
+impl RepeatTracker {
+    /// Whether this datagram is an RTP packet already seen. SRTP leaves the RTP header in the
+    /// clear; RTCP (payload types 64–95 after the marker bit), STUN and DTLS are not RTP.
+    pub fn is_repeat(&mut self, d: &[u8]) -> bool {
+        if d.len() < 12 || d[0] >> 6 != 2 || (64..96).contains(&(d[1] & 0x7F)) {
+            return false;
+        }
+        let seq = u16::from_be_bytes([d[2], d[3]]);
+        let ssrc = u32::from_be_bytes([d[8], d[9], d[10], d[11]]);
+        let i = match self.seen.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                self.seen.push((ssrc, Box::new([0; 1_024])));
+                self.seen.len() - 1
+            }
+        };
+        let bits = &mut self.seen[i].1;
+        let (w, b) = (usize::from(seq >> 6), 1u64 << (seq & 63));
+        let repeat = bits[w] & b != 0;
+        bits[w] |= b;
+        // Forget the half of the sequence space opposite to this one, so numbers come back
+        // fresh after a wrap.
+        let far = seq ^ 0x8000;
+        bits[usize::from(far >> 6)] &= !(1u64 << (far & 63));
+        repeat
+    }
+}
+
 async fn run(link: Arc<PointLink>, client_side: UdpSocket, server_side: UdpSocket) {
     let mut client: Option<SocketAddr> = None;
+    let mut repeats = RepeatTracker::default();
     // Deliveries are in time order per direction (the emulator is FIFO).
     let mut to_server: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
     let mut to_client: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
@@ -114,6 +150,9 @@ async fn run(link: Arc<PointLink>, client_side: UdpSocket, server_side: UdpSocke
             }
             r = server_side.recv(&mut buf_s) => {
                 let Ok(n) = r else { continue };
+                if repeats.is_repeat(&buf_s[..n]) {
+                    link.down.lock().unwrap_or_else(|e| e.into_inner()).counters.rtp_repeats += 1;
+                }
                 if let Verdict::DeliverAt(at) = verdict(&link.down, Instant::now(), n) {
                     to_client.push_back((at, buf_s[..n].to_vec()));
                 }
@@ -179,6 +218,31 @@ pub fn candidate_addr(line: &str) -> Option<(SocketAddr, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeats_are_rtp_packets_seen_before() {
+        let rtp = |ssrc: u32, seq: u16| {
+            let mut p = vec![0x80, 96];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0; 4]);
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p
+        };
+        let mut t = RepeatTracker::default();
+        assert!(!t.is_repeat(&rtp(1, 10)));
+        assert!(!t.is_repeat(&rtp(2, 10)), "another SSRC");
+        assert!(t.is_repeat(&rtp(1, 10)));
+        // RTCP (a receiver report, PT 201) and short datagrams are not RTP.
+        let mut rr = rtp(1, 10);
+        rr[1] = 201;
+        assert!(!t.is_repeat(&rr) && !t.is_repeat(&rr));
+        assert!(!t.is_repeat(&[0x80, 96, 0, 1]));
+        // After half the sequence space the old numbers are forgotten: a wrap is not a repeat.
+        for s in 11..=(10 + 0x8000) {
+            t.is_repeat(&rtp(1, s as u16));
+        }
+        assert!(!t.is_repeat(&rtp(1, 10)));
+    }
 
     #[test]
     fn rewrites_udp_candidates_only() {

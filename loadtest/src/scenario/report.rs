@@ -386,4 +386,5 @@ pub(super) fn add_counters(a: &mut LinkCounters, b: &LinkCounters) {
     a.lost += b.lost;
     a.queue_drops += b.queue_drops;
     a.blocked += b.blocked;
+    a.rtp_repeats += b.rtp_repeats;
 }
