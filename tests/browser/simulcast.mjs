@@ -9,6 +9,9 @@
 //   c. the chair decodes both points' cameras as thumbnails: the points' lowest layer;
 //   d. the chair grants the floor to point A (the grant button on A's tile): the chair then
 //      decodes A above its lowest layer while point B stays a thumbnail, and point B decodes A;
+//   client side only: a `video_paused` naming the chair's camera (handed to pointB's socket
+//      handler, as if from the server: loopback never needs pausing) shows the audio-only
+//      banner at once; the empty list hides it again;
 //   e. the chair shares its screen and stops (two renegotiations of the publish connection):
 //      the share goes out as one encoding without rid, the camera sender keeps its three rid
 //      encodings, and the points keep decoding the chair's camera (and the share while on).
@@ -143,6 +146,22 @@ async function main() {
     };
   }, STEP_UP_TIMEOUT_MS, 1000);
   h.check('(d) with the floor, the chair decodes pointA above its lowest layer, pointB stays a thumbnail, pointB decodes pointA', floorLayers.ok, `${floorLayers.detail}; heights of A at the chair ${seenA.join('→')}`);
+
+  // video_paused, client side: the banner follows the server's word, not a 5 s frame watch.
+  const inject = (tracks) =>
+    pB.page.evaluate((tracks) => window.hoinghi.session.ws.onmessage({ data: JSON.stringify({ v: 1, type: 'video_paused', tracks }) }), tracks);
+  await inject([{ participant: chair.id, source: 'camera' }]);
+  const bannerOn = await until(async () => {
+    const v = await pB.page.evaluate(() => ({ banner: !document.querySelector('#audio-only')?.hidden, audioOnly: window.hoinghi.view?.audioOnly, paused: window.hoinghi.videoPaused }));
+    return { ok: v.banner && v.audioOnly, detail: JSON.stringify(v) };
+  }, 3000, 200);
+  h.check("pointB: video_paused for the chair's camera shows the audio-only banner at once", bannerOn.ok, bannerOn.detail);
+  await inject([]);
+  const bannerOff = await until(async () => {
+    const v = await pB.page.evaluate(() => ({ banner: !document.querySelector('#audio-only')?.hidden, paused: window.hoinghi.videoPaused }));
+    return { ok: !v.banner && v.paused.length === 0, detail: JSON.stringify(v) };
+  }, 3000, 200);
+  h.check('pointB: an empty video_paused hides it again (the picture still flows)', bannerOff.ok, bannerOff.detail);
 
   // e. Share on, then off: each is a renegotiation of the chair's publish connection.
   h.step('chair starts a screen share');

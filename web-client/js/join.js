@@ -12,6 +12,7 @@
 //   window.hoinghi.tracks         [{mid, participant, kind}] of the last subscribe_offer
 //   window.hoinghi.lastError      last `error` message from the server, or {code:'no_token'|'unsupported'}
 //   window.hoinghi.roomState      last `room_state`
+//   window.hoinghi.videoPaused    ['participant/source', ...] of the last `video_paused`
 //   window.hoinghi.view           {program, audioOnly} of the point view (null for the chair)
 //   window.hoinghi.linkTest       result of the pre-join link test (js/linktest.js), once done
 
@@ -62,6 +63,7 @@ window.hoinghi = {
   get tracks() { return session ? [...session.tracks.values()] : []; },
   get lastError() { return lastError; },
   get roomState() { return session?.roomState ?? null; },
+  get videoPaused() { return session ? [...session.videoPaused] : []; },
   get view() { return view?.debug ?? null; },
   linkTest: null,
 };

@@ -2,7 +2,9 @@
 //   the chair's screen share when it is on (chair camera small beside it), else the floor
 //   holder when another point has the floor (chair camera small), else the chair's camera.
 // Own camera small in a corner; the control bar below (point-bar.js); chat in a side panel.
-// A banner says so when the link brings sound but no picture (audio only).
+// A banner says so when the link brings sound but no picture (audio only): at once when the
+// server says it paused the program's video for our link (`video_paused`), else when the
+// chair's picture has stopped for 5 s while connected.
 // Observers get the same view without own camera and controls.
 
 import { el } from './dom.js';
@@ -143,7 +145,9 @@ export function mountPoint(container, session, { localStream }) {
       playAudio(a);
     }
 
-    audioOnly = frames.starved(chairCam ? [chairCam.mid] : [], AUDIO_ONLY_AFTER_MS);
+    const paused = session.videoPaused;
+    const programPaused = [big, chairCam].some((tr) => tr && paused.has(`${tr.participant}/${tr.source ?? 'camera'}`));
+    audioOnly = programPaused || frames.starved(chairCam ? [chairCam.mid] : [], AUDIO_ONLY_AFTER_MS);
     banner.hidden = !audioOnly;
     bar?.update(state);
     markSpeakers();
@@ -153,6 +157,7 @@ export function mountPoint(container, session, { localStream }) {
   on('participant-joined', render);
   on('participant-left', render);
   on('room-state', render);
+  on('video-paused', render);
   on('media', (e) => {
     tracks = e.detail.tracks;
     render();

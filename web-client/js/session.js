@@ -12,6 +12,8 @@
 //   server-error the server's `error` message (non-fatal ones too)
 //   room-state / chat / active-speakers / link-quality / meeting-ended   the server's message
 //                (meeting controls; `room-state` also sets this.roomState)
+//   video-paused the server's `video_paused`: videos our link cannot carry now (also in
+//                this.videoPaused, a Set of `${participant}/${source}`)
 
 import { Publisher } from './publisher.js';
 
@@ -57,6 +59,7 @@ export class Session extends EventTarget {
     this.roster = new Map(); // participant id -> {id, point, name, role}
     this.invited = []; // chair only: points invited to the meeting ({point, name})
     this.roomState = null; // last `room_state`
+    this.videoPaused = new Set(); // `${participant}/${source}` the server paused for our link
     this.shareTrack = null; // screen share we publish, or null
     this.publisher = null; // publish side of the current connection (publisher.js)
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
@@ -178,6 +181,7 @@ export class Session extends EventTarget {
     this.publisher?.close();
     this.publisher = null;
     this.roomState = null;
+    this.videoPaused = new Set();
     this.pendingCandidates = { publish: [], subscribe: [] };
     this.tracks = new Map();
     if (hadMedia) this.#emit('media', { tracks: [] });
@@ -269,6 +273,10 @@ export class Session extends EventTarget {
         return this.#emit('active-speakers', msg);
       case 'link_quality':
         return this.#emit('link-quality', msg);
+      case 'video_paused':
+        // The complete list each time; empty when every video flows again.
+        this.videoPaused = new Set((msg.tracks ?? []).map((t) => `${t.participant}/${t.source ?? 'camera'}`));
+        return this.#emit('video-paused', msg);
       case 'meeting_ended':
         // `bye` and the close follow; do not come back (see FINAL_ERRORS).
         this.lastError = { code: 'meeting_ended', message: 'the chair ended the meeting', fatal: true };
