@@ -11,7 +11,7 @@
 //      decodes A above its lowest layer while point B stays a thumbnail, and point B decodes A;
 //   client side only: a `video_paused` naming the chair's camera (handed to pointB's socket
 //      handler, as if from the server: loopback never needs pausing) shows the audio-only
-//      banner at once; the empty list hides it again;
+//      banner at once; the empty list hides it again; at the chair, a paused thumbnail says so;
 //   e. the chair shares its screen and stops (two renegotiations of the publish connection):
 //      the share goes out as one encoding without rid, the camera sender keeps its three rid
 //      encodings, and the points keep decoding the chair's camera (and the share while on).
@@ -162,6 +162,20 @@ async function main() {
     return { ok: !v.banner && v.paused.length === 0, detail: JSON.stringify(v) };
   }, 3000, 200);
   h.check('pointB: an empty video_paused hides it again (the picture still flows)', bannerOff.ok, bannerOff.detail);
+  const tileB = chair.page.locator(`.ptile[data-point="${pB.point}"]`);
+  const tileState = () => tileB.evaluate((li) => ({ video: li.classList.contains('has-video'), status: li.querySelector('.pt-status')?.hidden ? null : li.querySelector('.pt-status')?.textContent }));
+  await chair.page.evaluate((id) => window.hoinghi.session.ws.onmessage({ data: JSON.stringify({ v: 1, type: 'video_paused', tracks: [{ participant: id, source: 'camera' }] }) }), pB.id);
+  const tilePaused = await until(async () => {
+    const v = await tileState();
+    return { ok: !v.video && v.status === 'Tạm dừng hình do đường truyền yếu', detail: JSON.stringify(v) };
+  }, 3000, 200);
+  h.check("chair: video_paused for pointB's camera: its tile says the picture is paused", tilePaused.ok, tilePaused.detail);
+  await chair.page.evaluate(() => window.hoinghi.session.ws.onmessage({ data: JSON.stringify({ v: 1, type: 'video_paused', tracks: [] }) }));
+  const tileBack = await until(async () => {
+    const v = await tileState();
+    return { ok: v.video && v.status === null, detail: JSON.stringify(v) };
+  }, 3000, 200);
+  h.check("chair: an empty video_paused brings pointB's picture back", tileBack.ok, tileBack.detail);
 
   // e. Share on, then off: each is a renegotiation of the chair's publish connection.
   h.step('chair starts a screen share');

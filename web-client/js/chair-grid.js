@@ -125,6 +125,11 @@ export class PointGrid {
     for (const entry of this.entries.values()) this.#render(entry);
   }
 
+  /** The server's `video_paused` changed (session.videoPaused): tiles say why they have no picture. */
+  setPaused() {
+    for (const entry of this.entries.values()) this.#render(entry);
+  }
+
   setSpeakers(ids) {
     this.speaking = new Set(ids);
     for (const entry of this.entries.values()) {
@@ -256,10 +261,13 @@ export class PointGrid {
     const track = present ? this.videoOf.get(entry.participant) : null;
     if (entry.visible && track) this.#attachVideo(entry, track);
     else this.#detachVideo(entry);
-    const picture = Boolean(entry.video && track.readyState === 'live' && !track.muted);
+    // Paused by the server for our link: the last frame would stay frozen, so say why instead.
+    const linkPaused = present && this.session.videoPaused?.has(`${entry.participant}/camera`);
+    const picture = Boolean(entry.video && track.readyState === 'live' && !track.muted) && !linkPaused;
     entry.li.classList.toggle('has-video', picture);
+    entry.li.classList.toggle('link-paused', Boolean(linkPaused));
     entry.status.hidden = picture;
-    setText(entry.status, !present ? 'tile.absent' : entry.visible ? 'tile.connected' : 'tile.paused');
+    setText(entry.status, !present ? 'tile.absent' : linkPaused ? 'tile.linkPaused' : entry.visible ? 'tile.connected' : 'tile.paused');
     this.#renderQuality(entry);
   }
 

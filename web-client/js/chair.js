@@ -108,6 +108,7 @@ export function mountChair(container, session, { localStream, notify }) {
     self.root.classList.toggle('speaking', (e.detail.participants ?? []).includes(session.participantId));
   });
   on('link-quality', (e) => grid.setLinkQuality(e.detail));
+  on('video-paused', () => grid.setPaused());
   onLangChange(() => grid.relabel());
 
   grid.addInvited(session.invited);

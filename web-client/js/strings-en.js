@@ -86,6 +86,7 @@ export const en = {
   'tile.absent': 'Absent',
   'tile.connected': 'Connected',
   'tile.paused': 'Picture paused (off screen)',
+  'tile.linkPaused': 'Picture paused: the link is too weak',
   'tile.floor': 'Has the floor',
   'tile.hand': 'Hand raised',
   'tile.micOn': 'Microphone on',

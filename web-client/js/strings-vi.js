@@ -88,6 +88,7 @@ export const vi = {
   'tile.absent': 'Vắng mặt',
   'tile.connected': 'Đang kết nối',
   'tile.paused': 'Tạm dừng hình (ngoài màn hình)',
+  'tile.linkPaused': 'Tạm dừng hình do đường truyền yếu',
   'tile.floor': 'Đang phát biểu',
   'tile.hand': 'Giơ tay',
   'tile.micOn': 'Micro đang bật',
