@@ -77,7 +77,10 @@ export class Publisher {
 
   /** The server's answer was applied (or the offer was refused): the next offer may go. */
   answerDone() {
-    this.#keepCameraSharp().finally(() => this.answered?.());
+    // The resolver of the offer this answer belongs to, taken now: after a timeout the next
+    // offer may have gone out before this late answer, and must keep waiting for its own.
+    const done = this.answered;
+    this.#keepCameraSharp().finally(() => done?.());
   }
 
   close() {
