@@ -37,7 +37,10 @@ L.append(f"- Load average when the run started: {meta.get('loadavg','?')}. The m
 L.append("## Method\n")
 L.append("""- Clients are `hoinghi-loadtest` points: async `webrtc` 0.21 peers speaking the real `/ws`
   protocol (a second WebRTC stack facing ours). The chair publishes synthetic VP8 (real keyframe
-  headers, one keyframe every 10 s and on request) at the given bitrate and Opus every 20 ms.
+  headers, one keyframe every 10 s and on request) at the given bitrate and Opus every 20 ms;
+  with `--simulcast`, three VP8 layers (rids `q`, `h`, `f`, each its own SSRC, bitrate and
+  keyframe resolution, keyframes per layer on request) and each point tells the layer it
+  receives from every keyframe's resolution.
 - **hoinghi side** runs as its own process (`hoinghi-loadtest serve`: the production `sfu` media
   plane and `signaling` with fixed tokens instead of signed links, no TLS), so its CPU and RSS are
   read from `/proc/<pid>` exactly as Janus's are. In-process runs (link profiles, joinstorm)

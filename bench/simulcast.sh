@@ -3,7 +3,7 @@
 # with the chair publishing three layers, and a town hall with a floor holder. Called by
 # bench/run-all.sh; run alone (then `python3 bench/render.py`) to refresh only these.
 # Environment: OUT (bench/results), LOADTEST (target/release/hoinghi-loadtest), PROFILE_N (20),
-# LAYERS (150,500,1200), FLOOR_N (10).
+# LAYERS (150,500,1200), FLOOR_N (10), COMMIT (what the binary was built from; default HEAD).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results}
@@ -13,7 +13,7 @@ LAYERS=${LAYERS:-150,500,1200}
 mkdir -p "$OUT"
 [ -x "$LT" ] || cargo build --release -p loadtest
 cat > "$OUT/simulcast-machine.json" <<JSON
-{"date": "$(date -u +%Y-%m-%dT%H:%MZ)", "commit": "$(git rev-parse --short HEAD)",
+{"date": "$(date -u +%Y-%m-%dT%H:%MZ)", "commit": "${COMMIT:-$(git rev-parse --short HEAD)}",
  "loadavg": "$(cut -d' ' -f1-3 /proc/loadavg)", "layers": "$LAYERS"}
 JSON
 for profile in fibre adsl bad; do
