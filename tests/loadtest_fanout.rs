@@ -51,6 +51,20 @@ async fn fanout_with_five_points_reports_delivered_media() {
     assert!(r.server.cpu_us_per_forwarded_packet.is_some());
     assert!(r.generator.cpu_seconds > 0.0);
     assert!(!r.bitrate_series_kbps.is_empty());
+    // Without simulcast the chair's video is one layer, named by its resolution, and every
+    // point is on it at the end with no switch.
+    assert_eq!(r.video.layers.len(), 1, "{:?}", r.video.layers);
+    let single = &r.video.layers[0];
+    assert_eq!(
+        (single.rid.as_str(), single.width, single.height),
+        ("", 640, 360)
+    );
+    assert_eq!((single.points_reached, single.points_at_end), (5, 5));
+    assert_eq!(r.video.layer_switches_total, 0);
+    for p in &r.per_point {
+        assert_eq!(p.final_layer.as_deref(), Some("640x360"), "{p:?}");
+    }
+    assert!(r.config.simulcast_layers.is_none() && r.floor.is_none());
     // The JSON has the documented top-level fields.
     let v = serde_json::to_value(&r).unwrap();
     for key in [
@@ -66,6 +80,7 @@ async fn fanout_with_five_points_reports_delivered_media() {
         "server",
         "generator",
         "bitrate_series_kbps",
+        "publisher",
     ] {
         assert!(v.get(key).is_some(), "missing {key}");
     }
