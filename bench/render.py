@@ -191,18 +191,22 @@ if sim:
              "point's link. Measured " f"{sm.get('date','?')} at commit `{sm.get('commit','?')}`, load average "
              f"{sm.get('loadavg','?')} at the start. Command: `bench/simulcast.sh` "
              "(`hoinghi-loadtest fanout -n 20 --simulcast --layers 150,500,1200 --link PROFILE --seconds 30 "
-             "--per-point --json …`, flap: `--seconds 45`). *Before*: the same profile without simulcast "
-             "(the link-profile table above, 800 kbit/s single stream).\n")
-    L.append("| link | points joined/media/decodable | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+             "--per-point --json …`, flap: `--seconds 45`). *Single stream*: the same profile with one 800 kbit/s "
+             "stream, same server and client (`bench/simulcast.sh` runs it for adsl and bad: decodable points, "
+             "loss after NACK); *before*: the link-profile table above (older server, no estimate).\n")
+    L.append("| link | points joined/media/decodable | single stream: decodable, loss after NACK | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in sim:
         v, pts, sv = r["video"], r["points"], r["server"]
         ls = v.get("layers", [])
         before = load(f"link-{n}.json")
         bdec = f"{before['points']['decodable']}/{before['points']['requested']}" if before else "–"
+        single = load(f"single-{n}.json")
+        sdec = (f"{single['points']['decodable']}/{single['points']['requested']}, "
+                f"{f(single['video']['loss_after_nack_pct']['mean'])} %") if single else "–"
         est = (sv.get("link_estimate_bps") or {}).get("p50")
         paused = (sv.get("video_paused_downtracks") or {}).get("max")
-        L.append(f"| {n} | {pts['joined']}/{pts['media']}/{pts['decodable']} of {pts['requested']} | {bdec} | "
+        L.append(f"| {n} | {pts['joined']}/{pts['media']}/{pts['decodable']} of {pts['requested']} | {sdec} | {bdec} | "
                  f"{' / '.join(str(l['points_at_end']) for l in ls)} | {per_layer(ls, 'kbps')} | {per_layer(ls, 'seconds', 1)} | "
                  f"{' / '.join(f(l['first_keyframe_s']['p50'], 1) if l['first_keyframe_s']['count'] else '–' for l in ls)} | "
                  f"{f(v['kbps']['p50'], 0)} | {v['freezes_total']} | {f(v['freeze_ratio']['p95'], 3)} | "

@@ -22,6 +22,12 @@ for profile in fibre adsl bad; do
 done
 "$LT" fanout -n "$P" --simulcast --layers "$LAYERS" --link flap --seconds 45 --ready-timeout 30 \
   --per-point --json "$OUT/simulcast-flap.json"
+# The single 800 kbit/s stream over the constrained profiles against the same server and client,
+# for the comparison.
+for profile in adsl bad; do
+  "$LT" fanout -n "$P" --link "$profile" --seconds 30 --ready-timeout 30 \
+    --json "$OUT/single-$profile.json"
+done
 # Every point publishes three layers here too: fewer points keep the generator's own CPU small.
 "$LT" townhall -n "${FLOOR_N:-10}" --simulcast --layers "$LAYERS" --floor --seconds 20 \
   --json "$OUT/simulcast-townhall-floor.json"

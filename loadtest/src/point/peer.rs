@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -22,6 +22,7 @@ use webrtc::peer_connection::{
 use super::receive::record;
 use super::{PointConfig, SharedStats, lock};
 use crate::layers::Ladder;
+use crate::link::LinkParams;
 use crate::rtcp_tap::RtcpTap;
 
 pub(super) fn media_engine() -> anyhow::Result<MediaEngine> {
@@ -118,6 +119,14 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
+/// How long a subscriber waits before asking again for a missing packet: the emulated link's
+/// round trip (both one-way delays and their jitter), at least 100 ms as libwebrtc assumes
+/// before it measures one.
+pub fn nack_interval(link: Option<&LinkParams>) -> Duration {
+    let rtt = link.map_or(Duration::ZERO, |l| 2 * (l.delay + l.jitter));
+    rtt.max(Duration::from_millis(100))
+}
+
 pub(super) async fn new_pc(
     cfg: &PointConfig,
     handler: Arc<Handler>,
@@ -130,6 +139,17 @@ pub(super) async fn new_pc(
         Registry::new()
     };
     let registry = register_default_interceptors(registry, &mut media)?;
+    // The default generator re-asks for a missing packet every 100 ms without limit: over a
+    // 500 ms round trip that is five requests before a retransmission can arrive, and a server
+    // that answers each floods the link it is trying to repair. Ask as libwebrtc does instead:
+    // at most 10 times per packet, once per round trip of the emulated link.
+    let registry = registry.with(
+        Slot::NackGenerator,
+        NackGeneratorBuilder::new()
+            .with_interval(nack_interval(cfg.link.as_ref()))
+            .with_max_nacks_per_packet(10)
+            .build(),
+    );
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)
@@ -206,5 +226,19 @@ pub(super) async fn pli(pc: &Arc<dyn PeerConnection>, ssrc: u32) {
                 })])
                 .await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nack_interval_follows_the_emulated_round_trip() {
+        assert_eq!(nack_interval(None), Duration::from_millis(100));
+        let bad = LinkParams::profile("bad").unwrap();
+        assert_eq!(nack_interval(Some(&bad)), Duration::from_millis(230));
+        let fibre = LinkParams::profile("fibre").unwrap();
+        assert_eq!(nack_interval(Some(&fibre)), Duration::from_millis(100));
     }
 }
