@@ -44,6 +44,7 @@ export class Harness {
     this.serverOutput = [];
     this.server = null;
     this.browser = null;
+    this.ownBrowsers = []; // launched by openPage(..., {ownBrowser: true})
     this.dataDir = null;
     this.t0 = Date.now();
   }
@@ -100,8 +101,19 @@ export class Harness {
     return { status: res.status, body };
   }
 
-  async openPage(name, url) {
-    const context = await this.browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
+  /**
+   * Opens `url` in a new context of the shared browser, or with `ownBrowser` in a Chromium of its
+   * own: pages of one browser share its one fake camera, whose capture format the first opener
+   * settles, so a page asking a larger size later may not get it (seen: three pages all stuck at
+   * 640x480 while asking 1280x720 and 960x540).
+   */
+  async openPage(name, url, { ownBrowser = false } = {}) {
+    let browser = this.browser;
+    if (ownBrowser) {
+      browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
+      this.ownBrowsers.push(browser);
+    }
+    const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
     const page = await context.newPage();
     page.on('console', (m) => this.pageLogs.push(`[${name}] ${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => this.pageLogs.push(`[${name}] pageerror: ${e.message}`));
@@ -145,6 +157,7 @@ export class Harness {
     }
     const passed = this.checks.filter((c) => c.ok).length;
     console.log(`\n${this.name}: ${passed} passed, ${this.checks.length - passed} failed, ${((Date.now() - this.t0) / 1000).toFixed(1)} s`);
+    for (const b of this.ownBrowsers) await b.close().catch(() => {});
     await this.browser?.close().catch(() => {});
     await stopProcess(this.server);
     if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });

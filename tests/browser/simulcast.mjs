@@ -61,9 +61,10 @@ async function main() {
     url.searchParams.set('autojoin', '1');
     return url.href;
   };
-  const chair = await h.openPage('chair', kiosk(links.chair));
-  const pA = await h.openPage('pointA', kiosk(links.points[0]));
-  const pB = await h.openPage('pointB', kiosk(links.points[1]));
+  // One Chromium per page: each its own fake camera, opened at the size its role asks for.
+  const chair = await h.openPage('chair', kiosk(links.chair), { ownBrowser: true });
+  const pA = await h.openPage('pointA', kiosk(links.points[0]), { ownBrowser: true });
+  const pB = await h.openPage('pointB', kiosk(links.points[1]), { ownBrowser: true });
   const all = [chair, pA, pB];
   const joined = await Promise.all(all.map((p) => h.waitJoined(p)));
   if (!joined.every(Boolean)) return false;
