@@ -40,6 +40,9 @@ pub struct VideoItem<'a> {
     pub layers: &'a [LayerInfo],
     /// The layer it is forwarding now (or switching to), if any.
     pub current: Option<u8>,
+    /// Forwarding that layer already (not waiting for its first keyframe): only such a video
+    /// may step up, so that every stream first decodes on the layer it started on.
+    pub flowing: bool,
 }
 
 /// The subscriber's link as the worker judges it this tick.
@@ -98,6 +101,9 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
             let Some(at) = chosen[i] else {
                 continue;
             };
+            if !items[i].flowing || items[i].current != Some(at) {
+                continue;
+            }
             let Some(next) = candidates(&items[i]).find(|l| l.rank > at) else {
                 continue;
             };
@@ -165,6 +171,7 @@ mod tests {
             max_rank: u8::MAX,
             layers,
             current,
+            flowing: current.is_some(),
         }
     }
 
@@ -174,6 +181,7 @@ mod tests {
             max_rank: 0,
             layers,
             current: Some(0),
+            flowing: true,
         }
     }
 
@@ -211,6 +219,19 @@ mod tests {
         assert_eq!(
             allocate(&budget(1.6e6, false, true), &[program(&l, Some(1))]),
             vec![Some(2)]
+        );
+    }
+
+    #[test]
+    fn a_stream_waiting_for_its_first_keyframe_does_not_step_up() {
+        let l = qhf();
+        let waiting = VideoItem {
+            flowing: false,
+            ..program(&l, Some(0))
+        };
+        assert_eq!(
+            allocate(&budget(10e6, false, true), &[waiting]),
+            vec![Some(0)]
         );
     }
 

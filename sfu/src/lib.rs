@@ -15,6 +15,7 @@
 //! - [`bwe`]: per-subscriber bandwidth estimation (GCC on transport-wide feedback).
 //! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
 //!   gets within its estimate.
+//! - [`nack_gate`]: which NACKed packets are worth resending on a link.
 //! - [`rtt`]: round-trip time from receiver reports.
 //! - [`udp`]: batched sends with `sendmmsg`.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
@@ -32,6 +33,7 @@ pub mod keyframe;
 pub mod keyframe_requests;
 pub mod layer_meter;
 pub mod metrics;
+pub mod nack_gate;
 pub mod packet;
 pub mod rtt;
 pub mod udp;

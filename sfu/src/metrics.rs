@@ -19,6 +19,7 @@ pub struct SfuMetrics {
     write_errors: IntCounterVec,
     keyframe_requests_in: IntCounterVec,
     nacked_packets: IntCounterVec,
+    nack_refused: IntCounterVec,
     cpu_seconds: prometheus::CounterVec,
     plis_sent: IntCounterVec,
     tracks: IntGaugeVec,
@@ -122,6 +123,11 @@ impl SfuMetrics {
                 "hoinghi_nack_requested_packets_total",
                 "Packets subscribers asked to be retransmitted (NACK)",
             )?,
+            nack_refused: counter(
+                registry,
+                "hoinghi_nack_refused_packets_total",
+                "NACKed packets not resent: asked again too soon, resent twice already, or over the link's repair budget",
+            )?,
             cpu_seconds: {
                 let c = prometheus::CounterVec::new(
                     Opts::new(
@@ -197,6 +203,7 @@ impl SfuMetrics {
                 write_errors: self.write_errors.with_label_values(&l),
                 keyframe_requests_in: self.keyframe_requests_in.with_label_values(&l),
                 nacked_packets: self.nacked_packets.with_label_values(&l),
+                nack_refused: self.nack_refused.with_label_values(&l),
             },
             plis_sent: self.plis_sent.with_label_values(&l),
             tracks: self.tracks.with_label_values(&l),
@@ -222,6 +229,7 @@ impl SfuMetrics {
             write_errors: 0,
             keyframe_requests_in: 0,
             nacked_packets: 0,
+            nack_refused: 0,
             cpu_seconds: self.cpu_seconds.with_label_values(&l),
             cpu_seen: 0.0,
         }
@@ -241,6 +249,7 @@ struct WorkerSink {
     write_errors: IntCounter,
     keyframe_requests_in: IntCounter,
     nacked_packets: IntCounter,
+    nack_refused: IntCounter,
 }
 
 /// A worker's own counters; see the module comment.
@@ -257,6 +266,7 @@ pub(crate) struct WorkerMetrics {
     pub write_errors: u64,
     pub keyframe_requests_in: u64,
     pub nacked_packets: u64,
+    pub nack_refused: u64,
     cpu_seconds: prometheus::Counter,
     /// Thread CPU seconds already added to `cpu_seconds`.
     cpu_seen: f64,
@@ -308,6 +318,7 @@ impl WorkerMetrics {
             (&mut self.write_errors, &s.write_errors),
             (&mut self.keyframe_requests_in, &s.keyframe_requests_in),
             (&mut self.nacked_packets, &s.nacked_packets),
+            (&mut self.nack_refused, &s.nack_refused),
             (&mut self.layer_switches_up, &self.switches_up),
             (&mut self.layer_switches_down, &self.switches_down),
         ] {

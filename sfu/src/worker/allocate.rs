@@ -11,8 +11,11 @@ use crate::allocator::{Budget, LayerInfo, VideoItem, allocate};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
-/// After the estimator backs off, lowest layers must fit in the estimate for this long.
+/// After the estimator backs off, lowest layers must fit in the estimate for this long; when
+/// congestion comes back soon after a hold ended (the lowest layers it let back in were too
+/// much), the next hold is twice as long, up to the maximum.
 const CONGESTION_HOLD: Duration = Duration::from_secs(10);
+const MAX_CONGESTION_HOLD: Duration = Duration::from_secs(160);
 /// A back-off within this long after a step up blames the step.
 const STEP_UP_TRIAL: Duration = Duration::from_secs(4);
 /// Wait after a failed step before trying again; doubles per failure, up to the maximum, and
@@ -34,6 +37,7 @@ pub(crate) struct LinkAllocation {
     seen_decreases: u64,
     last_decrease: Option<Instant>,
     congested_until: Option<Instant>,
+    hold: Option<Duration>,
     last_step_up: Option<Instant>,
     blocked_until: Option<Instant>,
     backoff: Option<Duration>,
@@ -41,6 +45,8 @@ pub(crate) struct LinkAllocation {
     connected_without_feedback: Option<Instant>,
     /// (reported, missing) of the estimator at the last stats pass.
     pub loss_seen: (u64, u64),
+    /// (requested, refused) of the NACK gate at the last stats pass.
+    pub nacks_seen: (u64, u64),
     /// The paused videos the subscriber was last told of.
     paused_told: Vec<(ParticipantId, TrackSource)>,
 }
@@ -95,7 +101,16 @@ impl Worker {
                 if s.decreases > a.seen_decreases {
                     a.seen_decreases = s.decreases;
                     a.last_decrease = Some(now);
-                    a.congested_until = Some(now + CONGESTION_HOLD);
+                    let relapse = a.congested_until.is_some_and(|until| {
+                        until <= now && now.saturating_duration_since(until) < CONGESTION_HOLD
+                    });
+                    let hold = match a.hold {
+                        Some(h) if relapse => (h * 2).min(MAX_CONGESTION_HOLD),
+                        Some(h) if a.congested_until.is_some_and(|until| until > now) => h,
+                        _ => CONGESTION_HOLD,
+                    };
+                    a.hold = Some(hold);
+                    a.congested_until = Some(now + hold);
                     let failed_step = a
                         .last_step_up
                         .is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL);
@@ -167,6 +182,7 @@ impl Worker {
                     max_rank: d.max_rank,
                     layers,
                     current: d.target.or(d.current),
+                    flowing: d.current.is_some() && d.current == d.target,
                 }
             })
             .collect();
@@ -181,7 +197,6 @@ impl Worker {
             may_step_up: budget_flags.1,
         };
         let chosen = allocate(&budget, &items);
-
         let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();
         let mut stepped_up = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();

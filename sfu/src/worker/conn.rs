@@ -29,6 +29,11 @@ use rtc::shared::error::Error as RtcError;
 
 use crate::api::{LocalCandidate, ParticipantId, PcKind, SfuError};
 use crate::bwe::{LinkEstimate, TappedGcc};
+use crate::nack_gate::{NackCounts, NackGateInterceptor};
+
+/// Between the pacer slot (3,000) and the NACK responder (4,000): inbound packets walk the
+/// chain from the wire up, so the gate trims a NACK before the responder acts on it.
+const NACK_GATE_SLOT: usize = 3_500;
 
 /// The RTP header extension we forward end to end (everything else is per-transport).
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -54,6 +59,8 @@ pub(crate) struct Conn {
     pub reported_loss: f64,
     /// The bandwidth estimator's output, on subscribe connections.
     pub estimate: Option<Arc<LinkEstimate>>,
+    /// What the NACK gate saw, on subscribe connections.
+    pub nacks: Option<Arc<NackCounts>>,
     /// The layer allocator's memory of this link (see `allocate.rs`).
     pub allocation: super::allocate::LinkAllocation,
 }
@@ -101,19 +108,24 @@ impl PcFactory {
         now: Instant,
         ufrag: &str,
         pwd: &str,
-        estimate: Option<Arc<LinkEstimate>>,
+        link: Option<(Arc<LinkEstimate>, Arc<NackCounts>)>,
     ) -> Result<RTCPeerConnection, SfuError> {
         let mut media = media_engine()?;
         let mut registry =
             Registry::new().with(Slot::from(14_000), KeyframeRequestsToApp::default());
-        if let Some(shared) = estimate {
-            // Number what we send (transport-wide sequence numbers, negotiated in our offers)
-            // and estimate the link from the subscriber's feedback on them.
+        if let Some((estimate, nacks)) = link {
+            // Number what we send (transport-wide sequence numbers, negotiated in our offers),
+            // estimate the link from the subscriber's feedback on them, and resend only what
+            // the link can afford (the gate reads NACKs before the responder does).
             registry = registry
                 .with(Slot::TwccSender, TwccSenderBuilder::new().build())
                 .with(
                     Slot::CongestionControl,
-                    CongestionControlBuilder::new(TappedGcc::new(shared)).build(),
+                    CongestionControlBuilder::new(TappedGcc::new(estimate.clone())).build(),
+                )
+                .with(
+                    Slot::from(NACK_GATE_SLOT),
+                    NackGateInterceptor::new(estimate, nacks),
                 );
         }
         let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
@@ -264,16 +276,15 @@ struct KeyframeRequestsToApp {
     write: VecDeque<TaggedPacket>,
 }
 
-/// RTCP the application acts on: keyframe requests (relayed to publishers), receiver reports
-/// (link round-trip time and loss; `rtc`'s own stats leave the RTT at zero) and NACKs (counted;
-/// the NACK responder interceptor still answers them).
+/// RTCP the application acts on: keyframe requests (relayed to publishers) and receiver reports
+/// (link round-trip time and loss; `rtc`'s own stats leave the RTT at zero). NACKs stay with
+/// the gate and the responder (see `nack_gate.rs`).
 fn is_for_application(packets: &[Box<dyn rtcp::Packet>]) -> bool {
     packets.iter().any(|p| {
         let any = p.as_any();
         any.is::<rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>()
             || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
             || any.is::<rtcp::receiver_report::ReceiverReport>()
-            || any.is::<rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack>()
     })
 }
 

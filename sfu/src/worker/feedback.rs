@@ -1,5 +1,5 @@
-//! RTCP in both directions: what subscribers report (keyframe requests, receiver reports,
-//! NACKs) and the keyframe requests we send publishers, coalesced per simulcast layer.
+//! RTCP in both directions: what subscribers report (keyframe requests, receiver reports) and
+//! the keyframe requests we send publishers, coalesced per simulcast layer.
 
 use std::cmp::Reverse;
 use std::time::Instant;
@@ -16,16 +16,6 @@ impl Worker {
     pub(super) fn on_rtcp(&mut self, now: Instant, key: usize, packets: &[Box<dyn rtcp::Packet>]) {
         for p in packets {
             let any = p.as_any();
-            if let Some(nack) = any.downcast_ref::<
-                rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack,
-            >() {
-                self.metrics.nacked_packets += nack
-                    .nacks
-                    .iter()
-                    .map(|p| 1 + u64::from(p.lost_packets.count_ones()))
-                    .sum::<u64>();
-                continue;
-            }
             if let Some(rr) = any.downcast_ref::<rtc::rtcp::receiver_report::ReceiverReport>() {
                 if let Some(c) = self.conns.get_mut(key) {
                     let ntp_now = crate::rtt::ntp_middle_now();

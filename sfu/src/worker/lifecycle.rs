@@ -106,7 +106,10 @@ impl Worker {
         // Only what we send needs estimating: subscribe connections carry every byte out.
         let estimate = (kind == PcKind::Subscribe)
             .then(|| std::sync::Arc::new(crate::bwe::LinkEstimate::default()));
-        let pc = self.factory.build(now, &ufrag, &pwd, estimate.clone())?;
+        let nacks = (kind == PcKind::Subscribe)
+            .then(|| std::sync::Arc::new(crate::nack_gate::NackCounts::default()));
+        let link = estimate.clone().zip(nacks.clone());
+        let pc = self.factory.build(now, &ufrag, &pwd, link)?;
         let key = self.conns.insert(Conn {
             pc,
             participant,
@@ -119,6 +122,7 @@ impl Worker {
             rtt: None,
             reported_loss: 0.0,
             estimate,
+            nacks,
             allocation: Default::default(),
         });
         self.demux.add_ufrag(ufrag, key);

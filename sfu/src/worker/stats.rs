@@ -36,6 +36,14 @@ impl Worker {
                         }
                         conn.allocation.loss_seen = (s.reported, s.missing);
                     }
+                    if let Some(n) = &conn.nacks {
+                        let requested = n.requested.load(std::sync::atomic::Ordering::Relaxed);
+                        let refused = n.refused.load(std::sync::atomic::Ordering::Relaxed);
+                        let (seen_requested, seen_refused) = conn.allocation.nacks_seen;
+                        self.metrics.nacked_packets += requested.saturating_sub(seen_requested);
+                        self.metrics.nack_refused += refused.saturating_sub(seen_refused);
+                        conn.allocation.nacks_seen = (requested, refused);
+                    }
                     self.metrics.link_loss.observe(conn.reported_loss);
                     (conn.rtt, std::mem::take(&mut conn.reported_loss))
                 }

@@ -1,0 +1,258 @@
+//! Bounded retransmission: which of a subscriber's NACKed packets we resend.
+//!
+//! `rtc`'s NACK responder resends everything it is asked for, as often as it is asked. On a
+//! congested link that is a spiral: the link drops packets, the subscriber asks for them again
+//! every few tens of milliseconds, the resends fill the link and drop more (measured: 90 % of
+//! what a 220 kbit/s subscriber was sent was retransmissions, and its bandwidth estimate sat at
+//! the floor). The gate sits wire-ward of the responder on the read path and trims each NACK to
+//! what is worth resending:
+//! - a packet at most [`MAX_RESENDS`] times, and not again within [`MIN_RESEND_INTERVAL`] (a
+//!   resend is still in flight);
+//! - in total, at most [`RESEND_SHARE`] of the link's estimate (a token bucket), so repair never
+//!   crowds out the media it repairs; audio and the keyframe that follow matter more.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    TransportLayerNack, nack_pairs_from_sequence_numbers,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error as RtcError;
+
+use crate::bwe::LinkEstimate;
+
+pub const MAX_RESENDS: u8 = 2;
+pub const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(100);
+pub const RESEND_SHARE: f64 = 0.15;
+/// Size a resend is budgeted at (a full video packet).
+const RESEND_BITS: f64 = 1_200.0 * 8.0;
+/// The bucket never refills slower than this (an estimate at its floor still repairs audio).
+const MIN_RESENDS_PER_SEC: f64 = 10.0;
+const BURST: f64 = 30.0;
+/// Resend records older than this are forgotten (the responder's buffer is shorter anyway).
+const REMEMBER: Duration = Duration::from_secs(2);
+const MAX_REMEMBERED: usize = 4096;
+
+/// The per-link decision, pure: the interceptor below feeds it.
+#[derive(Debug, Default)]
+pub struct NackGate {
+    resent: HashMap<(u32, u16), (Instant, u8)>,
+    tokens: f64,
+    refilled: Option<Instant>,
+    last_prune: Option<Instant>,
+}
+
+impl NackGate {
+    /// Whether to resend `seq` of `ssrc` now, on a link estimated at `estimate_bps`.
+    pub fn admit(&mut self, now: Instant, ssrc: u32, seq: u16, estimate_bps: f64) -> bool {
+        self.refill(now, estimate_bps);
+        self.prune(now);
+        if let Some(&(at, count)) = self.resent.get(&(ssrc, seq))
+            && (count >= MAX_RESENDS || now.saturating_duration_since(at) < MIN_RESEND_INTERVAL)
+        {
+            return false;
+        }
+        if self.tokens < 1.0 {
+            return false;
+        }
+        if self.resent.len() >= MAX_REMEMBERED {
+            return false;
+        }
+        self.tokens -= 1.0;
+        let entry = self.resent.entry((ssrc, seq)).or_insert((now, 0));
+        *entry = (now, entry.1 + 1);
+        true
+    }
+
+    fn refill(&mut self, now: Instant, estimate_bps: f64) {
+        let rate = (estimate_bps * RESEND_SHARE / RESEND_BITS).max(MIN_RESENDS_PER_SEC);
+        match self.refilled {
+            None => self.tokens = BURST,
+            Some(at) => {
+                let secs = now.saturating_duration_since(at).as_secs_f64();
+                self.tokens = (self.tokens + secs * rate).min(BURST);
+            }
+        }
+        self.refilled = Some(now);
+    }
+
+    fn prune(&mut self, now: Instant) {
+        if self
+            .last_prune
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_millis(500))
+        {
+            return;
+        }
+        self.last_prune = Some(now);
+        self.resent
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < REMEMBER);
+    }
+}
+
+/// Counts the gate keeps for the worker's metrics.
+#[derive(Debug, Default)]
+pub struct NackCounts {
+    pub requested: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+/// The interceptor: trims inbound NACKs before the NACK responder sees them.
+pub struct NackGateInterceptor {
+    gate: NackGate,
+    estimate: Arc<LinkEstimate>,
+    counts: Arc<NackCounts>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl NackGateInterceptor {
+    pub fn new(estimate: Arc<LinkEstimate>, counts: Arc<NackCounts>) -> Self {
+        Self {
+            gate: NackGate::default(),
+            estimate,
+            counts,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+
+    fn trim(&mut self, now: Instant, nack: &TransportLayerNack) -> TransportLayerNack {
+        let estimate = self.estimate.snapshot().target_bps;
+        let mut requested = 0u64;
+        let mut kept: Vec<u16> = Vec::new();
+        for pair in &nack.nacks {
+            for seq in pair.packet_list() {
+                requested += 1;
+                if self.gate.admit(now, nack.media_ssrc, seq, estimate) {
+                    kept.push(seq);
+                }
+            }
+        }
+        self.counts
+            .requested
+            .fetch_add(requested, Ordering::Relaxed);
+        self.counts
+            .refused
+            .fetch_add(requested - kept.len() as u64, Ordering::Relaxed);
+        TransportLayerNack {
+            sender_ssrc: nack.sender_ssrc,
+            media_ssrc: nack.media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(&kept),
+        }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGateInterceptor {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = RtcError;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        let now = msg.now;
+        if let Packet::Rtcp(packets) = &mut msg.message.packet {
+            for p in packets.iter_mut() {
+                let trimmed = p
+                    .as_any()
+                    .downcast_ref::<TransportLayerNack>()
+                    .map(|nack| self.trim(now, nack));
+                if let Some(t) = trimmed {
+                    *p = Box::new(t);
+                }
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn poll_timeout(&mut self) -> Option<Self::Time> {
+        None
+    }
+}
+
+impl Interceptor for NackGateInterceptor {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packet_is_resent_at_most_twice_and_not_while_a_resend_is_in_flight() {
+        let t0 = Instant::now();
+        let mut g = NackGate::default();
+        assert!(g.admit(t0, 1, 10, 1e6));
+        assert!(!g.admit(t0 + Duration::from_millis(20), 1, 10, 1e6));
+        assert!(g.admit(t0 + Duration::from_millis(150), 1, 10, 1e6));
+        assert!(!g.admit(t0 + Duration::from_millis(400), 1, 10, 1e6));
+        // Other packets and other streams are independent.
+        assert!(g.admit(t0 + Duration::from_millis(400), 1, 11, 1e6));
+        assert!(g.admit(t0 + Duration::from_millis(400), 2, 10, 1e6));
+    }
+
+    #[test]
+    fn resends_stay_within_a_share_of_the_estimate() {
+        let t0 = Instant::now();
+        let mut g = NackGate::default();
+        // 800 kbit/s: 15 % is 120 kbit/s, 12.5 resends/s of 1,200 bytes, after a burst of 30.
+        let mut admitted = 0;
+        for i in 0..10_000u32 {
+            let now = t0 + Duration::from_millis(u64::from(i)); // 10 s, 1,000 requests/s
+            if g.admit(now, 1, i as u16, 800e3) {
+                admitted += 1;
+            }
+        }
+        assert!(
+            (150..=160).contains(&admitted),
+            "30 + 10 s × 12.5/s = 155, got {admitted}"
+        );
+    }
+
+    #[test]
+    fn a_link_at_its_floor_still_repairs_a_little() {
+        let t0 = Instant::now();
+        let mut g = NackGate::default();
+        let admitted = (0..=2_000u32)
+            .filter(|&i| g.admit(t0 + Duration::from_millis(u64::from(i)), 1, i as u16, 0.0))
+            .count();
+        assert_eq!(admitted, 30 + 20, "burst, then 10/s for 2 s");
+    }
+
+    #[test]
+    fn old_records_are_forgotten() {
+        let t0 = Instant::now();
+        let mut g = NackGate::default();
+        for i in 0..30u16 {
+            assert!(g.admit(t0, 1, i, 1e9));
+        }
+        assert_eq!(g.resent.len(), 30);
+        g.admit(t0 + REMEMBER + Duration::from_secs(1), 1, 999, 1e9);
+        assert_eq!(g.resent.len(), 1);
+    }
+}
