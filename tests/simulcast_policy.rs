@@ -241,8 +241,14 @@ async fn a_narrow_link_settles_below_the_top_layer_and_a_too_narrow_one_goes_aud
         .map(|l| st.layers.time_on(l, now).as_secs_f64())
         .collect();
     eprintln!(
-        "b on layers {on:?} s, switches up {} down {}, freezes {}",
-        st.layers.switches_up, st.layers.switches_down, st.freezes.freezes
+        "b on layers {on:?} s, switches up {} down {}, freezes {}, packets {}, gaps at arrival {}, recovered {}, given up {}",
+        st.layers.switches_up,
+        st.layers.switches_down,
+        st.freezes.freezes,
+        st.packets,
+        st.seq.gaps_at_arrival,
+        st.seq.recovered,
+        st.seq.given_up
     );
     assert!(
         on[1] > 0.0,
