@@ -30,7 +30,8 @@
 
 import { Harness, sample, sendLayers, sleep, until } from './lib.mjs';
 
-const WATCHDOG_MS = 240_000;
+// Above the sum of the deadlines below, so a slow machine fails a check, not the watchdog.
+const WATCHDOG_MS = 420_000;
 const SEND_TIMEOUT_MS = 30_000;
 // How long the server's estimate may take to step a subscriber up to the top layer. Generous:
 // the allocator steps one layer at a time and backs off after congestion; loopback is clean.
