@@ -2,12 +2,14 @@
 //! one, and the report they produce.
 //!
 //! # Layout
-//! - this module: configuration and the run itself (joins, readiness, window, churn).
+//! - this module: the run itself (joins, readiness, floor, window, churn); `config`: what a
+//!   run is asked to do ([`LoadConfig`]) and its validation.
 //! - `server`: the server under test, its samples (CPU, RSS, Prometheus series) and tokens.
 //! - `floor`: the town hall's floor holder.
 //! - `measure`: per-point window numbers and the per-layer view across points.
 //! - `summary`: snapshots → [`Report`]; `report`: the report's types; `table`: the human table.
 
+mod config;
 mod floor;
 mod measure;
 mod report;
@@ -15,16 +17,14 @@ mod server;
 mod summary;
 mod table;
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use crate::layers::Ladder;
-use crate::link::LinkParams;
-use crate::mediafile::FileMedia;
 use crate::point::{Point, PointConfig};
+pub use config::LoadConfig;
 use measure::{Base, LayerView, Tracked, base_of};
 pub use report::*;
 use server::{Server, self_cpu};
@@ -66,108 +66,6 @@ pub enum Tokens {
     /// Signed with the data dir's `secret.key` for the test room (the chair and
     /// `test-point-1` .. `test-point-500`).
     DataDir(PathBuf),
-}
-
-#[derive(Debug, Clone)]
-pub struct LoadConfig {
-    pub scenario: Scenario,
-    /// Points besides the chair.
-    pub points: usize,
-    /// Measurement window (fanout, townhall, joinstorm) or whole run (soak).
-    pub seconds: f64,
-    pub fps: u32,
-    pub video_kbps: u32,
-    /// Townhall: each point's thumbnail.
-    pub thumbnail_kbps: u32,
-    pub thumbnail_fps: u32,
-    pub keyframe_interval: Option<Duration>,
-    /// Emulated access line of every point (the chair is on the server's LAN).
-    pub link: Option<LinkParams>,
-    pub seed: u64,
-    /// Joinstorm: all points join within this time.
-    pub join_spread: Duration,
-    /// Soak: one point leaves and another joins this often.
-    pub churn_every: Duration,
-    /// Joins at once while setting up (fanout, townhall, soak).
-    pub join_concurrency: usize,
-    /// How long points may take to receive media.
-    pub ready_timeout: Duration,
-    pub bind_ip: IpAddr,
-    pub progress: bool,
-    pub per_point: bool,
-    /// Clips every publishing point sends instead of synthetic media (`--video-file`,
-    /// `--audio-file`).
-    pub files: FileMedia,
-    /// Publish simulcast layers (the chair, and townhall points) instead of one stream.
-    pub simulcast: Option<Ladder>,
-    /// Townhall: the chair grants the floor to the first point before the window.
-    pub floor: bool,
-}
-
-impl Default for LoadConfig {
-    fn default() -> Self {
-        LoadConfig {
-            scenario: Scenario::Fanout,
-            points: 5,
-            seconds: 10.0,
-            fps: 30,
-            video_kbps: 800,
-            thumbnail_kbps: 100,
-            thumbnail_fps: 10,
-            keyframe_interval: Some(Duration::from_secs(10)),
-            link: None,
-            seed: 1,
-            join_spread: Duration::from_secs(10),
-            churn_every: Duration::from_secs(2),
-            join_concurrency: 8,
-            ready_timeout: Duration::from_secs(30),
-            bind_ip: [127, 0, 0, 1].into(),
-            progress: false,
-            per_point: false,
-            files: FileMedia::default(),
-            simulcast: None,
-            floor: false,
-        }
-    }
-}
-
-impl LoadConfig {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.points == 0 {
-            return Err("--points must be at least 1".into());
-        }
-        if self.points > 2_000 {
-            return Err("--points above 2000 is not supported".into());
-        }
-        if !(self.seconds.is_finite() && self.seconds > 0.0) {
-            return Err("--seconds must be positive".into());
-        }
-        if self.fps == 0 || self.fps > 120 {
-            return Err("--fps must be between 1 and 120".into());
-        }
-        if self.video_kbps == 0 || self.thumbnail_kbps == 0 || self.thumbnail_fps == 0 {
-            return Err("bitrates and frame rates must be positive".into());
-        }
-        if self.join_concurrency == 0 {
-            return Err("--join-concurrency must be at least 1".into());
-        }
-        if let Some(l) = &self.link {
-            l.validate()?;
-        }
-        if let Some(ladder) = &self.simulcast {
-            if self.files.video.is_some() {
-                return Err(
-                    "--simulcast sends synthetic layers; it cannot send --video-file".into(),
-                );
-            }
-            let kbps: Vec<u32> = ladder.0.iter().map(|l| l.kbps).collect();
-            Ladder::simulcast(&kbps)?;
-        }
-        if self.floor && self.scenario != Scenario::Townhall {
-            return Err("--floor is for townhall".into());
-        }
-        Ok(())
-    }
 }
 
 /// Bytes per delta frame for a bitrate (keyframes are 4× a delta frame; one keyframe per
