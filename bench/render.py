@@ -194,7 +194,7 @@ if sim:
              "--per-point --json …`, flap: `--seconds 45`). *Single stream*: the same profile with one 800 kbit/s "
              "stream, same server and client (`bench/simulcast.sh` runs it for adsl and bad: decodable points, "
              "loss after NACK); *before*: the link-profile table above (older server, no estimate).\n")
-    L.append("| link | points joined/media/decodable | single stream: decodable, loss after NACK | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
+    L.append("| link | points joined/media/decodable | single stream: decodable, loss after NACK | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos at end (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in sim:
         v, pts, sv = r["video"], r["points"], r["server"]
@@ -205,14 +205,15 @@ if sim:
         sdec = (f"{single['points']['decodable']}/{single['points']['requested']}, "
                 f"{f(single['video']['loss_after_nack_pct']['mean'])} %") if single else "–"
         est = (sv.get("link_estimate_bps") or {}).get("p50")
-        paused = (sv.get("video_paused_downtracks") or {}).get("max")
+        pv = sv.get("video_paused_downtracks") or {}
+        paused = None if not pv else f"{f(pv.get('end'), 0)} ({f(pv.get('max'), 0)})"
         L.append(f"| {n} | {pts['joined']}/{pts['media']}/{pts['decodable']} of {pts['requested']} | {sdec} | {bdec} | "
                  f"{' / '.join(str(l['points_at_end']) for l in ls)} | {per_layer(ls, 'kbps')} | {per_layer(ls, 'seconds', 1)} | "
                  f"{' / '.join(f(l['first_keyframe_s']['p50'], 1) if l['first_keyframe_s']['count'] else '–' for l in ls)} | "
                  f"{f(v['kbps']['p50'], 0)} | {v['freezes_total']} | {f(v['freeze_ratio']['p95'], 3)} | "
                  f"{f(v['loss_before_nack_pct']['mean'])} → {f(v['loss_after_nack_pct']['mean'])} | "
                  f"{f(v['layer_switches']['up'], 0)} / {f(v['layer_switches']['down'], 0)} | "
-                 f"{f(est / 1e3, 0) if est is not None else '–'} | {f(paused, 0) if paused is not None else '–'} | "
+                 f"{f(est / 1e3, 0) if est is not None else '–'} | {paused or '–'} | "
                  f"{f(sv.get('cpu_us_per_forwarded_packet'))} | {down_link(r)} |")
     L.append("")
     L.append("Sent by the chair in the window (kbit/s, q / h / f): " + "; ".join(

@@ -86,6 +86,7 @@ pub(super) fn point_report(
         name: name.to_owned(),
         rtt_ms: s.rtt.map(|r| r * 1_000.0),
         video_paused_max: s.video_paused_max,
+        video_paused_at_end: s.video_paused,
         ..Default::default()
     };
     let (mut vb, mut ab, mut frames) = (0u64, 0u64, 0u64);

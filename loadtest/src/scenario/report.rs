@@ -100,8 +100,10 @@ pub struct VideoReport {
     pub layer_switches: Switches,
     /// The chair's video layer by layer (one entry without simulcast).
     pub layers: Vec<LayerReport>,
-    /// Points the server told (`video_paused`) that their link cannot carry some video.
+    /// Points the server told (`video_paused`) that their link cannot carry some video, at any
+    /// time, and at the end of the window.
     pub points_told_paused: usize,
+    pub points_paused_at_end: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -302,8 +304,9 @@ pub struct PointReport {
     /// The chair's video layer at the end (rid or resolution), if any keyframe arrived.
     pub final_layer: Option<String>,
     pub layers: Vec<PointLayerReport>,
-    /// The most videos `video_paused` listed at once for this point.
+    /// The most videos `video_paused` listed at once for this point, and at the end.
     pub video_paused_max: usize,
+    pub video_paused_at_end: usize,
     pub rtt_ms: Option<f64>,
 }
 

@@ -244,6 +244,7 @@ pub(super) fn summarize(run: Finished) -> Report {
             layer_switches,
             layers,
             points_told_paused: reports.iter().filter(|r| r.video_paused_max > 0).count(),
+            points_paused_at_end: reports.iter().filter(|r| r.video_paused_at_end > 0).count(),
         },
         audio: AudioReport {
             kbps: summary(&|r| Some(r.audio_kbps)),

@@ -124,8 +124,11 @@ fn layers_table(r: &Report) -> String {
     if r.config.simulcast_layers.is_some() {
         let v = &r.video;
         s += &format!(
-            "layers (chair video at the points): switches {} up / {} down · points told video paused {}\n",
-            v.layer_switches.up, v.layer_switches.down, v.points_told_paused
+            "layers (chair video at the points): switches {} up / {} down · points told video paused {} ({} at the end)\n",
+            v.layer_switches.up,
+            v.layer_switches.down,
+            v.points_told_paused,
+            v.points_paused_at_end
         );
         for l in &v.layers {
             s += &format!(
