@@ -86,10 +86,11 @@ struct Run {
     /// which points received its camera, at which layer, and what the chair received.
     #[arg(long)]
     floor: bool,
-    /// Townhall: each point's thumbnail bitrate, kbit/s.
+    /// Townhall: each point's camera bitrate, kbit/s (one stream; with --simulcast the points
+    /// send the --layers ladder too, at --thumbnail-fps).
     #[arg(long, default_value_t = 100)]
     thumbnail_kbps: u32,
-    /// Townhall: each point's thumbnail frames per second.
+    /// Townhall: each point's camera frames per second.
     #[arg(long, default_value_t = 10)]
     thumbnail_fps: u32,
     /// Seconds between unrequested keyframes (0: only on request).
