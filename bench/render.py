@@ -177,6 +177,13 @@ def down_link(r):
     rep = d.get("rtp_repeats")
     return f"{d['packets']/n:,.0f} / {d['delivered']/n:,.0f} / {'–' if rep is None else f'{rep/n:,.0f}'}"
 
+def nacks(r):
+    sv, n = r["server"], max(r["points"]["joined"], 1)
+    req, ref = sv.get("nack_requested_packets"), sv.get("nack_refused_packets")
+    if req is None:
+        return "–"
+    return f"{req/n:,.0f} / {'–' if ref is None else f'{ref/n:,.0f}'}"
+
 def per_layer(ls, key, d=0):
     return " / ".join(f(l[key]["p50"], d) if isinstance(l[key], dict) else f(l[key], d) for l in ls)
 
@@ -194,8 +201,8 @@ if sim:
              "--per-point --json …`, flap: `--seconds 45`). *Single stream*: the same profile with one 800 kbit/s "
              "stream, same server and client (`bench/simulcast.sh` runs it for adsl and bad: decodable points, "
              "loss after NACK); *before*: the link-profile table above (older server, no estimate).\n")
-    L.append("| link | points joined/media/decodable | single stream: decodable, loss after NACK | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos at end (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| link | points joined/media/decodable | single stream: decodable, loss after NACK | decodable before | points at end q / h / f | kbit/s p50 on q / h / f | s p50 on q / h / f (window) | first keyframe p50 q / h / f (s) | video kbit/s p50 | freezes | freeze ratio p95 | loss before → after NACK (mean %) | switches up / down | server estimate p50 (kbit/s) | paused videos at end (max) | µs per fwd packet | down link per point: offered / delivered / repeats (packets) | NACKed packets per point: requested / refused by the server |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n, r in sim:
         v, pts, sv = r["video"], r["points"], r["server"]
         ls = v.get("layers", [])
@@ -214,7 +221,7 @@ if sim:
                  f"{f(v['loss_before_nack_pct']['mean'])} → {f(v['loss_after_nack_pct']['mean'])} | "
                  f"{f(v['layer_switches']['up'], 0)} / {f(v['layer_switches']['down'], 0)} | "
                  f"{f(est / 1e3, 0) if est is not None else '–'} | {paused or '–'} | "
-                 f"{f(sv.get('cpu_us_per_forwarded_packet'))} | {down_link(r)} |")
+                 f"{f(sv.get('cpu_us_per_forwarded_packet'))} | {down_link(r)} | {nacks(r)} |")
     L.append("")
     L.append("Sent by the chair in the window (kbit/s, q / h / f): " + "; ".join(
         f"{n} {' / '.join(f(l['sent_kbps'], 0) for l in r['publisher']['layers'])}" for n, r in sim) + ".\n")

@@ -148,6 +148,10 @@ pub struct ServerReport {
     /// Video downtracks paused for lack of bandwidth: at the end of the window, and the most
     /// seen in the once-a-second samples.
     pub video_paused_downtracks: Option<PausedReport>,
+    /// Packets subscribers asked the server to resend in the window, and of those, how many it
+    /// refused (`hoinghi_nack_requested_packets_total`, `hoinghi_nack_refused_packets_total`).
+    pub nack_requested_packets: Option<f64>,
+    pub nack_refused_packets: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]

@@ -26,6 +26,9 @@ pub(super) struct ServerSample {
     pub switches_down: Option<f64>,
     /// Video downtracks paused because their link cannot carry the lowest layer.
     pub paused_downtracks: Option<f64>,
+    /// Packets subscribers asked to be resent, and those the server refused to resend.
+    pub nack_requested: Option<f64>,
+    pub nack_refused: Option<f64>,
 }
 
 pub(super) struct Server {
@@ -95,6 +98,8 @@ impl Server {
             out.switches_up = prom::sum_with_label(&text, switches, "direction", "up");
             out.switches_down = prom::sum_with_label(&text, switches, "direction", "down");
             out.paused_downtracks = http::metric_sum(&text, "hoinghi_video_paused_downtracks");
+            out.nack_requested = http::metric_sum(&text, "hoinghi_nack_requested_packets_total");
+            out.nack_refused = http::metric_sum(&text, "hoinghi_nack_refused_packets_total");
         }
         if self.inprocess.is_some() {
             // The process is the load generator too: only the media threads are the server.

@@ -298,6 +298,8 @@ pub(super) fn summarize(run: Finished) -> Report {
                     down: down.unwrap_or(0.0) - s0.switches_down.unwrap_or(0.0),
                 }),
             },
+            nack_requested_packets: diff(s0.nack_requested, s1.nack_requested),
+            nack_refused_packets: diff(s0.nack_refused, s1.nack_refused),
             video_paused_downtracks: s1.paused_downtracks.map(|end| PausedReport {
                 end,
                 max: paused_max.unwrap_or(end).max(end),

@@ -169,7 +169,7 @@ fn layers_table(r: &Report) -> String {
         let est = sv.link_estimate_bps.clone().unwrap_or_default();
         s += &format!(
             "server links: estimate p10/p50/p90 {}/{}/{} kbit/s (n={}) · loss after NACK p50 {} · \
-             switches {} up / {} down · paused videos {} (max {})\n",
+             switches {} up / {} down · paused videos {} (max {}) · NACKed packets {} ({} refused)\n",
             opt(est.p10.map(|b| b / 1e3)),
             opt(est.p50.map(|b| b / 1e3)),
             opt(est.p90.map(|b| b / 1e3)),
@@ -179,6 +179,8 @@ fn layers_table(r: &Report) -> String {
             opt(sv.layer_switches.map(|x| x.down)),
             opt(sv.video_paused_downtracks.map(|p| p.end)),
             opt(sv.video_paused_downtracks.map(|p| p.max)),
+            opt(sv.nack_requested_packets),
+            opt(sv.nack_refused_packets),
         );
     }
     s
