@@ -1,6 +1,7 @@
 //! Per-subscriber bandwidth estimation: `rtc`'s Google Congestion Control, run by its congestion
-//! control interceptor on transport-wide feedback from the subscriber, with what the worker needs
-//! copied out into atomics.
+//! control interceptor on transport-wide feedback from the subscriber and capped by our own
+//! queuing-delay guard (see `queue_delay.rs` for why), with what the worker needs copied out
+//! into atomics.
 //!
 //! Why a tap and not the interceptor's `TargetBitrateChanged` attribute: that rides on the
 //! feedback packet towards the application, and inbound RTCP stops at the end of the chain. The
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+
+use crate::queue_delay::QueueDelayGuard;
 
 /// Where the estimate starts before any feedback: high enough that a subscriber on a good link
 /// reaches the top layer within seconds (the delay-based half only grows ~8 %/s), low enough
@@ -60,19 +63,25 @@ impl LinkEstimate {
     }
 }
 
-/// GCC with its results published to a [`LinkEstimate`].
+/// GCC, capped by our queuing-delay guard, with the result published to a [`LinkEstimate`].
 pub struct TappedGcc {
     gcc: Gcc,
+    guard: QueueDelayGuard,
+    target: f64,
     shared: Arc<LinkEstimate>,
 }
 
 impl TappedGcc {
     pub fn new(shared: Arc<LinkEstimate>) -> Self {
         let gcc = Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS);
-        shared
-            .target_bps
-            .store(gcc.target_bitrate().to_bits(), Ordering::Relaxed);
-        Self { gcc, shared }
+        let target = gcc.target_bitrate();
+        shared.target_bps.store(target.to_bits(), Ordering::Relaxed);
+        Self {
+            gcc,
+            guard: QueueDelayGuard::default(),
+            target,
+            shared,
+        }
     }
 }
 
@@ -81,15 +90,23 @@ impl BandwidthEstimator for TappedGcc {
         if reports.is_empty() {
             return;
         }
-        let before = self.gcc.target_bitrate();
+        let before = self.target;
         self.gcc.on_reports(now, reports);
-        let after = self.gcc.target_bitrate();
+        let queue_backed_off = self.guard.on_reports(now, reports);
+        let gcc = self.gcc.target_bitrate();
+        self.guard.release_above(gcc);
+        let after = self
+            .guard
+            .cap()
+            .map_or(gcc, |cap| gcc.min(cap))
+            .clamp(MIN_BPS, MAX_BPS);
+        self.target = after;
         let s = &self.shared;
         s.target_bps.store(after.to_bits(), Ordering::Relaxed);
         s.feedback.fetch_add(1, Ordering::Relaxed);
-        // GCC's increases are small steps (≤ 8 % per second); anything below 98 % of the
-        // previous value is a decision to back off.
-        if after < before * 0.98 {
+        // Increases are small steps (≤ 8 % per second for the delay halves); anything below
+        // 98 % of the previous value, or the guard reacting, is a decision to back off.
+        if after < before * 0.98 || queue_backed_off {
             s.decreases.fetch_add(1, Ordering::Relaxed);
         }
         let missing = reports.iter().filter(|r| !r.arrived).count() as u64;
@@ -99,7 +116,7 @@ impl BandwidthEstimator for TappedGcc {
     }
 
     fn target_bitrate(&self) -> f64 {
-        self.gcc.target_bitrate()
+        self.target
     }
 
     fn handle_timeout(&mut self, now: Instant) {

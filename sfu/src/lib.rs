@@ -12,7 +12,8 @@
 //! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers (per simulcast layer).
-//! - [`bwe`]: per-subscriber bandwidth estimation (GCC on transport-wide feedback).
+//! - [`bwe`] and [`queue_delay`]: per-subscriber bandwidth estimation (GCC on transport-wide
+//!   feedback, capped when a queue builds up on the way).
 //! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
 //!   gets within its estimate.
 //! - [`nack_gate`]: which NACKed packets are worth resending on a link.
@@ -35,6 +36,7 @@ pub mod layer_meter;
 pub mod metrics;
 pub mod nack_gate;
 pub mod packet;
+pub mod queue_delay;
 pub mod rtt;
 pub mod udp;
 mod worker;

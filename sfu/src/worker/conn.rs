@@ -38,6 +38,9 @@ const NACK_GATE_SLOT: usize = 3_500;
 /// The RTP header extension we forward end to end (everything else is per-transport).
 pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
+const ICE_DISCONNECTED_AFTER: std::time::Duration = std::time::Duration::from_secs(15);
+const ICE_FAILED_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// At most this many source addresses per connection (a browser may try a few); bounds what a
 /// peer that knows a ufrag can make us remember.
 const MAX_ADDRS_PER_CONN: usize = 8;
@@ -132,6 +135,10 @@ impl PcFactory {
         let settings = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
             .with_lite(true)
+            // An ICE-lite server hears only the client's checks, and browsers send consent
+            // checks every 4-6 s (RFC 7675): rtc's 5 s default flapped connected/disconnected
+            // on a busy host. Consent itself expires after 30 s.
+            .with_ice_timeouts(Some(ICE_DISCONNECTED_AFTER), Some(ICE_FAILED_AFTER), None)
             .with_srtp_protection_profiles(vec![
                 SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
                 SrtpProtectionProfile::Srtp_Aead_Aes_256_Gcm,

@@ -103,7 +103,11 @@ impl Worker {
                     RTCPeerConnectionState::Closed => ConnState::Closed,
                     _ => return,
                 };
-                self.conns[key].connected = state == ConnState::Connected;
+                // Keep sending while merely disconnected: a rural line that drops its checks for
+                // a few seconds gets its media back the moment it recovers, and a dead path costs
+                // only the sends until ICE declares it failed.
+                self.conns[key].connected =
+                    matches!(state, ConnState::Connected | ConnState::Disconnected);
                 if state == ConnState::Connected && kind == PcKind::Subscribe {
                     // A subscriber that just connected needs keyframes for its video.
                     self.request_keyframes_for_subscriber(now, key);
