@@ -153,7 +153,10 @@ async fn chair_media_reaches_every_point_rewritten_and_keyframes_follow_plis() {
             && histogram_count("hoinghi_link_loss_before_nack_ratio") >= 3
     })
     .await;
-    assert!(estimated, "no bandwidth estimate from transport-wide feedback");
+    assert!(
+        estimated,
+        "no bandwidth estimate from transport-wide feedback"
+    );
 
     // Operators' gauges: who is in the meeting by role, and the workers' CPU.
     let gauge = |role: &str| -> i64 {

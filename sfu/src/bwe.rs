@@ -1,7 +1,10 @@
-//! Per-subscriber bandwidth estimation: `rtc`'s Google Congestion Control, run by its congestion
-//! control interceptor on transport-wide feedback from the subscriber and capped by our own
-//! queuing-delay guard (see `queue_delay.rs` for why), with what the worker needs copied out
-//! into atomics.
+//! Per-subscriber bandwidth estimation from the subscriber's transport-wide feedback, run by
+//! `rtc`'s congestion-control interceptor (which keeps the send history and resolves the
+//! feedback into per-packet reports): the lower of a loss half tolerant of random loss
+//! (`loss_control.rs`) and a queuing-delay guard (`queue_delay.rs`), with what the worker needs
+//! copied out into atomics. Not `rtc`'s GCC: its delay half never backed off in our
+//! measurements and its loss half, tuned for wired paths, starved lines with random loss
+//! (see those modules).
 //!
 //! Why a tap and not the interceptor's `TargetBitrateChanged` attribute: that rides on the
 //! feedback packet towards the application, and inbound RTCP stops at the end of the chain. The
@@ -13,13 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rtc::interceptor::{BandwidthEstimator, EstimatorStats, Gcc, PacketReport};
+use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
+use crate::loss_control::LossControl;
 use crate::queue_delay::QueueDelayGuard;
 
 /// Where the estimate starts before any feedback: high enough that a subscriber on a good link
-/// reaches the top layer within seconds (the delay-based half only grows ~8 %/s), low enough
-/// that a first step up on a poor link is a small overshoot. New downtracks start on their
+/// reaches the top layer within seconds, low enough that a first step up on a poor link is a
+/// small overshoot. New downtracks start on their
 /// lowest layer whatever this says (see `allocator.rs`).
 pub const INITIAL_BPS: f64 = 1_000_000.0;
 /// Below the lowest simulcast layer plus audio, so the estimate can say "video does not fit".
@@ -63,21 +67,22 @@ impl LinkEstimate {
     }
 }
 
-/// GCC, capped by our queuing-delay guard, with the result published to a [`LinkEstimate`].
-pub struct TappedGcc {
-    gcc: Gcc,
+/// The estimator: loss half and queuing-delay guard, the result published to a
+/// [`LinkEstimate`].
+pub struct LinkEstimator {
+    loss: LossControl,
     guard: QueueDelayGuard,
     target: f64,
     shared: Arc<LinkEstimate>,
 }
 
-impl TappedGcc {
+impl LinkEstimator {
     pub fn new(shared: Arc<LinkEstimate>) -> Self {
-        let gcc = Gcc::new(INITIAL_BPS, MIN_BPS, MAX_BPS);
-        let target = gcc.target_bitrate();
+        let loss = LossControl::new(INITIAL_BPS, MIN_BPS, MAX_BPS);
+        let target = loss.target();
         shared.target_bps.store(target.to_bits(), Ordering::Relaxed);
         Self {
-            gcc,
+            loss,
             guard: QueueDelayGuard::default(),
             target,
             shared,
@@ -85,50 +90,44 @@ impl TappedGcc {
     }
 }
 
-impl BandwidthEstimator for TappedGcc {
+impl BandwidthEstimator for LinkEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         if reports.is_empty() {
             return;
         }
         let before = self.target;
-        self.gcc.on_reports(now, reports);
+        let missing = reports.iter().filter(|r| !r.arrived).count();
+        let loss_target = self.loss.update(now, missing, reports.len());
         let queue_backed_off = self.guard.on_reports(now, reports);
-        let gcc = self.gcc.target_bitrate();
-        self.guard.release_above(gcc);
+        self.guard.release_above(loss_target);
         let after = self
             .guard
             .cap()
-            .map_or(gcc, |cap| gcc.min(cap))
+            .map_or(loss_target, |cap| loss_target.min(cap))
             .clamp(MIN_BPS, MAX_BPS);
         self.target = after;
         let s = &self.shared;
         s.target_bps.store(after.to_bits(), Ordering::Relaxed);
         s.feedback.fetch_add(1, Ordering::Relaxed);
-        // Increases are small steps (≤ 8 % per second for the delay halves); anything below
-        // 98 % of the previous value, or the guard reacting, is a decision to back off.
+        // Increases are small steps (≤ 5 % per 200 ms); anything below 98 % of the previous
+        // value, or the guard reacting, is a decision to back off.
         if after < before * 0.98 || queue_backed_off {
             s.decreases.fetch_add(1, Ordering::Relaxed);
         }
-        let missing = reports.iter().filter(|r| !r.arrived).count() as u64;
         s.reported
             .fetch_add(reports.len() as u64, Ordering::Relaxed);
-        s.missing.fetch_add(missing, Ordering::Relaxed);
+        s.missing.fetch_add(missing as u64, Ordering::Relaxed);
     }
 
     fn target_bitrate(&self) -> f64 {
         self.target
     }
 
-    fn handle_timeout(&mut self, now: Instant) {
-        self.gcc.handle_timeout(now);
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.gcc.poll_timeout()
-    }
-
     fn stats(&self) -> EstimatorStats {
-        self.gcc.stats()
+        let mut stats = EstimatorStats::default();
+        stats.loss_based_bitrate = Some(self.loss.target());
+        stats.packet_loss = self.loss.average_loss();
+        stats
     }
 }
 
@@ -167,7 +166,7 @@ mod tests {
     #[test]
     fn the_tap_publishes_the_initial_target_before_any_feedback() {
         let shared = Arc::new(LinkEstimate::default());
-        let _gcc = TappedGcc::new(shared.clone());
+        let _e = LinkEstimator::new(shared.clone());
         let s = shared.snapshot();
         assert_eq!(s.target_bps, INITIAL_BPS);
         assert_eq!(s.feedback, 0);
@@ -176,12 +175,12 @@ mod tests {
     #[test]
     fn heavy_loss_is_published_as_a_lower_target_and_a_decrease() {
         let shared = Arc::new(LinkEstimate::default());
-        let mut gcc = TappedGcc::new(shared.clone());
+        let mut e = LinkEstimator::new(shared.clone());
         let epoch = Instant::now();
         for b in 0..30u64 {
             let at = epoch + Duration::from_millis(b * 200 + 150);
             // Every second packet lost: 50 % loss.
-            gcc.on_reports(at, &batch(epoch, b * 200, b * 10, Some(2)));
+            e.on_reports(at, &batch(epoch, b * 200, b * 10, Some(2)));
         }
         let s = shared.snapshot();
         assert_eq!(s.feedback, 30);
@@ -189,17 +188,17 @@ mod tests {
         assert!(s.decreases >= 1);
         assert_eq!(s.reported, 300);
         assert_eq!(s.missing, 150);
-        assert_eq!(s.target_bps, gcc.target_bitrate());
+        assert_eq!(s.target_bps, e.target_bitrate());
     }
 
     #[test]
     fn a_clean_path_never_counts_a_decrease() {
         let shared = Arc::new(LinkEstimate::default());
-        let mut gcc = TappedGcc::new(shared.clone());
+        let mut e = LinkEstimator::new(shared.clone());
         let epoch = Instant::now();
         for b in 0..30u64 {
             let at = epoch + Duration::from_millis(b * 200 + 150);
-            gcc.on_reports(at, &batch(epoch, b * 200, b * 10, None));
+            e.on_reports(at, &batch(epoch, b * 200, b * 10, None));
         }
         let s = shared.snapshot();
         assert_eq!(s.decreases, 0);

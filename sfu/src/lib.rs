@@ -12,8 +12,8 @@
 //! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers (per simulcast layer).
-//! - [`bwe`] and [`queue_delay`]: per-subscriber bandwidth estimation (GCC on transport-wide
-//!   feedback, capped when a queue builds up on the way).
+//! - [`bwe`], [`loss_control`] and [`queue_delay`]: per-subscriber bandwidth estimation from
+//!   transport-wide feedback (loss tolerant of random loss, capped when a queue builds up).
 //! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
 //!   gets within its estimate.
 //! - [`nack_gate`]: which NACKed packets are worth resending on a link.
@@ -33,6 +33,7 @@ pub mod forwarder;
 pub mod keyframe;
 pub mod keyframe_requests;
 pub mod layer_meter;
+pub mod loss_control;
 pub mod metrics;
 pub mod nack_gate;
 pub mod packet;

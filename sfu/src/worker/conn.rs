@@ -28,7 +28,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
 use crate::api::{LocalCandidate, ParticipantId, PcKind, SfuError};
-use crate::bwe::{LinkEstimate, TappedGcc};
+use crate::bwe::{LinkEstimate, LinkEstimator};
 use crate::nack_gate::{NackCounts, NackGateInterceptor};
 
 /// Between the pacer slot (3,000) and the NACK responder (4,000): inbound packets walk the
@@ -124,7 +124,7 @@ impl PcFactory {
                 .with(Slot::TwccSender, TwccSenderBuilder::new().build())
                 .with(
                     Slot::CongestionControl,
-                    CongestionControlBuilder::new(TappedGcc::new(estimate.clone())).build(),
+                    CongestionControlBuilder::new(LinkEstimator::new(estimate.clone())).build(),
                 )
                 .with(
                     Slot::from(NACK_GATE_SLOT),
