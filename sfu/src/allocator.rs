@@ -6,7 +6,7 @@
 //! 1. audio, always (it is what a meeting cannot do without);
 //! 2. the lowest layer of every video, in priority order (program before thumbnails). These
 //!    are cheap and what makes a room usable, so they are granted even beyond the estimate
-//!    until the link has shown congestion: GCC only learns a link's capacity by being pushed,
+//!    until the link has shown congestion: an estimate only learns a link's capacity by being pushed,
 //!    and a chair on fibre must not wait 20 s for its grid of thumbnails. Once congested, a
 //!    video whose lowest layer no longer fits is paused (audio-only for that track);
 //! 3. whatever is already above its lowest layer keeps as much as still fits in the estimate;
@@ -14,7 +14,7 @@
 //!    layer fits with headroom. Stepping up is our probe (no padding probes yet), so it is slow
 //!    and the worker backs off after a step that brought congestion.
 
-/// Headroom an estimate must leave after a step up: GCC's estimate on an unprobed link is
+/// Headroom an estimate must leave after a step up: the estimate of an unprobed link is
 /// optimistic, and a step that fills the link exactly queues the audio behind it.
 pub const STEP_UP_HEADROOM: f64 = 0.15;
 

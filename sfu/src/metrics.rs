@@ -162,7 +162,7 @@ impl SfuMetrics {
             link_estimate: histogram(
                 registry,
                 "hoinghi_link_estimate_bps",
-                "Bandwidth estimate of each subscriber link (GCC on transport-wide feedback), sampled every 2 s",
+                "Bandwidth estimate of each subscriber link (loss and queuing delay from transport-wide feedback), sampled every 2 s",
                 &[
                     50e3, 100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6,
                 ],

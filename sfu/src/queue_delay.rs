@@ -1,4 +1,4 @@
-//! A queuing-delay guard beside GCC: backs the estimate off when packets start waiting in a
+//! A queuing-delay guard in the link estimate: backs the estimate off when packets start waiting in a
 //! queue on the way to the subscriber, before that queue overflows and drops them.
 //!
 //! Why our own: `rtc` 0.21's GCC delay half never backed off in our measurements — neither on
