@@ -6,7 +6,8 @@
 //! 1. audio, always (it is what a meeting cannot do without);
 //! 2. the lowest layer of every video, in priority order (program before thumbnails). These
 //!    are cheap and what makes a room usable, so they are granted even beyond the estimate
-//!    until the link has shown congestion: an estimate only learns a link's capacity by being pushed,
+//!    until the link has shown congestion (one already flowing keeps it through a dip to half
+//!    its cost): an estimate only learns a link's capacity by being pushed,
 //!    and a chair on fibre must not wait 20 s for its grid of thumbnails. Once congested, a
 //!    video whose lowest layer no longer fits is paused (audio-only for that track);
 //! 3. whatever is already above its lowest layer keeps as much as still fits in the estimate;
@@ -18,6 +19,9 @@
 /// optimistic, and a step that fills the link exactly queues the audio behind it.
 pub const STEP_UP_HEADROOM: f64 = 0.15;
 
+/// Share of its lowest layer's bitrate a flowing video needs to keep it while congested.
+pub const KEEP_LOWEST_SHARE: f64 = 0.5;
+
 /// One simulcast layer as the allocator sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerInfo {
@@ -27,6 +31,8 @@ pub struct LayerInfo {
     pub bps: f64,
     /// Packets arrived recently: a layer the publisher paused cannot be switched to.
     pub live: bool,
+    /// Packets ever arrived: a declared layer not seen yet is starting, not stopped.
+    pub seen: bool,
 }
 
 /// One video downtrack of the subscriber.
@@ -75,7 +81,15 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         let Some(base) = lowest(&items[i]) else {
             continue;
         };
-        if !budget.congested || base.bps <= remaining {
+        // A video already flowing keeps (at least) its lowest layer through a dip to half that
+        // layer's cost: the dip after a failed step up is brief, and a paused video restarts
+        // only on a keyframe.
+        let needed = if items[i].flowing {
+            base.bps * KEEP_LOWEST_SHARE
+        } else {
+            base.bps
+        };
+        if !budget.congested || needed <= remaining {
             chosen[i] = Some(base.rank);
             remaining -= base.bps;
         }
@@ -117,28 +131,37 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
 }
 
 /// Live layers the routing allows, by rank ascending; when none is allowed but some are live
-/// (a thumbnail of a publisher whose lowest layer stopped), the lowest live one.
+/// and the allowed ones have stopped (a thumbnail of a publisher whose lowest layer stopped),
+/// the lowest live one.
 fn candidates<'a>(item: &'a VideoItem<'_>) -> impl Iterator<Item = &'a LayerInfo> + 'a {
-    let any_allowed = item
+    let allowed = |l: &LayerInfo| l.rank <= item.max_rank;
+    let settled = item
         .layers
         .iter()
-        .any(|l| l.live && l.rank <= item.max_rank);
-    let fallback = if any_allowed {
+        .any(|l| allowed(l) && (l.live || !l.seen));
+    let fallback = if settled {
         None
     } else {
         item.layers.iter().find(|l| l.live).map(|l| l.rank)
     };
     item.layers
         .iter()
-        .filter(move |l| l.live && (l.rank <= item.max_rank || Some(l.rank) == fallback))
+        .filter(move |l| l.live && (allowed(l) || Some(l.rank) == fallback))
 }
 
+/// Where a video starts or falls back to: its lowest live allowed layer; else an allowed layer
+/// that has not started yet (wait for it rather than take a higher one); else the fallback of
+/// [`candidates`]; else, with nothing live at all, its lowest declared layer.
 fn lowest<'a>(item: &'a VideoItem<'_>) -> Option<&'a LayerInfo> {
-    candidates(item).next().or_else(|| {
-        item.layers
-            .first()
-            .filter(|_| !item.layers.iter().any(|l| l.live))
-    })
+    let allowed = |l: &&LayerInfo| l.rank <= item.max_rank;
+    candidates(item)
+        .next()
+        .or_else(|| item.layers.iter().filter(allowed).find(|l| !l.seen))
+        .or_else(|| {
+            item.layers
+                .first()
+                .filter(|_| !item.layers.iter().any(|l| l.live))
+        })
 }
 
 fn bps_of(item: &VideoItem<'_>, rank: u8) -> f64 {
@@ -161,6 +184,7 @@ mod tests {
                 rank: i as u8,
                 bps,
                 live: true,
+                seen: true,
             })
             .collect()
     }
@@ -280,6 +304,30 @@ mod tests {
     }
 
     #[test]
+    fn a_flowing_lowest_layer_survives_a_dip_a_waiting_one_does_not_start() {
+        let l = qhf();
+        // 40 k audio; 150 k q; estimate 140 k leaves 100 k: above half of q, below all of it.
+        let flowing = program(&l, Some(0));
+        assert_eq!(
+            allocate(&budget(140e3, true, false), &[flowing]),
+            vec![Some(0)]
+        );
+        let waiting = VideoItem {
+            flowing: false,
+            ..program(&l, Some(0))
+        };
+        assert_eq!(
+            allocate(&budget(140e3, true, false), &[waiting]),
+            vec![None]
+        );
+        // Far below: paused even when flowing.
+        assert_eq!(
+            allocate(&budget(90e3, true, false), &[program(&l, Some(0))]),
+            vec![None]
+        );
+    }
+
+    #[test]
     fn a_thumbnail_never_leaves_the_lowest_layer() {
         let l = qhf();
         assert_eq!(
@@ -312,18 +360,37 @@ mod tests {
     }
 
     #[test]
+    fn a_thumbnail_waits_for_a_lowest_layer_that_has_not_started_yet() {
+        let mut l = qhf();
+        l[0].live = false;
+        l[0].seen = false;
+        l[0].bps = 0.0;
+        assert_eq!(
+            allocate(&budget(50e6, false, true), &[thumb(&l)]),
+            vec![Some(0)],
+            "q is declared and starting: no detour through h"
+        );
+        assert_eq!(
+            allocate(&budget(50e6, false, false), &[program(&l, None)]),
+            vec![Some(1)],
+            "a program stream starts on the lowest layer that flows"
+        );
+    }
+
+    #[test]
     fn a_single_layer_track_is_simply_on_or_off() {
         let l = [LayerInfo {
             rank: 0,
             bps: 800e3,
             live: true,
+            seen: true,
         }];
         assert_eq!(
             allocate(&budget(2e6, true, true), &[program(&l, Some(0))]),
             vec![Some(0)]
         );
         assert_eq!(
-            allocate(&budget(500e3, true, true), &[program(&l, Some(0))]),
+            allocate(&budget(300e3, true, true), &[program(&l, Some(0))]),
             vec![None]
         );
     }

@@ -47,6 +47,11 @@ impl LayerMeter {
         self.bps.unwrap_or(0.0)
     }
 
+    /// Whether any packet ever arrived (a declared layer that has not started yet: no).
+    pub fn seen(&self) -> bool {
+        self.last_packet.is_some()
+    }
+
     pub fn live(&self, now: Instant) -> bool {
         self.last_packet
             .is_some_and(|at| now.saturating_duration_since(at) < LIVE_WITHIN)

@@ -168,6 +168,7 @@ impl Worker {
                         rank: l.rank,
                         bps: l.meter.bps(),
                         live: l.meter.live(now),
+                        seen: l.meter.seen(),
                     })
                     .collect()
             })

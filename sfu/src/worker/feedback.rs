@@ -84,7 +84,11 @@ impl Worker {
         let Some(t) = self.tracks.get_mut(track) else {
             return;
         };
-        let Some(media_ssrc) = t.layer_mut(rank).map(|l| l.ssrc) else {
+        let Some(media_ssrc) = t
+            .layer_mut(rank)
+            .map(|l| l.ssrc)
+            .filter(|s| *s != super::track::UNKNOWN_SSRC)
+        else {
             return;
         };
         let (key, receiver_id) = (t.conn, t.receiver_id);

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::Worker;
 use super::conn::{AUDIO_LEVEL_URI, internal, rtc_sdp_error};
-use super::track::{Layer, MAX_LAYERS, PublishedTrack};
+use super::track::{Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
 use crate::api::{
     ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
 };
@@ -157,9 +157,10 @@ impl Worker {
             .find(|(_, t)| t.conn == key && t.receiver_id == receiver_id)
         {
             if t.layers.iter().any(|l| l.rank == rank) {
-                // The publisher restarted this layer's encoder under a new SSRC.
+                // Declared in the offer and now seen (or the publisher restarted this layer's
+                // encoder under a new SSRC).
                 let old = t.layers.iter().find(|l| l.rank == rank).map(|l| l.ssrc);
-                if let Some(old) = old {
+                if let Some(old) = old.filter(|s| *s != UNKNOWN_SSRC) {
                     self.track_by_ssrc.remove(&(key, old));
                 }
                 if let Some(l) = t.layer_mut(rank) {
@@ -218,6 +219,16 @@ impl Worker {
         let Some(room) = self.participants.get(&participant).map(|p| p.room.clone()) else {
             return;
         };
+        // Every layer the offer declares exists from the start, so that a subscriber starts
+        // on the lowest one even when a higher layer's packets happen to arrive first.
+        let declared = self.conns[key]
+            .pc
+            .rtp_receiver(receiver_id)
+            .map_or(0, |r| r.track().codings().len())
+            .clamp(1, MAX_LAYERS);
+        let layers = (0..declared as u8)
+            .map(|r| new_layer(r, if r == rank { ssrc } else { UNKNOWN_SSRC }))
+            .collect();
         let track = self.tracks.insert(PublishedTrack {
             publisher: participant,
             room: room.clone(),
@@ -227,7 +238,7 @@ impl Worker {
             source,
             codec,
             video_codec,
-            layers: vec![new_layer(rank, ssrc)],
+            layers,
             audio_level_id,
             activity: AudioActivity::default(),
             downtracks: Vec::new(),

@@ -14,6 +14,8 @@ use crate::layer_meter::LayerMeter;
 /// At most this many simulcast layers per track (browsers send three); more are ignored, so a
 /// hostile offer cannot make a downtrack loop over dozens.
 pub(crate) const MAX_LAYERS: usize = 4;
+/// The SSRC of a layer declared in the offer whose packets have not arrived yet.
+pub(crate) const UNKNOWN_SSRC: u32 = 0;
 
 pub(crate) struct PublishedTrack {
     pub publisher: ParticipantId,
