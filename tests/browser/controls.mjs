@@ -181,7 +181,18 @@ async function main() {
   else h.step(`NOTE: the attendance report has no roll-call answers yet (${stored.detail})`);
 
   // 4. Chat.
-  await p2.page.locator('#chat-toggle').click();
+  // Open the chat panel. A reconnect on a loaded machine re-mounts the page with the panel
+  // closed, so open it until it is open (only ever clicking a closed toggle).
+  let toggles = 0;
+  const chatOpen = await until(async () => {
+    if ((await p2.page.locator('#chat-toggle').getAttribute('aria-expanded')) !== 'true') {
+      await p2.page.locator('#chat-toggle').click();
+      toggles += 1;
+    }
+    const visible = await p2.page.locator('#chat-to').isVisible();
+    return { ok: visible, detail: `visible ${visible} after ${toggles} click(s)` };
+  }, 15000);
+  h.check('point 2 opens its chat panel', chatOpen.ok, chatOpen.detail);
   await p2.page.locator('#chat-to').selectOption('chair');
   await p2.page.locator('#chat-input').fill('Điểm cầu 2 nghe rõ <3');
   await p2.page.locator('#chat-send').click();
