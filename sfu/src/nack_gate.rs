@@ -25,9 +25,9 @@ use rtc::shared::error::Error as RtcError;
 
 use crate::bwe::LinkEstimate;
 
-pub const MAX_RESENDS: u8 = 2;
+pub const MAX_RESENDS: u8 = 3;
 pub const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(100);
-pub const RESEND_SHARE: f64 = 0.15;
+pub const RESEND_SHARE: f64 = 0.25;
 /// Size a resend is budgeted at (a full video packet).
 const RESEND_BITS: f64 = 1_200.0 * 8.0;
 /// The bucket never refills slower than this (an estimate at its floor still repairs audio).
@@ -204,13 +204,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_packet_is_resent_at_most_twice_and_not_while_a_resend_is_in_flight() {
+    fn a_packet_is_resent_at_most_three_times_and_not_while_a_resend_is_in_flight() {
         let t0 = Instant::now();
         let mut g = NackGate::default();
         assert!(g.admit(t0, 1, 10, 1e6));
         assert!(!g.admit(t0 + Duration::from_millis(20), 1, 10, 1e6));
         assert!(g.admit(t0 + Duration::from_millis(150), 1, 10, 1e6));
-        assert!(!g.admit(t0 + Duration::from_millis(400), 1, 10, 1e6));
+        assert!(g.admit(t0 + Duration::from_millis(300), 1, 10, 1e6));
+        assert!(!g.admit(t0 + Duration::from_millis(500), 1, 10, 1e6));
         // Other packets and other streams are independent.
         assert!(g.admit(t0 + Duration::from_millis(400), 1, 11, 1e6));
         assert!(g.admit(t0 + Duration::from_millis(400), 2, 10, 1e6));
@@ -220,11 +221,11 @@ mod tests {
     fn resends_stay_within_a_share_of_the_estimate() {
         let t0 = Instant::now();
         let mut g = NackGate::default();
-        // 800 kbit/s: 15 % is 120 kbit/s, 12.5 resends/s of 1,200 bytes, after a burst of 30.
+        // 480 kbit/s: 25 % is 120 kbit/s, 12.5 resends/s of 1,200 bytes, after a burst of 30.
         let mut admitted = 0;
         for i in 0..10_000u32 {
             let now = t0 + Duration::from_millis(u64::from(i)); // 10 s, 1,000 requests/s
-            if g.admit(now, 1, i as u16, 800e3) {
+            if g.admit(now, 1, i as u16, 480e3) {
                 admitted += 1;
             }
         }
