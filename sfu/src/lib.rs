@@ -38,6 +38,7 @@ pub mod metrics;
 pub mod nack_gate;
 pub mod packet;
 pub mod queue_delay;
+pub mod read_hook;
 pub mod rtt;
 pub mod udp;
 mod worker;

@@ -11,19 +11,17 @@
 //! - in total, at most [`RESEND_SHARE`] of the link's estimate (a token bucket), so repair never
 //!   crowds out the media it repairs; audio and the keyframe that follow matter more.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use crate::bwe::LinkEstimate;
+use crate::read_hook::ReadHook;
+use rtc::interceptor::{Packet, TaggedPacket};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     TransportLayerNack, nack_pairs_from_sequence_numbers,
 };
-use rtc::sansio::Protocol;
-use rtc::shared::error::Error as RtcError;
-
-use crate::bwe::LinkEstimate;
 
 pub const MAX_RESENDS: u8 = 3;
 pub const MIN_RESEND_INTERVAL: Duration = Duration::from_millis(100);
@@ -101,41 +99,49 @@ pub struct NackCounts {
 }
 
 /// The interceptor: trims inbound NACKs before the NACK responder sees them.
-pub struct NackGateInterceptor {
-    gate: NackGate,
+pub fn nack_gate(
     estimate: Arc<LinkEstimate>,
     counts: Arc<NackCounts>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
+) -> ReadHook<impl FnMut(&mut TaggedPacket) + Send + Sync> {
+    let mut gate = NackGate::default();
+    ReadHook::new(move |msg: &mut TaggedPacket| {
+        let now = msg.now;
+        let Packet::Rtcp(packets) = &mut msg.message.packet else {
+            return;
+        };
+        for p in packets.iter_mut() {
+            let trimmed = p
+                .as_any()
+                .downcast_ref::<TransportLayerNack>()
+                .map(|nack| gate.trim(now, nack, &estimate, &counts));
+            if let Some(t) = trimmed {
+                *p = Box::new(t);
+            }
+        }
+    })
 }
 
-impl NackGateInterceptor {
-    pub fn new(estimate: Arc<LinkEstimate>, counts: Arc<NackCounts>) -> Self {
-        Self {
-            gate: NackGate::default(),
-            estimate,
-            counts,
-            read: VecDeque::new(),
-            write: VecDeque::new(),
-        }
-    }
-
-    fn trim(&mut self, now: Instant, nack: &TransportLayerNack) -> TransportLayerNack {
-        let estimate = self.estimate.snapshot().target_bps;
+impl NackGate {
+    fn trim(
+        &mut self,
+        now: Instant,
+        nack: &TransportLayerNack,
+        estimate: &LinkEstimate,
+        counts: &NackCounts,
+    ) -> TransportLayerNack {
+        let estimate = estimate.snapshot().target_bps;
         let mut requested = 0u64;
         let mut kept: Vec<u16> = Vec::new();
         for pair in &nack.nacks {
             for seq in pair.packet_list() {
                 requested += 1;
-                if self.gate.admit(now, nack.media_ssrc, seq, estimate) {
+                if self.admit(now, nack.media_ssrc, seq, estimate) {
                     kept.push(seq);
                 }
             }
         }
-        self.counts
-            .requested
-            .fetch_add(requested, Ordering::Relaxed);
-        self.counts
+        counts.requested.fetch_add(requested, Ordering::Relaxed);
+        counts
             .refused
             .fetch_add(requested - kept.len() as u64, Ordering::Relaxed);
         TransportLayerNack {
@@ -144,59 +150,6 @@ impl NackGateInterceptor {
             nacks: nack_pairs_from_sequence_numbers(&kept),
         }
     }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for NackGateInterceptor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = RtcError;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        let now = msg.now;
-        if let Packet::Rtcp(packets) = &mut msg.message.packet {
-            for p in packets.iter_mut() {
-                let trimmed = p
-                    .as_any()
-                    .downcast_ref::<TransportLayerNack>()
-                    .map(|nack| self.trim(now, nack));
-                if let Some(t) = trimmed {
-                    *p = Box::new(t);
-                }
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for NackGateInterceptor {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

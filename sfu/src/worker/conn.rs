@@ -1,15 +1,13 @@
 //! One `rtc` peer connection as a worker drives it: construction with our codecs, credentials and
 //! host candidate, plus the bookkeeping the worker needs (demux addresses, timer, dirty flag).
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, Interceptor, Packet, Registry, Slot, StreamInfo,
-    TaggedPacket, TwccSenderBuilder,
+    Attribute, CongestionControlBuilder, Packet, Registry, Slot, TaggedPacket, TwccSenderBuilder,
 };
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -24,12 +22,12 @@ use rtc::rtcp;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
 use rtc::shared::error::Error as RtcError;
 
 use crate::api::{LocalCandidate, ParticipantId, PcKind, SfuError};
 use crate::bwe::{LinkEstimate, LinkEstimator};
-use crate::nack_gate::{NackCounts, NackGateInterceptor};
+use crate::nack_gate::{NackCounts, nack_gate};
+use crate::read_hook::ReadHook;
 
 /// Between the pacer slot (3,000) and the NACK responder (4,000): inbound packets walk the
 /// chain from the wire up, so the gate trims a NACK before the responder acts on it.
@@ -115,7 +113,7 @@ impl PcFactory {
     ) -> Result<RTCPeerConnection, SfuError> {
         let mut media = media_engine()?;
         let mut registry =
-            Registry::new().with(Slot::from(14_000), KeyframeRequestsToApp::default());
+            Registry::new().with(Slot::from(14_000), ReadHook::new(mark_for_application));
         if let Some((estimate, nacks)) = link {
             // Number what we send (transport-wide sequence numbers, negotiated in our offers),
             // estimate the link from the subscriber's feedback on them, and resend only what
@@ -126,10 +124,7 @@ impl PcFactory {
                     Slot::CongestionControl,
                     CongestionControlBuilder::new(LinkEstimator::new(estimate.clone())).build(),
                 )
-                .with(
-                    Slot::from(NACK_GATE_SLOT),
-                    NackGateInterceptor::new(estimate, nacks),
-                );
+                .with(Slot::from(NACK_GATE_SLOT), nack_gate(estimate, nacks));
         }
         let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
         let settings = SettingEngineBuilder::new()
@@ -277,10 +272,12 @@ pub(crate) fn rtc_sdp_error(e: RtcError) -> SfuError {
 /// Lets keyframe requests (PLI, FIR) and receiver reports through to the application; the
 /// default chain consumes all inbound RTCP. The interceptors still see everything (marking is
 /// not consuming); NACK and TWCC stay theirs alone.
-#[derive(Default)]
-struct KeyframeRequestsToApp {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
+fn mark_for_application(msg: &mut TaggedPacket) {
+    if let Packet::Rtcp(packets) = &msg.message.packet
+        && is_for_application(packets)
+    {
+        msg.message.add(Attribute::DeliverToApplication);
+    }
 }
 
 /// RTCP the application acts on: keyframe requests (relayed to publishers) and receiver reports
@@ -293,50 +290,4 @@ fn is_for_application(packets: &[Box<dyn rtcp::Packet>]) -> bool {
             || any.is::<rtcp::payload_feedbacks::full_intra_request::FullIntraRequest>()
             || any.is::<rtcp::receiver_report::ReceiverReport>()
     })
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestsToApp {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = RtcError;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet
-            && is_for_application(packets)
-        {
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-
-    fn handle_timeout(&mut self, _now: Instant) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    fn poll_timeout(&mut self) -> Option<Self::Time> {
-        None
-    }
-}
-
-impl Interceptor for KeyframeRequestsToApp {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
