@@ -23,20 +23,7 @@ import { Harness, ROOT, delta, sample, sleep, until } from './lib.mjs';
 const WATCHDOG_MS = 150_000;
 const MEDIA_TIMEOUT_MS = 25_000;
 const h = new Harness('controls');
-const watchdog = setTimeout(() => {
-  h.check('the test ended in time', false, `watchdog ${WATCHDOG_MS} ms`);
-  h.finish(false);
-}, WATCHDOG_MS);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => h.finish(false));
-
-main()
-  .then((ok) => h.finish(ok))
-  .catch((err) => {
-    console.error(`\nERROR: ${err?.stack ?? err}`);
-    h.check('the test ran to the end', false, err?.message ?? String(err));
-    return h.finish(false);
-  })
-  .finally(() => clearTimeout(watchdog));
+h.runMain(main, WATCHDOG_MS);
 
 async function main() {
   const { links } = await h.start();

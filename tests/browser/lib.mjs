@@ -142,6 +142,26 @@ export class Harness {
     if (admin) this.admin = admin;
   }
 
+  /**
+   * Runs `main` (async, returns whether it got to the end) under a watchdog: a check fails if it
+   * takes longer than `watchdogMs`, if it throws, or on SIGINT/SIGTERM; then `finish`.
+   */
+  runMain(main, watchdogMs) {
+    const watchdog = setTimeout(() => {
+      this.check('the test ended in time', false, `watchdog ${watchdogMs} ms`);
+      this.finish(false);
+    }, watchdogMs);
+    for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => this.finish(false));
+    return main()
+      .then((ok) => this.finish(ok))
+      .catch((err) => {
+        console.error(`\nERROR: ${err?.stack ?? err}`);
+        this.check('the test ran to the end', false, err?.message ?? String(err));
+        return this.finish(false);
+      })
+      .finally(() => clearTimeout(watchdog));
+  }
+
   /** Prints the summary, cleans up, exits. */
   async finish(ok) {
     if (this.finishing) return;

@@ -39,20 +39,7 @@ const STEP_UP_TIMEOUT_MS = 90_000;
 // A renegotiation takes well under a second and a layer switch waits for one keyframe.
 const RENEGOTIATION_TIMEOUT_MS = 45_000;
 const h = new Harness('simulcast');
-const watchdog = setTimeout(() => {
-  h.check('the test ended in time', false, `watchdog ${WATCHDOG_MS} ms`);
-  h.finish(false);
-}, WATCHDOG_MS);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => h.finish(false));
-
-main()
-  .then((ok) => h.finish(ok))
-  .catch((err) => {
-    console.error(`\nERROR: ${err?.stack ?? err}`);
-    h.check('the test ran to the end', false, err?.message ?? String(err));
-    return h.finish(false);
-  })
-  .finally(() => clearTimeout(watchdog));
+h.runMain(main, WATCHDOG_MS);
 
 async function main() {
   const { links } = await h.start();
