@@ -23,7 +23,7 @@ use super::receive::record;
 use super::{PointConfig, SharedStats, lock};
 use crate::layers::Ladder;
 use crate::link::LinkParams;
-use crate::rtcp_tap::RtcpTap;
+use crate::rtcp_tap::rtcp_tap;
 
 pub(super) fn media_engine() -> anyhow::Result<MediaEngine> {
     let mut m = MediaEngine::default();
@@ -134,7 +134,7 @@ pub(super) async fn new_pc(
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let mut media = media_engine()?;
     let registry = if tap {
-        Registry::new().with(Slot::from(14_000), RtcpTap::default())
+        Registry::new().with(Slot::from(14_000), rtcp_tap())
     } else {
         Registry::new()
     };
