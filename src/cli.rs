@@ -4,11 +4,22 @@
 //! containers); a flag given on the command line wins over the environment. On/off flags accept
 //! `1/0`, `true/false`, `yes/no`, `on/off` there.
 
+use std::ffi::OsString;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
+use signaling::turn::{TurnConfig, TurnSecret, TurnUrl};
+
+/// The environment variable that may hold the TURN secret itself. Not a flag: a secret on the
+/// command line is visible to every user of the machine in `ps`.
+pub const TURN_SECRET_ENV: &str = "HOINGHI_TURN_SECRET";
+/// A secret file larger than this is a wrong path (a log, a binary), not a secret.
+const TURN_SECRET_MAX_BYTES: u64 = 4_096;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,6 +165,84 @@ pub struct ServeArgs {
     /// Logs go to stderr.
     #[arg(long, env = "HOINGHI_LOG", default_value = "info")]
     pub log: String,
+
+    /// TURN server handed to browsers, for points whose network allows only TCP 443 outbound:
+    /// `turn:HOST[:PORT][?transport=udp|tcp]` or `turns:...`. Repeat the flag for several
+    /// (comma-separated in the environment). Needs the secret shared with the TURN server
+    /// (--turn-secret-file or HOINGHI_TURN_SECRET).
+    #[arg(
+        long = "turn-url",
+        env = "HOINGHI_TURN_URLS",
+        value_name = "URL",
+        value_delimiter = ',',
+        value_parser = clap::value_parser!(TurnUrl)
+    )]
+    pub turn_urls: Vec<TurnUrl>,
+
+    /// File holding the secret shared with the TURN server (coturn's `static-auth-secret`);
+    /// surrounding whitespace is ignored. Instead of a file, the environment variable
+    /// HOINGHI_TURN_SECRET may hold the secret itself; the file wins when both are set.
+    #[arg(long, env = "HOINGHI_TURN_SECRET_FILE", value_name = "PATH")]
+    pub turn_secret_file: Option<PathBuf>,
+
+    /// Lifetime in seconds of the TURN credentials each participant gets when it joins
+    /// (60..=604800). Relayed connections break when they expire: keep it above the longest
+    /// meeting.
+    #[arg(long, env = "HOINGHI_TURN_TTL", value_name = "SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(60..=604_800))]
+    pub turn_ttl: u64,
+}
+
+impl ServeArgs {
+    /// The TURN configuration, if any; `env_secret` is the value of [`TURN_SECRET_ENV`]. URLs
+    /// without a secret, or a secret without URLs, are refused: either half alone means the
+    /// operator expects relayed points to work and they would not.
+    pub fn turn(&self, env_secret: Option<OsString>) -> anyhow::Result<Option<TurnConfig>> {
+        let secret = match (&self.turn_secret_file, env_secret) {
+            (Some(path), _) => Some(read_turn_secret(path)?),
+            (None, Some(value)) => {
+                let text = value
+                    .into_string()
+                    .map_err(|_| anyhow::anyhow!("{TURN_SECRET_ENV} is not valid UTF-8"))?;
+                Some(TurnSecret::new(&text).with_context(|| format!("{TURN_SECRET_ENV} is set"))?)
+            }
+            (None, None) => None,
+        };
+        match (self.turn_urls.is_empty(), secret) {
+            (true, None) => Ok(None),
+            (false, None) => anyhow::bail!(
+                "--turn-url needs the secret shared with the TURN server: \
+                 --turn-secret-file PATH or {TURN_SECRET_ENV}"
+            ),
+            (true, Some(_)) => anyhow::bail!(
+                "a TURN secret is set (--turn-secret-file or {TURN_SECRET_ENV}) but no \
+                 --turn-url: give the TURN server's URL, or remove the secret"
+            ),
+            (false, Some(secret)) => Ok(Some(TurnConfig::new(
+                self.turn_urls.clone(),
+                secret,
+                Duration::from_secs(self.turn_ttl),
+            )?)),
+        }
+    }
+}
+
+/// Reads a secret file; errors name the file, never its content.
+fn read_turn_secret(path: &Path) -> anyhow::Result<TurnSecret> {
+    let context = || format!("cannot read the TURN secret file {}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .with_context(context)?
+        .take(TURN_SECRET_MAX_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(context)?;
+    if text.len() as u64 > TURN_SECRET_MAX_BYTES {
+        anyhow::bail!(
+            "the TURN secret file {} is larger than {TURN_SECRET_MAX_BYTES} bytes: is it the right file?",
+            path.display()
+        );
+    }
+    TurnSecret::new(&text).with_context(|| format!("TURN secret file {}", path.display()))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -264,5 +353,162 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
         }
+    }
+
+    fn serve_args(extra: &[&str]) -> ServeArgs {
+        let argv = [&["hoinghi", "serve"][..], extra].concat();
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Serve(args)) => args,
+            other => panic!("expected serve, got {other:?}"),
+        }
+    }
+
+    fn secret_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn turn_flags_parse_and_default_to_off() {
+        let args = serve_args(&[]);
+        assert!(args.turn_urls.is_empty());
+        assert_eq!(args.turn_ttl, 86_400);
+        assert!(args.turn(None).unwrap().is_none());
+
+        let file = secret_file("  s3cret-value\n");
+        let path = file.path().to_str().unwrap();
+        let args = serve_args(&[
+            "--turn-url",
+            "turn:turn.example.vn:443?transport=tcp",
+            "--turn-url",
+            "turns:turn.example.vn:443",
+            "--turn-secret-file",
+            path,
+            "--turn-ttl",
+            "3600",
+        ]);
+        let turn = args.turn(None).unwrap().expect("TURN on");
+        let urls: Vec<_> = turn.urls().iter().map(|u| u.as_str()).collect();
+        assert_eq!(
+            urls,
+            [
+                "turn:turn.example.vn:443?transport=tcp",
+                "turns:turn.example.vn:443"
+            ]
+        );
+        assert_eq!(turn.ttl(), Duration::from_secs(3600));
+        // Trimmed: the credential is the one made with the bare secret.
+        let ice = turn.ice_server("p1", std::time::SystemTime::now());
+        let expected = signaling::turn::credential(
+            &TurnSecret::new("s3cret-value").unwrap(),
+            ice.username.as_deref().unwrap(),
+        );
+        assert_eq!(ice.credential, Some(expected));
+        assert!(!format!("{args:?} {turn:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn turn_secret_comes_from_the_environment_unless_a_file_is_given() {
+        let url = ["--turn-url", "turn:127.0.0.1:3478"];
+        let from_env = serve_args(&url)
+            .turn(Some("env-secret".into()))
+            .unwrap()
+            .unwrap();
+        let made = |t: &TurnConfig| {
+            let ice = t.ice_server("p1", std::time::UNIX_EPOCH);
+            (ice.username.unwrap(), ice.credential.unwrap())
+        };
+        let env_secret = TurnSecret::new("env-secret").unwrap();
+        let (user, cred) = made(&from_env);
+        assert_eq!(cred, signaling::turn::credential(&env_secret, &user));
+
+        let file = secret_file("file-secret");
+        let both = serve_args(
+            &[
+                &url[..],
+                &["--turn-secret-file", file.path().to_str().unwrap()],
+            ]
+            .concat(),
+        )
+        .turn(Some("env-secret".into()))
+        .unwrap()
+        .unwrap();
+        let (user, cred) = made(&both);
+        let file_secret = TurnSecret::new("file-secret").unwrap();
+        assert_eq!(cred, signaling::turn::credential(&file_secret, &user));
+    }
+
+    #[test]
+    fn half_a_turn_configuration_is_refused_with_a_clear_message() {
+        let err = serve_args(&["--turn-url", "turn:127.0.0.1"])
+            .turn(None)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("--turn-secret-file"), "{err:#}");
+
+        let file = secret_file("s3cret-value");
+        let err = serve_args(&["--turn-secret-file", file.path().to_str().unwrap()])
+            .turn(None)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("no --turn-url"), "{err:#}");
+        let err = serve_args(&[])
+            .turn(Some("s3cret-value".into()))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("no --turn-url"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_turn_secrets_are_refused_without_showing_them() {
+        let url = ["--turn-url", "turn:127.0.0.1"];
+        let empty = secret_file(" \n");
+        let missing = std::env::temp_dir().join("hoinghi-no-such-turn-secret");
+        let big = secret_file(&"s3cret-value".repeat(1_000));
+        for (path, why) in [
+            (empty.path(), "empty"),
+            (missing.as_path(), "cannot read"),
+            (big.path(), "larger than"),
+        ] {
+            let argv = [&url[..], &["--turn-secret-file", path.to_str().unwrap()]].concat();
+            let err = format!("{:#}", serve_args(&argv).turn(None).unwrap_err());
+            assert!(
+                err.contains(why) && err.contains(path.to_str().unwrap()),
+                "{err}"
+            );
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+        let err = format!(
+            "{:#}",
+            serve_args(&url).turn(Some("  ".into())).unwrap_err()
+        );
+        assert!(
+            err.contains("HOINGHI_TURN_SECRET") && err.contains("empty"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_turn_urls_and_lifetimes_are_refused() {
+        for argv in [
+            &["hoinghi", "--turn-url", "http://turn.example.vn"][..],
+            &["hoinghi", "--turn-url", "turn:turn.example.vn:70000"],
+            &[
+                "hoinghi",
+                "--turn-url",
+                "turn:turn.example.vn?transport=tls",
+            ],
+            &["hoinghi", "--turn-url", "turn:"],
+            &["hoinghi", "--turn-ttl", "59"],
+            &["hoinghi", "--turn-ttl", "604801"],
+            &["hoinghi", "--turn-ttl", "-1"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
+        let err = Cli::try_parse_from(["hoinghi", "--turn-url", "stun:x"]).unwrap_err();
+        assert!(
+            err.to_string().contains("must start with turn: or turns:"),
+            "{err}"
+        );
+        assert_eq!(serve_args(&["--turn-ttl", "60"]).turn_ttl, 60);
+        assert_eq!(serve_args(&["--turn-ttl", "604800"]).turn_ttl, 604_800);
     }
 }

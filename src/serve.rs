@@ -15,7 +15,7 @@ use room_admin::attendance::AttendanceRecorder;
 use room_admin::{Db, Directory, JoinAuthorizer, JoinTokens, Secret, accounts, db, test_room};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, TURN_SECRET_ENV};
 use crate::{net, tls, web};
 
 /// How long open HTTP connections get to finish after a shutdown signal.
@@ -32,6 +32,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.media_port
         );
     }
+
+    let turn = args.turn(std::env::var_os(TURN_SECRET_ENV))?;
 
     let secret = Secret::load_or_create(&conn.data_dir)?;
     let tokens = JoinTokens::new(&secret);
@@ -85,8 +87,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // and leave is recorded for attendance.
     let authorizer = JoinAuthorizer::with_directory(tokens.clone(), directory.clone());
     let recorder = AttendanceRecorder::start(database.clone()).await?;
-    let signaling =
+    let mut signaling =
         signaling::Signaling::with_observer(sfu.clone(), Arc::new(authorizer), recorder, &registry);
+    if let Some(turn) = turn {
+        // The URLs and lifetime only: the secret has no Display and a redacted Debug.
+        let urls: Vec<&str> = turn.urls().iter().map(|u| u.as_str()).collect();
+        tracing::info!(
+            ?urls,
+            ttl_s = turn.ttl().as_secs(),
+            "TURN on: clients get time-limited credentials"
+        );
+        signaling = signaling.with_turn(turn);
+    }
     let base = net::base_url(use_tls, bound, public_ip);
     let admin = AdminState::new(
         database,

@@ -10,6 +10,7 @@
 //! - [`room`]: one meeting's roster and routing policy (pure, synchronous).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
 //! - `metrics`: Prometheus metrics of the signaling layer.
+//! - [`turn`]: time-limited TURN credentials (coturn's REST API scheme) for `joined`.
 //!
 //! [`Signaling`] holds the rooms and serves `GET /ws`.
 
@@ -20,6 +21,7 @@ mod metrics;
 pub mod protocol;
 pub mod room;
 mod session;
+pub mod turn;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +65,8 @@ pub(crate) struct Inner {
     pub rooms: Mutex<HashMap<String, Room>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
+    /// TURN servers handed to every participant in `joined`, with its own credentials.
+    pub turn: Option<turn::TurnConfig>,
 }
 
 impl Inner {
@@ -106,6 +110,7 @@ impl Signaling {
                 rooms: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,
+                turn: None,
             }),
         }
     }
@@ -115,6 +120,17 @@ impl Signaling {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.connections = Arc::new(tokio::sync::Semaphore::new(max));
             inner.max_connections = max;
+        }
+        self
+    }
+
+    /// Hands every participant the TURN servers of `turn` in `joined`, with credentials of its
+    /// own. Call before serving or cloning: once shared, the service is not reconfigured.
+    pub fn with_turn(mut self, turn: turn::TurnConfig) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.turn = Some(turn),
+            // Only a caller that cloned first gets here; clients would silently lack a relay.
+            None => tracing::error!("TURN configuration ignored: Signaling was already shared"),
         }
         self
     }

@@ -2,7 +2,7 @@
 //! refusal), and a seat is given back when the connection ends.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use sfu::ParticipantId;
 use tokio::sync::mpsc;
@@ -11,9 +11,7 @@ use super::{Inbox, Joined, MEDIA_QUEUE, ROOM_QUEUE, error, sfu_error};
 use crate::Inner;
 use crate::auth::{AuthError, Grant};
 use crate::meeting::{Seat, apply_routing};
-use crate::protocol::{
-    self, ErrorCode, IceServer, MeetingInfo, PROTOCOL_VERSION, Role, ServerMessage,
-};
+use crate::protocol::{self, ErrorCode, MeetingInfo, PROTOCOL_VERSION, Role, ServerMessage};
 use crate::room::{JoinRefused, Room};
 
 pub(super) async fn join(
@@ -90,7 +88,12 @@ pub(super) async fn join(
             title: grant.meeting_title.clone(),
         },
         roster,
-        ice_servers: Vec::<IceServer>::new(),
+        // Fresh for every join: a re-join after a long outage gets a new expiry.
+        ice_servers: inner
+            .turn
+            .as_ref()
+            .map(|t| vec![t.ice_server(&id.to_string(), SystemTime::now())])
+            .unwrap_or_default(),
         invited: if grant.role == Role::Chair {
             inner
                 .auth
