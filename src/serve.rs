@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bind_ip: net::media_bind_ip(conn.listen),
             base_port: args.media_port,
             workers,
+            ice_tcp_port: None,
         },
         &registry,
     )

@@ -308,6 +308,7 @@ async fn server() -> Server {
             bind_ip: [127, 0, 0, 1].into(),
             base_port: 0,
             workers: 1,
+            ice_tcp_port: None,
         },
         &registry,
     )

@@ -422,6 +422,7 @@ async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
             bind_ip: [127, 0, 0, 1].into(),
             base_port: 0,
             workers: 1,
+            ice_tcp_port: None,
         },
         &registry,
     )

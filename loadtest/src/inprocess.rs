@@ -45,23 +45,33 @@ impl InProcessServer {
         Self::start_on(([127, 0, 0, 1], 0).into(), [127, 0, 0, 1].into(), workers).await
     }
 
-    /// Starts the media plane on `media_ip` (bound and announced) and serves `/ws` and
-    /// `/metrics` on `listen`.
+    /// Starts the media plane on `media_ip` (bound and announced, ICE-TCP on a free port) and
+    /// serves `/ws` and `/metrics` on `listen`.
     pub async fn start_on(
         listen: SocketAddr,
         media_ip: IpAddr,
         workers: usize,
     ) -> anyhow::Result<InProcessServer> {
-        let registry = prometheus::Registry::new();
-        let sfu = sfu::Sfu::start(
+        Self::start_with(
+            listen,
             sfu::SfuConfig {
                 public_ip: media_ip,
                 bind_ip: media_ip,
                 base_port: 0,
                 workers,
+                ice_tcp_port: Some(0),
             },
-            &registry,
-        )?;
+        )
+        .await
+    }
+
+    /// Starts the media plane as `config` says and serves `/ws` and `/metrics` on `listen`.
+    pub async fn start_with(
+        listen: SocketAddr,
+        config: sfu::SfuConfig,
+    ) -> anyhow::Result<InProcessServer> {
+        let registry = prometheus::Registry::new();
+        let sfu = sfu::Sfu::start(config, &registry)?;
         let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(FixedTokens), &registry);
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let http = listener.local_addr()?;

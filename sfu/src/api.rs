@@ -216,5 +216,7 @@ pub(crate) enum Command {
     Leave {
         participant: ParticipantId,
     },
+    /// A point reached us over ICE-TCP (see `ice_tcp.rs`).
+    TcpStream(crate::ice_tcp::Handoff),
     Shutdown,
 }

@@ -40,6 +40,12 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.by_ufrag.insert(ufrag, key);
     }
 
+    /// The connection a ufrag names (ICE-TCP: a TCP connection belongs to one ICE connection
+    /// for its whole life, named by its first binding request).
+    pub fn key_of_ufrag(&self, ufrag: &str) -> Option<K> {
+        self.by_ufrag.get(ufrag).copied()
+    }
+
     /// Routes a datagram from `from`.
     pub fn route(&mut self, from: SocketAddr, datagram: &[u8]) -> Option<Route<K>> {
         if classify(datagram) == DatagramKind::Stun
@@ -80,6 +86,24 @@ impl<K: Copy + Eq + Hash> Demux<K> {
     }
 }
 
+/// A fresh ufrag for a connection of `worker`. It must be unique per worker (it is the demux
+/// key) and unguessable enough that a stranger cannot aim packets at a connection (the password
+/// is what ICE checks). It names its worker, so a TCP connection can be handed to the right one
+/// from its first binding request.
+pub fn make_ufrag(worker: usize, seq: u64) -> String {
+    format!("{:x}w{worker}n{seq}", rand::random::<u32>())
+}
+
+/// The worker a ufrag made by [`make_ufrag`] belongs to.
+pub fn ufrag_worker(ufrag: &str) -> Option<usize> {
+    let (_, rest) = ufrag.split_once('w')?;
+    let (worker, _) = rest.split_once('n')?;
+    if worker.is_empty() || worker.len() > 4 {
+        return None;
+    }
+    worker.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +111,25 @@ mod tests {
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_ufrag_names_its_worker() {
+        for w in [0, 1, 7, 1023] {
+            let u = make_ufrag(w, 42);
+            assert_eq!(ufrag_worker(&u), Some(w), "{u}");
+        }
+        for bad in [
+            "",
+            "abc",
+            "abcw",
+            "abcwn1",
+            "abcw1",
+            "abcwxn1",
+            "abcw99999n1",
+        ] {
+            assert_eq!(ufrag_worker(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@
 //! - [`nack_gate`]: which NACKed packets are worth resending on a link.
 //! - [`rtt`]: round-trip time from receiver reports.
 //! - [`udp`]: batched sends with `sendmmsg`.
+//! - `ice_tcp` and [`framing`]: ICE-TCP for points whose firewall drops UDP: one listener,
+//!   RFC 4571 framing, each TCP connection handed to the worker its first binding request names.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
 //!
 //! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
@@ -30,6 +32,8 @@ pub mod audio_level;
 pub mod bwe;
 pub mod demux;
 pub mod forwarder;
+pub mod framing;
+mod ice_tcp;
 pub mod keyframe;
 pub mod keyframe_requests;
 pub mod layer_meter;
@@ -72,6 +76,8 @@ pub struct SfuConfig {
     /// Worker i listens on `base_port + i`.
     pub base_port: u16,
     pub workers: usize,
+    /// TCP port for ICE-TCP (0: any free port); `None`: UDP only.
+    pub ice_tcp_port: Option<u16>,
 }
 
 /// Handle to the media plane; cheap to clone.
@@ -96,6 +102,8 @@ struct Placement {
 
 struct Inner {
     workers: Vec<WorkerHandle>,
+    /// The ICE-TCP acceptor's port and its stop handle.
+    ice_tcp: Option<(u16, ice_tcp::Stop)>,
     placement: Mutex<Placement>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -114,6 +122,21 @@ impl Sfu {
     /// Binds one UDP socket per worker and starts the worker threads.
     pub fn start(config: SfuConfig, registry: &prometheus::Registry) -> std::io::Result<Sfu> {
         let metrics = SfuMetrics::new(registry).map_err(std::io::Error::other)?;
+        // Bound before the workers start, so they announce its real port.
+        let tcp_listener = match config.ice_tcp_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.bind_ip, port);
+                let l = std::net::TcpListener::bind(addr).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("cannot listen on ICE-TCP {addr}: {e}"))
+                })?;
+                Some(l)
+            }
+            None => None,
+        };
+        let tcp_announced = match &tcp_listener {
+            Some(l) => Some(SocketAddr::new(config.public_ip, l.local_addr()?.port())),
+            None => None,
+        };
         let mut workers = Vec::new();
         let mut threads = Vec::new();
         for i in 0..config.workers.max(1) {
@@ -132,8 +155,15 @@ impl Sfu {
             let waker = Arc::new(mio::Waker::new(poll.registry(), worker::WAKER)?);
             let (tx, rx) = sync_channel(COMMAND_QUEUE);
             let announced = SocketAddr::new(config.public_ip, port);
-            let w = worker::Worker::new(i, socket, announced, rx, metrics.for_worker(i))
-                .map_err(std::io::Error::other)?;
+            let w = worker::Worker::new(
+                i,
+                socket,
+                announced,
+                tcp_announced,
+                rx,
+                metrics.for_worker(i),
+            )
+            .map_err(std::io::Error::other)?;
             let thread = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || w.run(poll))?;
@@ -145,13 +175,35 @@ impl Sfu {
                 port,
             });
         }
+        let ice_tcp = match (tcp_listener, tcp_announced) {
+            (Some(listener), Some(announced)) => {
+                let ports = workers
+                    .iter()
+                    .map(|w| ice_tcp::WorkerPort {
+                        commands: w.commands.clone(),
+                        waker: w.waker.clone(),
+                    })
+                    .collect();
+                let (stop, thread) = ice_tcp::start(listener, ports, metrics.ice_tcp())?;
+                threads.push(thread);
+                tracing::info!(%announced, "ICE-TCP listening");
+                Some((announced.port(), stop))
+            }
+            _ => None,
+        };
         Ok(Sfu {
             inner: Arc::new(Inner {
                 workers,
+                ice_tcp,
                 placement: Mutex::new(Placement::default()),
                 threads: Mutex::new(threads),
             }),
         })
+    }
+
+    /// The ICE-TCP port, when ICE-TCP is on.
+    pub fn ice_tcp_port(&self) -> Option<u16> {
+        self.inner.ice_tcp.as_ref().map(|(port, _)| *port)
     }
 
     /// The UDP port of each worker.
@@ -345,6 +397,9 @@ impl Sfu {
 
     /// Stops every worker and waits for the threads.
     pub fn shutdown(&self) {
+        if let Some((_, stop)) = &self.inner.ice_tcp {
+            stop.stop();
+        }
         for (i, _) in self.inner.workers.iter().enumerate() {
             self.send_reliably(i, Command::Shutdown);
         }

@@ -30,6 +30,12 @@ pub struct SfuMetrics {
     link_estimate: Histogram,
     layer_switches: IntCounterVec,
     video_paused: IntGaugeVec,
+    tcp_accepted: IntCounter,
+    tcp_refused: IntCounterVec,
+    tcp_links: IntGaugeVec,
+    tcp_dropped: IntCounterVec,
+    tcp_bytes_in: IntCounterVec,
+    tcp_bytes_out: IntCounterVec,
 }
 
 fn histogram(
@@ -183,7 +189,53 @@ impl SfuMetrics {
                 "hoinghi_video_paused_downtracks",
                 "Videos not sent because the subscriber's link cannot carry even their lowest layer",
             )?,
+            tcp_accepted: {
+                let c = IntCounter::new(
+                    "hoinghi_ice_tcp_accepted_total",
+                    "ICE-TCP connections handed to a media worker (their first frame named one of our connections)",
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            tcp_refused: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "hoinghi_ice_tcp_refused_total",
+                        "ICE-TCP connections closed before reaching a worker, by reason",
+                    ),
+                    &["reason"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
+            tcp_links: gauge(
+                registry,
+                "hoinghi_ice_tcp_connections",
+                "Open ICE-TCP connections (points that reach us over TCP)",
+            )?,
+            tcp_dropped: counter(
+                registry,
+                "hoinghi_ice_tcp_send_dropped_total",
+                "Packets not queued on an ICE-TCP connection whose peer reads slower than we send",
+            )?,
+            tcp_bytes_in: counter(
+                registry,
+                "hoinghi_ice_tcp_bytes_in_total",
+                "Payload bytes received over ICE-TCP",
+            )?,
+            tcp_bytes_out: counter(
+                registry,
+                "hoinghi_ice_tcp_bytes_out_total",
+                "Payload bytes sent over ICE-TCP",
+            )?,
         })
+    }
+
+    pub(crate) fn ice_tcp(&self) -> IceTcpMetrics {
+        IceTcpMetrics {
+            accepted: self.tcp_accepted.clone(),
+            refused: self.tcp_refused.clone(),
+        }
     }
 
     pub(crate) fn for_worker(&self, index: usize) -> WorkerMetrics {
@@ -204,7 +256,14 @@ impl SfuMetrics {
                 keyframe_requests_in: self.keyframe_requests_in.with_label_values(&l),
                 nacked_packets: self.nacked_packets.with_label_values(&l),
                 nack_refused: self.nack_refused.with_label_values(&l),
+                tcp_dropped: self.tcp_dropped.with_label_values(&l),
+                tcp_bytes_in: self.tcp_bytes_in.with_label_values(&l),
+                tcp_bytes_out: self.tcp_bytes_out.with_label_values(&l),
             },
+            tcp_links: self.tcp_links.with_label_values(&l),
+            tcp_dropped: 0,
+            tcp_bytes_in: 0,
+            tcp_bytes_out: 0,
             plis_sent: self.plis_sent.with_label_values(&l),
             tracks: self.tracks.with_label_values(&l),
             connections: self.connections.with_label_values(&l),
@@ -250,6 +309,21 @@ struct WorkerSink {
     keyframe_requests_in: IntCounter,
     nacked_packets: IntCounter,
     nack_refused: IntCounter,
+    tcp_dropped: IntCounter,
+    tcp_bytes_in: IntCounter,
+    tcp_bytes_out: IntCounter,
+}
+
+/// The ICE-TCP acceptor's counters.
+pub(crate) struct IceTcpMetrics {
+    pub accepted: IntCounter,
+    refused: IntCounterVec,
+}
+
+impl IceTcpMetrics {
+    pub fn refused(&self, reason: &str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
 }
 
 /// A worker's own counters; see the module comment.
@@ -267,6 +341,10 @@ pub(crate) struct WorkerMetrics {
     pub keyframe_requests_in: u64,
     pub nacked_packets: u64,
     pub nack_refused: u64,
+    pub tcp_links: IntGauge,
+    pub tcp_dropped: u64,
+    pub tcp_bytes_in: u64,
+    pub tcp_bytes_out: u64,
     cpu_seconds: prometheus::Counter,
     /// Thread CPU seconds already added to `cpu_seconds`.
     cpu_seen: f64,
@@ -319,6 +397,9 @@ impl WorkerMetrics {
             (&mut self.keyframe_requests_in, &s.keyframe_requests_in),
             (&mut self.nacked_packets, &s.nacked_packets),
             (&mut self.nack_refused, &s.nack_refused),
+            (&mut self.tcp_dropped, &s.tcp_dropped),
+            (&mut self.tcp_bytes_in, &s.tcp_bytes_in),
+            (&mut self.tcp_bytes_out, &s.tcp_bytes_out),
             (&mut self.layer_switches_up, &self.switches_up),
             (&mut self.layer_switches_down, &self.switches_down),
         ] {

@@ -150,12 +150,19 @@ pub(super) async fn new_pc(
             .with_max_nacks_per_packet(10)
             .build(),
     );
-    let pc = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)
         .with_interceptor_registry(registry)
         .with_handler(handler)
-        .with_udp_addrs(vec![format!("{}:0", cfg.bind_ip)])
+        .with_udp_addrs(vec![format!("{}:0", cfg.bind_ip)]);
+    // A point whose firewall drops UDP falls back to ICE-TCP, as a browser does: the peer gathers
+    // TCP candidates and connects to the server's passive TCP candidate when it is trickled.
+    // Points with UDP do not, so a fan-out measures one transport at a time.
+    if cfg.link.as_ref().is_some_and(|l| l.udp_blocked) {
+        builder = builder.with_tcp_addrs(vec![format!("{}:0", cfg.bind_ip)]);
+    }
+    let pc = builder
         .build()
         .await
         .map_err(|e| anyhow!("peer connection: {e}"))?;

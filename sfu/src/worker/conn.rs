@@ -86,10 +86,12 @@ pub(crate) struct PcFactory {
     certificate: RTCCertificate,
     /// The address announced in candidates: public IP and this worker's port.
     announced: SocketAddr,
+    /// The ICE-TCP listener's address as announced (passive TCP candidate), when enabled.
+    tcp_announced: Option<SocketAddr>,
 }
 
 impl PcFactory {
-    pub fn new(announced: SocketAddr) -> Result<Self, SfuError> {
+    pub fn new(announced: SocketAddr, tcp_announced: Option<SocketAddr>) -> Result<Self, SfuError> {
         let provider = rtc::crypto::default_provider().map_err(internal)?;
         let certificate = RTCCertificate::generate(
             provider.crypto(),
@@ -101,6 +103,7 @@ impl PcFactory {
         Ok(Self {
             certificate,
             announced,
+            tcp_announced,
         })
     }
 
@@ -150,41 +153,55 @@ impl PcFactory {
             .with_interceptor_registry(registry)
             .build(now)
             .map_err(internal)?;
-        let candidate = self.host_candidate()?;
-        pc.add_local_candidate(candidate).map_err(internal)?;
+        for candidate in self.host_candidates()? {
+            pc.add_local_candidate(candidate).map_err(internal)?;
+        }
         Ok(pc)
     }
 
-    fn host_candidate(
+    /// UDP first; then, when ICE-TCP is on, a passive TCP candidate (RFC 6544), which its lower
+    /// local preference puts behind UDP wherever UDP gets through.
+    fn host_candidates(
         &self,
-    ) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, SfuError> {
-        let c = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: self.announced.ip().to_string(),
-                port: self.announced.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
+    ) -> Result<Vec<rtc::peer_connection::transport::RTCIceCandidateInit>, SfuError> {
+        let host = |network: &str, addr: SocketAddr, tcp_type| {
+            let c = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: network.to_owned(),
+                    address: addr.ip().to_string(),
+                    port: addr.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                tcp_type,
+            }
+            .new_candidate_host()
+            .map_err(internal)?;
+            RTCIceCandidate::from(&c).to_json().map_err(internal)
+        };
+        let mut out = vec![host("udp", self.announced, Default::default())?];
+        if let Some(tcp) = self.tcp_announced {
+            out.push(host("tcp", tcp, rtc::ice::tcp_type::TcpType::Passive)?);
         }
-        .new_candidate_host()
-        .map_err(internal)?;
-        RTCIceCandidate::from(&c).to_json().map_err(internal)
+        Ok(out)
     }
 
-    /// Our host candidate as trickled to the client (it is in the SDP too).
-    pub fn local_candidate(&self) -> Result<LocalCandidate, SfuError> {
-        let init = self.host_candidate()?;
-        Ok(LocalCandidate {
-            candidate: if init.candidate.starts_with("candidate:") {
-                init.candidate
-            } else {
-                format!("candidate:{}", init.candidate)
-            },
-            sdp_mid: Some("0".to_owned()),
-            sdp_m_line_index: Some(0),
-        })
+    /// Our host candidates as trickled to the client (they are in the SDP too; some clients only
+    /// open ICE-TCP connections to trickled candidates).
+    pub fn local_candidates(&self) -> Result<Vec<LocalCandidate>, SfuError> {
+        Ok(self
+            .host_candidates()?
+            .into_iter()
+            .map(|init| LocalCandidate {
+                candidate: if init.candidate.starts_with("candidate:") {
+                    init.candidate
+                } else {
+                    format!("candidate:{}", init.candidate)
+                },
+                sdp_mid: Some("0".to_owned()),
+                sdp_m_line_index: Some(0),
+            })
+            .collect())
     }
 }
 

@@ -39,6 +39,7 @@ impl Worker {
             t.downtracks.retain(|d| d.conn != key);
         }
         self.track_by_down_ssrc.retain(|(c, _), _| *c != key);
+        self.close_tcp_of_conn(key);
         if let Some(conn) = self.conns.try_remove(key) {
             self.demux.remove(&conn.ufrag, &conn.addrs, key);
             self.metrics.connections.dec();
@@ -94,14 +95,7 @@ impl Worker {
         kind: PcKind,
     ) -> Result<usize, SfuError> {
         self.next_ufrag += 1;
-        // The ufrag must be unique per worker (it is the demux key) and unguessable enough that
-        // a stranger cannot aim packets at a connection; the password is what ICE checks.
-        let ufrag = format!(
-            "{:x}w{}n{}",
-            rand::random::<u32>(),
-            self.worker_index,
-            self.next_ufrag
-        );
+        let ufrag = crate::demux::make_ufrag(self.worker_index, self.next_ufrag);
         let pwd = format!("{:032x}", rand::random::<u128>());
         // Only what we send needs estimating: subscribe connections carry every byte out.
         let estimate = (kind == PcKind::Subscribe)
@@ -139,8 +133,13 @@ impl Worker {
             }
             // Flush what close queued (DTLS close_notify) so the peer learns at once.
             while let Some(out) = conn.pc.poll_write() {
-                let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+                if out.transport.transport_protocol == rtc::shared::TransportProtocol::TCP {
+                    self.send_tcp(key, out.transport.peer_addr, out.message);
+                } else {
+                    let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+                }
             }
+            self.close_tcp_of_conn(key);
             self.metrics.connections.dec();
         }
     }

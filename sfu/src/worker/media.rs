@@ -61,7 +61,7 @@ impl Worker {
                 }
                 self.unpublish_stopped(now, key);
                 self.mark_dirty(key);
-                if let Ok(candidate) = self.factory.local_candidate() {
+                for candidate in self.factory.local_candidates().unwrap_or_default() {
                     self.notify(
                         participant,
                         MediaEvent::Candidate {

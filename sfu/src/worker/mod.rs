@@ -14,6 +14,7 @@ mod media;
 mod negotiate;
 mod routing;
 mod stats;
+mod tcp;
 mod track;
 
 use std::cmp::Reverse;
@@ -45,6 +46,8 @@ pub(crate) const WAKER: Token = Token(1);
 /// Datagrams read per wake before looking at commands and timers again.
 const READ_BATCH: usize = 256;
 const MAX_DATAGRAM: usize = 1500;
+/// Read buffer for ICE-TCP streams (many frames per read).
+const TCP_READ: usize = 16 << 10;
 /// Datagrams queued before a flush mid-pass.
 const MAX_QUEUED_SENDS: usize = 1024;
 
@@ -77,6 +80,9 @@ pub(crate) struct Participant {
 
 pub(crate) struct Worker {
     socket: mio::net::UdpSocket,
+    /// The local address of every UDP packet as the engine sees it: the announced candidate's,
+    /// not the bound one. The engine matches a packet to a local candidate by this address, and
+    /// bound to 0.0.0.0 (the default when listening on every interface) nothing would match.
     local_addr: SocketAddr,
     factory: PcFactory,
     commands: Receiver<Command>,
@@ -97,6 +103,9 @@ pub(crate) struct Worker {
     next_ufrag: u64,
     worker_index: usize,
     shutting_down: bool,
+    tcp: tcp::TcpLinks,
+    /// To register ICE-TCP streams handed over while running.
+    registry: Option<mio::Registry>,
 }
 
 impl Worker {
@@ -104,15 +113,15 @@ impl Worker {
         worker_index: usize,
         socket: std::net::UdpSocket,
         announced: SocketAddr,
+        tcp_announced: Option<SocketAddr>,
         commands: Receiver<Command>,
         metrics: WorkerMetrics,
     ) -> Result<Self, SfuError> {
-        let local_addr = socket.local_addr().map_err(conn::internal)?;
         socket.set_nonblocking(true).map_err(conn::internal)?;
         Ok(Self {
             socket: mio::net::UdpSocket::from_std(socket),
-            local_addr,
-            factory: PcFactory::new(announced)?,
+            local_addr: announced,
+            factory: PcFactory::new(announced, tcp_announced)?,
             commands,
             conns: Slab::new(),
             demux: Demux::default(),
@@ -128,6 +137,8 @@ impl Worker {
             next_ufrag: 0,
             worker_index,
             shutting_down: false,
+            tcp: tcp::TcpLinks::new(tcp_announced),
+            registry: None,
         })
     }
 
@@ -140,8 +151,13 @@ impl Worker {
             tracing::error!(worker = self.worker_index, "cannot register socket: {e}");
             return;
         }
+        match poll.registry().try_clone() {
+            Ok(r) => self.registry = Some(r),
+            Err(e) => tracing::error!(worker = self.worker_index, "no ICE-TCP: {e}"),
+        }
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut tcp_buf = vec![0u8; TCP_READ];
         self.timers.push(Reverse((
             Instant::now() + stats::STATS_INTERVAL,
             Timer::Stats,
@@ -151,15 +167,24 @@ impl Worker {
             Timer::Allocate,
         )));
         while !self.shutting_down {
-            let timeout = self
-                .timers
-                .peek()
-                .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()));
+            let timeout = if self.tcp.again.is_empty() {
+                self.timers
+                    .peek()
+                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
+            } else {
+                Some(std::time::Duration::ZERO)
+            };
             if let Err(e) = poll.poll(&mut events, timeout)
                 && e.kind() != ErrorKind::Interrupted
             {
                 tracing::error!(worker = self.worker_index, "poll failed: {e}");
                 break;
+            }
+            for e in events.iter() {
+                if let Some(link) = e.token().0.checked_sub(tcp::TCP_BASE) {
+                    let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+                    self.tcp.ready.push((link, readable, e.is_writable()));
+                }
             }
             // One clock read per pass: everything in this pass happens "now".
             let now = Instant::now();
@@ -168,6 +193,7 @@ impl Worker {
             // isolates the hostile-input path to one connection).
             let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.read_socket(now, &mut buf);
+                self.service_tcp(now, &mut tcp_buf);
                 self.apply_commands(now);
                 self.fire_timers(now);
                 self.drain(now);
@@ -214,15 +240,25 @@ impl Worker {
         if route.new_addr {
             conn.remember_addr(from);
         }
+        let transport = TransportContext {
+            local_addr: self.local_addr,
+            peer_addr: from,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        };
+        self.feed(now, route.key, transport, BytesMut::from(datagram));
+    }
+
+    /// Hands one packet from the network to connection `key`.
+    fn feed(&mut self, now: Instant, key: usize, transport: TransportContext, message: BytesMut) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let from = transport.peer_addr;
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext {
-                local_addr: self.local_addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: BytesMut::from(datagram),
+            transport,
+            message,
         };
         // The engine parses hostile input (DTLS, SRTP, RTCP, SCTP). Should it ever panic on a
         // crafted packet, only that connection is lost, not the worker and its rooms.
@@ -230,17 +266,17 @@ impl Worker {
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| conn.pc.handle_read(msg)));
         match outcome {
-            Ok(Ok(())) => self.mark_dirty(route.key),
+            Ok(Ok(())) => self.mark_dirty(key),
             Ok(Err(e)) => {
                 // A bad packet from the network is the peer's problem, not ours: count and go on.
                 tracing::trace!(%participant, "handle_read: {e}");
                 self.metrics.bad_datagrams += 1;
-                self.mark_dirty(route.key);
+                self.mark_dirty(key);
             }
             Err(_) => {
                 tracing::error!(%participant, %from, "media engine panicked on input; closing that connection");
                 self.metrics.bad_datagrams += 1;
-                self.drop_conn_after_panic(route.key);
+                self.drop_conn_after_panic(key);
             }
         }
     }
@@ -317,6 +353,7 @@ impl Worker {
                 subscriptions,
             } => self.set_receives(now, participant, subscriptions),
             Command::Leave { participant } => self.leave(now, participant),
+            Command::TcpStream(handoff) => self.adopt_tcp(now, handoff),
             Command::Shutdown => self.shutting_down = true,
         }
     }
@@ -419,7 +456,7 @@ impl Worker {
                 }
                 while let Some(out) = self.conns[key].pc.poll_write() {
                     progressed = true;
-                    self.send(key, out.transport.peer_addr, out.message);
+                    self.send(key, out.transport, out.message);
                 }
                 if !progressed {
                     break;
@@ -429,8 +466,13 @@ impl Worker {
         }
     }
 
-    /// Queues a datagram for the end of the pass (see [`crate::udp`]).
-    fn send(&mut self, key: usize, to: SocketAddr, datagram: BytesMut) {
+    /// Queues a packet for the end of the pass (see [`crate::udp`]), on UDP or on the ICE-TCP
+    /// connection the engine chose.
+    fn send(&mut self, key: usize, transport: TransportContext, datagram: BytesMut) {
+        if transport.transport_protocol == TransportProtocol::TCP {
+            return self.send_tcp(key, transport.peer_addr, datagram);
+        }
+        let to = transport.peer_addr;
         // Under ICE-lite every address was learnt from the peer's own check; this only matters
         // for a peer that answers from an address it never checked from.
         if let Some(c) = self.conns.get_mut(key)
@@ -448,6 +490,7 @@ impl Worker {
     }
 
     fn flush_sends(&mut self) {
+        self.flush_tcp();
         if self.out.is_empty() {
             return;
         }

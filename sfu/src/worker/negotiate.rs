@@ -108,14 +108,16 @@ impl Worker {
                 tracks,
             },
         );
-        if first && let Ok(candidate) = self.factory.local_candidate() {
-            self.notify(
-                participant,
-                MediaEvent::Candidate {
-                    pc: PcKind::Subscribe,
-                    candidate,
-                },
-            );
+        if first {
+            for candidate in self.factory.local_candidates().unwrap_or_default() {
+                self.notify(
+                    participant,
+                    MediaEvent::Candidate {
+                        pc: PcKind::Subscribe,
+                        candidate,
+                    },
+                );
+            }
         }
         self.mark_dirty(key);
         Ok(())
