@@ -104,8 +104,8 @@ pub(super) fn summarize(run: Finished) -> Report {
                 point: t.name.clone(),
                 stage: "media",
                 error: if cfg.link.as_ref().is_some_and(|l| l.udp_blocked) {
-                    "UDP blocked: unsupported until the server offers ICE-TCP or TURN \
-                     (no media path)"
+                    "UDP blocked and no video over ICE-TCP (does the server offer a TCP \
+                     candidate?)"
                         .into()
                 } else if snap.errors.is_empty() {
                     "joined, but no video arrived".into()
