@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project, as CI does (.ci/run calls this script):
-# formatting, lints, build, Rust tests, then the browser test in real Chromium.
-# On a fresh Debian machine it first installs what the tests need (Chromium, the browser test's
-# npm packages); anything already there is left as is.
+# formatting, lints, build, Rust tests, then the browser tests in real Chromium.
+# On a fresh Debian machine it first installs what the tests need (Chromium, coturn for the TURN
+# test, the browser tests' npm packages); anything already there is left as is.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,6 +18,16 @@ if [ -f tests/browser/run.mjs ] && [ ! -x /usr/bin/chromium ]; then
   step "installing chromium (browser test)"
   $SUDO apt-get update
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+if [ -f tests/browser/turn.mjs ] && [ ! -x /usr/bin/turnserver ]; then
+  step "installing coturn (TURN browser test)"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y coturn
+  # The test runs its own turnserver on a free loopback port; the package's system service
+  # would listen on 3478 on every interface of a developer's machine.
+  if [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now coturn || true
+  fi
 fi
 if [ -f tests/browser/package-lock.json ]; then
   step "npm ci (tests/browser)"
@@ -56,4 +66,8 @@ fi
 if [ -f tests/browser/simulcast.mjs ]; then
   step "simulcast layer routing browser test (Chromium)"
   node tests/browser/simulcast.mjs
+fi
+if [ -f tests/browser/turn.mjs ]; then
+  step "TURN relay browser test (coturn, Chromium)"
+  node tests/browser/turn.mjs
 fi

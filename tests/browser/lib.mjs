@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const TURNSERVER = process.env.TURNSERVER ?? '/usr/bin/turnserver';
 const READY_TIMEOUT_MS = 30_000;
 
 // Verified on this machine (shared TESTING.md); Playwright adds --headless and a fresh profile.
@@ -46,6 +47,18 @@ export class Harness {
     this.browser = null;
     this.ownBrowsers = []; // launched by openPage(..., {ownBrowser: true})
     this.dataDir = null;
+    this.tempDirs = []; // made by tempDir(), removed by finish()
+    this.turn = null; // {proc, port, dir} of startTurn()
+    this.turnOutput = [];
+    // Playwright's own SIGINT handler calls process.exit() once the browsers are closed, which
+    // can cut finish() short: what must not outlive the test goes on 'exit' too (sync calls only).
+    process.on('exit', () => {
+      if (this.turn) {
+        this.turn.proc.kill('SIGKILL');
+        fs.rmSync(this.turn.dir, { recursive: true, force: true });
+      }
+      for (const dir of this.tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+    });
     this.t0 = Date.now();
   }
 
@@ -59,8 +72,8 @@ export class Harness {
     return Boolean(ok);
   }
 
-  /** Starts `hoinghi serve` on free ports; returns {origin, links}. */
-  async start() {
+  /** Starts `hoinghi serve` on free ports, with `serverArgs` added; returns {origin, links}. */
+  async start({ serverArgs = [] } = {}) {
     if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\``);
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
     const port = await freeTcpPort();
@@ -68,7 +81,7 @@ export class Harness {
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-`));
     const common = ['--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, '--public-ip', '127.0.0.1'];
     this.step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1:${port}, media UDP ${mediaPort}`);
-    await this.#startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1']);
+    await this.#startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1', ...serverArgs]);
     const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common]));
     this.browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
     this.origin = new URL(links.chair).origin;
@@ -107,13 +120,15 @@ export class Harness {
    * settles, so a page asking a larger size later may not get it (seen: three pages all stuck at
    * 640x480 while asking 1280x720 and 960x540).
    */
-  async openPage(name, url, { ownBrowser = false } = {}) {
+  async openPage(name, url, { ownBrowser = false, initScript = null } = {}) {
     let browser = this.browser;
     if (ownBrowser) {
       browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
       this.ownBrowsers.push(browser);
     }
     const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
+    // Before any of the page's own scripts (e.g. to wrap RTCPeerConnection).
+    if (initScript) await context.addInitScript(initScript);
     const page = await context.newPage();
     page.on('console', (m) => this.pageLogs.push(`[${name}] ${m.type()}: ${m.text()}`));
     page.on('pageerror', (e) => this.pageLogs.push(`[${name}] pageerror: ${e.message}`));
@@ -133,6 +148,56 @@ export class Harness {
     });
     Object.assign(p, info);
     return this.check(`${p.name} joins`, state === 'joined', state === 'joined' ? `${p.id}, point ${p.point}, ${p.role}` : `state=${state} error=${JSON.stringify(info.error)}`);
+  }
+
+  /** A fresh temporary directory, removed by finish(). */
+  tempDir() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-`));
+    this.tempDirs.push(dir);
+    return dir;
+  }
+
+  /**
+   * Starts coturn's `turnserver` on 127.0.0.1:`port` (TCP and UDP), relaying on loopback, with
+   * the TURN REST API shared secret `secret` (`use-auth-secret`: the credentials hoinghi hands
+   * out). Resolves once it accepts TCP connections; finish() or stopTurn() stops it. Its output
+   * goes to `turnOutput`, with the secret redacted.
+   */
+  async startTurn(secret, port) {
+    if (!fs.existsSync(TURNSERVER)) throw new Error(`no coturn at ${TURNSERVER}: apt-get install -y coturn`);
+    if (this.turn) throw new Error('a turnserver is already running');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-turn-`));
+    // -n: no config file; pid file and user database in the private dir, not /var.
+    const args = [
+      '-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+      '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=hoinghi.test',
+      '--no-cli', '--no-tls', '--no-dtls', '--allow-loopback-peers',
+      '--log-file=stdout', '--simple-log', `--pidfile=${path.join(dir, 'turnserver.pid')}`,
+      `--userdb=${path.join(dir, 'turndb')}`,
+    ];
+    this.step(`starting turnserver on 127.0.0.1:${port}`);
+    const proc = spawn(TURNSERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.turn = { proc, port, dir };
+    const keep = (chunk) => {
+      const lines = String(chunk).split('\n').filter(Boolean).map((l) => `(turn:${port}) ${l.replaceAll(secret, '…')}`);
+      this.turnOutput.push(...lines);
+      if (this.turnOutput.length > 800) this.turnOutput.splice(0, this.turnOutput.length - 400);
+    };
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve(`turnserver exited (code ${code}, signal ${signal})`)));
+    const listening = until(async () => ({ ok: await canConnect(port) }), 10_000, 100).then((r) => (r.ok ? null : 'turnserver not listening within 10 s'));
+    const failed = await Promise.race([listening, exited]);
+    if (failed) throw new Error(failed);
+  }
+
+  /** Stops the turnserver of startTurn(), if any, and removes its directory. */
+  async stopTurn() {
+    const turn = this.turn;
+    if (!turn) return;
+    this.turn = null;
+    await stopProcess(turn.proc);
+    fs.rmSync(turn.dir, { recursive: true, force: true });
   }
 
   async #startServer(args) {
@@ -172,6 +237,10 @@ export class Harness {
     if (!ok || process.env.VERBOSE === '1') {
       console.log('\n--- server output (tail) ---');
       for (const line of this.serverOutput.slice(-60)) console.log(`  ${line}`);
+      if (this.turnOutput.length) {
+        console.log('--- turnserver output (tail) ---');
+        for (const line of this.turnOutput.slice(-60)) console.log(`  ${line}`);
+      }
       console.log('--- page console (tail) ---');
       for (const line of this.pageLogs.slice(-120)) console.log(`  ${line}`);
     }
@@ -180,7 +249,9 @@ export class Harness {
     for (const b of this.ownBrowsers) await b.close().catch(() => {});
     await this.browser?.close().catch(() => {});
     await stopProcess(this.server);
+    await this.stopTurn().catch(() => {});
     if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
+    for (const dir of this.tempDirs) fs.rmSync(dir, { recursive: true, force: true });
     process.exit(ok ? 0 : 1);
   }
 }
@@ -336,6 +407,18 @@ export function freeTcpPort() {
       const { port } = srv.address();
       srv.close(() => resolve(port));
     });
+  });
+}
+
+/** Whether a TCP connection to 127.0.0.1:`port` is accepted. */
+export function canConnect(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
   });
 }
 
