@@ -239,7 +239,9 @@ async fn without_turn_ice_servers_is_empty() {
 fn half_or_bad_turn_configuration_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    // (flags, environment, what the error must say)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
         (
             &["--turn-url", "turn:127.0.0.1:3478"],
             &[],
