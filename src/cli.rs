@@ -136,6 +136,16 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub media_port: u16,
 
+    /// TCP port for media over ICE-TCP, for points whose firewall drops UDP (one port for all
+    /// workers; browsers fall back to it by themselves). Default: the number of --media-port,
+    /// on TCP. 0: any free port (logged). Open it in the firewall too.
+    #[arg(long, env = "HOINGHI_ICE_TCP_PORT", conflicts_with = "no_ice_tcp")]
+    pub ice_tcp_port: Option<u16>,
+
+    /// Media over UDP only: no ICE-TCP listener.
+    #[arg(long, env = "HOINGHI_NO_ICE_TCP", value_parser = BoolishValueParser::new())]
+    pub no_ice_tcp: bool,
+
     /// Number of media worker threads (each owns whole rooms and one UDP port).
     /// Default: the number of CPU cores.
     #[arg(long, env = "HOINGHI_WORKERS",
@@ -197,6 +207,11 @@ impl ServeArgs {
     /// The TURN configuration, if any; `env_secret` is the value of [`TURN_SECRET_ENV`]. URLs
     /// without a secret, or a secret without URLs, are refused: either half alone means the
     /// operator expects relayed points to work and they would not.
+    /// The ICE-TCP port to listen on, `None` when ICE-TCP is off.
+    pub fn ice_tcp_port(&self) -> Option<u16> {
+        (!self.no_ice_tcp).then(|| self.ice_tcp_port.unwrap_or(self.media_port))
+    }
+
     pub fn turn(&self, env_secret: Option<OsString>) -> anyhow::Result<Option<TurnConfig>> {
         let secret = match (&self.turn_secret_file, env_secret) {
             (Some(path), _) => Some(read_turn_secret(path)?),
@@ -277,6 +292,22 @@ mod tests {
         assert_eq!(cli.serve.media_port, 40000);
         assert!(!cli.serve.conn.no_tls);
         assert_eq!(cli.serve.log, "info");
+    }
+
+    #[test]
+    fn ice_tcp_defaults_to_the_media_port_number() {
+        let serve = |args: &[&str]| {
+            let mut argv = vec!["hoinghi"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).map(|c| c.serve.ice_tcp_port())
+        };
+        assert_eq!(serve(&[]).unwrap(), Some(40000));
+        assert_eq!(serve(&["--media-port", "5000"]).unwrap(), Some(5000));
+        assert_eq!(serve(&["--ice-tcp-port", "443"]).unwrap(), Some(443));
+        assert_eq!(serve(&["--ice-tcp-port", "0"]).unwrap(), Some(0));
+        assert_eq!(serve(&["--no-ice-tcp"]).unwrap(), None);
+        assert!(serve(&["--no-ice-tcp", "--ice-tcp-port", "443"]).is_err());
+        assert!(serve(&["--ice-tcp-port", "70000"]).is_err());
     }
 
     #[test]

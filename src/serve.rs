@@ -74,13 +74,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             bind_ip: net::media_bind_ip(conn.listen),
             base_port: args.media_port,
             workers,
-            ice_tcp_port: None,
+            ice_tcp_port: args.ice_tcp_port(),
         },
         &registry,
     )
     .with_context(|| {
+        let tcp = match args.ice_tcp_port() {
+            Some(port) => format!(" and ICE-TCP on TCP port {port} (--ice-tcp-port, --no-ice-tcp)"),
+            None => String::new(),
+        };
         format!(
-            "cannot start {workers} media worker(s) on UDP ports {}..{last_port} (--media-port)",
+            "cannot start {workers} media worker(s) on UDP ports {}..{last_port} (--media-port){tcp}",
             args.media_port
         )
     })?;
@@ -125,7 +129,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => spawn_http(listener, app, shutdown.clone())?,
     };
 
-    tracing::info!(%bound, %public_ip, workers, media_port = args.media_port, "listening");
+    tracing::info!(
+        %bound,
+        %public_ip,
+        workers,
+        media_port = args.media_port,
+        ice_tcp_port = ?sfu.ice_tcp_port(),
+        "listening"
+    );
     if let Some((user, password)) = bootstrap {
         // stdout only, once: never through tracing, whose output may be kept in log files.
         let line = format!(
