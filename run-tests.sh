@@ -29,6 +29,12 @@ if [ -f tests/browser/turn.mjs ] && [ ! -x /usr/bin/turnserver ]; then
     $SUDO systemctl disable --now coturn || true
   fi
 fi
+if [ -f tests/browser/icetcp.mjs ] && ! command -v iptables >/dev/null 2>&1 \
+  && [ ! -x /usr/sbin/iptables ]; then
+  step "installing iptables (ICE-TCP browser test drops UDP on loopback)"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y iptables
+fi
 if [ -f tests/browser/package-lock.json ]; then
   step "npm ci (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund)
@@ -70,4 +76,9 @@ fi
 if [ -f tests/browser/turn.mjs ]; then
   step "TURN relay browser test (coturn, Chromium)"
   node tests/browser/turn.mjs
+fi
+if [ -f tests/browser/icetcp.mjs ]; then
+  step "ICE-TCP browser test (UDP dropped by iptables, Chromium)"
+  # The firewall rule needs root; the test removes it on every exit path.
+  $SUDO env PATH="$PATH:/usr/sbin:/sbin" node tests/browser/icetcp.mjs
 fi

@@ -78,6 +78,7 @@ export class Harness {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
     const port = await freeTcpPort();
     const mediaPort = await freeUdpPort();
+    this.mediaPort = mediaPort;
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-`));
     const common = ['--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, '--public-ip', '127.0.0.1'];
     this.step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1:${port}, media UDP ${mediaPort}`);
@@ -203,6 +204,10 @@ export class Harness {
   async #startServer(args) {
     const server = spawnServer(args, this.serverOutput, READY_TIMEOUT_MS);
     this.server = server.proc;
+    // Playwright's own SIGINT handler exits before `finish` can stop the server: never leave one.
+    process.once('exit', () => {
+      if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGKILL');
+    });
     const { admin } = await server.ready;
     if (admin) this.admin = admin;
   }

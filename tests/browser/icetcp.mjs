@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// ICE-TCP with real Chromium: a hall whose firewall drops UDP gets its media over TCP, by
+// itself. The firewall is real: an iptables rule drops every UDP datagram to the server's media
+// port on loopback (root needed, as in CI); the server offers its passive TCP candidate on
+// --ice-tcp-port as it always does.
+//   a. With UDP dropped, the chair and a point join: all four connections select a TCP pair
+//      (Chromium's active TCP candidate → our passive one), the point decodes the chair's camera,
+//      the chair decodes the point's, and the server counts the TCP connections.
+//   b. With UDP allowed again, a second point joins: it selects UDP (the TCP candidate's lower
+//      priority keeps UDP first) and decodes the chair, who is still on TCP.
+//
+//   cargo build --bin hoinghi && (cd tests/browser && npm ci && node icetcp.mjs)
+
+import { execFileSync } from 'node:child_process';
+import { Harness, delta, freeTcpPort, sample, until } from './lib.mjs';
+
+const WATCHDOG_MS = 240_000;
+const ICE_TIMEOUT_MS = 30_000;
+const MEDIA_TIMEOUT_MS = 45_000;
+
+const h = new Harness('icetcp');
+let rule = null;
+
+/** Adds (or with '-D' removes) the rule that drops UDP to the media port. */
+function iptables(op, port) {
+  execFileSync('iptables', [op, 'INPUT', '-i', 'lo', '-p', 'udp', '--dport', String(port), '-j', 'DROP',
+    '-m', 'comment', '--comment', `hoinghi-icetcp-${process.pid}`], { stdio: 'pipe' });
+}
+
+function unblock() {
+  if (rule === null) return;
+  try {
+    iptables('-D', rule);
+  } catch (e) {
+    console.error(`could not remove the iptables rule for UDP ${rule}: ${e.message}`);
+  }
+  rule = null;
+}
+// Whatever ends the run (checks, watchdog, signals) goes through process.exit.
+process.on('exit', unblock);
+
+h.runMain(main, WATCHDOG_MS);
+
+async function main() {
+  const tcpPort = await freeTcpPort();
+  const { links, origin } = await h.start({ serverArgs: ['--ice-tcp-port', String(tcpPort)] });
+  iptables('-I', h.mediaPort);
+  rule = h.mediaPort;
+  h.step(`UDP to 127.0.0.1:${h.mediaPort} dropped by iptables; ICE-TCP on ${tcpPort}`);
+
+  // a. UDP dropped.
+  const chair = await h.openPage('chair', kiosk(links.chair));
+  if (!(await h.waitJoined(chair))) return false;
+  const point = await h.openPage('point-tcp', kiosk(links.points[0]));
+  if (!(await h.waitJoined(point))) return false;
+  const onTcp = await until(async () => {
+    const pcs = await Promise.all([chair, point].flatMap((p) => ['publish', 'subscribe'].map((w) => pair(p, w))));
+    const ok = pcs.every((s) => s?.state === 'succeeded' && s.local.protocol === 'tcp' && s.remote.protocol === 'tcp'
+      && s.remote.port === tcpPort);
+    return { ok, detail: pcs.map(show).join('; ') };
+  }, ICE_TIMEOUT_MS);
+  h.check('(a) UDP dropped: the chair and the point select TCP pairs to the ICE-TCP port', onTcp.ok, onTcp.detail);
+  const program = await growth(point, chair.id);
+  h.check("(a) the point decodes the chair's camera over TCP", program.ok, program.detail);
+  const thumb = await growth(chair, point.id);
+  h.check("(a) the chair decodes the point's camera over TCP", thumb.ok, thumb.detail);
+  const metrics = await (await fetch(`${origin}/metrics`)).text();
+  const links4 = gaugeSum(metrics, 'hoinghi_ice_tcp_connections');
+  const bytesOut = gaugeSum(metrics, 'hoinghi_ice_tcp_bytes_out_total');
+  h.check('(a) the server counts the TCP connections and what it sent over them', links4 >= 4 && bytesOut > 100_000,
+    `hoinghi_ice_tcp_connections ${links4}, hoinghi_ice_tcp_bytes_out_total ${bytesOut}`);
+
+  // b. UDP allowed again.
+  unblock();
+  h.step('UDP allowed again');
+  const udpPoint = await h.openPage('point-udp', kiosk(links.points[1]));
+  if (!(await h.waitJoined(udpPoint))) return false;
+  const onUdp = await until(async () => {
+    const pcs = await Promise.all(['publish', 'subscribe'].map((w) => pair(udpPoint, w)));
+    const ok = pcs.every((s) => s?.state === 'succeeded' && s.local.protocol === 'udp' && s.remote.protocol === 'udp'
+      && s.remote.port === h.mediaPort);
+    return { ok, detail: pcs.map(show).join('; ') };
+  }, ICE_TIMEOUT_MS);
+  h.check('(b) with UDP open a new point selects UDP, though the TCP candidate is offered too', onUdp.ok, onUdp.detail);
+  const mixed = await growth(udpPoint, chair.id);
+  h.check("(b) the UDP point decodes the chair's camera, which arrives over TCP", mixed.ok, mixed.detail);
+  return true;
+}
+
+function kiosk(link) {
+  const url = new URL(link);
+  url.searchParams.set('autojoin', '1');
+  return url.href;
+}
+
+function gaugeSum(text, name) {
+  return text.split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** Frames of `from`'s video decoded by `at` keep growing (two increases in a row). */
+async function growth(at, from) {
+  let before = await sample(at);
+  let increases = 0;
+  return until(async () => {
+    const after = await sample(at);
+    const d = delta(before, after, from, 'video');
+    before = after;
+    increases = d.frames > 0 ? increases + 1 : 0;
+    return { ok: increases >= 2, detail: `+${d.frames} frames, +${d.packets} packets in the last poll` };
+  }, MEDIA_TIMEOUT_MS, 1000);
+}
+
+/** The selected candidate pair of one of a page's connections. */
+function pair(p, which) {
+  return p.page.evaluate(async (which) => {
+    const pc = which === 'publish' ? window.hoinghi?.publishPc : window.hoinghi?.subscribePc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    let selected = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) selected = stats.get(s.selectedCandidatePairId);
+    });
+    if (!selected) return { which, state: null, ice: pc.iceConnectionState };
+    const end = (c) => ({ protocol: c.protocol, type: c.candidateType, tcpType: c.tcpType ?? null, port: c.port, address: c.address });
+    return {
+      which,
+      ice: pc.iceConnectionState,
+      state: selected.state,
+      local: end(stats.get(selected.localCandidateId)),
+      remote: end(stats.get(selected.remoteCandidateId)),
+    };
+  }, which);
+}
+
+function show(s) {
+  if (!s) return 'no connection yet';
+  if (!s.state) return `${s.which}: ice ${s.ice}, no pair selected`;
+  const end = (c) => `${c.protocol}${c.tcpType ? `/${c.tcpType}` : ''} ${c.address}:${c.port}`;
+  return `${s.which}: ice ${s.ice}, pair ${s.state} ${end(s.local)} → ${end(s.remote)}`;
+}
