@@ -17,6 +17,7 @@
 //! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
 //!   gets within its estimate.
 //! - [`nack_gate`]: which NACKed packets are worth resending on a link.
+//! - [`red`]: redundant audio (RFC 2198): forwarded as is, or its primary as plain Opus.
 //! - [`rtt`]: round-trip time from receiver reports.
 //! - [`udp`]: batched sends with `sendmmsg`.
 //! - `ice_tcp` and [`framing`]: ICE-TCP for points whose firewall drops UDP: one listener,
@@ -43,6 +44,7 @@ pub mod nack_gate;
 pub mod packet;
 pub mod queue_delay;
 pub mod read_hook;
+pub mod red;
 pub mod rtt;
 pub mod udp;
 mod worker;

@@ -36,7 +36,11 @@ export class Publisher {
   start(stream, cameraLayers, shareTrack) {
     for (const track of stream.getTracks()) {
       const init = { direction: 'sendonly', streams: [stream] };
-      if (track.kind !== 'video' || !cameraLayers?.length) {
+      if (track.kind === 'audio') {
+        preferRed(this.pc.addTransceiver(track, init));
+        continue;
+      }
+      if (!cameraLayers?.length) {
         this.pc.addTransceiver(track, init);
         continue;
       }
@@ -147,4 +151,21 @@ function single(layers) {
   if (best.maxBitrate) out.maxBitrate = best.maxBitrate;
   if (best.maxFramerate) out.maxFramerate = best.maxFramerate;
   return out;
+}
+
+/**
+ * Puts redundant audio (RFC 2198 RED, Opus inside) first in the microphone's codec list, so the
+ * server's answer selects it: each packet then also carries the previous frame, and a point that
+ * loses a packet on a bad line recovers the frame from the next one (docs/protocol.md §4). The
+ * server sends plain Opus to whoever cannot take RED. Browsers without RED keep Opus.
+ */
+function preferRed(transceiver) {
+  const codecs = RTCRtpSender.getCapabilities?.('audio')?.codecs ?? [];
+  const red = codecs.filter((c) => c.mimeType.toLowerCase() === 'audio/red');
+  if (!red.length || typeof transceiver.setCodecPreferences !== 'function') return;
+  try {
+    transceiver.setCodecPreferences([...red, ...codecs.filter((c) => c.mimeType.toLowerCase() !== 'audio/red')]);
+  } catch (err) {
+    console.warn('[hoinghi] cannot prefer RED audio:', err?.name);
+  }
 }

@@ -222,6 +222,16 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
             111,
             RtpCodecKind::Audio,
         ),
+        // After Opus: a subscriber without RED gets plain Opus; a publisher that lists RED
+        // first in its offer gets it first in our answer, and sends it (see `red.rs`).
+        (
+            crate::red::MIME_TYPE_RED,
+            48_000,
+            2,
+            crate::red::RED_FMTP,
+            crate::red::RED_PAYLOAD_TYPE,
+            RtpCodecKind::Audio,
+        ),
         (MIME_TYPE_VP8, 90_000, 0, "", 96, RtpCodecKind::Video),
         (
             MIME_TYPE_H264,

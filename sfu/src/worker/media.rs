@@ -183,13 +183,42 @@ impl Worker {
             tracing::warn!(%participant, ssrc, "track without a codec; ignored");
             return;
         };
-        let audio_level_id = receiver
-            .get_parameters()
-            .rtp_parameters
+        let params = &receiver.get_parameters().rtp_parameters;
+        let audio_level_id = params
             .header_extensions
             .iter()
             .find(|h| h.uri == AUDIO_LEVEL_URI)
             .and_then(|h| u8::try_from(h.id).ok());
+        // A publisher that negotiated RED may send RED or plain Opus packets; subscribers are
+        // offered Opus (and RED beside it, from our codec list), and each packet is sent as
+        // what its subscriber accepted.
+        let red_pt = params
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(crate::red::MIME_TYPE_RED)
+            })
+            .map(|c| c.payload_type);
+        let codec = if codec
+            .mime_type
+            .eq_ignore_ascii_case(crate::red::MIME_TYPE_RED)
+        {
+            match params.codecs.iter().find(|c| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(
+                    rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS,
+                )
+            }) {
+                Some(opus) => opus.rtp_codec.clone(),
+                None => {
+                    tracing::warn!(%participant, "RED without Opus; not forwarded");
+                    return;
+                }
+            }
+        } else {
+            codec
+        };
         let mid = self.conns[key]
             .pc
             .get_transceivers()
@@ -237,6 +266,7 @@ impl Worker {
             kind,
             source,
             codec,
+            red_pt,
             video_codec,
             layers,
             audio_level_id,
@@ -306,6 +336,9 @@ impl Worker {
                 tracing::debug!(%publisher, "speaking event dropped: queue full");
             }
         }
+        // RED from the publisher: its primary, once per packet, for subscribers without RED.
+        let red = t.red_pt == Some(packet.header.payload_type);
+        let mut primary = None;
         let mut wants_keyframe = false;
         for d in t.downtracks.iter_mut() {
             let Some(bound) = d.bound else {
@@ -362,13 +395,24 @@ impl Worker {
                 }],
                 _ => Vec::new(),
             };
+            let (payload_type, payload) = match (red, bound.red_payload_type) {
+                (false, _) => (bound.payload_type, packet.payload.clone()),
+                (true, Some(red_pt)) => (red_pt, packet.payload.clone()),
+                (true, None) => {
+                    let p = primary.get_or_insert_with(|| crate::red::primary(&packet.payload));
+                    match p {
+                        Some(p) => (bound.payload_type, p.clone()),
+                        None => continue,
+                    }
+                }
+            };
             let out = rtp::Packet {
                 header: rtp::header::Header {
                     version: 2,
                     padding: false,
                     extension: !extensions.is_empty(),
                     marker: packet.header.marker,
-                    payload_type: bound.payload_type,
+                    payload_type,
                     sequence_number: rewrite.seq,
                     timestamp: rewrite.ts,
                     ssrc: d.ssrc,
@@ -381,7 +425,7 @@ impl Worker {
                     extensions,
                     ..Default::default()
                 },
-                payload: packet.payload.clone(),
+                payload,
             };
             let Some(mut sender) = conn.pc.rtp_sender(d.sender_id) else {
                 continue;

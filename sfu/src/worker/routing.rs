@@ -260,6 +260,16 @@ impl Worker {
                         })
                     })
                     .map(|c| c.payload_type);
+                let red_payload_type = (t.kind == TrackKind::Audio)
+                    .then(|| {
+                        params.codecs.iter().find(|c| {
+                            c.rtp_codec
+                                .mime_type
+                                .eq_ignore_ascii_case(crate::red::MIME_TYPE_RED)
+                        })
+                    })
+                    .flatten()
+                    .map(|c| c.payload_type);
                 let audio_level_id = params
                     .header_extensions
                     .iter()
@@ -269,6 +279,7 @@ impl Worker {
                     Some(payload_type) => {
                         d.bound = Some(Bound {
                             payload_type,
+                            red_payload_type,
                             audio_level_id,
                         })
                     }

@@ -24,7 +24,11 @@ pub(crate) struct PublishedTrack {
     pub receiver_id: RTCRtpReceiverId,
     pub kind: TrackKind,
     pub source: TrackSource,
+    /// The codec subscribers are offered: for a RED publisher, its primary (Opus).
     pub codec: RTCRtpCodec,
+    /// The publisher's payload type for RED, when it negotiated it: packets with it carry
+    /// redundant audio (see `red.rs`); others are plain Opus.
+    pub red_pt: Option<u8>,
     pub video_codec: Option<VideoCodec>,
     /// By rank ascending; one layer (rank 0) for audio and non-simulcast video.
     pub layers: Vec<Layer>,
@@ -79,5 +83,7 @@ pub(crate) struct DownTrack {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Bound {
     pub payload_type: u8,
+    /// The subscriber's payload type for RED, if it accepted RED.
+    pub red_payload_type: Option<u8>,
     pub audio_level_id: Option<u8>,
 }
