@@ -8,6 +8,9 @@
 //      the chair decodes the point's, and the server counts the TCP connections.
 //   b. With UDP allowed again, a second point joins: it selects UDP (the TCP candidate's lower
 //      priority keeps UDP first) and decodes the chair, who is still on TCP.
+//   c. The chair and the first point then move to UDP by themselves (Chromium nominates the
+//      better pair), and the server follows them (vendor/rtc-ice patch): media keeps flowing and
+//      almost nothing more goes out over TCP.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node icetcp.mjs)
 
@@ -84,6 +87,21 @@ async function main() {
   h.check('(b) with UDP open a new point selects UDP, though the TCP candidate is offered too', onUdp.ok, onUdp.detail);
   const mixed = await growth(udpPoint, chair.id);
   h.check("(b) the UDP point decodes the chair's camera, which arrives over TCP", mixed.ok, mixed.detail);
+
+  // c. The pages that started on TCP move to UDP once it gets through (Chromium nominates the
+  // better pair): the server must follow, sending on UDP too, not on the TCP connections that
+  // Chromium no longer uses and will close.
+  const moved = await until(async () => {
+    const pcs = await Promise.all([chair, point].flatMap((p) => ['publish', 'subscribe'].map((w) => pair(p, w))));
+    return { ok: pcs.every((s) => s?.local?.protocol === 'udp'), detail: pcs.map(show).join('; ') };
+  }, 60_000, 1000);
+  h.check('(c) with UDP back, the chair and the TCP point move to UDP pairs', moved.ok, moved.detail);
+  const tcpBytes = async () => gaugeSum(await (await fetch(`${origin}/metrics`)).text(), 'hoinghi_ice_tcp_bytes_out_total');
+  const before = await tcpBytes();
+  const still = await growth(point, chair.id);
+  const sentOnTcp = (await tcpBytes()) - before;
+  h.check('(c) the server follows them: the point decodes the chair and almost nothing more goes out over TCP',
+    still.ok && sentOnTcp < 20_000, `${still.detail}; ${sentOnTcp} bytes sent over TCP meanwhile`);
   return true;
 }
 
