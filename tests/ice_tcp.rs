@@ -160,6 +160,43 @@ async fn the_acceptor_closes_what_is_not_ice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_hold_every_pending_slot() {
+    // 64 connections that never speak are held (up to 5 s each); the next one from the same
+    // address is closed at once instead of waiting its turn.
+    let server = common::start(1).await;
+    let port = server.sfu.ice_tcp_port().expect("ICE-TCP is on");
+    let idle: Vec<TcpStream> = (0..64)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let held = eventually(Duration::from_secs(5), || {
+        server.counter("hoinghi_ice_tcp_refused_total") == 0.0
+    })
+    .await;
+    assert!(held, "idle connections under the cap are held, not refused");
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    // Closed well before the 5 s a pending connection may wait: EOF or reset within 3 s.
+    let closed = match extra.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed,
+        "the 65th idle connection from one host was not refused"
+    );
+    let counted = eventually(Duration::from_secs(5), || {
+        server.counter("hoinghi_ice_tcp_refused_total") >= 1.0
+    })
+    .await;
+    assert!(counted);
+    drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_flows_when_the_media_plane_is_bound_to_every_interface() {
     // `hoinghi serve` listening on 0.0.0.0 binds its media sockets to 0.0.0.0 and announces the
     // public address: the engine must see packets as arriving at the announced address.

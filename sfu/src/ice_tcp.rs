@@ -30,6 +30,9 @@ const FIRST_CONN: usize = 2;
 /// Connections waiting for their first frame. Beyond this, new ones are refused: a flood of
 /// idle connections cannot grow our memory.
 const MAX_PENDING: usize = 512;
+/// Of those, at most this many from one address: one host cannot take every slot. (Points behind
+/// one NAT open a few each, briefly, so this is far above legitimate use.)
+pub(crate) const MAX_PENDING_PER_IP: usize = 64;
 /// How long a new connection has to send its first binding request.
 const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(5);
 /// The kernel send buffer of a handed-over stream: small, so that a slow link's backlog shows up
@@ -160,7 +163,12 @@ impl Acceptor {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    if self.pending.len() >= MAX_PENDING {
+                    let from_peer = self
+                        .pending
+                        .iter()
+                        .filter(|(_, p)| p.peer.ip() == peer.ip())
+                        .count();
+                    if self.pending.len() >= MAX_PENDING || from_peer >= MAX_PENDING_PER_IP {
                         self.metrics.refused("busy");
                         continue;
                     }
