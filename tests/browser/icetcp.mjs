@@ -11,6 +11,8 @@
 //   c. The chair and the first point then move to UDP by themselves (Chromium nominates the
 //      better pair), and the server follows them (vendor/rtc-ice patch): media keeps flowing and
 //      almost nothing more goes out over TCP.
+//   d. UDP is cut again mid-call: the pages fall back to TCP within seconds, the server follows
+//      (its selected pair went silent) and the point decodes the chair again.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node icetcp.mjs)
 
@@ -102,6 +104,24 @@ async function main() {
   const sentOnTcp = (await tcpBytes()) - before;
   h.check('(c) the server follows them: the point decodes the chair and almost nothing more goes out over TCP',
     still.ok && sentOnTcp < 20_000, `${still.detail}; ${sentOnTcp} bytes sent over TCP meanwhile`);
+
+  // d. UDP is cut again mid-call: the pages fall back to their TCP pairs and the server follows
+  // (the selected pair went silent), so the meeting goes on.
+  iptables('-I', h.mediaPort);
+  rule = h.mediaPort;
+  const cut = Date.now();
+  h.step('UDP dropped again, mid-call');
+  const fellBack = await until(async () => {
+    const pcs = await Promise.all([chair, point].flatMap((p) => ['publish', 'subscribe'].map((w) => pair(p, w))));
+    return { ok: pcs.every((s) => s?.state === 'succeeded' && s.local.protocol === 'tcp'), detail: pcs.map(show).join('; ') };
+  }, 45_000, 1000);
+  h.check('(d) UDP cut mid-call: the chair and the point fall back to TCP pairs', fellBack.ok,
+    `after ${((Date.now() - cut) / 1000).toFixed(1)} s: ${fellBack.detail}`);
+  const beforeTcp = await tcpBytes();
+  const resumed = await growth(point, chair.id);
+  const resent = (await tcpBytes()) - beforeTcp;
+  h.check('(d) the server sends over TCP again and the point decodes the chair',
+    resumed.ok && resent > 50_000, `${((Date.now() - cut) / 1000).toFixed(1)} s after the cut: ${resumed.detail}; ${resent} bytes over TCP`);
   return true;
 }
 
