@@ -458,3 +458,55 @@ async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
     }
     assert!(reconnected, "the slot of a closed socket is given back");
 }
+
+#[tokio::test]
+async fn a_socket_that_never_joins_is_told_and_closed() {
+    let registry = prometheus::Registry::new();
+    let sfu = sfu::Sfu::start(
+        sfu::SfuConfig {
+            public_ip: [127, 0, 0, 1].into(),
+            bind_ip: [127, 0, 0, 1].into(),
+            base_port: 0,
+            workers: 1,
+            ice_tcp_port: None,
+        },
+        &registry,
+    )
+    .unwrap();
+    // The production limits shortened: join within 400 ms, checked every 100 ms.
+    let signaling = signaling::Signaling::new(
+        sfu,
+        std::sync::Arc::new(loadtest::inprocess::FixedTokens),
+        &registry,
+    )
+    .with_timeouts(signaling::Timeouts {
+        idle: Duration::from_secs(60),
+        ping: Duration::from_millis(100),
+        join: Duration::from_millis(400),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, signaling.router()).into_future());
+
+    let (mut silent, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let opened = std::time::Instant::now();
+    let e = expect_error(&mut silent, "not_joined").await;
+    // Not at once (the server's clock started a moment before ours: a margin of one tick).
+    assert!(
+        opened.elapsed() >= Duration::from_millis(300),
+        "told long before its deadline: {e}"
+    );
+    expect_closed(&mut silent).await;
+
+    // One that joins in time stays.
+    let (mut prompt, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    send(
+        &mut prompt,
+        json!({"v": 1, "type": "join", "token": "point-1"}).to_string(),
+    )
+    .await;
+    let joined = next_of_type(&mut prompt, "joined").await;
+    assert_eq!(joined["role"], "point");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    still_usable(&mut prompt).await;
+}

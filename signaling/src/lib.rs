@@ -21,6 +21,8 @@ mod metrics;
 pub mod protocol;
 pub mod room;
 mod session;
+
+pub use session::Timeouts;
 pub mod turn;
 
 use std::collections::HashMap;
@@ -67,6 +69,7 @@ pub(crate) struct Inner {
     pub metrics: SignalingMetrics,
     /// TURN servers handed to every participant in `joined`, with its own credentials.
     pub turn: Option<turn::TurnConfig>,
+    pub timeouts: Timeouts,
 }
 
 impl Inner {
@@ -107,6 +110,7 @@ impl Signaling {
                 observer,
                 connections: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
                 max_connections: DEFAULT_MAX_CONNECTIONS,
+                timeouts: Timeouts::default(),
                 rooms: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,
@@ -120,6 +124,14 @@ impl Signaling {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.connections = Arc::new(tokio::sync::Semaphore::new(max));
             inner.max_connections = max;
+        }
+        self
+    }
+
+    /// How long sessions wait for their clients (tests shorten them). Call before serving.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.timeouts = timeouts;
         }
         self
     }

@@ -31,11 +31,26 @@ use crate::protocol::{
 pub(crate) const WS_HARD_LIMIT: usize = 256 * 1024;
 const ROOM_QUEUE: usize = 256;
 const MEDIA_QUEUE: usize = 64;
-/// A connection that sends nothing (not even a pong) for this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-/// A socket must join within this long (checked on the ping tick, so up to one tick later).
-const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a session waits for its client (see [`Timeouts::default`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A connection that sends nothing (not even a pong) for this long is closed.
+    pub idle: Duration,
+    /// Pings go out this often; the other limits are checked on the same tick.
+    pub ping: Duration,
+    /// A socket must join within this long (checked on the ping tick, so up to one tick later).
+    pub join: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60),
+            ping: Duration::from_secs(20),
+            join: Duration::from_secs(15),
+        }
+    }
+}
 /// Token bucket: bursts of 60 messages, 30 per second sustained (trickle ICE is the busiest).
 const RATE_BURST: f64 = 60.0;
 const RATE_PER_SEC: f64 = 30.0;
@@ -95,6 +110,7 @@ enum Next {
 
 pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
     let opened = Instant::now();
+    let timeouts = inner.timeouts;
     let (mut sink, mut stream) = socket.split();
     let mut joined: Option<Joined> = None;
     let mut inbox: Option<Inbox> = None;
@@ -104,7 +120,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
         strikes: 0,
     };
     let mut ping =
-        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+        tokio::time::interval_at(tokio::time::Instant::now() + timeouts.ping, timeouts.ping);
     let mut last_heard = Instant::now();
 
     let close: Option<(u16, &'static str)> = loop {
@@ -117,10 +133,10 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
             Wake::Frame(Some(frame)) => frame,
             Wake::Frame(None) => break None,
             Wake::Tick => {
-                if last_heard.elapsed() > IDLE_TIMEOUT {
+                if last_heard.elapsed() > timeouts.idle {
                     break Some((1001, "idle timeout"));
                 }
-                if joined.is_none() && opened.elapsed() > JOIN_TIMEOUT {
+                if joined.is_none() && opened.elapsed() > timeouts.join {
                     // A socket that never joins holds a connection slot for nothing.
                     let e = error(
                         &inner,
