@@ -35,6 +35,11 @@ if { [ -f tests/browser/icetcp.mjs ] || [ -f tests/browser/red.mjs ]; } && ! com
   $SUDO apt-get update
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y iptables
 fi
+if [ -f tests/browser/constrained.mjs ] && ! command -v tc >/dev/null 2>&1 && [ ! -x /usr/sbin/tc ]; then
+  step "installing iproute2 (constrained-link browser test shapes loopback with tc)"
+  $SUDO apt-get update
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y iproute2
+fi
 if [ -f tests/browser/package-lock.json ]; then
   step "npm ci (tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund)
@@ -85,4 +90,8 @@ fi
 if [ -f tests/browser/red.mjs ]; then
   step "redundant audio browser test (10 % loss by iptables, Chromium)"
   $SUDO env PATH="$PATH:/usr/sbin:/sbin" node tests/browser/red.mjs
+fi
+if [ -f tests/browser/constrained.mjs ]; then
+  step "constrained downlink browser test (400 kbit/s by tc on loopback, Chromium)"
+  $SUDO env PATH="$PATH:/usr/sbin:/sbin" node tests/browser/constrained.mjs
 fi
