@@ -247,6 +247,100 @@ if sim:
                  f"received {c.get('video_streams', '–')} videos: {fl['chair_thumbnails']} thumbnails, "
                  f"{fl['chair_thumbnails_on_lowest']} of them on the lowest layer, and the holder on `{fl['chair_holder_layer']}`.\n")
 
+def tcp_shaped():
+    runs = []
+    for p in glob.glob(os.path.join(res, "tcp-*.json")):
+        r = json.load(open(p))
+        sh = r.get("shaping")
+        if sh:
+            runs.append(r)
+    if not runs:
+        return
+    order = {"reno": 0, "bbr": 1, None: 2}
+    runs.sort(key=lambda r: (-r["shaping"]["rate_kbps"], r["shaping"]["transport"] != "tcp",
+                             order.get(r["shaping"].get("tcp_congestion_control"), 3)))
+    sh0 = runs[0]["shaping"]
+    loads = sorted({r["shaping"]["loadavg_start"].split()[0] for r in runs}, key=float)
+    n = runs[0]["config"]["points"]
+    secs = runs[0]["config"]["seconds"]
+    L.append("## ICE-TCP on a shaped path\n")
+    L.append(f"What a hall whose firewall drops UDP gets over ICE-TCP behind a slow line, beside the same "
+             f"capacity on UDP. The release `hoinghi serve` (fresh process and data dir per run, `--ice-tcp-port` "
+             f"fixed) and {n} simulated points with the chair publishing three layers (150 / 500 / 1,200 kbit/s), "
+             f"{secs:.0f} s window, all inside a network namespace of their own. *TCP*: `--link tcp-only` (the "
+             "emulator drops every UDP datagram, so the points use the server's passive TCP candidate) and the "
+             "kernel shapes the server→point direction: one htb class per point (matched by the ICE-TCP source "
+             "port and the point's port) with a `tbf` leaf of the line's rate and a drop-tail queue of 200 ms at "
+             "that rate; the points' SYNs announce MSS 1448 (iptables TCPMSS), since loopback's 64 KiB MTU would "
+             "otherwise make 64 KiB segments. The server's TCP congestion control is the namespace's: `reno` "
+             "(loss-based, as stock Linux's cubic, which the namespace may not select on this machine) and "
+             "`bbr` (this machine's default). *UDP*: the load generator's own emulator at the same rate and "
+             "queue (`--link rate=R,queue=200`), no loss, no added delay. "
+             f"Measured at commit `{sh0.get('commit', '?')}` (server and load generator), 1-minute load average "
+             f"{loads[0]}–{loads[-1]} at the starts (the machine is shared: another engineer's builds and "
+             "browser tests ran at the same time). Command: `bench/tcp-shaped.sh` (per run `hoinghi-loadtest "
+             f"fanout -n {n} --simulcast --layers 150,500,1200 --link tcp-only|rate=Rk,queue=200 --seconds "
+             f"{secs:.0f} --per-point --server ws://127.0.0.1:PORT/ws --tokens DATA_DIR --server-pid PID "
+             "--metrics http://127.0.0.1:PORT/metrics`).\n")
+    L.append("*Audio delay*: the chair's audio at each point, arrival time minus the time its RTP timestamp "
+             "stands for, above the lowest the point saw: queueing anywhere on the way (server, socket buffers, "
+             "line) plus the generator's own lateness; p50 is the median over points of each point's median "
+             "second in the window, max the largest second of any point. *Server RTT*: "
+             "`hoinghi_link_rtt_seconds` (receiver reports, every 2 s, whole run; its top bucket is 1.6 s). "
+             "*Line drops*: packets the shaper dropped / sent, all points (pure ACKs of the points' feedback included); *TCP retransmits*: segments the "
+             "server's kernel retransmitted, per point (`ss`). The server's estimate climbs while nothing fills "
+             "the line (points on `q`), so its median says little on its own. The ICE candidate pair's RTT "
+             "(`rtt_ms`) is one sample at the end of the window and misses the spikes.\n")
+    L.append("| line | path | points joined/media/decodable | points at end q / h / f | video kbit/s p50 | fps p50 | freezes | freeze ratio p95 | loss after NACK (mean %) | audio delay p50 / max (ms) | server RTT p50 / p90 (ms) | > 1.6 s | join p50 (s) | server estimate p50 (kbit/s) | switches up / down | ICE-TCP send dropped | line drops / packets | TCP retransmits per point | kernel send buffer max (kB) | load avg |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        sh, v, pts, sv, a = r["shaping"], r["video"], r["points"], r["server"], r["audio"]
+        rate = sh["rate_kbps"]
+        line = f"{rate/1000:g} Mbit/s" if rate >= 1000 else f"{rate} kbit/s"
+        path = f"TCP ({sh.get('tcp_congestion_control')})" if sh["transport"] == "tcp" else "UDP"
+        ls = v.get("layers", [])
+        est = (sv.get("link_estimate_bps") or {}).get("p50")
+        srtt = sh.get("server_rtt_ms") or {}
+        m = sh.get("ice_tcp_metrics") or {}
+        dropped = sum(val for k, val in m.items() if k.startswith("hoinghi_ice_tcp_send_dropped_total"))
+        tbf = sh.get("shaper") or []
+        kern = [k for k in sh.get("kernel_tcp") or [] if k.get("samples", 0) > 4]
+        if sh["transport"] == "tcp":
+            drops = f"{sum(x['dropped_packets'] for x in tbf):,} / {sum(x['sent_packets'] for x in tbf):,}"
+            retr = " / ".join(str(k["retransmitted_segments"]) for k in kern) or "–"
+            sendq = f"{max(k['send_q_bytes_max'] for k in kern) / 1e3:.0f}" if kern else "–"
+            dr = f"{dropped:,.0f}"
+        else:
+            lk = (r.get("link") or {}).get("down") or {}
+            drops = f"{lk.get('queue_drops', 0) + lk.get('lost', 0):,} / {lk.get('packets', 0):,}" if lk else "–"
+            retr, sendq, dr = "–", "–", "–"
+        dl = a.get("delay_ms") or {}
+        dm = a.get("delay_max_ms") or {}
+        delay = f"{f(dl.get('p50'), 0)} / {f(dm.get('max'), 0)}" if dl.get("count") else "–"
+        L.append(f"| {line} | {path} | {pts['joined']}/{pts['media']}/{pts['decodable']} of {pts['requested']} | "
+                 f"{' / '.join(str(l['points_at_end']) for l in ls)} | {f(v['kbps']['p50'], 0)} | {f(v['fps']['p50'], 1)} | "
+                 f"{v['freezes_total']} | {f(v['freeze_ratio']['p95'], 3)} | {f(v['loss_after_nack_pct']['mean'])} | {delay} | "
+                 f"{f(srtt.get('p50'), 0)} / {f(srtt.get('p90'), 0)} | {f(srtt.get('over_1600ms'), 0)} of {f(srtt.get('count'), 0)} | "
+                 f"{f(r['join_latency_s']['p50'])} | {f(est / 1e3, 0) if est is not None else '–'} | "
+                 f"{f(v['layer_switches']['up'], 0)} / {f(v['layer_switches']['down'], 0)} | {dr} | {drops} | {retr} | {sendq} | "
+                 f"{'–'.join(f'{x:.1f}' for x in r.get('load_average', []))} |")
+    L.append("")
+    slow = [r for r in runs if r["shaping"]["rate_kbps"] == min(x["shaping"]["rate_kbps"] for x in runs)]
+    if slow:
+        L.append(f"Audio delay above the lowest (ms), mean over points, per second since the start, at "
+                 f"{slow[0]['shaping']['rate_kbps']} kbit/s:\n")
+        for r in slow:
+            sh = r["shaping"]
+            path = f"TCP ({sh.get('tcp_congestion_control')})" if sh["transport"] == "tcp" else "UDP"
+            L.append(f"- {path}: `" + " ".join(f"{x:.0f}" for x in r["audio"].get("delay_series_ms", [])) + "`")
+        L.append("")
+    for r in runs:
+        for fl in r["failures"][:3]:
+            L.append(f"- tcp-shaped {r['shaping']['transport']} {r['shaping']['rate_kbps']}: `{fl['point']}` [{fl['stage']}] {fl['error']}")
+    L.append("")
+
+tcp_shaped()
+
 scen_rows(sorted(glob.glob(os.path.join(res, "townhall-*.json"))) + sorted(glob.glob(os.path.join(res, "soak-*.json"))),
           "Town hall and soak", "hoinghi-loadtest townhall -n 20 --seconds 20; hoinghi-loadtest soak -n 20 --seconds 60 --churn 2", "run")
 th = load("townhall-20.json")
@@ -254,6 +348,40 @@ if th and th.get("chair"):
     c = th["chair"]
     L.append(f"Town hall: the chair received {c['video_streams']} video and {c['audio_streams']} audio streams, "
              f"{c['video_kbps_total']:.0f} kbit/s of thumbnails in total, {c['video_fps']['p50']:.1f} fps p50 per thumbnail.\n")
+
+def red_audio():
+    runs = [(n, m, load(f"red-{n}-{m}.json")) for n in ("adsl", "bad") for m in ("off", "on")]
+    runs = [(n, m, r) for n, m, r in runs if r]
+    if not runs:
+        return
+    rm = load("red-machine.json") or {}
+    L.append("## Redundant audio (RED)\n")
+    L.append("The same fan-out to 20 points over `adsl` and `bad`, without and with `--red` (same seed, so the "
+             "same emulated loss pattern per packet index): with it the chair offers RED (RFC 2198, "
+             "`red/48000/2`, Opus inside) first and sends each 20 ms frame with the previous one, and the points "
+             "accept RED and recover a lost packet's frame from the next one; without it everything is plain "
+             "Opus as in the tables above. The chair's frames are 3-byte Opus silence, so RED's overhead here "
+             "is its 5 header bytes plus the copy (≈ 3.6× the audio bytes; ≈ 2× with real Opus frames). "
+             "*Loss before / after recovery*: audio sequence gaps at arrival, and those neither recovered "
+             "from a redundant block nor arrived later, % of expected packets (mean over points, whole run); "
+             "*gaps*: more than 60 ms between audio packets, at arrival and on the recovered stream (a "
+             "recovered frame fills its 20 ms slot). "
+             f"Measured {rm.get('date', '?')} at commit `{rm.get('commit', '?')}`, load average "
+             f"{rm.get('loadavg', '?')} at the start. Command: `bench/red.sh` (`hoinghi-loadtest fanout -n 20 "
+             "--link PROFILE --seconds 30 --seed 1 [--red] --json …`).\n")
+    L.append("| link | RED | chair sent RED / points receiving it | audio kbit/s p50 | loss before → after recovery (mean %) | recovered / lost (packets) | gaps > 60 ms at arrival | gaps > 60 ms after recovery | gap ratio p95 after recovery | video freezes | load avg |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, m, r in runs:
+        a = r["audio"]
+        red = a.get("red") or {}
+        L.append(f"| {n} | {m} | {'yes' if red.get('publisher_red') else 'no'} / {red.get('points_receiving_red', 0)} | "
+                 f"{f(a['kbps']['p50'])} | {f(red['loss_before_recovery_pct']['mean'])} → {f(red['loss_after_recovery_pct']['mean'])} | "
+                 f"{red['recovered']:,} / {red['lost_before_recovery']:,} | {a['gaps_over_60ms_total']:,} | "
+                 f"{red['gaps_over_60ms_total']:,} | {f(red['gap_ratio']['p95'], 3)} | {r['video']['freezes_total']} | "
+                 f"{'–'.join(f'{x:.1f}' for x in r.get('load_average', []))} |")
+    L.append("")
+
+red_audio()
 
 notes = os.path.join(os.path.dirname(__file__), "notes.md")
 if os.path.exists(notes):

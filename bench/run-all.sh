@@ -3,7 +3,8 @@
 #   bench/run-all.sh            everything (about 25 minutes on 2 cores)
 # Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20), LAYERS and FLOOR_N (see
 # bench/simulcast.sh); REAL_FANOUT_N (50) and
-# REAL_STORM_N (300) for the runs against the real `hoinghi serve` (bench/real-serve.sh).
+# REAL_STORM_N (300) for the runs against the real `hoinghi serve` (bench/real-serve.sh); RATES,
+# TCP_N, TCP_CCS for the ICE-TCP runs on a shaped path (bench/tcp-shaped.sh, needs root).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results}
@@ -38,8 +39,16 @@ for profile in fibre adsl bad tcp-only; do
 done
 "$LT" fanout -n "$P" --link flap --seconds 45 --json "$OUT/link-flap.json"
 OUT="$OUT" LOADTEST="$LT" PROFILE_N="$P" bench/simulcast.sh
+# Redundant audio: adsl and bad without and with --red (bench/red.sh).
+OUT="$OUT" LOADTEST="$LT" PROFILE_N="$P" bench/red.sh
 "$LT" townhall -n 20 --seconds 20 --json "$OUT/townhall-20.json"
 "$LT" soak -n 20 --seconds 60 --churn 2 --json "$OUT/soak-20.json"
 # The same loads against the real `hoinghi serve` (signed test-room tokens, /proc and /metrics).
 OUT="$OUT" LOADTEST="$LT" bench/real-serve.sh
+# ICE-TCP behind a slow line (kernel-shaped, in a network namespace) beside UDP at the same rate.
+if [ "$(id -u)" = 0 ]; then
+  OUT="$OUT" LOADTEST="$LT" bench/tcp-shaped.sh
+else
+  echo "run-all.sh: not root, skipping bench/tcp-shaped.sh (tc, iptables, ip netns)" >&2
+fi
 python3 bench/render.py "$OUT" docs/benchmarks.md
