@@ -142,6 +142,56 @@ impl FreezeDetector {
     }
 }
 
+/// One-way delay of a stream above the lowest seen: each packet's arrival time minus the time
+/// its RTP timestamp stands for on the sender's schedule, less the smallest such difference of
+/// the run. The clocks' offset cancels; what is left is time spent queued on the way (server,
+/// send buffers, the link) plus the sender's own lateness. Kept per second since the epoch.
+#[derive(Debug, Clone, Default)]
+pub struct DelayTracker {
+    last_ts: Option<u32>,
+    /// The last timestamp, unwrapped (ticks since the first packet).
+    ticks: i64,
+    min_us: Option<i64>,
+    /// Per second since the epoch: sum, count and maximum of the raw difference (µs).
+    secs: Vec<(i64, u32, i64)>,
+}
+
+impl DelayTracker {
+    pub fn on_packet(&mut self, epoch: Instant, now: Instant, ts: u32, clock_hz: u32) {
+        if let Some(last) = self.last_ts {
+            self.ticks += i64::from(ts.wrapping_sub(last) as i32);
+        }
+        self.last_ts = Some(ts);
+        let at = now.saturating_duration_since(epoch);
+        let raw = at.as_micros() as i64 - self.ticks * 1_000_000 / i64::from(clock_hz.max(1));
+        self.min_us = Some(self.min_us.map_or(raw, |m| m.min(raw)));
+        let sec = at.as_secs() as usize;
+        if self.secs.len() <= sec {
+            self.secs.resize(sec + 1, (0, 0, i64::MIN));
+        }
+        let s = &mut self.secs[sec];
+        s.0 += raw;
+        s.1 += 1;
+        s.2 = s.2.max(raw);
+    }
+
+    /// Mean and maximum delay above the lowest (ms) in each second from `from` to `to`
+    /// (seconds since the epoch, end excluded); `None` for a second without packets.
+    pub fn per_second_ms(&self, from: usize, to: usize) -> Vec<Option<(f64, f64)>> {
+        let min = self.min_us.unwrap_or(0);
+        (from..to)
+            .map(|i| {
+                self.secs.get(i).filter(|s| s.1 > 0).map(|&(sum, n, max)| {
+                    (
+                        (sum as f64 / f64::from(n) - min as f64) / 1_000.0,
+                        (max - min) as f64 / 1_000.0,
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 /// Audio gaps: packets arriving more than `limit` after the previous one (20 ms frames: a gap
 /// over 60 ms is two or more frames missing, which concealment can no longer hide).
 #[derive(Debug, Clone)]
@@ -244,6 +294,37 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delay_above_the_lowest_per_second() {
+        let epoch = Instant::now();
+        let ms = Duration::from_millis;
+        let mut d = DelayTracker::default();
+        // 20 ms audio frames (960 ticks at 48 kHz) near the top of the timestamp space, so the
+        // timestamp wraps: the first second on time (10 ms in flight), then 150 ms more queueing.
+        let mut ts = u32::MAX - 960 * 10;
+        for i in 0..100u64 {
+            let queued = if i < 50 { 0 } else { 150 };
+            d.on_packet(epoch, epoch + ms(10 + 20 * i + queued), ts, 48_000);
+            ts = ts.wrapping_add(960);
+        }
+        let s = d.per_second_ms(0, 4);
+        assert_eq!(s.len(), 4);
+        let (mean0, max0) = s[0].unwrap();
+        assert!(mean0.abs() < 0.01 && max0.abs() < 0.01, "{s:?}");
+        let (mean2, max2) = s[2].unwrap();
+        assert!(
+            (mean2 - 150.0).abs() < 0.01 && (max2 - 150.0).abs() < 0.01,
+            "{s:?}"
+        );
+        assert!(s[3].is_none(), "no packets in the 4th second");
+        assert!(
+            DelayTracker::default()
+                .per_second_ms(0, 2)
+                .iter()
+                .all(Option::is_none)
+        );
+    }
 
     #[test]
     fn gaps_counted_at_arrival_and_after_retransmission() {

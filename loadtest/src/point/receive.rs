@@ -8,7 +8,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::{SharedStats, lock};
 use crate::layers::{Ladder, LayerTracker, vp8_keyframe_dims, vp8_start_of_keyframe};
-use crate::stats::{FreezeDetector, GapDetector, SeqTracker, Series};
+use crate::stats::{DelayTracker, FreezeDetector, GapDetector, SeqTracker, Series};
 
 /// Per received stream (one remote SSRC).
 #[derive(Debug, Clone, Default)]
@@ -34,6 +34,8 @@ pub struct StreamStats {
     pub freezes: FreezeDetector,
     /// Audio packets more than 60 ms apart.
     pub audio_gaps: GapDetector,
+    /// Audio: one-way delay above the lowest seen (the chair's timestamps follow its schedule).
+    pub delay: DelayTracker,
     /// Payload bytes per second since the scenario's epoch.
     pub series: Series,
     /// Keyframes whose dimensions differ from the previous keyframe's (a simulcast layer
@@ -98,6 +100,8 @@ pub fn record_stream(
     }
     if kind == RtpCodecKind::Audio {
         st.audio_gaps.on_packet(now);
+        // Opus: a 48 kHz RTP clock.
+        st.delay.on_packet(epoch, now, p.header.timestamp, 48_000);
         return;
     }
     if kind != RtpCodecKind::Video {

@@ -138,7 +138,40 @@ pub(super) fn point_report(
         gap_time.as_secs_f64() / audio_span.as_secs_f64()
     };
     point_layers(&mut r, s, base, end, window, view);
+    audio_delay(&mut r, s, start, end, view);
     r
+}
+
+/// The chair's audio delay above the lowest seen: median of the window's per-second means and
+/// the largest, and the per-second series since the start.
+fn audio_delay(
+    r: &mut PointReport,
+    s: &PointStats,
+    start: Instant,
+    end: Instant,
+    view: &LayerView,
+) {
+    let Some(st) = s
+        .streams
+        .values()
+        .find(|st| st.kind.as_deref() == Some("audio") && st.stream_id == view.chair)
+    else {
+        return;
+    };
+    let sec = |t: Instant| t.saturating_duration_since(view.epoch).as_secs() as usize;
+    let reach = sec(end) + 1;
+    let all = st.delay.per_second_ms(0, reach);
+    let window: Vec<(f64, f64)> = all[sec(start).min(reach)..]
+        .iter()
+        .flatten()
+        .copied()
+        .collect();
+    let means: Vec<f64> = window.iter().map(|w| w.0).collect();
+    if !means.is_empty() {
+        r.audio_delay_ms = Some(Summary::of(&means).p50);
+        r.audio_delay_max_ms = window.iter().map(|w| w.1).reduce(f64::max);
+    }
+    r.audio_delay_series_ms = all.iter().map(|x| x.map(|(m, _)| m)).collect();
 }
 
 /// The chair's video at one point, layer by layer: window kbit/s and seconds, first keyframe

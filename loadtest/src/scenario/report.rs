@@ -113,6 +113,14 @@ pub struct AudioReport {
     /// Time in gaps / time since the first packet, per point.
     pub gap_ratio: Summary,
     pub loss_after_nack_pct: Summary,
+    /// The chair's audio at each point: one-way delay above the lowest the point saw (queueing
+    /// on the way, plus the chair's own lateness), ms. `delay_ms`: each point's median over the
+    /// window's seconds (of per-second means); `delay_max_ms`: each point's largest.
+    pub delay_ms: Summary,
+    pub delay_max_ms: Summary,
+    /// Mean over points of the per-second mean delay above the lowest, ms, per second since the
+    /// start (0 for a second without audio).
+    pub delay_series_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -312,6 +320,12 @@ pub struct PointReport {
     pub video_paused_max: usize,
     pub video_paused_at_end: usize,
     pub rtt_ms: Option<f64>,
+    /// The chair's audio: delay above the lowest seen, median and largest over the window, ms.
+    pub audio_delay_ms: Option<f64>,
+    pub audio_delay_max_ms: Option<f64>,
+    /// Per-second mean of it since the start (`None`: no audio that second).
+    #[serde(skip)]
+    pub audio_delay_series_ms: Vec<Option<f64>>,
 }
 
 pub(super) fn pct(part: u64, whole: u64) -> f64 {

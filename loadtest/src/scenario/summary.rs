@@ -251,6 +251,9 @@ pub(super) fn summarize(run: Finished) -> Report {
             gaps_over_60ms_total: reports.iter().map(|r| r.audio_gaps).sum(),
             gap_ratio: summary(&|r| Some(r.audio_gap_ratio)),
             loss_after_nack_pct: Summary::of(&audio_loss),
+            delay_ms: summary(&|r| r.audio_delay_ms),
+            delay_max_ms: summary(&|r| r.audio_delay_max_ms),
+            delay_series_ms: delay_series(&reports),
         },
         rtt_ms: summary(&|r| r.rtt_ms),
         delivery: Delivery {
@@ -327,4 +330,27 @@ pub(super) fn summarize(run: Finished) -> Report {
         publisher,
         per_point: if cfg.per_point { reports } else { Vec::new() },
     }
+}
+
+/// Mean over points of each second's mean audio delay above the lowest (points without audio
+/// that second left out; 0 when none had any).
+fn delay_series(reports: &[PointReport]) -> Vec<f64> {
+    let len = reports
+        .iter()
+        .map(|r| r.audio_delay_series_ms.len())
+        .max()
+        .unwrap_or(0);
+    (0..len)
+        .map(|i| {
+            let v: Vec<f64> = reports
+                .iter()
+                .filter_map(|r| r.audio_delay_series_ms.get(i).copied().flatten())
+                .collect();
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        })
+        .collect()
 }
