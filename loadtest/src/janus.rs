@@ -441,6 +441,7 @@ async fn run_janus(a: &CompareArgs) -> anyhow::Result<SideResult> {
         audio,
         chair_stats.clone(),
         None,
+        None,
         shutdown_rx,
     );
     progress(format!("publisher up as feed {feed}"));

@@ -9,6 +9,7 @@
 //! - [`layers`]: simulcast ladders, layer detection from VP8 keyframes, per-layer accounting.
 //! - [`inprocess`]: a server in this process with fixed tokens, and CPU accounting from `/proc`.
 //! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
+//! - [`red`]: redundant audio (RFC 2198): wrapping, unwrapping, recovery accounting.
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
 
 pub mod http;
@@ -21,6 +22,7 @@ pub mod media;
 pub mod mediafile;
 pub mod point;
 pub mod prom;
+pub mod red;
 pub mod relay;
 mod rtcp_tap;
 pub mod scenario;

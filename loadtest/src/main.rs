@@ -151,6 +151,11 @@ struct Run {
     /// Publish the Opus packets of this Ogg Opus file (looped) instead of silence.
     #[arg(long)]
     audio_file: Option<PathBuf>,
+    /// Redundant audio (RFC 2198 RED, `red/48000/2`, Opus inside) for every point: publishers
+    /// offer RED first and send each 20 ms frame with the previous one; subscribers accept RED
+    /// and recover a lost packet's frame from the next. The report adds what it recovered.
+    #[arg(long)]
+    red: bool,
 }
 
 fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -207,6 +212,7 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
             None
         },
         floor: a.floor,
+        red: a.red,
     };
     if let Err(e) = cfg.validate() {
         bail!(e);

@@ -80,6 +80,11 @@ impl SeqTracker {
         self.missing.len() as u64 + self.given_up
     }
 
+    /// Whether the packet with this extended sequence number is a hole still waited for.
+    pub fn is_missing(&self, ext: u64) -> bool {
+        self.missing.contains(&ext)
+    }
+
     /// Whether every packet from `from` to `to` (extended, inclusive) arrived.
     pub fn complete(&self, from: u64, to: u64) -> bool {
         from <= to

@@ -30,8 +30,8 @@ use webrtc::peer_connection::{
 };
 
 use peer::pli;
-pub(crate) use peer::{answer_offer, build_subscriber, wait_gathered};
-pub use publish::SimulcastIds;
+pub(crate) use peer::{answer_offer, build_subscriber, negotiated_red, wait_gathered};
+pub use publish::{RedFormat, SimulcastIds};
 pub(crate) use publish::{build_publisher, spawn_media};
 pub use receive::{StreamStats, record_stream};
 
@@ -66,6 +66,9 @@ pub struct PointConfig {
     pub epoch: Instant,
     /// Clips to publish instead of synthetic video and silent audio (each looped).
     pub files: FileMedia,
+    /// Redundant audio (RFC 2198): offer RED first and send each Opus frame with the previous
+    /// one when the server accepts it; accept RED as a subscriber and recover from it.
+    pub red: bool,
 }
 
 impl Default for PointConfig {
@@ -84,6 +87,7 @@ impl Default for PointConfig {
             link_seed: 1,
             epoch: Instant::now(),
             files: FileMedia::default(),
+            red: false,
         }
     }
 }
@@ -113,6 +117,11 @@ pub struct PointStats {
     /// most it listed at once.
     pub video_paused: usize,
     pub video_paused_max: usize,
+    /// Publisher: the RED and Opus payload types its audio is sent with, when RED was
+    /// negotiated (and asked for).
+    pub red_sent: Option<RedFormat>,
+    /// Subscriber: the payload type its last subscribe answer accepted for RED.
+    pub red_payload_type: Option<u8>,
 }
 
 /// What a publisher sent on one video layer.
@@ -229,12 +238,19 @@ impl Point {
             )
             .await
             .map_err(|e| anyhow!("set answer: {e}"))?;
+            let red = if cfg.red {
+                negotiated_red(&pc).await
+            } else {
+                None
+            };
+            lock(&stats).red_sent = red;
             spawn_media(
                 cfg.clone(),
                 video,
                 audio,
                 stats.clone(),
                 ids,
+                red,
                 shutdown_rx.clone(),
             );
             publish_pc = Some(pc);
@@ -312,6 +328,9 @@ impl Point {
                         };
                         match answer_offer(pc, sdp).await {
                             Ok(sdp) => {
+                                if cfg2.red {
+                                    lock(&stats2).red_payload_type = peer::red_payload_type(&sdp);
+                                }
                                 let m = ClientMessage::SubscribeAnswer {
                                     v: PROTOCOL_VERSION,
                                     revision,
@@ -405,6 +424,8 @@ impl Point {
             room_state_seen: s.room_state_seen,
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
+            red_sent: s.red_sent,
+            red_payload_type: s.red_payload_type,
         }
     }
 

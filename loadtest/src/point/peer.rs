@@ -19,13 +19,18 @@ use webrtc::peer_connection::{
     register_default_interceptors,
 };
 
+use super::publish::RedFormat;
 use super::receive::record;
 use super::{PointConfig, SharedStats, lock};
 use crate::layers::Ladder;
 use crate::link::LinkParams;
+use crate::red::{MIME_TYPE_RED, RED_FMTP, RED_PAYLOAD_TYPE};
 use crate::rtcp_tap::rtcp_tap;
 
-pub(super) fn media_engine() -> anyhow::Result<MediaEngine> {
+/// The codecs a point offers and accepts. With `red`, RED (Opus inside) comes before Opus: a
+/// publish offer then lists it first, so the server's answer selects it, and a subscriber keeps
+/// it in its answers, so the server sends it RED.
+pub(super) fn media_engine(red: bool) -> anyhow::Result<MediaEngine> {
     let mut m = MediaEngine::default();
     let fb = |t: &str, p: &str| RTCPFeedback {
         typ: t.into(),
@@ -44,6 +49,15 @@ pub(super) fn media_engine() -> anyhow::Result<MediaEngine> {
         },
         RtpCodecKind::Video,
     )?;
+    if red {
+        m.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: red_codec(),
+                payload_type: RED_PAYLOAD_TYPE,
+            },
+            RtpCodecKind::Audio,
+        )?;
+    }
     m.register_codec(
         RTCRtpCodecParameters {
             rtp_codec: opus(),
@@ -62,6 +76,57 @@ pub(super) fn opus() -> RTCRtpCodec {
         sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
         rtcp_feedback: vec![],
     }
+}
+
+pub(super) fn red_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_RED.into(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: RED_FMTP.into(),
+        rtcp_feedback: vec![],
+    }
+}
+
+/// The payload types negotiated for RED and for Opus on the audio sender, when RED is among
+/// them (after the answer is applied).
+pub(crate) async fn negotiated_red(pc: &Arc<dyn PeerConnection>) -> Option<RedFormat> {
+    for sender in pc.get_senders().await {
+        if sender.track().kind().await != RtpCodecKind::Audio {
+            continue;
+        }
+        let params = sender.get_parameters().await.ok()?;
+        let pt = |mime: &str| {
+            params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+                .map(|c| c.payload_type)
+        };
+        return Some(RedFormat {
+            red: pt(MIME_TYPE_RED)?,
+            opus: pt(MIME_TYPE_OPUS)?,
+        });
+    }
+    None
+}
+
+/// The RED payload type in the audio section of an SDP (`a=rtpmap:<pt> red/48000/2`).
+pub(crate) fn red_payload_type(sdp: &str) -> Option<u8> {
+    let mut audio = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            audio = m.starts_with("audio");
+        } else if audio && let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let (pt, codec) = map.split_once(' ')?;
+            if codec.to_ascii_lowercase().starts_with("red/48000") {
+                return pt.parse().ok();
+            }
+        }
+    }
+    None
 }
 
 pub(super) fn vp8() -> RTCRtpCodec {
@@ -132,7 +197,7 @@ pub(super) async fn new_pc(
     handler: Arc<Handler>,
     tap: bool,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
-    let mut media = media_engine()?;
+    let mut media = media_engine(cfg.red)?;
     let registry = if tap {
         Registry::new().with(Slot::from(14_000), rtcp_tap())
     } else {
@@ -247,5 +312,15 @@ mod tests {
         assert_eq!(nack_interval(Some(&bad)), Duration::from_millis(230));
         let fibre = LinkParams::profile("fibre").unwrap();
         assert_eq!(nack_interval(Some(&fibre)), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_red_payload_type_comes_from_the_audio_section() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 63\r\na=rtpmap:63 red/90000\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
+        assert_eq!(red_payload_type(sdp), Some(63));
+        let plain = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(red_payload_type(plain), None);
     }
 }

@@ -13,18 +13,21 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
+    RtpCodecKind,
 };
+use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::PeerConnection;
 
-use super::peer::{Handler, new_pc, opus, vp8};
+use super::peer::{Handler, new_pc, opus, red_codec, vp8};
 use super::{Control, PointConfig, SharedStats, lock};
 use crate::layers::{Ladder, MAX_LAYERS};
 use crate::media::{OPUS_SILENCE, vp8_frame, vp8_packetise};
 use crate::mediafile::opus_packet_duration;
+use crate::red::{RED_PAYLOAD_TYPE, RedEncoder};
 
 pub const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -85,6 +88,14 @@ impl SimulcastIds {
     }
 }
 
+/// Payload types for redundant audio, as negotiated on the audio sender: RED, and Opus (the
+/// blocks inside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RedFormat {
+    pub red: u8,
+    pub opus: u8,
+}
+
 /// The publish connection and its tracks.
 pub(crate) async fn build_publisher(
     cfg: &PointConfig,
@@ -137,9 +148,33 @@ pub(crate) async fn build_publisher(
     pc.add_track(video.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(|e| anyhow!("add video: {e}"))?;
-    pc.add_track(audio.clone() as Arc<dyn TrackLocal>)
+    let audio_sender = pc
+        .add_track(audio.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(|e| anyhow!("add audio: {e}"))?;
+    if cfg.red {
+        // RED first, as a browser's `setCodecPreferences` puts it: the track's own codec (Opus)
+        // would otherwise lead the offer, and the server's answer keeps the offer's order.
+        let prefs = vec![
+            RTCRtpCodecParameters {
+                rtp_codec: red_codec(),
+                payload_type: RED_PAYLOAD_TYPE,
+            },
+            RTCRtpCodecParameters {
+                rtp_codec: opus(),
+                payload_type: 111,
+            },
+        ];
+        for t in pc.get_transceivers().await {
+            if let Ok(Some(sender)) = t.sender().await
+                && sender.id() == audio_sender.id()
+            {
+                t.set_codec_preferences(prefs.clone())
+                    .await
+                    .map_err(|e| anyhow!("RED first: {e}"))?;
+            }
+        }
+    }
     Ok((pc, video, audio))
 }
 
@@ -185,12 +220,16 @@ struct Encoding {
 /// the file's own keyframes (a keyframe request skips ahead to the next one, as an encoder would
 /// make one now; `periodic_keyframes` does not apply); the Ogg's Opus packets in order, looping,
 /// each sent after the previous packet's duration (from its TOC byte).
+///
+/// With `red` (RED negotiated), each audio packet is RED with the payload type the answer gave
+/// it: the frame, and the previous frame as one redundant block (RFC 2198).
 pub(crate) fn spawn_media(
     cfg: PointConfig,
     video: Arc<TrackLocalStaticRTP>,
     audio: Arc<TrackLocalStaticRTP>,
     stats: SharedStats,
     ids: Option<SimulcastIds>,
+    red: Option<RedFormat>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (key_tx, mut key_rx) = mpsc::channel::<[bool; MAX_LAYERS]>(8);
@@ -245,6 +284,7 @@ pub(crate) fn spawn_media(
         let mut aseq = rand::random::<u16>();
         let (mut vts, mut ats) = (rand::random::<u32>(), rand::random::<u32>());
         let mut frames: u64 = 0;
+        let mut red_encoder = red.map(|r| (r.red, RedEncoder::new(r.opus, 1)));
         let every_frames = cfg
             .periodic_keyframes
             .map(|every| (every.as_secs_f64() * f64::from(fps)).max(1.0) as u64);
@@ -267,10 +307,14 @@ pub(crate) fn spawn_media(
                         None => (Bytes::from_static(&OPUS_SILENCE), Duration::from_millis(20)),
                     };
                     next_audio += duration;
+                    let (payload_type, payload) = match &mut red_encoder {
+                        Some((pt, enc)) => (*pt, enc.wrap(ats, payload)),
+                        None => (111, payload),
+                    };
                     let p = rtp::Packet {
                         header: rtp::header::Header {
                             version: 2,
-                            payload_type: 111,
+                            payload_type,
                             sequence_number: aseq,
                             timestamp: ats,
                             ssrc: audio_ssrc,

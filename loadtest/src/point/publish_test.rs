@@ -17,7 +17,7 @@ use webrtc::peer_connection::{
 
 use super::peer::media_engine;
 use super::publish::{SDES_RTP_STREAM_ID_URI, SimulcastIds, build_publisher, spawn_media};
-use super::{PointConfig, PointStats, SharedStats, wait_gathered};
+use super::{PointConfig, PointStats, SharedStats, negotiated_red, wait_gathered};
 use crate::layers::{Ladder, vp8_keyframe_dims};
 
 /// What the receiver saw per SSRC: the rid from OnOpen, the rid extension values in packets,
@@ -97,7 +97,7 @@ async fn three_layers_arrive_with_their_rids_and_resolutions() {
 
     let seen = Arc::new(Mutex::new(HashMap::new()));
     let rid_ext = Arc::new(Mutex::new(None));
-    let mut media = media_engine().unwrap();
+    let mut media = media_engine(false).unwrap();
     let registry = register_default_interceptors(Default::default(), &mut media).unwrap();
     let receiver: Arc<dyn PeerConnection> = Arc::new(
         PeerConnectionBuilder::new()
@@ -132,7 +132,7 @@ async fn three_layers_arrive_with_their_rids_and_resolutions() {
         .await
         .unwrap();
     let (stop, stopped) = watch::channel(false);
-    spawn_media(cfg, video, audio, stats.clone(), Some(ids), stopped);
+    spawn_media(cfg, video, audio, stats.clone(), Some(ids), None, stopped);
 
     // Until every layer delivered two keyframes (the first and a periodic one), or 20 s.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -183,4 +183,74 @@ async fn three_layers_arrive_with_their_rids_and_resolutions() {
     );
     let _ = publisher.close().await;
     let _ = receiver.close().await;
+}
+
+/// With `red`, the publish offer lists RED first for audio, and the payload types the publisher
+/// wraps with come from the answer: RED when the answerer accepted it, nothing when it did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_red_publisher_offers_red_first_and_reads_the_answer() {
+    for accept_red in [true, false] {
+        let cfg = PointConfig {
+            publish: true,
+            red: true,
+            ..PointConfig::default()
+        };
+        let stats: SharedStats = Arc::new(Mutex::new(PointStats::default()));
+        let (control, _keep) = mpsc::channel(1);
+        let (publisher, _video, _audio) = build_publisher(&cfg, stats, control).await.unwrap();
+        let offer = publisher.create_offer(None).await.unwrap();
+        publisher.set_local_description(offer).await.unwrap();
+        wait_gathered(&publisher).await;
+        let offer = publisher.local_description().await.unwrap().sdp;
+        let m_audio = offer
+            .lines()
+            .find(|l| l.starts_with("m=audio"))
+            .expect("an audio section");
+        assert!(
+            m_audio.trim_end().ends_with(" 63 111"),
+            "RED first: {m_audio}"
+        );
+        assert!(offer.contains("a=rtpmap:63 red/48000/2"), "{offer}");
+        assert!(offer.contains("a=fmtp:63 111/111"), "{offer}");
+
+        let mut media = media_engine(accept_red).unwrap();
+        let registry = register_default_interceptors(Default::default(), &mut media).unwrap();
+        let receiver: Arc<dyn PeerConnection> = Arc::new(
+            PeerConnectionBuilder::new()
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(media)
+                .with_interceptor_registry(registry)
+                .with_handler(Arc::new(Receiver {
+                    seen: Default::default(),
+                    rid_ext: Default::default(),
+                }))
+                .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+                .build()
+                .await
+                .unwrap(),
+        );
+        receiver
+            .set_remote_description(RTCSessionDescription::offer(offer).unwrap())
+            .await
+            .unwrap();
+        let answer = receiver.create_answer(None).await.unwrap();
+        receiver.set_local_description(answer).await.unwrap();
+        let answer = receiver.local_description().await.unwrap().sdp;
+        publisher
+            .set_remote_description(RTCSessionDescription::answer(answer.clone()).unwrap())
+            .await
+            .unwrap();
+        let red = negotiated_red(&publisher).await;
+        if accept_red {
+            assert_eq!(
+                red,
+                Some(super::RedFormat { red: 63, opus: 111 }),
+                "{answer}"
+            );
+        } else {
+            assert_eq!(red, None, "{answer}");
+        }
+        let _ = publisher.close().await;
+        let _ = receiver.close().await;
+    }
 }

@@ -8,6 +8,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::{SharedStats, lock};
 use crate::layers::{Ladder, LayerTracker, vp8_keyframe_dims, vp8_start_of_keyframe};
+use crate::red::RedRecovery;
 use crate::stats::{DelayTracker, FreezeDetector, GapDetector, SeqTracker, Series};
 
 /// Per received stream (one remote SSRC).
@@ -34,6 +35,10 @@ pub struct StreamStats {
     pub freezes: FreezeDetector,
     /// Audio packets more than 60 ms apart.
     pub audio_gaps: GapDetector,
+    /// The payload type this stream's subscriber accepted for RED (`None`: no RED).
+    pub red_payload_type: Option<u8>,
+    /// Audio: RED packets, frames recovered from redundancy, gaps on the recovered stream.
+    pub red: RedRecovery,
     /// Audio: one-way delay above the lowest seen (the chair's timestamps follow its schedule).
     pub delay: DelayTracker,
     /// Payload bytes per second since the scenario's epoch.
@@ -60,12 +65,15 @@ pub(super) fn record(
 ) {
     let now = Instant::now();
     let mut s = lock(stats);
+    let red_payload_type = s.red_payload_type;
     let st = s.streams.entry(p.header.ssrc).or_default();
+    st.red_payload_type = red_payload_type;
     record_stream(st, now, epoch, ladder, kind, stream_id, p);
 }
 
 /// Updates one stream's statistics with an arriving packet; `ladder` maps keyframe resolutions
-/// to layers.
+/// to layers. An audio packet with the stream's RED payload type is unwrapped: its redundant
+/// block recovers a missing predecessor.
 pub fn record_stream(
     st: &mut StreamStats,
     now: Instant,
@@ -102,6 +110,8 @@ pub fn record_stream(
         st.audio_gaps.on_packet(now);
         // Opus: a 48 kHz RTP clock.
         st.delay.on_packet(epoch, now, p.header.timestamp, 48_000);
+        let red = st.red_payload_type == Some(p.header.payload_type);
+        st.red.on_packet(&st.seq, ext, now, &p.payload, red);
         return;
     }
     if kind != RtpCodecKind::Video {

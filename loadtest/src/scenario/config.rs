@@ -42,6 +42,9 @@ pub struct LoadConfig {
     pub simulcast: Option<Ladder>,
     /// Townhall: the chair grants the floor to the first point before the window.
     pub floor: bool,
+    /// Redundant audio (RFC 2198) for every point: publishers offer and send RED, subscribers
+    /// accept it and recover lost frames from it.
+    pub red: bool,
 }
 
 impl Default for LoadConfig {
@@ -67,6 +70,7 @@ impl Default for LoadConfig {
             files: FileMedia::default(),
             simulcast: None,
             floor: false,
+            red: false,
         }
     }
 }

@@ -93,6 +93,7 @@ pub(super) fn point_report(
     let (mut v_expected, mut v_gaps, mut v_lost) = (0u64, 0u64, 0u64);
     let (mut frozen, mut video_span) = (Duration::ZERO, Duration::ZERO);
     let (mut gap_time, mut audio_span) = (Duration::ZERO, Duration::ZERO);
+    let (mut a_expected, mut red_gap_time) = (0u64, Duration::ZERO);
     for st in s.streams.values() {
         let mut st = st.clone();
         if st.kind.as_deref() == Some("video") {
@@ -117,6 +118,15 @@ pub(super) fn point_report(
             ab += st.bytes;
             r.audio_gaps += st.audio_gaps.gaps;
             gap_time += st.audio_gaps.gap_time;
+            st.red.gaps.finish(end);
+            r.audio_packets += st.packets;
+            r.audio_red_packets += st.red.red_packets;
+            r.audio_lost_before_recovery += st.seq.gaps_at_arrival;
+            r.audio_recovered_red += st.red.recovered;
+            r.audio_lost_after_recovery += st.red.lost_after(&st.seq);
+            r.audio_gaps_after_recovery += st.red.gaps.gaps;
+            red_gap_time += st.red.gaps.gap_time;
+            a_expected += st.seq.expected();
             if let Some(f) = st.first_packet_at {
                 audio_span += end.saturating_duration_since(f);
             }
@@ -137,6 +147,13 @@ pub(super) fn point_report(
     } else {
         gap_time.as_secs_f64() / audio_span.as_secs_f64()
     };
+    r.audio_gap_ratio_after_recovery = if audio_span.is_zero() {
+        0.0
+    } else {
+        red_gap_time.as_secs_f64() / audio_span.as_secs_f64()
+    };
+    r.audio_loss_before_recovery_pct = pct(r.audio_lost_before_recovery, a_expected);
+    r.audio_loss_after_recovery_pct = pct(r.audio_lost_after_recovery, a_expected);
     point_layers(&mut r, s, base, end, window, view);
     audio_delay(&mut r, s, start, end, view);
     r

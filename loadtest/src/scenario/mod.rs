@@ -111,6 +111,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         link_seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
         epoch,
         files: cfg.files.clone(),
+        red: cfg.red,
     };
     let rss0 = server.sample().await.rss;
 

@@ -58,6 +58,8 @@ pub struct ConfigReport {
     pub churn_every_s: Option<f64>,
     /// With `--simulcast`: the layers every publisher sends (rid, kbit/s, resolution).
     pub simulcast_layers: Option<Ladder>,
+    /// `--red`: redundant audio asked for by every point.
+    pub red: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -121,6 +123,33 @@ pub struct AudioReport {
     /// Mean over points of the per-second mean delay above the lowest, ms, per second since the
     /// start (0 for a second without audio).
     pub delay_series_ms: Vec<f64>,
+    /// Redundant audio: what arrived as RED and what it recovered (every run; without RED
+    /// nothing is recovered and the gaps are the ones above).
+    pub red: RedAudioReport,
+}
+
+/// Audio over the points, whole run: packets, loss before and after recovery from RED, and
+/// gaps on the recovered stream (a recovered frame fills its 20 ms slot).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RedAudioReport {
+    /// The chair's audio went out as RED (the server's answer accepted it).
+    pub publisher_red: bool,
+    /// Points that received at least one RED packet.
+    pub points_receiving_red: usize,
+    pub packets_received: u64,
+    pub red_packets: u64,
+    /// Sequence gaps at arrival.
+    pub lost_before_recovery: u64,
+    /// Frames of those recovered from a later packet's redundant block.
+    pub recovered: u64,
+    /// Gaps neither recovered nor filled later.
+    pub lost_after_recovery: u64,
+    /// Per point, % of expected audio packets.
+    pub loss_before_recovery_pct: Summary,
+    pub loss_after_recovery_pct: Summary,
+    /// Gaps over 60 ms on the recovered stream, and their time / time since the first packet.
+    pub gaps_over_60ms_total: u64,
+    pub gap_ratio: Summary,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -310,6 +339,18 @@ pub struct PointReport {
     pub freeze_ratio: f64,
     pub audio_gaps: u64,
     pub audio_gap_ratio: f64,
+    /// Audio, whole run: packets received, of them RED, sequence gaps at arrival, frames
+    /// recovered from redundancy, gaps left; losses in % of expected packets; gaps over 60 ms
+    /// (and their ratio) on the recovered stream.
+    pub audio_packets: u64,
+    pub audio_red_packets: u64,
+    pub audio_lost_before_recovery: u64,
+    pub audio_recovered_red: u64,
+    pub audio_lost_after_recovery: u64,
+    pub audio_loss_before_recovery_pct: f64,
+    pub audio_loss_after_recovery_pct: f64,
+    pub audio_gaps_after_recovery: u64,
+    pub audio_gap_ratio_after_recovery: f64,
     pub layer_switches: u64,
     pub layer_switches_up: u64,
     pub layer_switches_down: u64,
@@ -397,6 +438,7 @@ pub(super) fn config_report(cfg: &LoadConfig) -> ConfigReport {
             .then_some(cfg.join_spread.as_secs_f64()),
         churn_every_s: (cfg.scenario == Scenario::Soak).then_some(cfg.churn_every.as_secs_f64()),
         simulcast_layers: cfg.simulcast.clone(),
+        red: cfg.red,
     }
 }
 

@@ -65,6 +65,20 @@ pub fn table(r: &Report) -> String {
         r.audio.gaps_over_60ms_total,
         f(r.audio.gap_ratio.p95)
     );
+    if r.config.red {
+        let red = &r.audio.red;
+        s += &format!(
+            "audio recovered by RED: {} of {} lost ({}% → {}% mean) · gaps >60 ms after recovery {} \
+             · RED from the chair {} · points receiving RED {}\n",
+            red.recovered,
+            red.lost_before_recovery,
+            f(red.loss_before_recovery_pct.mean),
+            f(red.loss_after_recovery_pct.mean),
+            red.gaps_over_60ms_total,
+            if red.publisher_red { "yes" } else { "NO" },
+            red.points_receiving_red,
+        );
+    }
     if r.rtt_ms.count > 0 {
         s += &format!(
             "rtt (ms): p50 {} · p95 {}\n",
