@@ -356,8 +356,8 @@ def red_audio():
         return
     rm = load("red-machine.json") or {}
     L.append("## Redundant audio (RED)\n")
-    L.append("The same fan-out to 20 points over `adsl` and `bad`, without and with `--red` (same seed, so the "
-             "same emulated loss pattern per packet index): with it the chair offers RED (RFC 2198, "
+    L.append("The same fan-out to 20 points over `adsl` and `bad`, without and with `--red` (same seed: the same "
+             "random streams in the link emulators, though which packets they hit depends on timing): with it the chair offers RED (RFC 2198, "
              "`red/48000/2`, Opus inside) first and sends each 20 ms frame with the previous one, and the points "
              "accept RED and recover a lost packet's frame from the next one; without it everything is plain "
              "Opus as in the tables above. The chair's frames are 3-byte Opus silence, so RED's overhead here "
