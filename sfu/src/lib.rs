@@ -8,7 +8,8 @@
 //! - [`api`]: ids, commands and events exchanged with the async control plane.
 //! - `worker`: the worker thread: socket loop, timers, connections, negotiation, forwarding.
 //! - [`demux`] and [`packet`]: which connection a datagram belongs to (STUN ufrag, then address).
-//! - [`forwarder`]: per-downtrack sequence/timestamp rewriting, continuous across source switches.
+//! - [`forwarder`]: per-downtrack sequence/timestamp rewriting, continuous across source switches;
+//!   [`vp8`] does the same for VP8's PictureID and TL0PICIDX.
 //! - [`audio_level`]: voice activity from the audio-level header extension.
 //! - [`keyframe`]: keyframe detection in VP8 and H.264 payloads.
 //! - [`keyframe_requests`]: PLI coalescing towards publishers (per simulcast layer).
@@ -47,6 +48,7 @@ pub mod read_hook;
 pub mod red;
 pub mod rtt;
 pub mod udp;
+pub mod vp8;
 mod worker;
 
 use std::collections::HashMap;

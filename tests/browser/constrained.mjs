@@ -7,7 +7,7 @@
 // needed, as in CI; the qdisc is removed on every exit path.
 //   a. unconstrained, the point decodes the chair's camera at its top layer (720p);
 //   b. at 400 kbit/s (the chair's layers are 150 / 500 / 1,200 kbit/s) the point is moved to
-//      the 180p layer within 30 s, stays on it and keeps decoding (freezes are reported);
+//      the 180p layer within 30 s, stays on it and keeps playing with little frozen time;
 //   c. with the constraint lifted it climbs back to 720p.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node constrained.mjs)
@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { Harness, delta, sample, sleep, until } from './lib.mjs';
 
-const WATCHDOG_MS = 300_000;
+const WATCHDOG_MS = 360_000;
 const RATE = '400kbit';
 let shaped = false;
 
@@ -66,10 +66,11 @@ async function main() {
   h.step(`server UDP ${h.mediaPort} → point ${port} shaped to ${RATE}`);
   const down = await watch(point, chair.id, (v) => v.height > 0 && v.height <= 180, 30_000);
   h.check(`(b) at ${RATE} the point is moved to the 180p layer`, down.ok, `${((Date.now() - t0) / 1000).toFixed(1)} s: ${down.detail}`);
-  // Then it plays, and stays on the layer that fits: over 20 s, frames keep coming (the layer is
-  // sent at 15 frames/s) and every second's picture is 180p. Chromium's freeze count is reported:
-  // a freeze of 2-3 s now and then after the switch is a known open problem (bench/notes.md).
-  const heights = new Set();
+  // Then it plays, on the layer that fits: over 20 s, frames keep coming (the layer is sent at
+  // 15 frames/s) with little frozen time, and the picture is 180p nearly all the time (a step up
+  // the link cannot carry may show 360p for a moment: stepping up is the probe). Before VP8
+  // PictureID/TL0PICIDX rewriting, Chromium froze 3.5-9.7 s in such 20 s windows.
+  const heights = [];
   const before = await freezeStats(point, chair.id);
   let frames = 0;
   let last = await sample(point);
@@ -79,17 +80,20 @@ async function main() {
     frames += delta(last, now, chair.id, 'video').frames;
     last = now;
     const v = videoOf(now, chair.id);
-    if (v?.frameHeight) heights.add(v.frameHeight);
+    if (v?.frameHeight) heights.push(v.frameHeight);
   }
   const after = await freezeStats(point, chair.id);
   const fps = frames / 20;
-  h.check(`(b) at ${RATE} the point stays on 180p and keeps playing`, fps >= 5 && [...heights].every((x) => x <= 180),
-    `${fps.toFixed(1)} frames/s over 20 s, heights ${[...heights].join(', ')}; Chromium counted ${after.freezes - before.freezes} freezes, ${(after.seconds - before.seconds).toFixed(1)} s frozen`);
+  const low = heights.filter((x) => x <= 180).length / Math.max(1, heights.length);
+  const frozen = after.seconds - before.seconds;
+  h.check(`(b) at ${RATE} the point stays on 180p and keeps playing`, fps >= 10 && low >= 0.8 && frozen < 2.5,
+    `${fps.toFixed(1)} frames/s over 20 s, ${(low * 100).toFixed(0)} % of seconds at 180p (${[...new Set(heights)].join(', ')}); Chromium counted ${after.freezes - before.freezes} freezes, ${frozen.toFixed(1)} s frozen`);
 
   unshape();
   const t1 = Date.now();
   h.step('constraint lifted');
-  const up = await watch(point, chair.id, (x) => x.height >= 720, 90_000);
+  // Up to the allocator's longest step-up back-off (120 s) after failed steps while shaped.
+  const up = await watch(point, chair.id, (x) => x.height >= 720, 150_000);
   h.check('(c) with the line recovered the point climbs back to 720p', up.ok, `${((Date.now() - t1) / 1000).toFixed(1)} s: ${up.detail}`);
   return true;
 }

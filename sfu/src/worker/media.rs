@@ -338,6 +338,13 @@ impl Worker {
         }
         // RED from the publisher: its primary, once per packet, for subscribers without RED.
         let red = t.red_pt == Some(packet.header.payload_type);
+        // VP8: where the counters a layer switch must keep continuous are (see `vp8.rs`).
+        let vp8 = if t.video_codec == Some(crate::keyframe::VideoCodec::Vp8) {
+            crate::vp8::parse(&packet.payload)
+        } else {
+            None
+        };
+        self.vp8_rewrites.clear();
         let mut primary = None;
         let mut wants_keyframe = false;
         for d in t.downtracks.iter_mut() {
@@ -396,7 +403,14 @@ impl Worker {
                 _ => Vec::new(),
             };
             let (payload_type, payload) = match (red, bound.red_payload_type) {
-                (false, _) => (bound.payload_type, packet.payload.clone()),
+                (false, _) => match &vp8 {
+                    Some(desc) => {
+                        let offsets = d.vp8.offsets(desc, rewrite.switched);
+                        let p = self.vp8_rewrites.get(&packet.payload, desc, offsets);
+                        (bound.payload_type, p)
+                    }
+                    None => (bound.payload_type, packet.payload.clone()),
+                },
                 (true, Some(red_pt)) => (red_pt, packet.payload.clone()),
                 (true, None) => {
                     let p = primary.get_or_insert_with(|| crate::red::primary(&packet.payload));

@@ -104,6 +104,8 @@ pub(crate) struct Worker {
     worker_index: usize,
     shutting_down: bool,
     tcp: tcp::TcpLinks,
+    /// Rewritten VP8 payloads of the packet being forwarded (capacity kept across packets).
+    vp8_rewrites: crate::vp8::Rewrites,
     /// To register ICE-TCP streams handed over while running.
     registry: Option<mio::Registry>,
 }
@@ -138,6 +140,7 @@ impl Worker {
             worker_index,
             shutting_down: false,
             tcp: tcp::TcpLinks::new(tcp_announced),
+            vp8_rewrites: Default::default(),
             registry: None,
         })
     }

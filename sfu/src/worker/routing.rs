@@ -153,6 +153,7 @@ impl Worker {
             ssrc,
             bound: None,
             forwarder: Forwarder::new(is_video, clock_rate, rand::random(), rand::random()),
+            vp8: Default::default(),
             max_rank,
             priority,
             current: None,

@@ -69,6 +69,8 @@ pub(crate) struct DownTrack {
     /// Known once the subscriber answered an offer containing this track.
     pub bound: Option<Bound>,
     pub forwarder: Forwarder,
+    /// PictureID and TL0PICIDX continuity across layer switches (VP8 only; see `vp8.rs`).
+    pub vp8: crate::vp8::Munger,
     /// The highest layer the routing allows (0: a thumbnail).
     pub max_rank: u8,
     /// Allocation order within the subscriber's link (lower first).
