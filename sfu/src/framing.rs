@@ -75,11 +75,18 @@ impl FrameReader {
     }
 }
 
-/// Bytes queued for one TCP connection, written as the socket accepts them.
+/// Bytes queued for one TCP connection, written as the socket accepts them. Bounded twice: in
+/// bytes (a peer that stops reading), and in time: frames that waited longer than the caller
+/// allows are dropped from the head, so a line slower than what we send costs loss (which NACK
+/// and the estimate handle) rather than seconds of delay for audio and video alike.
 #[derive(Debug)]
 pub struct FrameWriter {
     buf: BytesMut,
     cap: usize,
+    /// Per queued frame: when it was queued and its length with header; the first may be
+    /// partly written already (`written` bytes of it).
+    frames: std::collections::VecDeque<(std::time::Instant, usize)>,
+    written: usize,
 }
 
 impl FrameWriter {
@@ -87,12 +94,14 @@ impl FrameWriter {
         Self {
             buf: BytesMut::new(),
             cap,
+            frames: std::collections::VecDeque::new(),
+            written: 0,
         }
     }
 
     /// Queues `payload` as one frame. Returns false (and queues nothing) when it does not fit
     /// in what is left of the cap, or is not a valid frame.
-    pub fn push(&mut self, payload: &[u8]) -> bool {
+    pub fn push(&mut self, now: std::time::Instant, payload: &[u8]) -> bool {
         if payload.is_empty()
             || payload.len() > usize::from(u16::MAX)
             || self.buf.len() + 2 + payload.len() > self.cap
@@ -101,7 +110,23 @@ impl FrameWriter {
         }
         self.buf.put_u16(payload.len() as u16);
         self.buf.extend_from_slice(payload);
+        self.frames.push_back((now, 2 + payload.len()));
         true
+    }
+
+    /// Drops whole frames at the head queued before `before` (never one partly written: the
+    /// stream would lose its framing). Returns how many.
+    pub fn drop_queued_before(&mut self, before: std::time::Instant) -> usize {
+        let mut dropped = 0;
+        while self.written == 0
+            && let Some(&(at, len)) = self.frames.front()
+            && at < before
+        {
+            self.buf.advance(len);
+            self.frames.pop_front();
+            dropped += 1;
+        }
+        dropped
     }
 
     pub fn pending(&self) -> &[u8] {
@@ -115,7 +140,17 @@ impl FrameWriter {
     /// Forgets the first `n` bytes, which the socket took. A frame may be half written: the
     /// rest of it stays first in line, so the stream never loses its framing.
     pub fn consume(&mut self, n: usize) {
-        self.buf.advance(n.min(self.buf.len()));
+        let n = n.min(self.buf.len());
+        self.buf.advance(n);
+        let mut left = self.written + n;
+        while let Some(&(_, len)) = self.frames.front() {
+            if left < len {
+                break;
+            }
+            left -= len;
+            self.frames.pop_front();
+        }
+        self.written = left;
     }
 }
 
@@ -126,7 +161,7 @@ mod tests {
     fn framed(payloads: &[&[u8]]) -> Vec<u8> {
         let mut w = FrameWriter::new(1 << 20);
         for p in payloads {
-            assert!(w.push(p));
+            assert!(w.push(std::time::Instant::now(), p));
         }
         w.pending().to_vec()
     }
@@ -176,14 +211,15 @@ mod tests {
 
     #[test]
     fn the_writer_drops_whole_frames_beyond_its_cap() {
+        let now = std::time::Instant::now();
         let mut w = FrameWriter::new(10);
-        assert!(w.push(&[1, 2, 3]));
+        assert!(w.push(now, &[1, 2, 3]));
         assert_eq!(w.pending(), &[0, 3, 1, 2, 3]);
         // 5 queued + 2 + 4 = 11 > 10: refused whole.
-        assert!(!w.push(&[4, 5, 6, 7]));
-        assert!(w.push(&[4, 5, 6]));
+        assert!(!w.push(now, &[4, 5, 6, 7]));
+        assert!(w.push(now, &[4, 5, 6]));
         assert_eq!(w.pending().len(), 10);
-        assert!(!w.push(&[]));
+        assert!(!w.push(now, &[]));
         // Half of the first frame written: the rest stays first, in order.
         w.consume(3);
         assert_eq!(w.pending(), &[2, 3, 0, 3, 4, 5, 6]);
@@ -192,5 +228,33 @@ mod tests {
         r.extend(w.pending());
         assert_eq!(r.next_frame().unwrap().unwrap().as_ref(), &[1, 2, 3]);
         assert_eq!(r.next_frame().unwrap().unwrap().as_ref(), &[4, 5, 6]);
+    }
+
+    #[test]
+    fn frames_that_waited_too_long_are_dropped_from_the_head_whole() {
+        use std::time::Duration;
+        let t0 = std::time::Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut w = FrameWriter::new(1 << 16);
+        assert!(w.push(ms(0), &[1; 4]));
+        assert!(w.push(ms(10), &[2; 4]));
+        assert!(w.push(ms(20), &[3; 4]));
+        // Nothing queued before 0 ms.
+        assert_eq!(w.drop_queued_before(ms(0)), 0);
+        // The first is partly written: it stays, and so does everything behind it.
+        w.consume(3);
+        assert_eq!(w.drop_queued_before(ms(15)), 0);
+        // Once it is out, the next one that is too old goes.
+        w.consume(3);
+        assert_eq!(w.drop_queued_before(ms(15)), 1);
+        assert_eq!(w.pending(), &[0, 4, 3, 3, 3, 3]);
+        // Writing a frame exactly to its end, then dropping the rest.
+        w.consume(6);
+        assert!(w.is_empty());
+        assert!(w.push(ms(30), &[4; 2]));
+        assert_eq!(w.drop_queued_before(ms(31)), 1);
+        assert!(w.is_empty());
+        assert!(w.push(ms(40), &[5; 2]));
+        assert_eq!(w.pending(), &[0, 2, 5, 5]);
     }
 }

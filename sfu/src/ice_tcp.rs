@@ -35,8 +35,9 @@ const MAX_PENDING: usize = 512;
 pub(crate) const MAX_PENDING_PER_IP: usize = 64;
 /// How long a new connection has to send its first binding request.
 const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(5);
-/// The kernel send buffer of a handed-over stream: small, so that a slow link's backlog shows up
-/// in our own bounded queue (and in the bandwidth estimate) rather than hiding in the kernel.
+/// The kernel send buffer of a handed-over stream (in flight and unsent); how much of it may be
+/// unsent is bounded by the worker (`worker/tcp.rs`), so a slow line's backlog stays in the
+/// worker's queue, bounded in time, rather than hiding in the kernel.
 pub(crate) const SEND_BUFFER: usize = 64 << 10;
 
 /// A TCP stream for a worker, with the bytes read so far (its first frame at least).
@@ -234,6 +235,7 @@ impl Acceptor {
         let _ = self.poll.registry().deregister(&mut p.stream);
         let _ = p.stream.set_nodelay(true);
         let _ = socket2::SockRef::from(&p.stream).set_send_buffer_size(SEND_BUFFER);
+        set_notsent_lowat(&p.stream, crate::worker::KERNEL_UNSENT);
         let handoff = Handoff {
             stream: p.stream,
             peer: p.peer,
@@ -261,5 +263,24 @@ impl Acceptor {
                 Refusal::UnknownWorker => "unknown_worker",
             });
         }
+    }
+}
+
+/// The socket reports writable only while fewer than `bytes` are unsent (TCP_NOTSENT_LOWAT).
+fn set_notsent_lowat(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = bytes as libc::c_int;
+    // SAFETY: setsockopt reads one c_int from `v`, which outlives the call.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NOTSENT_LOWAT,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        tracing::debug!("TCP_NOTSENT_LOWAT: {}", std::io::Error::last_os_error());
     }
 }

@@ -15,6 +15,7 @@ mod negotiate;
 mod routing;
 mod stats;
 mod tcp;
+pub(crate) use tcp::KERNEL_UNSENT;
 mod track;
 
 use std::cmp::Reverse;

@@ -24,9 +24,18 @@ pub(crate) const TCP_BASE: usize = 2;
 /// A browser opens one TCP connection per candidate pair it tries; a few is plenty.
 const MAX_LINKS_PER_CONN: usize = 4;
 const MAX_LINKS: usize = 8192;
-/// Bytes queued per TCP connection beyond what the kernel holds (see `ice_tcp::SEND_BUFFER`):
-/// about half a second at 2 Mbit/s. Past it packets are dropped whole.
-const OUT_CAP: usize = 128 << 10;
+/// Bytes queued per TCP connection beyond what the kernel holds: a peer that stops reading
+/// costs at most this. Past it packets are dropped whole.
+const OUT_CAP: usize = 256 << 10;
+/// How long a packet may wait in our queue: older ones are dropped from its head, so a line
+/// slower than what we send shows loss (NACK and the estimate handle it), not growing delay.
+/// TCP would otherwise deliver a backlog of seconds, audio included (measured before this
+/// bound at 300 kbit/s: 3 s of delay after one step up too many, 10-15 s to drain).
+const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+/// Bytes given to the kernel that it has not sent yet, at most: the backlog stays in our queue,
+/// where it can be dropped, instead of in the socket buffer. The socket reports writable again
+/// below this (TCP_NOTSENT_LOWAT), so it is topped up as the line drains.
+pub(crate) const KERNEL_UNSENT: usize = 8 << 10;
 /// Bytes read from one TCP connection per pass before the others get their turn.
 const READ_PER_PASS: usize = 64 << 10;
 
@@ -227,7 +236,7 @@ impl Worker {
             self.metrics.send_dropped += 1;
             return;
         }
-        if !l.writer.push(&packet) {
+        if !l.writer.push(Instant::now(), &packet) {
             self.metrics.tcp_dropped += 1;
             return;
         }
@@ -254,9 +263,17 @@ impl Worker {
         let Some(l) = self.tcp.links.get_mut(link) else {
             return;
         };
+        if let Some(before) = Instant::now().checked_sub(MAX_QUEUE_DELAY) {
+            self.metrics.tcp_dropped += l.writer.drop_queued_before(before) as u64;
+        }
         let mut failed = false;
         while !l.writer.is_empty() {
-            match l.stream.write(l.writer.pending()) {
+            let room = KERNEL_UNSENT.saturating_sub(unsent(&l.stream));
+            if room == 0 {
+                break;
+            }
+            let pending = l.writer.pending();
+            match l.stream.write(&pending[..pending.len().min(room)]) {
                 Ok(0) => {
                     failed = true;
                     break;
@@ -308,4 +325,13 @@ impl Worker {
             self.close_tcp(link);
         }
     }
+}
+
+/// Bytes the kernel holds for `stream` and has not sent yet (SIOCOUTQNSD); 0 if it cannot say.
+fn unsent(stream: &mio::net::TcpStream) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQNSD writes one c_int into `n`, which outlives the call.
+    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::SIOCOUTQNSD, &mut n) };
+    if r == 0 { n.max(0) as usize } else { 0 }
 }
