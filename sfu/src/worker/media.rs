@@ -373,6 +373,16 @@ impl Worker {
             if !conn.connected {
                 continue;
             }
+            // A RED packet without a usable primary has nothing for a subscriber without RED:
+            // skipped before it is numbered, so the subscriber sees no sequence hole.
+            if red
+                && bound.red_payload_type.is_none()
+                && primary
+                    .get_or_insert_with(|| crate::red::primary(&packet.payload))
+                    .is_none()
+            {
+                continue;
+            }
             let rewrite = match d.forwarder.forward(
                 now,
                 packet.header.ssrc,
