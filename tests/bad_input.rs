@@ -416,17 +416,7 @@ async fn client_freeze_reports_feed_the_metrics_and_are_bounded() {
 #[tokio::test]
 async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
     let registry = prometheus::Registry::new();
-    let sfu = sfu::Sfu::start(
-        sfu::SfuConfig {
-            public_ip: [127, 0, 0, 1].into(),
-            bind_ip: [127, 0, 0, 1].into(),
-            base_port: 0,
-            workers: 1,
-            ice_tcp_port: None,
-        },
-        &registry,
-    )
-    .unwrap();
+    let sfu = media_plane(&registry);
     let signaling = signaling::Signaling::new(
         sfu,
         std::sync::Arc::new(loadtest::inprocess::FixedTokens),
@@ -462,17 +452,7 @@ async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
 #[tokio::test]
 async fn a_socket_that_never_joins_is_told_and_closed() {
     let registry = prometheus::Registry::new();
-    let sfu = sfu::Sfu::start(
-        sfu::SfuConfig {
-            public_ip: [127, 0, 0, 1].into(),
-            bind_ip: [127, 0, 0, 1].into(),
-            base_port: 0,
-            workers: 1,
-            ice_tcp_port: None,
-        },
-        &registry,
-    )
-    .unwrap();
+    let sfu = media_plane(&registry);
     // The production limits shortened: join within 400 ms, checked every 100 ms.
     let signaling = signaling::Signaling::new(
         sfu,
@@ -509,4 +489,19 @@ async fn a_socket_that_never_joins_is_told_and_closed() {
     assert_eq!(joined["role"], "point");
     tokio::time::sleep(Duration::from_millis(800)).await;
     still_usable(&mut prompt).await;
+}
+
+/// A one-worker media plane on loopback, for tests that build their own signaling service.
+fn media_plane(registry: &prometheus::Registry) -> sfu::Sfu {
+    sfu::Sfu::start(
+        sfu::SfuConfig {
+            public_ip: [127, 0, 0, 1].into(),
+            bind_ip: [127, 0, 0, 1].into(),
+            base_port: 0,
+            workers: 1,
+            ice_tcp_port: None,
+        },
+        registry,
+    )
+    .unwrap()
 }

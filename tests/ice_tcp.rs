@@ -39,21 +39,6 @@ fn packets(s: &PointStats, kind: &str) -> Vec<u64> {
         .collect()
 }
 
-fn gauge(server: &TestServer, name: &str) -> f64 {
-    server
-        .registry
-        .gather()
-        .iter()
-        .filter(|f| f.name() == name)
-        .flat_map(|f| {
-            f.get_metric()
-                .iter()
-                .map(|m| m.get_gauge().value())
-                .collect::<Vec<_>>()
-        })
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_point_without_udp_sends_and_receives_over_ice_tcp() {
     let server = common::start(1).await;
@@ -87,7 +72,7 @@ async fn a_point_without_udp_sends_and_receives_over_ice_tcp() {
 
     // Every byte the point got went over TCP: its UDP is dropped by the emulated firewall. Both
     // of its connections (publish and subscribe) are TCP; the chair's are not.
-    assert_eq!(gauge(&server, "hoinghi_ice_tcp_connections"), 2.0);
+    assert_eq!(server.gauge("hoinghi_ice_tcp_connections"), 2.0);
     assert!(server.counter("hoinghi_ice_tcp_accepted_total") >= 2.0);
     assert!(server.counter("hoinghi_ice_tcp_bytes_out_total") > 50_000.0);
     assert!(server.counter("hoinghi_ice_tcp_bytes_in_total") > 50_000.0);
@@ -95,7 +80,7 @@ async fn a_point_without_udp_sends_and_receives_over_ice_tcp() {
     // Leaving closes the point's TCP connections on the server.
     point.leave();
     let closed = eventually(Duration::from_secs(10), || {
-        gauge(&server, "hoinghi_ice_tcp_connections") == 0.0
+        server.gauge("hoinghi_ice_tcp_connections") == 0.0
     })
     .await;
     assert!(
@@ -143,7 +128,7 @@ async fn the_acceptor_closes_what_is_not_ice() {
     })
     .await;
     assert!(refused, "refusals are counted");
-    assert_eq!(gauge(&server, "hoinghi_ice_tcp_connections"), 0.0);
+    assert_eq!(server.gauge("hoinghi_ice_tcp_connections"), 0.0);
     // And the media plane still serves: a point joins and gets the chair over UDP.
     let chair = Point::join(config(&server, "chair", true, None))
         .await

@@ -102,6 +102,21 @@ impl InProcessServer {
         format!("ws://{}/ws", self.http)
     }
 
+    /// Sum over labels of a gauge family.
+    pub fn gauge(&self, name: &str) -> f64 {
+        self.registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == name)
+            .flat_map(|f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_gauge().value())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     /// Sum over labels of a counter family.
     pub fn counter(&self, name: &str) -> f64 {
         self.registry

@@ -13,7 +13,7 @@
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node constrained.mjs)
 
 import { execFileSync } from 'node:child_process';
-import { Harness, delta, sample, sleep, until } from './lib.mjs';
+import { Harness, delta, kiosk, sample, sleep, until } from './lib.mjs';
 
 const WATCHDOG_MS = 360_000;
 const RATE = '400kbit';
@@ -98,11 +98,6 @@ async function main() {
   return true;
 }
 
-function kiosk(link) {
-  const url = new URL(link);
-  url.searchParams.set('autojoin', '1');
-  return url.href;
-}
 
 function videoOf(rows, from) {
   return rows.find((r) => r.kind === 'video' && r.participant === from && r.source !== 'screen');

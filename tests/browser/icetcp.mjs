@@ -17,7 +17,7 @@
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node icetcp.mjs)
 
 import { execFileSync } from 'node:child_process';
-import { Harness, delta, freeTcpPort, sample, until } from './lib.mjs';
+import { Harness, decodesGrowing, freeTcpPort, kiosk, until } from './lib.mjs';
 
 const WATCHDOG_MS = 240_000;
 const ICE_TIMEOUT_MS = 30_000;
@@ -65,9 +65,9 @@ async function main() {
     return { ok, detail: pcs.map(show).join('; ') };
   }, ICE_TIMEOUT_MS);
   h.check('(a) UDP dropped: the chair and the point select TCP pairs to the ICE-TCP port', onTcp.ok, onTcp.detail);
-  const program = await growth(point, chair.id);
+  const program = await decodesGrowing(point, chair.id, MEDIA_TIMEOUT_MS);
   h.check("(a) the point decodes the chair's camera over TCP", program.ok, program.detail);
-  const thumb = await growth(chair, point.id);
+  const thumb = await decodesGrowing(chair, point.id, MEDIA_TIMEOUT_MS);
   h.check("(a) the chair decodes the point's camera over TCP", thumb.ok, thumb.detail);
   const metrics = await (await fetch(`${origin}/metrics`)).text();
   const links4 = gaugeSum(metrics, 'hoinghi_ice_tcp_connections');
@@ -87,7 +87,7 @@ async function main() {
     return { ok, detail: pcs.map(show).join('; ') };
   }, ICE_TIMEOUT_MS);
   h.check('(b) with UDP open a new point selects UDP, though the TCP candidate is offered too', onUdp.ok, onUdp.detail);
-  const mixed = await growth(udpPoint, chair.id);
+  const mixed = await decodesGrowing(udpPoint, chair.id, MEDIA_TIMEOUT_MS);
   h.check("(b) the UDP point decodes the chair's camera, which arrives over TCP", mixed.ok, mixed.detail);
 
   // c. The pages that started on TCP move to UDP once it gets through (Chromium nominates the
@@ -100,7 +100,7 @@ async function main() {
   h.check('(c) with UDP back, the chair and the TCP point move to UDP pairs', moved.ok, moved.detail);
   const tcpBytes = async () => gaugeSum(await (await fetch(`${origin}/metrics`)).text(), 'hoinghi_ice_tcp_bytes_out_total');
   const before = await tcpBytes();
-  const still = await growth(point, chair.id);
+  const still = await decodesGrowing(point, chair.id, MEDIA_TIMEOUT_MS);
   const sentOnTcp = (await tcpBytes()) - before;
   h.check('(c) the server follows them: the point decodes the chair and almost nothing more goes out over TCP',
     still.ok && sentOnTcp < 20_000, `${still.detail}; ${sentOnTcp} bytes sent over TCP meanwhile`);
@@ -118,18 +118,13 @@ async function main() {
   h.check('(d) UDP cut mid-call: the chair and the point fall back to TCP pairs', fellBack.ok,
     `after ${((Date.now() - cut) / 1000).toFixed(1)} s: ${fellBack.detail}`);
   const beforeTcp = await tcpBytes();
-  const resumed = await growth(point, chair.id);
+  const resumed = await decodesGrowing(point, chair.id, MEDIA_TIMEOUT_MS);
   const resent = (await tcpBytes()) - beforeTcp;
   h.check('(d) the server sends over TCP again and the point decodes the chair',
     resumed.ok && resent > 50_000, `${((Date.now() - cut) / 1000).toFixed(1)} s after the cut: ${resumed.detail}; ${resent} bytes over TCP`);
   return true;
 }
 
-function kiosk(link) {
-  const url = new URL(link);
-  url.searchParams.set('autojoin', '1');
-  return url.href;
-}
 
 function gaugeSum(text, name) {
   return text.split('\n')
@@ -137,18 +132,6 @@ function gaugeSum(text, name) {
     .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
 }
 
-/** Frames of `from`'s video decoded by `at` keep growing (two increases in a row). */
-async function growth(at, from) {
-  let before = await sample(at);
-  let increases = 0;
-  return until(async () => {
-    const after = await sample(at);
-    const d = delta(before, after, from, 'video');
-    before = after;
-    increases = d.frames > 0 ? increases + 1 : 0;
-    return { ok: increases >= 2, detail: `+${d.frames} frames, +${d.packets} packets in the last poll` };
-  }, MEDIA_TIMEOUT_MS, 1000);
-}
 
 /** The selected candidate pair of one of a page's connections. */
 function pair(p, which) {

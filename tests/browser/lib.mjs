@@ -341,6 +341,26 @@ export function delta(before, after, participant, kind, source) {
 }
 
 /** Polls `fn` (async, returns {ok, detail}) until ok or timeout; returns the last result. */
+/** A join link that joins at once (the kiosk mode of the join page). */
+export function kiosk(link) {
+  const url = new URL(link);
+  url.searchParams.set('autojoin', '1');
+  return url.href;
+}
+
+/** Waits until frames of `from`'s video decoded by `at` grow in two polls in a row (1 s apart). */
+export async function decodesGrowing(at, from, timeoutMs) {
+  let before = await sample(at);
+  let increases = 0;
+  return until(async () => {
+    const after = await sample(at);
+    const d = delta(before, after, from, 'video');
+    before = after;
+    increases = d.frames > 0 ? increases + 1 : 0;
+    return { ok: increases >= 2, detail: `+${d.frames} frames, +${d.packets} packets in the last poll` };
+  }, timeoutMs, 1000);
+}
+
 export async function until(fn, timeoutMs, everyMs = 500) {
   const end = Date.now() + timeoutMs;
   let last;

@@ -16,7 +16,7 @@
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node red.mjs)
 
 import { execFileSync } from 'node:child_process';
-import { Harness, sleep, until } from './lib.mjs';
+import { Harness, kiosk, sleep, until } from './lib.mjs';
 
 const WATCHDOG_MS = 240_000;
 const MEDIA_TIMEOUT_MS = 45_000;
@@ -118,11 +118,6 @@ async function main() {
   return true;
 }
 
-function kiosk(link) {
-  const url = new URL(link);
-  url.searchParams.set('autojoin', '1');
-  return url.href;
-}
 
 function window2(before, after) {
   if (!before || !after) return { samples: 0, concealed: 1, lost: 0 };

@@ -28,7 +28,7 @@
 //
 //   cargo build && (cd tests/browser && npm ci && node simulcast.mjs)
 
-import { Harness, sample, sendLayers, sleep, until } from './lib.mjs';
+import { Harness, kiosk, sample, sendLayers, sleep, until } from './lib.mjs';
 
 // Above the sum of the deadlines below, so a slow machine fails a check, not the watchdog.
 const WATCHDOG_MS = 420_000;
@@ -44,11 +44,6 @@ h.runMain(main, WATCHDOG_MS);
 async function main() {
   const { links } = await h.start();
   if (links.points.length < 2) throw new Error(`the test room has ${links.points.length} points, need 2`);
-  const kiosk = (link) => {
-    const url = new URL(link);
-    url.searchParams.set('autojoin', '1');
-    return url.href;
-  };
   // One Chromium per page: each its own fake camera, opened at the size its role asks for.
   const chair = await h.openPage('chair', kiosk(links.chair), { ownBrowser: true });
   const pA = await h.openPage('pointA', kiosk(links.points[0]), { ownBrowser: true });

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Harness, delta, freeTcpPort, sample, until } from './lib.mjs';
+import { Harness, decodesGrowing, freeTcpPort, kiosk, sample, until } from './lib.mjs';
 
 // Above the sum of the deadlines below, so a slow machine fails a check, not the watchdog.
 const WATCHDOG_MS = 240_000;
@@ -92,34 +92,16 @@ async function main() {
   }, ICE_TIMEOUT_MS);
   h.check("(b) the point's publish and subscribe connections select a relay candidate over TCP", relayed.ok, relayed.detail);
 
-  const program = await growth(point, chair.id);
+  const program = await decodesGrowing(point, chair.id, MEDIA_TIMEOUT_MS);
   h.check("(b) the point decodes the chair's camera through the relay", program.ok, program.detail);
-  const thumb = await growth(chair, point.id);
+  const thumb = await decodesGrowing(chair, point.id, MEDIA_TIMEOUT_MS);
   h.check("(b) the chair decodes the point's camera (sent through the relay)", thumb.ok, thumb.detail);
   const errors = await point.page.evaluate(() => window.__relayTest.errors);
   h.check('(b) no TURN candidate error with the right secret', errors.length === 0, JSON.stringify(errors));
   return true;
 }
 
-function kiosk(link) {
-  const url = new URL(link);
-  url.searchParams.set('autojoin', '1');
-  return url.href;
-}
 
-/** Frames of `from`'s video decoded by `at` keep growing (two increases in a row). */
-async function growth(at, from) {
-  let before = await sample(at);
-  let increases = 0;
-  const got = await until(async () => {
-    const after = await sample(at);
-    const d = delta(before, after, from, 'video');
-    before = after;
-    increases = d.frames > 0 ? increases + 1 : 0;
-    return { ok: increases >= 2, detail: `+${d.frames} frames, +${d.packets} packets in the last poll` };
-  }, MEDIA_TIMEOUT_MS, 1000);
-  return got;
-}
 
 /** ICE of one of a page's connections: states, local candidates, the selected pair's ends. */
 function iceState(p, which) {
