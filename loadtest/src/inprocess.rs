@@ -104,31 +104,25 @@ impl InProcessServer {
 
     /// Sum over labels of a gauge family.
     pub fn gauge(&self, name: &str) -> f64 {
-        self.registry
-            .gather()
-            .iter()
-            .filter(|f| f.name() == name)
-            .flat_map(|f| {
-                f.get_metric()
-                    .iter()
-                    .map(|m| m.get_gauge().value())
-                    .collect::<Vec<_>>()
-            })
-            .sum()
+        self.sum(name, |m| m.get_gauge().value())
     }
 
     /// Sum over labels of a counter family.
     pub fn counter(&self, name: &str) -> f64 {
+        self.sum(name, |m| m.get_counter().value())
+    }
+
+    /// Samples taken by a histogram family, over labels.
+    pub fn histogram_count(&self, name: &str) -> f64 {
+        self.sum(name, |m| m.get_histogram().get_sample_count() as f64)
+    }
+
+    fn sum(&self, name: &str, value: impl Fn(&prometheus::proto::Metric) -> f64) -> f64 {
         self.registry
             .gather()
             .iter()
             .filter(|f| f.name() == name)
-            .flat_map(|f| {
-                f.get_metric()
-                    .iter()
-                    .map(|m| m.get_counter().value())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|f| f.get_metric().iter().map(&value).collect::<Vec<_>>())
             .sum()
     }
 }
