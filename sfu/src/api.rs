@@ -142,6 +142,8 @@ pub enum MediaEvent {
     LinkQuality {
         rtt_ms: Option<u32>,
         loss: f32,
+        /// Its media goes over ICE-TCP (UDP does not get through).
+        over_tcp: bool,
     },
 }
 

@@ -10,7 +10,9 @@ use sfu::ParticipantId;
 use crate::Inner;
 use crate::auth::LinkSummary;
 use crate::controls::{Action, Actor, ControlError};
-use crate::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, Quality, Role, ServerMessage};
+use crate::protocol::{
+    ClientMessage, ErrorCode, PROTOCOL_VERSION, Quality, Role, ServerMessage, Transport,
+};
 
 /// A link's quality is repeated at least this often even when its class does not change.
 const QUALITY_REFRESH_SECS: u64 = 10;
@@ -29,7 +31,7 @@ pub(crate) struct Seat {
     pub role: Role,
     chat_times: VecDeque<Instant>,
     /// Last link quality told to the chair, and when.
-    last_quality: Option<(Quality, Instant)>,
+    last_quality: Option<(Quality, Transport, Instant)>,
     /// Running link figures for the attendance record.
     link: LinkTotals,
 }
@@ -309,7 +311,13 @@ pub(crate) fn speaking(inner: &Inner, seat: &Seat, speaking: bool) {
 
 /// The media plane measured this participant's link: tell the chair (and the participant) when
 /// the class changes, and every few seconds so a newly joined chair learns it too.
-pub(crate) fn link_quality(inner: &Inner, seat: &mut Seat, rtt_ms: Option<u32>, loss: f32) {
+pub(crate) fn link_quality(
+    inner: &Inner,
+    seat: &mut Seat,
+    rtt_ms: Option<u32>,
+    loss: f32,
+    over_tcp: bool,
+) {
     let l = &mut seat.link;
     l.samples += 1;
     if let Some(r) = rtt_ms {
@@ -319,21 +327,31 @@ pub(crate) fn link_quality(inner: &Inner, seat: &mut Seat, rtt_ms: Option<u32>, 
     l.loss_sum += f64::from(loss);
     l.loss_max = l.loss_max.max(f64::from(loss));
     let quality = Quality::classify(rtt_ms, loss);
+    let transport = if over_tcp {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     let now = Instant::now();
     let due = match seat.last_quality {
-        Some((q, at)) => q != quality || now.duration_since(at).as_secs() >= QUALITY_REFRESH_SECS,
+        Some((q, t, at)) => {
+            q != quality
+                || t != transport
+                || now.duration_since(at).as_secs() >= QUALITY_REFRESH_SECS
+        }
         None => true,
     };
     if !due {
         return;
     }
-    seat.last_quality = Some((quality, now));
+    seat.last_quality = Some((quality, transport, now));
     let msg = ServerMessage::LinkQuality {
         v: PROTOCOL_VERSION,
         participant: seat.id.to_string(),
         quality,
         rtt_ms,
         loss: (f64::from(loss) * 1000.0).round() / 1000.0,
+        transport,
     };
     let rooms = inner.rooms();
     if let Some(room) = rooms.get(&seat.meeting) {

@@ -74,6 +74,12 @@ async function main() {
   const bytesOut = gaugeSum(metrics, 'hoinghi_ice_tcp_bytes_out_total');
   h.check('(a) the server counts the TCP connections and what it sent over them', links4 >= 4 && bytesOut > 100_000,
     `hoinghi_ice_tcp_connections ${links4}, hoinghi_ice_tcp_bytes_out_total ${bytesOut}`);
+  // The chair's grid tells IT staff that this hall is on TCP (link_quality.transport).
+  const told = await until(async () => {
+    const t = await transports(chair);
+    return { ok: t.includes('tcp'), detail: `transports on the chair's grid: ${JSON.stringify(t)}` };
+  }, 20_000);
+  h.check("(a) the chair's grid shows the point's link as TCP", told.ok, told.detail);
 
   // b. UDP allowed again.
   unblock();
@@ -87,6 +93,11 @@ async function main() {
     return { ok, detail: pcs.map(show).join('; ') };
   }, ICE_TIMEOUT_MS);
   h.check('(b) with UDP open a new point selects UDP, though the TCP candidate is offered too', onUdp.ok, onUdp.detail);
+  const both = await until(async () => {
+    const t = await transports(chair);
+    return { ok: t.includes('tcp') && t.includes('udp'), detail: `transports on the chair's grid: ${JSON.stringify(t)}` };
+  }, 20_000);
+  h.check("(b) the chair's grid shows the new point on UDP and the first still on TCP", both.ok, both.detail);
   const mixed = await decodesGrowing(udpPoint, chair.id, MEDIA_TIMEOUT_MS);
   h.check("(b) the UDP point decodes the chair's camera, which arrives over TCP", mixed.ok, mixed.detail);
 
@@ -160,4 +171,9 @@ function show(s) {
   if (!s.state) return `${s.which}: ice ${s.ice}, no pair selected`;
   const end = (c) => `${c.protocol}${c.tcpType ? `/${c.tcpType}` : ''} ${c.address}:${c.port}`;
   return `${s.which}: ice ${s.ice}, pair ${s.state} ${end(s.local)} → ${end(s.remote)}`;
+}
+
+/** The transports the chair's grid shows for the points it lists (link_quality.transport). */
+function transports(p) {
+  return p.page.evaluate(() => [...document.querySelectorAll('[data-transport]')].map((e) => e.dataset.transport).filter(Boolean));
 }

@@ -275,7 +275,10 @@ export class PointGrid {
     const q = entry.participant ? entry.quality : null;
     setQuality(entry.bars, q?.quality ?? null);
     const label = t(q ? `quality.${q.quality}` : 'quality.unknown');
-    const text = q && q.rtt_ms != null ? t('quality.detail', { label, rtt: q.rtt_ms, loss: Math.round((q.loss ?? 0) * 100) }) : label;
+    const detail = q && q.rtt_ms != null ? t('quality.detail', { label, rtt: q.rtt_ms, loss: Math.round((q.loss ?? 0) * 100) }) : label;
+    // A hall on TCP (its network drops UDP) is worth knowing when its picture lags.
+    const text = q?.transport === 'tcp' ? `${detail} · ${t('quality.tcp')}` : detail;
+    entry.bars.dataset.transport = q?.transport ?? '';
     entry.bars.setAttribute('aria-label', text);
     entry.bars.title = text;
   }

@@ -99,6 +99,7 @@ export const en = {
   'quality.poor': 'Poor link',
   'quality.unknown': 'Link quality not known yet',
   'quality.detail': '{label} (RTT {rtt} ms, loss {loss}%)',
+  'quality.tcp': 'over TCP (UDP blocked)',
   'floor.title': 'Floor',
   'floor.none': 'Nobody has the floor.',
   'floor.holder': '{name} has the floor',

@@ -101,6 +101,7 @@ export const vi = {
   'quality.poor': 'Đường truyền kém',
   'quality.unknown': 'Chưa rõ chất lượng đường truyền',
   'quality.detail': '{label} (trễ {rtt} ms, mất gói {loss}%)',
+  'quality.tcp': 'qua TCP (mạng chặn UDP)',
   'floor.title': 'Quyền phát biểu',
   'floor.none': 'Chưa có điểm cầu nào được phát biểu.',
   'floor.holder': '{name} đang phát biểu',

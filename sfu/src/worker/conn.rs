@@ -64,6 +64,8 @@ pub(crate) struct Conn {
     pub nacks: Option<Arc<NackCounts>>,
     /// The layer allocator's memory of this link (see `allocate.rs`).
     pub allocation: super::allocate::LinkAllocation,
+    /// The last packet the engine sent went over ICE-TCP (its selected pair is TCP).
+    pub over_tcp: bool,
 }
 
 impl Conn {

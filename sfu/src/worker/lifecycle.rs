@@ -118,6 +118,7 @@ impl Worker {
             estimate,
             nacks,
             allocation: Default::default(),
+            over_tcp: false,
         });
         self.demux.add_ufrag(ufrag, key);
         self.metrics.connections.inc();

@@ -473,7 +473,11 @@ impl Worker {
     /// Queues a packet for the end of the pass (see [`crate::udp`]), on UDP or on the ICE-TCP
     /// connection the engine chose.
     fn send(&mut self, key: usize, transport: TransportContext, datagram: BytesMut) {
-        if transport.transport_protocol == TransportProtocol::TCP {
+        let over_tcp = transport.transport_protocol == TransportProtocol::TCP;
+        if let Some(c) = self.conns.get_mut(key) {
+            c.over_tcp = over_tcp;
+        }
+        if over_tcp {
             return self.send_tcp(key, transport.peer_addr, datagram);
         }
         let to = transport.peer_addr;

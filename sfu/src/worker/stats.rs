@@ -75,6 +75,10 @@ impl Worker {
                 continue;
             }
             let loss = up_loss.max(down_loss).clamp(0.0, 1.0);
+            let over_tcp = [publish, subscribe]
+                .into_iter()
+                .flatten()
+                .any(|k| self.conns.get(k).is_some_and(|c| c.over_tcp));
             if let Some(r) = rtt {
                 self.metrics.link_rtt.observe(r);
             }
@@ -83,6 +87,7 @@ impl Worker {
                 MediaEvent::LinkQuality {
                     rtt_ms: rtt.map(|r| (r * 1000.0).round() as u32),
                     loss: loss as f32,
+                    over_tcp,
                 },
             );
         }

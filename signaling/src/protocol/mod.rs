@@ -132,6 +132,15 @@ pub struct TrackSource {
     pub source: Source,
 }
 
+/// How a participant's media travels to and from the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Udp,
+    /// ICE-TCP: the hall's network drops UDP (expect more delay on a busy line).
+    Tcp,
+}
+
 /// A link's quality class, for a traffic-light icon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -467,6 +476,8 @@ pub enum ServerMessage {
         rtt_ms: Option<u32>,
         /// Packet loss, 0..1 (the worse of up and down), three decimals.
         loss: f64,
+        /// How its media travels (a relay over TCP counts as `udp`: the server sees the relay).
+        transport: Transport,
     },
     /// Videos the server stopped sending this client because its link cannot carry even their
     /// lowest layer (audio continues): the complete list, sent whenever it changes.

@@ -158,9 +158,9 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                 }
                 continue;
             }
-            Wake::Out(Some(Inbound::Link(rtt_ms, loss))) => {
+            Wake::Out(Some(Inbound::Link(rtt_ms, loss, over_tcp))) => {
                 if let Some(j) = &mut joined {
-                    meeting::link_quality(&inner, &mut j.seat, rtt_ms, loss);
+                    meeting::link_quality(&inner, &mut j.seat, rtt_ms, loss, over_tcp);
                 }
                 continue;
             }
@@ -262,7 +262,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
 enum Inbound {
     Send(ServerMessage),
     Speaking(bool),
-    Link(Option<u32>, f32),
+    Link(Option<u32>, f32, bool),
 }
 
 /// The next message for the client from the room or the media plane; never resolves before join.
@@ -272,7 +272,11 @@ async fn recv_inbox(inbox: &mut Option<Inbox>) -> Option<Inbound> {
             msg = i.room_rx.recv() => msg.map(Inbound::Send),
             event = i.media_rx.recv() => event.map(|e| match e {
                 MediaEvent::Speaking { speaking } => Inbound::Speaking(speaking),
-                MediaEvent::LinkQuality { rtt_ms, loss } => Inbound::Link(rtt_ms, loss),
+                MediaEvent::LinkQuality {
+                    rtt_ms,
+                    loss,
+                    over_tcp,
+                } => Inbound::Link(rtt_ms, loss, over_tcp),
                 other => Inbound::Send(media_message(other)),
             }),
         },
