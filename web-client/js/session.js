@@ -17,6 +17,8 @@
 
 import { Publisher } from './publisher.js';
 
+// How long queued messages may take to be handled after the socket closed.
+const CLOSE_DRAIN_MS = 2000;
 const PROTOCOL_VERSION = 1;
 // Errors after which retrying with the same link cannot help. 'replaced' is ours: the server
 // said `bye` because the same point joined from another window or PC; re-joining by ourselves
@@ -140,7 +142,14 @@ export class Session extends EventTarget {
     ws.onclose = (event) => {
       if (gen !== this.gen) return;
       console.info(`[hoinghi] socket closed (code ${event.code})`);
-      this.#drop('socket closed');
+      // Messages that came before the close may still be queued behind an SDP step: let them
+      // be handled first (a `meeting_ended` or `bye` among them decides whether to come back),
+      // but not for ever.
+      const drop = () => {
+        if (gen === this.gen) this.#drop('socket closed');
+      };
+      this.queue.then(drop, drop);
+      this.#later(drop, CLOSE_DRAIN_MS);
     };
   }
 
