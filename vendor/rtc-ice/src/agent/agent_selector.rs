@@ -197,6 +197,31 @@ impl Agent {
         }
     }
 
+    /// hoinghi patch: whether a pair's remote has sent nothing for `NOMINATION_SILENCE`.
+    fn pair_silent(&self, now: Instant, pair_index: usize) -> bool {
+        let remote = self.candidate_pairs[pair_index].remote_index;
+        self.remote_candidates[remote]
+            .last_received()
+            .is_none_or(|at| now.saturating_duration_since(at) > NOMINATION_SILENCE)
+    }
+
+    /// hoinghi patch: a pair nominated while the selected one still seemed alive takes over
+    /// once the selected one has gone silent and the nominated one has not.
+    fn follow_nomination(&mut self, now: Instant) {
+        let (Some(selected), Some(nominated)) = (self.get_selected_pair(), self.last_nominated)
+        else {
+            return;
+        };
+        if nominated >= self.candidate_pairs.len() || nominated == selected {
+            self.last_nominated = None;
+            return;
+        }
+        if self.pair_silent(now, selected) && !self.pair_silent(now, nominated) {
+            self.set_selected_pair(Some(now), Some(nominated));
+            self.last_nominated = None;
+        }
+    }
+
     pub(crate) fn handle_binding_request(
         &mut self,
         now: Instant,
@@ -420,6 +445,7 @@ impl ControlledSelector for Agent {
     fn contact_candidates(&mut self, now: Instant) {
         // A lite selector should not contact candidates
         if self.lite {
+            self.follow_nomination(now);
             self.validate_selected_pair(now);
         } else if self.get_selected_pair().is_some() {
             if self.validate_selected_pair(now) {
@@ -559,17 +585,17 @@ impl ControlledSelector for Agent {
                         None => true,
                         Some(selected) if selected == pair_index => false,
                         Some(selected) => {
-                            let current = self.candidate_pairs[selected];
-                            let silent = self.remote_candidates[current.remote_index]
-                                .last_received()
-                                .is_none_or(|at| {
-                                    now.saturating_duration_since(at) > NOMINATION_SILENCE
-                                });
-                            p.priority() > current.priority() || silent
+                            p.priority() > self.candidate_pairs[selected].priority()
+                                || self.pair_silent(now, selected)
                         }
                     };
                     if replace {
                         self.set_selected_pair(Some(now), Some(pair_index));
+                        self.last_nominated = None;
+                    } else if self.get_selected_pair() != Some(pair_index) {
+                        // Not yet: the selected pair may only now be going silent. Kept, so
+                        // the pair takes over once it has (see `follow_nomination`).
+                        self.last_nominated = Some(pair_index);
                     }
                     self.send_binding_success(now, m, local_index, remote_index);
                 } else {

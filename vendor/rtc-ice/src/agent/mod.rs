@@ -150,6 +150,9 @@ pub struct Agent {
     pub(crate) remote_candidates: Vec<Candidate>,
     pub(crate) candidate_pairs: Vec<CandidatePair>,
     pub(crate) nominated_pair: Option<usize>,
+    /// hoinghi patch: the pair the controlling agent nominated last, when it did not replace the
+    /// selected one at once (see `agent_selector.rs`).
+    pub(crate) last_nominated: Option<usize>,
     pub(crate) selected_pair: Option<usize>,
 
     // LRU of outbound Binding request Transaction IDs
@@ -267,6 +270,7 @@ impl Agent {
             start_time: now,
 
             nominated_pair: None,
+            last_nominated: None,
             selected_pair: None,
             candidate_pairs: vec![],
 
@@ -1012,6 +1016,7 @@ impl Agent {
         self.candidate_pairs.clear();
         self.selected_pair = None;
         self.nominated_pair = None;
+        self.last_nominated = None;
     }
 
     pub(crate) fn find_remote_candidate(&self, addr: SocketAddr) -> Option<usize> {
