@@ -1,24 +1,18 @@
 //! The admin side of the binary: `hoinghi admin add`, the one-time bootstrap password, the admin
 //! panel page and the API's JSON answer to an oversized body on the real server.
 
+mod common;
+
+use common::hoinghi;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use room_admin::{Db, accounts};
-
-fn hoinghi() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoinghi"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HOINGHI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 fn admin_add(dir: &Path, user: &str, role: &str, password: &str) -> std::process::Output {
     let mut child = hoinghi()

@@ -415,17 +415,7 @@ async fn client_freeze_reports_feed_the_metrics_and_are_bounded() {
 
 #[tokio::test]
 async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
-    let registry = prometheus::Registry::new();
-    let sfu = media_plane(&registry);
-    let signaling = signaling::Signaling::new(
-        sfu,
-        std::sync::Arc::new(loadtest::inprocess::FixedTokens),
-        &registry,
-    )
-    .with_max_connections(2);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, signaling.router()).into_future());
+    let url = serve_ws(fixed_tokens_signaling().with_max_connections(2)).await;
 
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.expect("first");
     let (_b, _) = tokio_tungstenite::connect_async(&url)
@@ -451,22 +441,13 @@ async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
 
 #[tokio::test]
 async fn a_socket_that_never_joins_is_told_and_closed() {
-    let registry = prometheus::Registry::new();
-    let sfu = media_plane(&registry);
     // The production limits shortened: join within 400 ms, checked every 100 ms.
-    let signaling = signaling::Signaling::new(
-        sfu,
-        std::sync::Arc::new(loadtest::inprocess::FixedTokens),
-        &registry,
-    )
-    .with_timeouts(signaling::Timeouts {
+    let url = serve_ws(fixed_tokens_signaling().with_timeouts(signaling::Timeouts {
         idle: Duration::from_secs(60),
         ping: Duration::from_millis(100),
         join: Duration::from_millis(400),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, signaling.router()).into_future());
+    }))
+    .await;
 
     let (mut silent, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let opened = std::time::Instant::now();
@@ -491,9 +472,11 @@ async fn a_socket_that_never_joins_is_told_and_closed() {
     still_usable(&mut prompt).await;
 }
 
-/// A one-worker media plane on loopback, for tests that build their own signaling service.
-fn media_plane(registry: &prometheus::Registry) -> sfu::Sfu {
-    sfu::Sfu::start(
+/// A signaling service with the load generator's fixed tokens over a one-worker media plane on
+/// loopback, for tests that configure the service themselves.
+fn fixed_tokens_signaling() -> signaling::Signaling {
+    let registry = prometheus::Registry::new();
+    let sfu = sfu::Sfu::start(
         sfu::SfuConfig {
             public_ip: [127, 0, 0, 1].into(),
             bind_ip: [127, 0, 0, 1].into(),
@@ -501,7 +484,20 @@ fn media_plane(registry: &prometheus::Registry) -> sfu::Sfu {
             workers: 1,
             ice_tcp_port: None,
         },
-        registry,
+        &registry,
     )
-    .unwrap()
+    .unwrap();
+    signaling::Signaling::new(
+        sfu,
+        std::sync::Arc::new(loadtest::inprocess::FixedTokens),
+        &registry,
+    )
+}
+
+/// Serves the `/ws` of `signaling` on a free loopback port; its URL.
+async fn serve_ws(signaling: signaling::Signaling) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, signaling.router()).into_future());
+    url
 }

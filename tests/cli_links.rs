@@ -1,22 +1,15 @@
 //! `hoinghi links test-room` as a user runs it: the built binary, a fresh data dir.
 
+mod common;
+
+use common::hoinghi;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
 use room_admin::{JoinTokens, Secret};
 use signaling::protocol::Role;
-
-/// The binary with no `HOINGHI_*` variable inherited from whoever runs the tests.
-fn hoinghi() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoinghi"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HOINGHI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 fn run_ok(cmd: &mut Command) -> String {
     let Output {

@@ -1,10 +1,14 @@
 //! `hoinghi serve` as an operator runs it: the built binary on loopback, a fresh data dir,
 //! waiting for its `ready:` line, then plain HTTP or HTTPS requests, then SIGTERM.
 
+mod common;
+
+use common::{free_udp_port, hoinghi};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -137,25 +141,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// The binary with no `HOINGHI_*` variable inherited from whoever runs the tests.
-fn hoinghi() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoinghi"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HOINGHI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Status line, headers (lower-case names) and body of a response read to EOF.

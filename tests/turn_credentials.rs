@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::{free_udp_port, hoinghi};
+
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::UdpSocket;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,25 +21,6 @@ use tokio_tungstenite::tungstenite::Message;
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 const SECRET: &str = "tHe-Shared-Secret-9f1c";
 const TTL: u64 = 600;
-
-/// The binary with no `HOINGHI_*` variable inherited from whoever runs the tests.
-fn hoinghi() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoinghi"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("HOINGHI_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running server, killed on drop; everything it printed is kept to look for the secret.
 struct Server {

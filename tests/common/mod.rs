@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::net::UdpSocket;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub use loadtest::inprocess::InProcessServer as TestServer;
@@ -26,4 +28,24 @@ pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `hoinghi` binary with no `HOINGHI_*` variable inherited from whoever runs the tests.
+pub fn hoinghi() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoinghi"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HOINGHI_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// A UDP port free on loopback now (for `--media-port`).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
