@@ -74,6 +74,10 @@ if [ -f tests/browser/admin.mjs ]; then
   step "admin panel browser test (Chromium)"
   node tests/browser/admin.mjs
 fi
+if [ -f tests/browser/screens.mjs ]; then
+  step "chair, hall and IT staff screens browser test (120 points, Chromium)"
+  node tests/browser/screens.mjs
+fi
 if [ -f tests/browser/simulcast.mjs ]; then
   step "simulcast layer routing browser test (Chromium)"
   node tests/browser/simulcast.mjs

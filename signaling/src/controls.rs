@@ -179,7 +179,12 @@ impl Controls {
                 Ok(Change { routing: true })
             }
             Action::Revoke => {
-                chair_only(actor)?;
+                // The chair ends anyone's turn; the point holding the floor may hand it back.
+                if actor.role != Role::Chair && !self.holds_floor(actor.point) {
+                    return Err(ControlError::Forbidden(
+                        "only the chair or the point holding the floor may do this",
+                    ));
+                }
                 if self.floor.take().is_none() {
                     return Err(ControlError::InvalidState("nobody holds the floor"));
                 }
@@ -428,6 +433,22 @@ mod tests {
             c.apply(CHAIR, Action::RaiseHand { text: None }, &here, 0),
             Err(ControlError::Forbidden(_))
         ));
+    }
+
+    #[test]
+    fn the_floor_holder_hands_the_floor_back_but_cannot_end_another_turn() {
+        let mut c = Controls::default();
+        let here = present(&["a", "b"]);
+        c.apply(CHAIR, Action::Grant { point: "a".into() }, &here, 10)
+            .unwrap();
+        assert!(matches!(
+            c.apply(pt("b"), Action::Revoke, &here, 11),
+            Err(ControlError::Forbidden(_))
+        ));
+        assert!(c.holds_floor("a"));
+        let change = c.apply(pt("a"), Action::Revoke, &here, 12).unwrap();
+        assert!(change.routing, "its microphone closes for everyone");
+        assert!(c.floor.is_none() && !c.audio_open("a"));
     }
 
     #[test]

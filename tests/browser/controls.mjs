@@ -109,7 +109,7 @@ async function main() {
   }, 8000, 0);
   h.check("after revoke, point 1's video and audio stop at points 2 and 3", stopped.ok, stopped.detail);
   const micAfter = await p1.page.locator('#mic-state').textContent();
-  h.check('point 1 shows "Micro đang tắt" again', micAfter === 'Micro đang tắt', JSON.stringify(micAfter));
+  h.check('point 1 shows "Micrô đang tắt" again', micAfter === 'Micrô đang tắt', JSON.stringify(micAfter));
 
   // 2. Point 3 muted: nobody receives its audio. Positive control first: unmuted, the chair does.
   const muteButton = chair.page.locator(`.ptile[data-point="${p3.point}"] button[data-action="mute"]`);
@@ -122,7 +122,7 @@ async function main() {
   }, MEDIA_TIMEOUT_MS);
   h.check('unmuted by the chair, point 3 is heard at the chair', heard.ok, heard.detail);
   const p3Open = await p3.page.locator('#mic-state').textContent();
-  h.check('point 3 is told its microphone is open', p3Open === 'Micro đang bật', JSON.stringify(p3Open));
+  h.check('point 3 is told its microphone is open', p3Open === 'Micrô đang bật', JSON.stringify(p3Open));
   await muteButton.click();
   await sleep(1500);
   const silent = await until(async () => {
@@ -135,7 +135,7 @@ async function main() {
   }, 8000, 0);
   h.check("muted, point 3's audio reaches nobody", silent.ok, silent.detail);
   const p3Closed = await p3.page.locator('#mic-state').textContent();
-  h.check('point 3 is told "Micro đang tắt"', p3Closed === 'Micro đang tắt', JSON.stringify(p3Closed));
+  h.check('point 3 is told "Micrô đang tắt"', p3Closed === 'Micrô đang tắt', JSON.stringify(p3Closed));
 
   // 3. Roll call.
   await chair.page.locator('#roll-toggle').click();
@@ -276,7 +276,7 @@ async function main() {
   const en = await p3.page.locator('#mic-state').textContent();
   await p3.page.locator('#lang-button').click();
   const vi = await p3.page.locator('#mic-state').textContent();
-  h.check('language switch: "Microphone off" in English, "Micro đang tắt" back', en === 'Microphone off' && vi === 'Micro đang tắt', `${en} / ${vi}`);
+  h.check('language switch: "Microphone off" in English, "Micrô đang tắt" back', en === 'Microphone off' && vi === 'Micrô đang tắt', `${en} / ${vi}`);
 
   // Audio only: the chair's camera stops sending while the connections stay up; after 5 s
   // without a frame the points say they receive sound only.

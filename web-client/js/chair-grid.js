@@ -4,17 +4,27 @@
 //     away lose it, and the server is told which thumbnails are visible (`viewport`, debounced)
 //     so it stops sending the others;
 //   - sound does not depend on the screen: one hidden <audio> per received microphone.
-// Shows per point: name, absent/connected, link quality (`link_quality`), raised hand and its
-// text, microphone state, floor holder, active speaker; buttons to give the floor and to mute.
+// Shows per point: name (up to two lines), absent/connected, link quality (`link_quality`),
+// raised hand and its text, microphone state, floor holder, active speaker, roll-call answer;
+// buttons to give the floor and to open/close the microphone, labelled with what they do while
+// their icon shows the state now.
+// Connected points come first; invited points not connected are listed apart below them. A
+// search box and "only connected" filter the list; a button puts the grid full screen (the
+// hall's TV).
 
 import { el } from './dom.js';
 import { debounce } from './format.js';
 import { setText, t } from './i18n.js';
-import { floorIcon, handIcon, micIcon, qualityBars, setQuality } from './icons.js';
+import { checkIcon, floorIcon, handIcon, micIcon, qualityBars, setQuality } from './icons.js';
 import { playAudio, playVideo } from './media.js';
 
 const VIEWPORT_DEBOUNCE_MS = 500;
 const byCode = (a, b) => a.localeCompare(b, 'vi', { numeric: true });
+
+/** Lower case without Vietnamese marks, so "cao son" finds "Cao Sơn" and "đồn" finds "Đồn". */
+export function foldText(text) {
+  return text.normalize('NFD').replace(/[\u0300-\u036f]/g, '').replace(/đ/gi, 'd').toLowerCase();
+}
 
 export class PointGrid {
   constructor(session) {
@@ -24,13 +34,29 @@ export class PointGrid {
     this.state = null;
     this.speaking = new Set();
     this.sentViewport = null;
+    this.query = '';
     this.heading = el('h2', { id: 'points-heading', class: 'section-title' });
     this.empty = el('p', { class: 'empty-note' });
     setText(this.empty, 'chair.noPoints');
-    this.list = el('ul', { class: 'grid', 'aria-labelledby': 'points-heading' });
+    this.noMatch = el('p', { class: 'empty-note', id: 'grid-no-match', hidden: true });
+    setText(this.noMatch, 'grid.noMatch');
+    this.list = el('ul', { class: 'grid', id: 'grid-present', 'aria-labelledby': 'points-heading' });
+    this.absentHeading = el('h3', { class: 'sub-title', id: 'absent-heading' });
+    this.absentList = el('ul', { class: 'grid grid-absent', id: 'grid-absent', 'aria-labelledby': 'absent-heading' });
+    this.absentSection = el('section', { class: 'absent-points', 'aria-labelledby': 'absent-heading' }, this.absentHeading, this.absentList);
     this.sounds = el('div', { class: 'sounds', hidden: true });
     this.audio = new Map(); // participant id -> <audio>
-    this.root = el('section', { class: 'chair-points', 'aria-labelledby': 'points-heading' }, this.heading, this.empty, this.list, this.sounds);
+    this.toolbar = this.#toolbar();
+    this.root = el(
+      'section',
+      { class: 'chair-points', 'aria-labelledby': 'points-heading' },
+      el('div', { class: 'grid-head' }, this.heading, this.toolbar),
+      this.empty,
+      this.noMatch,
+      this.list,
+      this.absentSection,
+      this.sounds,
+    );
     this.sendViewport = debounce(() => this.#sendViewport(), VIEWPORT_DEBOUNCE_MS);
     this.observer = new IntersectionObserver((records) => this.#onIntersect(records), {
       root: this.root,
@@ -39,17 +65,67 @@ export class PointGrid {
     this.list.addEventListener('click', (e) => this.#onClick(e));
   }
 
-  /** The tile of a point, created (absent, in code order) when it has none yet. */
+  /** Search box, "only connected" and full screen, above the grid. */
+  #toolbar() {
+    this.search = el('input', { type: 'search', id: 'grid-search', 'data-i18n-attr': 'placeholder:grid.search;aria-label:grid.search' });
+    this.search.placeholder = t('grid.search');
+    this.search.setAttribute('aria-label', t('grid.search'));
+    this.search.addEventListener('input', () => {
+      this.query = foldText(this.search.value.trim());
+      this.#applyFilter();
+    });
+    this.onlyConnected = el('input', { type: 'checkbox', id: 'grid-only-connected' });
+    const onlyText = el('span');
+    setText(onlyText, 'grid.onlyConnected');
+    this.onlyConnected.addEventListener('change', () => this.#applyFilter());
+    this.fullscreen = el('button', { type: 'button', id: 'grid-fullscreen', class: 'small' });
+    this.fullscreen.addEventListener('click', () => {
+      if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+      else this.root.requestFullscreen?.().catch(() => {});
+    });
+    this.onFullscreen = () => this.#labelFullscreen();
+    document.addEventListener('fullscreenchange', this.onFullscreen);
+    this.#labelFullscreen();
+    return el('div', { class: 'grid-tools' }, this.search, el('label', { class: 'check', for: 'grid-only-connected' }, this.onlyConnected, onlyText), this.fullscreen);
+  }
+
+  #labelFullscreen() {
+    setText(this.fullscreen, document.fullscreenElement === this.root ? 'grid.exitFullscreen' : 'grid.fullscreen');
+  }
+
+  /** The tile of a point, created (absent) when it has none yet. */
   #ensureEntry(code, name) {
     let entry = this.entries.get(code);
     if (!entry) {
       entry = this.#newEntry(code, name);
       this.entries.set(code, entry);
-      const after = [...this.entries.values()].filter((e) => e !== entry && byCode(e.code, entry.code) > 0).sort((a, b) => byCode(a.code, b.code))[0];
-      this.list.insertBefore(entry.li, after ? after.li : null);
+      this.#place(entry);
       this.observer.observe(entry.li);
     }
     return entry;
+  }
+
+  /** Puts a tile in code order in its list: connected points first, the others apart. */
+  #place(entry) {
+    const present = Boolean(entry.participant);
+    const list = present ? this.list : this.absentList;
+    if (entry.li.parentNode === list) return;
+    const after = [...this.entries.values()]
+      .filter((e) => e !== entry && Boolean(e.participant) === present && byCode(e.code, entry.code) > 0 && e.li.parentNode === list)
+      .sort((a, b) => byCode(a.code, b.code))[0];
+    list.insertBefore(entry.li, after ? after.li : null);
+    this.#matchEntry(entry);
+  }
+
+  /** Hides tiles that do not match the search. */
+  #matchEntry(entry) {
+    entry.li.hidden = Boolean(this.query) && !entry.searchText.includes(this.query);
+  }
+
+  #applyFilter() {
+    for (const entry of this.entries.values()) this.#matchEntry(entry);
+    this.#layout();
+    this.sendViewport();
   }
 
   /** Every invited point (from `joined.invited`), so those that never connected show as absent. */
@@ -67,9 +143,11 @@ export class PointGrid {
     const entry = this.#ensureEntry(p.point, p.name);
     entry.participant = p.id;
     entry.name = p.name;
+    entry.searchText = foldText(`${p.point} ${p.name}`);
     entry.nameEl.textContent = p.name;
     entry.li.title = p.name;
     entry.li.dataset.participant = p.id;
+    this.#place(entry);
     this.#render(entry);
     this.#layout();
     this.sendViewport();
@@ -79,8 +157,10 @@ export class PointGrid {
     for (const entry of this.entries.values()) {
       if (entry.participant !== participantId) continue;
       entry.participant = null;
+      entry.left = true;
       delete entry.li.dataset.participant;
       entry.quality = null;
+      this.#place(entry);
       this.#render(entry);
     }
     this.#layout();
@@ -154,6 +234,7 @@ export class PointGrid {
   }
 
   destroy() {
+    document.removeEventListener('fullscreenchange', this.onFullscreen);
     this.sendViewport.cancel();
     this.observer.disconnect();
     for (const entry of this.entries.values()) this.#detachVideo(entry);
@@ -165,6 +246,7 @@ export class PointGrid {
 
   #newEntry(code, name) {
     const nameEl = el('span', { class: 'pt-name' }, name);
+    const answered = el('span', { class: 'pt-answered', hidden: true, role: 'img', 'data-i18n-attr': 'aria-label:tile.answered;title:tile.answered' }, checkIcon());
     const bars = qualityBars();
     const icons = el('span', { class: 'pt-icons' });
     const status = el('p', { class: 'pt-status' });
@@ -174,13 +256,18 @@ export class PointGrid {
     const mute = el('button', { type: 'button', class: 'pt-btn pt-mute', 'data-action': 'mute' });
     const li = el(
       'li',
-      { class: 'ptile absent', 'data-point': code },
+      { class: 'ptile absent', 'data-point': code, title: name },
       stage,
-      el('div', { class: 'pt-top' }, bars, nameEl, icons),
+      // Signal bars and state icons above, so the name below gets the tile's whole width.
+      el('div', { class: 'pt-flags' }, bars, icons, answered),
+      el('div', { class: 'pt-top' }, nameEl),
       handText,
       el('div', { class: 'pt-actions' }, grant, mute),
     );
-    return { code, name, participant: null, li, nameEl, bars, icons, status, handText, stage, grant, mute, video: null, visible: false, quality: null, iconKey: '' };
+    return {
+      code, name, participant: null, left: false, li, nameEl, bars, icons, status, handText, stage, grant, mute, answered,
+      searchText: foldText(`${code} ${name}`), video: null, visible: false, quality: null, iconKey: '',
+    };
   }
 
   #onClick(e) {
@@ -213,7 +300,7 @@ export class PointGrid {
   }
 
   #sendViewport() {
-    const visible = [...this.entries.values()].filter((e) => e.visible && e.participant).map((e) => e.participant).sort();
+    const visible = [...this.entries.values()].filter((e) => e.visible && e.participant && !e.li.hidden).map((e) => e.participant).sort();
     const key = visible.join(',');
     if (key === this.sentViewport) return;
     if (this.session.control('viewport', { visible })) this.sentViewport = key;
@@ -237,6 +324,12 @@ export class PointGrid {
     entry.li.classList.toggle('speaking', present && this.speaking.has(entry.participant));
     entry.handText.textContent = hand?.text ?? '';
     entry.handText.hidden = !hand?.text;
+    // The roll call's answers stay on the tiles until the next one starts.
+    const answered = Boolean(s?.roll_call?.answers?.some((a) => a.point === entry.code));
+    entry.li.classList.toggle('answered', answered);
+    entry.answered.hidden = !answered;
+    entry.answered.setAttribute('aria-label', t('tile.answered'));
+    entry.answered.title = t('tile.answered');
 
     // Icons: rebuilt only when their meaning changes.
     const iconKey = `${floor}/${Boolean(hand)}/${micOpen}/${present}`;
@@ -247,7 +340,8 @@ export class PointGrid {
       if (hand) icons.push(labelled(handIcon(), 'tile.hand'));
       if (present) icons.push(labelled(micIcon(!micOpen), micOpen ? 'tile.micOn' : 'tile.micOff'));
       entry.icons.replaceChildren(...icons);
-      entry.mute.replaceChildren(micIcon(micOpen));
+      // The button's icon shows the microphone as it is now; its label says what a press does.
+      entry.mute.replaceChildren(micIcon(!micOpen));
     }
     entry.grant.hidden = entry.mute.hidden = !present;
     entry.grant.classList.toggle('active', floor);
@@ -267,7 +361,7 @@ export class PointGrid {
     entry.li.classList.toggle('has-video', picture);
     entry.li.classList.toggle('link-paused', Boolean(linkPaused));
     entry.status.hidden = picture;
-    setText(entry.status, !present ? 'tile.absent' : linkPaused ? 'tile.linkPaused' : entry.visible ? 'tile.connected' : 'tile.paused');
+    setText(entry.status, !present ? (entry.left ? 'tile.left' : 'tile.absent') : linkPaused ? 'tile.linkPaused' : entry.visible ? 'tile.connected' : 'tile.paused');
     this.#renderQuality(entry);
   }
 
@@ -311,12 +405,17 @@ export class PointGrid {
   }
 
   #layout() {
-    const n = this.entries.size;
-    const present = [...this.entries.values()].filter((e) => e.participant).length;
-    setText(this.heading, 'chair.points', { n: `${present}/${n}` });
+    const all = [...this.entries.values()];
+    const n = all.length;
+    const present = all.filter((e) => e.participant).length;
+    setText(this.heading, 'chair.points', { present, total: n });
+    setText(this.absentHeading, 'grid.absentTitle', { n: n - present });
     this.empty.hidden = n > 0;
-    // 2 columns up to 4 points, 3 up to 9, … at most 6: 150 tiles scroll, 40 fit 1366x768.
-    const cols = Math.min(6, Math.max(2, Math.ceil(Math.sqrt(n))));
+    this.absentSection.hidden = n === present || this.onlyConnected.checked;
+    this.noMatch.hidden = !this.query || all.some((e) => !e.li.hidden && (e.participant || !this.onlyConnected.checked));
+    // 2 columns up to 4 points, 3 up to 9, … at most 5, so two lines of a commune's name fit:
+    // 120 tiles scroll, 20 fit 1366x768.
+    const cols = Math.min(5, Math.max(2, Math.ceil(Math.sqrt(present || 1))));
     this.list.style.setProperty('--cols', String(cols));
   }
 }

@@ -12,7 +12,8 @@ import { onLangChange, setText } from './i18n.js';
 import { shareController } from './share.js';
 import { Tile } from './tile.js';
 
-export function mountChair(container, session, { localStream, notify }) {
+export function mountChair(container, session, ctx) {
+  const { localStream, notify } = ctx;
   const off = new AbortController();
   const on = (type, fn) => session.addEventListener(type, fn, { signal: off.signal });
 
@@ -30,6 +31,8 @@ export function mountChair(container, session, { localStream, notify }) {
   const shareButton = el('button', { type: 'button', id: 'share-button', class: 'primary' });
   const allowShare = checkbox('allow-share', 'chair.allowShare');
   const discussion = checkbox('discussion', 'chair.discussion');
+  const ownMic = button('own-mic', 'chair.ownMicOff');
+  const ownCam = button('own-cam', 'chair.ownCamOff');
   const muteAll = button('mute-all', 'chair.muteAll');
   const unmuteAll = button('unmute-all', 'chair.unmuteAll');
   const end = button('end-meeting', 'chair.end', 'danger');
@@ -45,6 +48,7 @@ export function mountChair(container, session, { localStream, notify }) {
       'section',
       { class: 'side-section controls', 'aria-labelledby': 'controls-title' },
       controlsTitle,
+      el('div', { class: 'button-row' }, ownMic, ownCam),
       shareButton,
       allowShare.label,
       discussion.label,
@@ -56,15 +60,17 @@ export function mountChair(container, session, { localStream, notify }) {
   // --- middle and right ---
   const grid = new PointGrid(session);
   const nameOf = (code) => grid.entries.get(code)?.name ?? code;
-  const connectedPoints = () => [...grid.entries.values()].filter((e) => e.participant).map((e) => e.code);
+  const invitedPoints = () => [...grid.entries.keys()];
   const floor = mountFloorPanel(session, nameOf);
-  const roll = mountRollCall(session, { nameOf, connectedPoints });
+  const roll = mountRollCall(session, { nameOf, invitedPoints });
   const chat = mountChat(session, { recipients: ['all'] });
   const right = el('aside', { class: 'chair-right' }, floor.root, roll.root, chat.root);
 
   const view = el('div', { class: 'chair-view' }, left, grid.root, right);
-  const confirm = endDialog(() => session.control('end_meeting'));
-  container.replaceChildren(view, confirm.root);
+  const confirm = confirmDialog('end', 'chair.endConfirm', () => session.control('end_meeting'));
+  // With a hundred halls, every microphone open at once means echo: ask first.
+  const confirmUnmute = confirmDialog('unmute-all', 'chair.unmuteAllConfirm', () => session.control('set_mute', { muted: false }), 'primary');
+  container.replaceChildren(view, confirm.root, confirmUnmute.root);
 
   const share = shareController(session, {
     button: shareButton,
@@ -77,7 +83,33 @@ export function mountChair(container, session, { localStream, notify }) {
   allowShare.input.addEventListener('change', () => session.control('allow_share', { allowed: allowShare.input.checked }));
   discussion.input.addEventListener('change', () => session.control('set_discussion', { on: discussion.input.checked }));
   muteAll.addEventListener('click', () => session.control('set_mute', { muted: true }));
-  unmuteAll.addEventListener('click', () => session.control('set_mute', { muted: false }));
+  unmuteAll.addEventListener('click', () => confirmUnmute.open());
+  // The chair's own microphone and camera: the track keeps flowing (silence / black), so turning
+  // it back on needs no renegotiation.
+  const ownTrack = (kind) => ctx.localStream?.getTracks().find((tr) => tr.kind === kind) ?? null;
+  const renderOwn = () => {
+    const mic = ownTrack('audio');
+    const cam = ownTrack('video');
+    setText(ownMic, mic && !mic.enabled ? 'chair.ownMicOn' : 'chair.ownMicOff');
+    setText(ownCam, cam && !cam.enabled ? 'chair.ownCamOn' : 'chair.ownCamOff');
+    ownMic.classList.toggle('active', Boolean(mic && !mic.enabled));
+    ownCam.classList.toggle('active', Boolean(cam && !cam.enabled));
+    ownMic.disabled = !mic;
+    ownCam.disabled = !cam;
+    self.setVideo(cam?.enabled ? cam : null);
+    self.setStatusKey(!cam ? 'tile.noCamera' : 'tile.cameraOff');
+  };
+  ownMic.addEventListener('click', () => {
+    const mic = ownTrack('audio');
+    if (mic) mic.enabled = !mic.enabled;
+    renderOwn();
+  });
+  ownCam.addEventListener('click', () => {
+    const cam = ownTrack('video');
+    if (cam) cam.enabled = !cam.enabled;
+    renderOwn();
+  });
+  renderOwn();
   end.addEventListener('click', () => confirm.open());
 
   function applyState(state) {
@@ -128,6 +160,7 @@ export function mountChair(container, session, { localStream, notify }) {
       chat.destroy();
       view.remove();
       confirm.root.remove();
+      confirmUnmute.root.remove();
     },
   };
 }
@@ -145,15 +178,19 @@ function checkbox(id, key) {
   return { input, label: el('label', { class: 'check', for: id }, input, text) };
 }
 
-/** "End the meeting?" confirmation; Cancel has the focus so a stray Enter ends nothing. */
-function endDialog(onConfirm) {
-  const title = el('h2', { id: 'end-title' });
-  setText(title, 'chair.endConfirmTitle');
+/**
+ * A confirmation ("End the meeting?", "Open every microphone?"): `${key}Title` and `${key}Body`
+ * say what happens, `key` is the confirming button. Cancel has the focus so a stray Enter does
+ * nothing.
+ */
+function confirmDialog(id, key, onConfirm, cls = 'danger') {
+  const title = el('h2', { id: `${id}-title` });
+  setText(title, `${key}Title`);
   const body = el('p');
-  setText(body, 'chair.endConfirmBody');
-  const yes = button('end-confirm', 'chair.endConfirm', 'danger');
-  const no = button('end-cancel', 'cancel');
-  const root = el('dialog', { class: 'confirm', 'aria-labelledby': 'end-title' }, title, body, el('div', { class: 'button-row' }, no, yes));
+  setText(body, `${key}Body`);
+  const yes = button(`${id}-confirm`, key, cls);
+  const no = button(`${id}-cancel`, 'cancel');
+  const root = el('dialog', { class: 'confirm', id: `${id}-dialog`, 'aria-labelledby': `${id}-title` }, title, body, el('div', { class: 'button-row' }, no, yes));
   yes.addEventListener('click', () => {
     root.close();
     onConfirm();

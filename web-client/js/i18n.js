@@ -1,14 +1,18 @@
 // Vietnamese first, English on request. The choice is remembered in localStorage so a commune PC
-// keeps its language across reboots.
+// keeps its language across reboots. One helper and one dictionary for the meeting pages and the
+// admin panel (strings-*.js; the words follow docs/glossary.md).
 //
 // Static text in the HTML carries data-i18n="key" (textContent) or
 // data-i18n-attr="aria-label:key;title:key"; dynamic text is set with setText(), which records the
 // key and its parameters on the element so switching language re-renders it in place.
 
+import { adminEn } from './strings-admin-en.js';
+import { adminVi } from './strings-admin-vi.js';
 import { en } from './strings-en.js';
 import { vi } from './strings-vi.js';
 
-const STRINGS = { vi, en };
+// The admin panel's keys are its own (a test checks no key is defined twice).
+const STRINGS = { vi: { ...vi, ...adminVi }, en: { ...en, ...adminEn } };
 
 const STORAGE_KEY = 'hoinghi.lang';
 const listeners = new Set();
@@ -32,6 +36,17 @@ export function getLang() {
 export function t(key, params = {}) {
   const template = STRINGS[lang][key] ?? STRINGS.vi[key] ?? key;
   return template.replace(/\{(\w+)\}/g, (_, name) => (name in params ? String(params[name]) : `{${name}}`));
+}
+
+/**
+ * The current language's half of a server message written "Tiếng Việt. / English." (the REST
+ * API's and the join refusals' convention); any other text is returned as it is.
+ */
+export function localMessage(message) {
+  const text = String(message ?? '');
+  const at = text.indexOf(' / ');
+  if (at < 0) return text;
+  return lang === 'en' ? text.slice(at + 3).trim() : text.slice(0, at).trim();
 }
 
 /** Sets translated text and remembers key + params so a language switch can redo it. */

@@ -15,9 +15,10 @@
 //   window.hoinghi.videoPaused    ['participant/source', ...] of the last `video_paused`
 //   window.hoinghi.view           {program, audioOnly} of the point view (null for the chair)
 //   window.hoinghi.linkTest       result of the pre-join link test (js/linktest.js), once done
+//   window.hoinghi.chimes         how many times the floor / roll-call chime rang (js/chime.js)
 
 import { $, el } from './dom.js';
-import { applyAll, initI18n, setText, t } from './i18n.js';
+import { applyAll, initI18n, localMessage, setText, t } from './i18n.js';
 import {
   CAMERA_LAYERS,
   applyRoleSettings,
@@ -28,6 +29,7 @@ import {
   stopStream,
   unlockAudio,
 } from './media.js';
+import { chimeCount } from './chime.js';
 import { runPrejoin } from './prejoin.js';
 import { Session } from './session.js';
 import { mountChair } from './chair.js';
@@ -65,6 +67,7 @@ window.hoinghi = {
   get roomState() { return session?.roomState ?? null; },
   get videoPaused() { return session ? [...session.videoPaused] : []; },
   get view() { return view?.debug ?? null; },
+  get chimes() { return chimeCount(); },
   linkTest: null,
 };
 
@@ -106,8 +109,9 @@ function join(token) {
     lastError = e.detail;
     if (e.detail.fatal) return;
     const known = ['forbidden', 'rate_limited', 'not_in_room', 'invalid_state', 'bad_message'];
-    if (known.includes(e.detail.code)) showToast(`err.code.${e.detail.code}`, { message: e.detail.message });
-    else showToast('notice.server', { message: e.detail.message });
+    const message = localMessage(e.detail.message);
+    if (known.includes(e.detail.code)) showToast(`err.code.${e.detail.code}`, { message });
+    else showToast('notice.server', { message });
   });
   session.start();
 }
@@ -189,7 +193,7 @@ function showError(error) {
   if (code === 'room_full' && session) actions.push(['retry', () => session.retryNow()]);
   if (code === 'replaced' && session) actions.push(['rejoin', () => session.retryNow()]);
   const panel = showPanel(known ? `err.${code}.title` : 'err.generic.title', known ? `err.${code}.body` : null, actions);
-  if (!known && error?.message) panel.append(el('p', {}, error.message));
+  if (!known && error?.message) panel.append(el('p', {}, localMessage(error.message)));
   // A kiosk has nobody to press "Retry": a full room may free a seat, so try again by itself.
   if (code === 'room_full' && session && autojoin) {
     const note = el('p', { class: 'notice' });

@@ -1,16 +1,25 @@
 // The point's control bar: microphone state, raise / lower hand (with a short text), "Có mặt"
-// during a roll call, own link quality, and the chat button.
+// during a roll call, own link quality, and the chat button. While its microphone is open the
+// point can mute itself (locally: the chair still sees it open), and while it holds the floor
+// it can hand the floor back. Getting the floor or a roll call rings a chime and shows a banner
+// (`attention`, placed over the stage by point.js).
 
 import { el } from './dom.js';
+import { chime } from './chime.js';
 import { clock } from './format.js';
 import { setText, t } from './i18n.js';
 import { handIcon, micIcon, qualityBars, setQuality } from './icons.js';
 import { watchOwnLink } from './linkquality.js';
 
 const HAND_TEXT_MAX = 140;
+const ATTENTION_MS = 12_000;
 
-export function mountPointBar(session, { onChatToggle }) {
+export function mountPointBar(session, { onChatToggle, micTrack = () => null }) {
   const mic = el('p', { class: 'mic-state off', id: 'mic-state', role: 'status' });
+  const selfMute = el('button', { type: 'button', id: 'self-mute', hidden: true });
+  const handBack = el('button', { type: 'button', id: 'hand-back', hidden: true });
+  setText(handBack, 'point.handBack');
+  const attention = el('p', { class: 'attention', id: 'attention', role: 'alert', hidden: true });
   const handText = el('input', {
     type: 'text',
     id: 'hand-text',
@@ -34,6 +43,8 @@ export function mountPointBar(session, { onChatToggle }) {
     'div',
     { class: 'point-bar', role: 'toolbar', 'data-i18n-attr': 'aria-label:chair.controls' },
     mic,
+    selfMute,
+    handBack,
     el('form', { class: 'hand-form', id: 'hand-form' }, handText, raise, lower),
     handStatus,
     present,
@@ -49,6 +60,24 @@ export function mountPointBar(session, { onChatToggle }) {
     session.control('raise_hand', text ? { text } : {});
   });
   lower.addEventListener('click', () => session.control('lower_hand'));
+  handBack.addEventListener('click', () => session.control('revoke_floor'));
+  selfMute.addEventListener('click', () => {
+    const track = micTrack();
+    if (track) track.enabled = !track.enabled;
+    update(lastState);
+  });
+  let lastState = null;
+  let wasOpen = false;
+  let wasFloor = false;
+  let wasRollCall = false;
+  let attentionTimer = null;
+  const call = (key) => {
+    chime();
+    setText(attention, key);
+    attention.hidden = false;
+    clearTimeout(attentionTimer);
+    attentionTimer = setTimeout(() => (attention.hidden = true), ATTENTION_MS);
+  };
   present.addEventListener('click', () => session.control('answer_roll_call'));
   chat.addEventListener('click', () => onChatToggle());
 
@@ -62,12 +91,20 @@ export function mountPointBar(session, { onChatToggle }) {
   });
 
   function update(state) {
+    lastState = state;
     const code = ownCode();
     const floor = Boolean(code && state?.floor?.point === code);
     const open = floor || Boolean(code && state?.unmuted?.includes(code));
-    mic.className = `mic-state ${floor ? 'speaking' : open ? 'on' : 'off'}`;
-    mic.replaceChildren(micIcon(!open), el('span'));
-    setText(mic.lastChild, floor ? 'point.speaking' : open ? 'point.micOn' : 'point.micOff');
+    const track = micTrack();
+    // Opened again by the chair: whoever muted itself before is heard again.
+    if (open && !wasOpen && track) track.enabled = true;
+    const selfMuted = open && Boolean(track && !track.enabled);
+    mic.className = `mic-state ${selfMuted ? 'off' : floor ? 'speaking' : open ? 'on' : 'off'}`;
+    mic.replaceChildren(micIcon(!open || selfMuted), el('span'));
+    setText(mic.lastChild, selfMuted ? 'point.selfMuted' : floor ? 'point.speaking' : open ? 'point.micOn' : 'point.micOff');
+    selfMute.hidden = !open || !track;
+    setText(selfMute, selfMuted ? 'point.selfUnmute' : 'point.selfMute');
+    handBack.hidden = !floor;
 
     const hands = state?.hands ?? [];
     const pos = hands.findIndex((h) => h.point === code);
@@ -81,6 +118,12 @@ export function mountPointBar(session, { onChatToggle }) {
     const running = Boolean(rc && !rc.ended_at);
     const mine = rc?.answers?.find((a) => a.point === code);
     present.hidden = !running || Boolean(mine);
+    if (floor && !wasFloor) call('point.floorBanner');
+    else if (running && !wasRollCall && !mine) call('point.rollCallBanner');
+    if ((!floor && wasFloor) || (!running && wasRollCall)) attention.hidden = true;
+    wasOpen = open;
+    wasFloor = floor;
+    wasRollCall = running;
     if (mine) setText(rollNote, 'point.presentDone', { time: clock(mine.at) });
     else if (running) setText(rollNote, 'point.rollCall');
     else rollNote.textContent = '';
@@ -88,6 +131,7 @@ export function mountPointBar(session, { onChatToggle }) {
 
   return {
     root,
+    attention,
     update,
     setChatOpen(open, unread = 0) {
       chat.setAttribute('aria-expanded', String(open));
@@ -97,6 +141,8 @@ export function mountPointBar(session, { onChatToggle }) {
       chat.classList.toggle('unread', !open && unread > 0);
     },
     destroy() {
+      clearTimeout(attentionTimer);
+      attention.remove();
       stopLink();
       root.remove();
     },

@@ -17,7 +17,8 @@ import { Tile } from './tile.js';
 
 const AUDIO_ONLY_AFTER_MS = 5000;
 
-export function mountPoint(container, session, { localStream }) {
+export function mountPoint(container, session, ctx) {
+  const { localStream } = ctx;
   const off = new AbortController();
   const on = (type, fn) => session.addEventListener(type, fn, { signal: off.signal });
   const observer = session.role === 'observer';
@@ -49,6 +50,7 @@ export function mountPoint(container, session, { localStream }) {
     chat.root.hidden = true;
     chat.setVisible(false);
     bar = mountPointBar(session, {
+      micTrack: () => ctx.localStream?.getAudioTracks()[0] ?? null,
       onChatToggle: () => {
         chatOpen = !chatOpen;
         chat.root.hidden = !chatOpen;
@@ -59,6 +61,7 @@ export function mountPoint(container, session, { localStream }) {
     });
     body.append(chat.root);
     view.append(bar.root);
+    stage.append(bar.attention);
   }
   container.replaceChildren(view);
 

@@ -4,9 +4,9 @@
 //   #/meetings    list and scheduling; #/meetings/<id> detail with links, QR, attendance
 //   #/accounts    accounts (admins);  #/audit  audit log
 
-import { initI18n, onLangChange } from '/js/i18n.js';
+import { dateTime } from '/js/format.js';
+import { initI18n, onLangChange, t as tr } from '/js/i18n.js';
 import { api, get, post, setCsrf } from './api.js';
-import { applyStatic, showTime, tr } from './strings.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
 import { pointsView } from './points.js';
 import { meetingsView, meetingDetailView } from './meetings.js';
@@ -19,13 +19,13 @@ window.hoinghiAdmin = { ready: false };
 
 async function start() {
   initI18n(document.getElementById('lang-button'));
-  applyStatic();
-  onLangChange(() => {
-    applyStatic();
+  onLangChange(() => route());
+  document.getElementById('logout').addEventListener('click', logout);
+  // A new page starts without the last page's error banner.
+  window.addEventListener('hashchange', () => {
+    flash('');
     route();
   });
-  document.getElementById('logout').addEventListener('click', logout);
-  window.addEventListener('hashchange', route);
   try {
     me = await get('/auth/me');
     setCsrf(me.csrf_token);
@@ -136,21 +136,33 @@ export function stateBadge(state) {
   return badge(state, tr(`state.${state}`));
 }
 
+/**
+ * Today's meetings, refreshed every 10 s by `route`: who is connected and, for a meeting open
+ * or live now, who is missing (invited points and chair not connected), for IT staff to call.
+ */
 async function dashboard() {
   const d = await get('/dashboard');
-  const rows = d.today.map(({ meeting: m, live }) => [
+  const missingOf = async (m) => {
+    if (!['open', 'live'].includes(m.state)) return null;
+    const detail = await get(`/meetings/${encodeURIComponent(m.id)}`);
+    return detail.seats.filter((s) => s.role !== 'observer' && !s.connected).map((s) => s.name);
+  };
+  const missing = await Promise.all(d.today.map(({ meeting }) => missingOf(meeting).catch(() => null)));
+  const rows = d.today.map(({ meeting: m, live }, i) => [
     el('a', { href: `#/meetings/${encodeURIComponent(m.id)}` }, m.title),
-    `${showTime(m.starts_at)} – ${showTime(m.ends_at)}`,
+    `${dateTime(m.starts_at)} – ${dateTime(m.ends_at)}`,
     stateBadge(m.state),
     `${live.length} / ${m.seat_count}`,
     live.map((p) => p.name).join(', '),
+    missing[i] === null ? '' : el('span', { class: 'missing', 'data-meeting': m.id }, `${missing[i].length}: ${missing[i].join(', ')}`),
   ]);
   const section = el(
     'section',
     { id: 'dashboard' },
     el('h1', {}, tr('dash.title')),
+    el('p', { class: 'muted', id: 'dash-updated' }, tr('dash.updated', { time: dateTime(new Date()).split(' ')[0] })),
     rows.length
-      ? table(['col.title', 'col.time', 'col.status', 'col.live', 'dash.connected'], rows)
+      ? table(['col.title', 'col.time', 'col.status', 'col.live', 'dash.connected', 'dash.missing'], rows)
       : el('p', { class: 'muted' }, tr('dash.none')),
     el('h2', {}, tr('dash.testRoom')),
     el('p', {}, d.test_room.length ? d.test_room.map((p) => p.name).join(', ') : tr('dash.nobody')),
@@ -234,12 +246,19 @@ async function auditView() {
   const more = button('audit.more', () => load().catch(showError));
   async function load() {
     const page = await api('GET', `/audit?limit=100${before ? `&before=${before}` : ''}`);
-    for (const e of page) rows.push([showTime(e.at), e.actor, e.ip, e.action, e.target, e.detail]);
+    for (const e of page) rows.push([dateTime(e.at), e.actor, e.ip, auditAction(e.action), e.target, e.detail]);
     if (page.length) before = page[page.length - 1].id;
     more.hidden = page.length < 100;
     holder.replaceChildren(table(['col.when', 'col.who', 'col.ip', 'col.action', 'col.target', 'col.detail'], rows), more);
   }
   await load();
+}
+
+/** An audit action as a sentence of the dictionary (`audit.<action>`), else its code. */
+function auditAction(action) {
+  const key = `audit.${action}`;
+  const text = tr(key);
+  return text === key ? action : text;
 }
 
 start();

@@ -2,7 +2,7 @@
 // it is the access), with a copy button and a re-issue button that stops the old URL.
 
 import { get, post } from './api.js';
-import { tr } from './strings.js';
+import { t as tr } from '/js/i18n.js';
 import { button, el, flash, showError } from './ui.js';
 
 /**

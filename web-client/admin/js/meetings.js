@@ -2,9 +2,10 @@
 // links, QR codes and attendance.
 
 import { get, post, put } from './api.js';
-import { localInput, showTime, tr } from './strings.js';
+import { dateTime, localInput } from '/js/format.js';
+import { t as tr } from '/js/i18n.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
-import { KINDS } from './points.js';
+import { KINDS, byKindThenCode } from './points.js';
 import { feedSection } from './feeds.js';
 
 function stateBadge(state) {
@@ -15,7 +16,7 @@ export async function meetingsView(view) {
   const meetings = await get('/meetings');
   const rows = meetings.map((m) => [
     el('a', { href: `#/meetings/${encodeURIComponent(m.id)}` }, m.title),
-    `${showTime(m.starts_at)} – ${showTime(m.ends_at)}`,
+    `${dateTime(m.starts_at)} – ${dateTime(m.ends_at)}`,
     stateBadge(m.state),
     String(m.seat_count),
     String(m.live_count),
@@ -41,7 +42,7 @@ export async function meetingsView(view) {
 
 /** The scheduling form; `detail` is the meeting being edited, or null for a new one. */
 async function meetingForm(detail) {
-  const points = await get('/points');
+  const points = (await get('/points')).sort(byKindThenCode);
   const m = detail?.meeting;
   const invited = new Set((detail?.seats ?? []).filter((s) => s.role === 'point').map((s) => s.point_code));
   const chairNow = (detail?.seats ?? []).find((s) => s.role === 'chair')?.point_code;
@@ -160,16 +161,24 @@ export async function meetingDetailView(view, id) {
       act('md.end', 'md.confirmEnd', 'end'),
     );
   }
-  actions.append(button('md.copy', () => formHolder.replaceChildren(copyForm(m))), button('md.print', () => window.print()));
+  const print = button('md.print', () => printLinks(view).catch(showError));
+  print.id = 'print-links';
+  const copyAll = button('md.copyAll', () => copyText(allLinksText(d.seats)).then(() => flash(tr('md.copiedAll', { n: d.seats.length })), showError));
+  copyAll.id = 'copy-all-links';
+  const csv = csvLink(d.seats, m);
+  csv.id = 'links-csv';
+  actions.append(button('md.copy', () => formHolder.replaceChildren(copyForm(m))), print, copyAll, csv);
 
   const seatRows = d.seats.map((s) => {
-    const link = el('input', { class: 'link-input', readonly: true, value: s.link, 'aria-label': `${tr('col.joinLink')}: ${s.name}`, 'data-seat': s.seat });
-    const qr = el('div', { class: 'qr' });
+    const link = el('input', { class: 'link-input no-print', readonly: true, value: s.link, 'aria-label': `${tr('col.joinLink')}: ${s.name}`, 'data-seat': s.seat });
+    // On paper the whole link, wrapped; the input above cuts it at its box.
+    const linkText = el('span', { class: 'link-print print-only', 'data-seat': s.seat }, s.link);
+    const qr = el('div', { class: 'qr', 'data-seat': s.seat, 'data-src': `/api/v1${path}/seats/${encodeURIComponent(s.seat)}/qr.svg`, 'data-alt': `${tr('md.qr')}: ${s.name}` });
     const buttons = el('div', { class: 'buttons no-print' },
       button('md.copyLink', async () => {
         link.select();
         try {
-          await navigator.clipboard.writeText(s.link);
+          await copyText(s.link);
         } catch {
           document.execCommand?.('copy');
         }
@@ -190,12 +199,12 @@ export async function meetingDetailView(view, id) {
         }
       }));
     }
-    return [s.point_code ?? '', s.name, tr(`role.${s.role}`), s.connected ? badge('on', tr('yes')) : '', el('div', {}, link, buttons, qr)];
+    return [s.point_code ?? '', s.name, tr(`role.${s.role}`), s.connected ? badge('on', tr('yes')) : '', el('div', {}, link, linkText, buttons, qr)];
   });
 
   const att = await get(`${path}/attendance`);
   const attRows = att.rows.map((r) => [r.point_code ?? '', r.name, tr(`role.${r.role}`), badge(r.status, tr(`att.${r.status}`)),
-    r.first_join ? showTime(r.first_join) : '', String(r.joins), String(r.minutes), rollCallCell(r.roll_call), linkCell(r.link)]);
+    r.first_join ? dateTime(r.first_join) : '', String(r.joins), String(r.minutes), rollCallCell(r.roll_call), linkCell(r.link)]);
   const chatRows = d.chat.map((c) => [showSeconds(c.sent_ms), `${c.name ?? c.seat} (${c.seat})`,
     tr(c.to_chair ? 'md.toChair' : 'md.toAll'), el('span', { class: 'chat-text' }, c.text)]);
 
@@ -206,7 +215,7 @@ export async function meetingDetailView(view, id) {
 
   const parts = [
     el('h1', { id: 'meeting-title' }, m.title),
-    el('p', {}, `${showTime(m.starts_at)} – ${showTime(m.ends_at)} `, stateBadge(m.state), ` ${m.live_count} / ${m.seat_count}`),
+    el('p', {}, `${dateTime(m.starts_at)} – ${dateTime(m.ends_at)} `, stateBadge(m.state), ` ${m.live_count} / ${m.seat_count}`),
     el('p', { class: 'muted' }, tr('md.opens', { min: m.open_minutes })),
     m.agenda ? el('p', { class: 'agenda' }, m.agenda) : null,
     actions,
@@ -224,11 +233,51 @@ export async function meetingDetailView(view, id) {
   view.append(...parts.filter(Boolean));
 }
 
-/** Unix milliseconds as Vietnam time with seconds (roll-call answers, chat). */
+/** Unix milliseconds as Vietnam time with seconds (roll-call answers, chat): HH:mm:ss dd/MM/yyyy. */
 function showSeconds(ms) {
-  return new Intl.DateTimeFormat('vi-VN', {
-    timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', second: '2-digit', day: '2-digit', month: '2-digit', year: 'numeric',
-  }).format(new Date(ms));
+  const [hm, date] = dateTime(new Date(ms)).split(' ');
+  const v = new Date(ms + 7 * 3600 * 1000);
+  return `${hm}:${String(v.getUTCSeconds()).padStart(2, '0')} ${date}`;
+}
+
+/** Every seat's QR code on the page, loaded, then the browser's print dialog. */
+async function printLinks(root) {
+  const loads = [];
+  for (const box of root.querySelectorAll('.qr[data-src]')) {
+    let img = box.querySelector('img');
+    if (!img) {
+      img = el('img', { src: box.dataset.src, alt: box.dataset.alt });
+      box.replaceChildren(img);
+    }
+    if (img.complete) continue;
+    loads.push(new Promise((resolve) => {
+      img.addEventListener('load', resolve, { once: true });
+      img.addEventListener('error', resolve, { once: true });
+    }));
+  }
+  await Promise.all(loads);
+  window.print();
+}
+
+async function copyText(text) {
+  await navigator.clipboard.writeText(text);
+}
+
+/** One line per seat, "name: link", ready to paste into Zalo or an e-mail. */
+function allLinksText(seats) {
+  return seats.map((s) => `${s.name} (${tr(`role.${s.role}`)}): ${s.link}`).join('\n');
+}
+
+/** The links as a CSV file (UTF-8 with BOM for Excel), in the panel's language. */
+function csvLink(seats, m) {
+  const cell = (v) => (/[",;\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  // A cell Excel would run as a formula stays text.
+  const safe = (v) => (/^[=+\-@\t\r]/.test(v) ? `'${v}` : v);
+  const header = ['col.code', 'col.name', 'col.role', 'col.joinLink'].map((k) => tr(k));
+  const rows = seats.map((s) => [s.point_code ?? s.seat, safe(s.name), tr(`role.${s.role}`), s.link]);
+  const text = [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n');
+  const url = URL.createObjectURL(new Blob(['\uFEFF', text, '\r\n'], { type: 'text/csv;charset=utf-8' }));
+  return el('a', { href: url, download: `links-${m.id}.csv`, class: 'button-link' }, tr('md.linksCsv'));
 }
 
 function rollCallCell(times) {

@@ -1,11 +1,17 @@
 // The points directory: search, add, edit, disable/enable, CSV import with a preview.
 
 import { api, get, post, put } from './api.js';
-import { tr } from './strings.js';
+import { t as tr } from '/js/i18n.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
 import { feedSection } from './feeds.js';
 
 export const KINDS = ['province_hall', 'department', 'district', 'commune', 'other'];
+
+/** Province first, then departments, districts, communes; by code within a kind. */
+export function byKindThenCode(a, b) {
+  const rank = (p) => (KINDS.includes(p.kind) ? KINDS.indexOf(p.kind) : KINDS.length);
+  return rank(a) - rank(b) || a.code.localeCompare(b.code, 'vi', { numeric: true });
+}
 const FIELDS = [
   ['name', 'col.name'], ['unit', 'col.unit'], ['district', 'col.district'],
   ['contact_name', 'col.contact'], ['contact_phone', 'col.phone'], ['expected_link', 'col.link'],
@@ -24,7 +30,7 @@ export async function pointsView(view) {
   async function refresh() {
     const params = new URLSearchParams({ q: q.value, include_disabled: showDisabled.checked });
     if (kind.value) params.set('kind', kind.value);
-    const points = await get(`/points?${params}`);
+    const points = (await get(`/points?${params}`)).sort(byKindThenCode);
     count.textContent = tr('points.count', { n: points.length });
     const rows = points.map((p) => [
       p.code, p.name, tr(`kind.${p.kind}`), p.district, [p.contact_name, p.contact_phone].filter(Boolean).join(' · '), p.expected_link,

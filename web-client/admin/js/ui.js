@@ -1,7 +1,7 @@
 // Small UI helpers shared by the admin views. Every piece of text goes through textContent.
 
 import { el } from '/js/dom.js';
-import { tr } from './strings.js';
+import { localMessage, t as tr } from '/js/i18n.js';
 
 export { el };
 
@@ -15,7 +15,8 @@ export function flash(message, isError = false) {
 }
 
 export function showError(err) {
-  flash(err?.message || tr('error.network'), true);
+  // The server writes "Tiếng Việt. / English.": show the half of the chosen language.
+  flash(err?.message ? localMessage(err.message) : tr('error.network'), true);
 }
 
 /** A table: headers are string keys, rows are arrays of strings or nodes. */
@@ -52,7 +53,7 @@ export function fieldErrors(form, err) {
   for (const span of form.querySelectorAll('[data-error-for]')) span.textContent = '';
   for (const [name, message] of Object.entries(err?.fields || {})) {
     const span = form.querySelector(`[data-error-for="${CSS.escape(name.replace(/\[\d+\]$/, ''))}"]`);
-    if (span) span.textContent = message;
+    if (span) span.textContent = localMessage(message);
   }
 }
 
