@@ -8,6 +8,8 @@
 //       first, a real Chromium point gets a chime and a banner with the floor, mutes itself and
 //       hands the floor back;
 //   11. roll call over every invited point, answers marked on tiles, non-answering kept after;
+//   10. an observer on a phone (360x800): the program fills the width, no sideways scroll,
+//       buttons within reach of a thumb;
 //   12. IT staff: the printed link list (whole links, every QR), copy all links, links CSV,
 //       points by kind then code, the dashboard refreshing by itself with who is missing, one
 //       date format, error banners cleared on navigation; and (13) server messages in the
@@ -50,6 +52,7 @@ async function main() {
   if (!(await h.waitJoined(hall))) return false;
   await micsAndFloor(chair, hall);
   await rollCall(chair, hall, seed, crowd);
+  await observerOnPhone(seed);
   await adminScreens(origin, seed, crowd);
   const errors = h.pageLogs.filter((l) => l.includes('pageerror'));
   h.check('no uncaught error in any page', errors.length === 0, errors.slice(0, 3).join(' | ') || 'none');
@@ -269,6 +272,29 @@ async function rollCall(chair, hall, seed, crowd) {
     return { ok: r.summary.startsWith('Kết quả') && r.missing === total - 4, detail: JSON.stringify(r) };
   }, UI_TIMEOUT_MS, 200);
   h.check('after the roll call ends, the points that did not answer stay listed, and the marks stay', ended.ok && ended.detail.includes('"marked":4'), ended.detail);
+}
+
+// --- 10. observers on a phone ------------------------------------------------------------------
+
+async function observerOnPhone(seed) {
+  const leader = await h.openPage('leader', kiosk(seed.observer.link));
+  await leader.page.setViewportSize({ width: 360, height: 800 });
+  if (!(await h.waitJoined(leader))) return;
+  await leader.page.waitForSelector('#program.has-video', { timeout: 30_000 }).catch(() => {});
+  const r = await leader.page.evaluate(() => {
+    const box = (sel) => document.querySelector(sel)?.getBoundingClientRect().toJSON() ?? null;
+    return {
+      scrollWidth: document.documentElement.scrollWidth,
+      picture: document.querySelector('#program').classList.contains('has-video'),
+      program: box('#program'),
+      leave: box('#leave-button'),
+      lang: box('#lang-button'),
+    };
+  });
+  h.check('on a phone the program fills the width without sideways scrolling', r.picture && r.scrollWidth <= 360 && r.program.width >= 350, JSON.stringify({ scrollWidth: r.scrollWidth, program: r.program?.width, picture: r.picture }));
+  const thumb = (b) => b && b.top >= 800 * 0.75 && b.bottom <= 800 && b.height >= 44;
+  h.check('the buttons are at the bottom, within reach of a thumb, 44 px or more', thumb(r.leave) && thumb(r.lang), JSON.stringify({ leave: r.leave, lang: r.lang }));
+  await leader.page.context().close();
 }
 
 // --- 12. IT staff ---------------------------------------------------------------------------
