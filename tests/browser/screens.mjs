@@ -52,11 +52,11 @@ async function main() {
   if (!(await h.waitJoined(hall))) return false;
   await micsAndFloor(chair, hall);
   await rollCall(chair, hall, seed, crowd);
+  await screenshots(chair, hall, crowd);
   await observerOnPhone(seed);
   await adminScreens(origin, seed, crowd);
   const errors = h.pageLogs.filter((l) => l.includes('pageerror'));
   h.check('no uncaught error in any page', errors.length === 0, errors.slice(0, 3).join(' | ') || 'none');
-  if (process.env.DEBUG_SHOT) await chair.page.screenshot({ path: process.env.DEBUG_SHOT });
   return true;
 }
 
@@ -274,6 +274,32 @@ async function rollCall(chair, hall, seed, crowd) {
   h.check('after the roll call ends, the points that did not answer stay listed, and the marks stay', ended.ok && ended.detail.includes('"marked":4'), ended.detail);
 }
 
+// --- docs/images ----------------------------------------------------------------------------
+
+const SHOTS = process.env.SCREENSHOTS === '1';
+
+async function shot(page, name) {
+  if (!SHOTS) return;
+  const dir = path.join(ROOT, 'docs/images');
+  fs.mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: path.join(dir, `${name}.png`) });
+  h.step(`screenshot docs/images/${name}.png`);
+}
+
+/** With SCREENSHOTS=1: the chair's page with 120 points, a raised hand and the hall speaking. */
+async function screenshots(chair, hall, crowd) {
+  if (!SHOTS) return;
+  await crowdSend(crowd.page, 7, { type: 'raise_hand', text: 'Xin báo cáo tiến độ giải ngân vốn đầu tư công' });
+  await chair.page.locator(`.ptile[data-point="${hall.point}"] button[data-action="grant"]`).click();
+  await chair.page.waitForFunction(() => window.hoinghi.roomState?.floor && window.hoinghi.roomState.hands?.length, null, { timeout: UI_TIMEOUT_MS }).catch(() => {});
+  await hall.page.waitForFunction(() => document.querySelector('#attention')?.hidden === false, null, { timeout: UI_TIMEOUT_MS }).catch(() => {});
+  await chair.page.evaluate(() => (document.querySelector('.chair-points').scrollTop = 0));
+  await chair.page.waitForTimeout(1500); // the pictures settle (a screenshot, not a check)
+  await shot(chair.page, 'chair');
+  await shot(hall.page, 'point');
+  await chair.page.click('#floor-revoke');
+}
+
 // --- 10. observers on a phone ------------------------------------------------------------------
 
 async function observerOnPhone(seed) {
@@ -339,8 +365,10 @@ async function adminScreens(origin, seed, crowd) {
   h.check('the dashboard refreshes by itself when a point drops', refreshed.ok, refreshed.detail);
 
   // Points sorted by kind, then code.
+  await shot(page, 'admin-dashboard');
   await page.goto(`${origin}/admin#/points`);
   await ready();
+  await shot(page, 'admin-points');
   const kinds = await page.locator('#point-list tbody td:nth-child(3)').allTextContents();
   const rank = ['Hội trường tỉnh', 'Sở, ngành', 'Huyện', 'Xã, phường'];
   const sorted = kinds.every((k, i) => i === 0 || rank.indexOf(kinds[i - 1]) <= rank.indexOf(k));
@@ -367,6 +395,7 @@ async function meetingLinks(page, origin, seed) {
   const ready = () => page.waitForFunction(() => window.hoinghiAdmin?.ready, null, { timeout: UI_TIMEOUT_MS });
   await page.goto(`${origin}/admin#/meetings/${encodeURIComponent(seed.meeting.id)}`);
   await ready();
+  await shot(page, 'admin-meeting');
   const n = seed.seats.length;
 
   await page.click('#copy-all-links');
