@@ -222,6 +222,7 @@ pub fn parse(data: &[u8]) -> Result<Parsed, StoreError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
+        .delimiter(delimiter(text))
         .from_reader(text.as_bytes());
     let header = reader
         .headers()
@@ -315,6 +316,17 @@ fn line_at(text: &str, byte: u64) -> usize {
 }
 
 /// The known column of each header field, or a message naming what is wrong.
+/// The separator the header line uses: `,`, or `;` (what Excel writes with Vietnamese regional
+/// settings, where `,` is the decimal mark), or a tab (copied from a spreadsheet). The most
+/// frequent of the three in the first line wins; a plain `,` file stays `,`.
+fn delimiter(text: &str) -> u8 {
+    let first = text.lines().next().unwrap_or("");
+    [b',', b';', b'\t']
+        .into_iter()
+        .max_by_key(|&d| (first.bytes().filter(|&b| b == d).count(), d == b','))
+        .unwrap_or(b',')
+}
+
 fn header_columns(header: &csv::StringRecord) -> Result<Vec<&'static str>, String> {
     let expected = COLUMNS.join(",");
     let mut out: Vec<&'static str> = Vec::new();
@@ -369,6 +381,19 @@ mod tests {
         // "Xã" in Windows-1258/Latin-1-ish bytes on line 2.
         let msg = file_error(b"code,name,kind\n1,X\xe3,commune\n");
         assert!(msg.contains("UTF-8") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn semicolon_and_tab_separated_files_are_read_like_commas() {
+        for sep in [";", "\t"] {
+            // A comma inside a name is not a separator in these files.
+            let text =
+                format!("code{sep}name{sep}kind\r\n02000{sep}Xã Cao Sơn, Bắc Kạn{sep}commune\r\n");
+            let parsed = parse(text.as_bytes()).unwrap_or_else(|e| panic!("{sep:?}: {e:?}"));
+            assert_eq!(parsed.rows.len(), 1, "{sep:?}");
+            assert_eq!(parsed.rows[0].1.code, "02000");
+            assert_eq!(parsed.rows[0].1.name, "Xã Cao Sơn, Bắc Kạn");
+        }
     }
 
     #[test]

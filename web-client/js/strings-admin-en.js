@@ -87,7 +87,7 @@ export const adminEn = {
 
   'import.title': 'Import from a CSV file',
   'import.file': 'CSV file (UTF-8)',
-  'import.help': 'Header: code,name,kind,unit,district,contact_name,contact_phone,expected_link,notes',
+  'import.help': 'Header: code,name,kind,unit,district,contact_name,contact_phone,expected_link,notes (separated by commas, semicolons or tabs)',
   'import.preview': 'Preview',
   'import.apply': 'Import into the directory',
   'import.summary': '{rows} rows: {created} new, {updated} updated, {unchanged} unchanged.',

@@ -88,7 +88,7 @@ export const adminVi = {
 
   'import.title': 'Nhập từ tệp CSV',
   'import.file': 'Tệp CSV (UTF-8)',
-  'import.help': 'Tiêu đề: code,name,kind,unit,district,contact_name,contact_phone,expected_link,notes',
+  'import.help': 'Tiêu đề: code,name,kind,unit,district,contact_name,contact_phone,expected_link,notes (ngăn cách bằng dấu phẩy, dấu chấm phẩy hoặc tab)',
   'import.preview': 'Xem trước',
   'import.apply': 'Nhập vào danh bạ',
   'import.summary': '{rows} dòng: {created} thêm mới, {updated} cập nhật, {unchanged} không đổi.',
