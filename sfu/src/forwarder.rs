@@ -5,9 +5,15 @@
 //! publisher restarting its encoder (new SSRC), or later a simulcast layer switch. On a switch
 //! the output sequence continues at last+1 and the timestamp advances by the wall-clock time
 //! since the last packet, so the subscriber's jitter buffer sees neither a gap nor a jump.
-//! Video switches (and starts) only on a keyframe. Pure: no I/O, no clock; `now` is an input.
+//! Within one source, a packet that is not sent (padding, a RED packet without a primary, a
+//! failed send) consumes no number ([`numbering`]). Video switches (and starts) only on a
+//! keyframe. Pure: no I/O, no clock; `now` is an input.
+
+mod numbering;
 
 use std::time::Instant;
+
+pub use numbering::{Numbering, Skipped};
 
 /// Why a packet was not forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +22,9 @@ pub enum Drop {
     AwaitingKeyframe,
     /// A late packet from a source we already switched away from.
     StaleSource,
+    /// A late packet of the current source with no number it could take (from before the
+    /// source started here, too old, or one that was dropped).
+    TooLate,
 }
 
 /// The rewritten header fields for one outgoing packet.
@@ -28,10 +37,10 @@ pub struct Rewrite {
     pub switched: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Source {
     ssrc: u32,
-    seq_offset: u16,
+    numbering: Numbering,
     ts_offset: u32,
 }
 
@@ -49,6 +58,8 @@ pub struct Forwarder {
     source: Option<Source>,
     previous_ssrc: Option<u32>,
     last: Option<LastOut>,
+    /// `last` before the newest packet moved it, so a failed send can give its number back.
+    before_last: Option<LastOut>,
     initial_seq: u16,
     initial_ts: u32,
 }
@@ -68,13 +79,15 @@ impl Forwarder {
             source: None,
             previous_ssrc: None,
             last: None,
+            before_last: None,
             initial_seq,
             initial_ts,
         }
     }
 
     /// Decides one packet. `keyframe_start` is whether its payload begins a keyframe (always
-    /// `false` is fine for audio).
+    /// `false` is fine for audio). A packet given a number here must be sent, or handed back
+    /// with [`unsend`](Self::unsend).
     pub fn forward(
         &mut self,
         now: Instant,
@@ -83,9 +96,8 @@ impl Forwarder {
         ts: u32,
         keyframe_start: bool,
     ) -> Result<Rewrite, Drop> {
-        let mut switched = false;
-        let source = match self.source {
-            Some(s) if s.ssrc == ssrc => s,
+        let switched = match &self.source {
+            Some(s) if s.ssrc == ssrc => false,
             _ => {
                 if self.previous_ssrc == Some(ssrc) && !keyframe_start {
                     return Err(Drop::StaleSource);
@@ -93,15 +105,19 @@ impl Forwarder {
                 if self.is_video && !keyframe_start {
                     return Err(Drop::AwaitingKeyframe);
                 }
-                switched = true;
-                self.switch_to(now, ssrc, seq, ts)
+                self.switch_to(now, ssrc, seq, ts);
+                true
             }
         };
-        let out_seq = seq.wrapping_add(source.seq_offset);
+        let Some(source) = self.source.as_mut() else {
+            return Err(Drop::AwaitingKeyframe);
+        };
+        let out_seq = source.numbering.number(seq).ok_or(Drop::TooLate)?;
         let out_ts = ts.wrapping_add(source.ts_offset);
         match self.last {
             Some(last) if !seq_newer(out_seq, last.seq) => {}
             _ => {
+                self.before_last = self.last;
                 self.last = Some(LastOut {
                     seq: out_seq,
                     ts: out_ts,
@@ -114,6 +130,40 @@ impl Forwarder {
             ts: out_ts,
             switched,
         })
+    }
+
+    /// A packet this subscriber does not get (padding-only, or nothing in it for this
+    /// subscriber), decided before numbering. If it belongs to the current source, the
+    /// numbering closes over it; if it came late and its number is already reserved, the
+    /// returned rewrite is the number to send a padding-only packet with.
+    pub fn skip(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<Rewrite> {
+        let source = self.source.as_mut().filter(|s| s.ssrc == ssrc)?;
+        match source.numbering.skip(seq) {
+            Skipped::Fill(out) => Some(Rewrite {
+                seq: out,
+                ts: ts.wrapping_add(source.ts_offset),
+                switched: false,
+            }),
+            Skipped::Closed | Skipped::Ignored => None,
+        }
+    }
+
+    /// The packet `forward` just numbered as `rewrite` (input `ssrc`/`seq`) was not sent: its
+    /// number goes to the next packet, so the subscriber sees no hole.
+    pub fn unsend(&mut self, ssrc: u32, seq: u16, rewrite: &Rewrite) {
+        let Some(source) = self.source.as_mut().filter(|s| s.ssrc == ssrc) else {
+            return;
+        };
+        if !source.numbering.unsend(seq) {
+            return;
+        }
+        if self.last.is_some_and(|l| l.seq == rewrite.seq) {
+            self.last = self.before_last.take();
+        }
+        if rewrite.switched {
+            // The new source never reached the subscriber: start it again at a keyframe.
+            self.source = None;
+        }
     }
 
     /// Forgets the current source so that the next packet (a keyframe, for video) starts anew,
@@ -129,7 +179,7 @@ impl Forwarder {
         self.is_video && self.source.is_none()
     }
 
-    fn switch_to(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) -> Source {
+    fn switch_to(&mut self, now: Instant, ssrc: u32, seq: u16, ts: u32) {
         let (next_seq, next_ts) = match self.last {
             Some(last) => {
                 let elapsed = now.saturating_duration_since(last.at);
@@ -139,16 +189,14 @@ impl Forwarder {
             }
             None => (self.initial_seq, self.initial_ts),
         };
-        if let Some(old) = self.source {
+        if let Some(old) = self.source.take() {
             self.previous_ssrc = Some(old.ssrc);
         }
-        let s = Source {
+        self.source = Some(Source {
             ssrc,
-            seq_offset: next_seq.wrapping_sub(seq),
+            numbering: Numbering::new(seq, next_seq),
             ts_offset: next_ts.wrapping_sub(ts),
-        };
-        self.source = Some(s);
-        s
+        });
     }
 }
 
@@ -223,5 +271,51 @@ mod tests {
         f.reset_source();
         let r = f.forward(t0, 10, 7, 0, false).unwrap();
         assert_eq!(r.seq, 103);
+    }
+
+    #[test]
+    fn skipped_packets_and_failed_sends_leave_no_hole() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(true, 90_000, 1000, 0);
+        assert_eq!(f.forward(t0, 1, 50, 0, true).unwrap().seq, 1000);
+        // Two padding-only probes, then media: numbered as if the probes never existed.
+        assert_eq!(f.skip(1, 51, 0), None);
+        assert_eq!(f.skip(1, 52, 0), None);
+        assert_eq!(f.forward(t0, 1, 53, 3000, false).unwrap().seq, 1001);
+        // A packet of another layer is not this source's business.
+        assert_eq!(f.skip(2, 54, 0), None);
+        assert_eq!(f.forward(t0, 1, 54, 3000, false).unwrap().seq, 1002);
+        // A send that fails gives its number to the next packet.
+        let r = f.forward(t0, 1, 55, 6000, false).unwrap();
+        assert_eq!(r.seq, 1003);
+        f.unsend(1, 55, &r);
+        assert_eq!(f.forward(t0, 1, 56, 6000, false).unwrap().seq, 1003);
+        // A switch after all that continues at last + 1.
+        f.reset_source();
+        let r = f.forward(t0, 3, 9, 0, true).unwrap();
+        assert_eq!(r.seq, 1004);
+    }
+
+    #[test]
+    fn a_late_probe_fills_the_number_reserved_for_it() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(false, 48_000, 0, 0);
+        f.forward(t0, 1, 10, 0, false).unwrap();
+        f.forward(t0, 1, 12, 1920, false).unwrap();
+        let fill = f
+            .skip(1, 11, 960)
+            .expect("its number is between two sent ones");
+        assert_eq!((fill.seq, fill.ts), (1, 960));
+    }
+
+    #[test]
+    fn a_failed_first_packet_of_a_source_waits_for_the_next_keyframe() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(true, 90_000, 0, 0);
+        let r = f.forward(t0, 1, 10, 0, true).unwrap();
+        f.unsend(1, 10, &r);
+        assert!(f.awaiting_keyframe());
+        assert_eq!(f.forward(t0, 1, 11, 0, false), Err(Drop::AwaitingKeyframe));
+        assert_eq!(f.forward(t0, 1, 12, 3000, true).unwrap().seq, 0);
     }
 }

@@ -69,6 +69,10 @@ pub struct PointConfig {
     /// Redundant audio (RFC 2198): offer RED first and send each Opus frame with the previous
     /// one when the server accepts it; accept RED as a subscriber and recover from it.
     pub red: bool,
+    /// Padding-only packets sent after each video frame on each layer, on the layer's own SSRC
+    /// and sequence, as Chromium's bandwidth probing does when RTX is not negotiated: the server
+    /// must forward none of them and leave no sequence hole for them.
+    pub probe_padding: usize,
 }
 
 impl Default for PointConfig {
@@ -88,6 +92,7 @@ impl Default for PointConfig {
             epoch: Instant::now(),
             files: FileMedia::default(),
             red: false,
+            probe_padding: 0,
         }
     }
 }
@@ -122,6 +127,8 @@ pub struct PointStats {
     pub red_sent: Option<RedFormat>,
     /// Subscriber: the payload type its last subscribe answer accepted for RED.
     pub red_payload_type: Option<u8>,
+    /// Padding-only probes sent (see [`PointConfig::probe_padding`]).
+    pub padding_sent: u64,
 }
 
 /// What a publisher sent on one video layer.
@@ -426,6 +433,7 @@ impl Point {
             video_paused_max: s.video_paused_max,
             red_sent: s.red_sent,
             red_payload_type: s.red_payload_type,
+            padding_sent: s.padding_sent,
         }
     }
 

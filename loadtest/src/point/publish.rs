@@ -384,6 +384,8 @@ pub(crate) fn spawn_media(
                                 s.layers_sent[layer.min(MAX_LAYERS - 1)].keyframes += 1;
                             }
                         }
+                        let padded = send_probe_padding(&video, e, vts, ids.as_ref(), cfg.probe_padding).await;
+                        lock(&stats).padding_sent += padded;
                         e.picture_id = e.picture_id.wrapping_add(1) & 0x7FFF;
                     }
                     vts = vts.wrapping_add(90_000 / fps);
@@ -392,6 +394,43 @@ pub(crate) fn spawn_media(
             }
         }
     });
+}
+
+/// `count` padding-only packets after a frame on `e`'s SSRC, numbered in its sequence (a
+/// packet with the padding bit and no payload: `rtc` writes four bytes of padding). Returns how
+/// many were written.
+async fn send_probe_padding(
+    video: &TrackLocalStaticRTP,
+    e: &mut Encoding,
+    timestamp: u32,
+    ids: Option<&SimulcastIds>,
+    count: usize,
+) -> u64 {
+    let mut sent = 0;
+    for _ in 0..count {
+        let mut header = rtp::header::Header {
+            version: 2,
+            padding: true,
+            payload_type: 96,
+            sequence_number: e.seq,
+            timestamp,
+            ssrc: e.ssrc,
+            ..Default::default()
+        };
+        if let Some(ids) = ids {
+            let _ = header.set_extension(ids.mid_ext, ids.mid.clone());
+            let _ = header.set_extension(ids.rid_ext, e.rid.clone());
+        }
+        e.seq = e.seq.wrapping_add(1);
+        let packet = rtp::Packet {
+            header,
+            payload: Bytes::new(),
+        };
+        if video.write_rtp(packet).await.is_ok() {
+            sent += 1;
+        }
+    }
+    sent
 }
 
 #[cfg(test)]

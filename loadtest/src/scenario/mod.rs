@@ -112,6 +112,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         epoch,
         files: cfg.files.clone(),
         red: cfg.red,
+        probe_padding: 0,
     };
     let rss0 = server.sample().await.rss;
 

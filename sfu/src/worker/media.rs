@@ -16,13 +16,13 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::Worker;
-use super::conn::{AUDIO_LEVEL_URI, internal, rtc_sdp_error};
-use super::track::{Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
+use super::conn::{AUDIO_LEVEL_URI, Conn, internal, rtc_sdp_error};
+use super::track::{Bound, DownTrack, Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
 use crate::api::{
     ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
 };
 use crate::audio_level::AudioActivity;
-use crate::forwarder::Drop;
+use crate::forwarder::{Drop, Rewrite};
 use crate::keyframe::VideoCodec;
 use crate::keyframe_requests::KeyframeRequests;
 use crate::layer_meter::LayerMeter;
@@ -303,8 +303,10 @@ impl Worker {
             return;
         };
         self.metrics.packets_in += 1;
-        // Padding-only packets (bandwidth probes) carry nothing a subscriber needs.
+        // Padding-only packets (bandwidth probes) carry nothing a subscriber needs; they must
+        // not take a number either (issue 14).
         if packet.payload.is_empty() {
+            self.on_padding(now, track, &packet);
             return;
         }
         let t = &mut self.tracks[track];
@@ -340,6 +342,7 @@ impl Worker {
         let red = t.red_pt == Some(packet.header.payload_type);
         // VP8: where the counters a layer switch must keep continuous are (see `vp8.rs`).
         let vp8 = if t.video_codec == Some(crate::keyframe::VideoCodec::Vp8) {
+        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
             crate::vp8::parse(&packet.payload)
         } else {
             None
@@ -366,6 +369,7 @@ impl Worker {
                     wants_keyframe = true;
                     continue;
                 }
+                d.forwarder.skip(ssrc, seq, packet.header.timestamp);
             }
             let Some(conn) = self.conns.get_mut(d.conn) else {
                 continue;
@@ -376,6 +380,11 @@ impl Worker {
             // A RED packet without a usable primary has nothing for a subscriber without RED:
             // skipped before it is numbered, so the subscriber sees no sequence hole.
             if red
+                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
+                    && write_padding(now, conn, d, &bound, fill)
+                {
+                    queue_drain(conn, d.conn, &mut self.dirty);
+                }
                 && bound.red_payload_type.is_none()
                 && primary
                     .get_or_insert_with(|| crate::red::primary(&packet.payload))
@@ -383,20 +392,18 @@ impl Worker {
             {
                 continue;
             }
-            let rewrite = match d.forwarder.forward(
-                now,
-                packet.header.ssrc,
-                packet.header.sequence_number,
-                packet.header.timestamp,
-                keyframe_start,
-            ) {
-                Ok(r) => r,
-                Err(Drop::AwaitingKeyframe) => {
-                    wants_keyframe = true;
-                    continue;
-                }
-                Err(Drop::StaleSource) => continue,
-            };
+            let rewrite =
+                match d
+                    .forwarder
+                    .forward(now, ssrc, seq, packet.header.timestamp, keyframe_start)
+                {
+                    Ok(r) => r,
+                    Err(Drop::AwaitingKeyframe) => {
+                        wants_keyframe = true;
+                        continue;
+                    }
+                    Err(Drop::StaleSource | Drop::TooLate) => continue,
+                };
             if switching {
                 match d.current {
                     Some(from) if from < rank => self.metrics.layer_switches_up += 1,
@@ -426,7 +433,10 @@ impl Worker {
                     let p = primary.get_or_insert_with(|| crate::red::primary(&packet.payload));
                     match p {
                         Some(p) => (bound.payload_type, p.clone()),
-                        None => continue,
+                        None => {
+                            d.forwarder.unsend(ssrc, seq, &rewrite);
+                            continue;
+                        }
                     }
                 }
             };
@@ -436,6 +446,7 @@ impl Worker {
                     padding: false,
                     extension: !extensions.is_empty(),
                     marker: packet.header.marker,
+                d.forwarder.unsend(ssrc, seq, &rewrite);
                     payload_type,
                     sequence_number: rewrite.seq,
                     timestamp: rewrite.ts,
@@ -444,6 +455,8 @@ impl Worker {
                     extension_profile: if extensions.is_empty() {
                         0
                     } else {
+                    // Its number goes to the next packet: a refused write is no loss.
+                    d.forwarder.unsend(ssrc, seq, &rewrite);
                         rtp::header::EXTENSION_PROFILE_ONE_BYTE
                     },
                     extensions,
@@ -455,12 +468,73 @@ impl Worker {
                 continue;
             };
             match sender.write_rtp(now, out) {
+impl Worker {
+    /// A padding-only packet (Chromium's bandwidth probing, on the media SSRC when RTX is not
+    /// negotiated): no subscriber gets it, and each downtrack on its layer closes its numbering
+    /// over it. Only a late one whose number was already reserved goes out, as padding.
+    fn on_padding(&mut self, now: Instant, track: usize, packet: &rtp::Packet) {
+        let (ssrc, seq, ts) = (
+            packet.header.ssrc,
+            packet.header.sequence_number,
+            packet.header.timestamp,
+        );
+        for d in self.tracks[track].downtracks.iter_mut() {
+            let Some(fill) = d.forwarder.skip(ssrc, seq, ts) else {
+                continue;
+            };
+            let (Some(bound), Some(conn)) = (d.bound, self.conns.get_mut(d.conn)) else {
+                continue;
+            };
+            if conn.connected && write_padding(now, conn, d, &bound, fill) {
+                queue_drain(conn, d.conn, &mut self.dirty);
+            }
+        }
+    }
+}
+
+/// Sends a padding-only packet numbered `fill`, for a number reserved for a late packet the
+/// subscriber does not get, so that it sees no hole. Returns whether it was written.
+fn write_padding(
+    now: Instant,
+    conn: &mut Conn,
+    d: &DownTrack,
+    bound: &Bound,
+    fill: Rewrite,
+) -> bool {
+    let Some(mut sender) = conn.pc.rtp_sender(d.sender_id) else {
+        return false;
+    };
+    let header = rtp::header::Header {
+        version: 2,
+        padding: true,
+        payload_type: bound.payload_type,
+        sequence_number: fill.seq,
+        timestamp: fill.ts,
+        ssrc: d.ssrc,
+        ..Default::default()
+    };
+    sender
+        .write_rtp(
+            now,
+            rtp::Packet {
+                header,
+                payload: Default::default(),
+            },
+        )
+        .is_ok()
+}
+
+/// Queues `conn` (worker key `key`) for draining, once.
+fn queue_drain(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(key);
+    }
+}
+
                 Ok(()) => {
                     self.metrics.packets_out += 1;
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(d.conn);
-                    }
+                    queue_drain(conn, d.conn, &mut self.dirty);
                 }
                 Err(e) => {
                     self.metrics.write_errors += 1;
