@@ -342,12 +342,12 @@ impl Worker {
         let red = t.red_pt == Some(packet.header.payload_type);
         // VP8: where the counters a layer switch must keep continuous are (see `vp8.rs`).
         let vp8 = if t.video_codec == Some(crate::keyframe::VideoCodec::Vp8) {
-        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
             crate::vp8::parse(&packet.payload)
         } else {
             None
         };
         self.vp8_rewrites.clear();
+        let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
         let mut primary = None;
         let mut wants_keyframe = false;
         for d in t.downtracks.iter_mut() {
@@ -369,27 +369,27 @@ impl Worker {
                     wants_keyframe = true;
                     continue;
                 }
-                d.forwarder.skip(ssrc, seq, packet.header.timestamp);
             }
             let Some(conn) = self.conns.get_mut(d.conn) else {
                 continue;
             };
             if !conn.connected {
+                d.forwarder.skip(ssrc, seq, packet.header.timestamp);
                 continue;
             }
             // A RED packet without a usable primary has nothing for a subscriber without RED:
             // skipped before it is numbered, so the subscriber sees no sequence hole.
             if red
-                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
-                    && write_padding(now, conn, d, &bound, fill)
-                {
-                    queue_drain(conn, d.conn, &mut self.dirty);
-                }
                 && bound.red_payload_type.is_none()
                 && primary
                     .get_or_insert_with(|| crate::red::primary(&packet.payload))
                     .is_none()
             {
+                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
+                    && write_padding(now, conn, d, &bound, fill)
+                {
+                    queue_drain(conn, d.conn, &mut self.dirty);
+                }
                 continue;
             }
             let rewrite =
@@ -446,7 +446,6 @@ impl Worker {
                     padding: false,
                     extension: !extensions.is_empty(),
                     marker: packet.header.marker,
-                d.forwarder.unsend(ssrc, seq, &rewrite);
                     payload_type,
                     sequence_number: rewrite.seq,
                     timestamp: rewrite.ts,
@@ -455,8 +454,6 @@ impl Worker {
                     extension_profile: if extensions.is_empty() {
                         0
                     } else {
-                    // Its number goes to the next packet: a refused write is no loss.
-                    d.forwarder.unsend(ssrc, seq, &rewrite);
                         rtp::header::EXTENSION_PROFILE_ONE_BYTE
                     },
                     extensions,
@@ -465,9 +462,28 @@ impl Worker {
                 payload,
             };
             let Some(mut sender) = conn.pc.rtp_sender(d.sender_id) else {
+                d.forwarder.unsend(ssrc, seq, &rewrite);
                 continue;
             };
             match sender.write_rtp(now, out) {
+                Ok(()) => {
+                    self.metrics.packets_out += 1;
+                    queue_drain(conn, d.conn, &mut self.dirty);
+                }
+                Err(e) => {
+                    // Its number goes to the next packet: a refused write is no loss.
+                    d.forwarder.unsend(ssrc, seq, &rewrite);
+                    self.metrics.write_errors += 1;
+                    tracing::trace!(subscriber = %d.subscriber, "write_rtp: {e}");
+                }
+            }
+        }
+        if wants_keyframe {
+            self.request_keyframe(now, track, rank);
+        }
+    }
+}
+
 impl Worker {
     /// A padding-only packet (Chromium's bandwidth probing, on the media SSRC when RTX is not
     /// negotiated): no subscriber gets it, and each downtrack on its layer closes its numbering
@@ -529,22 +545,6 @@ fn queue_drain(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
     if !conn.dirty {
         conn.dirty = true;
         dirty.push(key);
-    }
-}
-
-                Ok(()) => {
-                    self.metrics.packets_out += 1;
-                    queue_drain(conn, d.conn, &mut self.dirty);
-                }
-                Err(e) => {
-                    self.metrics.write_errors += 1;
-                    tracing::trace!(subscriber = %d.subscriber, "write_rtp: {e}");
-                }
-            }
-        }
-        if wants_keyframe {
-            self.request_keyframe(now, track, rank);
-        }
     }
 }
 
