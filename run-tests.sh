@@ -82,6 +82,10 @@ if [ -f tests/browser/simulcast.mjs ]; then
   step "simulcast layer routing browser test (Chromium)"
   node tests/browser/simulcast.mjs
 fi
+if [ -f tests/browser/seqgaps.mjs ]; then
+  step "no sequence gap on a clean line browser test (Chromium, 90 s)"
+  node tests/browser/seqgaps.mjs
+fi
 if [ -f tests/browser/turn.mjs ]; then
   step "TURN relay browser test (coturn, Chromium)"
   node tests/browser/turn.mjs
