@@ -18,13 +18,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub fn add(args: &AdminAddArgs) -> anyhow::Result<()> {
     accounts::check_username(&args.username).map_err(|e| anyhow::anyhow!("{e}: {e:?}"))?;
     let password = read_password()?;
-    accounts::check_password(&password).map_err(|_| {
-        anyhow::anyhow!(
-            "the password must be {}-{} characters long",
-            accounts::MIN_PASSWORD,
-            accounts::MAX_PASSWORD
-        )
-    })?;
+    if let Some(problem) = accounts::password_problem(&password, &args.username) {
+        anyhow::bail!("{problem}");
+    }
     runtime()?.block_on(async {
         room_admin::files::ensure_private_dir(&args.data.data_dir)
             .with_context(|| format!("cannot create {}", args.data.data_dir.display()))?;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 pub const ADMIN_PASSWORD: &str = "mật khẩu quản trị 2025";
-pub const OPERATOR_PASSWORD: &str = "operator password 1";
+pub const OPERATOR_PASSWORD: &str = "night shift staff 1";
 pub const BASE: &str = "https://hoinghi.test:8443";
 /// A byte-identical copy of `shared/data/points-bac-kan.csv` (122 points of Bắc Kạn).
 pub const CSV: &str = include_str!("../fixtures/points-bac-kan.csv");

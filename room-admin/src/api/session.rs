@@ -158,23 +158,16 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let now = db::unix_now();
     let username: String = input.username.trim().chars().take(64).collect();
-    if let Some(wait) = state.throttle().check(&username, &ip, now) {
-        state
-            .audit(&username, &ip, "login.throttled", &username, "")
-            .await;
-        let minutes = (wait + 59) / 60;
-        return Err(ApiError {
-            retry_after: Some(wait),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_attempts",
-                format!(
-                    "Đăng nhập sai quá nhiều lần. Hãy thử lại sau {minutes} phút. / Too many \
-                     failed logins. Try again in {minutes} minutes."
-                ),
-            )
-        });
-    }
+    // Reserved before the (slow) hash: parallel guesses cannot all get past the limit.
+    let attempt = match state.throttle().reserve(&username, &ip, now) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            state
+                .audit(&username, &ip, "login.throttled", &username, "")
+                .await;
+            return Err(too_many_attempts(wait));
+        }
+    };
     let account = accounts::find(state.db(), &username).await?;
     let hash = account.as_ref().filter(|a| !a.disabled).map_or_else(
         || accounts::dummy_hash().to_owned(),
@@ -184,7 +177,7 @@ pub async fn login(
     let account = match account {
         Some(a) if password_ok && !a.disabled => a,
         _ => {
-            state.throttle().failed(&username, &ip, now);
+            drop(attempt);
             state
                 .audit(&username, &ip, "login.failed", &username, "")
                 .await;
@@ -195,7 +188,7 @@ pub async fn login(
             ));
         }
     };
-    state.throttle().succeeded(&username);
+    attempt.succeeded();
     let (cookie, csrf) = accounts::start_session(state.db(), &account.username, &ip, now).await?;
     state
         .audit(&account.username, &ip, "login", &account.username, "")
@@ -207,6 +200,28 @@ pub async fn login(
     };
     let cookie = set_cookie(&state, &cookie, accounts::SESSION_SECS);
     Ok(([(header::SET_COOKIE, cookie)], axum::Json(body)).into_response())
+}
+
+/// The 429 answer of a throttled password check: how long to wait, in words and in
+/// `Retry-After`.
+fn too_many_attempts(wait: i64) -> ApiError {
+    let (vi, en) = if wait < 60 {
+        (format!("{wait} giây"), format!("in {wait} seconds"))
+    } else {
+        let minutes = (wait + 59) / 60;
+        (format!("{minutes} phút"), format!("in {minutes} minutes"))
+    };
+    ApiError {
+        retry_after: Some(wait),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "Nhập sai mật khẩu quá nhiều lần. Hãy thử lại sau {vi}. / Too many wrong \
+                 passwords. Try again {en}."
+            ),
+        )
+    }
 }
 
 /// Log out: ends the session and clears the cookie.
@@ -246,20 +261,40 @@ pub struct ChangePassword {
 #[utoipa::path(post, path = "/api/v1/auth/password", tag = "session",
     request_body = ChangePassword,
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "too many wrong current passwords")))]
 pub async fn change_own_password(
     axum::extract::State(state): axum::extract::State<AdminState>,
     staff: Staff,
     ApiJson(input): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
+    // The new password's rule first: a refusal for it costs no guess of the current one.
+    accounts::check_password_field("new_password", &input.new_password, &staff.username)?;
+    // The current password is throttled like a login: a stolen session cookie must not become
+    // an unlimited password oracle.
+    let attempt = state
+        .throttle()
+        .reserve(&staff.username, &staff.ip, db::unix_now())
+        .map_err(too_many_attempts)?;
     let account = accounts::get(state.db(), &staff.username).await?;
     if !accounts::verify_password_async(account.password_hash, input.current_password).await {
+        drop(attempt);
+        state
+            .audit(
+                &staff.username,
+                &staff.ip,
+                "account.password_failed",
+                &staff.username,
+                "own",
+            )
+            .await;
         return Err(crate::error::StoreError::invalid_field(
             "current_password",
             "Mật khẩu hiện tại không đúng. / The current password is wrong.",
         )
         .into());
     }
+    attempt.succeeded();
     accounts::set_password(
         state.db(),
         &staff.username,
