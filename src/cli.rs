@@ -18,6 +18,8 @@ use signaling::turn::{TurnConfig, TurnSecret, TurnUrl};
 /// The environment variable that may hold the TURN secret itself. Not a flag: a secret on the
 /// command line is visible to every user of the machine in `ps`.
 pub const TURN_SECRET_ENV: &str = "HOINGHI_TURN_SECRET";
+/// The default first media port: below Linux's ephemeral port range (32768-60999), as Jitsi's.
+pub const DEFAULT_MEDIA_PORT: u16 = 10_000;
 /// A secret file larger than this is a wrong path (a log, a binary), not a secret.
 const TURN_SECRET_MAX_BYTES: u64 = 4_096;
 
@@ -43,7 +45,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: HTTPS (web client, /ws signaling, /metrics) and the media workers.
+    /// Run the server: HTTPS (web client, /ws signaling), the media workers, and /metrics on
+    /// --metrics-listen when given.
     Serve(ServeArgs),
     /// Print join links.
     Links {
@@ -101,7 +104,7 @@ pub enum LinksCommand {
 /// Flags that decide where the server is and how links to it look; shared by `serve` and `links`.
 #[derive(Debug, Clone, Args)]
 pub struct ConnArgs {
-    /// Address and port for HTTPS (or HTTP with --no-tls): the web client, /ws and /metrics.
+    /// Address and port for HTTPS (or HTTP with --no-tls): the web client and /ws.
     /// Port 0 picks a free port (printed on the `ready:` line).
     #[arg(long, env = "HOINGHI_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
@@ -131,9 +134,10 @@ pub struct ServeArgs {
     pub conn: ConnArgs,
 
     /// First UDP port for media. Media worker i listens on UDP port (media-port + i); open
-    /// media-port .. media-port + workers - 1 in the firewall.
-    #[arg(long, env = "HOINGHI_MEDIA_PORT", default_value_t = 40000,
-          value_parser = clap::value_parser!(u16).range(1..))]
+    /// media-port .. media-port + workers - 1 in the firewall. The default sits below Linux's
+    /// ephemeral range (32768-60999), where any outgoing connection could hold the port.
+    /// 0: any free port for each worker (printed as `media-udp:` before `ready:`; for tests).
+    #[arg(long, env = "HOINGHI_MEDIA_PORT", default_value_t = DEFAULT_MEDIA_PORT)]
     pub media_port: u16,
 
     /// TCP port for media over ICE-TCP, for points whose firewall drops UDP (one port for all
@@ -170,6 +174,25 @@ pub struct ServeArgs {
         conflicts_with = "no_tls"
     )]
     pub tls_key: Option<PathBuf>,
+
+    /// Address for Prometheus metrics (`GET /metrics`, plain HTTP), e.g. 127.0.0.1:9464. Off by
+    /// default: the metrics say who is connected and how the server is built, so they are not
+    /// served on the web port. Port 0: any free port (printed as `metrics:` before `ready:`).
+    #[arg(long, env = "HOINGHI_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Most HTTP(S) connections open at once from one client address (an IPv6 /64 counts as
+    /// one). A WebSocket stops counting once it is upgraded. Raise it when many halls share one
+    /// NAT address.
+    #[arg(long, env = "HOINGHI_MAX_CONNECTIONS_PER_IP", value_name = "N",
+          default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Seconds a client gets for its TLS handshake, and for each request head (also while a
+    /// kept-alive connection waits for its next request); then the connection is closed.
+    #[arg(long, env = "HOINGHI_HTTP_TIMEOUT", value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_timeout: u64,
 
     /// Log filter (tracing EnvFilter syntax), e.g. `info`, `debug`, `info,sfu=debug`.
     /// Logs go to stderr.
@@ -289,7 +312,8 @@ mod tests {
             "0.0.0.0:8443".parse::<SocketAddr>().unwrap()
         );
         assert_eq!(cli.serve.conn.data_dir, PathBuf::from("./data"));
-        assert_eq!(cli.serve.media_port, 40000);
+        assert_eq!(cli.serve.media_port, 10_000);
+        assert!(cli.serve.metrics_listen.is_none());
         assert!(!cli.serve.conn.no_tls);
         assert_eq!(cli.serve.log, "info");
     }
@@ -301,7 +325,8 @@ mod tests {
             argv.extend_from_slice(args);
             Cli::try_parse_from(argv).map(|c| c.serve.ice_tcp_port())
         };
-        assert_eq!(serve(&[]).unwrap(), Some(40000));
+        assert_eq!(serve(&[]).unwrap(), Some(10_000));
+        assert_eq!(serve(&["--media-port", "0"]).unwrap(), Some(0));
         assert_eq!(serve(&["--media-port", "5000"]).unwrap(), Some(5000));
         assert_eq!(serve(&["--ice-tcp-port", "443"]).unwrap(), Some(443));
         assert_eq!(serve(&["--ice-tcp-port", "0"]).unwrap(), Some(0));
@@ -370,7 +395,9 @@ mod tests {
     fn bad_values_are_refused() {
         for argv in [
             &["hoinghi", "--workers", "0"][..],
-            &["hoinghi", "--media-port", "0"],
+            &["hoinghi", "--media-port", "-1"],
+            &["hoinghi", "--http-timeout", "0"],
+            &["hoinghi", "--max-connections-per-ip", "0"],
             &["hoinghi", "--listen", "nowhere"],
             &["hoinghi", "--tls-cert", "c.pem"],
             &[

@@ -6,13 +6,18 @@
 //! - `cli`: flags and commands (clap), each flag also an environment variable.
 //! - `net`: public IP, media bind address and the base URL of join links.
 //! - `tls`: the HTTPS certificate (given, or generated once into the data dir) and rustls setup.
-//! - `web`: `/healthz`, `/metrics`, the embedded web client, security headers, body limit.
+//! - `web`: `/healthz`, the embedded web client, security headers, body limit; `/metrics` for
+//!   its own listener.
+//! - `front`: the accept loop: connection caps per address, TLS-handshake and header-read
+//!   timeouts, header size cap, plain HTTP on the HTTPS port, HSTS.
+//! - `linktest`: the pre-join link test, for join-token holders, within byte budgets.
 //! - `serve`: `hoinghi serve`, composing sfu + signaling + room-admin; shutdown on signals.
 //! - `links`: `hoinghi links test-room`.
 //! - `admin_cmd`: `hoinghi admin add <user>` (and a hidden crash-test writer).
 
 mod admin_cmd;
 mod cli;
+mod front;
 mod links;
 mod linktest;
 mod net;

@@ -5,21 +5,25 @@
 //! server is really listening.
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use room_admin::api::AdminState;
 use room_admin::attendance::AttendanceRecorder;
-use room_admin::{Db, Directory, JoinAuthorizer, JoinTokens, Secret, accounts, db, test_room};
+use room_admin::{Db, Directory, JoinAuthorizer, JoinTokens, Secret, accounts, db};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{ServeArgs, TURN_SECRET_ENV};
+use crate::front::{self, FrontDoor, GRACE, limits::ConnLimits};
 use crate::{net, tls, web};
 
-/// How long open HTTP connections get to finish after a shutdown signal.
-const GRACE: Duration = Duration::from_secs(5);
+/// Descriptors kept out of the HTTP(S) connection cap: media sockets, ICE-TCP, the database,
+/// log files.
+const RESERVED_FDS: u64 = 256;
+/// Connections the metrics listener holds at once (a scraper or two, on a private address).
+const METRICS_CONNECTIONS: usize = 16;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let conn = &args.conn;
@@ -34,6 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let turn = args.turn(std::env::var_os(TURN_SECRET_ENV))?;
+    let max_connections = connection_budget(raise_open_files_limit());
 
     let secret = Secret::load_or_create(&conn.data_dir)?;
     let tokens = JoinTokens::new(&secret);
@@ -55,7 +60,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             "TLS certificate SHA-256 fingerprint {fingerprint}"
         );
         println!("tls-fingerprint-sha256: {fingerprint}");
-        Some(tls::server_config(material)?)
+        let hsts = material.operator;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls::server_config(material)?);
+        Some(front::Tls { acceptor, hsts })
     } else {
         tracing::warn!("TLS is off (--no-tls): for local development and tests only");
         None
@@ -63,8 +70,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(conn.listen)
         .with_context(|| format!("cannot listen on {} (--listen)", conn.listen))?;
-    listener.set_nonblocking(true)?;
     let bound = listener.local_addr()?;
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
 
     let registry = prometheus::Registry::new();
     register_process_metrics(&registry);
@@ -90,10 +103,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     // Joins of stored meetings and of the test room go through the same authorizer; every join
     // and leave is recorded for attendance.
-    let authorizer = JoinAuthorizer::with_directory(tokens.clone(), directory.clone());
+    let authorizer = Arc::new(JoinAuthorizer::with_directory(
+        tokens.clone(),
+        directory.clone(),
+    ));
     let recorder = AttendanceRecorder::start(database.clone()).await?;
     let mut signaling =
-        signaling::Signaling::with_observer(sfu.clone(), Arc::new(authorizer), recorder, &registry);
+        signaling::Signaling::with_observer(sfu.clone(), authorizer.clone(), recorder, &registry);
     if let Some(turn) = turn {
         // The URLs and lifetime only: the secret has no Display and a redacted Debug.
         let urls: Vec<&str> = turn.urls().iter().map(|u| u.as_str()).collect();
@@ -118,15 +134,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Meetings that reach their planned end are closed for everyone still in them.
     let closer = room_admin::closer::spawn(admin.clone(), room_admin::closer::INTERVAL);
     let app = web::app(
-        registry,
         signaling.router().merge(room_admin::api::router(admin)),
+        crate::linktest::router(authorizer),
     );
+    let timeout = Duration::from_secs(args.http_timeout);
+    let web_door = FrontDoor {
+        tls: tls_config,
+        limits: ConnLimits::new(args.max_connections_per_ip as usize, max_connections),
+        timeout,
+        metrics: front::FrontMetrics::new(&registry, "web")?,
+    };
+    let metrics_door = FrontDoor {
+        tls: None,
+        limits: ConnLimits::new(METRICS_CONNECTIONS, METRICS_CONNECTIONS),
+        timeout,
+        metrics: front::FrontMetrics::new(&registry, "metrics")?,
+    };
 
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
-    let mut server = match tls_config {
-        Some(config) => spawn_https(listener, config, app, shutdown.clone()),
-        None => spawn_http(listener, app, shutdown.clone())?,
+    let mut server = web_door.spawn(listener, app, shutdown.clone())?;
+    let metrics_url = match metrics_listener {
+        Some(l) => {
+            let url = format!("http://{}/metrics", l.local_addr()?);
+            // Its end is not watched: the web server is the one whose failure stops us.
+            metrics_door.spawn(l, web::metrics_app(registry), shutdown.clone())?;
+            Some(url)
+        }
+        None => None,
     };
 
     tracing::info!(
@@ -149,8 +184,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     // A closed stdout (a supervisor that stopped reading, a pipe into `head`) must not stop a
     // server that is serving: say so in the log and go on.
-    if let Err(e) = print_ready(&base, &tokens) {
-        tracing::warn!("cannot print the ready line and test-room links to stdout: {e}");
+    let ports = Ports {
+        media_udp: sfu.media_ports(),
+        ice_tcp: sfu.ice_tcp_port(),
+        metrics: metrics_url,
+    };
+    if let Err(e) = print_ready(&base, &ports) {
+        tracing::warn!("cannot print the ready line to stdout: {e}");
     }
 
     // The server task ends on its own only on failure, or when a signal asked it to (and it may
@@ -208,44 +248,6 @@ fn register_process_metrics(registry: &prometheus::Registry) {
     }
 }
 
-type ServerTask = tokio::task::JoinHandle<std::io::Result<()>>;
-
-fn spawn_https(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) -> ServerTask {
-    let handle = axum_server::Handle::new();
-    let on_signal = handle.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        on_signal.graceful_shutdown(Some(GRACE));
-    });
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
-    tokio::spawn(
-        axum_server::from_tcp_rustls(listener, config)
-            .handle(handle)
-            .serve(app.into_make_service_with_connect_info::<SocketAddr>()),
-    )
-}
-
-fn spawn_http(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<ServerTask> {
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    Ok(tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    }))
-}
-
 /// Cancels `shutdown` on the first SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop).
 async fn forward_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
@@ -263,16 +265,54 @@ async fn forward_signals(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// The `ready:` line, then the test room's links, one per line: the contract with scripts and
-/// tests that start the server (they wait for `ready:` and take the URL after the last space).
-fn print_ready(base: &str, tokens: &JoinTokens) -> anyhow::Result<()> {
-    let links = test_room::links(tokens, base, SystemTime::now())?;
+/// Where the media and the metrics ended up (they may have been asked for with port 0).
+struct Ports {
+    media_udp: Vec<u16>,
+    ice_tcp: Option<u16>,
+    metrics: Option<String>,
+}
+
+/// The ports, then the `ready:` line: the contract with scripts and tests that start the server
+/// (they wait for `ready:`, and read `media-udp:`, `ice-tcp:`, `metrics:` before it).
+///
+/// No join link here: stdout of a service ends up in the journal, and a year-long chair link
+/// there is a key for anyone who can read logs. `hoinghi links test-room` prints them on demand.
+fn print_ready(base: &str, ports: &Ports) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "ready: {base}")?;
-    writeln!(out, "test-room chair: {}", links.chair)?;
-    for (i, link) in links.points.iter().enumerate() {
-        writeln!(out, "test-room point-{}: {link}", i + 1)?;
+    let udp: Vec<String> = ports.media_udp.iter().map(u16::to_string).collect();
+    writeln!(out, "media-udp: {}", udp.join(","))?;
+    if let Some(port) = ports.ice_tcp {
+        writeln!(out, "ice-tcp: {port}")?;
     }
+    if let Some(url) = &ports.metrics {
+        writeln!(out, "metrics: {url}")?;
+    }
+    writeln!(out, "ready: {base}")?;
+    writeln!(
+        out,
+        "test-room links (one chair, three points): hoinghi links test-room, with the same flags"
+    )?;
     out.flush()?;
     Ok(())
+}
+
+/// Raises the open-files soft limit to the hard limit (systemd gives services 1,024 soft, a
+/// flood of connections would use them up) and returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            tracing::info!(limit, "open files limit");
+            limit
+        }
+        Err(e) => {
+            let limit = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+            tracing::warn!(limit, "cannot raise the open files limit: {e}");
+            limit
+        }
+    }
+}
+
+/// HTTP(S) connections held at once: the descriptors left after [`RESERVED_FDS`], at least 64.
+fn connection_budget(open_files: u64) -> usize {
+    open_files.saturating_sub(RESERVED_FDS).clamp(64, 1 << 20) as usize
 }

@@ -4,10 +4,16 @@
 //! Points open a self-signed server once, compare the fingerprint printed at start with the
 //! browser's, and accept it. Delete `<data-dir>/tls/` to make a new one (e.g. after changing
 //! `--public-ip`, which is one of its names).
+//!
+//! The generated certificate is valid for [`GENERATED_VALIDITY`] and made anew at a start when
+//! less than [`RENEW_BEFORE`] is left: a certificate valid until the year 4096 (rcgen's default)
+//! is one a stolen key is good for forever. A renewed certificate has a new fingerprint, which
+//! the start logs as a warning, since points must accept it again.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
 use room_admin::files;
@@ -18,6 +24,10 @@ use sha2::{Digest, Sha256};
 pub const TLS_DIR: &str = "tls";
 pub const CERT_FILE: &str = "cert.pem";
 pub const KEY_FILE: &str = "key.pem";
+/// How long a generated certificate is valid.
+pub const GENERATED_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A generated certificate with less than this left is made again at start.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A certificate chain and its key, ready for rustls.
 pub struct TlsMaterial {
@@ -27,6 +37,9 @@ pub struct TlsMaterial {
     pub cert_path: PathBuf,
     /// True when this start made the certificate.
     pub generated: bool,
+    /// True for the operator's certificate (`--tls-cert`), false for the one we make: only the
+    /// operator's is trusted by browsers, so only then is HSTS sent.
+    pub operator: bool,
 }
 
 impl TlsMaterial {
@@ -58,7 +71,9 @@ pub fn load_or_create(
     names: &[IpAddr],
 ) -> anyhow::Result<TlsMaterial> {
     if let Some((cert, key)) = explicit {
-        return load(cert, key, false);
+        let mut material = load(cert, key, false)?;
+        material.operator = true;
+        return Ok(material);
     }
     let dir = data_dir.join(TLS_DIR);
     let cert = dir.join(CERT_FILE);
@@ -66,10 +81,18 @@ pub fn load_or_create(
     // Both or neither: a crash between the two writes leaves one, and a certificate without its
     // key (or the reverse) is useless, so it is made again.
     if cert.exists() && key.exists() {
-        return load(&cert, &key, false);
+        let material = load(&cert, &key, false)?;
+        match material.remaining(SystemTime::now()) {
+            Some(left) if left >= RENEW_BEFORE => return Ok(material),
+            left => tracing::warn!(
+                days_left = left.map(|d| d.as_secs() / 86_400),
+                "the generated TLS certificate expires soon or cannot be read: making a new \
+                 one (new fingerprint: points must accept it again)"
+            ),
+        }
     }
     files::ensure_private_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let (cert_pem, key_pem) = generate(names)?;
+    let (cert_pem, key_pem) = generate(names, SystemTime::now(), GENERATED_VALIDITY)?;
     // The key first: if we crash before the certificate is written, the next start sees no
     // certificate and makes both again.
     files::write_atomic(&key, key_pem.as_bytes(), 0o600)
@@ -79,9 +102,13 @@ pub fn load_or_create(
     load(&cert, &key, true)
 }
 
-/// A self-signed certificate (ECDSA P-256) for localhost, 127.0.0.1 and `names`, as PEM
-/// `(certificate, private key)`.
-fn generate(names: &[IpAddr]) -> anyhow::Result<(String, String)> {
+/// A self-signed certificate (ECDSA P-256) for localhost, 127.0.0.1 and `names`, valid from a
+/// day before `now` (clocks of the points differ) for `validity`, as PEM `(certificate, key)`.
+fn generate(
+    names: &[IpAddr],
+    now: SystemTime,
+    validity: Duration,
+) -> anyhow::Result<(String, String)> {
     let mut sans = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
     for ip in names {
         let s = ip.to_string();
@@ -94,6 +121,9 @@ fn generate(names: &[IpAddr]) -> anyhow::Result<(String, String)> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "hoinghi");
+    let now = time::OffsetDateTime::from(now);
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + validity;
     let key = rcgen::KeyPair::generate().context("cannot generate TLS key")?;
     let cert = params
         .self_signed(&key)
@@ -115,7 +145,22 @@ fn load(cert_path: &Path, key_path: &Path, generated: bool) -> anyhow::Result<Tl
         key,
         cert_path: cert_path.to_owned(),
         generated,
+        operator: false,
     })
+}
+
+impl TlsMaterial {
+    /// Time left before the leaf certificate expires at `now`: zero when expired, `None` when
+    /// its dates cannot be read.
+    pub fn remaining(&self, now: SystemTime) -> Option<Duration> {
+        let leaf = self.chain.first()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+        let not_after = cert.validity().not_after.timestamp();
+        let now = now.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+        Some(Duration::from_secs(
+            not_after.saturating_sub(now).max(0) as u64
+        ))
+    }
 }
 
 /// rustls server settings: TLS 1.2 and 1.3 only, the `ring` provider, HTTP/1.1.
@@ -169,6 +214,56 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(key_mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_generated_certificate_is_valid_for_about_a_year() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = load_or_create(dir.path(), None, &[]).unwrap();
+        let left = made.remaining(SystemTime::now()).unwrap();
+        let day = Duration::from_secs(86_400);
+        assert!(
+            left > GENERATED_VALIDITY - day && left <= GENERATED_VALIDITY,
+            "{left:?}"
+        );
+        assert!(!made.operator);
+    }
+
+    #[test]
+    fn a_generated_certificate_close_to_expiry_is_made_again_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join(TLS_DIR);
+        files::ensure_private_dir(&tls).unwrap();
+        // Made 340 days ago: 25 days left, under the 30-day margin.
+        let then = SystemTime::now() - Duration::from_secs(340 * 86_400);
+        let (cert, key) = generate(&[], then, GENERATED_VALIDITY).unwrap();
+        std::fs::write(tls.join(CERT_FILE), cert).unwrap();
+        std::fs::write(tls.join(KEY_FILE), key).unwrap();
+        let old = load(&tls.join(CERT_FILE), &tls.join(KEY_FILE), false).unwrap();
+        let old_left = old.remaining(SystemTime::now()).unwrap();
+        assert!(old_left < RENEW_BEFORE, "{old_left:?}");
+
+        let renewed = load_or_create(dir.path(), None, &[]).unwrap();
+        assert!(renewed.generated);
+        assert_ne!(renewed.fingerprint(), old.fingerprint());
+        assert!(renewed.remaining(SystemTime::now()).unwrap() > RENEW_BEFORE);
+
+        // One with more than the margin left is kept.
+        let (cert, key) = generate(&[], SystemTime::now(), GENERATED_VALIDITY).unwrap();
+        std::fs::write(tls.join(CERT_FILE), cert).unwrap();
+        std::fs::write(tls.join(KEY_FILE), key).unwrap();
+        assert!(!load_or_create(dir.path(), None, &[]).unwrap().generated);
+    }
+
+    #[test]
+    fn the_operators_certificate_is_marked_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = generate(&[], SystemTime::now(), GENERATED_VALIDITY).unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        let material = load_or_create(dir.path(), Some((&c, &k)), &[]).unwrap();
+        assert!(material.operator && !material.generated);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The HTTP side of the binary: `/healthz`, `/metrics`, the embedded web client, and the layers
-//! every response goes through (body limit, security headers). Signaling's router (`/ws`) is
-//! merged in by the caller.
+//! The HTTP side of the binary: `/healthz`, the embedded web client, and the layers every
+//! response goes through (body limit, security headers). Signaling's router (`/ws`) and the link
+//! test are merged in by the caller. `/metrics` is a separate app ([`metrics_app`]) for its own
+//! listener (`--metrics-listen`): it is not served on the web port.
 //!
 //! No request logging layer on purpose: join tokens travel in URLs (`/join?t=...`), and a log
 //! of request URIs would be a log of keys.
@@ -35,11 +36,19 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' '
 #[allow_missing = true]
 struct WebClient;
 
-/// The whole HTTP application: our routes, `extra` (signaling's `/ws`), and the common layers.
-pub fn app(registry: prometheus::Registry, extra: Router) -> Router {
+/// The Prometheus endpoint alone, for the metrics listener.
+pub fn metrics_app(registry: prometheus::Registry) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics).with_state(registry))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// The whole HTTP application: our routes, `extra` (signaling's `/ws`, the admin API), the
+/// common layers, and `linktest` (`crate::linktest::router`) after them.
+pub fn app(extra: Router, linktest: Router) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(metrics).with_state(registry))
         .route(
             "/",
             get(|headers: HeaderMap| async move { asset::<WebClient>("index.html", &headers) }),
@@ -59,7 +68,7 @@ pub fn app(registry: prometheus::Registry, extra: Router) -> Router {
         .layer(axum::middleware::map_response(security_headers))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(api_body_limit_as_json))
-        .merge(crate::linktest::router()) // after the layers: it caps its own bodies at 4 MiB
+        .merge(linktest) // after the layers: it caps its own bodies at 4 MiB
 }
 
 /// The body limit answers a bare 413; API clients get the API's JSON error instead.
@@ -200,7 +209,7 @@ mod tests {
                 "/echo",
                 post(|body: axum::body::Bytes| async move { body.len().to_string() }),
             );
-        app(prometheus::Registry::new(), extra)
+        app(extra, Router::new())
     }
 
     async fn send(app: Router, req: Request<Body>) -> Response {
@@ -263,12 +272,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn metrics_are_not_served_on_the_web_port() {
+        let res = send(test_app(), get_req("/metrics")).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
     async fn metrics_are_prometheus_text() {
         let registry = prometheus::Registry::new();
         let counter = prometheus::IntCounter::new("hoinghi_test_total", "test").unwrap();
         registry.register(Box::new(counter.clone())).unwrap();
         counter.inc();
-        let res = send(app(registry, Router::new()), get_req("/metrics")).await;
+        let res = send(metrics_app(registry), get_req("/metrics")).await;
         assert_eq!(res.status(), StatusCode::OK);
         assert!(
             res.headers()[header::CONTENT_TYPE]

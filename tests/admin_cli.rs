@@ -6,7 +6,7 @@ mod common;
 use common::hoinghi;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
@@ -85,11 +85,6 @@ impl Drop for Server {
 
 #[allow(clippy::zombie_processes)] // waited for in `stop` or `Drop`
 fn start(dir: &Path) -> Server {
-    let media = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = hoinghi()
         .args([
             "serve",
@@ -99,7 +94,7 @@ fn start(dir: &Path) -> Server {
             "--workers",
             "1",
         ])
-        .args(["--media-port", &media.to_string(), "--data-dir"])
+        .args(["--media-port", "0", "--data-dir"])
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

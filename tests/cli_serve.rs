@@ -1,249 +1,46 @@
 //! `hoinghi serve` as an operator runs it: the built binary on loopback, a fresh data dir,
 //! waiting for its `ready:` line, then plain HTTP or HTTPS requests, then SIGTERM.
 
-mod common;
+mod serve_harness;
 
-use common::{free_udp_port, hoinghi};
+use serve_harness::{Server, connect, hoinghi, http_get, https_get};
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::process::Stdio;
 
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use sha2::{Digest, Sha256};
-
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A running server; killed on drop so a failing test leaves no process behind.
-struct Server {
-    child: Child,
-    /// Every stdout line up to and including `ready:`.
-    before_ready: Vec<String>,
-    /// What followed the `ready:` line (the test-room links).
-    after_ready: Vec<String>,
-    /// `scheme://host:port` from the `ready:` line.
-    base: String,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(data_dir: &Path, extra: &[&str]) -> Server {
-        let media_port = free_udp_port();
-        let mut cmd = hoinghi();
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-            .args(["--media-port", &media_port.to_string()])
-            .args(["--data-dir", data_dir.to_str().unwrap()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start hoinghi");
-
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let (tx, rx) = mpsc::channel();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        std::thread::spawn(move || {
-            // Read to the end even when nobody listens any more: closing the pipe early would
-            // make the server's later output hit a broken pipe.
-            for line in out.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-
-        let mut server = Server {
-            child,
-            before_ready: Vec::new(),
-            after_ready: Vec::new(),
-            base: String::new(),
-            port: 0,
-            stderr,
-        };
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    server.before_ready.push(line.clone());
-                    if let Some(base) = line.strip_prefix("ready: ") {
-                        server.base = base.to_owned();
-                        break;
-                    }
-                }
-                Err(_) => panic!(
-                    "no `ready:` line within {READY_TIMEOUT:?}; stdout: {:?}; stderr:\n{}",
-                    server.before_ready,
-                    server.stderr.lock().unwrap()
-                ),
-            }
-        }
-        // The four test-room links are printed right after `ready:`.
-        for _ in 0..4 {
-            let line = rx.recv_timeout(IO_TIMEOUT).expect("a test-room link line");
-            server.after_ready.push(line);
-        }
-        server.port = server
-            .base
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in ready line {:?}", server.base));
-        server
-    }
-
-    fn fingerprint_line(&self) -> &str {
-        self.before_ready
-            .iter()
-            .find_map(|l| l.strip_prefix("tls-fingerprint-sha256: "))
-            .expect("fingerprint printed before ready")
-    }
-
-    /// SIGTERM, then the exit status (within a timeout).
-    fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: plain kill(2) on our own child's pid, which is still running or a zombie.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not exit after SIGTERM; stderr:\n{}",
-                self.stderr.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Status line, headers (lower-case names) and body of a response read to EOF.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 GET with `Connection: close` over any stream; no client library needed.
-fn get_over(mut stream: impl Read + Write, path: &str) -> Reply {
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    stream.flush().unwrap();
-    let mut raw = Vec::new();
-    // A TLS peer closing without close_notify is an error for rustls; what was read is kept.
-    let _ = stream.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head and body");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
-
-fn connect(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream
-}
-
-fn http_get(port: u16, path: &str) -> Reply {
-    get_over(connect(port), path)
-}
-
-/// HTTPS GET trusting only `cert` (the server's self-signed certificate) for `localhost`.
-fn https_get(port: u16, cert: CertificateDer<'static>, path: &str) -> Reply {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    get_over(rustls::StreamOwned::new(conn, connect(port)), path)
-}
 
 #[test]
 fn plain_http_serves_health_metrics_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &["--no-tls"]);
+    let server = Server::start(dir.path(), &["--no-tls", "--metrics-listen", "127.0.0.1:0"]);
     assert!(
         server.base.starts_with("http://localhost:"),
         "{}",
         server.base
     );
 
-    let labels: Vec<&str> = server
-        .after_ready
-        .iter()
-        .map(|l| l.split_once(": ").expect("label: link").0)
-        .collect();
-    assert_eq!(
-        labels,
-        [
-            "test-room chair",
-            "test-room point-1",
-            "test-room point-2",
-            "test-room point-3"
-        ]
+    // The ports, then `ready:`, then a pointer to `hoinghi links`: no join link in the output,
+    // which a service manager keeps in its journal.
+    assert!(
+        server.line("media-udp").is_some(),
+        "{:?}",
+        server.before_ready
     );
-    for line in &server.after_ready {
-        let link = line.rsplit(' ').next().unwrap();
-        assert!(
-            link.starts_with(&format!("{}/join?t=", server.base)),
-            "{line}"
-        );
+    assert!(
+        server.line("ice-tcp").is_some(),
+        "{:?}",
+        server.before_ready
+    );
+    let hint = server
+        .after_ready
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a line after ready");
+    assert!(hint.contains("hoinghi links test-room"), "{hint}");
+    for line in server.before_ready.iter().chain([&hint]) {
+        assert!(!line.contains("t="), "a join link printed: {line}");
     }
 
     let health = http_get(server.port, "/healthz");
@@ -252,7 +49,17 @@ fn plain_http_serves_health_metrics_and_stops_on_sigterm() {
     assert_eq!(health.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(health.header("referrer-policy"), Some("no-referrer"));
 
-    let metrics = http_get(server.port, "/metrics");
+    // Metrics on their own listener only, never on the web port.
+    assert_eq!(http_get(server.port, "/metrics").status, 404);
+    let metrics_url = server
+        .line("metrics")
+        .expect("a metrics: line before ready:");
+    let metrics_port: u16 = metrics_url
+        .strip_prefix("http://127.0.0.1:")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics_url}"));
+    let metrics = http_get(metrics_port, "/metrics");
     assert_eq!(metrics.status, 200);
     assert!(
         metrics
@@ -333,7 +140,7 @@ fn bad_certificate_fails_before_ready_with_a_clear_message() {
     let missing = dir.path().join("missing.pem");
     let out = hoinghi()
         .args(["serve", "--listen", "127.0.0.1:0", "--workers", "1"])
-        .args(["--media-port", &free_udp_port().to_string()])
+        .args(["--media-port", "0"])
         .args(["--data-dir", dir.path().to_str().unwrap()])
         .args(["--tls-cert", missing.to_str().unwrap()])
         .args(["--tls-key", missing.to_str().unwrap()])
@@ -354,7 +161,7 @@ fn listen_address_in_use_is_a_clear_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let out = hoinghi()
         .args(["serve", "--no-tls", "--listen", &addr, "--workers", "1"])
-        .args(["--media-port", &free_udp_port().to_string()])
+        .args(["--media-port", "0"])
         .args(["--data-dir", dir.path().to_str().unwrap()])
         .stdin(Stdio::null())
         .output()
@@ -372,53 +179,51 @@ fn listen_address_in_use_is_a_clear_error() {
 /// come up and serve.
 #[test]
 fn server_survives_its_stdout_being_closed() {
-    use std::io::{Read, Write};
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::io::BufRead;
+    use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
-    let free = |udp: bool| -> u16 {
-        if udp {
-            std::net::UdpSocket::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        }
-    };
-    let (port, media) = (free(false), free(true));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hoinghi"))
-        .args(["serve", "--no-tls", "--workers", "1", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--media-port")
-        .arg(media.to_string())
-        .arg("--data-dir")
+    let mut child = hoinghi()
+        .args([
+            "serve",
+            "--no-tls",
+            "--workers",
+            "1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--media-port", "0", "--log", "info", "--data-dir"])
         .arg(dir.path())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    // Wait for the listener (a readiness poll; the assertion is on the answer, not the time).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut answer = String::new();
-    while Instant::now() < deadline {
-        assert!(child.try_wait().unwrap().is_none(), "the server exited");
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            s.read_to_string(&mut answer).unwrap();
-            break;
+    // The port the kernel chose, from the `listening` log line (stdout is closed).
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(at) = line.find("bound=") {
+                let addr = line[at + 6..].split_whitespace().next().unwrap_or("");
+                let _ = tx.send(addr.to_owned());
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a `listening` log line with bound=");
+    let mut answer = String::new();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    std::thread::sleep(Duration::from_millis(300));
+    // Still serving after writing to the closed stdout (ready line) at start.
+    let again = http_get(
+        addr.rsplit(':').next().unwrap().parse().unwrap(),
+        "/healthz",
+    );
+    assert_eq!(again.status, 200);
     assert!(
         child.try_wait().unwrap().is_none(),
         "the server exited after serving"

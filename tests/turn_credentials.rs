@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{free_udp_port, hoinghi};
+use common::hoinghi;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -30,9 +30,10 @@ struct Server {
 }
 
 impl Server {
-    /// Starts `cmd` and returns once it printed the test room's chair link: `(server, base URL,
-    /// chair token)`.
-    fn start(mut cmd: Command) -> (Server, String, String) {
+    /// Starts `cmd` (serving from `data_dir`) and returns once it is ready: `(server, base URL,
+    /// test-room chair token)`. The token is signed with the data dir's secret, as
+    /// `hoinghi links test-room` does: the server no longer prints links at start.
+    fn start(mut cmd: Command, data_dir: &std::path::Path) -> (Server, String, String) {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -69,21 +70,18 @@ impl Server {
             stderr,
         };
         let deadline = Instant::now() + READY_TIMEOUT;
-        let mut base = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(line) = rx.recv_timeout(left) else {
                 panic!(
-                    "no ready line and chair link in time; stderr:\n{}",
+                    "no ready line in time; stderr:\n{}",
                     server.stderr.lock().unwrap()
                 );
             };
-            if let Some(b) = line.strip_prefix("ready: ") {
-                base = Some(b.to_owned());
-            } else if let Some(link) = line.strip_prefix("test-room chair: ") {
-                let token = link.split_once("t=").expect("token in link").1;
-                let token = token.split('&').next().unwrap().to_owned();
-                return (server, base.expect("ready before links"), token);
+            if let Some(base) = line.strip_prefix("ready: ") {
+                let token = loadtest::scenario::mint_test_room_token(data_dir, true, 0)
+                    .expect("a test-room chair token");
+                return (server, base.to_owned(), token);
             }
         }
     }
@@ -156,7 +154,7 @@ async fn joined_carries_credentials_that_verify_and_expire_ttl_from_now() {
         "--workers",
         "1",
     ])
-    .args(["--media-port", &free_udp_port().to_string()])
+    .args(["--media-port", "0"])
     .args(["--data-dir", dir.path().join("data").to_str().unwrap()])
     .args(["--turn-secret-file", secret_path.to_str().unwrap()])
     .args(["--turn-ttl", &TTL.to_string()])
@@ -165,7 +163,7 @@ async fn joined_carries_credentials_that_verify_and_expire_ttl_from_now() {
         "HOINGHI_TURN_URLS",
         "turn:127.0.0.1:3478?transport=tcp,turns:turn.example.vn:443",
     );
-    let (server, base, token) = Server::start(cmd);
+    let (server, base, token) = Server::start(cmd, &dir.path().join("data"));
 
     let before = unix_now();
     let ws_url = format!("{}/ws", base.replace("http://", "ws://"));

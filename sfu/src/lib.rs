@@ -77,7 +77,7 @@ pub struct SfuConfig {
     pub public_ip: IpAddr,
     /// Address the media sockets bind to.
     pub bind_ip: IpAddr,
-    /// Worker i listens on `base_port + i`.
+    /// Worker i listens on `base_port + i`; 0: every worker on any free port.
     pub base_port: u16,
     pub workers: usize,
     /// TCP port for ICE-TCP (0: any free port); `None`: UDP only.
@@ -144,10 +144,13 @@ impl Sfu {
         let mut workers = Vec::new();
         let mut threads = Vec::new();
         for i in 0..config.workers.max(1) {
-            let port = config
-                .base_port
-                .checked_add(i as u16)
-                .ok_or_else(|| std::io::Error::other("media port range exceeds 65535"))?;
+            // Base port 0: each worker takes any free port (tests; never a guessed number).
+            let port = match config.base_port {
+                0 => 0,
+                base => base
+                    .checked_add(i as u16)
+                    .ok_or_else(|| std::io::Error::other("media port range exceeds 65535"))?,
+            };
             let socket = bind_socket(SocketAddr::new(config.bind_ip, port)).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),

@@ -7,77 +7,115 @@
 //! - `POST /api/linktest/upload`: reads and discards a body of at most 4 MiB, answers
 //!   `{"bytes": n, "ms": t}` (bytes received, milliseconds from the first to the last byte).
 //!
-//! Every answer is `Cache-Control: no-store` (a cached answer measures nothing). Nothing here
-//! needs a login: the page runs before joining and the answers say nothing about anyone. What
-//! bounds misuse is the size cap per request and a byte budget shared by all link tests (128 MiB
-//! per 10 s, about 100 Mbit/s; `503` with `Retry-After` beyond it), so link tests cannot eat the
-//! server's uplink in the middle of a meeting.
+//! Every request needs the point's join token as `Authorization: Bearer <token>`, checked by the
+//! same authorizer as a join (`401` with a JSON error without a valid one): anonymous clients
+//! drained the budget before, and then no real point could test its line. Every answer is
+//! `Cache-Control: no-store` (a cached answer measures nothing). The bytes moved are bounded per
+//! request (4 MiB), and per 10 s window by three budgets ([`budget`]): the server's (128 MiB,
+//! about 100 Mbit/s), a seat's (one meeting and point: 32 MiB) and a client address's (64 MiB, a
+//! few halls behind one NAT); `503` with `Retry-After` beyond any of them.
 //!
 //! The router is merged in `web.rs` after the common layers on purpose: the 1 MiB body limit of
 //! the rest of the app would refuse the upload test, so this module bounds its own bodies.
 
+pub mod budget;
+
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
+use signaling::auth::Authorizer;
+
+use crate::front::limits::AddressKey;
+use budget::{Budgets, Limits, Tester};
 
 /// Largest download or upload of one request.
 pub const MAX_TRANSFER_BYTES: usize = 4 * 1024 * 1024;
 /// Download size when the request does not say.
 pub const DEFAULT_DOWNLOAD_BYTES: usize = 256 * 1024;
-/// Bytes all link tests together may move per `BUDGET_WINDOW` (downloads and uploads).
-pub const BUDGET_BYTES: u64 = 128 * 1024 * 1024;
-const BUDGET_WINDOW: Duration = Duration::from_secs(10);
+/// Bytes link tests may move per [`budget::WINDOW`] (downloads and uploads): all together, one
+/// seat, one client address.
+pub const LIMITS: Limits = Limits {
+    total: 128 * 1024 * 1024,
+    per_seat: 32 * 1024 * 1024,
+    per_address: 64 * 1024 * 1024,
+};
+/// A bearer token longer than this is not a join token; it is refused before any parsing.
+const MAX_TOKEN_BYTES: usize = 4096;
 
-/// The link-test routes, with their own body handling and byte budget.
-pub fn router() -> Router {
-    router_with_budget(BUDGET_BYTES)
+/// The link-test routes, with their own body handling and byte budgets, for the holders of a
+/// join token that `authorizer` accepts.
+pub fn router(authorizer: Arc<dyn Authorizer>) -> Router {
+    router_with_limits(authorizer, LIMITS)
 }
 
-fn router_with_budget(bytes: u64) -> Router {
-    let budget = Budget(Arc::new(Mutex::new(Window {
-        start: Instant::now(),
-        used: 0,
-        max: bytes,
-    })));
+fn router_with_limits(authorizer: Arc<dyn Authorizer>, limits: Limits) -> Router {
+    let state = LinkTest {
+        budgets: Arc::new(Mutex::new(Budgets::new(limits, Instant::now()))),
+        authorizer,
+    };
     Router::new()
         .route("/api/linktest/ping", get(ping))
         .route("/api/linktest/download", get(download))
         .route("/api/linktest/upload", post(upload))
         // The upload handler counts and caps the body itself, without buffering it.
         .layer(DefaultBodyLimit::disable())
-        .with_state(budget)
+        .with_state(state)
 }
 
 #[derive(Clone)]
-struct Budget(Arc<Mutex<Window>>);
-
-struct Window {
-    start: Instant,
-    used: u64,
-    max: u64,
+struct LinkTest {
+    budgets: Arc<Mutex<Budgets>>,
+    authorizer: Arc<dyn Authorizer>,
 }
 
-impl Budget {
-    /// Takes `n` bytes from this window's budget; false when they do not fit.
-    fn take(&self, n: u64) -> bool {
-        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if w.start.elapsed() >= BUDGET_WINDOW {
-            w.start = Instant::now();
-            w.used = 0;
-        }
-        if w.used + n > w.max {
-            return false;
-        }
-        w.used += n;
-        true
+impl LinkTest {
+    /// Takes `n` bytes from `who`'s budgets; false when they do not fit.
+    fn take(&self, who: &Tester, n: u64) -> bool {
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        budgets.take(who, n, Instant::now())
+    }
+}
+
+/// A request from the holder of a valid join token; refused with `401` otherwise.
+impl FromRequestParts<LinkTest> for Tester {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &LinkTest) -> Result<Self, Response> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN_BYTES);
+        let grant = token.and_then(|t| state.authorizer.authorize(t).ok());
+        let Some(grant) = grant else {
+            let mut res = refuse(
+                StatusCode::UNAUTHORIZED,
+                "the link test needs a valid join link",
+            );
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return Err(res);
+        };
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| AddressKey::of(peer.ip()));
+        Ok(Tester {
+            seat: (grant.meeting_id, grant.point),
+            address,
+        })
     }
 }
 
@@ -111,7 +149,7 @@ fn busy() -> Response {
     res
 }
 
-async fn ping() -> Response {
+async fn ping(_: Tester) -> Response {
     (StatusCode::NO_CONTENT, no_store()).into_response()
 }
 
@@ -120,12 +158,16 @@ struct DownloadParams {
     bytes: Option<usize>,
 }
 
-async fn download(State(budget): State<Budget>, Query(p): Query<DownloadParams>) -> Response {
+async fn download(
+    State(state): State<LinkTest>,
+    who: Tester,
+    Query(p): Query<DownloadParams>,
+) -> Response {
     let n = p.bytes.unwrap_or(DEFAULT_DOWNLOAD_BYTES);
     if n > MAX_TRANSFER_BYTES {
         return refuse(StatusCode::BAD_REQUEST, "bytes must be at most 4194304");
     }
-    if !budget.take(n as u64) {
+    if !state.take(&who, n as u64) {
         return busy();
     }
     (
@@ -139,7 +181,12 @@ async fn download(State(budget): State<Budget>, Query(p): Query<DownloadParams>)
         .into_response()
 }
 
-async fn upload(State(budget): State<Budget>, headers: HeaderMap, body: Body) -> Response {
+async fn upload(
+    State(state): State<LinkTest>,
+    who: Tester,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -148,7 +195,7 @@ async fn upload(State(budget): State<Budget>, headers: HeaderMap, body: Body) ->
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body over 4194304 bytes");
     }
     // An undeclared length is charged as the largest allowed.
-    if !budget.take(declared.unwrap_or(MAX_TRANSFER_BYTES as u64)) {
+    if !state.take(&who, declared.unwrap_or(MAX_TRANSFER_BYTES as u64)) {
         return busy();
     }
     let mut body = body;
@@ -203,12 +250,54 @@ mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
 
+    use signaling::auth::{AuthError, Grant};
+    use signaling::protocol::Role;
+
+    /// Accepts `tok-<point>` as a point of meeting `m`.
+    struct FakeAuthorizer;
+
+    impl Authorizer for FakeAuthorizer {
+        fn authorize(&self, token: &str) -> Result<Grant, AuthError> {
+            let point = token
+                .strip_prefix("tok-")
+                .ok_or_else(|| AuthError::Invalid("bad token".into()))?;
+            Ok(Grant {
+                meeting_id: "m".into(),
+                meeting_title: "M".into(),
+                point: point.into(),
+                name: point.into(),
+                role: Role::Point,
+                capacity: 0,
+            })
+        }
+    }
+
+    fn router() -> Router {
+        super::router(Arc::new(FakeAuthorizer))
+    }
+
+    fn router_with_budget(total: u64) -> Router {
+        let limits = Limits {
+            total,
+            per_seat: total,
+            per_address: total,
+        };
+        router_with_limits(Arc::new(FakeAuthorizer), limits)
+    }
+
     async fn send(app: Router, req: Request<Body>) -> Response {
         app.oneshot(req).await.unwrap()
     }
 
+    fn get_as(uri: &str, token: &str) -> Request<Body> {
+        Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
     fn get_req(uri: &str) -> Request<Body> {
-        Request::get(uri).body(Body::empty()).unwrap()
+        get_as(uri, "tok-a")
     }
 
     fn assert_no_store(res: &Response) {
@@ -280,7 +369,92 @@ mod tests {
     }
 
     fn upload_req(body: Body) -> Request<Body> {
-        Request::post("/api/linktest/upload").body(body).unwrap()
+        Request::post("/api/linktest/upload")
+            .header(header::AUTHORIZATION, "Bearer tok-a")
+            .body(body)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_a_valid_join_token_everything_is_401() {
+        let long = format!("Bearer tok-{}", "x".repeat(MAX_TOKEN_BYTES));
+        for auth in [
+            None,
+            Some("Bearer forged"),
+            Some("tok-a"),
+            Some("Bearer "),
+            Some(&long),
+        ] {
+            for req in [
+                Request::get("/api/linktest/ping"),
+                Request::get("/api/linktest/download?bytes=1000"),
+                Request::post("/api/linktest/upload"),
+            ] {
+                let req = match auth {
+                    Some(a) => req.header(header::AUTHORIZATION, a),
+                    None => req,
+                };
+                let res = send(router(), req.body(Body::from("x")).unwrap()).await;
+                assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+                assert_eq!(res.headers()[header::WWW_AUTHENTICATE], "Bearer");
+                assert_no_store(&res);
+                assert!(json(res).await["error"].is_string());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn one_token_draining_its_budget_does_not_stop_another() {
+        let limits = Limits {
+            total: 10_000,
+            per_seat: 1000,
+            per_address: 10_000,
+        };
+        let app = router_with_limits(Arc::new(FakeAuthorizer), limits);
+        let uri = "/api/linktest/download?bytes=1000";
+        assert_eq!(
+            send(app.clone(), get_as(uri, "tok-a")).await.status(),
+            StatusCode::OK
+        );
+        let drained = send(app.clone(), get_as(uri, "tok-a")).await;
+        assert_eq!(drained.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            send(app, get_as(uri, "tok-b")).await.status(),
+            StatusCode::OK
+        );
+    }
+
+    #[tokio::test]
+    async fn one_address_draining_its_budget_does_not_stop_another() {
+        let limits = Limits {
+            total: 10_000,
+            per_seat: 10_000,
+            per_address: 1000,
+        };
+        let app = router_with_limits(Arc::new(FakeAuthorizer), limits);
+        let from = |ip: &str, token: &str| {
+            let mut req = get_as("/api/linktest/download?bytes=600", token);
+            let peer: SocketAddr = format!("{ip}:5000").parse().unwrap();
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req
+        };
+        let send_status = |req| {
+            let app = app.clone();
+            async move { send(app, req).await.status() }
+        };
+        assert_eq!(
+            send_status(from("192.0.2.1", "tok-a")).await,
+            StatusCode::OK
+        );
+        // Another token from the same address shares the address's budget.
+        assert_eq!(
+            send_status(from("192.0.2.1", "tok-b")).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            send_status(from("192.0.2.2", "tok-c")).await,
+            StatusCode::OK
+        );
     }
 
     #[tokio::test]
@@ -350,7 +524,7 @@ mod tests {
     /// Merged into the whole app, the link test is not cut by the app's 1 MiB body limit.
     #[tokio::test]
     async fn the_app_lets_a_4_mib_upload_through() {
-        let app = crate::web::app(prometheus::Registry::new(), Router::new());
+        let app = crate::web::app(Router::new(), router());
         let body = Body::from(vec![0u8; MAX_TRANSFER_BYTES]);
         let res = send(app.clone(), upload_req(body)).await;
         assert_eq!(res.status(), StatusCode::OK);

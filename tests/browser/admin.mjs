@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, spawnServer } from './lib.mjs';
+import { CHROMIUM_ARGS, spawnServer } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -48,13 +48,12 @@ main()
 async function main() {
   if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\``);
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
-  const port = await freeTcpPort();
-  const mediaPort = await freeUdpPort();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hoinghi-admin-'));
-  step(`starting the server on 127.0.0.1:${port}`);
+  // Every port 0: a number picked "free" beforehand can be taken before the server binds it.
+  step('starting the server on 127.0.0.1, every port 0');
   const { base, password } = await startServer([
-    'serve', '--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--public-ip', '127.0.0.1',
-    '--media-port', String(mediaPort), '--workers', '1',
+    'serve', '--no-tls', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--public-ip', '127.0.0.1',
+    '--media-port', '0', '--workers', '1',
   ]);
   check('the first start prints a bootstrap admin password', !!password, password ? 'printed' : 'missing');
 

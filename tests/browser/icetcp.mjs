@@ -17,7 +17,7 @@
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node icetcp.mjs)
 
 import { execFileSync } from 'node:child_process';
-import { Harness, decodesGrowing, freeTcpPort, kiosk, until } from './lib.mjs';
+import { Harness, decodesGrowing, kiosk, until } from './lib.mjs';
 
 const WATCHDOG_MS = 240_000;
 const ICE_TIMEOUT_MS = 30_000;
@@ -47,8 +47,8 @@ process.on('exit', unblock);
 h.runMain(main, WATCHDOG_MS);
 
 async function main() {
-  const tcpPort = await freeTcpPort();
-  const { links, origin } = await h.start({ serverArgs: ['--ice-tcp-port', String(tcpPort)] });
+  const { links } = await h.start();
+  const tcpPort = h.iceTcpPort;
   iptables('-I', h.mediaPort);
   rule = h.mediaPort;
   h.step(`UDP to 127.0.0.1:${h.mediaPort} dropped by iptables; ICE-TCP on ${tcpPort}`);
@@ -69,7 +69,7 @@ async function main() {
   h.check("(a) the point decodes the chair's camera over TCP", program.ok, program.detail);
   const thumb = await decodesGrowing(chair, point.id, MEDIA_TIMEOUT_MS);
   h.check("(a) the chair decodes the point's camera over TCP", thumb.ok, thumb.detail);
-  const metrics = await (await fetch(`${origin}/metrics`)).text();
+  const metrics = await (await fetch(h.metricsUrl)).text();
   const links4 = gaugeSum(metrics, 'hoinghi_ice_tcp_connections');
   const bytesOut = gaugeSum(metrics, 'hoinghi_ice_tcp_bytes_out_total');
   h.check('(a) the server counts the TCP connections and what it sent over them', links4 >= 4 && bytesOut > 100_000,
@@ -109,7 +109,7 @@ async function main() {
     return { ok: pcs.every((s) => s?.local?.protocol === 'udp'), detail: pcs.map(show).join('; ') };
   }, 60_000, 1000);
   h.check('(c) with UDP back, the chair and the TCP point move to UDP pairs', moved.ok, moved.detail);
-  const tcpBytes = async () => gaugeSum(await (await fetch(`${origin}/metrics`)).text(), 'hoinghi_ice_tcp_bytes_out_total');
+  const tcpBytes = async () => gaugeSum(await (await fetch(h.metricsUrl)).text(), 'hoinghi_ice_tcp_bytes_out_total');
   const before = await tcpBytes();
   const still = await decodesGrowing(point, chair.id, MEDIA_TIMEOUT_MS);
   const sentOnTcp = (await tcpBytes()) - before;

@@ -72,18 +72,28 @@ export class Harness {
     return Boolean(ok);
   }
 
-  /** Starts `hoinghi serve` on free ports, with `serverArgs` added; returns {origin, links}. */
+  /**
+   * Starts `hoinghi serve` with `serverArgs` added, every port chosen by the kernel (port 0: a
+   * number picked "free" beforehand can be taken by any other process before the server binds
+   * it). Sets `mediaPort`, `iceTcpPort` and `metricsUrl` from what the server printed; returns
+   * {origin, links}.
+   */
   async start({ serverArgs = [] } = {}) {
     if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\``);
     if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
-    const port = await freeTcpPort();
-    const mediaPort = await freeUdpPort();
-    this.mediaPort = mediaPort;
     this.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `hoinghi-${this.name}-`));
-    const common = ['--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', this.dataDir, '--public-ip', '127.0.0.1'];
-    this.step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1:${port}, media UDP ${mediaPort}`);
-    await this.#startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1', ...serverArgs]);
-    const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common]));
+    const common = ['--no-tls', '--data-dir', this.dataDir, '--public-ip', '127.0.0.1'];
+    this.step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1, every port 0`);
+    const info = await this.#startServer([
+      'serve', ...common, '--listen', '127.0.0.1:0', '--media-port', '0', '--metrics-listen', '127.0.0.1:0',
+      '--workers', '1', ...serverArgs,
+    ]);
+    this.mediaPort = Number(info['media-udp']);
+    this.iceTcpPort = info['ice-tcp'] ? Number(info['ice-tcp']) : null;
+    this.metricsUrl = info.metrics;
+    const port = new URL(info.base).port;
+    this.step(`server on 127.0.0.1:${port}, media UDP ${this.mediaPort}, ICE-TCP ${this.iceTcpPort}`);
+    const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common, '--listen', `127.0.0.1:${port}`]));
     this.browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
     this.origin = new URL(links.chair).origin;
     return { origin: this.origin, links };
@@ -208,8 +218,9 @@ export class Harness {
     process.once('exit', () => {
       if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGKILL');
     });
-    const { admin } = await server.ready;
-    if (admin) this.admin = admin;
+    const info = await server.ready;
+    if (info.admin) this.admin = info.admin;
+    return info;
   }
 
   /**
@@ -376,8 +387,9 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /**
  * Starts `hoinghi` with `args`. Its output goes into `output` (kept to the last few hundred
  * lines) with the bootstrap admin password and join tokens redacted, since test logs end up in
- * CI logs. Returns `{proc, ready}`: `ready` resolves with `{base, admin}` at the `ready:` line
- * (`admin` = `{username, password}` on a first start) and rejects if the server exits first or
+ * CI logs. Returns `{proc, ready}`: `ready` resolves at the `ready:` line with `{base, admin}`
+ * (`admin` = `{username, password}` on a first start) plus every `name: value` line printed
+ * before it (`media-udp`, `ice-tcp`, `metrics`, ...), and rejects if the server exits first or
  * says nothing in `timeoutMs`. `proc` is there for cleanup either way.
  */
 export function spawnServer(args, output, timeoutMs) {
@@ -389,6 +401,7 @@ export function spawnServer(args, output, timeoutMs) {
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "ready: " line within ${timeoutMs} ms`)), timeoutMs);
     let admin = null;
+    const info = {};
     let pending = '';
     proc.stdout.on('data', (chunk) => {
       pending += chunk;
@@ -400,8 +413,10 @@ export function spawnServer(args, output, timeoutMs) {
         keep([`(stdout) ${bootstrap ? 'admin-bootstrap: …' : line.replace(/t=[^&\s]+/g, 't=…')}`]);
         if (line.startsWith('ready: ')) {
           clearTimeout(timer);
-          resolve({ base: line.slice(7).trim(), admin });
+          resolve({ ...info, base: line.slice(7).trim(), admin });
         }
+        const named = /^([a-z0-9-]+): (\S+)$/.exec(line);
+        if (named) info[named[1]] = named[2];
       }
     });
     proc.stderr.on('data', (chunk) => keep(String(chunk).split('\n').filter(Boolean)));

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 // Chromium flags verified on this machine (shared TESTING.md) are kept in lib.mjs.
-import { CHROMIUM_ARGS, freeTcpPort, freeUdpPort, run, spawnServer } from './lib.mjs';
+import { CHROMIUM_ARGS, run, spawnServer } from './lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = process.env.HOINGHI_BIN ?? path.join(ROOT, 'target/debug/hoinghi');
@@ -59,15 +59,15 @@ async function main() {
   if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\` (or set HOINGHI_BIN)`);
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install -y chromium`);
 
-  const port = await freeTcpPort();
-  const mediaPort = await freeUdpPort();
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hoinghi-browser-'));
-  const common = ['--no-tls', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--public-ip', '127.0.0.1'];
+  const common = ['--no-tls', '--data-dir', dataDir, '--public-ip', '127.0.0.1'];
 
-  step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1:${port}, media UDP ${mediaPort}`);
-  await startServer(['serve', ...common, '--media-port', String(mediaPort), '--workers', '1']);
+  // Every port 0: a number picked "free" beforehand can be taken before the server binds it.
+  step(`starting ${path.relative(ROOT, BIN) || BIN} on 127.0.0.1, every port 0`);
+  const base = await startServer(['serve', ...common, '--listen', '127.0.0.1:0', '--media-port', '0', '--workers', '1']);
+  const port = new URL(base).port;
 
-  const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common]));
+  const links = JSON.parse(await run(BIN, ['links', 'test-room', '--json', ...common, '--listen', `127.0.0.1:${port}`]));
   if (typeof links.chair !== 'string' || !Array.isArray(links.points) || links.points.length < 2) {
     throw new Error(`unexpected \`hoinghi links\` output: ${JSON.stringify(links)}`);
   }
@@ -264,6 +264,7 @@ async function startServer(args) {
   serverProc = server.proc;
   const { base } = await server.ready;
   step(`server ready: ${base}`);
+  return base;
 }
 
 

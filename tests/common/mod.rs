@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::net::UdpSocket;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -39,13 +38,4 @@ pub fn hoinghi() -> Command {
         }
     }
     cmd
-}
-
-/// A UDP port free on loopback now (for `--media-port`).
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

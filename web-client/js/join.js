@@ -93,7 +93,7 @@ async function start() {
     if (result.error) showToast('notice.media', { reason: t(mediaErrorKey(result.error)) });
   } else {
     pageState = 'prejoin';
-    localStream = await runPrejoin(main, { onLinkTest: (r) => (window.hoinghi.linkTest = r) });
+    localStream = await runPrejoin(main, { token, onLinkTest: (r) => (window.hoinghi.linkTest = r) });
     // The Join click is a user gesture: sound may now play without the "Enable sound" button.
   }
   join(token);

@@ -10,9 +10,10 @@ import { mediaErrorKey, openMedia, playVideo, saveDevices, savedDevices, stopStr
 
 /**
  * Shows the check in `container`; resolves with the stream to publish once Join is pressed.
- * onLinkTest(result) is called when the link test finishes (test hook).
+ * `token` is the join token (the link test needs it); onLinkTest(result) is called when the
+ * link test finishes (test hook).
  */
-export function runPrejoin(container, { onLinkTest } = {}) {
+export function runPrejoin(container, { token, onLinkTest } = {}) {
   const title = el('h1', { id: 'prejoin-title' });
   setText(title, 'prejoin.title');
   const video = el('video', { class: 'preview mirror', autoplay: true, playsinline: true, 'data-i18n-attr': 'aria-label:prejoin.preview' });
@@ -104,7 +105,7 @@ export function runPrejoin(container, { onLinkTest } = {}) {
     linkVerdict.className = 'link-verdict';
     setText(linkVerdict, 'link.running');
     linkDetail.textContent = '';
-    const r = await runLinkTest({ onBusy: () => setText(linkVerdict, 'link.busy') });
+    const r = await runLinkTest({ token, onBusy: () => setText(linkVerdict, 'link.busy') });
     linkVerdict.className = `link-verdict v-${r.verdict}`;
     setText(linkVerdict, `link.${r.verdict}`);
     if (r.verdict !== 'failed') {
