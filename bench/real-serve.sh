@@ -28,7 +28,8 @@ LOG=$(mktemp)
 SPID=
 start() {
   RUST_LOG=warn "$HN" serve --no-tls --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
-    --public-ip 127.0.0.1 --media-port "$MEDIA_PORT" --workers 1 > "$LOG" 2>&1 &
+    --public-ip 127.0.0.1 --media-port "$MEDIA_PORT" --workers 1 \
+    --metrics-listen 127.0.0.1:0 > "$LOG" 2>&1 &
   SPID=$!
   i=0
   until grep -q '^ready: ' "$LOG"; do
@@ -36,6 +37,8 @@ start() {
     if [ $i -ge 300 ] || ! kill -0 "$SPID" 2>/dev/null; then cat "$LOG" >&2; exit 1; fi
     sleep 0.1
   done
+  # /metrics is served on its own listener only (--metrics-listen), printed before `ready:`.
+  METRICS=$(sed -n 's/^metrics: //p' "$LOG" | head -n 1)
 }
 stop() {
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null || true
@@ -44,7 +47,6 @@ stop() {
 trap 'stop; rm -rf "$DATA" "$LOG"' EXIT INT TERM
 
 WS="ws://127.0.0.1:$PORT/ws"
-METRICS="http://127.0.0.1:$PORT/metrics"
 # A fresh server per run, so each run's RSS and CPU start from an idle process.
 start
 "$LT" fanout -n "$FANOUT_N" --seconds 20 --server "$WS" --tokens "$DATA" \

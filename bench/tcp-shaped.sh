@@ -101,7 +101,7 @@ start() {
   : > "$LOG"
   $X env RUST_LOG=warn "$HN" serve --no-tls --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
     --public-ip 127.0.0.1 --media-port "$MEDIA_PORT" --ice-tcp-port "$ICE" --workers 1 \
-    > "$LOG" 2>&1 &
+    --metrics-listen 127.0.0.1:0 > "$LOG" 2>&1 &
   SPID=$!
   i=0
   until grep -q '^ready: ' "$LOG"; do
@@ -109,6 +109,8 @@ start() {
     if [ $i -ge 300 ] || ! kill -0 "$SPID" 2>/dev/null; then cat "$LOG" >&2; exit 1; fi
     sleep 0.1
   done
+  # /metrics is served on its own listener only, printed before `ready:`.
+  METRICS=$(sed -n 's/^metrics: //p' "$LOG" | head -n 1)
 }
 
 # Drop-tail limit: 200 ms at the rate (at least 4 full-size segments).
@@ -171,10 +173,10 @@ run() { # transport rate [congestion control]
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   $X "$LT" fanout -n "$N" --simulcast --layers "$LAYERS" --link "$link" --seconds "$SECS" \
     --ready-timeout 30 --per-point --server "ws://127.0.0.1:$PORT/ws" --tokens "$DATA" \
-    --server-pid "$SPID" --metrics "http://127.0.0.1:$PORT/metrics" --json "$json" || true
+    --server-pid "$SPID" --metrics "$METRICS" --json "$json" || true
   [ "$t" = tcp ] && $X tc -s qdisc show dev lo > "$WORK/tc.txt"
   $X python3 - "$json" "$t" "$r" "$(bfifo_bytes "$r")" "$MSS" "$ICE" "$load" \
-    "http://127.0.0.1:$PORT/metrics" "$WORK" "$COMMIT" "$cc" "$N" <<'PY'
+    "$METRICS" "$WORK" "$COMMIT" "$cc" "$N" <<'PY'
 import json, re, sys, urllib.request
 path, t, rate, q, mss, ice, load, murl, work, commit, cc, n = sys.argv[1:]
 try:
