@@ -129,6 +129,9 @@ pub struct PointStats {
     pub red_payload_type: Option<u8>,
     /// Padding-only probes sent (see [`PointConfig::probe_padding`]).
     pub padding_sent: u64,
+    /// Subscribe offers received, and the size of the last one's SDP.
+    pub subscribe_offers: u64,
+    pub subscribe_offer_bytes: usize,
 }
 
 /// What a publisher sent on one video layer.
@@ -316,6 +319,11 @@ impl Point {
                 };
                 match msg {
                     ServerMessage::SubscribeOffer { revision, sdp, .. } => {
+                        {
+                            let mut s = lock(&stats2);
+                            s.subscribe_offers += 1;
+                            s.subscribe_offer_bytes = sdp.len();
+                        }
                         if subscribe.is_none() {
                             match build_subscriber(&cfg2, stats2.clone()).await {
                                 Ok(pc) => subscribe = Some(pc),
@@ -434,6 +442,8 @@ impl Point {
             red_sent: s.red_sent,
             red_payload_type: s.red_payload_type,
             padding_sent: s.padding_sent,
+            subscribe_offers: s.subscribe_offers,
+            subscribe_offer_bytes: s.subscribe_offer_bytes,
         }
     }
 

@@ -4,10 +4,11 @@
 use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId};
 
 use super::Worker;
 use super::conn::{AUDIO_LEVEL_URI, internal};
@@ -128,22 +129,8 @@ impl Worker {
         let clock_rate = t.codec.clock_rate;
         let (max_rank, priority) = sub.layer_policy(t.source);
         let lowest = t.lowest_rank();
-        let transceiver = self.conns[sub_key]
-            .pc
-            .add_transceiver_from_track(
-                media_track,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![stream_id],
-                    send_encodings: vec![],
-                }),
-            )
-            .map_err(internal)?;
-        let sender_id = self.conns[sub_key]
-            .pc
-            .rtp_transceiver(transceiver)
-            .and_then(|t| t.sender())
-            .ok_or_else(|| internal("transceiver without sender"))?;
+        let (transceiver, sender_id) =
+            add_sendonly(&mut self.conns[sub_key].pc, media_track, stream_id)?;
         self.tracks[track].downtracks.push(DownTrack {
             active: true,
             subscriber,
@@ -166,6 +153,8 @@ impl Worker {
     }
 
     fn remove_downtrack(&mut self, track: usize, subscriber: ParticipantId) {
+        // `remove_track` leaves the m-line inactive with no sender: the next track of the same
+        // kind for this subscriber takes it (see `add_sendonly`).
         let t = &mut self.tracks[track];
         let Some(i) = t.downtracks.iter().position(|d| d.subscriber == subscriber) else {
             return;
@@ -291,4 +280,34 @@ impl Worker {
             }
         }
     }
+}
+
+/// Adds `track` to a subscribe connection as a sendonly m-line, reusing an m-line of the same
+/// kind freed by a removed track when there is one (as LiveKit and mediasoup do), so that the
+/// connection's SDP grows with what is routed at once, not with every track ever routed: a chair
+/// whose points re-joined 46 times passed the 48 KiB SDP limit (issue 10, item 4). `rtc`'s
+/// `add_track` does the reuse (the first transceiver of the kind without a sender, which is
+/// what `remove_track` leaves); without one it adds a new transceiver, made sendonly here.
+fn add_sendonly(
+    pc: &mut RTCPeerConnection,
+    track: MediaStreamTrack,
+    stream_id: String,
+) -> Result<(RTCRtpTransceiverId, RTCRtpSenderId), SfuError> {
+    let sender = pc.add_track(track).map_err(internal)?;
+    let transceiver = pc
+        .get_transceivers()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .find(|id| {
+            pc.rtp_transceiver(*id)
+                .is_some_and(|tr| tr.sender() == Some(sender))
+        })
+        .ok_or_else(|| internal("add_track made no transceiver"))?;
+    if let Some(mut tr) = pc.rtp_transceiver(transceiver) {
+        tr.set_direction(RTCRtpTransceiverDirection::Sendonly);
+    }
+    if let Some(mut s) = pc.rtp_sender(sender) {
+        s.set_streams(vec![stream_id]);
+    }
+    Ok((transceiver, sender))
 }

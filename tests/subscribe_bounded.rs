@@ -1,0 +1,86 @@
+//! Issue 10, item 4: a subscriber's connection carries m-lines for what is routed to it now, not
+//! for every track ever routed. The chair watches one point leave and join again 100 times
+//! (each time a new participant with a new camera and microphone); the chair's subscribe offer
+//! stays the size it had with the point's first visit, and the chair still receives the point.
+//! Before: every visit added two m-lines, and after about 46 visits the chair's answer passed
+//! the 48 KiB SDP limit and the chair received nothing more.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually};
+use loadtest::point::{Point, PointConfig};
+
+const VISITS: usize = 100;
+
+fn config(server: &TestServer, token: &str, publish: bool) -> PointConfig {
+    PointConfig {
+        ws_url: server.ws_url(),
+        token: token.into(),
+        publish,
+        bind_ip: [127, 0, 0, 1].into(),
+        video_fps: 10,
+        video_frame_bytes: 300,
+        periodic_keyframes: None,
+        ..Default::default()
+    }
+}
+
+fn packets_from(at: &Point, from: &Point, kind: &str) -> u64 {
+    at.snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from.participant && st.kind.as_deref() == Some(kind))
+        .map(|st| st.packets)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_rejoining_a_hundred_times_leaves_the_chairs_sdp_bounded() {
+    let server = common::start(1).await;
+    let chair = Point::join(config(&server, "chair", false))
+        .await
+        .expect("chair joins");
+    let mut first_size = None;
+    for visit in 1..=VISITS {
+        let offers = chair.snapshot().subscribe_offers;
+        let a = Point::join(config(&server, "point-a", true))
+            .await
+            .unwrap_or_else(|e| panic!("visit {visit}: a joins: {e}"));
+        // a's camera and microphone are published and offered to the chair.
+        let offered = eventually(Duration::from_secs(30), || {
+            server.gauge("hoinghi_tracks") >= 2.0 && chair.snapshot().subscribe_offers > offers
+        })
+        .await;
+        assert!(offered, "visit {visit}: a's tracks never reached the chair");
+        if visit == 1 || visit == VISITS {
+            // The chair answered and receives a.
+            let receiving = eventually(Duration::from_secs(30), || {
+                packets_from(&chair, &a, "video") > 20
+            })
+            .await;
+            assert!(
+                receiving,
+                "visit {visit}: the chair does not receive a's camera"
+            );
+        }
+        let size = chair.snapshot().subscribe_offer_bytes;
+        let first = *first_size.get_or_insert(size);
+        eprintln!("visit {visit}: chair's subscribe offer {size} bytes");
+        assert!(
+            size <= first + 512,
+            "visit {visit}: the chair's offer grew from {first} to {size} bytes"
+        );
+        if visit == VISITS {
+            break;
+        }
+        a.leave();
+        drop(a);
+        let gone = eventually(Duration::from_secs(30), || {
+            server.gauge("hoinghi_tracks") == 0.0
+        })
+        .await;
+        assert!(gone, "visit {visit}: a's tracks were not unpublished");
+    }
+}
