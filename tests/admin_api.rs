@@ -50,6 +50,7 @@ const ROUTES: &[&str] = &[
     "POST /api/v1/points/{code}/calendar-feed/reissue",
     "GET /api/v1/calendar/feed",
     "POST /api/v1/calendar/feed/reissue",
+    "POST /api/v1/join/check",
 ];
 
 /// Routes without a session: calendar feeds, whose key is in the URL (without one: 404).

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use signaling::auth::{AuthError, Authorizer, Grant, InvitedPoint};
+use signaling::protocol::Role;
 
-use crate::directory::Directory;
+use crate::directory::{Directory, Entry};
 use crate::links;
 use crate::meetings::MeetingState;
 use crate::test_room;
@@ -34,6 +35,11 @@ pub enum Refusal {
         "Điểm cầu này không được mời vào cuộc họp. / This point is not invited to the meeting."
     )]
     NotInvited,
+    #[error(
+        "Điểm cầu này đã bị ngừng sử dụng trong danh bạ. Hãy liên hệ cán bộ kỹ thuật. / This \
+         point was disabled in the directory. Contact the IT staff."
+    )]
+    PointDisabled,
     #[error(
         "Cuộc họp chưa mở. Có thể vào từ {0}. / The meeting is not open yet. Joins open at {0}."
     )]
@@ -72,16 +78,32 @@ impl JoinAuthorizer {
         JoinAuthorizer { tokens, directory }
     }
 
-    /// The decision at a given time (the trait method uses the wall clock).
-    pub fn authorize_at(&self, token: &str, now: SystemTime) -> Result<Grant, Refusal> {
-        let claims = self.tokens.verify(token, now)?;
+    /// What a token is for and where its meeting stands at `now`, whether or not joins are
+    /// open yet: the pre-join page's check ([`crate::api::join`]). Refused only when the token
+    /// itself is no good (forged, expired, replaced, for a seat that is gone).
+    ///
+    /// For a stored meeting the token's `exp` is not what decides: the meeting's end is (the
+    /// chair may have extended it after the link was sent); an ended meeting is [`Refusal::Ended`]
+    /// from [`JoinAuthorizer::authorize_at`]. A token of a meeting no longer in the directory
+    /// (ended more than a day ago) is expired when its `exp` passed.
+    pub fn check_at(&self, token: &str, now: SystemTime) -> Result<Checked, Refusal> {
+        let claims = self.tokens.verify_signature(token)?;
+        let expired = unix_secs(now) >= claims.exp;
         if claims.meeting == test_room::MEETING_ID {
-            return test_room_grant(claims).ok_or(Refusal::Token(VerifyError::Invalid));
+            if expired {
+                return Err(VerifyError::Expired.into());
+            }
+            return test_room_grant(claims)
+                .map(Checked::TestRoom)
+                .ok_or(Refusal::Token(VerifyError::Invalid));
         }
-        let entry = self
-            .directory
-            .get(&claims.meeting)
-            .ok_or(Refusal::Token(VerifyError::Invalid))?;
+        let Some(entry) = self.directory.get(&claims.meeting) else {
+            return Err(Refusal::Token(if expired {
+                VerifyError::Expired
+            } else {
+                VerifyError::Invalid
+            }));
+        };
         let seat = entry.seats.get(&claims.point).ok_or(Refusal::NotInvited)?;
         if links::parse_role(&seat.role) != Some(claims.role) {
             return Err(Refusal::NotInvited);
@@ -89,14 +111,33 @@ impl JoinAuthorizer {
         if seat.jti != claims.jti {
             return Err(Refusal::Revoked);
         }
+        if seat
+            .point_code
+            .as_ref()
+            .is_some_and(|c| entry.disabled_points.contains(c))
+        {
+            return Err(Refusal::PointDisabled);
+        }
+        Ok(Checked::Stored {
+            seat: seat.seat.clone(),
+            role: claims.role,
+            entry,
+        })
+    }
+
+    /// The decision at a given time (the trait method uses the wall clock).
+    pub fn authorize_at(&self, token: &str, now: SystemTime) -> Result<Grant, Refusal> {
+        let (entry, seat_id, role) = match self.check_at(token, now)? {
+            Checked::TestRoom(grant) => return Ok(grant),
+            Checked::Stored { entry, seat, role } => (entry, seat, role),
+        };
         let m = &entry.meeting;
+        let seat = &entry.seats[&seat_id];
         let now = i64::try_from(unix_secs(now)).unwrap_or(i64::MAX);
         match m.state(now) {
             MeetingState::Open | MeetingState::Live => {}
             MeetingState::Scheduled => {
-                return Err(Refusal::NotOpenYet(timefmt::local_display(
-                    m.starts_at - m.open_minutes * 60,
-                )));
+                return Err(Refusal::NotOpenYet(timefmt::local_display(m.opens_at())));
             }
             MeetingState::Cancelled => return Err(Refusal::Cancelled),
             MeetingState::Ended => return Err(Refusal::Ended),
@@ -106,10 +147,23 @@ impl JoinAuthorizer {
             meeting_title: m.title.clone(),
             point: seat.seat.clone(),
             name: seat.name.clone(),
-            role: claims.role,
+            role,
             capacity: usize::try_from(m.capacity).unwrap_or(0),
         })
     }
+}
+
+/// A token that passed [`JoinAuthorizer::check_at`].
+#[derive(Debug, Clone)]
+pub enum Checked {
+    /// A seat of the permanent test room, always open.
+    TestRoom(Grant),
+    /// A seat of a stored meeting, as the directory has it now.
+    Stored {
+        entry: Arc<Entry>,
+        seat: String,
+        role: Role,
+    },
 }
 
 impl Authorizer for JoinAuthorizer {
@@ -166,8 +220,6 @@ fn test_room_grant(claims: JoinClaims) -> Option<Grant> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use signaling::protocol::Role;
 
     use super::*;
     use crate::secret::Secret;

@@ -111,6 +111,11 @@ impl Meeting {
         )
     }
 
+    /// When joins open: `open_minutes` before the start.
+    pub fn opens_at(&self) -> i64 {
+        self.starts_at - self.open_minutes * 60
+    }
+
     /// When joins stop: the planned end, or when staff ended it.
     pub fn effective_end(&self) -> i64 {
         self.ended_at.map_or(self.ends_at, |e| e.min(self.ends_at))

@@ -323,3 +323,185 @@ async fn every_password_setter_refuses_short_and_common_passwords() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
 }
+
+// --- 10.2: the join link's check before joining ------------------------------------------------
+
+fn seat_link(d: &Value, seat: &str) -> String {
+    d["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["seat"] == seat)
+        .unwrap()["link"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn check(app: &App, ip: &str, token: &str) -> Answer {
+    send_from(
+        app,
+        ip,
+        json_post("/api/v1/join/check", &json!({"token": token})),
+    )
+    .await
+}
+
+/// Before, the only answer a point opening tomorrow's link could get was the join's refusal,
+/// which the page showed as "Liên kết không hợp lệ".
+#[tokio::test]
+async fn tomorrows_link_says_which_meeting_which_point_and_when_it_opens() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let d = app
+        .post("/api/v1/meetings", &s, meeting_body(24, 2, &["058"]))
+        .await
+        .json();
+    let a = check(&app, "192.0.2.1", token_of(&seat_link(&d, "058"))).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let c = a.json();
+    assert_eq!(c["meeting_title"], "Hội nghị trực tuyến tháng 6");
+    assert_eq!(c["point_name"], d["seats"][1]["name"]);
+    assert_eq!(c["role"], "point");
+    assert_eq!(c["state"], "scheduled");
+    let starts = c["starts_at"].as_i64().unwrap();
+    assert_eq!(c["opens_at"].as_i64().unwrap(), starts - 30 * 60);
+    assert_eq!(c["ends_at"].as_i64().unwrap(), starts + 2 * 3600);
+    let now = room_admin::db::unix_now();
+    assert!((c["server_now"].as_i64().unwrap() - now).abs() <= 5);
+    assert!(c["message"].as_str().unwrap().contains("chưa mở"), "{c}");
+    // The chair's link says chair; a meeting open now says so.
+    let chair = check(&app, "192.0.2.1", token_of(&seat_link(&d, "06"))).await;
+    assert_eq!(chair.json()["role"], "chair");
+    let now_d = app
+        .post("/api/v1/meetings", &s, meeting_body(0, 2, &["058"]))
+        .await
+        .json();
+    let c = check(&app, "192.0.2.1", token_of(&seat_link(&now_d, "058")))
+        .await
+        .json();
+    assert_eq!(c["state"], "live", "{c}");
+    assert!(c.get("message").is_none());
+}
+
+#[tokio::test]
+async fn bad_links_get_a_flat_error_with_a_stable_code() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let d = app
+        .post("/api/v1/meetings", &s, meeting_body(0, 2, &["058", "060"]))
+        .await
+        .json();
+    let id = d["meeting"]["id"].as_str().unwrap();
+    let old = seat_link(&d, "058");
+    app.post(
+        &format!("/api/v1/meetings/{id}/seats/058/reissue"),
+        &s,
+        json!({}),
+    )
+    .await;
+    app.post("/api/v1/points/060/disable", &s, json!({})).await;
+    let expired = {
+        let claims = room_admin::JoinClaims::new(
+            "test-room",
+            "test-point-1",
+            signaling::protocol::Role::Point,
+            "x",
+            std::time::SystemTime::now() - Duration::from_secs(7200),
+            Duration::from_secs(60),
+        );
+        app.tokens.sign(&claims).unwrap()
+    };
+    for (token, status, code) in [
+        ("garbage".to_owned(), StatusCode::BAD_REQUEST, "invalid"),
+        ("x".repeat(5000), StatusCode::BAD_REQUEST, "invalid"),
+        (token_of(&old).to_owned(), StatusCode::GONE, "replaced"),
+        (expired, StatusCode::GONE, "expired"),
+        (
+            token_of(&seat_link(&d, "060")).to_owned(),
+            StatusCode::FORBIDDEN,
+            "point_disabled",
+        ),
+    ] {
+        let a = check(&app, "192.0.2.2", &token).await;
+        assert_eq!(a.status, status, "{code}: {}", a.text());
+        let body = a.json();
+        assert_eq!(body["error"], code, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(" / "), "{body}");
+    }
+    for raw in ["not json", "{\"token\": 5}", "{\"token\": \"a\", \"x\": 1}"] {
+        let req = Request::post("/api/v1/join/check")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(raw))
+            .unwrap();
+        let a = send_from(&app, "192.0.2.2", req).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{raw}");
+        assert_eq!(a.json()["error"], "bad_request");
+    }
+}
+
+#[tokio::test]
+async fn link_checks_are_rate_limited_per_address() {
+    let app = App::new().await;
+    let limit = room_admin::api::join::PER_IP;
+    for _ in 0..limit {
+        assert_eq!(
+            check(&app, "198.51.100.9", "garbage").await.status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+    let a = check(&app, "198.51.100.9", "garbage").await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.json()["error"], "rate_limited");
+    assert!(a.headers.contains_key(header::RETRY_AFTER));
+    // Another hall is not affected.
+    assert_eq!(
+        check(&app, "198.51.100.10", "garbage").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+// --- 9.8: a disabled point --------------------------------------------------------------------
+
+/// Before, disabling a point invited to a live meeting left its link working.
+#[tokio::test]
+async fn a_disabled_point_cannot_join_and_is_disconnected() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let d = app
+        .post("/api/v1/meetings", &s, meeting_body(0, 2, &["058", "060"]))
+        .await
+        .json();
+    let id = d["meeting"]["id"].as_str().unwrap().to_owned();
+    let link = seat_link(&d, "060");
+    let auth = app.authorizer();
+    assert!(auth.authorize(token_of(&link)).is_ok());
+    app.live.0.lock().unwrap().push((
+        id.clone(),
+        room_admin::api::LiveSeat {
+            participant: "p1".into(),
+            seat: "060".into(),
+            name: "Xã".into(),
+            role: "point".into(),
+        },
+    ));
+    let a = app.post("/api/v1/points/060/disable", &s, json!({})).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let refused = auth.authorize(token_of(&link)).unwrap_err();
+    assert!(refused.to_string().contains("ngừng sử dụng"), "{refused}");
+    assert!(
+        app.live
+            .actions()
+            .iter()
+            .any(|a| a.starts_with(&format!("kick {id} 060:"))),
+        "{:?}",
+        app.live.actions()
+    );
+    // The other points are not concerned; enabled again, the same link works.
+    assert!(auth.authorize(token_of(&seat_link(&d, "058"))).is_ok());
+    app.post("/api/v1/points/060/enable", &s, json!({})).await;
+    assert!(auth.authorize(token_of(&link)).is_ok());
+}

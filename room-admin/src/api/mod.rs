@@ -11,10 +11,12 @@
 //! - [`meetings`]: meetings, seats, links, QR codes, attendance.
 //! - [`admin`]: accounts, audit log, dashboard, calendars.
 //! - [`calendar`]: calendar subscription feeds (no login: a key in the URL).
+//! - [`join`]: the public check of a join link before joining (no login: the link is the key).
 
 pub mod admin;
 pub mod calendar;
 pub mod error;
+pub mod join;
 pub mod meetings;
 pub mod points;
 pub mod session;
@@ -105,6 +107,7 @@ struct Inner {
     secure_cookies: bool,
     live: Arc<dyn LiveSource>,
     throttle: LoginThrottle,
+    join_checks: join::CheckLimiter,
 }
 
 impl AdminState {
@@ -127,6 +130,7 @@ impl AdminState {
                 secure_cookies,
                 live,
                 throttle: LoginThrottle::default(),
+                join_checks: join::CheckLimiter::default(),
             }),
         }
     }
@@ -159,6 +163,19 @@ impl AdminState {
         &self.inner.throttle
     }
 
+    pub(crate) fn join_checks(&self) -> &join::CheckLimiter {
+        &self.inner.join_checks
+    }
+
+    /// The join authorizer over this state's tokens and directory (the one signaling uses
+    /// decides the same).
+    pub fn authorizer(&self) -> crate::JoinAuthorizer {
+        crate::JoinAuthorizer::with_directory(
+            self.inner.tokens.clone(),
+            self.inner.directory.clone(),
+        )
+    }
+
     pub(crate) fn secure_cookies(&self) -> bool {
         self.inner.secure_cookies
     }
@@ -168,6 +185,16 @@ impl AdminState {
         if let Err(e) = self.inner.directory.refresh(&self.inner.db, id).await {
             tracing::error!(meeting = id, "cannot refresh the meeting directory: {e}");
         }
+    }
+
+    /// Tells the join authorizer that a point was disabled or enabled: every meeting it has a
+    /// seat in is re-read. Returns those meetings.
+    pub(crate) async fn point_changed(&self, code: &str) -> Vec<String> {
+        let meetings = self.inner.directory.meetings_of_point(code);
+        for id in &meetings {
+            self.meeting_changed(id).await;
+        }
+        meetings
     }
 
     /// Writes an audit entry; a failure is logged (the action itself already happened).
@@ -198,7 +225,8 @@ impl AdminState {
     ),
     tags(
         (name = "session"), (name = "points"), (name = "meetings"),
-        (name = "accounts"), (name = "audit"), (name = "dashboard"), (name = "calendar")
+        (name = "accounts"), (name = "audit"), (name = "dashboard"), (name = "calendar"),
+        (name = "join")
     )
 )]
 struct ApiDoc;
@@ -241,6 +269,7 @@ pub fn documented() -> OpenApiRouter<AdminState> {
         .routes(routes!(calendar::reissue_all_feed))
         .routes(routes!(calendar::all_feed_ics))
         .routes(routes!(calendar::point_feed_ics))
+        .routes(routes!(join::check))
 }
 
 /// The OpenAPI document.

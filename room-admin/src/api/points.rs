@@ -154,7 +154,8 @@ pub async fn update_point(
     Ok(axum::Json(p))
 }
 
-/// Disable a point: it can no longer be invited (history is kept).
+/// Disable a point: it can no longer be invited (history is kept), its links stop working in
+/// every meeting it is invited to, and a connection of it in a running meeting is closed.
 #[utoipa::path(post, path = "/api/v1/points/{code}/disable", tag = "points",
     params(("code" = String, Path)),
     responses((status = 200, body = Point), (status = 404, body = ErrorBody)))]
@@ -164,11 +165,33 @@ pub async fn disable_point(
     ApiPath(code): ApiPath<String>,
 ) -> Result<axum::Json<Point>, ApiError> {
     let p = points::set_disabled(state.db(), &code, true, db::unix_now()).await?;
+    let mut kicked = Vec::new();
+    for meeting in state.point_changed(&p.code).await {
+        if state.kick(&meeting, &p.code, POINT_DISABLED) {
+            kicked.push(meeting);
+        }
+    }
+    let detail = if kicked.is_empty() {
+        String::new()
+    } else {
+        format!("disconnected from {}", kicked.join(", "))
+    };
     state
-        .audit(&staff.username, &staff.ip, "point.disable", &p.code, "")
+        .audit(
+            &staff.username,
+            &staff.ip,
+            "point.disable",
+            &p.code,
+            &detail,
+        )
         .await;
     Ok(axum::Json(p))
 }
+
+/// What a disabled point's staff read when its connection is closed.
+pub const POINT_DISABLED: &str = "Điểm cầu này đã bị ngừng sử dụng trong danh bạ. Hãy liên hệ \
+                                  cán bộ kỹ thuật. / This point was disabled in the directory. \
+                                  Contact the IT staff.";
 
 /// Enable a disabled point.
 #[utoipa::path(post, path = "/api/v1/points/{code}/enable", tag = "points",
@@ -180,6 +203,7 @@ pub async fn enable_point(
     ApiPath(code): ApiPath<String>,
 ) -> Result<axum::Json<Point>, ApiError> {
     let p = points::set_disabled(state.db(), &code, false, db::unix_now()).await?;
+    state.point_changed(&p.code).await;
     state
         .audit(&staff.username, &staff.ip, "point.enable", &p.code, "")
         .await;
