@@ -101,7 +101,7 @@ async fn malformed_messages_get_typed_errors_and_the_connection_survives() {
     let e = expect_error(&mut ws, "unknown_type").await;
     assert_eq!(e["request"], "teleport");
 
-    send(&mut ws, r#"{"v":1,"type":"join","token":42}"#).await;
+    send(&mut ws, r#"{"v":1,"type":"ping","extra":42}"#).await;
     expect_error(&mut ws, "bad_message").await;
 
     send(&mut ws, r#"{"v":9,"type":"ping"}"#).await;
@@ -112,9 +112,13 @@ async fn malformed_messages_get_typed_errors_and_the_connection_survives() {
         .unwrap();
     expect_error(&mut ws, "bad_json").await;
 
-    send(&mut ws, r#"{"v":1,"type":"publish_offer","sdp":"v=0"}"#).await;
-    expect_error(&mut ws, "not_joined").await;
     still_usable(&mut ws).await;
+
+    // Anything but join, ping or leave before joining is the fatal `not_joined`.
+    send(&mut ws, r#"{"v":1,"type":"publish_offer","sdp":"v=0"}"#).await;
+    let e = expect_error(&mut ws, "not_joined").await;
+    assert_eq!(e["fatal"], true, "{e}");
+    expect_closed(&mut ws).await;
 }
 
 #[tokio::test]
@@ -417,10 +421,15 @@ async fn client_freeze_reports_feed_the_metrics_and_are_bounded() {
 async fn websockets_beyond_the_cap_are_refused_and_slots_come_back() {
     let url = serve_ws(fixed_tokens_signaling().with_max_connections(2)).await;
 
+    // Two joined sessions fill the server (an unjoined socket would give its slot away).
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.expect("first");
-    let (_b, _) = tokio_tungstenite::connect_async(&url)
+    send(&mut a, r#"{"v":1,"type":"join","token":"point-a"}"#).await;
+    next_of_type(&mut a, "joined").await;
+    let (mut b, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("second");
+    send(&mut b, r#"{"v":1,"type":"join","token":"point-b"}"#).await;
+    next_of_type(&mut b, "joined").await;
     match tokio_tungstenite::connect_async(&url).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 503),
         other => panic!("a third socket must be refused with 503, got {other:?}"),

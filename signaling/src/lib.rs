@@ -8,12 +8,15 @@
 //! - [`auth`]: the [`auth::Authorizer`] trait that turns a join token into a [`auth::Grant`].
 //! - [`controls`]: floor, hands, microphones, roll call, discussion (pure state machine).
 //! - [`room`]: one meeting's roster and routing policy (pure, synchronous).
+//! - `admission`: who may open a WebSocket (caps per address and global, upgrade rate, slots
+//!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
 //! - `metrics`: Prometheus metrics of the signaling layer.
 //! - [`turn`]: time-limited TURN credentials (coturn's REST API scheme) for `joined`.
 //!
 //! [`Signaling`] holds the rooms and serves `GET /ws`.
 
+mod admission;
 pub mod auth;
 pub mod controls;
 mod meeting;
@@ -22,19 +25,24 @@ pub mod protocol;
 pub mod room;
 mod session;
 
+pub use admission::AdmissionLimits;
 pub use session::Timeouts;
 pub mod turn;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, FromRequestParts, State, WebSocketUpgrade};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sfu::{ParticipantId, Sfu};
 
+use admission::{Admission, Refusal};
 use metrics::SignalingMetrics;
 use room::Room;
 
@@ -61,9 +69,10 @@ pub(crate) struct Inner {
     pub sfu: Sfu,
     pub auth: Arc<dyn auth::Authorizer>,
     pub observer: Arc<dyn auth::RoomObserver>,
-    /// Open WebSockets (joined or not) are bounded by this semaphore.
-    pub connections: Arc<tokio::sync::Semaphore>,
-    pub max_connections: usize,
+    /// Open WebSockets: caps, per address and global, and the upgrade rate.
+    pub admission: Arc<Admission>,
+    /// Set once, by [`Signaling::shutdown`]: the retry hint (ms) every session is told.
+    pub shutdown: tokio::sync::watch::Sender<Option<u64>>,
     pub rooms: Mutex<HashMap<String, Room>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
@@ -108,8 +117,8 @@ impl Signaling {
                 sfu,
                 auth,
                 observer,
-                connections: Arc::new(tokio::sync::Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
-                max_connections: DEFAULT_MAX_CONNECTIONS,
+                admission: Arc::new(Admission::new(AdmissionLimits::default())),
+                shutdown: tokio::sync::watch::Sender::new(None),
                 timeouts: Timeouts::default(),
                 rooms: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
@@ -119,11 +128,23 @@ impl Signaling {
         }
     }
 
-    /// Caps the open WebSockets (default [`DEFAULT_MAX_CONNECTIONS`]). Call before serving.
-    pub fn with_max_connections(mut self, max: usize) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.connections = Arc::new(tokio::sync::Semaphore::new(max));
-            inner.max_connections = max;
+    /// Caps the open WebSockets (default [`DEFAULT_MAX_CONNECTIONS`]), a quarter of them for
+    /// sockets that have not joined yet. Call before serving.
+    pub fn with_max_connections(self, max: usize) -> Self {
+        let current = self.inner.admission.limits().clone();
+        let scaled = AdmissionLimits::with_max_open(max);
+        self.with_admission(AdmissionLimits {
+            max_open: scaled.max_open,
+            max_unjoined: scaled.max_unjoined,
+            ..current
+        })
+    }
+
+    /// Sets every limit on open WebSockets (see [`AdmissionLimits`]). Call before serving.
+    pub fn with_admission(mut self, limits: AdmissionLimits) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.admission = Arc::new(Admission::new(limits)),
+            None => tracing::error!("WebSocket limits ignored: Signaling was already shared"),
         }
         self
     }
@@ -169,6 +190,7 @@ impl Signaling {
                 v: protocol::PROTOCOL_VERSION,
                 code: protocol::ByeCode::Revoked,
                 reason: reason.to_owned(),
+                retry_after_ms: None,
             });
         }
         found
@@ -192,10 +214,34 @@ impl Signaling {
                 v: protocol::PROTOCOL_VERSION,
                 code: protocol::ByeCode::MeetingEnded,
                 reason: reason.to_owned(),
+                retry_after_ms: None,
             },
             None,
         );
         room.len()
+    }
+
+    /// Ends every session for a restart: new sockets are refused (503), every open one is told
+    /// `bye` `server_restarting` with `retry_after` as its hint and closed (each seat is left, so
+    /// the observer records the departure). Waits at most `wait` for the sessions to finish;
+    /// returns how many were still open then.
+    pub async fn shutdown(&self, retry_after: Duration, wait: Duration) -> usize {
+        let admission = &self.inner.admission;
+        admission.stop();
+        let open = admission.counts().0;
+        tracing::info!(
+            open,
+            "telling every WebSocket session the server is restarting"
+        );
+        let hint = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+        self.inner.shutdown.send_replace(Some(hint));
+        if tokio::time::timeout(wait, admission.until_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("WebSocket sessions still open {wait:?} after the shutdown notice");
+        }
+        admission.counts().0
     }
 
     /// Who is connected to a meeting right now.
@@ -218,24 +264,78 @@ impl Signaling {
     }
 }
 
-async fn upgrade(State(s): State<Signaling>, ws: WebSocketUpgrade) -> Response {
-    // Bounded like any server resource: past the cap a new socket is refused before upgrading
-    // (and a socket that never joins is closed, see `session`).
-    let Ok(permit) = s.inner.connections.clone().try_acquire_owned() else {
-        tracing::warn!(
-            "WebSocket refused: {} connections open",
-            s.inner.max_connections
-        );
-        return (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "too many connections; retry shortly",
-        )
-            .into_response();
+/// The client's address when the app is served with connect info (the binary does); `None`
+/// otherwise (tests serving the bare router), and then only the global caps apply.
+struct ClientAddr(Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+async fn upgrade(
+    State(s): State<Signaling>,
+    ClientAddr(addr): ClientAddr,
+    ws: WebSocketUpgrade,
+) -> Response {
+    // Bounded like any server resource, and per address so that one address cannot lock
+    // everyone out (see `admission`); a socket that never joins is closed at its deadline.
+    let inner = &s.inner;
+    let admitted = match inner.admission.admit(addr.map(|a| a.ip()), Instant::now()) {
+        Ok(a) => a,
+        Err(refusal) => return refuse(inner, addr, refusal),
     };
+    if admitted.evicted > 0 {
+        inner.metrics.ws_evicted.inc_by(admitted.evicted as u64);
+    }
+    inner.metrics.ws_counts(&inner.admission);
+    let ticket = admitted.ticket;
     ws.max_message_size(session::WS_HARD_LIMIT)
         .max_frame_size(session::WS_HARD_LIMIT)
         .on_upgrade(move |socket| async move {
-            session::run(s.inner, socket).await;
-            drop(permit);
+            let inner = s.inner;
+            session::run(inner.clone(), socket, ticket).await;
+            inner.metrics.ws_counts(&inner.admission);
         })
+}
+
+/// 429 with `Retry-After` for an address upgrading too fast, 503 for the caps.
+fn refuse(inner: &Inner, addr: Option<SocketAddr>, refusal: Refusal) -> Response {
+    inner
+        .metrics
+        .ws_refused
+        .with_label_values(&[refusal.reason()])
+        .inc();
+    // Debug level: a flood would otherwise write a line per attempt.
+    tracing::debug!(?addr, reason = refusal.reason(), "WebSocket refused");
+    let (status, retry_after, text) = match refusal {
+        Refusal::Rate { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            "too many connections from your address; retry after the Retry-After delay",
+        ),
+        Refusal::Stopping => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "the server is restarting; retry shortly",
+        ),
+        Refusal::AddressFull | Refusal::ServerFull | Refusal::TooManyAddresses => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            5,
+            "too many connections; retry shortly",
+        ),
+    };
+    let mut response = (status, text).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
 }

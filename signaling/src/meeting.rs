@@ -283,6 +283,7 @@ fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal
                 v: PROTOCOL_VERSION,
                 code: crate::protocol::ByeCode::MeetingEnded,
                 reason: "meeting ended".into(),
+                retry_after_ms: None,
             },
             None,
         );

@@ -16,6 +16,13 @@ pub(crate) struct SignalingMetrics {
     /// Video freezes the clients' decoders reported.
     pub client_freezes: prometheus::IntCounter,
     pub client_freeze_seconds: prometheus::Counter,
+    /// WebSocket upgrades refused, by reason (`rate`, `address_full`, `server_full`, ...).
+    pub ws_refused: IntCounterVec,
+    /// Unjoined sockets that gave their slot to a newer socket.
+    pub ws_evicted: prometheus::IntCounter,
+    /// Open WebSockets, and those not joined yet.
+    pub ws_open: IntGauge,
+    pub ws_unjoined: IntGauge,
 }
 
 const JOIN_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
@@ -31,6 +38,10 @@ impl SignalingMetrics {
         registry.register(Box::new(m.errors.clone()))?;
         registry.register(Box::new(m.client_freezes.clone()))?;
         registry.register(Box::new(m.client_freeze_seconds.clone()))?;
+        registry.register(Box::new(m.ws_refused.clone()))?;
+        registry.register(Box::new(m.ws_evicted.clone()))?;
+        registry.register(Box::new(m.ws_open.clone()))?;
+        registry.register(Box::new(m.ws_unjoined.clone()))?;
         Ok(m)
     }
 
@@ -83,7 +94,33 @@ impl SignalingMetrics {
                 "Total duration of the video freezes clients reported",
             )
             .expect("valid metric"),
+            ws_refused: IntCounterVec::new(
+                Opts::new(
+                    "hoinghi_ws_refused_total",
+                    "WebSocket upgrades refused, by reason",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+            ws_evicted: prometheus::IntCounter::new(
+                "hoinghi_ws_evicted_total",
+                "Unjoined WebSockets closed to make room for a newer one",
+            )
+            .expect("valid metric"),
+            ws_open: IntGauge::new("hoinghi_ws_open", "Open WebSockets").expect("valid metric"),
+            ws_unjoined: IntGauge::new(
+                "hoinghi_ws_unjoined",
+                "Open WebSockets that have not joined yet",
+            )
+            .expect("valid metric"),
         }
+    }
+
+    /// Sets the socket gauges from the admission counts.
+    pub(crate) fn ws_counts(&self, admission: &crate::admission::Admission) {
+        let (open, unjoined) = admission.counts();
+        self.ws_open.set(open as i64);
+        self.ws_unjoined.set(unjoined as i64);
     }
 }
 

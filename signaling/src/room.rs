@@ -174,6 +174,7 @@ impl Room {
                 v: PROTOCOL_VERSION,
                 code: crate::protocol::ByeCode::Replaced,
                 reason: "replaced by a newer connection of the same point".into(),
+                retry_after_ms: None,
             });
             self.broadcast(&left(old), None);
         }

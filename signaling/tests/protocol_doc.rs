@@ -2,7 +2,7 @@
 //!
 //! - Every fenced block whose info string starts with `json` must say its direction
 //!   (` ```json client ` or ` ```json server `) and parse with the server's own code:
-//!   client examples through `parse_client_message` (the very function the server runs on each
+//!   client examples through `parse_client_frame` (the very function the server runs on each
 //!   frame, limits included), server examples as `ServerMessage`. Each example must also be in
 //!   canonical form (re-serialising gives the same JSON value), so the doc never shows a `null`
 //!   the server would not send or a field spelled two ways.
@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use signaling::protocol::{ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_message};
+use signaling::protocol::{ErrorCode, PROTOCOL_VERSION, ServerMessage, parse_client_frame};
 
 const DOC: &str = include_str!("../../docs/protocol.md");
 const SOURCE: &str = include_str!("../src/protocol/mod.rs");
@@ -86,10 +86,14 @@ fn check_doc(doc: &str) -> (Vec<String>, BTreeSet<String>, BTreeSet<String>) {
             }
         };
         let reserialised = match ex.direction {
-            Direction::Client => match parse_client_message(&ex.text) {
-                Ok(msg) => {
-                    client_types.insert(msg.kind().to_string());
-                    serde_json::to_value(&msg).unwrap()
+            Direction::Client => match parse_client_frame(&ex.text) {
+                Ok(frame) => {
+                    client_types.insert(frame.message.kind().to_string());
+                    let mut value = serde_json::to_value(&frame.message).unwrap();
+                    if let Some(id) = frame.request_id {
+                        value["request_id"] = serde_json::to_value(id).unwrap();
+                    }
+                    value
                 }
                 Err(e) => {
                     errors.push(format!(

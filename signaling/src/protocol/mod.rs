@@ -16,6 +16,41 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// starts once we stopped reading one).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Longest join token, in characters.
+pub const MAX_TOKEN_CHARS: usize = 2048;
+
+/// Longest textual `request_id`, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
+/// What a client may attach to any message as `request_id`, echoed in an `error` answering
+/// that message: a string of 1..64 characters or a non-negative integer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RequestId {
+    Number(u64),
+    Text(String),
+}
+
+impl RequestId {
+    /// Reads a `request_id` value, bounded (it is echoed back).
+    pub fn from_json(value: serde_json::Value) -> Result<Self, String> {
+        match value {
+            serde_json::Value::Number(n) if n.as_u64().is_some() => {
+                Ok(Self::Number(n.as_u64().unwrap_or_default()))
+            }
+            serde_json::Value::String(s)
+                if !s.is_empty() && s.chars().count() <= MAX_REQUEST_ID_CHARS =>
+            {
+                Ok(Self::Text(s))
+            }
+            _ => Err(format!(
+                "\"request_id\" must be a string of 1..{MAX_REQUEST_ID_CHARS} characters or a \
+                 non-negative integer"
+            )),
+        }
+    }
+}
+
 /// Largest SDP accepted inside a message (a browser offer with simulcast is ~10 KiB).
 pub const MAX_SDP_BYTES: usize = 48 * 1024;
 
@@ -177,6 +212,30 @@ pub enum ByeCode {
     Revoked,
     /// The meeting ended or was cancelled.
     MeetingEnded,
+    /// The server is restarting (an update, a reboot): join again after `retry_after_ms`.
+    ServerRestarting,
+}
+
+impl ByeCode {
+    /// The WebSocket close code that follows this `bye`: 1012 (service restart) for a restart,
+    /// 1000 (normal closure) otherwise.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::ServerRestarting => 1012,
+            _ => 1000,
+        }
+    }
+
+    /// The close frame's reason: the code's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::Replaced => "replaced",
+            Self::Revoked => "revoked",
+            Self::MeetingEnded => "meeting_ended",
+            Self::ServerRestarting => "server_restarting",
+        }
+    }
 }
 
 /// Who a chat message goes to.
@@ -496,6 +555,9 @@ pub enum ServerMessage {
         code: ByeCode,
         /// Plain-language detail.
         reason: String,
+        /// With `server_restarting`: how long to wait before joining again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
     /// Something you sent was refused. `code` is stable; `message` is for people.
     Error {
@@ -507,6 +569,9 @@ pub enum ServerMessage {
         request: Option<String>,
         /// Whether the server closes the connection after this error.
         fatal: bool,
+        /// The `request_id` of the refused message, when it carried one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<RequestId>,
     },
 }
 
@@ -552,13 +617,14 @@ pub enum ErrorCode {
     TooLarge,
     /// `v` is not a version this server speaks.
     UnsupportedVersion,
-    /// The join token is malformed, forged or revoked. Fatal.
+    /// The join token is missing, too long, malformed, forged or revoked. Fatal.
     BadToken,
     /// The join token's meeting is over or the token has expired. Fatal.
     TokenExpired,
     /// The meeting is at its participant cap. Fatal.
     RoomFull,
-    /// A message other than `join` arrived before `join` succeeded.
+    /// The connection has not joined: a message other than `join`, `ping` or `leave` came
+    /// before `join` succeeded, or no `join` came in time. Fatal.
     NotJoined,
     /// `join` was sent twice on one connection.
     AlreadyJoined,
@@ -583,8 +649,19 @@ impl ErrorCode {
     pub fn is_fatal(self) -> bool {
         matches!(
             self,
-            Self::TooLarge | Self::BadToken | Self::TokenExpired | Self::RoomFull
+            Self::TooLarge | Self::BadToken | Self::TokenExpired | Self::RoomFull | Self::NotJoined
         )
+    }
+}
+
+impl ErrorCode {
+    /// The WebSocket close code after a fatal error: 1009 (message too big) for `too_large`,
+    /// 1008 (policy violation) for the others.
+    pub fn close_code(self) -> u16 {
+        match self {
+            Self::TooLarge => 1009,
+            _ => 1008,
+        }
     }
 }
 
@@ -596,6 +673,7 @@ impl ServerMessage {
             message: message.into(),
             request,
             fatal: code.is_fatal(),
+            request_id: None,
         }
     }
 
@@ -606,7 +684,10 @@ impl ServerMessage {
 }
 
 mod parse;
-pub use parse::{MAX_CHAT_CHARS, MAX_HAND_TEXT, ParseError, has_markup, parse_client_message};
+pub use parse::{
+    ClientFrame, MAX_CHAT_CHARS, MAX_HAND_TEXT, ParseError, has_markup, parse_client_frame,
+    parse_client_message,
+};
 
 #[cfg(test)]
 mod tests;

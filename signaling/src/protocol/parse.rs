@@ -1,6 +1,9 @@
 //! Turning one text frame into a [`ClientMessage`], with failures classified into stable codes.
 
-use super::{ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, MAX_SDP_BYTES, PROTOCOL_VERSION};
+use super::{
+    ClientMessage, ErrorCode, MAX_MESSAGE_BYTES, MAX_SDP_BYTES, MAX_TOKEN_CHARS, PROTOCOL_VERSION,
+    RequestId,
+};
 
 /// Why a frame could not become a [`ClientMessage`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,40 +12,75 @@ pub struct ParseError {
     pub message: String,
     /// The `type` tag when it could be read.
     pub request: Option<String>,
+    /// The client's `request_id` when it could be read.
+    pub request_id: Option<RequestId>,
+}
+
+impl ParseError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            request: None,
+            request_id: None,
+        }
+    }
+
+    fn about(mut self, request: &str, request_id: &Option<RequestId>) -> Self {
+        self.request = Some(request.to_owned());
+        self.request_id = request_id.clone();
+        self
+    }
+}
+
+/// One client frame: the message and the `request_id` the client attached to it, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientFrame {
+    pub message: ClientMessage,
+    pub request_id: Option<RequestId>,
 }
 
 /// Parses one text frame into a client message, classifying failures into stable codes.
+/// A `request_id` is accepted and dropped; [`parse_client_frame`] keeps it.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+    parse_client_frame(text).map(|f| f.message)
+}
+
+/// Parses one text frame into a client message and its optional `request_id`.
 ///
 /// Parsing happens in two steps so that the error says *what* is wrong: first as a generic JSON
 /// value (bad JSON vs. a wrong shape), then into the typed enum.
-pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
     if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ParseError {
-            code: ErrorCode::TooLarge,
-            message: format!(
+        return Err(ParseError::new(
+            ErrorCode::TooLarge,
+            format!(
                 "message is {} bytes; the limit is {MAX_MESSAGE_BYTES}",
                 text.len()
             ),
-            request: None,
-        });
+        ));
     }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| ParseError {
-        code: ErrorCode::BadJson,
-        message: format!("not valid JSON: {e}"),
-        request: None,
-    })?;
-    let Some(obj) = value.as_object() else {
-        return Err(ParseError {
-            code: ErrorCode::BadMessage,
-            message: "a message must be a JSON object".into(),
-            request: None,
-        });
+    let mut value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ParseError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(ParseError::new(
+            ErrorCode::BadMessage,
+            "a message must be a JSON object",
+        ));
+    };
+    // Not part of any message's own fields: taken out before the typed parse.
+    let request_id = match obj.remove("request_id").map(RequestId::from_json) {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(message)) => return Err(ParseError::new(ErrorCode::BadMessage, message)),
     };
     let Some(tag) = obj.get("type").and_then(|t| t.as_str()) else {
         return Err(ParseError {
-            code: ErrorCode::UnknownType,
-            message: "the field \"type\" is missing or not a string".into(),
-            request: None,
+            request_id,
+            ..ParseError::new(
+                ErrorCode::UnknownType,
+                "the field \"type\" is missing or not a string",
+            )
         });
     };
     const KNOWN: [&str; 21] = [
@@ -71,43 +109,59 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage, ParseError> {
     // Bounded: the tag is echoed back, so cut anything a client made long.
     let request: String = tag.chars().take(40).collect();
     if !KNOWN.contains(&tag) {
-        return Err(ParseError {
-            code: ErrorCode::UnknownType,
-            message: format!("unknown message type \"{request}\""),
-            request: Some(request),
-        });
+        return Err(ParseError::new(
+            ErrorCode::UnknownType,
+            format!("unknown message type \"{request}\""),
+        )
+        .about(&request, &request_id));
     }
     match obj.get("v").map(|v| v.as_u64()) {
         Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => {}
         Some(Some(v)) => {
-            return Err(ParseError {
-                code: ErrorCode::UnsupportedVersion,
-                message: format!(
+            return Err(ParseError::new(
+                ErrorCode::UnsupportedVersion,
+                format!(
                     "protocol version {v} is not supported; this server speaks {PROTOCOL_VERSION}"
                 ),
-                request: Some(request),
-            });
+            )
+            .about(&request, &request_id));
         }
         _ => {
-            return Err(ParseError {
-                code: ErrorCode::BadMessage,
-                message: "the field \"v\" (protocol version, an integer) is missing or invalid"
-                    .into(),
-                request: Some(request),
-            });
+            return Err(ParseError::new(
+                ErrorCode::BadMessage,
+                "the field \"v\" (protocol version, an integer) is missing or invalid",
+            )
+            .about(&request, &request_id));
         }
     }
-    let msg: ClientMessage = serde_json::from_value(value).map_err(|e| ParseError {
-        code: ErrorCode::BadMessage,
-        message: format!("invalid \"{request}\" message: {e}"),
-        request: Some(request.clone()),
+    // A join without a usable token is a refused join, whatever the shape of the rest.
+    if tag == "join" {
+        let fine = obj
+            .get("token")
+            .and_then(|t| t.as_str())
+            .is_some_and(|t| !t.is_empty() && t.chars().count() <= MAX_TOKEN_CHARS);
+        if !fine {
+            return Err(ParseError::new(
+                ErrorCode::BadToken,
+                format!("\"token\" must be a string of 1..{MAX_TOKEN_CHARS} characters"),
+            )
+            .about(&request, &request_id));
+        }
+    }
+    let msg: ClientMessage = serde_json::from_value(value).map_err(|e| {
+        ParseError::new(
+            ErrorCode::BadMessage,
+            format!("invalid \"{request}\" message: {e}"),
+        )
+        .about(&request, &request_id)
     })?;
-    validate(&msg).map_err(|message| ParseError {
-        code: ErrorCode::BadMessage,
-        message,
-        request: Some(request),
+    validate(&msg).map_err(|message| {
+        ParseError::new(ErrorCode::BadMessage, message).about(&request, &request_id)
     })?;
-    Ok(msg)
+    Ok(ClientFrame {
+        message: msg,
+        request_id,
+    })
 }
 
 /// Longest chat message, in characters.
@@ -127,9 +181,6 @@ pub fn has_markup(text: &str) -> bool {
 /// Bounds that serde cannot express.
 fn validate(msg: &ClientMessage) -> Result<(), String> {
     match msg {
-        ClientMessage::Join { token, .. } if token.is_empty() || token.len() > 2048 => {
-            Err("\"token\" must be 1..2048 characters".into())
-        }
         ClientMessage::PublishOffer { sdp, .. } | ClientMessage::SubscribeAnswer { sdp, .. }
             if sdp.len() > MAX_SDP_BYTES =>
         {

@@ -97,15 +97,6 @@ fn rejections_have_stable_codes() {
     );
     assert_eq!(code_of(r#"{"type":"ping"}"#), ErrorCode::BadMessage);
     assert_eq!(
-        code_of(r#"{"v":1,"type":"join","token":5}"#),
-        ErrorCode::BadMessage
-    );
-    assert_eq!(code_of(r#"{"v":1,"type":"join"}"#), ErrorCode::BadMessage);
-    assert_eq!(
-        code_of(r#"{"v":1,"type":"join","token":""}"#),
-        ErrorCode::BadMessage
-    );
-    assert_eq!(
         code_of(r#"{"v":1,"type":"ping","extra":1}"#),
         ErrorCode::BadMessage
     );
@@ -163,4 +154,79 @@ fn echoed_type_is_bounded() {
     let err = parse_client_message(&format!(r#"{{"v":1,"type":"{long}"}}"#)).unwrap_err();
     assert_eq!(err.request.unwrap().len(), 40);
     assert!(err.message.len() < 200);
+}
+
+#[test]
+fn a_join_without_a_usable_token_is_the_fatal_bad_token() {
+    let too_long = serde_json::json!({"v":1,"type":"join","token":"t".repeat(2049)}).to_string();
+    for text in [
+        r#"{"v":1,"type":"join","token":5}"#,
+        r#"{"v":1,"type":"join"}"#,
+        r#"{"v":1,"type":"join","token":""}"#,
+        too_long.as_str(),
+    ] {
+        let e = parse_client_message(text).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadToken, "{text:.80}");
+        assert!(e.code.is_fatal());
+        assert_eq!(e.request.as_deref(), Some("join"));
+    }
+    let longest = serde_json::json!({"v":1,"type":"join","token":"ệ".repeat(2048)}).to_string();
+    assert!(
+        parse_client_message(&longest).is_ok(),
+        "characters, not bytes"
+    );
+}
+
+#[test]
+fn not_joined_is_fatal() {
+    assert!(ErrorCode::NotJoined.is_fatal());
+    assert_eq!(ErrorCode::NotJoined.close_code(), 1008);
+    assert_eq!(ErrorCode::TooLarge.close_code(), 1009);
+}
+
+#[test]
+fn a_request_id_is_kept_apart_from_the_message_and_echoed_in_its_error() {
+    let f = parse_client_frame(r#"{"v":1,"type":"ping","request_id":"a-1"}"#).unwrap();
+    assert_eq!(f.message, ClientMessage::Ping { v: 1 });
+    assert_eq!(f.request_id, Some(RequestId::Text("a-1".into())));
+    let f = parse_client_frame(r#"{"v":1,"type":"revoke_floor","request_id":42}"#).unwrap();
+    assert_eq!(f.request_id, Some(RequestId::Number(42)));
+
+    // Errors found after the id was read carry it.
+    let e = parse_client_frame(r#"{"v":1,"type":"grant_floor","request_id":7}"#).unwrap_err();
+    assert_eq!(
+        (e.code, e.request_id),
+        (ErrorCode::BadMessage, Some(RequestId::Number(7)))
+    );
+    let e = parse_client_frame(r#"{"v":1,"type":"dance","request_id":"x"}"#).unwrap_err();
+    assert_eq!(e.request_id, Some(RequestId::Text("x".into())));
+
+    // The id itself is bounded and typed.
+    let long = format!(
+        r#"{{"v":1,"type":"ping","request_id":"{}"}}"#,
+        "x".repeat(65)
+    );
+    for bad in [
+        long.as_str(),
+        r#"{"v":1,"type":"ping","request_id":""}"#,
+        r#"{"v":1,"type":"ping","request_id":-1}"#,
+        r#"{"v":1,"type":"ping","request_id":{"a":1}}"#,
+    ] {
+        let e = parse_client_frame(bad).unwrap_err();
+        assert_eq!(
+            (e.code, e.request_id),
+            (ErrorCode::BadMessage, None),
+            "{bad:.80}"
+        );
+    }
+
+    let echoed = ServerMessage::Error {
+        v: 1,
+        code: ErrorCode::Forbidden,
+        message: "m".into(),
+        request: Some("grant_floor".into()),
+        fatal: false,
+        request_id: Some(RequestId::Number(7)),
+    };
+    assert!(echoed.to_json().contains(r#""request_id":7"#));
 }

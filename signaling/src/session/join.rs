@@ -7,7 +7,8 @@ use std::time::{Instant, SystemTime};
 use sfu::ParticipantId;
 use tokio::sync::mpsc;
 
-use super::{Inbox, Joined, MEDIA_QUEUE, ROOM_QUEUE, error, sfu_error};
+use super::handle::sfu_error;
+use super::{Inbox, Joined, MEDIA_QUEUE, ROOM_QUEUE, error};
 use crate::Inner;
 use crate::auth::{AuthError, Grant};
 use crate::meeting::{Seat, apply_routing};

@@ -4,41 +4,54 @@
 //! States: `AwaitingJoin` → `Joined` → closed. Everything the client sends is parsed into a typed
 //! message first; any failure becomes an `error` message with a stable code. Only the errors
 //! listed as fatal close the connection.
+//!
+//! Every close the server decides on is announced first: a fatal `error` or a `bye` is flushed
+//! before the close frame, and the close code follows from it (see [`ByeCode::close_code`]).
+//!
+//! # Layout
+//! - `handle`: one client message, answered.
+//! - `join`: a token becomes a seat (or a refusal); the seat is given back at the end.
+//! - `convert`: media-plane events as protocol messages.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use sfu::{MediaEvent, ParticipantId, SfuError};
-use tokio::sync::mpsc;
+use sfu::{MediaEvent, ParticipantId};
+use tokio::sync::{mpsc, watch};
 
 mod convert;
+mod handle;
 mod join;
 
 use convert::media_message;
-use join::{join, leave};
+use handle::handle_text;
+use join::leave;
 
 use crate::Inner;
+use crate::admission::Ticket;
 use crate::auth::Grant;
 use crate::meeting::{self, Seat};
-use crate::protocol::{
-    self, ClientMessage, ErrorCode, PROTOCOL_VERSION, PcKind, Role, ServerMessage,
-};
+use crate::protocol::{ByeCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMessage};
 
 /// Frames above this are cut by the WebSocket layer itself; between the protocol limit (64 KiB)
 /// and this one the client gets a typed `too_large` error before the close.
 pub(crate) const WS_HARD_LIMIT: usize = 256 * 1024;
 const ROOM_QUEUE: usize = 256;
 const MEDIA_QUEUE: usize = 64;
+/// How long the last message and the close frame may take to leave: a client that stopped
+/// reading must not hold its session (or a shutdown) open.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// How long a session waits for its client (see [`Timeouts::default`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// A connection that sends nothing (not even a pong) for this long is closed.
     pub idle: Duration,
-    /// Pings go out this often; the other limits are checked on the same tick.
+    /// Pings go out this often; the idle limit is checked on the same tick.
     pub ping: Duration,
-    /// A socket must join within this long (checked on the ping tick, so up to one tick later).
+    /// A socket must join within this long after it opened; it is closed at that moment.
     pub join: Duration,
 }
 
@@ -100,6 +113,12 @@ enum Wake {
     Frame(Option<Result<Message, axum::Error>>),
     Out(Option<Inbound>),
     Tick,
+    /// The join deadline passed without a `join`.
+    JoinDeadline,
+    /// A newer socket took this unjoined socket's slot (see `admission`).
+    Evicted,
+    /// The server is shutting down; the retry hint in milliseconds.
+    Restart(u64),
 }
 
 /// What to do after handling one frame.
@@ -108,9 +127,43 @@ enum Next {
     Close(u16, &'static str),
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
+/// How the loop ended: the last message for the client (if any) and the close frame (if any).
+struct Ending {
+    last: Option<ServerMessage>,
+    close: Option<(u16, &'static str)>,
+}
+
+impl Ending {
+    /// The connection is gone or unusable: nothing more to send.
+    fn lost() -> Self {
+        Self {
+            last: None,
+            close: None,
+        }
+    }
+
+    fn with(last: ServerMessage, code: u16, reason: &'static str) -> Self {
+        Self {
+            last: Some(last),
+            close: Some((code, reason)),
+        }
+    }
+
+    /// A `bye`, then the close code that goes with its code.
+    fn bye(msg: ServerMessage) -> Self {
+        let (code, reason) = match &msg {
+            ServerMessage::Bye { code, .. } => (code.close_code(), code.as_str()),
+            _ => (1011, "session ended by server"),
+        };
+        Self::with(msg, code, reason)
+    }
+}
+
+pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket) {
     let opened = Instant::now();
     let timeouts = inner.timeouts;
+    let join_deadline = tokio::time::Instant::now() + timeouts.join;
+    let mut restart = inner.shutdown.subscribe();
     let (mut sink, mut stream) = socket.split();
     let mut joined: Option<Joined> = None;
     let mut inbox: Option<Inbox> = None;
@@ -123,34 +176,58 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
         tokio::time::interval_at(tokio::time::Instant::now() + timeouts.ping, timeouts.ping);
     let mut last_heard = Instant::now();
 
-    let close: Option<(u16, &'static str)> = loop {
+    let ending: Ending = loop {
         let wake = tokio::select! {
             frame = stream.next() => Wake::Frame(frame),
             out = recv_inbox(&mut inbox) => Wake::Out(out),
             _ = ping.tick() => Wake::Tick,
+            // Exactly at the deadline, not on the next ping tick: an unjoined socket holds a
+            // slot for nothing.
+            () = tokio::time::sleep_until(join_deadline), if joined.is_none() => Wake::JoinDeadline,
+            () = ticket.evicted(), if joined.is_none() => Wake::Evicted,
+            hint = restart_hint(&mut restart) => Wake::Restart(hint),
         };
         let frame = match wake {
             Wake::Frame(Some(frame)) => frame,
-            Wake::Frame(None) => break None,
+            Wake::Frame(None) => break Ending::lost(),
             Wake::Tick => {
                 if last_heard.elapsed() > timeouts.idle {
-                    break Some((1001, "idle timeout"));
-                }
-                if joined.is_none() && opened.elapsed() > timeouts.join {
-                    // A socket that never joins holds a connection slot for nothing.
-                    let e = error(
-                        &inner,
-                        ErrorCode::NotJoined,
-                        "no \"join\" in time; connect again",
-                        None,
-                    );
-                    let _ = send(&mut sink, &e).await;
-                    break Some((1008, "join timeout"));
+                    break Ending {
+                        last: None,
+                        close: Some((1001, "idle timeout")),
+                    };
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    break None;
+                    break Ending::lost();
                 }
                 continue;
+            }
+            Wake::JoinDeadline => {
+                let e = error(
+                    &inner,
+                    ErrorCode::NotJoined,
+                    "no \"join\" in time; connect again",
+                    None,
+                );
+                break Ending::with(e, 1008, "join timeout");
+            }
+            Wake::Evicted => {
+                let e = error(
+                    &inner,
+                    ErrorCode::NotJoined,
+                    "a newer connection from your address took this one's place before it \
+                     joined; connect again and send \"join\" at once",
+                    None,
+                );
+                break Ending::with(e, 1008, "join timeout");
+            }
+            Wake::Restart(hint) => {
+                break Ending::bye(ServerMessage::Bye {
+                    v: PROTOCOL_VERSION,
+                    code: ByeCode::ServerRestarting,
+                    reason: "Máy chủ đang khởi động lại / the server is restarting".into(),
+                    retry_after_ms: Some(hint),
+                });
             }
             Wake::Out(Some(Inbound::Speaking(speaking))) => {
                 if let Some(j) = &joined {
@@ -164,18 +241,22 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                 }
                 continue;
             }
+            Wake::Out(Some(Inbound::Send(msg @ ServerMessage::Bye { .. }))) => {
+                break Ending::bye(msg);
+            }
             Wake::Out(Some(Inbound::Send(msg))) => {
-                let bye = matches!(msg, ServerMessage::Bye { .. });
                 if send(&mut sink, &msg).await.is_err() {
-                    break None;
-                }
-                if bye {
-                    break Some((1000, "replaced"));
+                    break Ending::lost();
                 }
                 continue;
             }
-            // The room dropped us or the media plane went away.
-            Wake::Out(None) => break Some((1011, "session ended by server")),
+            // The room dropped us or the media plane went away, without a word.
+            Wake::Out(None) => {
+                break Ending {
+                    last: None,
+                    close: Some((1011, "session ended by server")),
+                };
+            }
         };
         last_heard = Instant::now();
         let text = match frame {
@@ -188,11 +269,11 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                     None,
                 );
                 if send(&mut sink, &e).await.is_err() {
-                    break None;
+                    break Ending::lost();
                 }
                 continue;
             }
-            Ok(Message::Close(_)) => break None,
+            Ok(Message::Close(_)) => break Ending::lost(),
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
             Err(e) => {
                 // Oversized frames end here (the WebSocket layer refused them).
@@ -203,13 +284,15 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                     "frame refused: too large or malformed",
                     None,
                 );
-                let _ = send(&mut sink, &e).await;
-                break Some((1009, "message too large"));
+                break Ending::with(e, 1009, "message too large");
             }
         };
         if !bucket.take(Instant::now()) {
             if bucket.strikes > RATE_STRIKES {
-                break Some((1008, "too many messages"));
+                break Ending {
+                    last: None,
+                    close: Some((1008, "too many messages")),
+                };
             }
             let e = error(
                 &inner,
@@ -218,11 +301,16 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
                 None,
             );
             if send(&mut sink, &e).await.is_err() {
-                break None;
+                break Ending::lost();
             }
             continue;
         }
+        let was_joined = joined.is_some();
         let (replies, next) = handle_text(&inner, &mut joined, &mut inbox, opened, &text).await;
+        if !was_joined && joined.is_some() {
+            ticket.joined();
+            inner.metrics.ws_counts(&inner.admission);
+        }
         let mut failed = false;
         for r in replies {
             if send(&mut sink, &r).await.is_err() {
@@ -231,21 +319,17 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
             }
         }
         if failed {
-            break None;
+            break Ending::lost();
         }
         if let Next::Close(code, reason) = next {
-            break Some((code, reason));
+            break Ending {
+                last: None,
+                close: Some((code, reason)),
+            };
         }
     };
 
-    if let Some((code, reason)) = close {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: Utf8Bytes::from_static(reason),
-            })))
-            .await;
-    }
+    finish(&mut sink, ending).await;
     if let Some(j) = joined {
         leave(&inner, j.id, &j.meeting);
         let participant = j.id.to_string();
@@ -255,6 +339,43 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket) {
         inner
             .observer
             .link_summary(&j.grant, &participant, &j.seat.link_summary());
+    }
+    drop(ticket);
+}
+
+/// Sends the last message, then the close frame, each before the one after it, within
+/// [`CLOSE_GRACE`].
+async fn finish<S>(sink: &mut S, ending: Ending)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let flush = async {
+        if let Some(msg) = &ending.last
+            && send(sink, msg).await.is_err()
+        {
+            return;
+        }
+        if let Some((code, reason)) = ending.close {
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })))
+                .await;
+        }
+    };
+    if tokio::time::timeout(CLOSE_GRACE, flush).await.is_err() {
+        tracing::debug!("client did not take its last message in time");
+    }
+}
+
+/// The retry hint once the server starts shutting down; never resolves before.
+async fn restart_hint(rx: &mut watch::Receiver<Option<u64>>) -> u64 {
+    let hint = rx.wait_for(Option::is_some).await.map(|hint| *hint);
+    match hint {
+        Ok(hint) => hint.unwrap_or_default(),
+        // The service itself is gone: nothing will ever be announced.
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -266,19 +387,25 @@ enum Inbound {
 }
 
 /// The next message for the client from the room or the media plane; never resolves before join.
+///
+/// The room's queue comes first, and is drained before the end of the media plane's is
+/// reported: a replaced seat's `bye` is queued by the room just before the media plane lets go
+/// of the old seat, and must reach the client rather than lose a race to that closing.
 async fn recv_inbox(inbox: &mut Option<Inbox>) -> Option<Inbound> {
     match inbox {
         Some(i) => tokio::select! {
-            msg = i.room_rx.recv() => msg.map(Inbound::Send),
-            event = i.media_rx.recv() => event.map(|e| match e {
-                MediaEvent::Speaking { speaking } => Inbound::Speaking(speaking),
-                MediaEvent::LinkQuality {
+            biased;
+            Some(msg) = i.room_rx.recv() => Some(Inbound::Send(msg)),
+            event = i.media_rx.recv() => match event {
+                Some(MediaEvent::Speaking { speaking }) => Some(Inbound::Speaking(speaking)),
+                Some(MediaEvent::LinkQuality {
                     rtt_ms,
                     loss,
                     over_tcp,
-                } => Inbound::Link(rtt_ms, loss, over_tcp),
-                other => Inbound::Send(media_message(other)),
-            }),
+                }) => Some(Inbound::Link(rtt_ms, loss, over_tcp)),
+                Some(other) => Some(Inbound::Send(media_message(other))),
+                None => i.room_rx.try_recv().ok().map(Inbound::Send),
+            },
         },
         None => std::future::pending().await,
     }
@@ -309,189 +436,4 @@ fn error(
         .with_label_values(&[code_name.as_str()])
         .inc();
     ServerMessage::error(code, message, request)
-}
-
-async fn handle_text(
-    inner: &Arc<Inner>,
-    joined: &mut Option<Joined>,
-    inbox: &mut Option<Inbox>,
-    opened: Instant,
-    text: &str,
-) -> (Vec<ServerMessage>, Next) {
-    let msg = match protocol::parse_client_message(text) {
-        Ok(m) => m,
-        Err(e) => {
-            let fatal = e.code.is_fatal();
-            let reply = error(inner, e.code, e.message, e.request);
-            return (
-                vec![reply],
-                if fatal {
-                    Next::Close(1009, "message too large")
-                } else {
-                    Next::Continue
-                },
-            );
-        }
-    };
-    let kind = msg.kind();
-    inner.metrics.messages.with_label_values(&[kind]).inc();
-    let req = Some(kind.to_owned());
-    let one = |m| (vec![m], Next::Continue);
-
-    let Some(j) = joined.as_mut() else {
-        return match msg {
-            ClientMessage::Join { token, .. } => match join(inner, &token, opened).await {
-                Ok((state, queues, reply)) => {
-                    let mut replies = vec![reply];
-                    if let Some(room) = inner.rooms().get(&state.meeting) {
-                        replies.push(room.state_message());
-                        if !room.controls.speaking.is_empty() {
-                            replies.push(room.speakers_message());
-                        }
-                        replies.extend(room.chat_history_for(state.role, &state.grant.point));
-                    }
-                    *joined = Some(state);
-                    *inbox = Some(queues);
-                    (replies, Next::Continue)
-                }
-                Err(reply) => (vec![reply], Next::Close(1008, "join refused")),
-            },
-            ClientMessage::Ping { .. } => one(ServerMessage::Pong {
-                v: PROTOCOL_VERSION,
-            }),
-            ClientMessage::Leave { .. } => (vec![bye("left")], Next::Close(1000, "left")),
-            _ => one(error(
-                inner,
-                ErrorCode::NotJoined,
-                "send \"join\" first",
-                req,
-            )),
-        };
-    };
-    let id = j.id;
-    let sfu = &inner.sfu;
-    match msg {
-        ClientMessage::Join { .. } => one(error(
-            inner,
-            ErrorCode::AlreadyJoined,
-            "this connection has already joined",
-            req,
-        )),
-        ClientMessage::PublishOffer { sdp, sources, .. } => {
-            if j.role == Role::Observer {
-                return one(error(
-                    inner,
-                    ErrorCode::Forbidden,
-                    "observers do not publish",
-                    req,
-                ));
-            }
-            let sources = sources
-                .into_iter()
-                .map(|s| {
-                    let source = match s.source {
-                        protocol::Source::Microphone => sfu::TrackSource::Microphone,
-                        protocol::Source::Camera => sfu::TrackSource::Camera,
-                        protocol::Source::Screen => sfu::TrackSource::Screen,
-                    };
-                    (s.mid, source)
-                })
-                .collect();
-            match sfu.publish_offer(id, sdp, sources).await {
-                Ok(sdp) => one(ServerMessage::PublishAnswer {
-                    v: PROTOCOL_VERSION,
-                    sdp,
-                }),
-                Err(e) => one(sfu_error(inner, e, req)),
-            }
-        }
-        ClientMessage::SubscribeAnswer { revision, sdp, .. } => {
-            match sfu.subscribe_answer(id, revision, sdp).await {
-                Ok(()) => (vec![], Next::Continue),
-                Err(e) => one(sfu_error(inner, e, req)),
-            }
-        }
-        ClientMessage::Candidate { pc, candidate, .. } => {
-            let pc = match pc {
-                PcKind::Publish => sfu::PcKind::Publish,
-                PcKind::Subscribe => sfu::PcKind::Subscribe,
-            };
-            let c = sfu::RemoteCandidate {
-                candidate: candidate.candidate,
-                sdp_mid: candidate.sdp_mid,
-                sdp_m_line_index: candidate.sdp_m_line_index,
-                username_fragment: candidate.username_fragment,
-            };
-            match sfu.add_candidate(id, pc, c).await {
-                Ok(()) => (vec![], Next::Continue),
-                Err(e) => one(sfu_error(inner, e, req)),
-            }
-        }
-        ClientMessage::Ping { .. } => one(ServerMessage::Pong {
-            v: PROTOCOL_VERSION,
-        }),
-        ClientMessage::Leave { .. } => (vec![bye("left")], Next::Close(1000, "left")),
-        ClientMessage::ClientStats {
-            freezes, freeze_ms, ..
-        } => {
-            inner.metrics.client_freezes.inc_by(u64::from(freezes));
-            inner
-                .metrics
-                .client_freeze_seconds
-                .inc_by(f64::from(freeze_ms) / 1000.0);
-            (vec![], Next::Continue)
-        }
-        other => match meeting::handle(inner, &mut j.seat, other) {
-            Ok(replies) => (replies, Next::Continue),
-            Err((code, message)) => one(error(inner, code, message, req)),
-        },
-    }
-}
-
-fn bye(reason: &str) -> ServerMessage {
-    ServerMessage::Bye {
-        v: PROTOCOL_VERSION,
-        code: protocol::ByeCode::Left,
-        reason: reason.into(),
-    }
-}
-
-/// Maps a media-plane failure to a client error without leaking internals.
-fn sfu_error(inner: &Inner, e: SfuError, request: Option<String>) -> ServerMessage {
-    let (code, message) = match &e {
-        SfuError::NoSuchConnection => (
-            ErrorCode::NoSuchConnection,
-            "that peer connection does not exist yet".to_owned(),
-        ),
-        SfuError::BadSdp(detail) => (
-            ErrorCode::BadSdp,
-            format!("the SDP was refused: {}", truncate(detail, 200)),
-        ),
-        SfuError::BadCandidate(detail) => (
-            ErrorCode::BadMessage,
-            format!("the ICE candidate was refused: {}", truncate(detail, 200)),
-        ),
-        SfuError::StaleAnswer { .. } | SfuError::NoOfferPending => {
-            (ErrorCode::BadMessage, e.to_string())
-        }
-        SfuError::Busy => (
-            ErrorCode::Internal,
-            "the media server is busy; retry shortly".to_owned(),
-        ),
-        _ => {
-            tracing::error!("media plane: {e}");
-            (
-                ErrorCode::Internal,
-                "internal error; the server log has details".to_owned(),
-            )
-        }
-    };
-    error(inner, code, message, request)
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
