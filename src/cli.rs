@@ -20,6 +20,9 @@ use signaling::turn::{TurnConfig, TurnSecret, TurnUrl};
 pub const TURN_SECRET_ENV: &str = "HOINGHI_TURN_SECRET";
 /// The default first media port: below Linux's ephemeral port range (32768-60999), as Jitsi's.
 pub const DEFAULT_MEDIA_PORT: u16 = 10_000;
+// Checked when compiling: below the ephemeral range with room for 64 workers, and above the
+// ports that need privileges.
+const _: () = assert!(DEFAULT_MEDIA_PORT as u32 + 64 < 32_768 && DEFAULT_MEDIA_PORT >= 1024);
 /// A secret file larger than this is a wrong path (a log, a binary), not a secret.
 const TURN_SECRET_MAX_BYTES: u64 = 4_096;
 
