@@ -51,6 +51,15 @@ pub mod udp;
 pub mod vp8;
 mod worker;
 
+/// What the fuzz targets in `fuzz/` (and the replay of their corpora) reach beyond the public
+/// modules: a publish offer answered as a worker answers it, and `rtc`'s RTP types.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::worker::offline::answer_publish_offer;
+    pub use rtc::rtp;
+    pub use rtc::shared::marshal::{Marshal, Unmarshal};
+}
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};

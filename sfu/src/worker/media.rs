@@ -318,14 +318,9 @@ impl Worker {
             .is_some_and(|c| c.is_keyframe_start(&packet.payload));
         // Where a downtrack may start or change layer: any audio packet, a video keyframe.
         let switch_point = keyframe_start || t.video_codec.is_none();
-        let audio_level = t.audio_level_id.and_then(|id| {
-            packet
-                .header
-                .extensions
-                .iter()
-                .find(|e| e.id == id)
-                .map(|e| e.payload.clone())
-        });
+        let audio_level = t
+            .audio_level_id
+            .and_then(|id| crate::audio_level::find(&packet.header, id));
         if let Some(level) = &audio_level
             && let Some(speaking) = t.activity.observe(level.first().copied())
         {
@@ -412,13 +407,6 @@ impl Worker {
                 }
                 d.current = Some(rank);
             }
-            let extensions = match (&audio_level, bound.audio_level_id) {
-                (Some(level), Some(id)) => vec![rtp::header::Extension {
-                    id,
-                    payload: level.clone(),
-                }],
-                _ => Vec::new(),
-            };
             let (payload_type, payload) = match (red, bound.red_payload_type) {
                 (false, _) => match &vp8 {
                     Some(desc) => {
@@ -440,27 +428,23 @@ impl Worker {
                     }
                 }
             };
-            let out = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    padding: false,
-                    extension: !extensions.is_empty(),
-                    marker: packet.header.marker,
-                    payload_type,
-                    sequence_number: rewrite.seq,
-                    timestamp: rewrite.ts,
-                    ssrc: d.ssrc,
-                    csrc: Vec::new(),
-                    extension_profile: if extensions.is_empty() {
-                        0
-                    } else {
-                        rtp::header::EXTENSION_PROFILE_ONE_BYTE
-                    },
-                    extensions,
-                    ..Default::default()
-                },
-                payload,
+            let mut header = rtp::header::Header {
+                version: 2,
+                padding: false,
+                marker: packet.header.marker,
+                payload_type,
+                sequence_number: rewrite.seq,
+                timestamp: rewrite.ts,
+                ssrc: d.ssrc,
+                csrc: Vec::new(),
+                ..Default::default()
             };
+            crate::audio_level::set_forwarded(
+                &mut header,
+                audio_level.as_ref(),
+                bound.audio_level_id,
+            );
+            let out = rtp::Packet { header, payload };
             let Some(mut sender) = conn.pc.rtp_sender(d.sender_id) else {
                 d.forwarder.unsend(ssrc, seq, &rewrite);
                 continue;

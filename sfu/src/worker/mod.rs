@@ -12,6 +12,7 @@ mod feedback;
 mod lifecycle;
 mod media;
 mod negotiate;
+pub(crate) mod offline;
 mod routing;
 mod stats;
 mod tcp;
