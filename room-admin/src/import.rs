@@ -197,11 +197,7 @@ pub fn parse(data: &[u8]) -> Result<Parsed, StoreError> {
     }
     let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
     let text = std::str::from_utf8(data).map_err(|e| {
-        let line = data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+        let line = line_number(data, e.valid_up_to());
         file_error(format!(
             "Tệp không phải mã UTF-8 (lỗi ở dòng {line}). Trong Excel hãy chọn \"Lưu thành\" → \
              \"CSV UTF-8\". / The file is not UTF-8 (error on line {line}). In Excel, use \
@@ -306,11 +302,19 @@ pub fn parse(data: &[u8]) -> Result<Parsed, StoreError> {
 fn line_at(text: &str, byte: u64) -> usize {
     let end = usize::try_from(byte)
         .unwrap_or(usize::MAX)
-        .saturating_add(1)
-        .min(text.len());
-    text.as_bytes()[..end]
+        .saturating_add(1);
+    line_number(text.as_bytes(), end)
+}
+
+/// The line number of the byte at `end`, counting line ends as the CSV reader does: `\n`,
+/// `\r\n`, and a lone `\r` (what "CSV (Macintosh)" files end lines with; counting only `\n`
+/// put every row of such a file on line 1; found by `fuzz/`'s `csv_import` target).
+fn line_number(data: &[u8], end: usize) -> usize {
+    let end = end.min(data.len());
+    data[..end]
         .iter()
-        .filter(|&&b| b == b'\n')
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && data.get(i + 1) != Some(&b'\n')))
         .count()
         + 1
 }
@@ -416,6 +420,16 @@ mod tests {
             data.push_str(&format!("{i},a,commune\n"));
         }
         assert!(file_error(data.as_bytes()).contains("10000"));
+    }
+
+    #[test]
+    fn rows_of_a_file_with_carriage_return_line_ends_have_their_own_lines() {
+        let parsed = parse(b"code,name,kind\r1,a\r2,b,commune\r\r3,c,commune\r").unwrap();
+        let lines: Vec<usize> = parsed.rows.iter().map(|(line, _)| *line).collect();
+        assert_eq!(lines, vec![3, 5]);
+        assert_eq!(parsed.errors[0].line, 2);
+        let msg = file_error(b"code,name,kind\r1,X\xe3,commune\r");
+        assert!(msg.contains("line 2"), "{msg}");
     }
 
     #[test]
