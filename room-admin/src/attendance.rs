@@ -63,6 +63,12 @@ enum Event {
         target: Option<String>,
         at: i64,
     },
+    /// The chair ended the meeting.
+    Ended {
+        meeting: String,
+        by: String,
+        at: i64,
+    },
     /// Answered once every event queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -171,6 +177,14 @@ impl RoomObserver for AttendanceRecorder {
             actor: actor_point.to_owned(),
             action: action.to_owned(),
             target: target.map(str::to_owned),
+            at: db::unix_now(),
+        });
+    }
+
+    fn meeting_ended(&self, meeting: &str, by_point: &str) {
+        self.send(Event::Ended {
+            meeting: meeting.to_owned(),
+            by: by_point.to_owned(),
             at: db::unix_now(),
         });
     }
@@ -299,6 +313,12 @@ async fn write(db: &Db, event: Event) -> Result<(), sqlx::Error> {
             .execute(db.pool())
             .await?;
         }
+        Event::Ended { meeting, by, at } => {
+            // The test room is not stored; an already ended meeting keeps its first end.
+            if let Err(e) = meetings::end_by_chair(db, &meeting, &by, at).await {
+                tracing::error!(meeting, "cannot record the chair's end of the meeting: {e}");
+            }
+        }
         Event::Flush(done) => {
             let _ = done.send(());
         }
@@ -419,6 +439,7 @@ async fn test_room_meeting(db: &Db, now: i64) -> Result<(Meeting, Vec<Seat>), St
         capacity: test_room::CAPACITY as i64,
         status: "scheduled".into(),
         ended_at: None,
+        ended_by: None,
         created_by: String::new(),
         created_at: starts_at,
         updated_at: now,
@@ -627,6 +648,7 @@ mod tests {
             capacity: 10,
             status: "scheduled".into(),
             ended_at: None,
+            ended_by: None,
             created_by: "admin".into(),
             created_at: 0,
             updated_at: 0,

@@ -172,6 +172,18 @@ impl Authorizer for JoinAuthorizer {
             .map_err(AuthError::from)
     }
 
+    /// The chair ended a stored meeting: the directory marks it ended now, so its links are
+    /// refused before the database write lands. The permanent test room cannot end.
+    fn end_meeting(&self, meeting: &str) {
+        let now = crate::db::unix_now();
+        self.directory.update(meeting, |e| {
+            if e.meeting.state(now) != MeetingState::Cancelled {
+                e.meeting.status = "ended".to_owned();
+                e.meeting.ended_at = Some(e.meeting.ended_at.unwrap_or(now).min(now));
+            }
+        });
+    }
+
     /// The points invited to a meeting, for the chair's grid: the stored meeting's point seats
     /// in code order, or the test room's listed points.
     fn invited(&self, meeting: &str) -> Vec<InvitedPoint> {

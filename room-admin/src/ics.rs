@@ -111,6 +111,7 @@ mod tests {
             capacity: 100,
             status: "scheduled".into(),
             ended_at: None,
+            ended_by: None,
             created_by: "admin".into(),
             created_at: 0,
             updated_at: 0,

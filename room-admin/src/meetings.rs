@@ -95,6 +95,8 @@ pub struct Meeting {
     /// planned end: see [`crate::closer`]).
     pub status: String,
     pub ended_at: Option<i64>,
+    /// Who ended it: `chair:<point>`, `staff:<user>` or `schedule` (see [`EndedBy`]).
+    pub ended_by: Option<String>,
     pub created_by: String,
     pub created_at: i64,
     pub updated_at: i64,
@@ -566,11 +568,63 @@ pub async fn cancel(db: &Db, id: &str, now: i64) -> Result<Meeting, StoreError> 
     set_status(db, id, "cancelled", None, now).await
 }
 
+/// Who ended a meeting, as stored in `ended_by`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndedBy<'a> {
+    /// The chair point, from its page.
+    Chair(&'a str),
+    /// A member of staff, from the panel.
+    Staff(&'a str),
+    /// The planned end passed.
+    Schedule,
+}
+
+impl EndedBy<'_> {
+    pub fn stored(&self) -> String {
+        match self {
+            EndedBy::Chair(point) => format!("chair:{point}"),
+            EndedBy::Staff(user) => format!("staff:{user}"),
+            EndedBy::Schedule => "schedule".to_owned(),
+        }
+    }
+}
+
 /// Ends a meeting now: joins stop and the links expire.
 pub async fn end(db: &Db, id: &str, now: i64) -> Result<Meeting, StoreError> {
     let m = get(db, id).await?;
     ensure_editable(&m, now)?;
     set_status(db, id, "ended", Some(now), now).await
+}
+
+/// [`end`], recording who did it.
+pub async fn end_by(db: &Db, id: &str, by: EndedBy<'_>, now: i64) -> Result<Meeting, StoreError> {
+    end(db, id, now).await?;
+    record_ended_by(db, id, &by).await?;
+    get(db, id).await
+}
+
+/// The chair ended a meeting at `at`. Whether this call recorded it: `false` when the meeting
+/// had already ended, was cancelled, or is not stored (the test room).
+pub async fn end_by_chair(db: &Db, id: &str, point: &str, at: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE meetings SET status = 'ended', ended_at = MIN($1, ends_at), ended_by = $2, \
+         updated_at = $1 WHERE id = $3 AND status = 'scheduled'",
+    )
+    .bind(at)
+    .bind(EndedBy::Chair(point).stored())
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+async fn record_ended_by(db: &Db, id: &str, by: &EndedBy<'_>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE meetings SET ended_by = $1 WHERE id = $2")
+        .bind(by.stored())
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(())
 }
 
 /// Meetings past their planned end (at `now`) that nothing closed yet: still `scheduled`.
@@ -589,8 +643,8 @@ pub async fn due_to_close(db: &Db, now: i64) -> Result<Vec<Meeting>, StoreError>
 /// both close the same meeting.
 pub async fn close_by_clock(db: &Db, id: &str, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE meetings SET status = 'ended', ended_at = ends_at, updated_at = $1 \
-         WHERE id = $2 AND status = 'scheduled' AND ends_at <= $1",
+        "UPDATE meetings SET status = 'ended', ended_at = ends_at, ended_by = 'schedule', \
+         updated_at = $1 WHERE id = $2 AND status = 'scheduled' AND ends_at <= $1",
     )
     .bind(now)
     .bind(id)

@@ -36,6 +36,11 @@ pub trait Authorizer: Send + Sync + 'static {
     fn invited(&self, _meeting: &str) -> Vec<InvitedPoint> {
         Vec::new()
     }
+
+    /// The chair ended `meeting`: from now on its links are refused (the control plane records
+    /// the end when told through [`RoomObserver::meeting_ended`]). Called before everyone in
+    /// the room is told `bye`, so nobody rejoins in between.
+    fn end_meeting(&self, _meeting: &str) {}
 }
 
 /// A point invited to a meeting.
@@ -62,6 +67,9 @@ pub trait RoomObserver: Send + Sync + 'static {
     /// (`grant_floor`, `start_roll_call`, `end_meeting`, ...; `set_mute:muted` or
     /// `set_mute:unmuted` for mutes), `target` the point it names, if any. For the audit log.
     fn control(&self, _meeting: &str, _actor_point: &str, _action: &str, _target: Option<&str>) {}
+    /// The chair `by_point` ended the meeting (after [`Authorizer::end_meeting`]): record who
+    /// and when.
+    fn meeting_ended(&self, _meeting: &str, _by_point: &str) {}
 }
 
 /// A participant's link over its connection, from the media plane's 2-second samples.

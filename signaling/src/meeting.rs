@@ -269,6 +269,9 @@ fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal
     let rooms = inner.rooms();
     if let Some(room) = rooms.get(&seat.meeting) {
         tracing::info!(meeting = %seat.meeting, "meeting ended by the chair");
+        // Links refused first, then everyone told: nobody rejoins an ended meeting.
+        inner.auth.end_meeting(&seat.meeting);
+        inner.observer.meeting_ended(&seat.meeting, &seat.point);
         inner
             .observer
             .control(&seat.meeting, &seat.point, "end_meeting", None);

@@ -46,6 +46,13 @@ pub struct MeetingView {
     /// Participants connected now.
     pub live_count: usize,
     pub created_by: String,
+    /// When it ended (RFC 3339, UTC), if it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+    /// Who ended it: `chair:<point>` (the chair point, from its page), `staff:<user>` (the
+    /// panel) or `schedule` (its planned end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
 }
 
 impl MeetingView {
@@ -65,6 +72,8 @@ impl MeetingView {
             seat_count,
             live_count,
             created_by: m.created_by.clone(),
+            ended_at: m.ended_at.map(timefmt::utc_rfc3339),
+            ended_by: m.ended_by.clone(),
         }
     }
 }
@@ -274,7 +283,8 @@ pub async fn end_meeting(
     staff: Staff,
     ApiPath(id): ApiPath<String>,
 ) -> Result<axum::Json<MeetingDetail>, ApiError> {
-    let m = meetings::end(state.db(), &id, db::unix_now()).await?;
+    let by = meetings::EndedBy::Staff(&staff.username);
+    let m = meetings::end_by(state.db(), &id, by, db::unix_now()).await?;
     state.meeting_changed(&m.id).await;
     state.close_meeting(&m.id, ENDED);
     state
