@@ -97,8 +97,11 @@ impl BandwidthEstimator for LinkEstimator {
         }
         let before = self.target;
         let missing = reports.iter().filter(|r| !r.arrived).count();
-        let loss_target = self.loss.update(now, missing, reports.len());
+        // Delay first: the loss half reads loss with it (random loss comes with a flat delay).
         let queue_backed_off = self.guard.on_reports(now, reports);
+        let loss_target = self
+            .loss
+            .update(now, missing, reports.len(), self.guard.delay_flat());
         self.guard.release_above(loss_target);
         let after = self
             .guard
@@ -189,6 +192,30 @@ mod tests {
         assert_eq!(s.reported, 300);
         assert_eq!(s.missing, 150);
         assert_eq!(s.target_bps, e.target_bitrate());
+    }
+
+    #[test]
+    fn random_loss_with_a_flat_delay_neither_pulls_the_estimate_down_nor_stops_its_climb() {
+        let shared = Arc::new(LinkEstimate::default());
+        let mut e = LinkEstimator::new(shared.clone());
+        let epoch = Instant::now();
+        // 30 s of batches losing 0, 1 or 2 of 10 (up to 20 % in a batch, 8 % over all): the
+        // delay stays flat, so none of it is congestion.
+        for b in 0..150u64 {
+            let at = epoch + Duration::from_millis(b * 200 + 150);
+            let mut reports = batch(epoch, b * 200, b * 10, None);
+            for r in reports
+                .iter_mut()
+                .take([1, 0, 1, 2, 0, 1, 1, 0, 2, 0][(b % 10) as usize])
+            {
+                r.arrived = false;
+                r.arrival = None;
+            }
+            e.on_reports(at, &reports);
+        }
+        let s = shared.snapshot();
+        assert_eq!(s.decreases, 0, "target {}", s.target_bps);
+        assert!(s.target_bps > 2.0 * INITIAL_BPS, "{}", s.target_bps);
     }
 
     #[test]

@@ -19,6 +19,9 @@ use rtc::interceptor::PacketReport;
 pub const OVERUSE: Duration = Duration::from_millis(60);
 /// Queuing delay below which the cap may grow again.
 pub const DRAINED: Duration = Duration::from_millis(20);
+/// Queuing delay below which the delay signal counts as flat: loss seen meanwhile is the
+/// line's own, not a queue overflowing (see `loss_control.rs`).
+pub const FLAT: Duration = Duration::from_millis(30);
 /// On overuse the cap goes to this share of the delivered rate, so the queue drains.
 const BACK_OFF: f64 = 0.85;
 /// Growth of the cap per second while the queue is empty: fast enough that a line that came
@@ -113,6 +116,12 @@ impl QueueDelayGuard {
             self.cap = Some(c * GROWTH_PER_SEC.powf(elapsed.as_secs_f64().min(1.0)));
         }
         false
+    }
+
+    /// No queue is building: the last batch's queuing delay is below [`FLAT`] and none of the
+    /// batches before it was over [`OVERUSE`]. False before any delay was measured.
+    pub fn delay_flat(&self) -> bool {
+        self.over == 0 && self.queue.is_some_and(|q| q < FLAT)
     }
 
     /// The most the path should be asked to carry, if the guard has an opinion.

@@ -11,9 +11,14 @@
 //   c. with the constraint lifted it climbs back to 720p.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node constrained.mjs)
+//
+// By hand, one profile of issue 11 measured second by second (no pass/fail beyond the run
+// itself): CONSTRAINED_PROFILE=adsl|bad|flap [CONSTRAINED_OUT=run.json] node constrained.mjs
 
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import { Harness, delta, kiosk, sample, sleep, until } from './lib.mjs';
+import { Line, PROFILES, counters, recordPauses, row } from './linkprofile.mjs';
 
 const WATCHDOG_MS = 360_000;
 const RATE = '400kbit';
@@ -47,7 +52,109 @@ function shape(serverPort, pointPort) {
 }
 
 const h = new Harness('constrained');
-h.runMain(main, WATCHDOG_MS);
+const PROFILE = process.env.CONSTRAINED_PROFILE;
+h.runMain(PROFILE ? () => measure(PROFILE) : main, WATCHDOG_MS);
+
+/** Joins a chair and a point, waits for 720p, then runs one profile and records each second. */
+async function measure(name) {
+  const phases = PROFILES[name];
+  if (!phases) throw new Error(`unknown profile ${name}: ${Object.keys(PROFILES).join(', ')}`);
+  const { links } = await h.start({ serverArgs: ['--no-ice-tcp'] });
+  const chair = await h.openPage('chair', kiosk(links.chair));
+  if (!(await h.waitJoined(chair))) return false;
+  const point = await h.openPage('point', kiosk(links.points[0]));
+  if (!(await h.waitJoined(point))) return false;
+  const top = await watch(point, chair.id, (v) => v.height >= 720, 60_000);
+  h.check('unconstrained, the point decodes the chair at 720p', top.ok, top.detail);
+  await recordPauses(point, chair.id);
+  // The unshaped floor of the audio delay, before anything is shaped.
+  const rows = [];
+  let last = await counters(point, chair.id);
+  for (let t = -5; t < 0; t++) {
+    await sleep(1000);
+    const now = await counters(point, chair.id);
+    rows.push(row(t, 'clean', last, now));
+    last = now;
+  }
+  const line = new Line(h.mediaPort, await subscribePort(point));
+  let t = 0;
+  for (const [i, phase] of phases.entries()) {
+    line.set(phase);
+    h.step(`phase ${i}: ${phase.rate}, ${phase.loss * 100} % loss, ${phase.seconds} s`);
+    for (let s = 0; s < phase.seconds; s++, t++) {
+      await sleep(1000);
+      const now = await counters(point, chair.id);
+      rows.push(row(t, i, last, now));
+      last = now;
+    }
+  }
+  line.remove();
+  const summary = summarize(name, phases, rows);
+  console.log(JSON.stringify(summary));
+  for (const r of rows) {
+    console.log(`${String(r.t).padStart(3)} p${r.phase} ${String(r.height).padStart(4)}p ${r.fps.toFixed(0).padStart(2)} fps ${r.kbps.toFixed(0).padStart(5)} kbit/s frozen ${r.frozenMs.toFixed(0).padStart(4)} ms lost ${r.lost} nack ${r.nacks} audio concealed ${r.audioConcealedMs.toFixed(0).padStart(4)} ms delay ${r.audioDelayMs?.toFixed(0)} ms video delay ${r.videoDelayMs?.toFixed(0)} ms${r.paused ? ' PAUSED' : ''}${r.pauseChanges ? ` (${r.pauseChanges} notice changes)` : ''}`);
+  }
+  if (process.env.CONSTRAINED_OUT) {
+    fs.writeFileSync(process.env.CONSTRAINED_OUT, JSON.stringify({ profile: name, phases, summary, rows, commit: gitHead() }, null, 1));
+  }
+  return true;
+}
+
+function gitHead() {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return null;
+  }
+}
+
+/** The issue's targets per profile, from the per-second rows (the first phase's first 3 s are the line settling). */
+function summarize(name, phases, rows) {
+  const shaped = rows.filter((r) => r.phase !== 'clean');
+  const share = (rs, f) => rs.filter(f).length / Math.max(1, rs.length);
+  const heights = {};
+  for (const r of shaped) heights[r.paused ? 'paused' : r.height] = (heights[r.paused ? 'paused' : r.height] ?? 0) + 1;
+  const floor = median(rows.filter((r) => r.phase === 'clean').map((r) => r.audioDelayMs).filter((x) => x != null));
+  const out = {
+    profile: name,
+    heights,
+    freezes: shaped.reduce((a, r) => a + r.freezes, 0),
+    freezeRatio: shaped.reduce((a, r) => a + r.frozenMs, 0) / (shaped.length * 1000),
+    audioConcealedMaxMs: Math.max(...shaped.map((r) => r.audioConcealedMs)),
+    audioSecondsOver100ms: shaped.filter((r) => r.audioConcealedMs > 100).length,
+    audioDelayFloorMs: floor,
+    audioDelayMaxMs: Math.max(...shaped.map((r) => r.audioDelayMs ?? 0)),
+    pauseChanges: shaped.reduce((a, r) => a + r.pauseChanges, 0),
+    pausedShare: share(shaped, (r) => r.paused),
+    lost: shaped.reduce((a, r) => a + r.lost, 0),
+    nacks: shaped.reduce((a, r) => a + r.nacks, 0),
+  };
+  if (name === 'flap') {
+    const dip = shaped.filter((r) => r.phase === 1);
+    const after = shaped.filter((r) => r.phase === 2);
+    const back = after.findIndex((r) => r.height >= 720 && r.fps > 0 && !r.paused);
+    const settled = after.findIndex((r, i) => after.slice(i).every((x) => x.audioDelayMs == null || x.audioDelayMs <= floor + 30));
+    out.dip = {
+      frozenShare: dip.reduce((a, r) => a + r.frozenMs, 0) / (dip.length * 1000),
+      pauseChanges: dip.reduce((a, r) => a + r.pauseChanges, 0),
+      videoDelayMeanMs: mean(dip.map((r) => r.videoDelayMs).filter((x) => x != null)),
+      audioDelayMaxMs: Math.max(...dip.map((r) => r.audioDelayMs ?? 0)),
+    };
+    out.topLayerAfterRecoveryS = back < 0 ? null : back + 1;
+    out.audioDelayBackToFloorS = settled < 0 ? null : settled;
+  }
+  return out;
+}
+
+function median(xs) {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function mean(xs) {
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+}
 
 async function main() {
   // UDP only: the point's subscribe connection must stay on the port we shape.

@@ -198,6 +198,15 @@ impl Worker {
             may_step_up: budget_flags.1,
         };
         let chosen = allocate(&budget, &items);
+        tracing::debug!(
+            conn = key,
+            estimate = ?budget.estimate.map(|e| e as u64),
+            audio = budget.audio_bps as u64,
+            congested = budget.congested,
+            may_step_up = budget.may_step_up,
+            ?chosen,
+            "allocation"
+        );
         let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();
         let mut stepped_up = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
