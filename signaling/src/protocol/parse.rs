@@ -151,7 +151,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
     let msg: ClientMessage = serde_json::from_value(value).map_err(|e| {
         ParseError::new(
             ErrorCode::BadMessage,
-            format!("invalid \"{request}\" message: {e}"),
+            format!("invalid \"{request}\" message: {}", clip(&e.to_string())),
         )
         .about(&request, &request_id)
     })?;
@@ -176,6 +176,18 @@ pub fn has_markup(text: &str) -> bool {
     bytes.windows(2).any(|w| {
         w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!' || w[1] == b'?')
     }) || text.to_ascii_lowercase().contains("&lt;")
+}
+
+/// Longest serde error text echoed back, in characters.
+const MAX_DETAIL_CHARS: usize = 200;
+
+/// A serde error cut short: it quotes what the client sent (an unknown field's name, a wrong
+/// value), which may be most of a 64 KiB frame (found by `fuzz/`'s `signaling_message` target).
+fn clip(detail: &str) -> String {
+    match detail.char_indices().nth(MAX_DETAIL_CHARS) {
+        Some((at, _)) => format!("{}…", &detail[..at]),
+        None => detail.to_owned(),
+    }
 }
 
 /// Bounds that serde cannot express.

@@ -230,3 +230,13 @@ fn a_request_id_is_kept_apart_from_the_message_and_echoed_in_its_error() {
     };
     assert!(echoed.to_json().contains(r#""request_id":7"#));
 }
+
+#[test]
+fn an_error_quotes_at_most_a_short_piece_of_what_the_client_sent() {
+    let field = "x".repeat(60_000);
+    let text = format!(r#"{{"v":1,"type":"ping","{field}":1}}"#);
+    let e = parse_client_message(&text).unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadMessage);
+    assert!(e.message.len() < 400, "{} bytes", e.message.len());
+    assert!(e.message.contains("unknown field"), "{}", e.message);
+}
