@@ -108,8 +108,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         directory.clone(),
     ));
     let recorder = AttendanceRecorder::start(database.clone()).await?;
+    // Floor, hands, microphones and roll call are saved after each change, so that a restart
+    // resumes every meeting as it was.
+    let controls = room_admin::room_controls::ControlsRecorder::start(database.clone()).await?;
     let mut signaling =
-        signaling::Signaling::with_observer(sfu.clone(), authorizer.clone(), recorder, &registry);
+        signaling::Signaling::with_observer(sfu.clone(), authorizer.clone(), recorder, &registry)
+            .with_controls_store(controls.clone());
     if let Some(turn) = turn {
         // The URLs and lifetime only: the secret has no Display and a redacted Debug.
         let urls: Vec<&str> = turn.urls().iter().map(|u| u.as_str()).collect();
@@ -214,6 +218,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     closer.abort();
+    // The last change before the signal is on disk before the process ends.
+    controls.flush().await;
     sfu.shutdown();
     outcome
 }

@@ -21,6 +21,8 @@
 //! - [`attendance`]: the `RoomObserver` that records joins and leaves, roll-call answers, link
 //!   summaries, chat and room actions (into the audit log), and the report.
 //! - [`chat`]: a meeting's stored chat.
+//! - [`room_controls`]: the signaling layer's `ControlsStore`: each meeting's floor, hands,
+//!   microphones and roll call kept across restarts.
 //! - [`audit`]: the audit log. [`ics`]: iCalendar export; [`feeds`]: calendar feed keys.
 //! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 
@@ -41,6 +43,7 @@ pub mod import;
 pub mod links;
 pub mod meetings;
 pub mod points;
+pub mod room_controls;
 pub mod secret;
 pub mod test_room;
 pub mod throttle;

@@ -72,6 +72,34 @@ pub trait RoomObserver: Send + Sync + 'static {
     fn meeting_ended(&self, _meeting: &str, _by_point: &str) {}
 }
 
+/// Keeps each meeting's controls (floor, hands, microphones, discussion, share, roll call)
+/// across a restart of the server. The snapshot is opaque text (JSON made by the signaling
+/// layer); the store keeps the last one per meeting.
+pub trait ControlsStore: Send + Sync + 'static {
+    /// The snapshot last saved for `meeting`, or `None` when there is none or the meeting has
+    /// ended since (a snapshot never outlives its meeting). Called when a room is created, at
+    /// its first join.
+    fn load<'a>(&'a self, meeting: &'a str) -> LoadFuture<'a>;
+    /// Called with the room's lock held, after every accepted change: must not block (queue
+    /// the snapshot and write it elsewhere; a burst may be written as its last snapshot only).
+    fn save(&self, meeting: &str, snapshot: String);
+}
+
+/// What [`ControlsStore::load`] returns.
+pub type LoadFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Option<String>> + Send + 'a>>;
+
+/// The store used when none is configured: controls live as long as the process.
+pub struct NoControlsStore;
+
+impl ControlsStore for NoControlsStore {
+    fn load<'a>(&'a self, _meeting: &'a str) -> LoadFuture<'a> {
+        Box::pin(std::future::ready(None))
+    }
+
+    fn save(&self, _meeting: &str, _snapshot: String) {}
+}
+
 /// A participant's link over its connection, from the media plane's 2-second samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LinkSummary {

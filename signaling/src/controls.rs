@@ -6,8 +6,14 @@
 //! the room's state here, so a point cannot grant itself the floor whatever its client sends.
 //! Actions arrive one at a time (the room's mutex serialises them): "two grants at once" means
 //! two grants in some order, and the later one wins, leaving exactly one holder.
+//!
+//! What a restart must not lose (floor, hands, microphones, discussion, share, roll call) is
+//! saved as a snapshot after every accepted change (see `persist`); who is speaking right now
+//! and the hand-raise rate limit are not.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::{FloorInfo, HandInfo, Role, RollCallAnswer, RollCallInfo};
 
@@ -49,20 +55,20 @@ pub struct Change {
     pub routing: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Floor {
     pub point: String,
     pub since: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hand {
     pub point: String,
     pub text: Option<String>,
     pub at: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollCall {
     pub started_at: u64,
     pub ended_at: Option<u64>,

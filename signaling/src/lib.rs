@@ -12,6 +12,8 @@
 //!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
 //! - `metrics`: Prometheus metrics of the signaling layer.
+//! - `persist`: a meeting's controls saved after each change and restored after a restart
+//!   (through [`auth::ControlsStore`]).
 //! - [`turn`]: time-limited TURN credentials (coturn's REST API scheme) for `joined`.
 //!
 //! [`Signaling`] holds the rooms and serves `GET /ws`.
@@ -21,6 +23,7 @@ pub mod auth;
 pub mod controls;
 mod meeting;
 mod metrics;
+mod persist;
 pub mod protocol;
 pub mod room;
 mod session;
@@ -69,6 +72,8 @@ pub(crate) struct Inner {
     pub sfu: Sfu,
     pub auth: Arc<dyn auth::Authorizer>,
     pub observer: Arc<dyn auth::RoomObserver>,
+    /// Saves each meeting's controls, so that a restart resumes the meeting as it was.
+    pub controls: Arc<persist::Keeper>,
     /// Open WebSockets: caps, per address and global, and the upgrade rate.
     pub admission: Arc<Admission>,
     /// Set once, by [`Signaling::shutdown`]: the retry hint (ms) every session is told.
@@ -117,6 +122,7 @@ impl Signaling {
                 sfu,
                 auth,
                 observer,
+                controls: Arc::new(persist::Keeper::new(Arc::new(auth::NoControlsStore))),
                 admission: Arc::new(Admission::new(AdmissionLimits::default())),
                 shutdown: tokio::sync::watch::Sender::new(None),
                 timeouts: Timeouts::default(),
@@ -145,6 +151,16 @@ impl Signaling {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.admission = Arc::new(Admission::new(limits)),
             None => tracing::error!("WebSocket limits ignored: Signaling was already shared"),
+        }
+        self
+    }
+
+    /// Saves every meeting's controls in `store` after each change and restores them when the
+    /// meeting's room is created again (after a restart). Call before serving.
+    pub fn with_controls_store(mut self, store: Arc<dyn auth::ControlsStore>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.controls = Arc::new(persist::Keeper::new(store)),
+            None => tracing::error!("controls store ignored: Signaling was already shared"),
         }
         self
     }
@@ -228,6 +244,9 @@ impl Signaling {
     pub async fn shutdown(&self, retry_after: Duration, wait: Duration) -> usize {
         let admission = &self.inner.admission;
         admission.stop();
+        // The departures that follow are the restart's, not the meeting's: keep the controls
+        // as they were decided.
+        self.inner.controls.freeze();
         let open = admission.counts().0;
         tracing::info!(
             open,

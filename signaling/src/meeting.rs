@@ -134,14 +134,12 @@ pub(crate) fn handle(
             ErrorCode::InvalidState,
             "the meeting is not running".to_owned(),
         ))?;
-        let present = room.present_points();
         let actor = Actor {
             point: &seat.point,
             role: seat.role,
         };
         let change = room
-            .controls
-            .apply(actor, action.clone(), &present, at)
+            .apply_control(actor, action.clone(), at)
             .map_err(|e| refusal(&seat.point, &action, e))?;
         room.broadcast(&room.state_message(), None);
         if change.routing {

@@ -5,12 +5,14 @@
 //! the roster, so the tests need neither sockets nor tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use sfu::{ParticipantId, Subscription};
 use tokio::sync::mpsc;
 
 use crate::auth::Grant;
-use crate::controls::Controls;
+use crate::controls::{Action, Actor, Change, ControlError, Controls};
+use crate::persist::Keeper;
 use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage};
 
 pub(crate) struct Member {
@@ -28,6 +30,8 @@ pub struct Room {
     pub viewport: Option<BTreeSet<ParticipantId>>,
     /// Recent chat, replayed to whoever joins (late or reconnecting).
     pub(crate) chat_log: std::collections::VecDeque<ServerMessage>,
+    /// Where the controls are saved after each change (none in tests of the room alone).
+    keeper: Option<Arc<Keeper>>,
 }
 
 /// Chat messages kept for replay.
@@ -56,6 +60,36 @@ impl Room {
             controls: Controls::default(),
             viewport: None,
             chat_log: std::collections::VecDeque::new(),
+            keeper: None,
+        }
+    }
+
+    /// Saves the controls through `keeper` from now on, starting from `restored` (what the
+    /// meeting had decided before a restart) when given.
+    pub(crate) fn keep_controls(&mut self, keeper: Arc<Keeper>, restored: Option<Controls>) {
+        if let Some(c) = restored {
+            self.controls = c;
+        }
+        self.keeper = Some(keeper);
+    }
+
+    /// Applies a control action (see [`Controls::apply`]) against the points connected now;
+    /// an accepted one is saved.
+    pub(crate) fn apply_control(
+        &mut self,
+        actor: Actor<'_>,
+        action: Action,
+        now_ms: u64,
+    ) -> Result<Change, ControlError> {
+        let present = self.present_points();
+        let change = self.controls.apply(actor, action, &present, now_ms)?;
+        self.save_controls();
+        Ok(change)
+    }
+
+    fn save_controls(&self) {
+        if let Some(k) = &self.keeper {
+            k.save(&self.id, &self.controls);
         }
     }
 
@@ -209,7 +243,11 @@ impl Room {
             return false;
         };
         if !self.members.values().any(|o| o.info.point == m.info.point) {
+            let hands = self.controls.hands.len();
             self.controls.left(&m.info.point);
+            if self.controls.hands.len() != hands {
+                self.save_controls();
+            }
         }
         if let Some(v) = &mut self.viewport {
             v.remove(&id);

@@ -73,6 +73,9 @@ export function mountPoint(container, session, ctx) {
   const frames = new FrameMonitor(session, () => render());
 
   const chair = () => [...session.roster.values()].find((p) => p.role === 'chair') ?? null;
+  // Once the chair was here, its absence is a reconnect (its own, or everyone's after a server
+  // restart), not a meeting that has not begun: "waiting for the chair" would blame it.
+  let chairSeen = false;
   const nameOf = (id) => session.roster.get(id)?.name ?? '';
 
   // Active speakers are kept, not only applied: the event may come before the tiles know whose
@@ -103,7 +106,12 @@ export function mountPoint(container, session, ctx) {
     main.setName(big === chairCam || big === chairShare || !big ? c?.name ?? '' : '');
     main.root.dataset.program = program;
     main.root.dataset.participant = big?.participant ?? '';
-    main.setStatusKey(c ? 'tile.notConnected' : 'point.waitingChair');
+    if (c) chairSeen = true;
+    let waiting = 'point.waitingChair';
+    if (session.state !== 'joined') waiting = 'point.reconnecting';
+    else if (c) waiting = 'tile.notConnected';
+    else if (chairSeen) waiting = 'point.chairReconnecting';
+    main.setStatusKey(waiting);
 
     // Beside the big picture: the chair camera and the floor holder when not big, and in
     // discussion mode whoever else the server sends.
@@ -157,6 +165,7 @@ export function mountPoint(container, session, ctx) {
   }
 
   on('joined', render);
+  on('state', render);
   on('participant-joined', render);
   on('participant-left', render);
   on('room-state', render);

@@ -71,6 +71,8 @@ export const en = {
   'grid.noMatch': 'No point matches.',
   'tile.answered': 'Answered the roll call',
   'point.waitingChair': 'Waiting for the chair point…',
+  'point.chairReconnecting': 'The chair point is reconnecting…',
+  'point.reconnecting': 'Reconnecting…',
   'self.preview': 'Your camera',
 
   // --- meeting controls: chair ---

@@ -73,6 +73,8 @@ export const vi = {
   'grid.noMatch': 'Không có điểm cầu nào khớp.',
   'tile.answered': 'Đã trả lời điểm danh',
   'point.waitingChair': 'Đang chờ điểm cầu chủ trì…',
+  'point.chairReconnecting': 'Điểm cầu chủ trì đang kết nối lại…',
+  'point.reconnecting': 'Đang kết nối lại…',
   'self.preview': 'Hình của bạn',
 
   // --- meeting controls: chair ---

@@ -12,6 +12,7 @@ use super::{Inbox, Joined, MEDIA_QUEUE, ROOM_QUEUE, error};
 use crate::Inner;
 use crate::auth::{AuthError, Grant};
 use crate::meeting::{Seat, apply_routing};
+use crate::persist;
 use crate::protocol::{self, ErrorCode, MeetingInfo, PROTOCOL_VERSION, Role, ServerMessage};
 use crate::room::{JoinRefused, Room};
 
@@ -32,15 +33,19 @@ pub(super) async fn join(
         return Err(sfu_error(inner, e, req));
     }
     let (room_tx, room_rx) = mpsc::channel(ROOM_QUEUE);
+    // Read before the lock: the first join after a start brings back what the meeting decided.
+    let mut restored = persist::restore(inner, &grant.meeting_id).await;
     let joined = {
         let mut rooms = inner.rooms();
         let room = rooms.entry(grant.meeting_id.clone()).or_insert_with(|| {
             inner.metrics.rooms.inc();
-            Room::new(
+            let mut room = Room::new(
                 grant.meeting_id.clone(),
                 grant.meeting_title.clone(),
                 grant.capacity,
-            )
+            );
+            room.keep_controls(inner.controls.clone(), restored.take());
+            room
         });
         let result = room.join(id, &grant, room_tx);
         if let Ok(j) = &result {
