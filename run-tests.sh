@@ -70,6 +70,10 @@ if [ -f tests/browser/controls.mjs ]; then
   step "meeting controls browser test (Chromium)"
   node tests/browser/controls.mjs
 fi
+if [ -f tests/browser/early.mjs ]; then
+  step "early arrival browser test: countdown, then the kiosk joins by itself (Chromium)"
+  node tests/browser/early.mjs
+fi
 if [ -f tests/browser/admin.mjs ]; then
   step "admin panel browser test (Chromium)"
   node tests/browser/admin.mjs

@@ -4,7 +4,8 @@
 // After `joined` it mounts the chair view or the point view, and shows connection problems.
 //
 // Test hook, read by tests/browser/run.mjs (it exposes nothing the page itself does not hold):
-//   window.hoinghi.state          'init'|'prejoin'|'connecting'|'joined'|'reconnecting'|'left'|'failed'
+//   window.hoinghi.state          'init'|'waiting'|'prejoin'|'connecting'|'joined'|'reconnecting'|'left'|'failed'
+//   window.hoinghi.check          the last answer of POST /api/v1/join/check (js/early.js)
 //   window.hoinghi.session        the Session (js/session.js)
 //   window.hoinghi.publishPc      current publish RTCPeerConnection or null (call getStats() on it)
 //   window.hoinghi.subscribePc    current subscribe RTCPeerConnection or null
@@ -31,6 +32,7 @@ import {
 } from './media.js';
 import { chimeCount } from './chime.js';
 import { runPrejoin } from './prejoin.js';
+import { waitUntilOpen } from './early.js';
 import { Session } from './session.js';
 import { mountChair } from './chair.js';
 import { mountPoint } from './point.js';
@@ -69,6 +71,7 @@ window.hoinghi = {
   get view() { return view?.debug ?? null; },
   get chimes() { return chimeCount(); },
   linkTest: null,
+  check: null, // the last answer of POST /api/v1/join/check (js/early.js)
 };
 
 initI18n($('#lang-button'));
@@ -87,6 +90,11 @@ async function start() {
   if (!window.RTCPeerConnection || !navigator.mediaDevices?.getUserMedia || !window.WebSocket) {
     return showError({ code: 'unsupported' });
   }
+  // Early arrival: wait here (title, point, opening time, countdown) until the meeting opens; a
+  // kiosk waits too, then joins by itself. A refused link is said before any device check.
+  pageState = 'waiting';
+  const early = await waitUntilOpen(main, token, { onCheck: (c) => (window.hoinghi.check = c) });
+  if (early && !early.ok) return showError(early.error);
   if (autojoin) {
     const result = await openMedia(savedDevices());
     localStream = result.stream;

@@ -41,6 +41,11 @@ export const vi = {
   'err.bad_token.title': 'Liên kết không hợp lệ',
   'err.bad_token.body':
     'Liên kết tham gia không đúng hoặc đã bị thu hồi. Vui lòng liên hệ bộ phận CNTT để nhận liên kết mới.',
+  'early.title': 'Cuộc họp chưa mở',
+  'early.point': 'Điểm cầu: {name}',
+  'early.opens': 'Có thể vào từ {time} (bắt đầu lúc {start}).',
+  'early.countdown': 'Còn {time}',
+  'early.note': 'Hãy để trang này mở: trang sẽ tự vào cuộc họp khi đến giờ.',
   'err.token_expired.title': 'Liên kết đã hết hạn',
   'err.token_expired.body': 'Cuộc họp đã kết thúc hoặc liên kết tham gia đã hết hạn.',
   'err.room_full.title': 'Phòng họp đã đủ người',
