@@ -325,6 +325,68 @@ async fn change_own_password() {
     );
 }
 
+/// The bootstrap account (its password printed on a terminal) may only change its password
+/// until it has: every other route answers 403 `password_change_required`, reads and writes.
+#[tokio::test]
+async fn a_password_that_must_be_changed_allows_nothing_else_until_changed() {
+    let app = App::new().await;
+    sqlx::query("UPDATE accounts SET must_change_password = TRUE WHERE username = 'admin'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let login = app.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert_eq!(login.json()["must_change_password"], true);
+    let s = app.admin().await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", &s).await.json()["must_change_password"],
+        true
+    );
+    for (method, uri, body) in [
+        ("GET", "/api/v1/points", None),
+        ("GET", "/api/v1/meetings", None),
+        ("GET", "/api/v1/accounts", None),
+        ("GET", "/api/v1/dashboard", None),
+        (
+            "POST",
+            "/api/v1/accounts",
+            Some(
+                json!({"username": "it.backan", "password": "một câu dài dễ nhớ", "role": "admin"}),
+            ),
+        ),
+    ] {
+        let a = app.call(method, uri, Some(&s), body).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{method} {uri}");
+        assert_eq!(a.code(), "password_change_required", "{method} {uri}");
+        assert!(a.text().contains("đổi mật khẩu"), "{}", a.text());
+    }
+    assert_eq!(app.count("accounts").await, 2, "nothing was created");
+
+    let changed = app
+        .post(
+            "/api/v1/auth/password",
+            &s,
+            json!({"current_password": ADMIN_PASSWORD, "new_password": "họp tỉnh sáng thứ hai"}),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
+    let s = app.session("admin", "họp tỉnh sáng thứ hai").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", &s).await.json()["must_change_password"],
+        false
+    );
+    assert_eq!(app.get("/api/v1/points", &s).await.status, StatusCode::OK);
+    // Logging out is allowed while the change is pending, too.
+    sqlx::query("UPDATE accounts SET must_change_password = TRUE WHERE username = 'admin'")
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let out = app
+        .call("POST", "/api/v1/auth/logout", Some(&s), None)
+        .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+}
+
 // --- points --------------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1271,7 +1333,11 @@ async fn attendance_is_recorded_and_reported_as_json_and_csv() {
     assert_eq!(row["minutes"], 2);
     assert_eq!(row["connected"], true);
     assert_eq!(report["present"], 1);
-    assert_eq!(report["absent"], 5);
+    // The meeting is not over: the others have not joined yet, they are not absent.
+    assert_eq!(report["not_joined"], 5);
+    assert_eq!(report["absent"], 0);
+    let other = rows.iter().find(|r| r["seat"] == "02191").unwrap();
+    assert_eq!(other["status"], "not_joined");
 
     let csv = app
         .get(&format!("/api/v1/meetings/{id}/attendance.csv"), &s)
@@ -1290,12 +1356,61 @@ async fn attendance_is_recorded_and_reported_as_json_and_csv() {
             .contains("attachment")
     );
     assert!(csv.body.starts_with(b"\xEF\xBB\xBF"), "UTF-8 BOM for Excel");
+    // In Vietnamese by default: headers, roles and statuses in words ("Chưa vào", not
+    // "Vắng mặt", before the meeting is over).
     let text = csv.text();
     assert!(
-        text.contains("060,UBND huyện Pác Nặm,point,present"),
+        text.starts_with(
+            "\u{feff}Mã,Tên,Vai trò,Trạng thái,Vào lúc,Rời lúc,Số lần vào,Số phút,\
+             Trả lời điểm danh,Chất lượng đường truyền\r\n"
+        ),
         "{text}"
     );
-    assert!(text.contains("02191,Xã Xuân Dương,point,absent"), "{text}");
+    assert!(
+        text.contains("060,UBND huyện Pác Nặm,Điểm cầu,Có mặt,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("02191,Xã Xuân Dương,Điểm cầu,Chưa vào,"),
+        "{text}"
+    );
+    assert!(!text.contains("Vắng mặt"), "{text}");
+    // In English on request (the panel passes its language).
+    let en = app
+        .get(&format!("/api/v1/meetings/{id}/attendance.csv?lang=en"), &s)
+        .await
+        .text();
+    assert!(
+        en.starts_with("\u{feff}Code,Name,Role,Status,Joined at,Left at,Joins,Minutes,"),
+        "{en}"
+    );
+    assert!(en.contains("060,UBND huyện Pác Nặm,Point,Present,"), "{en}");
+    assert!(
+        en.contains("02191,Xã Xuân Dương,Point,Not joined yet,"),
+        "{en}"
+    );
+    assert!(
+        en.contains("06,Hội trường UBND tỉnh Bắc Kạn,Chair point,"),
+        "{en}"
+    );
+    let bad = app
+        .get(&format!("/api/v1/meetings/{id}/attendance.csv?lang=fr"), &s)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    // Seats by kind, then code: the chair, the districts, then the communes.
+    let order: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seat"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["06", "058", "060", "061", "02191", "02194"]);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(lines, order, "the CSV in the same order");
 
     // The meeting detail shows who is connected.
     let detail = app.get(&format!("/api/v1/meetings/{id}"), &s).await.json();

@@ -134,14 +134,18 @@ async fn room_events_reach_the_report_the_detail_and_the_audit_log() {
         .text();
     let header = csv.lines().next().unwrap();
     assert!(
-        header.ends_with(",Điểm danh,Chất lượng đường truyền"),
+        header.ends_with(",Trả lời điểm danh,Chất lượng đường truyền"),
+        "{header}"
+    );
+    assert!(
+        header.starts_with("\u{feff}Mã,Tên,Vai trò,Trạng thái,"),
         "{header}"
     );
     let line = csv.lines().find(|l| l.starts_with("060,")).unwrap();
     let answered_local = room_admin::timefmt::local_display_secs((answered_ms / 1000) as i64);
     assert!(line.contains(&answered_local), "{line}");
     assert!(
-        line.ends_with("RTT 90 ms; mất gói TB 2.0%; tối đa 12.0% (fair)"),
+        line.ends_with("RTT 90 ms; mất gói TB 2.0%; tối đa 12.0% (trung bình)"),
         "{line}"
     );
 
@@ -560,13 +564,14 @@ async fn the_test_room_has_an_attendance_report_with_roll_call() {
     assert_eq!(r["status"], "present");
     assert_eq!(r["connected"], true);
     assert_eq!(r["roll_call"], json!([1_800_000_000]));
-    assert_eq!(row(&report, "test-chair")["status"], "absent");
+    // The test room never ends: a seat not seen is not joined yet, never absent.
+    assert_eq!(row(&report, "test-chair")["status"], "not_joined");
     let csv = app
         .get("/api/v1/meetings/test-room/attendance.csv", &s)
         .await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(
         csv.text()
-            .contains("test-point-1,Điểm cầu thử nghiệm 1,point,present")
+            .contains("test-point-1,Điểm cầu thử nghiệm 1,Điểm cầu,Có mặt")
     );
 }

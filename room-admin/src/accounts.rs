@@ -37,6 +37,9 @@ pub struct Account {
     /// `admin` or `operator`.
     pub role: String,
     pub disabled: bool,
+    /// The password was made for this account (the bootstrap one, printed on a terminal): the
+    /// panel accepts nothing but a change of it until it is changed.
+    pub must_change_password: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -272,12 +275,15 @@ pub async fn set_password(
     get(db, username).await?;
     let hash = hash_password_async(password.to_owned()).await?;
     let mut tx = db.begin().await?;
-    sqlx::query("UPDATE accounts SET password_hash = $1, updated_at = $2 WHERE username = $3")
-        .bind(&hash)
-        .bind(now)
-        .bind(username)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE accounts SET password_hash = $1, updated_at = $2, must_change_password = FALSE \
+         WHERE username = $3",
+    )
+    .bind(&hash)
+    .bind(now)
+    .bind(username)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM sessions WHERE username = $1")
         .bind(username)
         .execute(&mut *tx)
@@ -326,8 +332,8 @@ pub async fn enabled_admins(db: &Db) -> Result<i64, StoreError> {
 }
 
 /// On a database with no admin account, creates `admin` with a random password and returns
-/// that password, to be shown once. `None` when an admin exists.
-
+/// that password, to be shown once; the account must change it at its first login
+/// ([`Account::must_change_password`]). `None` when an admin exists.
 pub async fn bootstrap(db: &Db, now: i64) -> Result<Option<(String, String)>, StoreError> {
     let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE role = 'admin'")
         .fetch_one(db.pool())
@@ -350,6 +356,11 @@ pub async fn bootstrap(db: &Db, now: i64) -> Result<Option<(String, String)>, St
         now,
     )
     .await?;
+    // Printed on a terminal: good for one login, which may only change it.
+    sqlx::query("UPDATE accounts SET must_change_password = TRUE WHERE username = $1")
+        .bind(BOOTSTRAP_USER)
+        .execute(db.pool())
+        .await?;
     Ok(Some((BOOTSTRAP_USER.into(), password)))
 }
 
@@ -462,6 +473,26 @@ mod tests {
         let (user, password) = bootstrap(&db, 0).await.unwrap().unwrap();
         assert_eq!(password_problem(&password, &user), None);
         assert!(password.chars().count() >= MIN_PASSWORD);
+    }
+
+    #[tokio::test]
+    async fn the_bootstrap_account_must_change_its_password_until_it_is_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_in(dir.path()).await.unwrap();
+        let (user, _) = bootstrap(&db, 0).await.unwrap().unwrap();
+        assert!(get(&db, &user).await.unwrap().must_change_password);
+        set_password(&db, &user, "họp tỉnh sáng thứ hai", 1)
+            .await
+            .unwrap();
+        assert!(!get(&db, &user).await.unwrap().must_change_password);
+        // An account made by an admin (or the command line) has no such duty.
+        let other = NewAccount {
+            username: "it.backan".into(),
+            password: "một câu dài dễ nhớ".into(),
+            role: "operator".into(),
+        };
+        create(&db, &other, 2).await.unwrap();
+        assert!(!get(&db, "it.backan").await.unwrap().must_change_password);
     }
 
     #[test]

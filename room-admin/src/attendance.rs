@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 
 use crate::db::{self, Db};
 use crate::error::StoreError;
-use crate::meetings::{self, Meeting, Seat};
-use crate::{test_room, timefmt};
+use crate::meetings::{self, Meeting, MeetingState, Seat};
+use crate::test_room;
 
 /// Events waiting for the writer.
 pub const QUEUE: usize = 4096;
@@ -337,7 +337,8 @@ pub struct AttendanceRow {
     pub point_code: Option<String>,
     pub name: String,
     pub role: String,
-    /// `present`, `late` or `absent`.
+    /// `present`, `late`, `not_joined` (not connected yet, and the meeting is not over) or
+    /// `absent` (never connected to a meeting that is over).
     pub status: String,
     /// First join, Unix seconds.
     pub first_join: Option<i64>,
@@ -377,7 +378,10 @@ pub struct AttendanceReport {
     pub ends_at: i64,
     pub present: usize,
     pub late: usize,
+    /// Seats never connected to a meeting that is over.
     pub absent: usize,
+    /// Seats not connected yet to a meeting that is not over (they may still come).
+    pub not_joined: usize,
     /// Seats that answered at least one roll call.
     pub answered_roll_call: usize,
     pub rows: Vec<AttendanceRow>,
@@ -397,7 +401,8 @@ struct Record {
 }
 
 /// The report of a meeting at `now`. The permanent test room is not stored: its report covers
-/// its fixed seats over everything recorded since the first join (a check tool, not a meeting).
+/// its fixed seats over everything recorded since the first join (a check tool, not a meeting,
+/// always running).
 pub async fn report(db: &Db, id: &str, now: i64) -> Result<AttendanceReport, StoreError> {
     let (m, seats) = if id == test_room::MEETING_ID {
         test_room_meeting(db, now).await?
@@ -434,7 +439,8 @@ async fn test_room_meeting(db: &Db, now: i64) -> Result<(Meeting, Vec<Seat>), St
         title: test_room::TITLE.into(),
         agenda: String::new(),
         starts_at,
-        ends_at: now.max(starts_at + 1),
+        // Always running: a seat not seen is "not joined yet", never absent.
+        ends_at: now + 1,
         open_minutes: 0,
         capacity: test_room::CAPACITY as i64,
         status: "scheduled".into(),
@@ -502,7 +508,13 @@ fn build_report(
     now: i64,
 ) -> AttendanceReport {
     let mut rows = Vec::new();
-    let (mut present, mut late, mut absent, mut answered) = (0, 0, 0, 0);
+    let (mut present, mut late, mut absent, mut not_joined, mut answered) = (0, 0, 0, 0, 0);
+    // A seat not seen yet is only absent once the meeting is over: before the start, or while
+    // it runs, it may still come ("Chưa vào", docs/glossary.md).
+    let over = !matches!(
+        m.state(now),
+        MeetingState::Scheduled | MeetingState::Open | MeetingState::Live
+    );
     for seat in seats {
         let mine: Vec<&Record> = records.iter().filter(|r| r.seat == seat.seat).collect();
         let first_join = mine.iter().map(|r| r.joined_at).min();
@@ -517,9 +529,13 @@ fn build_report(
             })
             .sum();
         let status = match first_join {
-            None => {
+            None if over => {
                 absent += 1;
                 "absent"
+            }
+            None => {
+                not_joined += 1;
+                "not_joined"
             }
             Some(t) if t > m.starts_at + LATE_AFTER_SECS => {
                 late += 1;
@@ -561,75 +577,9 @@ fn build_report(
         present,
         late,
         absent,
+        not_joined,
         answered_roll_call: answered,
         rows,
-    }
-}
-
-/// The link column of the CSV: `RTT 85 ms; mất gói TB 1.2%; tối đa 3.4% (good)` (no comma:
-/// the cell stays unquoted).
-pub fn link_text(l: &LinkStats) -> String {
-    let rtt = l
-        .rtt_ms_mean
-        .map_or_else(|| "RTT ?".to_owned(), |r| format!("RTT {r:.0} ms"));
-    format!(
-        "{rtt}; mất gói TB {:.1}%; tối đa {:.1}% ({})",
-        l.loss_mean * 100.0,
-        l.loss_max * 100.0,
-        l.quality
-    )
-}
-
-/// The report as CSV for Excel: UTF-8 with a BOM (without it Excel reads Vietnamese as
-/// Windows-1252), CRLF line ends, times in Vietnam time.
-pub fn to_csv(r: &AttendanceReport) -> Vec<u8> {
-    let mut w = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer(Vec::new());
-    let _ = w.write_record([
-        "code",
-        "name",
-        "role",
-        "status",
-        "first_join",
-        "last_leave",
-        "joins",
-        "minutes",
-        "Điểm danh",
-        "Chất lượng đường truyền",
-    ]);
-    for row in &r.rows {
-        let t = |v: Option<i64>| v.map(timefmt::local_display).unwrap_or_default();
-        let _ = w.write_record([
-            row.point_code.clone().unwrap_or_else(|| row.seat.clone()),
-            csv_safe(&row.name),
-            row.role.clone(),
-            row.status.clone(),
-            t(row.first_join),
-            t(row.last_leave),
-            row.joins.to_string(),
-            row.minutes.to_string(),
-            row.roll_call
-                .iter()
-                .map(|t| timefmt::local_display_secs(*t))
-                .collect::<Vec<_>>()
-                .join("; "),
-            row.link.as_ref().map(link_text).unwrap_or_default(),
-        ]);
-    }
-    let body = w.into_inner().unwrap_or_default();
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    out.extend(body);
-    out
-}
-
-/// Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a leading
-/// apostrophe: a name typed as `=HYPERLINK(...)` stays text in Excel.
-pub fn csv_safe(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
     }
 }
 
@@ -687,25 +637,40 @@ mod tests {
         ];
         let answers = vec![("a".to_string(), 1_700_123), ("a".to_string(), 2_100_000)];
         let r = build_report(&meeting(), &seats, &records, &answers, 2200);
-        assert_eq!((r.present, r.late, r.absent), (1, 1, 1));
+        assert_eq!((r.present, r.late, r.absent, r.not_joined), (1, 1, 0, 1));
         assert_eq!(r.rows[0].minutes, 20); // 600 s + (2200 - 1600) s
         assert!(r.rows[0].connected);
         assert_eq!(r.rows[0].roll_call, vec![1700, 2100]);
         assert_eq!(r.answered_roll_call, 1);
         assert_eq!(r.rows[1].status, "late");
-        assert_eq!(r.rows[2].status, "absent");
-        let csv = to_csv(&r);
-        assert!(csv.starts_with(b"\xEF\xBB\xBFcode,name"));
-        let text = String::from_utf8(csv).unwrap();
-        assert!(text.contains("a,Xã a,point,present"));
-        // 1700 s after the epoch is 07:28:20 on 1 January 1970 in Vietnam.
-        assert!(
-            text.contains(",07:28:20 01/01/1970; 07:35:00 01/01/1970,"),
-            "{text}"
-        );
-        assert!(
-            text.contains(",Điểm danh,Chất lượng đường truyền\r\n"),
-            "{text}"
+        // The meeting runs until 5000: a seat not seen yet may still come.
+        assert_eq!(r.rows[2].status, "not_joined");
+    }
+
+    #[test]
+    fn not_joined_before_the_end_absent_after_it() {
+        let seats = [seat("a")];
+        let m = meeting();
+        for (now, status) in [(0, "not_joined"), (1500, "not_joined"), (5000, "absent")] {
+            let r = build_report(&m, &seats, &[], &[], now);
+            assert_eq!(r.rows[0].status, status, "at {now}");
+            assert_eq!(
+                (r.absent, r.not_joined),
+                (
+                    usize::from(status == "absent"),
+                    usize::from(status != "absent")
+                )
+            );
+        }
+        // Ended early by the chair or staff: absent from then on.
+        let ended = Meeting {
+            status: "ended".into(),
+            ended_at: Some(1200),
+            ..meeting()
+        };
+        assert_eq!(
+            build_report(&ended, &seats, &[], &[], 1300).rows[0].status,
+            "absent"
         );
     }
 
@@ -726,10 +691,6 @@ mod tests {
         assert!((l.loss_mean - 0.02).abs() < 1e-9);
         assert_eq!(l.loss_max, 0.2);
         assert_eq!(l.quality, "fair");
-        assert_eq!(
-            link_text(&l),
-            "RTT 150 ms; mất gói TB 2.0%; tối đa 20.0% (fair)"
-        );
         assert_eq!(link_stats(&[&c]), None);
         let no_rtt = Record {
             link_samples: Some(3),
@@ -737,11 +698,5 @@ mod tests {
         };
         let l = link_stats(&[&no_rtt]).unwrap();
         assert_eq!((l.rtt_ms_mean, l.quality.as_str()), (None, "good"));
-    }
-
-    #[test]
-    fn formulas_stay_text() {
-        assert_eq!(csv_safe("=1+1"), "'=1+1");
-        assert_eq!(csv_safe("Xã Cao Sơn"), "Xã Cao Sơn");
     }
 }

@@ -19,7 +19,8 @@
 //! - [`authorizer`]: [`JoinAuthorizer`], the `signaling::auth::Authorizer` implementation.
 //! - [`accounts`]: staff accounts (argon2id) and sessions; [`throttle`]: login throttling.
 //! - [`attendance`]: the `RoomObserver` that records joins and leaves, roll-call answers, link
-//!   summaries, chat and room actions (into the audit log), and the report.
+//!   summaries, chat and room actions (into the audit log), and the report;
+//!   [`attendance_csv`]: the report as a CSV file, in Vietnamese or English.
 //! - [`chat`]: a meeting's stored chat.
 //! - [`room_controls`]: the signaling layer's `ControlsStore`: each meeting's floor, hands,
 //!   microphones and roll call kept across restarts.
@@ -29,6 +30,7 @@
 pub mod accounts;
 pub mod api;
 pub mod attendance;
+pub mod attendance_csv;
 pub mod audit;
 pub mod authorizer;
 pub mod chat;

@@ -512,21 +512,46 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<Meeting>, StoreError> {
     )
 }
 
-/// Seats of a meeting: chair first, then points by code, then observers.
+/// Seats of a meeting: chair first, then points by kind (province hall, departments,
+/// districts, communes, others: [`crate::points::KINDS`]'s order) and by code within a kind,
+/// then observers. Codes compare as numbers where they are digits ("9" before "10").
 pub async fn seats(db: &Db, id: &str) -> Result<Vec<Seat>, StoreError> {
-    let mut seats = sqlx::query_as::<_, Seat>("SELECT * FROM seats WHERE meeting_id = $1")
-        .bind(id)
-        .fetch_all(db.pool())
-        .await?;
-    seats.sort_by(|a, b| {
-        let rank = |s: &Seat| match s.role.as_str() {
+    let mut rows = sqlx::query_as::<_, SeatWithKind>(
+        "SELECT s.*, p.kind AS point_kind FROM seats s \
+         LEFT JOIN points p ON p.code = s.point_code WHERE s.meeting_id = $1",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.sort_by(|a, b| a.rank().cmp(&b.rank()));
+    Ok(rows.into_iter().map(|r| r.seat).collect())
+}
+
+#[derive(FromRow)]
+struct SeatWithKind {
+    #[sqlx(flatten)]
+    seat: Seat,
+    point_kind: Option<String>,
+}
+
+impl SeatWithKind {
+    /// Where the seat goes in a meeting's list: role, then the point's kind, then its code
+    /// (digits by value, so "9" < "10" < "0200"; then as text).
+    fn rank(&self) -> (u8, usize, u64, &str) {
+        let s = &self.seat;
+        let role = match s.role.as_str() {
             "chair" => 0,
             "point" => 1,
             _ => 2,
         };
-        rank(a).cmp(&rank(b)).then_with(|| a.seat.cmp(&b.seat))
-    });
-    Ok(seats)
+        let kind = self
+            .point_kind
+            .as_deref()
+            .and_then(|k| points::KINDS.iter().position(|x| *x == k))
+            .unwrap_or(points::KINDS.len());
+        let number = s.seat.parse::<u64>().unwrap_or(u64::MAX);
+        (role, kind, number, s.seat.as_str())
+    }
 }
 
 /// Meetings overlapping `[from, to)`, earliest first (both bounds optional).

@@ -67,8 +67,18 @@ async function main() {
   await admin.fill('input[name=username]', 'admin');
   await admin.fill('input[name=password]', password);
   await admin.keyboard.press('Enter');
+  // The printed password allows one thing: changing it (docs/admin.md), then a new login.
+  await admin.waitForSelector('#password-change-form', { timeout: TIMEOUT_MS });
+  const newPassword = 'họp giao ban sáng thứ hai';
+  await admin.fill('#password-change-form input[name=current_password]', password);
+  await admin.fill('#password-change-form input[name=new_password]', newPassword);
+  await admin.click('#password-change-form button[type=submit]');
+  await admin.waitForSelector('#login-form', { timeout: TIMEOUT_MS });
+  await admin.fill('input[name=username]', 'admin');
+  await admin.fill('input[name=password]', newPassword);
+  await admin.keyboard.press('Enter');
   await admin.waitForSelector('#dashboard', { timeout: TIMEOUT_MS });
-  check('log in with the bootstrap password', true, 'dashboard shown');
+  check('log in with the bootstrap password, change it, log in with the new one', true, 'dashboard shown');
   await shot(admin, 'admin-dashboard');
 
   // 2. Import the CSV: preview first, then import.
@@ -149,20 +159,21 @@ async function main() {
     await admin.waitForFunction(() => window.hoinghiAdmin?.ready && document.querySelector('#attendance-csv'));
     const [download] = await Promise.all([admin.waitForEvent('download'), admin.click('#attendance-csv')]);
     csv = fs.readFileSync(await download.path(), 'utf8');
-    if (csv.includes(`${POINT},${POINT_NAME},point,present`)) break;
+    if (csv.includes(`${POINT},${POINT_NAME},Điểm cầu,Có mặt`)) break;
     await sleep(500);
   }
   check('the attendance CSV starts with a UTF-8 BOM', csv.charCodeAt(0) === 0xfeff, JSON.stringify(csv.slice(0, 12)));
-  check(`the attendance CSV shows ${POINT} present`, csv.includes(`${POINT},${POINT_NAME},point,present`),
+  check(`the attendance CSV (in Vietnamese) shows ${POINT} present`, csv.includes(`${POINT},${POINT_NAME},Điểm cầu,Có mặt`),
     csv.split('\n').filter((l) => l.includes(POINT)).join(' | '));
-  check('the others are absent', (csv.match(/,absent,/g) ?? []).length === 5, `${(csv.match(/,absent,/g) ?? []).length} absent`);
+  const notYet = (csv.match(/,Chưa vào,/g) ?? []).length;
+  check('the others have not joined yet (the meeting is not over: "Chưa vào", not "Vắng mặt")', notYet === 5 && !csv.includes('Vắng mặt'), `${notYet} not joined yet`);
   const live = await admin.locator('#attendance-summary').textContent();
   check('the meeting page counts the point', /1 có mặt/.test(live), live);
   const attHead = await admin.locator('#attendance-table thead').textContent();
   check('the attendance view has the roll-call and link-quality columns',
     attHead.includes('Trả lời điểm danh') && attHead.includes('Chất lượng đường truyền'), attHead);
   check('the attendance CSV has the roll-call and link-quality columns',
-    csv.split('\r\n')[0].endsWith(',Điểm danh,Chất lượng đường truyền'), csv.split('\r\n')[0]);
+    csv.split('\r\n')[0].endsWith(',Trả lời điểm danh,Chất lượng đường truyền'), csv.split('\r\n')[0]);
 
   // 5b. Re-issuing the point's link disconnects its page at once; the old link no longer joins.
   admin.once('dialog', (d) => d.accept());

@@ -12,13 +12,11 @@
 //      thumbnails are paused by the server and resume when scrolled back;
 //   English switch; the audio-only banner when the chair's picture stops for 5 s;
 //   7. end meeting: every point shows "Cuộc họp đã kết thúc".
-// SCREENSHOTS=1 writes docs/images/chair.png and point.png (1366x768) on the way.
+// (docs/images/chair.png and point.png come from screens.mjs with SCREENSHOTS=1.)
 //
 //   cargo build && (cd tests/browser && npm ci && node controls.mjs)
 
-import fs from 'node:fs';
-import path from 'node:path';
-import { Harness, ROOT, delta, sample, sleep, until } from './lib.mjs';
+import { Harness, delta, sample, sleep, until } from './lib.mjs';
 
 const WATCHDOG_MS = 150_000;
 const MEDIA_TIMEOUT_MS = 25_000;
@@ -213,19 +211,6 @@ async function main() {
   h.check('points show the share big (chair camera beside it)', shareProgram.ok, shareProgram.detail);
   const hint = await chair.page.evaluate(() => window.hoinghi.session.shareTransceiver?.sender.track?.contentHint);
   h.check('the share is sent with contentHint "detail"', hint === 'detail', String(hint));
-
-  // Screenshots with something to show: share on, point 2 asking for the floor, point 1 speaking.
-  if (process.env.SCREENSHOTS === '1') {
-    await p2.page.locator('#hand-text').fill('Ý kiến về báo cáo quý III');
-    await p2.page.locator('#raise-hand').click();
-    await chair.page.locator(`.ptile[data-point="${p1.point}"] button[data-action="grant"]`).click();
-    await sleep(3000);
-    const dir = path.join(ROOT, 'docs/images');
-    fs.mkdirSync(dir, { recursive: true });
-    await chair.page.screenshot({ path: path.join(dir, 'chair.png') });
-    await p3.page.screenshot({ path: path.join(dir, 'point.png') });
-    h.step('screenshots written to docs/images/chair.png and point.png');
-  }
 
   // 6. 150 points: the grid builds fast, only on-screen tiles carry a <video>, and a point
   //    scrolled out of view stops sending its thumbnail to the chair (viewport) until it is

@@ -106,13 +106,9 @@ export class Harness {
   async adminGet(apiPath) {
     if (!this.admin) return { status: 0, body: 'no bootstrap admin password on stdout' };
     if (!this.cookie) {
-      const res = await fetch(`${this.origin}/api/v1/auth/login`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(this.admin),
-      });
-      if (!res.ok) return { status: res.status, body: await res.text() };
-      this.cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const login = await adminLogin(this.origin, this.admin);
+      if (!login.ok) return { status: login.status, body: login.body };
+      this.cookie = login.cookie;
     }
     const res = await fetch(`${this.origin}${apiPath}`, { headers: { cookie: this.cookie } });
     const text = await res.text();
@@ -353,6 +349,36 @@ export function delta(before, after, participant, kind, source) {
 
 /** Polls `fn` (async, returns {ok, detail}) until ok or timeout; returns the last result. */
 /** A join link that joins at once (the kiosk mode of the join page). */
+/**
+ * Logs in to the admin API as `admin` ({username, password}); the bootstrap account's first
+ * login must change its printed password (docs/admin.md): then it is changed and `admin.password`
+ * updated in place, so every later login (API or page) uses the new one.
+ * Resolves with {ok, status, body, cookie, csrf}.
+ */
+export async function adminLogin(origin, admin) {
+  const login = async () => {
+    const res = await fetch(`${origin}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: admin.username, password: admin.password }),
+    });
+    const body = await res.json().catch(() => null);
+    const cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    return { ok: res.ok, status: res.status, body, cookie, csrf: body?.csrf_token ?? '' };
+  };
+  const first = await login();
+  if (!first.ok || !first.body?.must_change_password) return first;
+  const next = `${admin.password}.doi-mat-khau`;
+  const res = await fetch(`${origin}/api/v1/auth/password`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', cookie: first.cookie, 'x-csrf-token': first.csrf },
+    body: JSON.stringify({ current_password: admin.password, new_password: next }),
+  });
+  if (!res.ok) return { ok: false, status: res.status, body: await res.text(), cookie: '', csrf: '' };
+  admin.password = next;
+  return login();
+}
+
 export function kiosk(link) {
   const url = new URL(link);
   url.searchParams.set('autojoin', '1');

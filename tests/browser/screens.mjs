@@ -35,6 +35,7 @@ h.runMain(main, WATCHDOG_MS);
 async function main() {
   await glossaryIsUsed();
   const { origin } = await h.start();
+  await firstLogin(origin);
   const admin = new AdminClient(origin, h.admin);
   await admin.login();
   h.step('importing Bắc Kạn and scheduling a meeting with every point invited');
@@ -325,6 +326,36 @@ async function observerOnPhone(seed) {
 
 // --- 12. IT staff ---------------------------------------------------------------------------
 
+/** The bootstrap password (printed on the terminal) only lets IT staff change it. */
+async function firstLogin(origin) {
+  const { page } = await h.openPage('first-login', `${origin}/admin`);
+  await page.waitForFunction(() => window.hoinghiAdmin?.ready, null, { timeout: UI_TIMEOUT_MS });
+  await page.fill('input[name=username]', h.admin.username);
+  await page.fill('input[name=password]', h.admin.password);
+  await page.keyboard.press('Enter');
+  const form = await page.waitForSelector('#password-change-form', { timeout: UI_TIMEOUT_MS }).then(() => true, () => false);
+  const refused = await page.evaluate(async () => (await (await fetch('/api/v1/points')).json())?.error?.code);
+  await page.goto(`${origin}/admin#/points`);
+  await page.waitForFunction(() => window.hoinghiAdmin?.ready, null, { timeout: UI_TIMEOUT_MS });
+  const still = { form: await page.locator('#password-change-form').count(), nav: await page.locator('#nav').isVisible(), points: await page.locator('#point-list').count() };
+  h.check('the first login with the bootstrap password shows only the password change; the API refuses the rest',
+    form && refused === 'password_change_required' && still.form === 1 && !still.nav && still.points === 0, JSON.stringify({ form, refused, ...still }));
+  const next = `${h.admin.password} mới`;
+  await page.fill('#password-change-form input[name=current_password]', h.admin.password);
+  await page.fill('#password-change-form input[name=new_password]', next);
+  await page.click('#password-change-form button[type=submit]');
+  const back = await page.waitForSelector('#login-form', { timeout: UI_TIMEOUT_MS }).then(() => page.locator('#flash').textContent(), () => null);
+  h.admin.password = next;
+  await page.fill('input[name=username]', h.admin.username);
+  await page.fill('input[name=password]', next);
+  await page.keyboard.press('Enter');
+  // Back on the page it was asked for (#/points), now allowed.
+  const inside = await page.waitForSelector('#point-list', { timeout: UI_TIMEOUT_MS }).then(() => true, () => false);
+  const after = inside ? '' : await page.evaluate(() => `${location.hash} ${document.querySelector('#flash').textContent} ${document.querySelector('#view').innerText.slice(0, 200)}`);
+  h.check('after the change, the new password opens the panel', back?.includes('Đã đổi mật khẩu') && inside, `${back} / points page ${inside} ${after}`);
+  await page.context().close();
+}
+
 const DATE = /^\d\d:\d\d \d\d\/\d\d\/\d{4}$/;
 
 async function adminScreens(origin, seed, crowd) {
@@ -383,12 +414,43 @@ async function adminScreens(origin, seed, crowd) {
   h.check('an error banner is cleared on navigation', shown && !(await page.locator('#flash').isVisible()), `shown before: ${shown}`);
 
   await meetingLinks(page, origin, seed);
+  await attendanceCsv(page, origin, seed);
 
   await page.goto(`${origin}/admin#/audit`);
   await ready();
   const actions = await page.locator('table.data tbody td:nth-child(4)').allTextContents();
   h.check('the audit log shows sentences, not codes', actions.includes('Lên lịch cuộc họp') && actions.includes('Mời điểm cầu phát biểu') && !actions.some((a) => /^[a-z_]+\.[a-z_.]+$/.test(a)),
     [...new Set(actions)].slice(0, 6).join(' | '));
+}
+
+/** Seats by kind then code; the attendance CSV in the panel's language, "Chưa vào" before the end. */
+async function attendanceCsv(page, origin, seed) {
+  const ready = () => page.waitForFunction(() => window.hoinghiAdmin?.ready, null, { timeout: UI_TIMEOUT_MS });
+  await page.goto(`${origin}/admin#/meetings/${encodeURIComponent(seed.meeting.id)}`);
+  await ready();
+  const kindOf = new Map(fs.readFileSync(path.join(ROOT, 'tests/fixtures/points-bac-kan.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')).map((c) => [c[0], c[2]]));
+  const KINDS = ['province_hall', 'department', 'district', 'commune', 'other'];
+  const codes = (await page.locator('table.data').first().locator('tbody tr td:nth-child(1)').allTextContents()).filter(Boolean);
+  const ranks = codes.slice(1).map((c) => KINDS.indexOf(kindOf.get(c)));
+  const kindOrder = ranks.every((r, i) => i === 0 || ranks[i - 1] <= r) && new Set(ranks).size >= 3;
+  h.check("the meeting's seats are listed by kind (province, departments, districts, communes), then code", kindOrder && codes[0] === seed.chair.seat,
+    `${codes.length} seats: ${codes.slice(0, 4).join(', ')} … ${codes.slice(-2).join(', ')}`);
+
+  const download = async () => {
+    const [d] = await Promise.all([page.waitForEvent('download'), page.click('#attendance-csv')]);
+    return fs.readFileSync(await d.path(), 'utf8').replace(/^\uFEFF/, '').split('\r\n');
+  };
+  const vi = await download();
+  // Not joined: the invited points neither in the crowd nor the hall.
+  const absentVi = vi.filter((l) => l.includes(',Chưa vào,')).length;
+  h.check('the attendance CSV is in Vietnamese, with "Chưa vào" (not "Vắng mặt") before the meeting ends',
+    vi[0].startsWith('Mã,Tên,Vai trò,Trạng thái,') && absentVi === seed.points.length - CONNECTED - 1 && !vi.some((l) => l.includes('Vắng mặt')), `${vi[0]}; ${absentVi} Chưa vào`);
+  await page.click('#lang-button');
+  await ready();
+  const en = await download();
+  await page.click('#lang-button');
+  await ready();
+  h.check('with the English switch the attendance CSV is in English', en[0].startsWith('Code,Name,Role,Status,') && en.some((l) => l.includes(',Not joined yet,')), en[0]);
 }
 
 async function meetingLinks(page, origin, seed) {

@@ -3,30 +3,26 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT } from './lib.mjs';
+import { ROOT, adminLogin } from './lib.mjs';
 
 export const BAC_KAN_CSV = path.join(ROOT, 'tests/fixtures/points-bac-kan.csv');
 
 /** The admin API as one staff session: `call(method, path, body, {csv})` → {status, body}. */
 export class AdminClient {
-  constructor(origin, { username, password }) {
+  /** `credentials` ({username, password}) is kept as given: a forced change updates it in place. */
+  constructor(origin, credentials) {
     this.origin = origin;
-    this.credentials = { username, password };
+    this.credentials = credentials;
     this.cookie = '';
     this.csrf = '';
   }
 
   async login() {
-    const res = await fetch(`${this.origin}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(this.credentials),
-    });
-    const body = await res.json().catch(() => null);
-    if (!res.ok) throw new Error(`admin login: HTTP ${res.status} ${JSON.stringify(body)}`);
-    this.cookie = res.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-    this.csrf = body.csrf_token;
-    return body;
+    const r = await adminLogin(this.origin, this.credentials);
+    if (!r.ok) throw new Error(`admin login: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+    this.cookie = r.cookie;
+    this.csrf = r.csrf;
+    return r.body;
   }
 
   async call(method, apiPath, body, { csv = false } = {}) {

@@ -14,6 +14,11 @@ export const adminEn = {
   'login.user': 'User name',
   'login.password': 'Password',
   'login.submit': 'Log in',
+  'pw.title': 'Change the password before you start',
+  'pw.body':
+    'This password was made at installation and shown on the server\'s screen. Choose a new one only you know (12 characters or more; a long phrase you remember is best), then log in again with it.',
+  'pw.submit': 'Change the password',
+  'pw.done': 'Password changed. Log in with the new password.',
 
   'dash.title': 'Today',
   'dash.none': 'No meeting today.',
@@ -70,6 +75,7 @@ export const adminEn = {
   'att.present': 'Present',
   'att.late': 'Late',
   'att.absent': 'Absent',
+  'att.not_joined': 'Not joined yet',
 
   'points.title': 'Points directory',
   'points.search': 'Search (code, name, district)',
@@ -138,7 +144,7 @@ export const adminEn = {
   'md.confirmReissue': 'Issue a new link for {name}? The old one will stop working.',
   'md.attendance': 'Attendance',
   'md.csv': 'Download attendance (CSV)',
-  'md.attSummary': '{present} present, {late} late, {absent} absent; {answered_roll_call} points answered the roll call.',
+  'md.attSummary': '{present} present, {late} late, {not_joined} not joined yet, {absent} absent; {answered_roll_call} points answered the roll call.',
 
   'col.rollCall': 'Roll call',
   'col.linkQuality': 'Link quality',
@@ -165,7 +171,7 @@ export const adminEn = {
   'acc.role': 'Role',
   'acc.create': 'Create',
   'acc.reset': 'Set password',
-  'acc.newPassword': 'New password (10 characters or more)',
+  'acc.newPassword': 'New password (12 characters or more)',
   'acc.disable': 'Disable',
   'acc.enable': 'Enable',
   'acc.done': 'Saved.',

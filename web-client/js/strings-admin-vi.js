@@ -15,6 +15,11 @@ export const adminVi = {
   'login.user': 'Tên đăng nhập',
   'login.password': 'Mật khẩu',
   'login.submit': 'Đăng nhập',
+  'pw.title': 'Đổi mật khẩu trước khi bắt đầu',
+  'pw.body':
+    'Mật khẩu này được tạo khi cài đặt và đã hiện trên màn hình máy chủ. Hãy đặt một mật khẩu mới chỉ bạn biết (ít nhất 12 ký tự; một câu dài dễ nhớ là tốt nhất), rồi đăng nhập lại bằng mật khẩu mới.',
+  'pw.submit': 'Đổi mật khẩu',
+  'pw.done': 'Đã đổi mật khẩu. Hãy đăng nhập bằng mật khẩu mới.',
 
   'dash.title': 'Tổng quan hôm nay',
   'dash.none': 'Hôm nay không có cuộc họp.',
@@ -71,6 +76,7 @@ export const adminVi = {
   'att.present': 'Có mặt',
   'att.late': 'Đến muộn',
   'att.absent': 'Vắng mặt',
+  'att.not_joined': 'Chưa vào',
 
   'points.title': 'Danh bạ điểm cầu',
   'points.search': 'Tìm (mã, tên, huyện)',
@@ -139,7 +145,7 @@ export const adminVi = {
   'md.confirmReissue': 'Cấp liên kết mới cho {name}? Liên kết cũ sẽ không dùng được nữa.',
   'md.attendance': 'Tình hình tham dự',
   'md.csv': 'Tải tình hình tham dự (CSV)',
-  'md.attSummary': '{present} có mặt, {late} đến muộn, {absent} vắng; {answered_roll_call} điểm cầu trả lời điểm danh.',
+  'md.attSummary': '{present} có mặt, {late} đến muộn, {not_joined} chưa vào, {absent} vắng mặt; {answered_roll_call} điểm cầu trả lời điểm danh.',
 
   'col.rollCall': 'Trả lời điểm danh',
   'col.linkQuality': 'Chất lượng đường truyền',
@@ -166,7 +172,7 @@ export const adminVi = {
   'acc.role': 'Vai trò',
   'acc.create': 'Tạo',
   'acc.reset': 'Đặt mật khẩu',
-  'acc.newPassword': 'Mật khẩu mới (ít nhất 10 ký tự)',
+  'acc.newPassword': 'Mật khẩu mới (ít nhất 12 ký tự)',
   'acc.disable': 'Khóa',
   'acc.enable': 'Mở khóa',
   'acc.done': 'Đã lưu.',

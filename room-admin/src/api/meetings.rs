@@ -10,6 +10,7 @@ use super::error::{ApiError, ApiJson, ApiPath, ApiQuery, ErrorBody};
 use super::session::Staff;
 use super::{AdminState, LiveSeat};
 use crate::attendance::{self, AttendanceReport};
+use crate::attendance_csv::{self, Lang};
 use crate::chat::{self, ChatMessage};
 use crate::db;
 use crate::error::StoreError;
@@ -400,15 +401,25 @@ pub async fn attendance(
     ))
 }
 
-/// The attendance report as CSV (UTF-8 with BOM, for Excel).
+/// The language of the attendance CSV.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CsvQuery {
+    /// `vi` (default) or `en`: the headers, roles, statuses and link words.
+    #[param(value_type = Option<String>)]
+    pub lang: Option<Lang>,
+}
+
+/// The attendance report as CSV (UTF-8 with BOM, for Excel), in Vietnamese unless `lang=en`.
 #[utoipa::path(get, path = "/api/v1/meetings/{id}/attendance.csv", tag = "meetings",
-    params(("id" = String, Path)),
+    params(("id" = String, Path), CsvQuery),
     responses((status = 200, content_type = "text/csv", body = String),
-        (status = 404, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn attendance_csv(
     State(state): State<AdminState>,
     _staff: Staff,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<CsvQuery>,
 ) -> Result<Response, ApiError> {
     let report = attendance::report(state.db(), &id, db::unix_now()).await?;
     // The id is ours (`m-` and hex), safe in a header.
@@ -421,7 +432,7 @@ pub async fn attendance_csv(
                 format!("attachment; filename=\"{filename}\""),
             ),
         ],
-        attendance::to_csv(&report),
+        attendance_csv::to_csv(&report, q.lang.unwrap_or_default()),
     )
         .into_response())
 }

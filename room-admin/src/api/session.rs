@@ -50,6 +50,8 @@ pub struct Staff {
     pub role: String,
     pub ip: String,
     pub csrf: String,
+    /// The account's password must be changed before anything else (the bootstrap account).
+    pub must_change_password: bool,
     cookie: String,
 }
 
@@ -67,7 +69,34 @@ impl Staff {
     }
 }
 
+/// The `error.code` of every answer but the password change's while the account's password
+/// must be changed.
+pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
+
+/// A logged-in staff member whose password must be changed is refused everything but
+/// [`StaffAnyPassword`]'s routes (who am I, log out, change the password).
 impl FromRequestParts<AdminState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
+        let StaffAnyPassword(staff) = StaffAnyPassword::from_request_parts(parts, state).await?;
+        if staff.must_change_password {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                PASSWORD_CHANGE_REQUIRED,
+                "Hãy đổi mật khẩu trước khi dùng trang quản trị. / Change your password before \
+                 using the admin panel.",
+            ));
+        }
+        Ok(staff)
+    }
+}
+
+/// A logged-in staff member, also while the account's password must be changed: for the
+/// routes that let it be changed.
+pub struct StaffAnyPassword(pub Staff);
+
+impl FromRequestParts<AdminState> for StaffAnyPassword {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
@@ -91,13 +120,14 @@ impl FromRequestParts<AdminState> for Staff {
                 ));
             }
         }
-        Ok(Staff {
+        Ok(StaffAnyPassword(Staff {
             username: session.account.username,
             role: session.account.role,
             ip: client_ip(parts),
             csrf: session.csrf,
+            must_change_password: session.account.must_change_password,
             cookie,
-        })
+        }))
     }
 }
 
@@ -129,6 +159,9 @@ pub struct Me {
     pub username: String,
     pub role: String,
     pub csrf_token: String,
+    /// Until the password is changed (`POST /api/v1/auth/password`), every other route answers
+    /// 403 `password_change_required`.
+    pub must_change_password: bool,
 }
 
 fn set_cookie(state: &AdminState, value: &str, max_age: i64) -> HeaderValue {
@@ -197,6 +230,7 @@ pub async fn login(
         username: account.username,
         role: account.role,
         csrf_token: csrf,
+        must_change_password: account.must_change_password,
     };
     let cookie = set_cookie(&state, &cookie, accounts::SESSION_SECS);
     Ok(([(header::SET_COOKIE, cookie)], axum::Json(body)).into_response())
@@ -229,7 +263,7 @@ fn too_many_attempts(wait: i64) -> ApiError {
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn logout(
     axum::extract::State(state): axum::extract::State<AdminState>,
-    staff: Staff,
+    StaffAnyPassword(staff): StaffAnyPassword,
 ) -> Result<Response, ApiError> {
     accounts::end_session(state.db(), &staff.cookie).await?;
     state
@@ -242,11 +276,12 @@ pub async fn logout(
 /// The logged-in account and its CSRF token.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "session",
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-pub async fn me(staff: Staff) -> axum::Json<Me> {
+pub async fn me(StaffAnyPassword(staff): StaffAnyPassword) -> axum::Json<Me> {
     axum::Json(Me {
         username: staff.username,
         role: staff.role,
         csrf_token: staff.csrf,
+        must_change_password: staff.must_change_password,
     })
 }
 
@@ -265,7 +300,7 @@ pub struct ChangePassword {
         (status = 429, body = ErrorBody, description = "too many wrong current passwords")))]
 pub async fn change_own_password(
     axum::extract::State(state): axum::extract::State<AdminState>,
-    staff: Staff,
+    StaffAnyPassword(staff): StaffAnyPassword,
     ApiJson(input): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     // The new password's rule first: a refusal for it costs no guess of the current one.

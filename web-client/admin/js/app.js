@@ -36,9 +36,10 @@ async function start() {
 }
 
 function shell() {
-  const logged = !!me;
+  // Until the bootstrap password is changed the panel offers nothing else.
+  const logged = !!me && !me.must_change_password;
   document.getElementById('nav').hidden = !logged;
-  document.getElementById('logout').hidden = !logged;
+  document.getElementById('logout').hidden = !me;
   document.getElementById('nav-accounts').hidden = !(me && me.role === 'admin');
   document.getElementById('who').textContent = me ? `${me.username} (${tr(`role.${me.role}`)})` : '';
   const hash = location.hash || '#/';
@@ -57,6 +58,10 @@ export async function route() {
   window.hoinghiAdmin.ready = false;
   if (!me) {
     loginView();
+    return;
+  }
+  if (me.must_change_password) {
+    passwordChangeView();
     return;
   }
   const parts = (location.hash || '#/').slice(2).split('/');
@@ -89,8 +94,44 @@ export async function route() {
       route();
       return;
     }
+    if (err.code === 'password_change_required') {
+      me.must_change_password = true;
+      route();
+      return;
+    }
     showError(err);
   }
+  window.hoinghiAdmin.ready = true;
+}
+
+/**
+ * The first login of the bootstrap account (its password was printed on the server's
+ * terminal): the server refuses everything else until the password is changed. Changing it
+ * ends the session; the new password logs in again.
+ */
+function passwordChangeView() {
+  const [cLabel, c] = field('acc.current', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true });
+  const [nLabel, n] = field('acc.newPassword', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true });
+  const submit = el('button', { type: 'submit', class: 'primary' }, tr('pw.submit'));
+  const form = el('form', { id: 'password-change-form' }, cLabel, nLabel, submit);
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    try {
+      await post('/auth/password', { current_password: c.value, new_password: n.value });
+      me = null;
+      setCsrf('');
+      route();
+      flash(tr('pw.done'));
+    } catch (err) {
+      fieldErrors(form, err);
+      showError(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  view.append(el('section', { class: 'card login', id: 'password-change' }, el('h1', {}, tr('pw.title')), el('p', {}, tr('pw.body')), form));
+  c.focus();
   window.hoinghiAdmin.ready = true;
 }
 

@@ -3,7 +3,7 @@
 
 import { get, post, put } from './api.js';
 import { dateTime, localInput } from '/js/format.js';
-import { t as tr } from '/js/i18n.js';
+import { getLang, t as tr } from '/js/i18n.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
 import { KINDS, byKindThenCode } from './points.js';
 import { feedSection } from './feeds.js';
@@ -224,7 +224,7 @@ export async function meetingDetailView(view, id) {
     table(['col.code', 'col.name', 'col.role', 'dash.connected', 'col.joinLink'], seatRows),
     el('h2', { class: 'no-print' }, tr('md.attendance')),
     el('p', { class: 'no-print', id: 'attendance-summary' }, tr('md.attSummary', att)),
-    el('div', { class: 'buttons no-print' }, el('a', { href: `/api/v1${path}/attendance.csv`, id: 'attendance-csv', download: `attendance-${m.id}.csv` }, tr('md.csv'))),
+    el('div', { class: 'buttons no-print' }, el('a', { href: `/api/v1${path}/attendance.csv?lang=${getLang()}`, id: 'attendance-csv', download: `attendance-${m.id}.csv` }, tr('md.csv'))),
     el('div', { class: 'no-print', id: 'attendance-table' }, table(['col.code', 'col.name', 'col.role', 'col.status', 'col.firstJoin', 'col.joins', 'col.minutes', 'col.rollCall', 'col.linkQuality'], attRows)),
     el('h2', { class: 'no-print' }, tr('md.chat')),
     d.chat_total > d.chat.length ? el('p', { class: 'muted no-print' }, tr('md.chatMore', { shown: d.chat.length, total: d.chat_total })) : null,
