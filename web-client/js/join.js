@@ -95,13 +95,14 @@ async function start() {
   pageState = 'waiting';
   const early = await waitUntilOpen(main, token, { onCheck: (c) => (window.hoinghi.check = c) });
   if (early && !early.ok) return showError(early.error);
+  if (early?.check) showLinkInfo(early.check);
   if (autojoin) {
     const result = await openMedia(savedDevices());
     localStream = result.stream;
     if (result.error) showToast('notice.media', { reason: t(mediaErrorKey(result.error)) });
   } else {
     pageState = 'prejoin';
-    localStream = await runPrejoin(main, { token, onLinkTest: (r) => (window.hoinghi.linkTest = r) });
+    localStream = await runPrejoin(main, { token, check: early?.check ?? null, onLinkTest: (r) => (window.hoinghi.linkTest = r) });
     // The Join click is a user gesture: sound may now play without the "Enable sound" button.
   }
   join(token);
@@ -139,6 +140,13 @@ async function prepareMedia(role) {
   return { stream: localStream, cameraLayers: CAMERA_LAYERS[role] ?? CAMERA_LAYERS.point };
 }
 
+/** The meeting's title and the seat's role in the top bar from the join check, before joining. */
+function showLinkInfo(check) {
+  $('#meeting-title').textContent = check.meeting_title;
+  setText($('#role-label'), `role.${check.role}`);
+  document.title = `${check.meeting_title} – ${t('app.name')}`;
+}
+
 function onJoined(msg) {
   $('#meeting-title').textContent = msg.meeting.title;
   setText($('#role-label'), `role.${msg.role}`);
@@ -152,7 +160,7 @@ function onJoined(msg) {
   applyAll(main); // translate the attributes of what was just mounted
 }
 
-function onState({ state, attempt, delayMs, error }) {
+function onState({ state, attempt, delayMs, error, restarting }) {
   pageState = state;
   clearInterval(countdown);
   banner.hidden = state !== 'reconnecting';
@@ -167,7 +175,8 @@ function onState({ state, attempt, delayMs, error }) {
     case 'reconnecting': {
       setText(status, 'status.connecting');
       const until = Date.now() + delayMs;
-      const tick = () => setText(bannerText, 'status.reconnecting', { s: Math.max(0, Math.ceil((until - Date.now()) / 1000)), n: attempt });
+      const key = restarting ? 'status.restarting' : 'status.reconnecting';
+      const tick = () => setText(bannerText, key, { s: Math.max(0, Math.ceil((until - Date.now()) / 1000)), n: attempt });
       tick();
       countdown = setInterval(tick, 1000);
       break;

@@ -1,21 +1,38 @@
 // Pre-join check: camera preview, device choice, microphone level, speaker test (a beep made
 // with WebAudio), a link test against the server (linktest.js) with a plain-language verdict,
 // and the Join button. The chosen devices are remembered (media.js) so an autojoin kiosk uses
-// them on the next boot.
+// them on the next boot. Above it, what the link is for (meeting, point, role: the join check
+// of early.js); beside the devices, "join with my microphone / camera on" switches, and for a
+// device that does not work, steps to fix it and a retry (prejoin-help.js).
 
 import { el } from './dom.js';
 import { setText, t } from './i18n.js';
 import { runLinkTest } from './linktest.js';
+import { DeviceHelp } from './prejoin-help.js';
 import { mediaErrorKey, openMedia, playVideo, saveDevices, savedDevices, stopStream } from './media.js';
 
 /**
- * Shows the check in `container`; resolves with the stream to publish once Join is pressed.
- * `token` is the join token (the link test needs it); onLinkTest(result) is called when the
- * link test finishes (test hook).
+ * Shows the check in `container`; resolves with the stream to publish once Join is pressed (a
+ * device switched off joins with its track disabled: the microphone opens again with the floor,
+ * the chair's camera with its own button). `token` is the join token (the link test needs it);
+ * `check` the join check's answer (meeting title, point name, role) or null; onLinkTest(result)
+ * is called when the link test finishes (test hook).
  */
-export function runPrejoin(container, { token, onLinkTest } = {}) {
+export function runPrejoin(container, { token, check = null, onLinkTest } = {}) {
   const title = el('h1', { id: 'prejoin-title' });
   setText(title, 'prejoin.title');
+  const header = whoAndWhat(check);
+  const micOn = el('input', { type: 'checkbox', id: 'prejoin-mic-on', checked: true });
+  const camOn = el('input', { type: 'checkbox', id: 'prejoin-cam-on', checked: true });
+  const toggle = (box, key) => {
+    const text = el('span');
+    setText(text, key);
+    return el('label', { class: 'check', for: box.id }, box, text);
+  };
+  const help = new DeviceHelp({ onRetry: () => {
+    join.disabled = true;
+    open(savedDevices());
+  } });
   const video = el('video', { class: 'preview mirror', autoplay: true, playsinline: true, 'data-i18n-attr': 'aria-label:prejoin.preview' });
   const cam = el('select', { id: 'prejoin-camera' });
   const mic = el('select', { id: 'prejoin-mic' });
@@ -44,6 +61,7 @@ export function runPrejoin(container, { token, onLinkTest } = {}) {
     'section',
     { class: 'panel prejoin', 'aria-labelledby': 'prejoin-title' },
     title,
+    header,
     el(
       'div',
       { class: 'prejoin-body' },
@@ -60,7 +78,9 @@ export function runPrejoin(container, { token, onLinkTest } = {}) {
         label('prejoin-speaker', 'prejoin.speaker'),
         el('div', { class: 'button-row' }, speaker, beep),
         beepHint,
+        el('div', { class: 'prejoin-toggles' }, toggle(micOn, 'prejoin.micOn'), toggle(camOn, 'prejoin.camOn')),
         notice,
+        help.root,
         join,
       ),
     ),
@@ -80,6 +100,9 @@ export function runPrejoin(container, { token, onLinkTest } = {}) {
     playVideo(video);
     if (result.error) setText(notice, 'notice.media', { reason: t(mediaErrorKey(result.error)) });
     else notice.textContent = '';
+    help.show(stream, result.error);
+    micOn.disabled = stream.getAudioTracks().length === 0;
+    camOn.disabled = stream.getVideoTracks().length === 0;
     meter = levelMeter(stream, level);
     await fillDevices();
     join.disabled = false;
@@ -132,9 +155,23 @@ export function runPrejoin(container, { token, onLinkTest } = {}) {
     join.addEventListener('click', () => {
       meter?.stop();
       video.srcObject = null;
+      for (const tr of stream.getAudioTracks()) tr.enabled = micOn.checked;
+      for (const tr of stream.getVideoTracks()) tr.enabled = camOn.checked;
       resolve(stream);
     });
   });
+}
+
+/** "Giao ban tháng 12 · UBND xã Cao Sơn · Điểm cầu": what this link joins, as whom. */
+function whoAndWhat(check) {
+  const box = el('p', { class: 'prejoin-who', id: 'prejoin-who', hidden: !check });
+  if (!check) return box;
+  const meeting = el('strong', { id: 'prejoin-meeting' }, check.meeting_title);
+  const point = el('span', { id: 'prejoin-point' }, check.point_name);
+  const role = el('span', { class: 'role-label', id: 'prejoin-role' });
+  setText(role, `role.${check.role}`);
+  box.append(meeting, ' · ', point, ' · ', role);
+  return box;
 }
 
 function fill(select, devices, selectedId) {

@@ -66,6 +66,7 @@ export class Session extends EventTarget {
     this.publisher = null; // publish side of the current connection (publisher.js)
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
     this.lastError = null;
+    this.restartHintMs = null; // set by `bye` `server_restarting`
     this.leaving = false;
     this.timers = new Set();
   }
@@ -170,8 +171,12 @@ export class Session extends EventTarget {
     this.attempt += 1;
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.attempt - 1));
     // ±20 % jitter so hundreds of points cut by the same outage do not return in lockstep.
-    const delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
-    this.#setState('reconnecting', { attempt: this.attempt, delayMs });
+    let delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
+    // After `bye` `server_restarting`: the server's hint plus 0–50 %, then the usual backoff.
+    const restarting = this.restartHintMs != null;
+    if (restarting) delayMs = Math.round(this.restartHintMs * (1 + Math.random() * 0.5));
+    this.restartHintMs = null;
+    this.#setState('reconnecting', { attempt: this.attempt, delayMs, restarting });
     this.#later(() => this.#connect(), delayMs);
   }
 
@@ -266,6 +271,8 @@ export class Session extends EventTarget {
         // The socket closes next. After our own `leave` that ends the session; when replaced
         // we stop (see FINAL_ERRORS); otherwise we come back with backoff.
         console.info(`[hoinghi] bye: ${msg.code}: ${msg.reason}`);
+        // A restart: come back once the server is up again (its hint, plus jitter below).
+        if (msg.code === 'server_restarting') this.restartHintMs = msg.retry_after_ms ?? BACKOFF_MIN_MS;
         if (!this.leaving && FINAL_ERRORS.has(msg.code)) {
           this.lastError = { code: msg.code, message: msg.reason, fatal: true };
         }
