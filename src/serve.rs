@@ -22,6 +22,11 @@ use crate::{net, tls, web};
 /// Descriptors kept out of the HTTP(S) connection cap: media sockets, ICE-TCP, the database,
 /// log files.
 const RESERVED_FDS: u64 = 256;
+/// How long clients are told to wait before re-joining after a restart (they add jitter).
+const RESTART_HINT: Duration = Duration::from_secs(3);
+/// How long the WebSocket sessions get to say goodbye at shutdown (within the 10 s a service
+/// manager allows before SIGKILL, with the HTTP grace after it).
+const SESSIONS_GRACE: Duration = Duration::from_secs(3);
 /// Connections the metrics listener holds at once (a scraper or two, on a private address).
 const METRICS_CONNECTIONS: usize = 16;
 
@@ -111,9 +116,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Floor, hands, microphones and roll call are saved after each change, so that a restart
     // resumes every meeting as it was.
     let controls = room_admin::room_controls::ControlsRecorder::start(database.clone()).await?;
-    let mut signaling =
-        signaling::Signaling::with_observer(sfu.clone(), authorizer.clone(), recorder, &registry)
-            .with_controls_store(controls.clone());
+    let mut signaling = signaling::Signaling::with_observer(
+        sfu.clone(),
+        authorizer.clone(),
+        recorder.clone(),
+        &registry,
+    )
+    .with_controls_store(controls.clone());
     if let Some(turn) = turn {
         // The URLs and lifetime only: the secret has no Display and a redacted Debug.
         let urls: Vec<&str> = turn.urls().iter().map(|u| u.as_str()).collect();
@@ -203,6 +212,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         res = &mut server => Some(res),
         () = shutdown.cancelled() => None,
     };
+    if shutdown.is_cancelled() {
+        // Every WebSocket is told `bye` `server_restarting` (with when to come back) and closed,
+        // and every seat is left, whether or not the listener has finished already (upgraded
+        // connections are not its to wait for).
+        signaling.shutdown(RESTART_HINT, SESSIONS_GRACE).await;
+    }
     let outcome = match finished {
         Some(res) if !shutdown.is_cancelled() => Err(server_failure(res)),
         Some(res) => stopped(res),
@@ -218,6 +233,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     closer.abort();
+    // The departures of the sessions closed above are on disk before the process ends.
+    recorder.flush().await;
     // The last change before the signal is on disk before the process ends.
     controls.flush().await;
     sfu.shutdown();
