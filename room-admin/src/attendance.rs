@@ -69,6 +69,14 @@ enum Event {
         by: String,
         at: i64,
     },
+    /// The chair extended the meeting.
+    Extended {
+        meeting: String,
+        by: String,
+        minutes: u32,
+        ends_at: i64,
+        at: i64,
+    },
     /// Answered once every event queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -177,6 +185,16 @@ impl RoomObserver for AttendanceRecorder {
             actor: actor_point.to_owned(),
             action: action.to_owned(),
             target: target.map(str::to_owned),
+            at: db::unix_now(),
+        });
+    }
+
+    fn meeting_extended(&self, meeting: &str, by_point: &str, minutes: u32, ends_at: u64) {
+        self.send(Event::Extended {
+            meeting: meeting.to_owned(),
+            by: by_point.to_owned(),
+            minutes,
+            ends_at: i64::try_from(ends_at).unwrap_or(i64::MAX),
             at: db::unix_now(),
         });
     }
@@ -318,6 +336,32 @@ async fn write(db: &Db, event: Event) -> Result<(), sqlx::Error> {
             if let Err(e) = meetings::end_by_chair(db, &meeting, &by, at).await {
                 tracing::error!(meeting, "cannot record the chair's end of the meeting: {e}");
             }
+        }
+        Event::Extended {
+            meeting,
+            by,
+            minutes,
+            ends_at,
+            at,
+        } => {
+            match meetings::extend_to(db, &meeting, ends_at, at).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(meeting, "extension of an ended meeting not stored"),
+                Err(e) => tracing::error!(meeting, "cannot store the meeting's extension: {e}"),
+            }
+            let until = crate::timefmt::local_display(ends_at);
+            let detail = format!("+{minutes} min, until {until}");
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor, ip, action, target, detail) \
+                 VALUES ($1, $2, '-', $3, $4, $5)",
+            )
+            .bind(at)
+            .bind(by)
+            .bind(format!("{ROOM_ACTION_PREFIX}extend_meeting"))
+            .bind(meeting)
+            .bind(detail)
+            .execute(db.pool())
+            .await?;
         }
         Event::Flush(done) => {
             let _ = done.send(());

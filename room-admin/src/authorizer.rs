@@ -15,7 +15,7 @@ use signaling::protocol::Role;
 
 use crate::directory::{Directory, Entry};
 use crate::links;
-use crate::meetings::MeetingState;
+use crate::meetings::{self, MeetingState};
 use crate::test_room;
 use crate::timefmt;
 use crate::tokens::{JoinClaims, JoinTokens, VerifyError, unix_secs};
@@ -48,6 +48,16 @@ pub enum Refusal {
     Cancelled,
     #[error("Cuộc họp đã kết thúc. / The meeting has ended.")]
     Ended,
+    #[error(
+        "Phòng thử nghiệm không có giờ kết thúc để gia hạn. / The test room has no planned end \
+         to extend."
+    )]
+    NoSchedule,
+    #[error(
+        "Không thể gia hạn: cuộc họp dài tối đa 24 giờ. / Cannot extend: a meeting lasts at most \
+         24 hours."
+    )]
+    TooLong,
 }
 
 impl From<Refusal> for AuthError {
@@ -182,6 +192,29 @@ impl Authorizer for JoinAuthorizer {
                 e.meeting.ended_at = Some(e.meeting.ended_at.unwrap_or(now).min(now));
             }
         });
+    }
+
+    /// The chair asks for more time: the directory's copy gets the new planned end at once (the
+    /// closer and the links follow it), the database when the recorder writes it. Open or live
+    /// stored meetings only, and no longer than [`meetings::MAX_DURATION_SECS`] in all.
+    fn extend_meeting(&self, meeting: &str, minutes: u32) -> Result<u64, String> {
+        let now = crate::db::unix_now();
+        let entry = self
+            .directory
+            .get(meeting)
+            .ok_or_else(|| Refusal::NoSchedule.to_string())?;
+        let m = &entry.meeting;
+        if !m.state(now).joinable() {
+            return Err(Refusal::Ended.to_string());
+        }
+        let ends_at = m.ends_at + i64::from(minutes) * 60;
+        if ends_at - m.starts_at > meetings::MAX_DURATION_SECS {
+            return Err(Refusal::TooLong.to_string());
+        }
+        self.directory.update(meeting, |e| {
+            e.meeting.ends_at = e.meeting.ends_at.max(ends_at)
+        });
+        Ok(u64::try_from(ends_at).unwrap_or(0))
     }
 
     /// The points invited to a meeting, for the chair's grid: the stored meeting's point seats

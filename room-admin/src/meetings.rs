@@ -652,6 +652,34 @@ async fn record_ended_by(db: &Db, id: &str, by: &EndedBy<'_>) -> Result<(), Stor
     Ok(())
 }
 
+/// The chair extended a meeting: its planned end becomes `ends_at` (never earlier than it is).
+/// Whether it was recorded: `false` when the meeting has ended or was cancelled since.
+pub async fn extend_to(db: &Db, id: &str, ends_at: i64, now: i64) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE meetings SET ends_at = MAX(ends_at, $1), updated_at = $2 \
+         WHERE id = $3 AND status = 'scheduled'",
+    )
+    .bind(ends_at)
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Meetings still `scheduled` whose planned end is after `now` and at most `within` seconds
+/// later: the ones whose chair is warned.
+pub async fn ending_within(db: &Db, now: i64, within: i64) -> Result<Vec<Meeting>, StoreError> {
+    Ok(sqlx::query_as::<_, Meeting>(
+        "SELECT * FROM meetings WHERE status = 'scheduled' AND ends_at > $1 AND ends_at <= $2 \
+         ORDER BY ends_at, id",
+    )
+    .bind(now)
+    .bind(now.saturating_add(within))
+    .fetch_all(db.pool())
+    .await?)
+}
+
 /// Meetings past their planned end (at `now`) that nothing closed yet: still `scheduled`.
 pub async fn due_to_close(db: &Db, now: i64) -> Result<Vec<Meeting>, StoreError> {
     Ok(sqlx::query_as::<_, Meeting>(

@@ -8,8 +8,9 @@
 //! seconds, a frame that is not a binding request, an unknown worker) is closed here, so a
 //! stranger's connections cost the workers nothing.
 
+use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
@@ -27,12 +28,15 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONN: usize = 2;
 
-/// Connections waiting for their first frame. Beyond this, new ones are refused: a flood of
-/// idle connections cannot grow our memory.
+/// Connections waiting for their first frame. Beyond this, a new one takes the slot of the
+/// oldest pending connection of the address holding the most (see `accept_all`), or is
+/// refused: a flood of idle connections cannot grow our memory.
 const MAX_PENDING: usize = 512;
-/// Of those, at most this many from one address: one host cannot take every slot. (Points behind
-/// one NAT open a few each, briefly, so this is far above legitimate use.)
-pub(crate) const MAX_PENDING_PER_IP: usize = 64;
+/// Of those, at most this many from one address (an IPv6 address counts by its /64): eight
+/// flooding hosts once held all 512 slots and a real hall's TCP media was dropped. A browser
+/// opens one connection per candidate pair, a handful per hall, and sends its first binding
+/// request at once, so points behind one NAT stay well under this.
+pub(crate) const MAX_PENDING_PER_IP: usize = 8;
 /// How long a new connection has to send its first binding request.
 const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(5);
 /// The kernel send buffer of a handed-over stream (in flight and unsent); how much of it may be
@@ -120,6 +124,8 @@ enum Refusal {
     Timeout,
     NotIce,
     UnknownWorker,
+    /// Its slot went to a connection from a less busy address.
+    Displaced,
 }
 
 impl Acceptor {
@@ -164,13 +170,7 @@ impl Acceptor {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
-                    let from_peer = self
-                        .pending
-                        .iter()
-                        .filter(|(_, p)| p.peer.ip() == peer.ip())
-                        .count();
-                    if self.pending.len() >= MAX_PENDING || from_peer >= MAX_PENDING_PER_IP {
-                        self.metrics.refused("busy");
+                    if !self.make_room(peer.ip()) {
                         continue;
                     }
                     let entry = self.pending.vacant_entry();
@@ -198,6 +198,46 @@ impl Acceptor {
                     tracing::debug!("ice-tcp accept: {e}");
                     return;
                 }
+            }
+        }
+    }
+
+    /// Whether a new connection from `ip` may wait for its first frame: its address is under
+    /// its quota, and the pool has a slot, if need be the one of the oldest pending connection
+    /// of the busiest address (when that address holds more than `ip`'s), so that hosts that
+    /// fill their quotas cannot keep a new host out.
+    fn make_room(&mut self, ip: IpAddr) -> bool {
+        let key = address_key(ip);
+        // Per address: (count, oldest pending connection).
+        let mut by_address: HashMap<IpAddr, (usize, usize, Instant)> = HashMap::new();
+        for (k, p) in &self.pending {
+            let e = by_address
+                .entry(address_key(p.peer.ip()))
+                .or_insert((0, k, p.deadline));
+            e.0 += 1;
+            if p.deadline < e.2 {
+                (e.1, e.2) = (k, p.deadline);
+            }
+        }
+        let mine = by_address.get(&key).map_or(0, |e| e.0);
+        if mine >= MAX_PENDING_PER_IP {
+            self.metrics.refused("busy_address");
+            return false;
+        }
+        if self.pending.len() < MAX_PENDING {
+            return true;
+        }
+        match by_address
+            .values()
+            .max_by_key(|e| (e.0, std::cmp::Reverse(e.2)))
+        {
+            Some(&(count, oldest, _)) if count > mine => {
+                self.refuse(oldest, Refusal::Displaced);
+                true
+            }
+            _ => {
+                self.metrics.refused("busy");
+                false
             }
         }
     }
@@ -261,8 +301,21 @@ impl Acceptor {
                 Refusal::Timeout => "timeout",
                 Refusal::NotIce => "not_ice",
                 Refusal::UnknownWorker => "unknown_worker",
+                Refusal::Displaced => "displaced",
             });
         }
+    }
+}
+
+/// What pending connections are counted under: the address, or its /64 for IPv6 (one host
+/// usually owns a whole /64).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 

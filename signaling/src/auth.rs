@@ -41,6 +41,18 @@ pub trait Authorizer: Send + Sync + 'static {
     /// the end when told through [`RoomObserver::meeting_ended`]). Called before everyone in
     /// the room is told `bye`, so nobody rejoins in between.
     fn end_meeting(&self, _meeting: &str) {}
+
+    /// The chair asks for `minutes` more (15 or 30): the new planned end (Unix seconds), which
+    /// the authorizer honours from now on, or why not, in words for the chair (Vietnamese, then
+    /// English). The control plane stores it when told through
+    /// [`RoomObserver::meeting_extended`].
+    fn extend_meeting(&self, _meeting: &str, _minutes: u32) -> Result<u64, String> {
+        Err(
+            "Cuộc họp này không có giờ kết thúc để gia hạn. / This meeting has no planned end \
+             to extend."
+                .to_owned(),
+        )
+    }
 }
 
 /// A point invited to a meeting.
@@ -70,6 +82,9 @@ pub trait RoomObserver: Send + Sync + 'static {
     /// The chair `by_point` ended the meeting (after [`Authorizer::end_meeting`]): record who
     /// and when.
     fn meeting_ended(&self, _meeting: &str, _by_point: &str) {}
+    /// The chair `by_point` extended the meeting by `minutes` to `ends_at` (Unix seconds), as
+    /// [`Authorizer::extend_meeting`] granted: record it (and audit it).
+    fn meeting_extended(&self, _meeting: &str, _by_point: &str, _minutes: u32, _ends_at: u64) {}
 }
 
 /// Keeps each meeting's controls (floor, hands, microphones, discussion, share, roll call)

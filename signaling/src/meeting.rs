@@ -119,6 +119,9 @@ pub(crate) fn handle(
         ClientMessage::Chat { to, text, .. } => return chat(inner, seat, to, text),
         ClientMessage::Viewport { visible, .. } => return viewport(inner, seat, &visible),
         ClientMessage::EndMeeting { .. } => return end_meeting(inner, seat),
+        ClientMessage::ExtendMeeting { minutes, .. } => {
+            return extend_meeting(inner, seat, minutes);
+        }
         _ => return Ok(Vec::new()),
     };
     let answering = matches!(action, Action::AnswerRollCall);
@@ -290,6 +293,92 @@ fn end_meeting(inner: &Inner, seat: &Seat) -> Result<Vec<ServerMessage>, Refusal
         );
     }
     Ok(Vec::new())
+}
+
+/// How much longer the chair may ask for at once.
+pub const EXTENSIONS: [u32; 2] = [15, 30];
+
+fn extend_meeting(inner: &Inner, seat: &Seat, minutes: u32) -> Result<Vec<ServerMessage>, Refusal> {
+    if seat.role != Role::Chair {
+        tracing::warn!(point = %seat.point, "extend_meeting refused");
+        return Err((
+            ErrorCode::Forbidden,
+            "only the chair may extend the meeting".to_owned(),
+        ));
+    }
+    if !EXTENSIONS.contains(&minutes) {
+        return Err((
+            ErrorCode::BadMessage,
+            "\"minutes\" must be 15 or 30".to_owned(),
+        ));
+    }
+    let ends_at = inner
+        .auth
+        .extend_meeting(&seat.meeting, minutes)
+        .map_err(|why| (ErrorCode::InvalidState, why))?;
+    tracing::info!(meeting = %seat.meeting, minutes, ends_at, "meeting extended by the chair");
+    inner
+        .observer
+        .meeting_extended(&seat.meeting, &seat.point, minutes, ends_at);
+    if let Some(room) = inner.rooms().get(&seat.meeting) {
+        room.broadcast(
+            &ServerMessage::MeetingExtended {
+                v: PROTOCOL_VERSION,
+                ends_at: ends_at.saturating_mul(1000),
+                minutes,
+            },
+            None,
+        );
+    }
+    Ok(Vec::new())
+}
+
+impl crate::Signaling {
+    /// Tells the chairs of `meeting` that it ends by itself at `ends_at` (Unix seconds), in
+    /// `minutes_left` minutes, unless extended. How many chairs were told.
+    pub fn warn_end(&self, meeting: &str, ends_at: u64, minutes_left: u32) -> usize {
+        let rooms = self.inner.rooms();
+        let Some(room) = rooms.get(meeting) else {
+            return 0;
+        };
+        let chairs = room
+            .members
+            .values()
+            .filter(|m| m.info.role == Role::Chair)
+            .count();
+        room.send_to_chairs(&ServerMessage::MeetingEnding {
+            v: PROTOCOL_VERSION,
+            ends_at: ends_at.saturating_mul(1000),
+            minutes_left,
+        });
+        chairs
+    }
+
+    /// Ends a meeting that reached its planned end, for everyone connected: `meeting_ended`,
+    /// then `bye` with the code `schedule_ended` (not the chair's doing). How many were
+    /// connected.
+    pub fn end_by_schedule(&self, meeting: &str, reason: &str) -> usize {
+        let rooms = self.inner.rooms();
+        let Some(room) = rooms.get(meeting) else {
+            return 0;
+        };
+        room.broadcast(
+            &ServerMessage::MeetingEnded {
+                v: PROTOCOL_VERSION,
+            },
+            None,
+        );
+        room.broadcast(
+            &ServerMessage::Bye {
+                v: PROTOCOL_VERSION,
+                code: crate::protocol::ByeCode::ScheduleEnded,
+                reason: reason.to_owned(),
+                retry_after_ms: None,
+            },
+            None,
+        );
+        room.len()
+    }
 }
 
 /// The participant's own microphone started or stopped carrying speech.

@@ -3,14 +3,17 @@
 //   1. the page shows the meeting's title, the point's name, the opening time and a countdown
 //      (not "Liên kết không hợp lệ");
 //   2. a kiosk (autojoin) page waits on the same screen and joins by itself when joins open;
-//   3. a replaced link is said at once ("Liên kết đã được thay"), before any device check.
-// The meeting is scheduled through the admin API to open about 20 seconds later.
+//   3. a replaced link is said at once ("Liên kết đã được thay"), before any device check;
+//   4. the scheduled end: a meeting ending 40 s after it is made warns its chair (banner with
+//      +15 / +30 minutes), and its points read "Cuộc họp đã hết giờ theo lịch" at the end.
+// The meetings are scheduled through the admin API.
 //
 //   cargo build && (cd tests/browser && npm ci && node early.mjs)
 
 import { Harness, adminLogin, kiosk, until } from './lib.mjs';
 
-const WATCHDOG_MS = 120_000;
+const WATCHDOG_MS = 200_000;
+const ENDS_IN_S = 40;
 const OPENS_IN_S = 20;
 const h = new Harness('early');
 h.runMain(main, WATCHDOG_MS);
@@ -99,5 +102,37 @@ async function main() {
     return { ok: s.state === 'failed', detail: JSON.stringify(s), s };
   }, 15_000, 250);
   h.check('a replaced link is refused before the device check', refused.ok && refused.s.error?.code === 'revoked' && !refused.s.prejoin, refused.detail);
+
+  // 4. A meeting that ends by the schedule.
+  const t0 = Date.now();
+  const short = await api(origin, session, 'POST', '/meetings', {
+    title: 'Họp ngắn',
+    starts_at: new Date(t0).toISOString().replace(/\.\d+Z$/, 'Z'),
+    ends_at: new Date(t0 + ENDS_IN_S * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    open_minutes: 0,
+    chair_point: 'CT',
+    points: ['X01'],
+  });
+  const shortLink = (seat) => short.seats.find((s) => s.seat === seat).link;
+  const chair = await h.openPage('chair (short meeting)', kiosk(shortLink('CT')));
+  const hall = await h.openPage('point X01 (short meeting)', kiosk(shortLink('X01')));
+  if (!(await h.waitJoined(chair)) || !(await h.waitJoined(hall))) return false;
+  const warned = await until(async () => {
+    const s = await chair.page.evaluate(() => {
+      const b = document.querySelector('#ending-banner');
+      return { shown: Boolean(b && !b.hidden), text: document.querySelector('#ending-text')?.textContent ?? '', plus15: Boolean(document.querySelector('#extend-15')), plus30: Boolean(document.querySelector('#extend-30')) };
+    });
+    return { ok: s.shown && s.plus15 && s.plus30, detail: JSON.stringify(s), s };
+  }, 20_000, 250);
+  h.check('the chair is warned before the planned end, with +15 and +30 minutes', warned.ok && warned.s.text.includes('tự kết thúc theo lịch'), warned.detail);
+  const ended = await until(async () => {
+    const s = await hall.page.evaluate(() => ({ state: window.hoinghi?.state, code: window.hoinghi?.lastError?.code, text: document.querySelector('#main h1')?.textContent ?? '' }));
+    return { ok: s.state === 'failed', detail: JSON.stringify(s), s };
+  }, (ENDS_IN_S + 30) * 1000, 500);
+  h.check(
+    'at the planned end the point reads "Cuộc họp đã hết giờ theo lịch", not that the chair ended it',
+    ended.ok && ended.s.code === 'schedule_ended' && ended.s.text === 'Cuộc họp đã hết giờ theo lịch',
+    `${ended.detail}, ${((Date.now() - t0) / 1000).toFixed(1)} s after scheduling (ends at ${ENDS_IN_S} s)`,
+  );
   return true;
 }

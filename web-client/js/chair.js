@@ -7,6 +7,7 @@ import { el } from './dom.js';
 import { mountFloorPanel } from './chair-floor.js';
 import { PointGrid } from './chair-grid.js';
 import { mountRollCall } from './chair-rollcall.js';
+import { mountScheduleBanner } from './chair-schedule.js';
 import { mountChat } from './chat.js';
 import { onLangChange, setText } from './i18n.js';
 import { shareController } from './share.js';
@@ -66,11 +67,12 @@ export function mountChair(container, session, ctx) {
   const chat = mountChat(session, { recipients: ['all'] });
   const right = el('aside', { class: 'chair-right' }, floor.root, roll.root, chat.root);
 
+  const schedule = mountScheduleBanner(session);
   const view = el('div', { class: 'chair-view' }, left, grid.root, right);
   const confirm = confirmDialog('end', 'chair.endConfirm', () => session.control('end_meeting'));
   // With a hundred halls, every microphone open at once means echo: ask first.
   const confirmUnmute = confirmDialog('unmute-all', 'chair.unmuteAllConfirm', () => session.control('set_mute', { muted: false }), 'primary');
-  container.replaceChildren(view, confirm.root, confirmUnmute.root);
+  container.replaceChildren(schedule.root, view, confirm.root, confirmUnmute.root);
 
   const share = shareController(session, {
     button: shareButton,
@@ -161,6 +163,7 @@ export function mountChair(container, session, ctx) {
       view.remove();
       confirm.root.remove();
       confirmUnmute.root.remove();
+      schedule.destroy();
     },
   };
 }

@@ -24,7 +24,7 @@ const PROTOCOL_VERSION = 1;
 // said `bye` because the same point joined from another window or PC; re-joining by ourselves
 // would throw that one out, and the two would take turns for ever.
 // 'meeting_ended' is ours too: the chair ended the meeting, there is nothing to return to.
-const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced', 'revoked', 'meeting_ended']);
+const FINAL_ERRORS = new Set(['bad_token', 'token_expired', 'room_full', 'replaced', 'revoked', 'meeting_ended', 'schedule_ended']);
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30000;
 const PING_EVERY_MS = 15000;
@@ -293,6 +293,10 @@ export class Session extends EventTarget {
         // The complete list each time; empty when every video flows again.
         this.videoPaused = new Set((msg.tracks ?? []).map((t) => `${t.participant}/${t.source ?? 'camera'}`));
         return this.#emit('video-paused', msg);
+      case 'meeting_ending':
+        return this.#emit('meeting-ending', msg);
+      case 'meeting_extended':
+        return this.#emit('meeting-extended', msg);
       case 'meeting_ended':
         // `bye` and the close follow; do not come back (see FINAL_ERRORS).
         this.lastError = { code: 'meeting_ended', message: 'the chair ended the meeting', fatal: true };

@@ -49,6 +49,16 @@ pub trait LiveSource: Send + Sync + 'static {
     fn close_meeting(&self, _meeting: &str, _reason: &str) -> usize {
         0
     }
+    /// Ends a meeting that reached its planned end: like [`LiveSource::close_meeting`], with the
+    /// `bye` code that says the schedule ended it (not the chair).
+    fn end_by_schedule(&self, meeting: &str, reason: &str) -> usize {
+        self.close_meeting(meeting, reason)
+    }
+    /// Tells the meeting's chair that it ends by itself at `ends_at` (Unix seconds), in
+    /// `minutes_left` minutes. How many chairs were told.
+    fn warn_end(&self, _meeting: &str, _ends_at: i64, _minutes_left: u32) -> usize {
+        0
+    }
 }
 
 /// One connected participant.
@@ -90,6 +100,15 @@ impl LiveSource for signaling::Signaling {
 
     fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
         signaling::Signaling::close_meeting(self, meeting, reason)
+    }
+
+    fn end_by_schedule(&self, meeting: &str, reason: &str) -> usize {
+        signaling::Signaling::end_by_schedule(self, meeting, reason)
+    }
+
+    fn warn_end(&self, meeting: &str, ends_at: i64, minutes_left: u32) -> usize {
+        let ends_at = u64::try_from(ends_at).unwrap_or(0);
+        signaling::Signaling::warn_end(self, meeting, ends_at, minutes_left)
     }
 }
 
@@ -157,6 +176,14 @@ impl AdminState {
 
     pub(crate) fn close_meeting(&self, meeting: &str, reason: &str) -> usize {
         self.inner.live.close_meeting(meeting, reason)
+    }
+
+    pub(crate) fn end_by_schedule(&self, meeting: &str, reason: &str) -> usize {
+        self.inner.live.end_by_schedule(meeting, reason)
+    }
+
+    pub(crate) fn warn_end(&self, meeting: &str, ends_at: i64, minutes_left: u32) -> usize {
+        self.inner.live.warn_end(meeting, ends_at, minutes_left)
     }
 
     pub(crate) fn throttle(&self) -> &LoginThrottle {

@@ -91,6 +91,16 @@ impl room_admin::api::LiveSource for LateSignaling {
             room_admin::api::LiveSource::close_meeting(s, meeting, reason)
         })
     }
+    fn end_by_schedule(&self, meeting: &str, reason: &str) -> usize {
+        self.0.get().map_or(0, |s| {
+            room_admin::api::LiveSource::end_by_schedule(s, meeting, reason)
+        })
+    }
+    fn warn_end(&self, meeting: &str, ends_at: i64, minutes_left: u32) -> usize {
+        self.0.get().map_or(0, |s| {
+            room_admin::api::LiveSource::warn_end(s, meeting, ends_at, minutes_left)
+        })
+    }
 }
 
 pub async fn send(ws: &mut Ws, v: Value) {

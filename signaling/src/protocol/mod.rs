@@ -212,6 +212,8 @@ pub enum ByeCode {
     Revoked,
     /// The meeting ended or was cancelled.
     MeetingEnded,
+    /// The meeting reached its planned end (the schedule, not the chair, ended it).
+    ScheduleEnded,
     /// The server is restarting (an update, a reboot): join again after `retry_after_ms`.
     ServerRestarting,
 }
@@ -233,6 +235,7 @@ impl ByeCode {
             Self::Replaced => "replaced",
             Self::Revoked => "revoked",
             Self::MeetingEnded => "meeting_ended",
+            Self::ScheduleEnded => "schedule_ended",
             Self::ServerRestarting => "server_restarting",
         }
     }
@@ -368,6 +371,8 @@ pub enum ClientMessage {
     Viewport { v: u32, visible: Vec<String> },
     /// Chair: end the meeting for everyone.
     EndMeeting { v: u32 },
+    /// Chair: push the planned end back by `minutes` (15 or 30).
+    ExtendMeeting { v: u32, minutes: u32 },
     /// What the client's decoders saw since its last report (video freezes), for operators.
     ClientStats {
         v: u32,
@@ -402,6 +407,7 @@ impl ClientMessage {
             | Self::AllowShare { v, .. }
             | Self::Viewport { v, .. }
             | Self::EndMeeting { v }
+            | Self::ExtendMeeting { v, .. }
             | Self::ClientStats { v, .. } => *v,
         }
     }
@@ -429,6 +435,7 @@ impl ClientMessage {
             Self::AllowShare { .. } => "allow_share",
             Self::Viewport { .. } => "viewport",
             Self::EndMeeting { .. } => "end_meeting",
+            Self::ExtendMeeting { .. } => "extend_meeting",
             Self::ClientStats { .. } => "client_stats",
         }
     }
@@ -547,6 +554,23 @@ pub enum ServerMessage {
     /// The chair ended the meeting; `bye` follows.
     MeetingEnded {
         v: u32,
+    },
+    /// To the chair, 10 and 2 minutes before the planned end: the meeting ends by itself then
+    /// unless the chair extends it (`extend_meeting`).
+    MeetingEnding {
+        v: u32,
+        /// The planned end, Unix milliseconds.
+        ends_at: u64,
+        /// Whole minutes left (rounded up).
+        minutes_left: u32,
+    },
+    /// To everyone: the chair pushed the planned end back.
+    MeetingExtended {
+        v: u32,
+        /// The new planned end, Unix milliseconds.
+        ends_at: u64,
+        /// By how many minutes.
+        minutes: u32,
     },
     /// Last message before the server closes the socket on purpose.
     Bye {

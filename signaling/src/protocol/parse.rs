@@ -83,7 +83,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
             )
         });
     };
-    const KNOWN: [&str; 21] = [
+    const KNOWN: [&str; 22] = [
         "join",
         "publish_offer",
         "subscribe_answer",
@@ -104,6 +104,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
         "allow_share",
         "viewport",
         "end_meeting",
+        "extend_meeting",
         "client_stats",
     ];
     // Bounded: the tag is echoed back, so cut anything a client made long.
