@@ -74,6 +74,8 @@ pub(crate) struct Inner {
     pub observer: Arc<dyn auth::RoomObserver>,
     /// Saves each meeting's controls, so that a restart resumes the meeting as it was.
     pub controls: Arc<persist::Keeper>,
+    /// Seats of lost sockets kept for a resume, and the resume tokens.
+    pub resumes: session::Resumes,
     /// Open WebSockets: caps, per address and global, and the upgrade rate.
     pub admission: Arc<Admission>,
     /// Set once, by [`Signaling::shutdown`]: the retry hint (ms) every session is told.
@@ -123,6 +125,7 @@ impl Signaling {
                 auth,
                 observer,
                 controls: Arc::new(persist::Keeper::new(Arc::new(auth::NoControlsStore))),
+                resumes: session::Resumes::new(session::DEFAULT_GRACE),
                 admission: Arc::new(Admission::new(AdmissionLimits::default())),
                 shutdown: tokio::sync::watch::Sender::new(None),
                 timeouts: Timeouts::default(),
@@ -161,6 +164,16 @@ impl Signaling {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.controls = Arc::new(persist::Keeper::new(store)),
             None => tracing::error!("controls store ignored: Signaling was already shared"),
+        }
+        self
+    }
+
+    /// How long the seat of a lost socket waits for its client to resume it (default 15 s;
+    /// tests shorten it). Call before serving.
+    pub fn with_resume_grace(mut self, grace: Duration) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.resumes = session::Resumes::new(grace),
+            None => tracing::error!("resume grace ignored: Signaling was already shared"),
         }
         self
     }

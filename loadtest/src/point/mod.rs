@@ -185,6 +185,7 @@ impl Point {
             .send(send(&ClientMessage::Join {
                 v: PROTOCOL_VERSION,
                 token: cfg.token.clone(),
+                resume: None,
             }))
             .await?;
         let participant = loop {

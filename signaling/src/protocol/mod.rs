@@ -305,7 +305,12 @@ pub enum ClientMessage {
         v: u32,
         /// The signed join token from the join link (`t=` parameter).
         token: String,
+        /// The `resume_token` of the last `joined` on this link: within the grace period after
+        /// the socket was lost, the same seat is taken over (same participant, no roster churn).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
+
     /// SDP offer of the publish connection (first publish, or a renegotiation).
     PublishOffer {
         v: u32,
@@ -459,7 +464,16 @@ pub enum ServerMessage {
         /// Chair only: every point invited to the meeting, connected or not.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         invited: Vec<InvitedInfo>,
+        /// Send it as `resume` in the next `join` after a lost socket (valid for that seat only,
+        /// until the grace period after the loss ends).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<String>,
+        /// This `join` took over the seat named by `resume`: keep your peer connections and
+        /// state; omitted when false (a fresh seat: start over).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
+
     /// Answer to `publish_offer`.
     PublishAnswer {
         v: u32,

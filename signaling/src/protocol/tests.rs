@@ -10,6 +10,7 @@ fn client_messages_round_trip() {
         ClientMessage::Join {
             v: 1,
             token: "abc".into(),
+            resume: None,
         },
         ClientMessage::PublishOffer {
             v: 1,

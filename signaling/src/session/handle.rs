@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use sfu::SfuError;
 
-use super::join::join;
+use super::join::{join, resume as resume_seat};
 use super::{Inbox, Joined, Next, error};
 use crate::Inner;
 use crate::meeting;
@@ -97,22 +97,34 @@ async fn handle_message(
 
     let Some(j) = joined.as_mut() else {
         return match msg {
-            ClientMessage::Join { token, .. } => match join(inner, &token, opened).await {
-                Ok((state, queues, reply)) => {
-                    let mut replies = vec![reply];
-                    if let Some(room) = inner.rooms().get(&state.meeting) {
-                        replies.push(room.state_message());
-                        if !room.controls.speaking.is_empty() {
-                            replies.push(room.speakers_message());
-                        }
-                        replies.extend(room.chat_history_for(state.role, &state.grant.point));
-                    }
+            ClientMessage::Join { token, resume, .. } => {
+                // A resume that does not name a seat this join may take is a fresh join.
+                let resumed = match resume {
+                    Some(r) => resume_seat(inner, &token, &r).await,
+                    None => None,
+                };
+                if let Some((state, queues, replies)) = resumed {
                     *joined = Some(state);
                     *inbox = Some(queues);
-                    (replies, Next::Continue)
+                    return (replies, Next::Continue);
                 }
-                Err(reply) => (vec![reply], Next::Close(1008, "join refused")),
-            },
+                match join(inner, &token, opened).await {
+                    Ok((state, queues, reply)) => {
+                        let mut replies = vec![reply];
+                        if let Some(room) = inner.rooms().get(&state.meeting) {
+                            replies.push(room.state_message());
+                            if !room.controls.speaking.is_empty() {
+                                replies.push(room.speakers_message());
+                            }
+                            replies.extend(room.chat_history_for(state.role, &state.grant.point));
+                        }
+                        *joined = Some(state);
+                        *inbox = Some(queues);
+                        (replies, Next::Continue)
+                    }
+                    Err(reply) => (vec![reply], Next::Close(1008, "join refused")),
+                }
+            }
             ClientMessage::Ping { .. } => one(ServerMessage::Pong {
                 v: PROTOCOL_VERSION,
             }),

@@ -64,6 +64,12 @@ pub(super) async fn join(
         Ok(j) => {
             if let Some(old) = j.replaced {
                 inner.sfu.leave(old);
+                // A parked seat of the same point is over: its departure is recorded now, and
+                // its resume token stops working.
+                if let Some((seat, _)) = inner.resumes.expire(old) {
+                    super::depart(inner, seat);
+                }
+                inner.resumes.forget(old);
             }
             j.roster
         }
@@ -85,7 +91,59 @@ pub(super) async fn join(
         .observe(opened.elapsed().as_secs_f64());
     tracing::info!(participant = %id, meeting = %grant.meeting_id, point = %grant.point, role = ?grant.role, "joined");
     inner.observer.joined(&grant, &id.to_string());
-    let reply = ServerMessage::Joined {
+    let (resume_token, handle) = inner.resumes.issue(id, &grant.meeting_id, &grant.point);
+    let reply = joined_reply(inner, id, &grant, roster, resume_token, false);
+    Ok((
+        Joined {
+            id,
+            meeting: grant.meeting_id.clone(),
+            role: grant.role,
+            since: Instant::now(),
+            seat: Seat::new(
+                id,
+                grant.meeting_id.clone(),
+                grant.point.clone(),
+                grant.name.clone(),
+                grant.role,
+            ),
+            grant,
+            takeover: handle.takeover,
+        },
+        Inbox { room_rx, media_rx },
+        reply,
+    ))
+}
+
+pub(super) fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
+    {
+        let mut rooms = inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting) {
+            if room.leave(id) {
+                inner.metrics.participants.dec();
+                inner.metrics.room_changed(room);
+                apply_routing(inner, room);
+            }
+            if room.is_empty() {
+                rooms.remove(meeting);
+                inner.metrics.rooms.dec();
+                inner.metrics.room_closed(meeting);
+            }
+        }
+    }
+    inner.sfu.leave(id);
+    tracing::info!(participant = %id, %meeting, "left");
+}
+
+/// The `joined` message for a seat (fresh or resumed).
+fn joined_reply(
+    inner: &Inner,
+    id: ParticipantId,
+    grant: &Grant,
+    roster: Vec<protocol::ParticipantInfo>,
+    resume_token: String,
+    resumed: bool,
+) -> ServerMessage {
+    ServerMessage::Joined {
         v: PROTOCOL_VERSION,
         participant: id.to_string(),
         role: grant.role,
@@ -113,43 +171,64 @@ pub(super) async fn join(
         } else {
             Vec::new()
         },
-    };
-    Ok((
-        Joined {
-            id,
-            meeting: grant.meeting_id.clone(),
-            role: grant.role,
-            since: Instant::now(),
-            seat: Seat::new(
-                id,
-                grant.meeting_id.clone(),
-                grant.point.clone(),
-                grant.name.clone(),
-                grant.role,
-            ),
-            grant,
-        },
-        Inbox { room_rx, media_rx },
-        reply,
-    ))
+        resume_token: Some(resume_token),
+        resumed,
+    }
 }
 
-pub(super) fn leave(inner: &Inner, id: ParticipantId, meeting: &str) {
-    {
-        let mut rooms = inner.rooms();
-        if let Some(room) = rooms.get_mut(meeting) {
-            if room.leave(id) {
-                inner.metrics.participants.dec();
-                inner.metrics.room_changed(room);
-                apply_routing(inner, room);
+/// Takes over a parked seat (see `resume`) for `join` with `resume`: the session's state and
+/// queues, and what to send first (`joined` with `resumed`, the controls, the chat that came
+/// while the socket was away). `None` when the token does not name a seat this join may take
+/// (another meeting or point, an old token, the grace over): the join goes on as a fresh one.
+pub(super) async fn resume(
+    inner: &Arc<Inner>,
+    token: &str,
+    resume: &str,
+) -> Option<(Joined, Inbox, Vec<ServerMessage>)> {
+    // A bad join token is reported by the fresh join that follows.
+    let grant = inner.auth.authorize(token).ok()?;
+    let (mut joined, mut inbox) = inner
+        .resumes
+        .claim(resume, &grant.meeting_id, &grant.point)
+        .await?;
+    // What the room queued meanwhile: the `joined` roster and `room_state` below are newer than
+    // any roster or controls event, chat is kept, and a `bye` (link revoked, meeting ended)
+    // means the seat is over.
+    let mut chat = Vec::new();
+    while let Ok(msg) = inbox.room_rx.try_recv() {
+        match msg {
+            ServerMessage::Chat { .. } => chat.push(msg),
+            ServerMessage::Bye { .. } => {
+                super::depart(inner, joined);
+                return None;
             }
-            if room.is_empty() {
-                rooms.remove(meeting);
-                inner.metrics.rooms.dec();
-                inner.metrics.room_closed(meeting);
-            }
+            _ => {}
         }
     }
-    inner.sfu.leave(id);
-    tracing::info!(participant = %id, %meeting, "left");
+    let (resume_token, handle) =
+        inner
+            .resumes
+            .issue(joined.id, &joined.meeting, &joined.grant.point);
+    joined.takeover = handle.takeover;
+    let mut replies = Vec::new();
+    {
+        let rooms = inner.rooms();
+        let room = rooms.get(&joined.meeting)?;
+        let roster = room.members.values().map(|m| m.info.clone()).collect();
+        replies.push(joined_reply(
+            inner,
+            joined.id,
+            &joined.grant,
+            roster,
+            resume_token,
+            true,
+        ));
+        replies.push(room.state_message());
+        if !room.controls.speaking.is_empty() {
+            replies.push(room.speakers_message());
+        }
+    }
+    replies.extend(chat);
+    tracing::info!(participant = %joined.id, meeting = %joined.meeting, "resumed");
+    Some((joined, inbox, replies))
 }

@@ -12,6 +12,8 @@
 //! - `handle`: one client message, answered.
 //! - `join`: a token becomes a seat (or a refusal); the seat is given back at the end.
 //! - `convert`: media-plane events as protocol messages.
+//! - `resume`: a lost socket's seat parked for a grace period, and taken over by the client's
+//!   next socket (same participant, no roster churn).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +26,9 @@ use tokio::sync::{mpsc, watch};
 mod convert;
 mod handle;
 mod join;
+mod resume;
+
+pub(crate) use resume::{DEFAULT_GRACE, Resumes};
 
 use convert::media_message;
 use handle::handle_text;
@@ -77,6 +82,8 @@ struct Joined {
     grant: Grant,
     since: Instant,
     seat: Seat,
+    /// Rung when a newer socket resumes this seat: park it now (see `resume`).
+    takeover: Arc<tokio::sync::Notify>,
 }
 
 /// The queues a joined session listens to, kept apart from [`Joined`] so the select loop can
@@ -119,6 +126,8 @@ enum Wake {
     Evicted,
     /// The server is shutting down; the retry hint in milliseconds.
     Restart(u64),
+    /// A newer socket resumes this seat.
+    Takeover,
 }
 
 /// What to do after handling one frame.
@@ -131,6 +140,8 @@ enum Next {
 struct Ending {
     last: Option<ServerMessage>,
     close: Option<(u16, &'static str)>,
+    /// The client may come back for its seat (see `resume`): park it rather than leave.
+    resumable: bool,
 }
 
 impl Ending {
@@ -139,6 +150,16 @@ impl Ending {
         Self {
             last: None,
             close: None,
+            resumable: true,
+        }
+    }
+
+    /// The server closes without a message: `resumable` says whether the seat is parked.
+    fn close(code: u16, reason: &'static str, resumable: bool) -> Self {
+        Self {
+            last: None,
+            close: Some((code, reason)),
+            resumable,
         }
     }
 
@@ -146,6 +167,7 @@ impl Ending {
         Self {
             last: Some(last),
             close: Some((code, reason)),
+            resumable: false,
         }
     }
 
@@ -186,16 +208,14 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
             () = tokio::time::sleep_until(join_deadline), if joined.is_none() => Wake::JoinDeadline,
             () = ticket.evicted(), if joined.is_none() => Wake::Evicted,
             hint = restart_hint(&mut restart) => Wake::Restart(hint),
+            () = takeover(joined.as_ref().map(|j| j.takeover.clone())) => Wake::Takeover,
         };
         let frame = match wake {
             Wake::Frame(Some(frame)) => frame,
             Wake::Frame(None) => break Ending::lost(),
             Wake::Tick => {
                 if last_heard.elapsed() > timeouts.idle {
-                    break Ending {
-                        last: None,
-                        close: Some((1001, "idle timeout")),
-                    };
+                    break Ending::close(1001, "idle timeout", false);
                 }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     break Ending::lost();
@@ -229,6 +249,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
                     retry_after_ms: Some(hint),
                 });
             }
+            Wake::Takeover => break Ending::close(1000, "resumed by a newer connection", true),
             Wake::Out(Some(Inbound::Speaking(speaking))) => {
                 if let Some(j) = &joined {
                     meeting::speaking(&inner, &j.seat, speaking);
@@ -252,10 +273,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
             }
             // The room dropped us or the media plane went away, without a word.
             Wake::Out(None) => {
-                break Ending {
-                    last: None,
-                    close: Some((1011, "session ended by server")),
-                };
+                break Ending::close(1011, "session ended by server", false);
             }
         };
         last_heard = Instant::now();
@@ -275,6 +293,12 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
             }
             Ok(Message::Close(_)) => break Ending::lost(),
             Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            // A connection reset or cut without a close frame: the line dropped, the seat
+            // waits for its client (see `resume`).
+            Err(e) if !is_capacity_error(&e) => {
+                tracing::debug!("websocket read: {e}");
+                break Ending::lost();
+            }
             Err(e) => {
                 // Oversized frames end here (the WebSocket layer refused them).
                 tracing::debug!("websocket read: {e}");
@@ -289,10 +313,7 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
         };
         if !bucket.take(Instant::now()) {
             if bucket.strikes > RATE_STRIKES {
-                break Ending {
-                    last: None,
-                    close: Some((1008, "too many messages")),
-                };
+                break Ending::close(1008, "too many messages", false);
             }
             let e = error(
                 &inner,
@@ -322,25 +343,65 @@ pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket
             break Ending::lost();
         }
         if let Next::Close(code, reason) = next {
-            break Ending {
-                last: None,
-                close: Some((code, reason)),
-            };
+            break Ending::close(code, reason, false);
         }
     };
 
+    let resumable = ending.resumable && inner.shutdown.borrow().is_none();
     finish(&mut sink, ending).await;
     if let Some(j) = joined {
-        leave(&inner, j.id, &j.meeting);
-        let participant = j.id.to_string();
-        inner
-            .observer
-            .left(&j.grant, &participant, j.since.elapsed().as_secs_f64());
-        inner
-            .observer
-            .link_summary(&j.grant, &participant, &j.seat.link_summary());
+        match inbox.take() {
+            Some(i) if resumable => park(&inner, j, i),
+            _ => depart(&inner, j),
+        }
     }
     drop(ticket);
+}
+
+/// Keeps a lost session's seat for the grace period (see `resume`), then leaves it unless a
+/// newer socket took it over.
+fn park(inner: &Arc<Inner>, j: Joined, inbox: Inbox) {
+    let id = j.id;
+    match inner.resumes.park(j, inbox) {
+        None => {
+            tracing::info!(participant = %id, "connection lost: seat kept for a resume");
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(inner.resumes.grace).await;
+                if let Some((j, _inbox)) = inner.resumes.expire(id) {
+                    depart(&inner, j);
+                }
+            });
+        }
+        Some((j, _inbox)) => depart(inner, j),
+    }
+}
+
+/// The seat is given back for good: the room and the observer are told.
+fn depart(inner: &Inner, j: Joined) {
+    inner.resumes.forget(j.id);
+    leave(inner, j.id, &j.meeting);
+    let participant = j.id.to_string();
+    inner
+        .observer
+        .left(&j.grant, &participant, j.since.elapsed().as_secs_f64());
+    inner
+        .observer
+        .link_summary(&j.grant, &participant, &j.seat.link_summary());
+}
+
+/// Whether the WebSocket layer refused a frame for its size. Its error type is not public
+/// through axum: tungstenite's capacity errors read "Space limit exceeded: …".
+fn is_capacity_error(e: &axum::Error) -> bool {
+    e.to_string().contains("Space limit exceeded")
+}
+
+/// Resolves when a newer socket resumes this seat; never before join.
+async fn takeover(notify: Option<Arc<tokio::sync::Notify>>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Sends the last message, then the close frame, each before the one after it, within
