@@ -197,6 +197,67 @@ mod tests {
         assert_eq!(fp.len(), 32 * 3 - 1);
     }
 
+    /// A ClientHello with `version` in its body offering only `suites` (no extensions, as old
+    /// clients send), as the first record a client would send.
+    fn client_hello(version: [u8; 2], suites: &[[u8; 2]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&version);
+        body.extend_from_slice(&[7; 32]); // random
+        body.push(0); // no session id
+        body.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
+        for s in suites {
+            body.extend_from_slice(s);
+        }
+        body.extend_from_slice(&[1, 0]); // null compression only
+        let mut hs = vec![1]; // client_hello
+        hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        hs.extend_from_slice(&body);
+        let mut record = vec![0x16, 3, 1];
+        record.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        record.extend_from_slice(&hs);
+        record
+    }
+
+    /// Feeds `hello` to a server connection made from our settings: whether it was refused.
+    fn refused(hello: &[u8]) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let config = server_config(load_or_create(dir.path(), None, &[]).unwrap()).unwrap();
+        let mut server = rustls::ServerConnection::new(config).unwrap();
+        let mut input = hello;
+        server.read_tls(&mut input).unwrap();
+        server.process_new_packets().is_err()
+    }
+
+    #[test]
+    fn old_protocol_versions_and_non_aead_suites_are_refused() {
+        const RSA_AES128_CBC_SHA: [u8; 2] = [0x00, 0x2f];
+        const ECDHE_RSA_AES128_CBC_SHA: [u8; 2] = [0xc0, 0x13];
+        const ECDHE_ECDSA_AES128_GCM: [u8; 2] = [0xc0, 0x2b];
+        // TLS 1.0 and 1.1 clients, whatever they offer.
+        assert!(refused(&client_hello(
+            [3, 1],
+            &[RSA_AES128_CBC_SHA, ECDHE_ECDSA_AES128_GCM]
+        )));
+        assert!(refused(&client_hello(
+            [3, 2],
+            &[RSA_AES128_CBC_SHA, ECDHE_ECDSA_AES128_GCM]
+        )));
+        // TLS 1.2 offering only CBC suites.
+        assert!(refused(&client_hello(
+            [3, 3],
+            &[RSA_AES128_CBC_SHA, ECDHE_RSA_AES128_CBC_SHA]
+        )));
+        // And every suite the server can choose is an AEAD one.
+        let provider = rustls::crypto::ring::default_provider();
+        for suite in &provider.cipher_suites {
+            let name = format!("{:?}", suite.suite());
+            assert!(
+                name.contains("GCM") || name.contains("CHACHA20_POLY1305"),
+                "non-AEAD suite offered: {name}"
+            );
+        }
+    }
+
     #[test]
     fn generated_once_then_reused() {
         let dir = tempfile::tempdir().unwrap();
