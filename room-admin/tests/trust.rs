@@ -505,3 +505,54 @@ async fn a_disabled_point_cannot_join_and_is_disconnected() {
     app.post("/api/v1/points/060/enable", &s, json!({})).await;
     assert!(auth.authorize(token_of(&link)).is_ok());
 }
+
+// --- 9.8: CSV cells a spreadsheet would run -------------------------------------------------------
+
+/// Before, only the name was neutralised: a point code like `-A1-A2` stayed a live formula.
+#[tokio::test]
+async fn every_attendance_csv_cell_that_starts_a_formula_stays_text() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    for (code, name) in [("-A1-A2", "+Xã Một"), ("A3", "@SUM(1)"), ("A4", "=1+1")] {
+        let a = app
+            .post(
+                "/api/v1/points",
+                &s,
+                json!({"code": code, "name": name, "kind": "commune"}),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    }
+    let d = app
+        .post(
+            "/api/v1/meetings",
+            &s,
+            meeting_body(0, 2, &["-A1-A2", "A3", "A4"]),
+        )
+        .await
+        .json();
+    let id = d["meeting"]["id"].as_str().unwrap();
+    for lang in ["", "?lang=en"] {
+        let csv = app
+            .get(&format!("/api/v1/meetings/{id}/attendance.csv{lang}"), &s)
+            .await
+            .text();
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+        let mut seen = 0;
+        for row in rows.records() {
+            let row = row.unwrap();
+            for cell in row.iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "live formula {cell:?} in {csv}"
+                );
+            }
+            seen += 1;
+        }
+        assert_eq!(seen, 4, "{csv}");
+        assert!(csv.contains("'-A1-A2,'+Xã Một,"), "{csv}");
+    }
+}
