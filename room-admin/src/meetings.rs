@@ -366,7 +366,17 @@ async fn plan(
     Ok(Plan {
         title,
         agenda,
-        starts_at: starts_at.unwrap_or_default(),
+        // A start a few minutes in the past (a form filled in slowly) means now: lateness and
+        // the attendance report count from when the meeting really began.
+        starts_at: starts_at
+            .map(|s| {
+                if Some(s) != keep_start && (now - PAST_SLACK_SECS..now).contains(&s) {
+                    now
+                } else {
+                    s
+                }
+            })
+            .unwrap_or_default(),
         ends_at: ends_at.unwrap_or_default(),
         open_minutes,
         capacity,

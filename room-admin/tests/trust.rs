@@ -556,3 +556,26 @@ async fn every_attendance_csv_cell_that_starts_a_formula_stays_text() {
         assert!(csv.contains("'-A1-A2,'+Xã Một,"), "{csv}");
     }
 }
+
+// --- 10.2: a start a few minutes ago means now ---------------------------------------------------
+
+#[tokio::test]
+async fn a_start_a_few_minutes_ago_means_now() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let now = room_admin::db::unix_now();
+    let mut body = meeting_body(0, 2, &["058"]);
+    body["starts_at"] = json!(room_admin::timefmt::utc_rfc3339(now - 180));
+    let a = app.post("/api/v1/meetings", &s, body).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let m = &a.json()["meeting"];
+    let starts = room_admin::timefmt::parse(m["starts_at"].as_str().unwrap()).unwrap();
+    assert!((now..=now + 5).contains(&starts), "{m}");
+    assert_eq!(m["state"], "live", "{m}");
+    // Further back than the slack is still refused.
+    let mut body = meeting_body(0, 2, &["058"]);
+    body["starts_at"] = json!(room_admin::timefmt::utc_rfc3339(now - 3600));
+    let a = app.post("/api/v1/meetings", &s, body).await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
