@@ -29,7 +29,7 @@ if [ -f tests/browser/turn.mjs ] && [ ! -x /usr/bin/turnserver ]; then
     $SUDO systemctl disable --now coturn || true
   fi
 fi
-if { [ -f tests/browser/icetcp.mjs ] || [ -f tests/browser/red.mjs ]; } && ! command -v iptables >/dev/null 2>&1 \
+if { [ -f tests/browser/icetcp.mjs ] || [ -f tests/browser/red.mjs ] || [ -f tests/browser/resume.mjs ]; } && ! command -v iptables >/dev/null 2>&1 \
   && [ ! -x /usr/sbin/iptables ]; then
   step "installing iptables (ICE-TCP browser test drops UDP on loopback)"
   $SUDO apt-get update
@@ -98,6 +98,10 @@ if [ -f tests/browser/icetcp.mjs ]; then
   step "ICE-TCP browser test (UDP dropped by iptables, Chromium)"
   # The firewall rule needs root; the test removes it on every exit path.
   $SUDO env PATH="$PATH:/usr/sbin:/sbin" node tests/browser/icetcp.mjs
+fi
+if [ -f tests/browser/resume.mjs ]; then
+  step "session resume and a 10 s media line cut browser test (UDP dropped by iptables, Chromium)"
+  $SUDO env PATH="$PATH:/usr/sbin:/sbin" node tests/browser/resume.mjs
 fi
 if [ -f tests/browser/red.mjs ]; then
   step "redundant audio browser test (10 % loss by iptables, Chromium)"

@@ -3,6 +3,10 @@
 //   subscribe – the server offers (again each time what we receive changes), we answer.
 // A lost connection is retried for ever with exponential backoff, re-joining with the same
 // token: a commune PC in kiosk mode must come back by itself after a link cut.
+// A socket lost without `bye` is first resumed (docs/protocol.md, "Resuming a seat"): the peer
+// connections are kept while the socket is away, the next `join` carries the last
+// `resume_token`, and on `resumed: true` nothing is torn down (same participant, nobody sees us
+// leave). Otherwise the held connections go and the join is a fresh one.
 //
 // Events (CustomEvent, data in `detail`):
 //   state        {state: 'connecting'|'joined'|'reconnecting'|'left'|'failed', attempt?, delayMs?, error?}
@@ -33,6 +37,11 @@ const SILENCE_LIMIT_MS = 45000;
 // A peer connection may flap to 'disconnected' on a lossy link; only give up on it after this.
 const PC_DISCONNECTED_GRACE_MS = 15000;
 const LEAVE_TIMEOUT_MS = 2000;
+// While the server may still hold our seat (its grace is 15 s), come back quickly: 0.25 s,
+// 0.5 s, 1 s, 2 s, 2 s … (±20 %), then the usual backoff.
+const RESUME_WINDOW_MS = 15000;
+const RESUME_BACKOFF_MIN_MS = 250;
+const RESUME_BACKOFF_MAX_MS = 2000;
 
 export class Session extends EventTarget {
   /**
@@ -58,7 +67,7 @@ export class Session extends EventTarget {
     this.participantId = null;
     this.role = null;
     this.meeting = null;
-    this.roster = new Map(); // participant id -> {id, point, name, role}
+    this.roster = new Map(); // participant id -> {id, point, name, role, media?}
     this.invited = []; // chair only: points invited to the meeting ({point, name})
     this.roomState = null; // last `room_state`
     this.videoPaused = new Set(); // `${participant}/${source}` the server paused for our link
@@ -67,6 +76,11 @@ export class Session extends EventTarget {
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
     this.lastError = null;
     this.restartHintMs = null; // set by `bye` `server_restarting`
+    this.resumeToken = null; // `resume_token` of the last `joined`, while its media is held
+    this.lostAt = 0; // when the socket of a held seat was lost
+    this.sawBye = false; // this socket's server said `bye`: no resume after it
+    this.mediaGen = 0; // peer-connection generation: callbacks of closed connections are ignored
+    this.pendingCandidates = { publish: [], subscribe: [] }; // candidates before their SDP
     this.leaving = false;
     this.timers = new Set();
   }
@@ -99,9 +113,11 @@ export class Session extends EventTarget {
   // --- connection lifecycle -------------------------------------------------------------------
 
   #connect() {
-    this.#teardown();
+    // The peer connections stay while we try to resume the seat they belong to.
+    this.#closeSocket();
     const gen = ++this.gen;
     this.lastError = null;
+    this.sawBye = false;
     this.#setState('connecting');
     let ws;
     try {
@@ -116,7 +132,7 @@ export class Session extends EventTarget {
     this.lastSeen = Date.now();
     ws.onopen = () => {
       if (gen !== this.gen) return;
-      this.#send({ type: 'join', token: this.token });
+      this.#send(this.resumeToken ? { type: 'join', token: this.token, resume: this.resumeToken } : { type: 'join', token: this.token });
       this.#keepAlive(gen);
     };
     ws.onmessage = (event) => {
@@ -147,19 +163,29 @@ export class Session extends EventTarget {
       // be handled first (a `meeting_ended` or `bye` among them decides whether to come back),
       // but not for ever.
       const drop = () => {
-        if (gen === this.gen) this.#drop('socket closed');
+        if (gen === this.gen) this.#drop('socket closed', { resumable: true });
       };
       this.queue.then(drop, drop);
       this.#later(drop, CLOSE_DRAIN_MS);
     };
   }
 
-  /** Ends the current connection and decides what comes next: left, failed, or retry. */
-  #drop(reason) {
+  /**
+   * Ends the current connection and decides what comes next: left, failed, resume, or retry.
+   * `resumable`: the socket was lost (no `bye`, no fatal error), so the seat may be waiting.
+   */
+  #drop(reason, { resumable = false } = {}) {
     // Only a live connection can end; a second report of the same end is ignored.
     if (this.state !== 'connecting' && this.state !== 'joined') return;
     console.info(`[hoinghi] connection ended: ${reason}`);
     this.gen++;
+    if (resumable && this.resumeToken && !this.leaving && !this.sawBye && !this.lastError) {
+      // Keep the peer connections: the server keeps its side for the grace period.
+      if (this.state === 'joined') this.lostAt = Date.now();
+      this.#closeSocket();
+      this.#scheduleReconnect();
+      return;
+    }
     this.#teardown();
     if (this.leaving) this.#setState('left');
     else if (this.lastError && FINAL_ERRORS.has(this.lastError.code)) {
@@ -172,15 +198,26 @@ export class Session extends EventTarget {
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.attempt - 1));
     // ±20 % jitter so hundreds of points cut by the same outage do not return in lockstep.
     let delayMs = Math.round(base * (0.8 + Math.random() * 0.4));
+    const resuming = this.resumeToken != null && Date.now() - this.lostAt < RESUME_WINDOW_MS;
+    if (resuming) {
+      const quick = Math.min(RESUME_BACKOFF_MAX_MS, RESUME_BACKOFF_MIN_MS * 2 ** (this.attempt - 1));
+      delayMs = Math.round(quick * (0.8 + Math.random() * 0.4));
+    }
     // After `bye` `server_restarting`: the server's hint plus 0–50 %, then the usual backoff.
     const restarting = this.restartHintMs != null;
     if (restarting) delayMs = Math.round(this.restartHintMs * (1 + Math.random() * 0.5));
     this.restartHintMs = null;
-    this.#setState('reconnecting', { attempt: this.attempt, delayMs, restarting });
+    this.#setState('reconnecting', { attempt: this.attempt, delayMs, restarting, resuming });
     this.#later(() => this.#connect(), delayMs);
   }
 
+  /** Everything of this seat goes: the socket, the peer connections, the resume token. */
   #teardown() {
+    this.#closeSocket();
+    this.#closeMedia();
+  }
+
+  #closeSocket() {
     for (const id of this.timers) clearTimeout(id);
     this.timers.clear();
     clearInterval(this.pingTimer);
@@ -189,6 +226,12 @@ export class Session extends EventTarget {
       if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000);
       this.ws = null;
     }
+  }
+
+  /** The peer connections and what they carried; the seat can no longer be resumed. */
+  #closeMedia() {
+    this.mediaGen++;
+    this.resumeToken = null;
     for (const pc of [this.publishPc, this.subscribePc]) pc?.close();
     const hadMedia = this.tracks.size > 0 || this.subscribePc;
     this.publishPc = this.subscribePc = null;
@@ -205,7 +248,7 @@ export class Session extends EventTarget {
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => {
       if (gen !== this.gen) return;
-      if (Date.now() - this.lastSeen > SILENCE_LIMIT_MS) this.#drop('server silent');
+      if (Date.now() - this.lastSeen > SILENCE_LIMIT_MS) this.#drop('server silent', { resumable: true });
       else {
         this.#send({ type: 'ping' });
         this.#reportFreezes();
@@ -262,6 +305,12 @@ export class Session extends EventTarget {
       case 'participant_left':
         this.roster.delete(msg.participant);
         return this.#emit('participant-left', msg);
+      case 'participant_media': {
+        // What a participant publishes (its `publish_state`): kept in its roster entry.
+        const p = this.roster.get(msg.participant);
+        if (p) this.roster.set(p.id, { ...p, media: msg.media });
+        return this.#emit('participant-media', msg);
+      }
       case 'connection_state':
         console.info(`[hoinghi] server sees ${msg.pc} connection ${msg.state}`);
         return;
@@ -271,6 +320,7 @@ export class Session extends EventTarget {
         // The socket closes next. After our own `leave` that ends the session; when replaced
         // we stop (see FINAL_ERRORS); otherwise we come back with backoff.
         console.info(`[hoinghi] bye: ${msg.code}: ${msg.reason}`);
+        this.sawBye = true;
         // A restart: come back once the server is up again (its hint, plus jitter below).
         if (msg.code === 'server_restarting') this.restartHintMs = msg.retry_after_ms ?? BACKOFF_MIN_MS;
         if (!this.leaving && FINAL_ERRORS.has(msg.code)) {
@@ -309,6 +359,11 @@ export class Session extends EventTarget {
 
   async #onJoined(msg, gen) {
     this.attempt = 0;
+    const held = this.publishPc || this.subscribePc;
+    if (msg.resumed && msg.participant === this.participantId && held) return this.#onResumed(msg);
+    // A fresh seat: what we held belonged to the old one.
+    if (held) this.#closeMedia();
+    this.resumeToken = msg.resume_token ?? null;
     this.participantId = msg.participant;
     this.role = msg.role;
     this.meeting = msg.meeting;
@@ -322,14 +377,36 @@ export class Session extends EventTarget {
     this.#emit('joined', msg);
     if (msg.role === 'observer' || !stream || stream.getTracks().length === 0) return;
     // Not awaited: the answer comes through this same message queue.
-    this.#publish(stream, cameraLayers, gen).catch((err) => {
+    this.#publish(stream, cameraLayers).catch((err) => {
       console.error('[hoinghi] publish failed', err);
       if (gen === this.gen) this.#drop('publish failed');
     });
   }
 
-  async #publish(stream, cameraLayers, gen) {
-    const pc = this.#newPc('publish', gen);
+  /**
+   * The server gave us our seat back: same participant, and our peer connections are still
+   * its peer connections. Nothing is torn down or published again; `room_state` follows.
+   */
+  #onResumed(msg) {
+    console.info(`[hoinghi] seat resumed (${msg.participant}); peer connections kept`);
+    this.resumeToken = msg.resume_token ?? null;
+    this.roster = new Map(msg.roster.map((p) => [p.id, p]));
+    this.invited = msg.invited ?? this.invited;
+    // Fresh TURN credentials for the next ICE gathering of the connections we keep.
+    this.iceServers = msg.ice_servers ?? [];
+    for (const pc of [this.publishPc, this.subscribePc]) {
+      try {
+        pc?.setConfiguration({ ...pc.getConfiguration(), iceServers: this.#iceServers() });
+      } catch (err) {
+        console.warn('[hoinghi] could not update the ICE servers', err?.name);
+      }
+    }
+    this.#setState('joined', { resumed: true });
+    this.#emit('joined', msg);
+  }
+
+  async #publish(stream, cameraLayers) {
+    const pc = this.#newPc('publish');
     this.publishPc = pc;
     this.publisher = new Publisher(pc, (body) => this.#send(body));
     await this.publisher.start(stream, cameraLayers, this.shareTrack);
@@ -357,7 +434,15 @@ export class Session extends EventTarget {
   }
 
   async #onSubscribeOffer(msg, gen) {
-    if (!this.subscribePc) this.subscribePc = this.#newPc('subscribe', gen);
+    if (msg.restart && this.subscribePc) {
+      // The server replaced our subscribe connection (our answer was refused or never reached
+      // it): this offer is for a new one. Its candidates follow this offer.
+      console.info(`[hoinghi] subscribe connection restarted by the server (revision ${msg.revision})`);
+      this.subscribePc.close();
+      this.subscribePc = null;
+      this.pendingCandidates.subscribe = [];
+    }
+    if (!this.subscribePc) this.subscribePc = this.#newPc('subscribe');
     const pc = this.subscribePc;
     this.tracks = new Map(msg.tracks.map((t) => [t.mid, t]));
     await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
@@ -380,14 +465,24 @@ export class Session extends EventTarget {
 
   // --- peer connections -----------------------------------------------------------------------
 
-  #newPc(kind, gen) {
+  #iceServers() {
+    return this.iceServers.map(({ urls, username, credential }) => ({ urls, username, credential }));
+  }
+
+  /**
+   * A peer connection of this seat. It outlives a lost socket (resume), so its callbacks check
+   * the seat's generation (`mediaGen`), not the socket's; what it sends goes on the socket of
+   * the moment (nothing while there is none).
+   */
+  #newPc(kind) {
+    const gen = this.mediaGen;
     const pc = new RTCPeerConnection({
-      iceServers: this.iceServers.map(({ urls, username, credential }) => ({ urls, username, credential })),
+      iceServers: this.#iceServers(),
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
     });
     pc.onicecandidate = (event) => {
-      if (gen !== this.gen) return;
+      if (gen !== this.mediaGen) return;
       const c = event.candidate;
       // null = gathering finished: tell the server with an empty candidate. Chromium may also
       // fire an empty-string candidate before the null; skip it so the marker is sent once.
@@ -400,19 +495,26 @@ export class Session extends EventTarget {
     };
     let graceTimer = null;
     pc.onconnectionstatechange = () => {
-      if (gen !== this.gen) return;
+      // A subscribe connection the server replaced (`restart`) no longer counts.
+      if (gen !== this.mediaGen || pc !== (kind === 'publish' ? this.publishPc : this.subscribePc)) return;
       const state = pc.connectionState;
       console.info(`[hoinghi] ${kind} connection ${state}`);
       clearTimeout(graceTimer);
       // No ICE restart in protocol v1: a dead media path is healed by re-joining.
-      if (state === 'failed') this.#drop(`${kind} connection failed`);
+      if (state === 'failed') this.#mediaLost(`${kind} connection failed`);
       else if (state === 'disconnected') {
         graceTimer = setTimeout(() => {
-          if (gen === this.gen && pc.connectionState === 'disconnected') this.#drop(`${kind} connection lost`);
+          if (gen === this.mediaGen && pc.connectionState === 'disconnected') this.#mediaLost(`${kind} connection lost`);
         }, PC_DISCONNECTED_GRACE_MS);
       }
     };
     return pc;
+  }
+
+  /** A peer connection is dead: re-join afresh (a resume would give us the same dead one). */
+  #mediaLost(reason) {
+    if (this.state === 'joined' || this.state === 'connecting') this.#drop(reason);
+    else this.resumeToken = null; // between sockets: the next join is a fresh one
   }
 
   async #addRemoteCandidate(kind, candidate) {
