@@ -29,7 +29,7 @@ SPID=
 start() {
   RUST_LOG=warn "$HN" serve --no-tls --listen "127.0.0.1:$PORT" --data-dir "$DATA" \
     --public-ip 127.0.0.1 --media-port "$MEDIA_PORT" --workers 1 \
-    --metrics-listen 127.0.0.1:0 > "$LOG" 2>&1 &
+    --metrics-listen 127.0.0.1:0 --trust-loopback > "$LOG" 2>&1 &
   SPID=$!
   i=0
   until grep -q '^ready: ' "$LOG"; do

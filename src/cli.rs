@@ -191,6 +191,12 @@ pub struct ServeArgs {
           default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections_per_ip: u32,
 
+    /// Hold loopback clients (127.0.0.0/8, ::1) to the server-wide WebSocket limits only, not
+    /// to the per-address ones: for a reverse proxy or a load generator on this host, which
+    /// shows every client as one loopback address. Off by default.
+    #[arg(long, env = "HOINGHI_TRUST_LOOPBACK", value_parser = BoolishValueParser::new())]
+    pub trust_loopback: bool,
+
     /// Seconds a client gets for its TLS handshake, and for each request head (also while a
     /// kept-alive connection waits for its next request); then the connection is closed.
     #[arg(long, env = "HOINGHI_HTTP_TIMEOUT", value_name = "SECONDS", default_value_t = 10,

@@ -123,6 +123,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &registry,
     )
     .with_controls_store(controls.clone());
+    if args.trust_loopback {
+        let limits = signaling::AdmissionLimits {
+            exempt_loopback: true,
+            ..signaling::AdmissionLimits::default()
+        };
+        tracing::info!("loopback clients held to the server-wide WebSocket limits only");
+        signaling = signaling.with_admission(limits);
+    }
     if let Some(turn) = turn {
         // The URLs and lifetime only: the secret has no Display and a redacted Debug.
         let urls: Vec<&str> = turn.urls().iter().map(|u| u.as_str()).collect();

@@ -72,7 +72,13 @@ impl InProcessServer {
     ) -> anyhow::Result<InProcessServer> {
         let registry = prometheus::Registry::new();
         let sfu = sfu::Sfu::start(config, &registry)?;
-        let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(FixedTokens), &registry);
+        // Every simulated point comes from 127.0.0.1: the per-address limits would hold a load
+        // test of hundreds of points back, so this server trusts loopback as a proxy would.
+        let signaling = signaling::Signaling::new(sfu.clone(), Arc::new(FixedTokens), &registry)
+            .with_admission(signaling::AdmissionLimits {
+                exempt_loopback: true,
+                ..signaling::AdmissionLimits::default()
+            });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let http = listener.local_addr()?;
         let metrics_registry = registry.clone();

@@ -48,18 +48,23 @@ pub struct AdmissionLimits {
 const MAX_ADDRESSES: usize = 65_536;
 
 impl AdmissionLimits {
-    /// The defaults for `max_open` sockets: a quarter of them for unjoined sockets, 32 per
-    /// address (8 unjoined), 5 upgrades per second per address in bursts of 20.
+    /// The defaults for `max_open` sockets: a quarter of them for unjoined sockets, 8 unjoined
+    /// per address, 5 upgrades per second per address in bursts of 20, loopback not exempt.
     pub fn with_max_open(max_open: usize) -> Self {
         let max_open = max_open.max(1);
         Self {
             max_open,
             max_unjoined: (max_open / 4).max(1),
-            per_address_open: 32,
+            // Joined sessions are not capped per address: each holds a seat of a valid link, and
+            // a province's halls may all reach the server through one NAT address.
+            per_address_open: max_open,
             per_address_unjoined: 8,
             upgrades_per_sec: 5.0,
             upgrade_burst: 20.0,
-            exempt_loopback: true,
+            // Off unless the operator says the loopback clients are a proxy or a load test
+            // (`--trust-loopback`): otherwise an attack from the host itself would bypass
+            // every per-address limit.
+            exempt_loopback: false,
         }
     }
 }

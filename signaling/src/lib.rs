@@ -142,9 +142,16 @@ impl Signaling {
     pub fn with_max_connections(self, max: usize) -> Self {
         let current = self.inner.admission.limits().clone();
         let scaled = AdmissionLimits::with_max_open(max);
+        // A per-address cap equal to the whole (no cap) stays no cap.
+        let per_address_open = if current.per_address_open >= current.max_open {
+            scaled.max_open
+        } else {
+            current.per_address_open
+        };
         self.with_admission(AdmissionLimits {
             max_open: scaled.max_open,
             max_unjoined: scaled.max_unjoined,
+            per_address_open,
             ..current
         })
     }
