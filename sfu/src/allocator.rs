@@ -14,6 +14,11 @@
 //! 4. then at most one step up, one layer, for the first video in priority order whose next
 //!    layer fits with headroom. Stepping up is our probe (no padding probes yet), so it is slow
 //!    and the worker backs off after a step that brought congestion.
+//!
+//! A video paused for its link comes back only as its [`Floor`] allows (hysteresis in time and
+//! rate, see `floor_gate.rs`), so a dip pauses it once instead of blinking.
+
+use crate::floor_gate::{Floor, RESUME_MARGIN};
 
 /// Headroom an estimate must leave after a step up: the estimate of an unprobed link is
 /// optimistic, and a step that fills the link exactly queues the audio behind it.
@@ -33,6 +38,45 @@ pub struct LayerInfo {
     pub live: bool,
     /// Packets ever arrived: a declared layer not seen yet is starting, not stopped.
     pub seen: bool,
+    /// Its temporal layers' rates, when it has them.
+    pub temporal: Temporal,
+}
+
+/// The temporal layers of one simulcast layer, as rungs below its full rate.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Temporal {
+    /// How many (0 or 1: nothing to drop).
+    pub layers: u8,
+    /// Bits/s of temporal layers 0 ..= t, for t below `layers`.
+    pub up_to: [f64; 4],
+}
+
+impl LayerInfo {
+    /// Its rate forwarding temporal layers up to `cap` (`None`: all).
+    pub fn bps_at(&self, cap: Option<u8>) -> f64 {
+        match cap {
+            Some(t) if t + 1 < self.temporal.layers => self.temporal.up_to[usize::from(t)],
+            _ => self.bps,
+        }
+    }
+
+    /// The cap one below `cap` (`None`: all), if there is one.
+    fn lower(&self, cap: Option<u8>) -> Option<u8> {
+        let top = self.temporal.layers.checked_sub(1)?;
+        match cap {
+            None | Some(_) if top == 0 => None,
+            None => Some(top - 1),
+            Some(0) => None,
+            Some(t) => Some(t.min(top) - 1),
+        }
+    }
+
+    /// What it costs without its top temporal layer: the least a simulcast layer above the
+    /// lowest is kept for (below that, a lower simulcast layer at its full frame rate is
+    /// better than a large picture at a quarter of it).
+    fn thinned(&self) -> f64 {
+        self.bps_at(self.temporal.layers.checked_sub(2))
+    }
 }
 
 /// One video downtrack of the subscriber.
@@ -49,6 +93,10 @@ pub struct VideoItem<'a> {
     /// Forwarding that layer already (not waiting for its first keyframe): only such a video
     /// may step up, so that every stream first decodes on the layer it started on.
     pub flowing: bool,
+    /// Whether its link paused it lately, and what that allows now.
+    pub floor: Floor,
+    /// The highest temporal layer it forwards now (`None`: all).
+    pub temporal_cap: Option<u8>,
 }
 
 /// The subscriber's link as the worker judges it this tick.
@@ -72,7 +120,9 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
     let Some(estimate) = budget.estimate else {
         // No feedback yet: every video on its lowest layer, until the link says more.
         for (i, item) in items.iter().enumerate() {
-            chosen[i] = lowest(item).map(|l| l.rank);
+            if item.floor != Floor::Held {
+                chosen[i] = lowest(item).map(|l| l.rank);
+            }
         }
         return chosen;
     };
@@ -84,12 +134,19 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         // A video already flowing keeps (at least) its lowest layer through a dip to half that
         // layer's cost: the dip after a failed step up is brief, and a paused video restarts
         // only on a keyframe.
-        let needed = if items[i].flowing {
-            base.bps * KEEP_LOWEST_SHARE
-        } else {
-            base.bps
+        let (needed, must_fit) = match items[i].floor {
+            Floor::Held => continue,
+            // Back from a pause only with room to spare, congested or not, for its base
+            // temporal layer: it restarts there (`temporal_caps`).
+            Floor::Resuming => (base.bps_at(Some(0)) * RESUME_MARGIN, true),
+            // Its base temporal layer, or half of it without temporal layers.
+            Floor::Open if items[i].flowing => (
+                base.bps_at(Some(0)).min(base.bps * KEEP_LOWEST_SHARE),
+                budget.congested,
+            ),
+            Floor::Open => (base.bps, budget.congested),
         };
-        if !budget.congested || needed <= remaining {
+        if !must_fit || needed <= remaining {
             chosen[i] = Some(base.rank);
             remaining -= base.bps;
         }
@@ -102,7 +159,7 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         let base_bps = bps_of(&items[i], base_rank);
         let kept = candidates(&items[i])
             .filter(|l| l.rank > base_rank && l.rank <= current)
-            .filter(|l| l.bps - base_bps <= remaining)
+            .filter(|l| l.thinned() - base_bps <= remaining)
             .last();
         if let Some(l) = kept {
             remaining -= l.bps - base_bps;
@@ -115,19 +172,94 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
             let Some(at) = chosen[i] else {
                 continue;
             };
-            if !items[i].flowing || items[i].current != Some(at) {
+            // A video without its top temporal layers gets them back first (`temporal_caps`).
+            if !items[i].flowing || items[i].current != Some(at) || items[i].temporal_cap.is_some()
+            {
                 continue;
             }
             let Some(next) = candidates(&items[i]).find(|l| l.rank > at) else {
                 continue;
             };
-            if next.bps - bps_of(&items[i], at) <= remaining - headroom {
+            // The next layer starts without its top temporal layer (`temporal_caps`): a
+            // smaller step, and a smaller overshoot when the link cannot carry it.
+            if next.thinned() - bps_of(&items[i], at) <= remaining - headroom {
                 chosen[i] = Some(next.rank);
                 break;
             }
         }
     }
     chosen
+}
+
+/// The highest temporal layer each video forwards (same order as `items`; `None`: all), given
+/// the layers [`allocate`] chose: while they do not fit the estimate, the least important video
+/// sheds its top temporal layer (immediate, no keyframe); with room to spare (the step-up
+/// headroom) and a step up allowed, the most important capped video gets one layer back.
+pub fn temporal_caps(
+    budget: &Budget,
+    items: &[VideoItem<'_>],
+    chosen: &[Option<u8>],
+) -> Vec<Option<u8>> {
+    let layer =
+        |i: usize| chosen[i].and_then(|rank| items[i].layers.iter().find(|l| l.rank == rank));
+    // Where a video starts on a new layer: back from a pause on its base temporal layer; a
+    // step up without the new layer's top temporal layer; otherwise (a start, a step down) at
+    // its full rate. The cap then moves as the estimate allows.
+    let mut caps: Vec<Option<u8>> = (0..items.len())
+        .map(|i| {
+            let l = layer(i).filter(|l| l.temporal.layers > 1)?;
+            match (items[i].current, chosen[i]) {
+                (current, chosen) if current == chosen => {
+                    items[i].temporal_cap.filter(|t| t + 1 < l.temporal.layers)
+                }
+                _ if items[i].floor == Floor::Resuming => Some(0),
+                (Some(from), Some(to)) if to > from => l.lower(None),
+                _ => None,
+            }
+        })
+        .collect();
+    let Some(estimate) = budget.estimate.filter(|e| e.is_finite() && *e < f64::MAX) else {
+        return vec![None; items.len()];
+    };
+    let spent = |caps: &[Option<u8>]| -> f64 {
+        (0..items.len())
+            .filter_map(|i| layer(i).map(|l| l.bps_at(caps[i])))
+            .sum::<f64>()
+    };
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| items[i].priority);
+    let mut remaining = estimate - budget.audio_bps - spent(&caps);
+    // Shed, least important first, each as far as it takes.
+    for &i in order.iter().rev() {
+        let Some(l) = layer(i) else { continue };
+        while remaining < 0.0 {
+            let Some(lower) = l.lower(caps[i]) else { break };
+            remaining += l.bps_at(caps[i]) - l.bps_at(Some(lower));
+            caps[i] = Some(lower);
+        }
+    }
+    if remaining >= 0.0 && budget.may_step_up {
+        let headroom = estimate * STEP_UP_HEADROOM;
+        for &i in &order {
+            let (Some(l), Some(cap)) = (layer(i), caps[i]) else {
+                continue;
+            };
+            // Not in the tick it switched, resumed or started: first let it flow.
+            if !items[i].flowing || items[i].current != chosen[i] {
+                continue;
+            }
+            let up = if cap + 2 >= l.temporal.layers {
+                None
+            } else {
+                Some(cap + 1)
+            };
+            if l.bps_at(up) - l.bps_at(Some(cap)) <= remaining - headroom {
+                caps[i] = up;
+                break;
+            }
+        }
+    }
+    caps
 }
 
 /// Live layers the routing allows, by rank ascending; when none is allowed but some are live
@@ -185,6 +317,21 @@ mod tests {
                 bps,
                 live: true,
                 seen: true,
+                temporal: Temporal::default(),
+            })
+            .collect()
+    }
+
+    /// q/h/f with three temporal layers each, 40 / 20 / 40 % of the layer.
+    fn qhf_temporal() -> Vec<LayerInfo> {
+        qhf()
+            .into_iter()
+            .map(|l| LayerInfo {
+                temporal: Temporal {
+                    layers: 3,
+                    up_to: [0.4 * l.bps, 0.6 * l.bps, l.bps, 0.0],
+                },
+                ..l
             })
             .collect()
     }
@@ -196,6 +343,8 @@ mod tests {
             layers,
             current,
             flowing: current.is_some(),
+            floor: Floor::Open,
+            temporal_cap: None,
         }
     }
 
@@ -206,6 +355,8 @@ mod tests {
             layers,
             current: Some(0),
             flowing: true,
+            floor: Floor::Open,
+            temporal_cap: None,
         }
     }
 
@@ -328,6 +479,136 @@ mod tests {
     }
 
     #[test]
+    fn a_paused_video_stays_paused_in_its_hold_and_returns_only_with_margin() {
+        let l = qhf();
+        let paused = |floor| VideoItem {
+            flowing: false,
+            floor,
+            ..program(&l, None)
+        };
+        // Held: not even a fibre estimate, nor the absence of congestion, brings it back.
+        assert_eq!(
+            allocate(&budget(50e6, false, true), &[paused(Floor::Held)]),
+            vec![None]
+        );
+        let no_feedback = Budget {
+            estimate: None,
+            ..budget(0.0, false, true)
+        };
+        assert_eq!(allocate(&no_feedback, &[paused(Floor::Held)]), vec![None]);
+        // Hold over: 40 k audio + 150 k q fits in 200 k, but not with 50 % to spare; lowest
+        // layers are granted beyond the estimate without congestion, but not to this one.
+        assert_eq!(
+            allocate(&budget(200e3, false, true), &[paused(Floor::Resuming)]),
+            vec![None]
+        );
+        assert_eq!(
+            allocate(&budget(200e3, false, true), &[paused(Floor::Open)]),
+            vec![Some(0)]
+        );
+        assert_eq!(
+            allocate(&budget(270e3, true, true), &[paused(Floor::Resuming)]),
+            vec![Some(0)]
+        );
+    }
+
+    #[test]
+    fn the_top_temporal_layer_goes_first_then_the_simulcast_layer() {
+        let l = qhf_temporal();
+        let on_f = program(&l, Some(2));
+        // 1 M: f (1.2 M) does not fit, f without its top temporal layer (720 k) does: keep f,
+        // shed to TID 1 — no keyframe, no smaller picture.
+        let b = budget(1e6, true, false);
+        let chosen = allocate(&b, std::slice::from_ref(&on_f));
+        assert_eq!(chosen, vec![Some(2)]);
+        assert_eq!(
+            temporal_caps(&b, std::slice::from_ref(&on_f), &chosen),
+            vec![Some(1)]
+        );
+        // 600 k: not even f at TID 1: down to h, at its full rate (500 k fits).
+        let b = budget(600e3, true, false);
+        let chosen = allocate(&b, std::slice::from_ref(&on_f));
+        assert_eq!(chosen, vec![Some(1)]);
+        assert_eq!(temporal_caps(&b, &[on_f], &chosen), vec![None]);
+    }
+
+    #[test]
+    fn below_the_lowest_layer_its_temporal_layers_are_the_last_rungs_before_a_pause() {
+        let l = qhf_temporal();
+        let on_q = program(&l, Some(0));
+        // 40 k audio; q is 150 k: at 140 k only TID 0 and 1 (90 k) fit; at 110 k only TID 0.
+        for (estimate, cap) in [(200e3, None), (140e3, Some(1)), (110e3, Some(0))] {
+            let b = budget(estimate, true, false);
+            let chosen = allocate(&b, std::slice::from_ref(&on_q));
+            assert_eq!(chosen, vec![Some(0)], "{estimate}");
+            assert_eq!(
+                temporal_caps(&b, std::slice::from_ref(&on_q), &chosen),
+                vec![cap],
+                "{estimate}"
+            );
+        }
+        // Below q's base temporal layer (60 k): paused.
+        let b = budget(90e3, true, false);
+        assert_eq!(allocate(&b, &[on_q]), vec![None]);
+    }
+
+    #[test]
+    fn temporal_layers_come_back_one_at_a_time_with_headroom_least_important_shed_first() {
+        let l = qhf_temporal();
+        let capped = |cap| VideoItem {
+            temporal_cap: cap,
+            ..program(&l, Some(1))
+        };
+        // On h at TID 0 (200 k); 1 M leaves plenty: one layer back per tick.
+        let b = budget(1e6, false, true);
+        let items = [capped(Some(0))];
+        assert_eq!(temporal_caps(&b, &items, &[Some(1)]), vec![Some(1)]);
+        let items = [capped(Some(1))];
+        assert_eq!(temporal_caps(&b, &items, &[Some(1)]), vec![None]);
+        // No step up allowed: the cap stays.
+        let b = budget(1e6, false, false);
+        assert_eq!(temporal_caps(&b, &items, &[Some(1)]), vec![Some(1)]);
+        // While capped, no spatial step up.
+        assert_eq!(allocate(&budget(5e6, false, true), &items), vec![Some(1)]);
+        // Two programs on h, 800 k: 40 k + 2 × 500 k is 240 k too much; the less important one
+        // sheds down to TID 0 (saves 300 k), the more important keeps all.
+        let first = VideoItem {
+            priority: 0,
+            ..program(&l, Some(1))
+        };
+        let second = VideoItem {
+            priority: 1,
+            ..program(&l, Some(1))
+        };
+        let b = budget(800e3, true, false);
+        assert_eq!(
+            temporal_caps(&b, &[second, first], &[Some(1), Some(1)]),
+            vec![Some(0), None]
+        );
+    }
+
+    #[test]
+    fn a_resume_starts_on_the_base_temporal_layer_and_a_step_up_without_the_top_one() {
+        let l = qhf_temporal();
+        let resuming = VideoItem {
+            flowing: false,
+            floor: Floor::Resuming,
+            ..program(&l, None)
+        };
+        // q's base temporal layer is 60 k: 40 k audio + 1.5 × 60 k fits in 140 k.
+        let b = budget(140e3, true, true);
+        let chosen = allocate(&b, std::slice::from_ref(&resuming));
+        assert_eq!(chosen, vec![Some(0)]);
+        assert_eq!(temporal_caps(&b, &[resuming], &chosen), vec![Some(0)]);
+        // From q to h at 700 k: h without its top temporal layer (300 k) is the step.
+        let on_q = program(&l, Some(0));
+        let b = budget(700e3, false, true);
+        let chosen = allocate(&b, std::slice::from_ref(&on_q));
+        assert_eq!(chosen, vec![Some(1)]);
+        assert_eq!(temporal_caps(&b, &[on_q], &chosen), vec![Some(1)]);
+    }
+
+    #[test]
     fn a_thumbnail_never_leaves_the_lowest_layer() {
         let l = qhf();
         assert_eq!(
@@ -384,6 +665,7 @@ mod tests {
             bps: 800e3,
             live: true,
             seen: true,
+            temporal: Temporal::default(),
         }];
         assert_eq!(
             allocate(&budget(2e6, true, true), &[program(&l, Some(0))]),

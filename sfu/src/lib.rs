@@ -16,7 +16,8 @@
 //! - [`bwe`], [`loss_control`] and [`queue_delay`]: per-subscriber bandwidth estimation from
 //!   transport-wide feedback (loss tolerant of random loss, capped when a queue builds up).
 //! - [`layer_meter`] and [`allocator`]: each layer's bitrate, and which layer each subscriber
-//!   gets within its estimate.
+//!   gets within its estimate; [`floor_gate`]: a video paused for its link stays paused (time
+//!   and rate hysteresis); [`temporal`]: which temporal layers a downtrack forwards.
 //! - [`nack_gate`]: which NACKed packets are worth resending on a link.
 //! - [`red`]: redundant audio (RFC 2198): forwarded as is, or its primary as plain Opus.
 //! - [`rtt`]: round-trip time from receiver reports.
@@ -33,6 +34,7 @@ pub mod api;
 pub mod audio_level;
 pub mod bwe;
 pub mod demux;
+pub mod floor_gate;
 pub mod forwarder;
 pub mod framing;
 mod ice_tcp;
@@ -47,6 +49,7 @@ pub mod queue_delay;
 pub mod read_hook;
 pub mod red;
 pub mod rtt;
+pub mod temporal;
 pub mod udp;
 pub mod vp8;
 mod worker;

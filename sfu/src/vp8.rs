@@ -11,6 +11,13 @@
 //! encoding context, LiveKit's VP8 munger, Janus' simulcast context); so do we: at each switch
 //! the new layer's values are offset to continue the subscriber's last ones.
 //!
+//! Chromium's VP8 simulcast also carries three temporal layers per simulcast layer (TID in the
+//! descriptor): a downtrack may drop the top ones to save bitrate without a keyframe (see
+//! `temporal.rs`). A dropped picture leaves a hole in the PictureIDs, and libwebrtc's reference
+//! finder waits for a missing PictureID before decoding the frames after it; so a dropped
+//! picture also lowers the offset of every later one ([`Munger::skip_picture`]), as LiveKit's
+//! VP8 munger and mediasoup's picture-id manager do.
+//!
 //! Rewriting copies the payload (the fields are inside it). Downtracks that never switched keep
 //! offset zero and share the publisher's bytes; the others share one copy per distinct offset
 //! per packet (see [`Rewrites`]).
@@ -24,6 +31,13 @@ pub struct Descriptor {
     pub picture_id: Option<(u16, usize, bool)>,
     /// TL0PICIDX: (value, byte offset).
     pub tl0: Option<(u8, usize)>,
+    /// Temporal layer index, when the publisher sends temporal layers.
+    pub tid: Option<u8>,
+    /// Layer sync (Y): this frame depends only on TL0 frames, so forwarding may add its
+    /// temporal layer from here.
+    pub layer_sync: bool,
+    /// First packet of a frame (S set, partition 0): where a temporal cap may change.
+    pub frame_start: bool,
 }
 
 /// Parses the descriptor's PictureID and TL0PICIDX, if present. `None` for a truncated one.
@@ -32,6 +46,9 @@ pub fn parse(payload: &[u8]) -> Option<Descriptor> {
     let mut d = Descriptor {
         picture_id: None,
         tl0: None,
+        tid: None,
+        layer_sync: false,
+        frame_start: b0 & 0x10 != 0 && b0 & 0x07 == 0,
     };
     if b0 & 0x80 == 0 {
         return Some(d);
@@ -51,6 +68,12 @@ pub fn parse(payload: &[u8]) -> Option<Descriptor> {
     }
     if x & 0x40 != 0 {
         d.tl0 = Some((*payload.get(at)?, at));
+        at += 1;
+    }
+    if x & 0x20 != 0 {
+        let t = *payload.get(at)?;
+        d.tid = Some(t >> 6);
+        d.layer_sync = t & 0x20 != 0;
     }
     Some(d)
 }
@@ -74,6 +97,8 @@ impl Offsets {
 pub struct Munger {
     offsets: Offsets,
     last: Option<(u16, u8)>,
+    /// The input PictureID of the last picture dropped, so its later packets move nothing.
+    dropped: Option<u16>,
 }
 
 impl Munger {
@@ -100,6 +125,30 @@ impl Munger {
             self.last = Some((pid.unwrap_or(last_pid), tl0.unwrap_or(last_tl0)));
         }
         self.offsets
+    }
+}
+
+impl Munger {
+    /// A packet of a picture this downtrack does not forward (a temporal layer above its cap):
+    /// if the picture is newer than the last one sent, every later picture's PictureID moves
+    /// down by one, so the subscriber sees no missing picture. TL0PICIDX needs nothing: it
+    /// counts base-layer pictures, which are never dropped.
+    pub fn skip_picture(&mut self, d: &Descriptor) {
+        let Some((pid, _, _)) = d.picture_id else {
+            return;
+        };
+        if self.dropped == Some(pid) {
+            return;
+        }
+        let out = pid.wrapping_add(self.offsets.picture_id) & 0x7fff;
+        let newer = self
+            .last
+            .is_none_or(|(last, _)| out != last && (out.wrapping_sub(last) & 0x7fff) < 0x4000);
+        if !newer {
+            return;
+        }
+        self.dropped = Some(pid);
+        self.offsets.picture_id = self.offsets.picture_id.wrapping_sub(1) & 0x7fff;
     }
 }
 
@@ -182,9 +231,16 @@ mod tests {
             parse(&[0x10, 0x50]),
             Some(Descriptor {
                 picture_id: None,
-                tl0: None
+                tl0: None,
+                tid: None,
+                layer_sync: false,
+                frame_start: true,
             })
         );
+        // Chromium's temporal layers: TID 2 with layer sync, on a packet inside a frame.
+        let d = parse(&[0x80, 0xE0, 0x81, 0x23, 0x05, 0xA0, 0x50]).unwrap();
+        assert_eq!((d.tid, d.layer_sync, d.frame_start), (Some(2), true, false));
+        assert_eq!(parse(&packet(1, 1, true)).unwrap().tid, Some(0));
         // Truncated: never a panic.
         for n in 0..5 {
             let _ = parse(&packet(0x1234, 9, true)[..n]);
@@ -212,6 +268,32 @@ mod tests {
         // Back to layer A, which moved on meanwhile: continues after the last sent.
         assert_eq!(send(&mut m, packet(140, 30, true), true), (105, 12));
         assert_eq!(send(&mut m, packet(141, 31, true), false), (106, 13));
+    }
+
+    #[test]
+    fn dropped_pictures_leave_no_hole_in_the_picture_ids() {
+        let mut m = Munger::default();
+        let mut rw = Rewrites::default();
+        let mut send = |m: &mut Munger, p: Bytes, switched: bool| {
+            let d = parse(&p).unwrap();
+            let o = m.offsets(&d, switched);
+            rw.clear();
+            values(&rw.get(&p, &d, o))
+        };
+        assert_eq!(send(&mut m, packet(10, 3, true), true), (10, 3));
+        // Picture 11 (two packets) is a top temporal layer: dropped.
+        for _ in 0..2 {
+            m.skip_picture(&parse(&packet(11, 3, true)).unwrap());
+        }
+        assert_eq!(send(&mut m, packet(12, 3, true), false), (11, 3));
+        m.skip_picture(&parse(&packet(13, 3, true)).unwrap());
+        assert_eq!(send(&mut m, packet(14, 4, true), false), (12, 4));
+        assert_eq!(send(&mut m, packet(14, 4, false), false), (12, 4));
+        // A late packet of a picture already sent moves nothing.
+        m.skip_picture(&parse(&packet(12, 3, false)).unwrap());
+        assert_eq!(send(&mut m, packet(15, 4, true), false), (13, 4));
+        // A layer switch afterwards still continues at last + 1.
+        assert_eq!(send(&mut m, packet(900, 77, true), true), (14, 5));
     }
 
     #[test]

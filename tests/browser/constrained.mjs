@@ -17,6 +17,7 @@
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { Harness, delta, kiosk, sample, sleep, until } from './lib.mjs';
 import { Line, PROFILES, counters, recordPauses, row } from './linkprofile.mjs';
 
@@ -60,6 +61,13 @@ async function measure(name) {
   const phases = PROFILES[name];
   if (!phases) throw new Error(`unknown profile ${name}: ${Object.keys(PROFILES).join(', ')}`);
   const { links } = await h.start({ serverArgs: ['--no-ice-tcp'] });
+  // The allocator's decisions (HOINGHI_LOG=info,sfu::worker::allocate=debug), timed against the phases.
+  const trace = [];
+  for (const stream of [h.server.stdout, h.server.stderr]) {
+    stream.on('data', (chunk) => {
+      for (const line of String(chunk).split('\n')) if (line.includes('allocation')) trace.push(`${Date.now()} ${line}`);
+    });
+  }
   const chair = await h.openPage('chair', kiosk(links.chair));
   if (!(await h.waitJoined(chair))) return false;
   const point = await h.openPage('point', kiosk(links.points[0]));
@@ -77,9 +85,12 @@ async function measure(name) {
     last = now;
   }
   const line = new Line(h.mediaPort, await subscribePort(point));
+  // Other work on the machine shows as delay and frozen frames: keep the load with the numbers.
+  const loadStart = os.loadavg()[0];
   let t = 0;
   for (const [i, phase] of phases.entries()) {
     line.set(phase);
+    trace.push(`${Date.now()} phase ${i}: ${JSON.stringify(phase)}`);
     h.step(`phase ${i}: ${phase.rate}, ${phase.loss * 100} % loss, ${phase.seconds} s`);
     for (let s = 0; s < phase.seconds; s++, t++) {
       await sleep(1000);
@@ -89,13 +100,14 @@ async function measure(name) {
     }
   }
   line.remove();
-  const summary = summarize(name, phases, rows);
+  const summary = { ...summarize(name, phases, rows), loadStart, loadEnd: os.loadavg()[0] };
   console.log(JSON.stringify(summary));
   for (const r of rows) {
     console.log(`${String(r.t).padStart(3)} p${r.phase} ${String(r.height).padStart(4)}p ${r.fps.toFixed(0).padStart(2)} fps ${r.kbps.toFixed(0).padStart(5)} kbit/s frozen ${r.frozenMs.toFixed(0).padStart(4)} ms lost ${r.lost} nack ${r.nacks} audio concealed ${r.audioConcealedMs.toFixed(0).padStart(4)} ms delay ${r.audioDelayMs?.toFixed(0)} ms video delay ${r.videoDelayMs?.toFixed(0)} ms${r.paused ? ' PAUSED' : ''}${r.pauseChanges ? ` (${r.pauseChanges} notice changes)` : ''}`);
   }
   if (process.env.CONSTRAINED_OUT) {
     fs.writeFileSync(process.env.CONSTRAINED_OUT, JSON.stringify({ profile: name, phases, summary, rows, commit: gitHead() }, null, 1));
+    if (trace.length) fs.writeFileSync(`${process.env.CONSTRAINED_OUT}.trace`, `${trace.join('\n')}\n`);
   }
   return true;
 }

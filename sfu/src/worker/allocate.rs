@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::Worker;
-use crate::allocator::{Budget, LayerInfo, VideoItem, allocate};
+use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
@@ -169,6 +169,14 @@ impl Worker {
                         bps: l.meter.bps(),
                         live: l.meter.live(now),
                         seen: l.meter.seen(),
+                        temporal: {
+                            let layers = l.meter.temporal_layers();
+                            let mut up_to = [0.0; 4];
+                            for (t, v) in up_to.iter_mut().enumerate() {
+                                *v = l.meter.bps_up_to(t as u8);
+                            }
+                            Temporal { layers, up_to }
+                        },
                     })
                     .collect()
             })
@@ -184,6 +192,8 @@ impl Worker {
                     layers,
                     current: d.target.or(d.current),
                     flowing: d.current.is_some() && d.current == d.target,
+                    floor: d.floor.floor(now),
+                    temporal_cap: d.temporal.target(),
                 }
             })
             .collect();
@@ -198,6 +208,7 @@ impl Worker {
             may_step_up: budget_flags.1,
         };
         let chosen = allocate(&budget, &items);
+        let caps = temporal_caps(&budget, &items, &chosen);
         tracing::debug!(
             conn = key,
             estimate = ?budget.estimate.map(|e| e as u64),
@@ -205,16 +216,25 @@ impl Worker {
             congested = budget.congested,
             may_step_up = budget.may_step_up,
             ?chosen,
+            ?caps,
             "allocation"
         );
         let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();
         let mut stepped_up = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
-        for (&(t, i), choice) in video.iter().zip(chosen) {
+        for ((&(t, i), choice), cap) in video.iter().zip(chosen).zip(caps) {
             let (publisher, source) = (self.tracks[t].publisher, self.tracks[t].source);
             let d = &mut self.tracks[t].downtracks[i];
+            // A temporal layer back counts as a step up: congestion right after blames it.
+            if cap.unwrap_or(u8::MAX) > d.temporal.target().unwrap_or(u8::MAX) {
+                stepped_up = true;
+            }
+            d.temporal.set_target(cap);
             if choice.is_none() {
                 paused.push((publisher, source));
+                d.floor.on_pause(now);
+            } else {
+                d.floor.on_resume(now);
             }
             if choice == d.target {
                 continue;

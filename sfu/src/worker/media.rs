@@ -310,8 +310,16 @@ impl Worker {
             return;
         }
         let t = &mut self.tracks[track];
+        // VP8: where the counters a layer switch must keep continuous are, and the temporal
+        // layer (see `vp8.rs`, `temporal.rs`).
+        let vp8 = if t.video_codec == Some(crate::keyframe::VideoCodec::Vp8) {
+            crate::vp8::parse(&packet.payload)
+        } else {
+            None
+        };
         if let Some(l) = t.layer_mut(rank) {
-            l.meter.on_packet(now, packet.payload.len());
+            l.meter
+                .on_packet(now, packet.payload.len(), vp8.and_then(|d| d.tid));
         }
         let keyframe_start = t
             .video_codec
@@ -335,12 +343,6 @@ impl Worker {
         }
         // RED from the publisher: its primary, once per packet, for subscribers without RED.
         let red = t.red_pt == Some(packet.header.payload_type);
-        // VP8: where the counters a layer switch must keep continuous are (see `vp8.rs`).
-        let vp8 = if t.video_codec == Some(crate::keyframe::VideoCodec::Vp8) {
-            crate::vp8::parse(&packet.payload)
-        } else {
-            None
-        };
         self.vp8_rewrites.clear();
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
         let mut primary = None;
@@ -380,6 +382,22 @@ impl Worker {
                     .get_or_insert_with(|| crate::red::primary(&packet.payload))
                     .is_none()
             {
+                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
+                    && write_padding(now, conn, d, &bound, fill)
+                {
+                    queue_drain(conn, d.conn, &mut self.dirty);
+                }
+                continue;
+            }
+            // A temporal layer above the downtrack's cap: dropped before it is numbered, its
+            // picture taking no PictureID either.
+            if let Some(desc) = &vp8
+                && let Some(tid) = desc.tid
+                && !d
+                    .temporal
+                    .forward(tid, desc.frame_start, desc.layer_sync, keyframe_start)
+            {
+                d.vp8.skip_picture(desc);
                 if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
                     && write_padding(now, conn, d, &bound, fill)
                 {

@@ -146,6 +146,8 @@ impl Worker {
             current: None,
             // Every video starts on its lowest layer: it is the first to decode on any link.
             target: Some(lowest),
+            floor: Default::default(),
+            temporal: Default::default(),
         });
         self.track_by_down_ssrc.insert((sub_key, ssrc), track);
         self.renegotiate(subscriber);

@@ -80,6 +80,10 @@ pub(crate) struct DownTrack {
     /// The layer the allocator chose; a switch happens at its next keyframe. `None`: paused
     /// because the subscriber's link cannot carry it.
     pub target: Option<u8>,
+    /// Pause/resume hysteresis for its link (see `floor_gate.rs`).
+    pub floor: crate::floor_gate::FloorGate,
+    /// Which temporal layers of its layer it forwards (see `temporal.rs`).
+    pub temporal: crate::temporal::TemporalFilter,
 }
 
 #[derive(Debug, Clone, Copy)]
