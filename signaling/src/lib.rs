@@ -8,6 +8,8 @@
 //! - [`auth`]: the [`auth::Authorizer`] trait that turns a join token into a [`auth::Grant`].
 //! - [`controls`]: floor, hands, microphones, roll call, discussion (pure state machine).
 //! - [`room`]: one meeting's roster and routing policy (pure, synchronous).
+//! - `media_state`: what each participant publishes, as its client declares it
+//!   (`publish_state` → the roster's `media`), so the chair tells "no camera" from "connecting".
 //! - `admission`: who may open a WebSocket (caps per address and global, upgrade rate, slots
 //!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
@@ -21,6 +23,7 @@
 mod admission;
 pub mod auth;
 pub mod controls;
+mod media_state;
 mod meeting;
 mod metrics;
 mod persist;

@@ -11,7 +11,7 @@ use crate::Inner;
 use crate::auth::LinkSummary;
 use crate::controls::{Action, Actor, ControlError};
 use crate::protocol::{
-    ClientMessage, ErrorCode, PROTOCOL_VERSION, Quality, Role, ServerMessage, Transport,
+    ClientMessage, ErrorCode, MediaState, PROTOCOL_VERSION, Quality, Role, ServerMessage, Transport,
 };
 
 /// A link's quality is repeated at least this often even when its class does not change.
@@ -119,6 +119,9 @@ pub(crate) fn handle(
         ClientMessage::Chat { to, text, .. } => return chat(inner, seat, to, text),
         ClientMessage::Viewport { visible, .. } => return viewport(inner, seat, &visible),
         ClientMessage::EndMeeting { .. } => return end_meeting(inner, seat),
+        ClientMessage::PublishState { audio, video, .. } => {
+            return crate::media_state::declare(inner, seat, MediaState { audio, video });
+        }
         ClientMessage::ExtendMeeting { minutes, .. } => {
             return extend_meeting(inner, seat, minutes);
         }

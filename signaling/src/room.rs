@@ -12,12 +12,15 @@ use tokio::sync::mpsc;
 
 use crate::auth::Grant;
 use crate::controls::{Action, Actor, Change, ControlError, Controls};
+use crate::media_state::ChangeLimiter;
 use crate::persist::Keeper;
 use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage};
 
 pub(crate) struct Member {
     pub info: ParticipantInfo,
     pub tx: mpsc::Sender<ServerMessage>,
+    /// Recent changes of `info.media`, each told to everyone: bounded per seat.
+    pub media_changes: ChangeLimiter,
 }
 
 pub struct Room {
@@ -222,6 +225,7 @@ impl Room {
             point: grant.point.clone(),
             name: grant.name.clone(),
             role: grant.role,
+            media: None,
         };
         self.broadcast(
             &ServerMessage::ParticipantJoined {
@@ -230,7 +234,14 @@ impl Room {
             },
             None,
         );
-        self.members.insert(id, Member { info, tx });
+        self.members.insert(
+            id,
+            Member {
+                info,
+                tx,
+                media_changes: ChangeLimiter::default(),
+            },
+        );
         Ok(Joined {
             roster: self.members.values().map(|m| m.info.clone()).collect(),
             replaced,

@@ -10,7 +10,8 @@
 //   11. roll call over every invited point, answers marked on tiles, non-answering kept after;
 //    9. the pre-join: a bad link refused before the devices are opened; meeting, point and
 //       role shown; a PC without a camera gets steps to fix it and a retry; the microphone and
-//       camera switches decide what is on when joining;
+//       camera switches decide what is on when joining; a hall without a camera (or without
+//       any device) reads "Không có camera" / "Không có micrô" on the chair's tile;
 //   10. an observer on a phone (360x800): the program fills the width, no sideways scroll,
 //       buttons within reach of a thumb;
 //   12. IT staff: the printed link list (whole links, every QR), copy all links, links CSV,
@@ -58,6 +59,7 @@ async function main() {
   await micsAndFloor(chair, hall);
   await rollCall(chair, hall, seed, crowd);
   await screenshots(chair, hall, crowd);
+  await noDevicesOnTheChairsTiles(chair, seed);
   await observerOnPhone(seed);
   await prejoin(origin, seed);
   await adminScreens(origin, seed, crowd);
@@ -368,6 +370,45 @@ async function prejoin(origin, seed) {
   await page.context().close();
 }
 
+/**
+ * Two kiosk halls whose PCs lack devices (getUserMedia refuses them as Chromium does with none
+ * plugged in): one without a camera, one with nothing at all (it never sends a publish offer).
+ * The chair's tiles say so, in both languages, instead of a "connected" that never gets a picture.
+ */
+async function noDevicesOnTheChairsTiles(chair, seed) {
+  const lacking = (kinds) => `(() => {
+    const lack = ${JSON.stringify(kinds)};
+    const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = (c) => lack.some((k) => c?.[k])
+      ? Promise.reject(new DOMException('Requested device not found', 'NotFoundError'))
+      : real(c);
+  })();`;
+  const noCam = seed.points[CONNECTED + 2];
+  const nothing = seed.points[CONNECTED + 3];
+  const pages = [
+    await h.openPage('hall-no-camera', kiosk(noCam.link), { initScript: lacking(['video']) }),
+    await h.openPage('hall-no-devices', kiosk(nothing.link), { initScript: lacking(['video', 'audio']) }),
+  ];
+  for (const p of pages) if (!(await h.waitJoined(p))) return;
+  const tiles = () => chair.page.evaluate((codes) => codes.map((code) => {
+    const li = document.querySelector(`.ptile[data-point="${CSS.escape(code)}"]`);
+    const status = li?.querySelector('.pt-status');
+    const noMic = li?.querySelector('.pt-no-mic');
+    return { code, status: status && !status.hidden ? status.textContent : null, noMic: noMic && !noMic.hidden ? noMic.textContent : null };
+  }), [noCam.seat, nothing.seat]);
+  const expect = async (camera, mic) => until(async () => {
+    const [a, b] = await tiles();
+    return { ok: a.status === camera && a.noMic === null && b.status === camera && b.noMic === mic, detail: JSON.stringify([a, b]) };
+  }, UI_TIMEOUT_MS, 200);
+  const vi = await expect('Không có camera', 'Không có micrô');
+  h.check('the chair\'s tile of a hall without a camera says "Không có camera", and "Không có micrô" for one without any device', vi.ok, vi.detail);
+  await chair.page.click('#lang-button');
+  const en = await expect('No camera', 'No microphone');
+  await chair.page.click('#lang-button');
+  h.check('… and "No camera" / "No microphone" in English', en.ok, en.detail);
+  for (const p of pages) await p.page.context().close();
+}
+
 // --- 10. observers on a phone ------------------------------------------------------------------
 
 async function observerOnPhone(seed) {
@@ -514,10 +555,11 @@ async function attendanceCsv(page, origin, seed) {
     return fs.readFileSync(await d.path(), 'utf8').replace(/^\uFEFF/, '').split('\r\n');
   };
   const vi = await download();
-  // Not joined: the invited points neither in the crowd, nor the hall, nor the pre-join check.
+  // Not joined: the invited points neither in the crowd, nor the hall, nor the two halls
+  // without devices, nor the pre-join check.
   const absentVi = vi.filter((l) => l.includes(',Chưa vào,')).length;
   h.check('the attendance CSV is in Vietnamese, with "Chưa vào" (not "Vắng mặt") before the meeting ends',
-    vi[0].startsWith('Mã,Tên,Vai trò,Trạng thái,') && absentVi === seed.points.length - CONNECTED - 2 && !vi.some((l) => l.includes('Vắng mặt')), `${vi[0]}; ${absentVi} Chưa vào`);
+    vi[0].startsWith('Mã,Tên,Vai trò,Trạng thái,') && absentVi === seed.points.length - CONNECTED - 4 && !vi.some((l) => l.includes('Vắng mặt')), `${vi[0]}; ${absentVi} Chưa vào`);
   await page.click('#lang-button');
   await ready();
   const en = await download();

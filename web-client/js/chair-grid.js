@@ -5,7 +5,8 @@
 //     so it stops sending the others;
 //   - sound does not depend on the screen: one hidden <audio> per received microphone.
 // Shows per point: name (up to two lines), absent/connected, link quality (`link_quality`),
-// raised hand and its text, microphone state, floor holder, active speaker, roll-call answer;
+// raised hand and its text, microphone state, floor holder, active speaker, roll-call answer,
+// "no camera" / "no microphone" when its page said so (roster `media`, `participant_media`);
 // buttons to give the floor and to open/close the microphone, labelled with what they do while
 // their icon shows the state now.
 // Connected points come first; invited points not connected are listed apart below them. A
@@ -142,6 +143,7 @@ export class PointGrid {
     if (p.role !== 'point') return;
     const entry = this.#ensureEntry(p.point, p.name);
     entry.participant = p.id;
+    entry.media = p.media ?? null;
     entry.name = p.name;
     entry.searchText = foldText(`${p.point} ${p.name}`);
     entry.nameEl.textContent = p.name;
@@ -153,10 +155,20 @@ export class PointGrid {
     this.sendViewport();
   }
 
+  /** What a point publishes changed (`participant_media`): {audio, video}. */
+  setMedia(participantId, media) {
+    for (const entry of this.entries.values()) {
+      if (entry.participant !== participantId) continue;
+      entry.media = media ?? null;
+      this.#render(entry);
+    }
+  }
+
   markLeft(participantId) {
     for (const entry of this.entries.values()) {
       if (entry.participant !== participantId) continue;
       entry.participant = null;
+      entry.media = null;
       entry.left = true;
       delete entry.li.dataset.participant;
       entry.quality = null;
@@ -251,7 +263,9 @@ export class PointGrid {
     const icons = el('span', { class: 'pt-icons' });
     const status = el('p', { class: 'pt-status' });
     const handText = el('p', { class: 'pt-hand-text' });
-    const stage = el('div', { class: 'pt-stage' }, status);
+    // "No microphone" stays readable over the picture of a point that has a camera.
+    const noMic = el('p', { class: 'pt-no-mic', hidden: true });
+    const stage = el('div', { class: 'pt-stage' }, status, noMic);
     const grant = el('button', { type: 'button', class: 'pt-btn pt-grant', 'data-action': 'grant' }, floorIcon());
     const mute = el('button', { type: 'button', class: 'pt-btn pt-mute', 'data-action': 'mute' });
     const li = el(
@@ -265,8 +279,8 @@ export class PointGrid {
       el('div', { class: 'pt-actions' }, grant, mute),
     );
     return {
-      code, name, participant: null, left: false, li, nameEl, bars, icons, status, handText, stage, grant, mute, answered,
-      searchText: foldText(`${code} ${name}`), video: null, visible: false, quality: null, iconKey: '',
+      code, name, participant: null, left: false, li, nameEl, bars, icons, status, handText, stage, grant, mute, answered, noMic,
+      searchText: foldText(`${code} ${name}`), video: null, visible: false, quality: null, iconKey: '', media: null,
     };
   }
 
@@ -361,7 +375,14 @@ export class PointGrid {
     entry.li.classList.toggle('has-video', picture);
     entry.li.classList.toggle('link-paused', Boolean(linkPaused));
     entry.status.hidden = picture;
-    setText(entry.status, !present ? (entry.left ? 'tile.left' : 'tile.absent') : linkPaused ? 'tile.linkPaused' : entry.visible ? 'tile.connected' : 'tile.paused');
+    // A point that said it has no camera would otherwise read "connected" (or "paused") for ever.
+    const noCamera = present && entry.media?.video === false;
+    const noMic = present && entry.media?.audio === false;
+    entry.li.classList.toggle('no-camera', noCamera);
+    entry.li.classList.toggle('no-mic', noMic);
+    setText(entry.status, !present ? (entry.left ? 'tile.left' : 'tile.absent') : noCamera ? 'tile.noCamera' : linkPaused ? 'tile.linkPaused' : entry.visible ? 'tile.connected' : 'tile.paused');
+    entry.noMic.hidden = !noMic;
+    setText(entry.noMic, 'tile.noMic');
     this.#renderQuality(entry);
   }
 

@@ -135,6 +135,7 @@ export function mountChair(container, session, ctx) {
     grid.markLeft(e.detail.participant);
     roll.update(session.roomState);
   });
+  on('participant-media', (e) => grid.setMedia(e.detail.participant, e.detail.media));
   on('media', (e) => grid.setTracks(e.detail.tracks));
   on('room-state', (e) => applyState(e.detail));
   on('active-speakers', (e) => {

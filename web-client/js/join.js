@@ -140,6 +140,29 @@ async function prepareMedia(role) {
   return { stream: localStream, cameraLayers: CAMERA_LAYERS[role] ?? CAMERA_LAYERS.point };
 }
 
+const watchedTracks = new WeakSet();
+
+/**
+ * Tells the server what this page publishes (`publish_state`, docs/protocol.md): a hall without
+ * a camera or a microphone then reads "Không có camera" / "Không có micrô" on the chair's grid,
+ * not "connecting" for ever. Again on every `joined` (a fresh seat starts unknown) and when a
+ * device goes away (a USB camera unplugged ends its track).
+ */
+function announceMedia() {
+  if (!session || session.role === 'observer') return;
+  const tracks = localStream?.getTracks() ?? [];
+  const has = (kind) => tracks.some((tr) => tr.kind === kind && tr.readyState === 'live');
+  session.control('publish_state', { audio: has('audio'), video: has('video') });
+  for (const tr of tracks) {
+    if (watchedTracks.has(tr)) continue;
+    watchedTracks.add(tr);
+    tr.addEventListener('ended', () => {
+      // Not for a stream the page already let go of (track.stop() fires no 'ended').
+      if (localStream?.getTracks().includes(tr)) announceMedia();
+    });
+  }
+}
+
 /** The meeting's title and the seat's role in the top bar from the join check, before joining. */
 function showLinkInfo(check) {
   $('#meeting-title').textContent = check.meeting_title;
@@ -151,6 +174,7 @@ function onJoined(msg) {
   $('#meeting-title').textContent = msg.meeting.title;
   setText($('#role-label'), `role.${msg.role}`);
   document.title = `${msg.meeting.title} – ${t('app.name')}`;
+  announceMedia();
   if (view?.role === msg.role) return; // a reconnect: the view updates itself from events
   view?.destroy();
   const mount = msg.role === 'chair' ? mountChair : mountPoint;

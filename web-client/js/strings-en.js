@@ -46,6 +46,7 @@ export const en = {
   'tile.left': 'Left',
   'tile.you': 'You',
   'tile.noCamera': 'No camera',
+  'tile.noMic': 'No microphone',
   'leave': 'Leave',
   'left.title': 'You left the meeting',
   'left.body': 'Press "Join again" to return to the meeting.',

@@ -47,6 +47,7 @@ export const vi = {
   'tile.left': 'Đã rời phòng',
   'tile.you': 'Bạn',
   'tile.noCamera': 'Không có camera',
+  'tile.noMic': 'Không có micrô',
   'leave': 'Rời phòng',
   'left.title': 'Bạn đã rời phòng họp',
   'left.body': 'Bấm "Tham gia lại" nếu bạn muốn quay lại cuộc họp.',

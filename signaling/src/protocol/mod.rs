@@ -109,6 +109,22 @@ pub struct ParticipantInfo {
     /// Display name, e.g. "UBND xã Cao Sơn".
     pub name: String,
     pub role: Role,
+    /// What it publishes, once its client said so (`publish_state`); absent before that, and
+    /// for clients that never say (the chair's grid then shows "connecting" as before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaState>,
+}
+
+/// What a participant publishes, as its client declared it: whether it has a microphone and a
+/// camera to send. A point without either never sends a `publish_offer`, so only this tells
+/// the chair "no camera" apart from "still connecting".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaState {
+    /// A microphone is (being) published.
+    pub audio: bool,
+    /// A camera is (being) published.
+    pub video: bool,
 }
 
 /// A point invited to the meeting (sent to the chair in `joined`).
@@ -378,6 +394,9 @@ pub enum ClientMessage {
     EndMeeting { v: u32 },
     /// Chair: push the planned end back by `minutes` (15 or 30).
     ExtendMeeting { v: u32, minutes: u32 },
+    /// What the client publishes (or that it publishes nothing): after `joined`, and again when
+    /// a device appears or goes away.
+    PublishState { v: u32, audio: bool, video: bool },
     /// What the client's decoders saw since its last report (video freezes), for operators.
     ClientStats {
         v: u32,
@@ -413,6 +432,7 @@ impl ClientMessage {
             | Self::Viewport { v, .. }
             | Self::EndMeeting { v }
             | Self::ExtendMeeting { v, .. }
+            | Self::PublishState { v, .. }
             | Self::ClientStats { v, .. } => *v,
         }
     }
@@ -441,6 +461,7 @@ impl ClientMessage {
             Self::Viewport { .. } => "viewport",
             Self::EndMeeting { .. } => "end_meeting",
             Self::ExtendMeeting { .. } => "extend_meeting",
+            Self::PublishState { .. } => "publish_state",
             Self::ClientStats { .. } => "client_stats",
         }
     }
@@ -498,6 +519,13 @@ pub enum ServerMessage {
     ParticipantJoined {
         v: u32,
         participant: ParticipantInfo,
+    },
+    /// What a participant publishes changed (its client sent `publish_state`); the roster's
+    /// `media` of that participant from now on.
+    ParticipantMedia {
+        v: u32,
+        participant: String,
+        media: MediaState,
     },
     /// Someone left (or their connection dropped).
     ParticipantLeft {

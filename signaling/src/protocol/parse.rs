@@ -83,7 +83,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
             )
         });
     };
-    const KNOWN: [&str; 22] = [
+    const KNOWN: [&str; 23] = [
         "join",
         "publish_offer",
         "subscribe_answer",
@@ -106,6 +106,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
         "end_meeting",
         "extend_meeting",
         "client_stats",
+        "publish_state",
     ];
     // Bounded: the tag is echoed back, so cut anything a client made long.
     let request: String = tag.chars().take(40).collect();

@@ -241,3 +241,38 @@ fn an_error_quotes_at_most_a_short_piece_of_what_the_client_sent() {
     assert!(e.message.len() < 400, "{} bytes", e.message.len());
     assert!(e.message.contains("unknown field"), "{}", e.message);
 }
+
+#[test]
+fn publish_state_is_two_booleans_and_the_roster_media_is_optional() {
+    assert_eq!(
+        parse_client_message(r#"{"v":1,"type":"publish_state","audio":true,"video":false}"#)
+            .unwrap(),
+        ClientMessage::PublishState {
+            v: 1,
+            audio: true,
+            video: false,
+        }
+    );
+    for bad in [
+        r#"{"v":1,"type":"publish_state","audio":true}"#,
+        r#"{"v":1,"type":"publish_state","audio":"yes","video":false}"#,
+        r#"{"v":1,"type":"publish_state","audio":true,"video":false,"screen":true}"#,
+    ] {
+        assert_eq!(code_of(bad), ErrorCode::BadMessage, "{bad}");
+    }
+    // An entry without `media` (an older server, or a client that never said) still reads.
+    let old: ParticipantInfo =
+        serde_json::from_str(r#"{"id":"p2","point":"02","name":"X","role":"point"}"#).unwrap();
+    assert_eq!(old.media, None);
+    assert!(!serde_json::to_string(&old).unwrap().contains("media"));
+    let m = ServerMessage::ParticipantMedia {
+        v: 1,
+        participant: "p2".into(),
+        media: MediaState {
+            audio: false,
+            video: false,
+        },
+    };
+    let text = m.to_json();
+    assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+}
