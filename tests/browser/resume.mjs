@@ -10,7 +10,11 @@
 //      runs with --no-ice-tcp, so there is no TCP path either) while the WebSocket stays up: the
 //      pages keep their seats and their connections, and we measure the time from the restore to
 //      decoded frames growing again on both sides (target < 2 s; the check allows 5 s on a loaded
-//      CI machine and prints the figure). Root needed for iptables, as in icetcp.mjs (run-tests.sh
+//      CI machine and prints the figure).
+//   d. The point's publish connection restarts ICE, as the page does when that connection fails
+//      (a line down for longer than the server holds a path): the same RTCPeerConnection with new
+//      local ICE credentials, the server answers on the same connection (same ufrag, same DTLS),
+//      and the chair decodes the point again; nobody leaves. Root needed for iptables, as in icetcp.mjs (run-tests.sh
 //      runs it under sudo); the rules are removed on every exit path.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node resume.mjs)
@@ -98,7 +102,8 @@ async function main() {
 
   if (!(await partA(chair, point))) return false;
   if (!(await partB(chair, point))) return false;
-  return partC(chair, point);
+  if (!(await partC(chair, point))) return false;
+  return partD(chair, point);
 }
 
 /** a. The WebSocket drops; the seat and the connections are kept. */
@@ -188,6 +193,33 @@ async function partC(chair, point) {
   h.check('(c) ... and its peer connections, or re-created only them', same.publish && same.subscribe ? true : state.id === id, JSON.stringify(same));
   const events = await chair.page.evaluate(() => window.rosterEvents);
   h.check("(c) the chair's page saw no leave or join", events.length === 0, JSON.stringify(events));
+  return true;
+}
+
+/** d. An ICE restart of the publish connection keeps the connection and the media. */
+async function partD(chair, point) {
+  await markPcs(point);
+  await chair.page.evaluate(() => (window.rosterEvents = []));
+  const creds = () => point.page.evaluate(() => {
+    const pc = window.hoinghi.publishPc;
+    const ufrag = (sdp) => sdp.match(/a=ice-ufrag:(\S+)/)?.[1] ?? null;
+    return { local: ufrag(pc.localDescription.sdp), remote: ufrag(pc.remoteDescription.sdp), state: pc.connectionState };
+  });
+  const before = await creds();
+  h.step('d. restarting ICE on the point\'s publish connection');
+  await point.page.evaluate(() => window.hoinghi.session.publisher.restartIce());
+  const after = await until(async () => {
+    const c = await creds();
+    return { ok: c.local !== before.local && c.state === 'connected', detail: JSON.stringify(c), c };
+  }, MEDIA_TIMEOUT_MS);
+  h.check('(d) the publish connection restarted ICE and is connected again', after.ok, `${JSON.stringify(before)} → ${after.detail}`);
+  h.check("(d) the server kept its side of the connection (same ufrag)", after.c?.remote === before.remote, `${before.remote} → ${after.c?.remote}`);
+  const same = await samePcs(point);
+  h.check('(d) the same peer connections', same.publish && same.subscribe, JSON.stringify(same));
+  const media = await decodesGrowing(chair, point.id, MEDIA_TIMEOUT_MS);
+  h.check("(d) the chair decodes the point's camera after the restart", media.ok, media.detail);
+  const events = await chair.page.evaluate(() => window.rosterEvents);
+  h.check("(d) the chair's page saw no leave or join", events.length === 0, JSON.stringify(events));
   return true;
 }
 

@@ -79,6 +79,22 @@ export class Publisher {
     return this.chain;
   }
 
+  /**
+   * Restarts ICE on the publish connection (new local credentials, same DTLS session and
+   * tracks): the next offer carries them and the server's agent starts over with them.
+   * Resolves once the server answered.
+   */
+  restartIce() {
+    this.chain = this.chain
+      .then(async () => {
+        if (this.closed) return;
+        this.pc.restartIce();
+        await this.#negotiate();
+      })
+      .catch((err) => console.error('[hoinghi] ICE restart failed', err));
+    return this.chain;
+  }
+
   /** The server's answer was applied (or the offer was refused): the next offer may go. */
   answerDone() {
     // The resolver of the offer this answer belongs to, taken now: after a timeout the next

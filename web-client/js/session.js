@@ -36,6 +36,8 @@ const PING_EVERY_MS = 15000;
 const SILENCE_LIMIT_MS = 45000;
 // A peer connection may flap to 'disconnected' on a lossy link; only give up on it after this.
 const PC_DISCONNECTED_GRACE_MS = 15000;
+// ICE restarts of the publish connection, one at most this often while its path stays dead.
+const ICE_RESTART_GAP_MS = 5000;
 const LEAVE_TIMEOUT_MS = 2000;
 // While the server may still hold our seat (its grace is 15 s), come back quickly: 0.25 s,
 // 0.5 s, 1 s, 2 s, 2 s … (±20 %), then the usual backoff.
@@ -500,19 +502,40 @@ export class Session extends EventTarget {
       const state = pc.connectionState;
       console.info(`[hoinghi] ${kind} connection ${state}`);
       clearTimeout(graceTimer);
-      // No ICE restart in protocol v1: a dead media path is healed by re-joining.
-      if (state === 'failed') this.#mediaLost(`${kind} connection failed`);
+      // 'disconnected' heals by itself when packets pass again (the server keeps its side of
+      // the path for about 30 s): wait. A dead path is healed by an ICE restart on the publish
+      // connection, by re-joining for the subscribe one (docs/protocol.md §7).
+      if (state === 'failed') this.#mediaLost(kind, 'failed');
       else if (state === 'disconnected') {
         graceTimer = setTimeout(() => {
-          if (gen === this.mediaGen && pc.connectionState === 'disconnected') this.#mediaLost(`${kind} connection lost`);
+          if (gen === this.mediaGen && pc.connectionState === 'disconnected') this.#mediaLost(kind, 'lost');
         }, PC_DISCONNECTED_GRACE_MS);
       }
     };
     return pc;
   }
 
-  /** A peer connection is dead: re-join afresh (a resume would give us the same dead one). */
-  #mediaLost(reason) {
+  /**
+   * A peer connection's path is dead. The publish connection restarts ICE (the server answers
+   * with the same connection: same tracks, same DTLS session, nobody sees us leave); the
+   * subscribe connection cannot (the server offers it), so we re-join afresh (a resume would
+   * give us the same dead connection).
+   */
+  #mediaLost(kind, how) {
+    const reason = `${kind} connection ${how}`;
+    if (kind === 'publish' && this.state === 'joined' && this.publisher) {
+      clearTimeout(this.iceRestartTimer);
+      const wait = Math.max(0, (this.lastIceRestart ?? 0) + ICE_RESTART_GAP_MS - Date.now());
+      const publisher = this.publisher;
+      this.iceRestartTimer = setTimeout(() => {
+        const pc = this.publishPc;
+        if (publisher !== this.publisher || !pc || !['failed', 'disconnected'].includes(pc.connectionState)) return;
+        console.info(`[hoinghi] ${reason}: restarting ICE on it`);
+        this.lastIceRestart = Date.now();
+        publisher.restartIce();
+      }, wait);
+      return;
+    }
     if (this.state === 'joined' || this.state === 'connecting') this.#drop(reason);
     else this.resumeToken = null; // between sockets: the next join is a fresh one
   }
