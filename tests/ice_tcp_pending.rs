@@ -28,7 +28,8 @@ fn held_for(stream: &mut std::net::TcpStream, wait: Duration) -> bool {
     stream.set_read_timeout(Some(wait)).unwrap();
     let mut buf = [0u8; 8];
     match stream.read(&mut buf) {
-        Ok(_) => false,
+        // End of stream: closed. Bytes (never sent to a pending connection) would mean open.
+        Ok(n) => n > 0,
         Err(e) => matches!(
             e.kind(),
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
