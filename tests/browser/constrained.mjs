@@ -7,7 +7,8 @@
 // needed, as in CI; the qdisc is removed on every exit path.
 //   a. unconstrained, the point decodes the chair's camera at its top layer (720p);
 //   b. at 400 kbit/s (the chair's layers are 150 / 500 / 1,200 kbit/s) the point is moved to
-//      the 180p layer within 30 s, stays on it and keeps playing with little frozen time;
+//      the 180p layer within 30 s, then plays a layer that fits: 180p, or 360p without its top
+//      temporal layer (~300 kbit/s, a rung since issue 11), never 720p, with little frozen time;
 //   c. with the constraint lifted it climbs back to 720p.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node constrained.mjs)
@@ -95,7 +96,7 @@ async function measure(name) {
     for (let s = 0; s < phase.seconds; s++, t++) {
       await sleep(1000);
       const now = await counters(point, chair.id);
-      rows.push(row(t, i, last, now));
+      rows.push({ ...row(t, i, last, now), sincePhase: s });
       last = now;
     }
   }
@@ -134,6 +135,10 @@ function summarize(name, phases, rows) {
     freezeRatio: shaped.reduce((a, r) => a + r.frozenMs, 0) / (shaped.length * 1000),
     audioConcealedMaxMs: Math.max(...shaped.map((r) => r.audioConcealedMs)),
     audioSecondsOver100ms: shaped.filter((r) => r.audioConcealedMs > 100).length,
+    // The same from 5 s after each change of the line on: what the line gives once the server
+    // has reacted (the first seconds measure how fast it reacts to a sudden drop).
+    audioConcealedMaxSteadyMs: Math.max(0, ...shaped.filter((r) => r.sincePhase >= 5).map((r) => r.audioConcealedMs)),
+    freezeRatioSteady: ((rs) => rs.reduce((a, r) => a + r.frozenMs, 0) / (Math.max(1, rs.length) * 1000))(shaped.filter((r) => r.sincePhase >= 5)),
     audioDelayFloorMs: floor,
     audioDelayMaxMs: Math.max(...shaped.map((r) => r.audioDelayMs ?? 0)),
     pauseChanges: shaped.reduce((a, r) => a + r.pauseChanges, 0),
@@ -185,10 +190,10 @@ async function main() {
   h.step(`server UDP ${h.mediaPort} → point ${port} shaped to ${RATE}`);
   const down = await watch(point, chair.id, (v) => v.height > 0 && v.height <= 180, 30_000);
   h.check(`(b) at ${RATE} the point is moved to the 180p layer`, down.ok, `${((Date.now() - t0) / 1000).toFixed(1)} s: ${down.detail}`);
-  // Then it plays, on the layer that fits: over 20 s, frames keep coming (the layer is sent at
-  // 15 frames/s) with little frozen time, and the picture is 180p nearly all the time (a step up
-  // the link cannot carry may show 360p for a moment: stepping up is the probe). Before VP8
-  // PictureID/TL0PICIDX rewriting, Chromium froze 3.5-9.7 s in such 20 s windows.
+  // Then it plays, on a layer that fits: over 20 s, frames keep coming (180p is sent at 15
+  // frames/s, 360p without its top temporal layer at 15 too) with little frozen time, and the
+  // picture is never 720p. Before VP8 PictureID/TL0PICIDX rewriting, Chromium froze 3.5-9.7 s in
+  // such 20 s windows.
   const heights = [];
   const before = await freezeStats(point, chair.id);
   let frames = 0;
@@ -203,10 +208,10 @@ async function main() {
   }
   const after = await freezeStats(point, chair.id);
   const fps = frames / 20;
-  const low = heights.filter((x) => x <= 180).length / Math.max(1, heights.length);
+  const low = heights.filter((x) => x <= 360).length / Math.max(1, heights.length);
   const frozen = after.seconds - before.seconds;
-  h.check(`(b) at ${RATE} the point stays on 180p and keeps playing`, fps >= 10 && low >= 0.8 && frozen < 2.5,
-    `${fps.toFixed(1)} frames/s over 20 s, ${(low * 100).toFixed(0)} % of seconds at 180p (${[...new Set(heights)].join(', ')}); Chromium counted ${after.freezes - before.freezes} freezes, ${frozen.toFixed(1)} s frozen`);
+  h.check(`(b) at ${RATE} the point plays 180p or 360p and keeps playing`, fps >= 10 && low >= 0.95 && frozen < 2.5,
+    `${fps.toFixed(1)} frames/s over 20 s, ${(low * 100).toFixed(0)} % of seconds at 180p or 360p (${[...new Set(heights)].join(', ')}); Chromium counted ${after.freezes - before.freezes} freezes, ${frozen.toFixed(1)} s frozen`);
 
   unshape();
   const t1 = Date.now();
