@@ -122,6 +122,10 @@ pub enum MediaEvent {
         revision: u64,
         sdp: String,
         tracks: Vec<OfferedTrack>,
+        /// The first offer of a new subscribe connection that replaces the previous one (after
+        /// an answer that was refused or never came): the client closes its old connection and
+        /// applies this offer to a new one.
+        restart: bool,
     },
     Candidate {
         pc: PcKind,

@@ -73,6 +73,36 @@ pub struct PointConfig {
     /// and sequence, as Chromium's bandwidth probing does when RTX is not negotiated: the server
     /// must forward none of them and leave no sequence hole for them.
     pub probe_padding: usize,
+    /// Test hook: how this point mishandles its first subscribe offer (the server must recover
+    /// by restarting the subscribe connection); `None`: it answers every offer.
+    pub first_answer_fault: Option<AnswerFault>,
+}
+
+/// A subscriber's wrong handling of one subscribe offer (after applying it, as a client whose
+/// answer went wrong would have).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerFault {
+    /// An answer whose SDP is not SDP.
+    Garbage,
+    /// The real answer padded past the protocol's 48 KiB SDP limit.
+    Oversized,
+    /// No answer at all.
+    Silent,
+}
+
+impl AnswerFault {
+    /// The `subscribe_answer` SDP to send instead of `answer`, or `None` for none.
+    fn spoil(self, answer: String) -> Option<String> {
+        match self {
+            AnswerFault::Garbage => Some("v=0\r\nthis is not an answer\r\n".to_owned()),
+            AnswerFault::Oversized => {
+                let pad = "a=x-padding:".to_owned() + &"0".repeat(100) + "\r\n";
+                let lines = signaling::protocol::MAX_SDP_BYTES / pad.len() + 1;
+                Some(answer + &pad.repeat(lines))
+            }
+            AnswerFault::Silent => None,
+        }
+    }
 }
 
 impl Default for PointConfig {
@@ -93,6 +123,7 @@ impl Default for PointConfig {
             files: FileMedia::default(),
             red: false,
             probe_padding: 0,
+            first_answer_fault: None,
         }
     }
 }
@@ -132,6 +163,10 @@ pub struct PointStats {
     /// Subscribe offers received, and the size of the last one's SDP.
     pub subscribe_offers: u64,
     pub subscribe_offer_bytes: usize,
+    /// Subscribe offers that opened a new subscribe connection (`restart`).
+    pub subscribe_restarts: u64,
+    /// m-lines of the last subscribe offer (active, paused and freed ones alike).
+    pub subscribe_offer_mlines: usize,
 }
 
 /// What a publisher sent on one video layer.
@@ -274,6 +309,7 @@ impl Point {
         let mut shutdown = shutdown_rx.clone();
         tokio::spawn(async move {
             let mut subscribe: Option<Arc<dyn PeerConnection>> = None;
+            let mut fault = cfg2.first_answer_fault;
             let mut rtt_tick = tokio::time::interval(Duration::from_secs(2));
             backlog.reverse();
             loop {
@@ -319,11 +355,21 @@ impl Point {
                     Err(_) => break,
                 };
                 match msg {
-                    ServerMessage::SubscribeOffer { revision, sdp, .. } => {
+                    ServerMessage::SubscribeOffer {
+                        revision,
+                        sdp,
+                        restart,
+                        ..
+                    } => {
                         {
                             let mut s = lock(&stats2);
                             s.subscribe_offers += 1;
                             s.subscribe_offer_bytes = sdp.len();
+                            s.subscribe_restarts += u64::from(restart);
+                            s.subscribe_offer_mlines = sdp.matches("\nm=").count();
+                        }
+                        if restart && let Some(old) = subscribe.take() {
+                            let _ = old.close().await;
                         }
                         if subscribe.is_none() {
                             match build_subscriber(&cfg2, stats2.clone()).await {
@@ -347,6 +393,13 @@ impl Point {
                                 if cfg2.red {
                                     lock(&stats2).red_payload_type = peer::red_payload_type(&sdp);
                                 }
+                                let sdp = match fault.take() {
+                                    Some(f) => match f.spoil(sdp) {
+                                        Some(spoilt) => spoilt,
+                                        None => continue,
+                                    },
+                                    None => sdp,
+                                };
                                 let m = ClientMessage::SubscribeAnswer {
                                     v: PROTOCOL_VERSION,
                                     revision,
@@ -445,6 +498,8 @@ impl Point {
             padding_sent: s.padding_sent,
             subscribe_offers: s.subscribe_offers,
             subscribe_offer_bytes: s.subscribe_offer_bytes,
+            subscribe_restarts: s.subscribe_restarts,
+            subscribe_offer_mlines: s.subscribe_offer_mlines,
         }
     }
 

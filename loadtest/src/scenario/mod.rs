@@ -113,6 +113,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         files: cfg.files.clone(),
         red: cfg.red,
         probe_padding: 0,
+        first_answer_fault: None,
     };
     let rss0 = server.sample().await.rss;
 

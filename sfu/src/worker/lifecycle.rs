@@ -125,6 +125,35 @@ impl Worker {
         Ok(key)
     }
 
+    /// Replaces `participant`'s subscribe connection with a new one carrying what is routed to
+    /// it now (its paused downtracks are not carried over). The old one is dropped without a
+    /// DTLS close: the client closes its side when it gets the new connection's first offer
+    /// (marked `restart`), and a close alert racing ahead of that offer would look to it like a
+    /// failed connection.
+    pub(super) fn restart_subscribe(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&participant) else {
+            return;
+        };
+        let Some(old) = p.subscribe.take() else {
+            return;
+        };
+        p.negotiation.awaiting = None;
+        p.negotiation.needs_offer = false;
+        let receives = p.receives.clone();
+        for (_, t) in self.tracks.iter_mut() {
+            t.downtracks.retain(|d| d.conn != old);
+        }
+        self.track_by_down_ssrc.retain(|(c, _), _| *c != old);
+        self.close_tcp_of_conn(old);
+        if let Some(mut conn) = self.conns.try_remove(old) {
+            self.demux.remove(&conn.ufrag, &conn.addrs, old);
+            let _ = conn.pc.close();
+            self.metrics.connections.dec();
+        }
+        // Every routed track again, on a new connection (created by the first downtrack).
+        self.set_receives(now, participant, receives);
+    }
+
     pub(super) fn close_conn(&mut self, key: usize) {
         if self.conns.contains(key) {
             let mut conn = self.conns.remove(key);

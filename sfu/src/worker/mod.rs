@@ -62,6 +62,8 @@ enum Timer {
     Stats,
     /// Simulcast layer allocation for every subscriber (see `allocate.rs`).
     Allocate,
+    /// The answer to this subscribe offer revision is due (see `negotiate.rs`).
+    Answer(ParticipantId, u64),
 }
 
 pub(crate) struct Participant {
@@ -406,6 +408,9 @@ impl Worker {
                     self.mark_dirty(key);
                 }
                 Timer::Keyframe(track, rank) => self.keyframe_timer(now, track, rank),
+                Timer::Answer(participant, revision) => {
+                    self.answer_overdue(now, participant, revision)
+                }
                 Timer::Allocate => {
                     self.allocate_layers(now);
                     self.timers.push(Reverse((

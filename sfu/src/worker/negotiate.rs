@@ -3,14 +3,25 @@
 //! States per participant: idle, or awaiting the answer to revision N. Changes that arrive while
 //! an offer is in flight set `needs_offer` and go out in the next offer once the answer is in,
 //! so the client never sees glare on this connection.
+//!
+//! An offer is never left waiting for good: an answer that is refused (malformed, or rejected by
+//! the engine) or that does not come within [`ANSWER_TIMEOUT`] restarts the subscribe
+//! connection (see `lifecycle.rs`), whose first offer says so (`restart`). Rolling the offer
+//! back instead (`rtc` supports `set_local_description(rollback)`) is not enough: the client
+//! may have applied the offer already (an answer refused for its size was made from it), and a
+//! later offer built on the rolled-back state would not match the m-lines it holds.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
-use super::Worker;
 use super::conn::{internal, rtc_sdp_error};
+use super::{Timer, Worker};
 use crate::api::{MediaEvent, OfferedTrack, ParticipantId, PcKind, SfuError};
+
+/// How long a subscribe offer waits for its answer before the connection is restarted. A
+/// browser answers within a second even on a loaded PC; this leaves room for a slow line.
+pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Default)]
 pub(crate) struct SubscribeNegotiation {
@@ -20,6 +31,9 @@ pub(crate) struct SubscribeNegotiation {
     pub awaiting: Option<u64>,
     /// Something changed since the last offer.
     pub needs_offer: bool,
+    /// The subscribe connection is new and has not offered yet: its first offer trickles our
+    /// candidates, and tells the client to replace its connection if it had one.
+    pub fresh_conn: bool,
 }
 
 impl Worker {
@@ -99,13 +113,19 @@ impl Worker {
         p.negotiation.revision += 1;
         let revision = p.negotiation.revision;
         p.negotiation.awaiting = Some(revision);
-        let first = revision == 1;
+        let first = std::mem::take(&mut p.negotiation.fresh_conn);
+        self.timers.push(std::cmp::Reverse((
+            now + ANSWER_TIMEOUT,
+            Timer::Answer(participant, revision),
+        )));
         self.notify(
             participant,
             MediaEvent::SubscribeOffer {
                 revision,
                 sdp,
                 tracks,
+                // The very first offer opens the client's first connection: nothing to replace.
+                restart: first && revision > 1,
             },
         );
         if first {
@@ -145,11 +165,15 @@ impl Worker {
             }
             Some(_) => {}
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(rtc_sdp_error)?;
-        self.conns[key]
-            .pc
-            .set_remote_description(now, answer)
-            .map_err(rtc_sdp_error)?;
+        let applied = RTCSessionDescription::answer(sdp)
+            .and_then(|answer| self.conns[key].pc.set_remote_description(now, answer));
+        if let Err(e) = applied {
+            // The offer cannot complete any more: start over on a new connection, so the client
+            // is not left without offers (issue 10, item 4).
+            tracing::warn!(%participant, revision, "subscribe answer refused ({e}); restarting the subscribe connection");
+            self.restart_subscribe(now, participant);
+            return Err(rtc_sdp_error(e));
+        }
         if let Some(p) = self.participants.get_mut(&participant) {
             p.negotiation.awaiting = None;
         }
@@ -159,5 +183,25 @@ impl Worker {
         }
         self.mark_dirty(key);
         Ok(())
+    }
+}
+
+impl Worker {
+    /// The answer timer of `revision`: if that offer is still unanswered, the client will not
+    /// answer it (it refused it, lost it, or its answer was refused before reaching us).
+    pub(super) fn answer_overdue(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        revision: u64,
+    ) {
+        let Some(p) = self.participants.get(&participant) else {
+            return;
+        };
+        if p.negotiation.awaiting != Some(revision) {
+            return;
+        }
+        tracing::warn!(%participant, revision, "no subscribe answer in {ANSWER_TIMEOUT:?}; restarting the subscribe connection");
+        self.restart_subscribe(now, participant);
     }
 }

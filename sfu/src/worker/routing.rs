@@ -16,6 +16,13 @@ use super::track::{Bound, DownTrack};
 use crate::api::{ParticipantId, PcKind, SfuError, Subscription, TrackKind};
 use crate::forwarder::Forwarder;
 
+/// Paused downtracks a subscriber keeps negotiated, most recently paused first: resuming one is
+/// a keyframe away, with no renegotiation (the floor passing back, the chair scrolling back a
+/// little). Older ones release their m-line for the next track of the kind, so a subscribe
+/// connection carries at most what is routed now plus this many, however many tracks it was
+/// ever routed (issue 10, item 4: a chair scrolling 120 thumbnails).
+pub(crate) const MAX_PAUSED_DOWNTRACKS: usize = 8;
+
 impl Worker {
     /// Routing decision from the room: `participant` receives exactly `subscriptions`.
     pub(super) fn set_receives(
@@ -36,6 +43,7 @@ impl Worker {
             .filter(|(_, t)| t.room == room && t.publisher != participant)
             .map(|(k, _)| k)
             .collect();
+        let mut new = Vec::new();
         for k in keys {
             let t = &self.tracks[k];
             let wanted = receives
@@ -47,37 +55,68 @@ impl Worker {
                 .iter()
                 .position(|d| d.subscriber == participant)
             {
-                None => {
-                    if let Some(sub) = wanted
-                        && let Err(e) = self.add_downtrack(now, k, participant, &sub)
-                    {
-                        tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
-                    }
-                }
-                Some(i) => {
-                    let t = &mut self.tracks[k];
-                    let lowest = t.lowest_rank();
-                    let source = t.source;
-                    let is_video = t.kind == TrackKind::Video;
-                    let d = &mut t.downtracks[i];
-                    if let Some(sub) = &wanted {
-                        // A thumbnail becoming the floor holder (or back): the allocator moves
-                        // it at its next tick.
-                        (d.max_rank, d.priority) = sub.layer_policy(source);
-                    }
-                    if d.active != wanted.is_some() {
-                        d.active = wanted.is_some();
-                        // Resume on a keyframe of the lowest layer, continuing the subscriber's
-                        // numbering; the allocator steps it up from there.
-                        d.forwarder.reset_source();
-                        d.current = None;
-                        d.target = Some(lowest);
-                        if d.active && is_video {
-                            self.request_keyframe(now, k, lowest);
-                        }
-                    }
-                }
+                None => new.extend(wanted.map(|sub| (k, sub))),
+                Some(i) => self.reroute(now, k, i, wanted),
             }
+        }
+        // Free m-lines first, so the new tracks take them in this same offer.
+        self.release_paused(participant);
+        for (k, sub) in new {
+            if let Err(e) = self.add_downtrack(now, k, participant, &sub) {
+                tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
+            }
+        }
+    }
+
+    /// Applies a routing decision to the existing downtrack `i` of `track`: its layer policy,
+    /// and a pause or a resume.
+    fn reroute(&mut self, now: Instant, track: usize, i: usize, wanted: Option<Subscription>) {
+        let t = &mut self.tracks[track];
+        let lowest = t.lowest_rank();
+        let source = t.source;
+        let is_video = t.kind == TrackKind::Video;
+        let d = &mut t.downtracks[i];
+        if let Some(sub) = &wanted {
+            // A thumbnail becoming the floor holder (or back): the allocator moves it at its
+            // next tick.
+            (d.max_rank, d.priority) = sub.layer_policy(source);
+        }
+        if d.active == wanted.is_some() {
+            return;
+        }
+        d.active = wanted.is_some();
+        d.paused_at = (!d.active).then_some(now);
+        // Resume on a keyframe of the lowest layer, continuing the subscriber's numbering; the
+        // allocator steps it up from there.
+        d.forwarder.reset_source();
+        d.current = None;
+        d.target = Some(lowest);
+        if d.active && is_video {
+            self.request_keyframe(now, track, lowest);
+        }
+    }
+
+    /// Removes `subscriber`'s paused downtracks beyond the [`MAX_PAUSED_DOWNTRACKS`] most
+    /// recently paused, releasing their m-lines.
+    fn release_paused(&mut self, subscriber: ParticipantId) {
+        let mut paused: Vec<(Option<Instant>, usize)> = self
+            .tracks
+            .iter()
+            .filter_map(|(k, t)| {
+                t.downtracks
+                    .iter()
+                    .find(|d| d.subscriber == subscriber && !d.active)
+                    .map(|d| (d.paused_at, k))
+            })
+            .collect();
+        if paused.len() <= MAX_PAUSED_DOWNTRACKS {
+            return;
+        }
+        // Newest first (a pause time never set sorts last); ties, paused by one decision, by
+        // track key.
+        paused.sort_by(|a, b| b.cmp(a));
+        for (_, track) in paused.split_off(MAX_PAUSED_DOWNTRACKS) {
+            self.remove_downtrack(track, subscriber);
         }
     }
 
@@ -94,6 +133,7 @@ impl Worker {
                 let k = self.new_conn(now, subscriber, PcKind::Subscribe)?;
                 if let Some(p) = self.participants.get_mut(&subscriber) {
                     p.subscribe = Some(k);
+                    p.negotiation.fresh_conn = true;
                 }
                 k
             }
@@ -133,6 +173,7 @@ impl Worker {
             add_sendonly(&mut self.conns[sub_key].pc, media_track, stream_id)?;
         self.tracks[track].downtracks.push(DownTrack {
             active: true,
+            paused_at: None,
             subscriber,
             conn: sub_key,
             sender_id,

@@ -59,8 +59,11 @@ impl PublishedTrack {
 
 pub(crate) struct DownTrack {
     /// Paused downtracks stay negotiated but forward nothing, so routing changes that come and
-    /// go (the floor passing between points) need no renegotiation.
+    /// go (the floor passing back, the chair scrolling back) need no renegotiation; only the
+    /// few most recently paused are kept (see `routing.rs`), the others release their m-line.
     pub active: bool,
+    /// When it was last paused (while not active).
+    pub paused_at: Option<std::time::Instant>,
     pub subscriber: ParticipantId,
     pub conn: usize,
     pub sender_id: RTCRtpSenderId,

@@ -326,7 +326,6 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
     },
-
     /// SDP offer of the publish connection (first publish, or a renegotiation).
     PublishOffer {
         v: u32,
@@ -494,7 +493,6 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         resumed: bool,
     },
-
     /// Answer to `publish_offer`.
     PublishAnswer {
         v: u32,
@@ -508,6 +506,11 @@ pub enum ServerMessage {
         sdp: String,
         /// What each m-line carries.
         tracks: Vec<TrackInfo>,
+        /// This offer opens a new subscribe connection: close the previous one and apply the
+        /// offer to a new `RTCPeerConnection` (sent after an answer that was refused or never
+        /// came; omitted when false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        restart: bool,
     },
     /// A trickled ICE candidate of the server's side of `pc`.
     Candidate {

@@ -78,9 +78,12 @@ fn server_messages_round_trip() {
             kind: MediaKind::Video,
             source: Source::Screen,
         }],
+        restart: false,
     };
     let text = m.to_json();
     assert!(text.contains("\"type\":\"subscribe_offer\""));
+    // Left out when false, so clients written before it see no change.
+    assert!(!text.contains("restart"), "{text}");
     assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
     let e = ServerMessage::error(ErrorCode::BadToken, "x", None);
     assert!(e.to_json().contains("\"fatal\":true"));

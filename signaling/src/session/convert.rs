@@ -15,10 +15,12 @@ pub(super) fn media_message(event: MediaEvent) -> ServerMessage {
             revision,
             sdp,
             tracks,
+            restart,
         } => ServerMessage::SubscribeOffer {
             v,
             revision,
             sdp,
+            restart,
             tracks: tracks
                 .into_iter()
                 .map(|t| TrackInfo {
