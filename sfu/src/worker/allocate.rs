@@ -23,12 +23,12 @@ const STEP_UP_TRIAL: Duration = Duration::from_secs(4);
 const INITIAL_BACKOFF: Duration = Duration::from_secs(8);
 const MAX_BACKOFF: Duration = Duration::from_secs(120);
 const CALM_RESETS_BACKOFF: Duration = Duration::from_secs(60);
-/// An estimate this many times the one a step failed at, with no back-off for [`SETTLE`] × 2,
-/// is a link that changed (a line back from a dip): the step back-off is forgotten. Measured
-/// before this: Chromium behind a line back from 150 kbit/s to 2 Mbit/s sat 13 s on its lowest
-/// layer with an estimate of 9 Mbit/s, blocked by the back-off its failed steps in the dip had
-/// doubled to two minutes.
-const RECOVERED: f64 = 3.0;
+/// Wait after a temporal layer given back brought congestion: dropping it again was immediate
+/// and cheap, so it neither doubles [`INITIAL_BACKOFF`] nor waits as long. Measured with the
+/// shared back-off: a line back from a 150 kbit/s dip sat 13 s on its lowest layer with an
+/// estimate of 9 Mbit/s, blocked by a back-off its temporal retries in the dip had doubled to
+/// two minutes.
+const TEMPORAL_RETRY: Duration = Duration::from_secs(4);
 /// Feedback seen for this long before the first step up: the estimate needs a few reports.
 const SETTLE: Duration = Duration::from_secs(1);
 /// A connected subscriber that sent no transport-wide feedback for this long does not do
@@ -49,8 +49,8 @@ pub(crate) struct LinkAllocation {
     backoff: Option<Duration>,
     first_feedback: Option<Instant>,
     connected_without_feedback: Option<Instant>,
-    /// The estimate right after the last failed step.
-    refused_at: Option<f64>,
+    /// When a temporal layer was last given back (see `temporal.rs`).
+    last_temporal_raise: Option<Instant>,
     /// (reported, missing) of the estimator at the last stats pass.
     pub loss_seen: (u64, u64),
     /// (requested, refused) of the NACK gate at the last stats pass.
@@ -60,16 +60,21 @@ pub(crate) struct LinkAllocation {
 }
 
 impl LinkAllocation {
-    /// Lifts the step back-off of a link whose estimate grew to [`RECOVERED`] times the one its
-    /// last step failed at, with no back-off since for a while.
-    fn forget_backoff_if_recovered(&mut self, now: Instant, estimate: f64) {
-        let calm = self
-            .last_decrease
-            .is_none_or(|at| now.saturating_duration_since(at) >= SETTLE * 2);
-        if calm && self.refused_at.is_some_and(|r| estimate >= r * RECOVERED) {
-            self.refused_at = None;
-            self.backoff = None;
-            self.blocked_until = None;
+    /// How long stepping up waits after the estimate backed off at `now`: a simulcast step up
+    /// just before is blamed (the back-off doubles), a temporal layer given back just before
+    /// waits [`TEMPORAL_RETRY`], anything else a moment to settle.
+    fn wait_after_back_off(&mut self, now: Instant) -> Duration {
+        let just = |at: Option<Instant>| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL)
+        };
+        if just(self.last_step_up) {
+            let b = self.backoff.unwrap_or(INITIAL_BACKOFF);
+            self.backoff = Some((b * 2).min(MAX_BACKOFF));
+            b
+        } else if just(self.last_temporal_raise) {
+            TEMPORAL_RETRY
+        } else {
+            SETTLE * 2
         }
     }
 }
@@ -134,25 +139,12 @@ impl Worker {
                     };
                     a.hold = Some(hold);
                     a.congested_until = Some(now + hold);
-                    let failed_step = a
-                        .last_step_up
-                        .is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL);
-                    let wait = if failed_step {
-                        let b = a.backoff.unwrap_or(INITIAL_BACKOFF);
-                        a.backoff = Some((b * 2).min(MAX_BACKOFF));
-                        a.refused_at = Some(s.target_bps);
-                        b
-                    } else {
-                        SETTLE * 2
-                    };
-                    a.blocked_until = Some(now + wait);
+                    a.blocked_until = Some(now + a.wait_after_back_off(now));
                 } else if a
                     .last_decrease
                     .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
                 {
                     a.backoff = None;
-                } else {
-                    a.forget_backoff_if_recovered(now, s.target_bps);
                 }
                 Some(s.target_bps)
             }
@@ -247,13 +239,14 @@ impl Worker {
         );
         let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();
         let mut stepped_up = false;
+        let mut temporal_raised = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
         for ((&(t, i), choice), cap) in video.iter().zip(chosen).zip(caps) {
             let (publisher, source) = (self.tracks[t].publisher, self.tracks[t].source);
             let d = &mut self.tracks[t].downtracks[i];
-            // A temporal layer back counts as a step up: congestion right after blames it.
+            // A temporal layer given back: congestion right after blames it (briefly).
             if cap.unwrap_or(u8::MAX) > d.temporal.target().unwrap_or(u8::MAX) {
-                stepped_up = true;
+                temporal_raised = true;
             }
             d.temporal.set_target(cap);
             if choice.is_none() {
@@ -288,6 +281,9 @@ impl Worker {
             if stepped_up {
                 c.allocation.last_step_up = Some(now);
             }
+            if temporal_raised {
+                c.allocation.last_temporal_raise = Some(now);
+            }
             if c.allocation.paused_told != paused {
                 tell = Some(c.participant);
                 c.allocation.paused_told = paused.clone();
@@ -308,27 +304,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_back_from_a_dip_forgets_the_back_off_of_its_failed_steps() {
+    fn a_failed_temporal_retry_waits_briefly_and_a_failed_step_doubles() {
         let t0 = Instant::now();
+        let secs = |n| t0 + Duration::from_secs(n);
+        // A temporal layer given back, congestion 1 s later: a short wait, nothing doubled.
         let mut a = LinkAllocation {
-            last_decrease: Some(t0),
-            refused_at: Some(150e3),
-            backoff: Some(MAX_BACKOFF),
-            blocked_until: Some(t0 + MAX_BACKOFF),
+            last_temporal_raise: Some(t0),
             ..Default::default()
         };
-        // Growing, but not yet three times: still blocked.
-        a.forget_backoff_if_recovered(t0 + Duration::from_secs(5), 400e3);
-        assert_eq!(a.blocked_until, Some(t0 + MAX_BACKOFF));
-        // Three times, but right after a back-off: still blocked.
-        a.last_decrease = Some(t0 + Duration::from_secs(5));
-        a.forget_backoff_if_recovered(t0 + Duration::from_secs(6), 500e3);
-        assert_eq!(a.backoff, Some(MAX_BACKOFF));
-        // Three times and calm: the line changed.
-        a.forget_backoff_if_recovered(t0 + Duration::from_secs(8), 500e3);
-        assert_eq!(
-            (a.blocked_until, a.backoff, a.refused_at),
-            (None, None, None)
-        );
+        assert_eq!(a.wait_after_back_off(secs(1)), TEMPORAL_RETRY);
+        a.last_temporal_raise = Some(secs(10));
+        assert_eq!(a.wait_after_back_off(secs(11)), TEMPORAL_RETRY);
+        assert_eq!(a.backoff, None);
+        // A simulcast step up, congestion 1 s later: 8 s, then 16 s.
+        a.last_step_up = Some(secs(20));
+        assert_eq!(a.wait_after_back_off(secs(21)), INITIAL_BACKOFF);
+        a.last_step_up = Some(secs(40));
+        assert_eq!(a.wait_after_back_off(secs(41)), INITIAL_BACKOFF * 2);
+        // Congestion long after either: a moment to settle.
+        assert_eq!(a.wait_after_back_off(secs(60)), SETTLE * 2);
     }
 }
