@@ -49,6 +49,7 @@ pub mod queue_delay;
 pub mod read_hook;
 pub mod red;
 pub mod rtt;
+mod sdp_text;
 pub mod temporal;
 pub mod udp;
 pub mod vp8;

@@ -34,6 +34,8 @@ impl Worker {
         participant: ParticipantId,
         sdp: String,
     ) -> Result<String, SfuError> {
+        // Refused before a connection is built for it (see `sdp_text`).
+        crate::sdp_text::check(&sdp)?;
         let existing = self
             .participants
             .get(&participant)

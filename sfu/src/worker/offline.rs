@@ -24,6 +24,7 @@ thread_local! {
 /// Answers `offer` as a publish connection would, then adds each of `candidates` (the
 /// `candidate:` lines a client trickles). Returns our answer's SDP.
 pub fn answer_publish_offer(offer: &str, candidates: &[&str]) -> Result<String, SfuError> {
+    crate::sdp_text::check(offer)?;
     FACTORY.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
