@@ -12,9 +12,47 @@ use sfu::packet::{DatagramKind, classify, stun_local_ufrag};
 /// What separates the offer from the trickled candidate lines in an input.
 const CANDIDATES: &str = "\n--candidates--\n";
 
+/// The ICE credentials `answer_publish_offer` gives its connection.
+const UFRAG: &str = "fuzzw0n1";
+const PWD: &str = "00000000000000000000000000000007";
+
+/// What an answer of ours may carry: `a=` attributes `rtc` writes for a publish connection.
+/// Anything else (a second `a=ice-ufrag` is caught by the counts) came from the offer.
+const OUR_ATTRIBUTES: &[&str] = &[
+    "group",
+    "extmap-allow-mixed",
+    "msid-semantic",
+    "ice-lite",
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "fingerprint",
+    "setup",
+    "mid",
+    "extmap",
+    "sendrecv",
+    "sendonly",
+    "recvonly",
+    "inactive",
+    "rtcp",
+    "rtcp-mux",
+    "rtcp-rsize",
+    "rtpmap",
+    "fmtp",
+    "rtcp-fb",
+    "rid",
+    "simulcast",
+    "ssrc",
+    "ssrc-group",
+    "msid",
+    "candidate",
+    "end-of-candidates",
+];
+
 /// A publish offer (as `publish_offer` carries it, at most its 48 KiB), then optionally trickled
 /// candidates, one per line. An answer, when there is one, is ours: it carries our ICE
-/// credentials and DTLS role, never more m-lines than the offer, and stays small.
+/// credentials and DTLS fingerprint and nobody else's, never more m-lines than the offer, no line
+/// the offer smuggled in, and stays small.
 pub fn sdp_offer(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -27,25 +65,87 @@ pub fn sdp_offer(data: &[u8]) {
     let Ok(answer) = sfu::fuzzing::answer_publish_offer(offer, &candidates) else {
         return;
     };
-    assert!(answer.starts_with("v=0\r\n"), "{answer}");
-    assert!(answer.contains("a=ice-lite"), "{answer}");
-    let m_lines = |s: &str| s.lines().filter(|l| l.starts_with("m=")).count();
-    assert!(m_lines(&answer) <= m_lines(offer), "{answer}");
-    // Every media section carries our credentials, none the client's (counted as lines: the
-    // offer's `a=mid` value, echoed, may itself read "a=ice-ufrag:...").
-    let sections = m_lines(&answer);
-    let ufrags: Vec<&str> = answer
-        .lines()
-        .filter_map(|l| l.strip_prefix("a=ice-ufrag:"))
-        .collect();
-    assert_eq!(ufrags.len(), sections, "{answer}");
-    assert!(ufrags.iter().all(|u| *u == "fuzzw0n1"), "{answer}");
+    check_answer(offer, &answer);
+}
+
+/// The lines a lenient reader sees: a browser or a middlebox may split on CR or on LF alone.
+fn sdp_lines(sdp: &str) -> impl Iterator<Item = &str> {
+    sdp.split(['\r', '\n']).filter(|l| !l.is_empty())
+}
+
+fn check_answer(offer: &str, answer: &str) {
     assert!(
         answer.len() <= 16 * 1024 + 2 * offer.len(),
         "answer of {} bytes to an offer of {}",
         answer.len(),
         offer.len()
     );
+    // Every line ends in CRLF and none carries CR, LF or NUL inside (an offer's value echoed
+    // with its control characters would read as extra lines to a lenient reader).
+    let body = answer
+        .strip_suffix("\r\n")
+        .unwrap_or_else(|| panic!("{answer:?}"));
+    for line in body.split("\r\n") {
+        assert!(
+            !line.contains(['\r', '\n', '\0']),
+            "line {line:?} in {answer:?}"
+        );
+    }
+    assert!(answer.starts_with("v=0\r\n"), "{answer:?}");
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in sdp_lines(answer) {
+        let (kind, value) = line
+            .split_at_checked(2)
+            .unwrap_or_else(|| panic!("{line:?}"));
+        match kind {
+            "m=" => sections.push(vec![line]),
+            "a=" => {
+                let name = value.split_once(':').map_or(value, |(n, _)| n);
+                assert!(OUR_ATTRIBUTES.contains(&name), "a={name} in {answer:?}");
+                sections.last_mut().expect("a section").push(line);
+            }
+            "v=" | "o=" | "s=" | "t=" | "c=" => sections.last_mut().expect("a section").push(line),
+            _ => panic!("line {line:?} in {answer:?}"),
+        }
+    }
+    let session = &sections[0];
+    assert!(session.contains(&"a=ice-lite"), "{answer:?}");
+    let m_lines = |s: &str| sdp_lines(s).filter(|l| l.starts_with("m=")).count();
+    assert!(sections.len() - 1 <= m_lines(offer), "{answer:?}");
+    let values = |lines: &[&'_ str], name: &str| -> Vec<String> {
+        let prefix = format!("a={name}:");
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+            .collect()
+    };
+    // One DTLS certificate: every fingerprint line is the same, at most one per section.
+    let fingerprints = values(&sdp_lines(answer).collect::<Vec<_>>(), "fingerprint");
+    assert!(fingerprints.windows(2).all(|w| w[0] == w[1]), "{answer:?}");
+    for section in &sections {
+        let accepted = section
+            .first()
+            .and_then(|m| m.split(' ').nth(1))
+            .is_some_and(|port| port != "0");
+        let ufrags = values(section, "ice-ufrag");
+        let pwds = values(section, "ice-pwd");
+        assert!(values(section, "fingerprint").len() <= 1, "{answer:?}");
+        if accepted {
+            // An accepted (port != 0) media section carries our credentials and no other.
+            assert_eq!(ufrags, [UFRAG], "{answer:?}");
+            assert_eq!(pwds, [PWD], "{answer:?}");
+        } else {
+            // The session part and a rejected section may go without; never with another's.
+            assert!(
+                ufrags.len() <= 1 && ufrags.iter().all(|u| u == UFRAG),
+                "{answer:?}"
+            );
+            assert!(
+                pwds.len() <= 1 && pwds.iter().all(|p| p == PWD),
+                "{answer:?}"
+            );
+        }
+    }
 }
 
 /// The shared UDP port: STUN USERNAME extraction stays inside the message, a ufrag names its
