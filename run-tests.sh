@@ -48,6 +48,9 @@ fi
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "vendored crates = their crates.io release + vendor/patches/*.diff"
+vendor/check-patches.sh
+
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
@@ -60,6 +63,10 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace
 fi
+
+# Not workspace members (patched in through [patch.crates-io]), so --workspace leaves them out.
+step "vendored crates' own unit tests (rtc, rtc-ice)"
+cargo test -p rtc -p rtc-ice --lib
 
 # Uses target/debug/hoinghi, built above.
 if [ -f tests/browser/run.mjs ]; then

@@ -10,6 +10,9 @@
 //! two must not agree — see [`Credentials`] and [`Agent::set_role`].
 #[cfg(test)]
 mod agent_test;
+// hoinghi patch: the tests of following a re-nomination.
+#[cfg(test)]
+mod renomination_test;
 
 /// Configuration for a new [`Agent`]: servers, timeouts and role.
 pub mod agent_config;
