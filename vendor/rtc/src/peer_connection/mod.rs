@@ -2477,6 +2477,10 @@ impl RTCPeerConnection {
     }
 }
 
+// hoinghi patch: the test of keeping learnt simulcast SSRCs across a renegotiation.
+#[cfg(test)]
+mod keep_rid_ssrcs_test;
+
 #[cfg(test)]
 mod tests {
     use super::*;
