@@ -1,6 +1,6 @@
 //! Issue 10, item 4: a subscriber's connection carries m-lines for what is routed to it now, not
-//! for every track ever routed. The chair watches one point leave and join again 100 times
-//! (each time a new participant with a new camera and microphone); the chair's subscribe offer
+//! for every track ever routed. The chair watches one point leave and join again 30 times in CI,
+//! 100 with `SUBSCRIBE_VISITS=100` (each time a new participant with a new camera and microphone); the chair's subscribe offer
 //! stays the size it had with the point's first visit, and the chair still receives the point.
 //! Before: every visit added two m-lines, and after about 46 visits the chair's answer passed
 //! the 48 KiB SDP limit and the chair received nothing more.
@@ -12,7 +12,15 @@ use std::time::Duration;
 use common::{TestServer, eventually};
 use loadtest::point::{Point, PointConfig};
 
-const VISITS: usize = 100;
+/// Visits in CI: each costs a join with ICE and DTLS (seconds on a loaded 2-core machine), and the
+/// offer grew at the second visit before the fix. `SUBSCRIBE_VISITS=100` runs the issue's 100.
+fn visits() -> usize {
+    std::env::var("SUBSCRIBE_VISITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 2)
+        .unwrap_or(30)
+}
 
 fn config(server: &TestServer, token: &str, publish: bool) -> PointConfig {
     PointConfig {
@@ -37,13 +45,14 @@ fn packets_from(at: &Point, from: &Point, kind: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_point_rejoining_a_hundred_times_leaves_the_chairs_sdp_bounded() {
+async fn a_point_rejoining_again_and_again_leaves_the_chairs_sdp_bounded() {
     let server = common::start(1).await;
     let chair = Point::join(config(&server, "chair", false))
         .await
         .expect("chair joins");
     let mut first_size = None;
-    for visit in 1..=VISITS {
+    let last = visits();
+    for visit in 1..=last {
         let offers = chair.snapshot().subscribe_offers;
         let a = Point::join(config(&server, "point-a", true))
             .await
@@ -54,7 +63,7 @@ async fn a_point_rejoining_a_hundred_times_leaves_the_chairs_sdp_bounded() {
         })
         .await;
         assert!(offered, "visit {visit}: a's tracks never reached the chair");
-        if visit == 1 || visit == VISITS {
+        if visit == 1 || visit == last {
             // The chair answered and receives a.
             let receiving = eventually(Duration::from_secs(30), || {
                 packets_from(&chair, &a, "video") > 20
@@ -72,7 +81,7 @@ async fn a_point_rejoining_a_hundred_times_leaves_the_chairs_sdp_bounded() {
             size <= first + 512,
             "visit {visit}: the chair's offer grew from {first} to {size} bytes"
         );
-        if visit == VISITS {
+        if visit == last {
             break;
         }
         a.leave();
