@@ -77,15 +77,19 @@ impl FrameReader {
 
 /// Bytes queued for one TCP connection, written as the socket accepts them. Bounded twice: in
 /// bytes (a peer that stops reading), and in time: frames that waited longer than the caller
-/// allows are dropped from the head, so a line slower than what we send costs loss (which NACK
-/// and the estimate handle) rather than seconds of delay for audio and video alike.
+/// allows are dropped, so a line slower than what we send costs loss (which NACK and the
+/// estimate handle) rather than seconds of delay for audio and video alike.
+///
+/// Small frames go first ([`push_urgent`](Self::push_urgent)): audio, RTCP and ICE checks
+/// never wait behind queued video (issue 11). They are queued after the frame being written
+/// (never inside it: the stream would lose its framing) and after the small frames before them.
 #[derive(Debug)]
 pub struct FrameWriter {
     buf: BytesMut,
     cap: usize,
-    /// Per queued frame: when it was queued and its length with header; the first may be
-    /// partly written already (`written` bytes of it).
-    frames: std::collections::VecDeque<(std::time::Instant, usize)>,
+    /// Per queued frame, in stream order: when it was queued, its length with header, and
+    /// whether it went in the urgent lane. The first may be partly written (`written` bytes).
+    frames: std::collections::VecDeque<(std::time::Instant, usize, bool)>,
     written: usize,
 }
 
@@ -99,33 +103,69 @@ impl FrameWriter {
         }
     }
 
-    /// Queues `payload` as one frame. Returns false (and queues nothing) when it does not fit
-    /// in what is left of the cap, or is not a valid frame.
+    fn fits(&self, payload: &[u8]) -> bool {
+        !payload.is_empty()
+            && payload.len() <= usize::from(u16::MAX)
+            && self.buf.len() + 2 + payload.len() <= self.cap
+    }
+
+    /// Queues `payload` as one frame at the back. Returns false (and queues nothing) when it
+    /// does not fit in what is left of the cap, or is not a valid frame.
     pub fn push(&mut self, now: std::time::Instant, payload: &[u8]) -> bool {
-        if payload.is_empty()
-            || payload.len() > usize::from(u16::MAX)
-            || self.buf.len() + 2 + payload.len() > self.cap
-        {
+        if !self.fits(payload) {
             return false;
         }
         self.buf.put_u16(payload.len() as u16);
         self.buf.extend_from_slice(payload);
-        self.frames.push_back((now, 2 + payload.len()));
+        self.frames.push_back((now, 2 + payload.len(), false));
         true
     }
 
-    /// Drops whole frames at the head queued before `before` (never one partly written: the
-    /// stream would lose its framing). Returns how many.
-    pub fn drop_queued_before(&mut self, before: std::time::Instant) -> usize {
-        let mut dropped = 0;
-        while self.written == 0
-            && let Some(&(at, len)) = self.frames.front()
-            && at < before
-        {
-            self.buf.advance(len);
-            self.frames.pop_front();
-            dropped += 1;
+    /// Queues `payload` ahead of every frame queued with [`push`](Self::push) that has not
+    /// started going out. Same bounds as `push`.
+    pub fn push_urgent(&mut self, now: std::time::Instant, payload: &[u8]) -> bool {
+        if !self.fits(payload) {
+            return false;
         }
+        // After the frame being written, then after the urgent frames already waiting.
+        let mut index = usize::from(self.written > 0);
+        let mut offset = self.frames.front().map_or(0, |f| f.1) * index - self.written;
+        while let Some(&(_, len, true)) = self.frames.get(index) {
+            offset += len;
+            index += 1;
+        }
+        let tail = self.buf.split_off(offset);
+        self.buf.put_u16(payload.len() as u16);
+        self.buf.extend_from_slice(payload);
+        self.buf.unsplit(tail);
+        self.frames.insert(index, (now, 2 + payload.len(), true));
+        true
+    }
+
+    /// Drops the whole frames queued before `before`, wherever they are in the queue, except
+    /// one partly written (the stream would lose its framing). Returns how many.
+    pub fn drop_queued_before(&mut self, before: std::time::Instant) -> usize {
+        let skip = usize::from(self.written > 0);
+        let stale = |f: &(std::time::Instant, usize, bool)| f.0 < before;
+        if !self.frames.iter().skip(skip).any(stale) {
+            return 0;
+        }
+        let mut kept = BytesMut::with_capacity(self.buf.len());
+        let mut frames = std::collections::VecDeque::with_capacity(self.frames.len());
+        let mut at = 0;
+        let mut dropped = 0;
+        for (i, f) in self.frames.iter().enumerate() {
+            let len = if i == 0 { f.1 - self.written } else { f.1 };
+            if i < skip || !stale(f) {
+                kept.extend_from_slice(&self.buf[at..at + len]);
+                frames.push_back(*f);
+            } else {
+                dropped += 1;
+            }
+            at += len;
+        }
+        self.buf = kept;
+        self.frames = frames;
         dropped
     }
 
@@ -143,7 +183,7 @@ impl FrameWriter {
         let n = n.min(self.buf.len());
         self.buf.advance(n);
         let mut left = self.written + n;
-        while let Some(&(_, len)) = self.frames.front() {
+        while let Some(&(_, len, _)) = self.frames.front() {
             if left < len {
                 break;
             }
@@ -184,6 +224,68 @@ mod tests {
             assert_eq!(got, vec![a.clone(), b.clone(), c.clone()], "chunk {chunk}");
             assert_eq!(r.buffered(), 0);
         }
+    }
+
+    fn parse_all(stream: &[u8]) -> Vec<Vec<u8>> {
+        let mut r = FrameReader::default();
+        r.extend(stream);
+        let mut got = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            got.push(f.to_vec());
+        }
+        assert_eq!(r.buffered(), 0);
+        got
+    }
+
+    #[test]
+    fn small_frames_go_ahead_of_queued_video_but_never_into_a_frame_being_written() {
+        let t0 = std::time::Instant::now();
+        let mut w = FrameWriter::new(1 << 20);
+        let video = |n: u8| vec![n; 1200];
+        let mut out = Vec::new();
+        assert!(w.push(t0, &video(1)));
+        assert!(w.push(t0, &video(2)));
+        // The socket took half of the first video frame.
+        out.extend_from_slice(&w.pending()[..600]);
+        w.consume(600);
+        // Two audio packets: after the half-written frame, before the second, in their order.
+        assert!(w.push_urgent(t0, &[7; 200]));
+        assert!(w.push_urgent(t0, &[8; 200]));
+        assert!(w.push(t0, &video(3)));
+        assert!(w.push_urgent(t0, &[9; 200]));
+        out.extend_from_slice(w.pending());
+        w.consume(w.pending().len());
+        assert!(w.is_empty());
+        let got = parse_all(&out);
+        let firsts: Vec<u8> = got.iter().map(|f| f[0]).collect();
+        assert_eq!(firsts, vec![1, 7, 8, 9, 2, 3]);
+        assert_eq!(got[0].len(), 1200, "the frame being written stayed whole");
+        // Nothing partly written: an urgent frame goes first of all.
+        assert!(w.push(t0, &video(4)));
+        assert!(w.push_urgent(t0, &[5; 100]));
+        let firsts: Vec<u8> = parse_all(w.pending()).iter().map(|f| f[0]).collect();
+        assert_eq!(firsts, vec![5, 4]);
+    }
+
+    #[test]
+    fn old_video_behind_young_audio_is_still_dropped() {
+        let t0 = std::time::Instant::now();
+        let later = t0 + std::time::Duration::from_millis(400);
+        let mut w = FrameWriter::new(1 << 20);
+        assert!(w.push(t0, &[1; 1200]));
+        assert!(w.push(t0, &[2; 1200]));
+        w.consume(10);
+        assert!(w.push_urgent(later, &[7; 200]));
+        assert!(w.push(later, &[3; 1200]));
+        // The frame being written stays; the old second one goes although audio is ahead of it.
+        assert_eq!(w.drop_queued_before(later), 1);
+        let mut stream = vec![0u8; 0];
+        stream.extend_from_slice(&[0x04, 0xB0]);
+        stream.extend_from_slice(&[1; 10 - 2]);
+        stream.extend_from_slice(w.pending());
+        let firsts: Vec<u8> = parse_all(&stream).iter().map(|f| f[0]).collect();
+        assert_eq!(firsts, vec![1, 7, 3]);
+        assert_eq!(w.drop_queued_before(later), 0);
     }
 
     #[test]
@@ -231,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_that_waited_too_long_are_dropped_from_the_head_whole() {
+    fn frames_that_waited_too_long_are_dropped_whole() {
         use std::time::Duration;
         let t0 = std::time::Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -241,12 +343,12 @@ mod tests {
         assert!(w.push(ms(20), &[3; 4]));
         // Nothing queued before 0 ms.
         assert_eq!(w.drop_queued_before(ms(0)), 0);
-        // The first is partly written: it stays, and so does everything behind it.
-        w.consume(3);
-        assert_eq!(w.drop_queued_before(ms(15)), 0);
-        // Once it is out, the next one that is too old goes.
+        // The first is partly written: it stays; the one behind it, too old, goes.
         w.consume(3);
         assert_eq!(w.drop_queued_before(ms(15)), 1);
+        assert_eq!(w.pending(), &[1, 1, 1, 0, 4, 3, 3, 3, 3]);
+        w.consume(3);
+        assert_eq!(w.drop_queued_before(ms(15)), 0);
         assert_eq!(w.pending(), &[0, 4, 3, 3, 3, 3]);
         // Writing a frame exactly to its end, then dropping the rest.
         w.consume(6);

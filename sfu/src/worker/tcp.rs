@@ -36,6 +36,10 @@ const MAX_QUEUE_DELAY: std::time::Duration = std::time::Duration::from_millis(30
 /// where it can be dropped, instead of in the socket buffer. The socket reports writable again
 /// below this (TCP_NOTSENT_LOWAT), so it is topped up as the line drains.
 pub(crate) const KERNEL_UNSENT: usize = 8 << 10;
+/// Packets up to this size go ahead of queued video on an ICE-TCP connection: Opus with
+/// SRTP (RED included) is 100-400 bytes, RTCP and STUN less; a video packet is near the MTU
+/// (the odd small one, a frame's tail, is promoted harmlessly).
+const URGENT_MAX: usize = 500;
 /// Bytes read from one TCP connection per pass before the others get their turn.
 const READ_PER_PASS: usize = 64 << 10;
 
@@ -236,7 +240,14 @@ impl Worker {
             self.metrics.send_dropped += 1;
             return;
         }
-        if !l.writer.push(Instant::now(), &packet) {
+        // Audio, RTCP and ICE checks are small; video packets are near the MTU. The small ones
+        // never wait behind queued video (issue 11: audio first in every queue we keep).
+        let queued = if packet.len() <= URGENT_MAX {
+            l.writer.push_urgent(Instant::now(), &packet)
+        } else {
+            l.writer.push(Instant::now(), &packet)
+        };
+        if !queued {
             self.metrics.tcp_dropped += 1;
             return;
         }
