@@ -9,8 +9,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually};
-use loadtest::point::{Point, PointConfig};
+use common::{eventually, packets_from, small_point};
+use loadtest::point::Point;
 
 /// Visits in CI: each costs a join with ICE and DTLS (seconds on a loaded 2-core machine), and the
 /// offer grew at the second visit before the fix. `SUBSCRIBE_VISITS=100` runs the 100.
@@ -22,39 +22,17 @@ fn visits() -> usize {
         .unwrap_or(30)
 }
 
-fn config(server: &TestServer, token: &str, publish: bool) -> PointConfig {
-    PointConfig {
-        ws_url: server.ws_url(),
-        token: token.into(),
-        publish,
-        bind_ip: [127, 0, 0, 1].into(),
-        video_fps: 10,
-        video_frame_bytes: 300,
-        periodic_keyframes: None,
-        ..Default::default()
-    }
-}
-
-fn packets_from(at: &Point, from: &Point, kind: &str) -> u64 {
-    at.snapshot()
-        .streams
-        .values()
-        .filter(|st| st.stream_id == from.participant && st.kind.as_deref() == Some(kind))
-        .map(|st| st.packets)
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_point_rejoining_again_and_again_leaves_the_chairs_sdp_bounded() {
     let server = common::start(1).await;
-    let chair = Point::join(config(&server, "chair", false))
+    let chair = Point::join(small_point(&server, "chair", false))
         .await
         .expect("chair joins");
     let mut first_size = None;
     let last = visits();
     for visit in 1..=last {
         let offers = chair.snapshot().subscribe_offers;
-        let a = Point::join(config(&server, "point-a", true))
+        let a = Point::join(small_point(&server, "point-a", true))
             .await
             .unwrap_or_else(|e| panic!("visit {visit}: a joins: {e}"));
         // a's camera and microphone are published and offered to the chair.

@@ -8,40 +8,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually};
+use common::{eventually, packets_from, small_point};
 use loadtest::point::{AnswerFault, Point, PointConfig};
-
-fn config(server: &TestServer, token: &str, publish: bool) -> PointConfig {
-    PointConfig {
-        ws_url: server.ws_url(),
-        token: token.into(),
-        publish,
-        bind_ip: [127, 0, 0, 1].into(),
-        video_fps: 10,
-        video_frame_bytes: 300,
-        periodic_keyframes: None,
-        ..Default::default()
-    }
-}
-
-fn packets_from(at: &Point, from: &Point, kind: &str) -> u64 {
-    at.snapshot()
-        .streams
-        .values()
-        .filter(|st| st.stream_id == from.participant && st.kind.as_deref() == Some(kind))
-        .map(|st| st.packets)
-        .sum()
-}
 
 async fn the_chair_recovers_from(fault: AnswerFault) {
     let server = common::start(1).await;
     let chair = Point::join(PointConfig {
         first_answer_fault: Some(fault),
-        ..config(&server, "chair", false)
+        ..small_point(&server, "chair", false)
     })
     .await
     .expect("chair joins");
-    let a = Point::join(config(&server, "point-a", true))
+    let a = Point::join(small_point(&server, "point-a", true))
         .await
         .expect("a joins");
     // The answer timeout is 15 s; a loaded machine gets generous room beyond it.

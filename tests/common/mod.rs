@@ -39,3 +39,32 @@ pub fn hoinghi() -> Command {
     }
     cmd
 }
+
+/// A point with a tiny camera (10 frames/s of 300 bytes, no periodic keyframes): cheap enough
+/// for tests that join many times.
+pub fn small_point(
+    server: &TestServer,
+    token: &str,
+    publish: bool,
+) -> loadtest::point::PointConfig {
+    loadtest::point::PointConfig {
+        ws_url: server.ws_url(),
+        token: token.into(),
+        publish,
+        bind_ip: [127, 0, 0, 1].into(),
+        video_fps: 10,
+        video_frame_bytes: 300,
+        periodic_keyframes: None,
+        ..Default::default()
+    }
+}
+
+/// Packets of `kind` that `at` received from `from`.
+pub fn packets_from(at: &loadtest::point::Point, from: &loadtest::point::Point, kind: &str) -> u64 {
+    at.snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from.participant && st.kind.as_deref() == Some(kind))
+        .map(|st| st.packets)
+        .sum()
+}
