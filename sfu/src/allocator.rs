@@ -12,8 +12,9 @@
 //!    video whose lowest layer no longer fits is paused (audio-only for that track);
 //! 3. whatever is already above its lowest layer keeps as much as still fits in the estimate;
 //! 4. then at most one step up, one layer, for the first video in priority order whose next
-//!    layer fits with headroom. Stepping up is our probe (no padding probes yet), so it is slow
-//!    and the worker backs off after a step that brought congestion.
+//!    layer fits with headroom. The estimate grows by itself only to 1.5 times what the link
+//!    delivered (`bwe.rs`); a step beyond that is first proved by a padding probe (`probe.rs`),
+//!    and the worker still backs off after a step that brought congestion.
 //!
 //! A video paused for its link comes back only as its [`Floor`] allows (hysteresis in time and
 //! rate, see `floor_gate.rs`), so a dip pauses it once instead of blinking.

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
@@ -29,6 +29,20 @@ pub const INITIAL_BPS: f64 = 1_000_000.0;
 /// Below the lowest simulcast layer plus audio, so the estimate can say "video does not fit".
 pub const MIN_BPS: f64 = 30_000.0;
 pub const MAX_BPS: f64 = 50_000_000.0;
+/// The estimate grows by itself only up to this multiple of what the link delivered lately
+/// (plus [`GROWTH_SLACK`]), as libwebrtc's rate control limits itself to 1.5 times the
+/// acknowledged rate: a link carrying 300 kbit/s of video without queueing says nothing about
+/// 1 Mbit/s. Measured before this limit: behind a 400 kbit/s line the estimate climbed from
+/// 400 kbit/s to 1 Mbit/s in four seconds while the point received its 360p layer, and the
+/// allocator stepped up to 720p into a freeze (CI, `constrained.mjs` (b)). Above that, only a
+/// probe (`probe.rs`) raises it.
+pub const GROWTH_LIMIT: f64 = 1.5;
+pub const GROWTH_SLACK: f64 = 50_000.0;
+/// Below this the estimate grows freely: a link whose video is paused delivers only audio, and
+/// the lowest layer must be able to come back without a probe (it has no video to pad).
+pub const FREE_GROWTH_BELOW: f64 = 300_000.0;
+/// "Delivered lately" is the peak of the delivered rate over this long.
+const DELIVERED_PEAK_WINDOW: Duration = Duration::from_secs(2);
 
 /// What one subscriber link's estimator has learnt; shared between the interceptor (writer)
 /// and the worker (reader) of the same thread, atomics only because the chain must be `Sync`.
@@ -43,6 +57,14 @@ pub struct LinkEstimate {
     /// retransmission: the NACK responder's resends are transmissions of their own).
     reported: AtomicU64,
     missing: AtomicU64,
+    /// Bits/s the subscriber received over the last half second, by its feedback.
+    delivered_bps: AtomicU64,
+    /// The highest delivered rate since the worker last reset it (at a probe's start).
+    probe_peak_bps: AtomicU64,
+    /// Queuing delay of the last feedback batch, µs: a probe stops at the first sign of it.
+    queue_us: AtomicU64,
+    /// A rate a probe showed the link carries, adopted at the next feedback (0: none).
+    raise_bps: AtomicU64,
 }
 
 /// A consistent-enough copy of a [`LinkEstimate`].
@@ -53,6 +75,7 @@ pub struct EstimateSnapshot {
     pub decreases: u64,
     pub reported: u64,
     pub missing: u64,
+    pub delivered_bps: f64,
 }
 
 impl LinkEstimate {
@@ -63,7 +86,28 @@ impl LinkEstimate {
             decreases: self.decreases.load(Ordering::Relaxed),
             reported: self.reported.load(Ordering::Relaxed),
             missing: self.missing.load(Ordering::Relaxed),
+            delivered_bps: f64::from_bits(self.delivered_bps.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Starts measuring a probe: the peak delivered rate from now on.
+    pub fn start_probe(&self) {
+        self.probe_peak_bps.store(0, Ordering::Relaxed);
+    }
+
+    /// The highest delivered rate since [`Self::start_probe`].
+    pub fn probe_peak(&self) -> f64 {
+        f64::from_bits(self.probe_peak_bps.load(Ordering::Relaxed))
+    }
+
+    /// Queuing delay the last feedback showed.
+    pub fn queue(&self) -> Duration {
+        Duration::from_micros(self.queue_us.load(Ordering::Relaxed))
+    }
+
+    /// A probe showed the link carries `bps`: the estimate rises to it at the next feedback.
+    pub fn raise_to(&self, bps: f64) {
+        self.raise_bps.store(bps.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -73,6 +117,8 @@ pub struct LinkEstimator {
     loss: LossControl,
     guard: QueueDelayGuard,
     target: f64,
+    /// Peak delivered rate of the last [`DELIVERED_PEAK_WINDOW`], and when it was set.
+    delivered_peak: Option<(f64, Instant)>,
     shared: Arc<LinkEstimate>,
 }
 
@@ -85,8 +131,30 @@ impl LinkEstimator {
             loss,
             guard: QueueDelayGuard::default(),
             target,
+            delivered_peak: None,
             shared,
         }
+    }
+
+    /// Notes the delivered rate; returns the peak of the last [`DELIVERED_PEAK_WINDOW`].
+    fn note_delivered(&mut self, now: Instant) -> Option<f64> {
+        let Some(delivered) = self.guard.delivered_bps() else {
+            return self.delivered_peak.map(|(p, _)| p);
+        };
+        let s = &self.shared;
+        s.delivered_bps
+            .store(delivered.to_bits(), Ordering::Relaxed);
+        let peak = f64::from_bits(s.probe_peak_bps.load(Ordering::Relaxed));
+        if delivered > peak {
+            s.probe_peak_bps
+                .store(delivered.to_bits(), Ordering::Relaxed);
+        }
+        match self.delivered_peak {
+            Some((p, at))
+                if p >= delivered && now.saturating_duration_since(at) < DELIVERED_PEAK_WINDOW => {}
+            _ => self.delivered_peak = Some((delivered, now)),
+        }
+        self.delivered_peak.map(|(p, _)| p)
     }
 }
 
@@ -99,9 +167,23 @@ impl BandwidthEstimator for LinkEstimator {
         let missing = reports.iter().filter(|r| !r.arrived).count();
         // Delay first: the loss half reads loss with it (random loss comes with a flat delay).
         let queue_backed_off = self.guard.on_reports(now, reports);
-        let loss_target = self
-            .loss
-            .update(now, missing, reports.len(), self.guard.delay_flat());
+        let mut loss_target =
+            self.loss
+                .update(now, missing, reports.len(), self.guard.delay_flat());
+        // Growth only as far as the link has shown it carries (see GROWTH_LIMIT).
+        if let Some(peak) = self.note_delivered(now) {
+            let limit = (peak * GROWTH_LIMIT + GROWTH_SLACK).max(FREE_GROWTH_BELOW);
+            if loss_target > before && loss_target > limit {
+                loss_target = before.max(limit);
+                self.loss.set_target(loss_target);
+            }
+        }
+        let raise = f64::from_bits(self.shared.raise_bps.swap(0, Ordering::Relaxed));
+        if raise > loss_target {
+            loss_target = raise.min(MAX_BPS);
+            self.loss.set_target(loss_target);
+            self.guard.lift_to(loss_target);
+        }
         self.guard.release_above(loss_target);
         let after = self
             .guard
@@ -120,6 +202,9 @@ impl BandwidthEstimator for LinkEstimator {
         s.reported
             .fetch_add(reports.len() as u64, Ordering::Relaxed);
         s.missing.fetch_add(missing as u64, Ordering::Relaxed);
+        if let Some(q) = self.guard.queue {
+            s.queue_us.store(q.as_micros() as u64, Ordering::Relaxed);
+        }
     }
 
     fn target_bitrate(&self) -> f64 {
@@ -139,14 +224,26 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// Ten packets sent 10 ms apart from `epoch + base_ms`, arriving 20 ms later each.
+    /// Ten packets of 1,200 bytes sent 10 ms apart from `epoch + base_ms` (480 kbit/s in a
+    /// batch every 200 ms), arriving 20 ms later each.
     fn batch(
         epoch: Instant,
         base_ms: u64,
         start: u64,
         lost_every: Option<u64>,
     ) -> Vec<PacketReport> {
-        (0..10)
+        dense_batch(epoch, base_ms, start, lost_every, 10)
+    }
+
+    /// `n` packets of 1,200 bytes spread over 100 ms from `epoch + base_ms`.
+    fn dense_batch(
+        epoch: Instant,
+        base_ms: u64,
+        start: u64,
+        lost_every: Option<u64>,
+        n: u64,
+    ) -> Vec<PacketReport> {
+        (0..n)
             .map(|i| {
                 let id = start + i;
                 let arrived = lost_every.is_none_or(|n| !id.is_multiple_of(n));
@@ -158,8 +255,9 @@ mod tests {
                     twcc_sequence_number: id as u16,
                     size: 1200,
                     arrived,
-                    departure: epoch + Duration::from_millis(base_ms + i * 10),
-                    arrival: arrived.then(|| Duration::from_millis(base_ms + i * 10 + 20)),
+                    departure: epoch + Duration::from_micros((base_ms * 1000) + i * 100_000 / n),
+                    arrival: arrived
+                        .then(|| Duration::from_micros((base_ms + 20) * 1000 + i * 100_000 / n)),
                     ecn: Default::default(),
                 }
             })
@@ -199,14 +297,14 @@ mod tests {
         let shared = Arc::new(LinkEstimate::default());
         let mut e = LinkEstimator::new(shared.clone());
         let epoch = Instant::now();
-        // 30 s of batches losing 0, 1 or 2 of 10 (up to 20 % in a batch, 8 % over all): the
-        // delay stays flat, so none of it is congestion.
+        // 30 s of batches of 40 (1.9 Mbit/s delivered) losing 0, 4 or 8 of 40 (up to 20 % in
+        // a batch, 8 % over all): the delay stays flat, so none of it is congestion.
         for b in 0..150u64 {
             let at = epoch + Duration::from_millis(b * 200 + 150);
-            let mut reports = batch(epoch, b * 200, b * 10, None);
+            let mut reports = dense_batch(epoch, b * 200, b * 40, None, 40);
             for r in reports
                 .iter_mut()
-                .take([1, 0, 1, 2, 0, 1, 1, 0, 2, 0][(b % 10) as usize])
+                .take(4 * [1, 0, 1, 2, 0, 1, 1, 0, 2, 0][(b % 10) as usize])
             {
                 r.arrived = false;
                 r.arrival = None;
@@ -231,5 +329,65 @@ mod tests {
         assert_eq!(s.decreases, 0);
         assert_eq!(s.missing, 0);
         assert!(s.target_bps >= INITIAL_BPS);
+    }
+
+    #[test]
+    fn the_estimate_grows_only_as_far_as_the_link_has_delivered() {
+        let shared = Arc::new(LinkEstimate::default());
+        let mut e = LinkEstimator::new(shared.clone());
+        let epoch = Instant::now();
+        // 6 s losing half: the estimate falls well below the 1 Mbit/s it started from.
+        for b in 0..30u64 {
+            let at = epoch + Duration::from_millis(b * 200 + 150);
+            e.on_reports(at, &batch(epoch, b * 200, b * 10, Some(2)));
+        }
+        let low = shared.snapshot().target_bps;
+        assert!(low < 500_000.0, "{low}");
+        // 30 s clean at 480 kbit/s: it climbs to 1.5 times that plus the slack, no further.
+        for b in 30..180u64 {
+            let at = epoch + Duration::from_millis(b * 200 + 150);
+            e.on_reports(at, &batch(epoch, b * 200, b * 10, None));
+        }
+        // (Half a second of arrivals in 100 ms bursts every 200 ms reads up to 570 kbit/s.)
+        let s = shared.snapshot();
+        let limit = 570_000.0 * GROWTH_LIMIT + GROWTH_SLACK;
+        assert!(
+            s.target_bps > 480_000.0 * GROWTH_LIMIT && s.target_bps <= limit,
+            "target {} limit {limit}",
+            s.target_bps
+        );
+        assert!(
+            (s.delivered_bps - 480_000.0).abs() < 100_000.0,
+            "{}",
+            s.delivered_bps
+        );
+    }
+
+    #[test]
+    fn a_rate_a_probe_proved_is_adopted_at_the_next_feedback_and_its_peak_measured() {
+        let shared = Arc::new(LinkEstimate::default());
+        let mut e = LinkEstimator::new(shared.clone());
+        let epoch = Instant::now();
+        for b in 0..10u64 {
+            let at = epoch + Duration::from_millis(b * 200 + 150);
+            e.on_reports(at, &batch(epoch, b * 200, b * 10, None));
+        }
+        shared.start_probe();
+        assert_eq!(shared.probe_peak(), 0.0);
+        for b in 10..15u64 {
+            let at = epoch + Duration::from_millis(b * 200 + 150);
+            e.on_reports(at, &dense_batch(epoch, b * 200, b * 40, None, 40));
+        }
+        let peak = shared.probe_peak();
+        assert!(peak > 1_500_000.0, "{peak}");
+        let before = shared.snapshot();
+        shared.raise_to(peak);
+        e.on_reports(
+            epoch + Duration::from_millis(15 * 200 + 150),
+            &batch(epoch, 15 * 200, 600, None),
+        );
+        let after = shared.snapshot();
+        assert_eq!(after.target_bps, peak);
+        assert_eq!(after.decreases, before.decreases);
     }
 }

@@ -166,6 +166,22 @@ impl Forwarder {
         }
     }
 
+    /// A packet of our own (a padding-only probe, see `probe.rs`) after the last one sent: its
+    /// number and timestamp (the last frame's, so the subscriber's jitter buffer sees no time
+    /// pass). `None` before anything of the current source went out.
+    pub fn pad(&mut self) -> Option<Rewrite> {
+        let source = self.source.as_mut()?;
+        let last = self.last.as_mut()?;
+        let seq = source.numbering.insert();
+        last.seq = seq;
+        self.before_last = None;
+        Some(Rewrite {
+            seq,
+            ts: last.ts,
+            switched: false,
+        })
+    }
+
     /// Forgets the current source so that the next packet (a keyframe, for video) starts anew,
     /// continuing the output numbering.
     pub fn reset_source(&mut self) {
@@ -294,6 +310,21 @@ mod tests {
         f.reset_source();
         let r = f.forward(t0, 3, 9, 0, true).unwrap();
         assert_eq!(r.seq, 1004);
+    }
+
+    #[test]
+    fn our_probes_take_numbers_between_frames_and_a_switch_continues_after_them() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::new(true, 90_000, 500, 0);
+        assert_eq!(f.pad(), None, "nothing sent yet");
+        assert_eq!(f.forward(t0, 1, 10, 3000, true).unwrap().seq, 500);
+        let p = f.pad().unwrap();
+        assert_eq!((p.seq, p.ts), (501, 0));
+        assert_eq!(f.pad().unwrap().seq, 502);
+        assert_eq!(f.forward(t0, 1, 11, 6000, false).unwrap().seq, 503);
+        f.reset_source();
+        assert_eq!(f.pad(), None, "no source to pad");
+        assert_eq!(f.forward(t0, 2, 90, 0, true).unwrap().seq, 504);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod loss_control;
 pub mod metrics;
 pub mod nack_gate;
 pub mod packet;
+pub mod probe;
 pub mod queue_delay;
 pub mod read_hook;
 pub mod red;

@@ -58,6 +58,11 @@ impl LossControl {
         self.target
     }
 
+    /// Sets the target outright (the estimator's growth limit, or a rate a probe proved).
+    pub fn set_target(&mut self, bps: f64) {
+        self.target = bps.clamp(self.min, self.max);
+    }
+
     pub fn average_loss(&self) -> Option<f64> {
         self.average
     }

@@ -29,6 +29,7 @@ pub struct SfuMetrics {
     link_loss_before_nack: Histogram,
     link_estimate: Histogram,
     layer_switches: IntCounterVec,
+    probes: IntCounterVec,
     video_paused: IntGaugeVec,
     tcp_accepted: IntCounter,
     tcp_refused: IntCounterVec,
@@ -184,6 +185,17 @@ impl SfuMetrics {
                 registry.register(Box::new(c.clone()))?;
                 c
             },
+            probes: {
+                let c = IntCounterVec::new(
+                    Opts::new(
+                        "hoinghi_probes_total",
+                        "Padding probe clusters before a step up: started, and how they ended",
+                    ),
+                    &["worker", "outcome"],
+                )?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             video_paused: gauge(
                 registry,
                 "hoinghi_video_paused_downtracks",
@@ -274,6 +286,9 @@ impl SfuMetrics {
             switches_up: self.layer_switches.with_label_values(&[w.as_str(), "up"]),
             switches_down: self.layer_switches.with_label_values(&[w.as_str(), "down"]),
             video_paused: self.video_paused.with_label_values(&l),
+            probes_started: self.probes.with_label_values(&[w.as_str(), "started"]),
+            probes_proved: self.probes.with_label_values(&[w.as_str(), "proved"]),
+            probes_failed: self.probes.with_label_values(&[w.as_str(), "failed"]),
             layer_switches_up: 0,
             layer_switches_down: 0,
             packets_in: 0,
@@ -356,6 +371,10 @@ pub(crate) struct WorkerMetrics {
     pub link_loss_before_nack: Histogram,
     pub link_estimate: Histogram,
     pub video_paused: IntGauge,
+    /// Probe clusters (see `probe.rs`): rare, counted directly.
+    pub probes_started: IntCounter,
+    pub probes_proved: IntCounter,
+    pub probes_failed: IntCounter,
     pub layer_switches_up: u64,
     pub layer_switches_down: u64,
     switches_up: IntCounter,

@@ -151,7 +151,15 @@ impl QueueDelayGuard {
         }
     }
 
-    fn delivered_bps(&mut self) -> Option<f64> {
+    /// Forgets a cap below `bps`: a probe just showed the path carries that much.
+    pub fn lift_to(&mut self, bps: f64) {
+        if self.cap.is_some_and(|c| c < bps) {
+            self.cap = Some(bps);
+        }
+    }
+
+    /// Bits/s the subscriber received over the last [`RATE_WINDOW`] of arrivals.
+    pub fn delivered_bps(&mut self) -> Option<f64> {
         let last = self.arrivals.back()?.0;
         while self
             .arrivals
@@ -165,7 +173,8 @@ impl QueueDelayGuard {
         if span < 0.1 {
             return None;
         }
-        let bytes: usize = self.arrivals.iter().map(|(_, s)| s).sum();
+        // The first arrival opens the span: its bytes came before it.
+        let bytes: usize = self.arrivals.iter().skip(1).map(|(_, s)| s).sum();
         Some(bytes as f64 * 8.0 / span)
     }
 }

@@ -67,7 +67,7 @@ async function measure(name) {
   const trace = [];
   for (const stream of [h.server.stdout, h.server.stderr]) {
     stream.on('data', (chunk) => {
-      for (const line of String(chunk).split('\n')) if (line.includes('allocation')) trace.push(`${Date.now()} ${line}`);
+      for (const line of String(chunk).split('\n')) if (line.includes('allocation') || line.includes('probe ')) trace.push(`${Date.now()} ${line}`);
     });
   }
   const chair = await h.openPage('chair', kiosk(links.chair));

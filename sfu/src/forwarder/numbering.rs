@@ -9,7 +9,10 @@
 //! a refused resend and a false loss signal (issue 14). Here each dropped input lowers the
 //! offset of every later input by one. Late inputs (reordered, or repaired by the publisher
 //! after our NACK) need the offset that held at their position: the drops are remembered as a
-//! short ring of runs, so a late packet maps to the number reserved for it. Sequence numbers are
+//! short ring of runs, so a late packet maps to the number reserved for it. The server's own
+//! packets (padding probes, see `probe.rs`) go the other way: each inserted after the newest
+//! input raises the offset of every later input by one, remembered in a ring like the drops.
+//! Sequence numbers are
 //! unwrapped to 64 bits so that every comparison is a plain one. Pure, fixed size, no
 //! allocation.
 
@@ -40,6 +43,14 @@ pub enum Skipped {
     Ignored,
 }
 
+/// Packets of our own inserted after an input.
+#[derive(Debug, Clone, Copy, Default)]
+struct Insert {
+    /// The input they follow (unwrapped).
+    after: u64,
+    count: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Numbering {
     /// Output number of the first input, and that input (unwrapped).
@@ -56,6 +67,11 @@ pub struct Numbering {
     len: usize,
     /// Inputs at or before this were covered by a run now forgotten: refused when late.
     forgotten_through: Option<u64>,
+    /// Packets inserted up to `highest`, and the newest insertion points, oldest first.
+    inserted: u64,
+    inserts: [Insert; RUNS],
+    insert_head: usize,
+    insert_len: usize,
 }
 
 impl Numbering {
@@ -72,6 +88,10 @@ impl Numbering {
             head: 0,
             len: 0,
             forgotten_through: None,
+            inserted: 0,
+            inserts: [Insert::default(); RUNS],
+            insert_head: 0,
+            insert_len: 0,
         }
     }
 
@@ -82,12 +102,42 @@ impl Numbering {
         if ext > self.highest {
             self.highest = ext;
             self.highest_dropped = false;
-            return Some(self.out(ext, self.dropped));
+            return Some(self.out(ext, self.dropped, self.inserted));
         }
         if ext == self.highest && self.highest_dropped {
             return None;
         }
-        self.late(ext).map(|dropped| self.out(ext, dropped))
+        self.late(ext)
+            .map(|(dropped, inserted)| self.out(ext, dropped, inserted))
+    }
+
+    /// A packet of our own (a padding probe) after the newest input: returns its number, the
+    /// one the next input would have had; every later input moves up by one.
+    pub fn insert(&mut self) -> u16 {
+        let out = self.out(self.highest + 1, self.dropped, self.inserted);
+        self.inserted += 1;
+        if self.insert_len > 0 {
+            let newest = &mut self.inserts[(self.insert_head + self.insert_len - 1) % RUNS];
+            if newest.after == self.highest {
+                newest.count += 1;
+                return out;
+            }
+        }
+        if self.insert_len == RUNS {
+            let oldest = self.inserts[self.insert_head];
+            self.forgotten_through = Some(
+                self.forgotten_through
+                    .map_or(oldest.after, |f| f.max(oldest.after)),
+            );
+            self.insert_head = (self.insert_head + 1) % RUNS;
+            self.insert_len -= 1;
+        }
+        self.inserts[(self.insert_head + self.insert_len) % RUNS] = Insert {
+            after: self.highest,
+            count: 1,
+        };
+        self.insert_len += 1;
+        out
     }
 
     /// An input of this source that will not be sent.
@@ -103,7 +153,7 @@ impl Numbering {
             return Skipped::Ignored;
         }
         match self.late(ext) {
-            Some(dropped) => Skipped::Fill(self.out(ext, dropped)),
+            Some((dropped, inserted)) => Skipped::Fill(self.out(ext, dropped, inserted)),
             None => Skipped::Ignored,
         }
     }
@@ -114,6 +164,12 @@ impl Numbering {
     pub fn unsend(&mut self, seq: u16) -> bool {
         let ext = self.unwrap(seq);
         if ext != self.highest || self.highest_dropped {
+            return false;
+        }
+        // A packet of ours already took the number after it.
+        if self.insert_len > 0
+            && self.inserts[(self.insert_head + self.insert_len - 1) % RUNS].after == ext
+        {
             return false;
         }
         self.highest_dropped = true;
@@ -133,13 +189,14 @@ impl Numbering {
         }
     }
 
-    fn out(&self, ext: u64, dropped_before: u64) -> u16 {
-        let sent_before = ext - self.first - dropped_before;
+    fn out(&self, ext: u64, dropped_before: u64, inserted_before: u64) -> u16 {
+        let sent_before = ext - self.first - dropped_before + inserted_before;
         self.base_out.wrapping_add(sent_before as u16)
     }
 
-    /// How many inputs before the late `ext` were dropped; `None` if it cannot be numbered.
-    fn late(&self, ext: u64) -> Option<u64> {
+    /// How many inputs before the late `ext` were dropped, and how many packets of ours were
+    /// inserted before it; `None` if it cannot be numbered.
+    fn late(&self, ext: u64) -> Option<(u64, u64)> {
         if ext < self.first || ext + MAX_LATE < self.highest {
             return None;
         }
@@ -158,7 +215,15 @@ impl Numbering {
             }
             dropped -= run.count;
         }
-        Some(dropped)
+        let mut inserted = self.inserted;
+        for i in (0..self.insert_len).rev() {
+            let insert = self.inserts[(self.insert_head + i) % RUNS];
+            if insert.after < ext {
+                break;
+            }
+            inserted -= insert.count;
+        }
+        Some((dropped, inserted))
     }
 
     fn record_drop(&mut self, ext: u64) {
@@ -172,7 +237,9 @@ impl Numbering {
         }
         if self.len == RUNS {
             let oldest = self.runs[self.head];
-            self.forgotten_through = Some(oldest.first + oldest.count - 1);
+            let through = oldest.first + oldest.count - 1;
+            self.forgotten_through =
+                Some(self.forgotten_through.map_or(through, |f| f.max(through)));
             self.head = (self.head + 1) % RUNS;
             self.len -= 1;
         }
@@ -279,6 +346,41 @@ mod tests {
         n.number(5);
         assert_eq!(n.number(4), Some(12));
         assert!(!n.unsend(4));
+    }
+
+    #[test]
+    fn inserted_packets_take_the_next_number_and_late_inputs_keep_theirs() {
+        let mut n = Numbering::new(100, 0);
+        assert_eq!(n.number(100), Some(0));
+        // 101 is late; 102 ends a frame, then two probes of ours.
+        assert_eq!(n.number(102), Some(2));
+        assert_eq!(n.insert(), 3);
+        assert_eq!(n.insert(), 4);
+        assert!(!n.unsend(102), "its successor is out already");
+        assert_eq!(n.number(103), Some(5));
+        // The late one still gets the number reserved before the probes.
+        assert_eq!(n.number(101), Some(1));
+        // A drop, then a probe: the probe takes the dropped packet's number.
+        assert_eq!(n.skip(104), Skipped::Closed);
+        assert_eq!(n.insert(), 6);
+        assert_eq!(n.number(105), Some(7));
+        assert_eq!(n.skip(104), Skipped::Ignored);
+        assert_eq!(n.number(103), Some(5), "a duplicate keeps its number");
+    }
+
+    #[test]
+    fn late_packets_behind_forgotten_insertions_are_refused() {
+        let mut n = Numbering::new(0, 0);
+        n.number(0);
+        let mut seq = 2u16;
+        for _ in 0..RUNS + 2 {
+            n.number(seq);
+            n.insert();
+            seq += 2;
+        }
+        assert_eq!(n.number(1), None, "its offset is forgotten");
+        let out = n.number(seq - 3).expect("behind remembered insertions");
+        assert_eq!(n.number(seq - 2), Some(out.wrapping_add(1)));
     }
 
     #[test]

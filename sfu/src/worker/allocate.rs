@@ -1,7 +1,8 @@
 //! The allocation tick: measure every layer, then choose each subscriber's layers within its
-//! bandwidth estimate (policy in [`crate::allocator`]), with the memory a probe-by-stepping
-//! scheme needs — was the link congested lately, did the last step up cause it, how long to
-//! wait before the next.
+//! bandwidth estimate (policy in [`crate::allocator`]), with the memory stepping needs — was
+//! the link congested lately, did the last step up cause it, how long to wait before the next —
+//! and, where only the estimate stands in the way of a step up, a padding probe first
+//! ([`crate::probe`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
+use crate::probe::{MARGIN, PaddedDowntrack, Prober, Verdict, needed_estimate, steps_up};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long; when
@@ -57,6 +59,8 @@ pub(crate) struct LinkAllocation {
     pub nacks_seen: (u64, u64),
     /// The paused videos the subscriber was last told of.
     paused_told: Vec<(ParticipantId, TrackSource)>,
+    /// Padding probes before stepping up.
+    pub prober: Prober,
 }
 
 impl LinkAllocation {
@@ -122,6 +126,20 @@ impl Worker {
             return 0;
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
+        if let (Some(e), Some(s)) = (&c.estimate, snap) {
+            match c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
+                Some(Verdict::Proved(bps)) => {
+                    e.raise_to(bps);
+                    self.metrics.probes_proved.inc();
+                    tracing::debug!(conn = key, bps = bps as u64, "probe proved");
+                }
+                Some(Verdict::Failed) => {
+                    self.metrics.probes_failed.inc();
+                    tracing::debug!(conn = key, "probe failed");
+                }
+                None => {}
+            }
+        }
         let a = &mut c.allocation;
         let estimate = match snap {
             Some(s) if s.feedback > 0 => {
@@ -227,6 +245,7 @@ impl Worker {
         };
         let chosen = allocate(&budget, &items);
         let caps = temporal_caps(&budget, &items, &chosen);
+        let probe = self.plan_probe(now, key, &budget, &items, &video, &chosen, &caps);
         tracing::debug!(
             conn = key,
             estimate = ?budget.estimate.map(|e| e as u64),
@@ -278,6 +297,20 @@ impl Worker {
         paused.sort_unstable_by_key(|(p, s)| (*p, *s as u8));
         let mut tell = None;
         if let Some(c) = self.conns.get_mut(key) {
+            if let (Some((downtrack, target, media)), Some(e)) = (probe, &c.estimate) {
+                e.start_probe();
+                let decreases = e.snapshot().decreases;
+                c.allocation
+                    .prober
+                    .start(now, downtrack, target, media, decreases);
+                self.metrics.probes_started.inc();
+                tracing::debug!(
+                    conn = key,
+                    target = target as u64,
+                    media = media as u64,
+                    "probe started"
+                );
+            }
             if stepped_up {
                 c.allocation.last_step_up = Some(now);
             }
@@ -296,6 +329,44 @@ impl Worker {
             self.request_keyframe(now, t, rank);
         }
         count
+    }
+}
+
+impl Worker {
+    /// Whether to probe this tick, and how: only when a flowing video could step up but for the
+    /// estimate, the link is calm and stepping is allowed. Returns the downtrack to pad (the
+    /// most important flowing video), the rate to probe at, and the media rate already sent.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_probe(
+        &self,
+        now: Instant,
+        key: usize,
+        budget: &Budget,
+        items: &[VideoItem<'_>],
+        video: &[(usize, usize)],
+        chosen: &[Option<u8>],
+        caps: &[Option<u8>],
+    ) -> Option<(PaddedDowntrack, f64, f64)> {
+        let c = self.conns.get(key)?;
+        if !budget.may_step_up || budget.congested || !c.allocation.prober.may_start(now) {
+            return None;
+        }
+        if steps_up(items, chosen, caps) {
+            return None;
+        }
+        let needed = needed_estimate(budget, items)?;
+        let padded = (0..items.len())
+            .filter(|&i| items[i].flowing && chosen[i] == items[i].current)
+            .min_by_key(|&i| items[i].priority)?;
+        let media: f64 = budget.audio_bps
+            + (0..items.len())
+                .filter_map(|i| {
+                    let rank = chosen[i]?;
+                    let l = items[i].layers.iter().find(|l| l.rank == rank)?;
+                    Some(l.bps_at(caps[i]))
+                })
+                .sum::<f64>();
+        Some((video[padded], needed * MARGIN, media))
     }
 }
 

@@ -349,7 +349,7 @@ impl Worker {
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
         let mut primary = None;
         let mut wants_keyframe = false;
-        for d in t.downtracks.iter_mut() {
+        for (index, d) in t.downtracks.iter_mut().enumerate() {
             let Some(bound) = d.bound else {
                 continue;
             };
@@ -472,6 +472,10 @@ impl Worker {
             match sender.write_rtp(now, out) {
                 Ok(()) => {
                     self.metrics.packets_out += 1;
+                    // A frame ended: where a probe's padding may go (see `probe.rs`).
+                    if packet.header.marker && conn.allocation.prober.running() {
+                        pad_probe(now, conn, d, &bound, (track, index));
+                    }
                     queue_drain(conn, d.conn, &mut self.dirty);
                 }
                 Err(e) => {
@@ -543,6 +547,63 @@ fn write_padding(
         )
         .is_ok()
 }
+
+/// Sends the padding a running probe cluster owes after a frame of `d` (see `probe.rs`):
+/// padding-only packets numbered after the frame, their bytes in a header extension.
+fn pad_probe(
+    now: Instant,
+    conn: &mut Conn,
+    d: &mut DownTrack,
+    bound: &Bound,
+    downtrack: crate::probe::PaddedDowntrack,
+) {
+    let Some(estimate) = &conn.estimate else {
+        return;
+    };
+    let (queue, decreases) = (estimate.queue(), estimate.snapshot().decreases);
+    let due = conn
+        .allocation
+        .prober
+        .padding_due(now, downtrack, queue, decreases);
+    for _ in 0..due {
+        let Some(rewrite) = d.forwarder.pad() else {
+            return;
+        };
+        let Some(mut sender) = conn.pc.rtp_sender(d.sender_id) else {
+            return;
+        };
+        let mut header = rtp::header::Header {
+            version: 2,
+            padding: true,
+            payload_type: bound.payload_type,
+            sequence_number: rewrite.seq,
+            timestamp: rewrite.ts,
+            ssrc: d.ssrc,
+            ..Default::default()
+        };
+        if header
+            .set_extension(
+                crate::probe::PADDING_EXTENSION_ID,
+                bytes::Bytes::from_static(&PROBE_FILL),
+            )
+            .is_err()
+        {
+            return;
+        }
+        let packet = rtp::Packet {
+            header,
+            payload: Default::default(),
+        };
+        // A refused write leaves a hole the subscriber may NACK; none expected (the same
+        // sender just took the frame), so no number is given back.
+        if sender.write_rtp(now, packet).is_err() {
+            return;
+        }
+    }
+}
+
+static PROBE_FILL: [u8; crate::probe::PADDING_EXTENSION_BYTES] =
+    [0; crate::probe::PADDING_EXTENSION_BYTES];
 
 /// Queues `conn` (worker key `key`) for draining, once.
 fn queue_drain(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {

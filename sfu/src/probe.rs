@@ -1,0 +1,393 @@
+//! Probing before stepping up: before a subscriber's video goes to a higher layer, the server
+//! sends padding at the rate that layer needs for about a second, and steps up only when the
+//! subscriber's feedback shows the link carried it without a queue. Before this, the step was
+//! the probe: on a line that could not carry it, a ~0.8 s freeze, 130–250 ms of concealed audio
+//! and a burst of loss at the bottleneck (issue 11), then the way back down.
+//!
+//! A cluster pads one flowing video downtrack of the subscriber, between frames (after a packet
+//! with the marker bit, so the padding never splits a frame in the subscriber's jitter buffer),
+//! with padding-only RTP packets on the media SSRC that take sequence numbers of their own
+//! (`forwarder::Numbering::insert`). It stops at the first sign of a queue (the estimator's
+//! queuing delay over [`STOP_QUEUE`]) or of a back-off. Then, once the feedback for its last
+//! packets is in, it is judged: proved if the link delivered at least [`PROVED_SHARE`] of the
+//! cluster's rate with no back-off, and the estimate is raised to what was delivered
+//! (`bwe::LinkEstimate::raise_to`); failed otherwise, and the next probe waits (doubling).
+//!
+//! libwebrtc's prober and LiveKit's probe controller do the same with RTX; our subscribe
+//! connections do not negotiate RTX yet, so padding rides on the media SSRC as Chromium's own
+//! does when RTX is off. The padding bytes are a header extension with an id no one negotiated
+//! (receivers skip it): `rtp` pads a payload only to a multiple of four bytes, and a probe of
+//! 4-byte packets would cost a packet per 30 bytes.
+//!
+//! Pure: the worker asks, at its allocation tick, whether to start, and on each forwarded frame
+//! end how many padding packets are due.
+
+use std::time::{Duration, Instant};
+
+use crate::allocator::{Budget, VideoItem, allocate, temporal_caps};
+
+/// How long a cluster pads.
+pub const CLUSTER: Duration = Duration::from_millis(1000);
+/// Feedback for a cluster's last packets is in after this (a round trip and a feedback
+/// interval, with room for a slow host).
+pub const JUDGE_AFTER: Duration = Duration::from_millis(600);
+/// A cluster pads to this much above the estimate the step needs.
+pub const MARGIN: f64 = 1.1;
+/// Share of the cluster's rate the link must deliver for the probe to count: what the step
+/// needs, so that the estimate it proves lets the allocator take the step.
+pub const PROVED_SHARE: f64 = 1.0 / MARGIN;
+/// After a proved probe, the next may start only after this: the raised estimate reaches the
+/// allocator with the next feedback, and the step it allows must be taken first.
+const AFTER_PROOF: Duration = Duration::from_secs(2);
+/// A queue this long stops a cluster: below the estimator's overuse threshold, above what a
+/// frame and its padding burst queue on a line that carries them. Measured with the flat-delay
+/// bound (30 ms) instead: a probe for 1.23 Mbit/s on a 2 Mbit/s line stopped, a 720p frame plus
+/// a burst of padding being 9 KB, 37 ms at that rate.
+pub const STOP_QUEUE: Duration = Duration::from_millis(45);
+/// Waits after a failed probe: doubling, reset by a proved one.
+const INITIAL_BACKOFF: Duration = Duration::from_secs(4);
+const MAX_BACKOFF: Duration = Duration::from_secs(32);
+/// Bytes of header extension per padding packet (one two-byte-form element holds 255).
+pub const PADDING_EXTENSION_BYTES: usize = 240;
+/// Bytes one padding packet puts on the wire, for pacing: RTP header, extension, padding,
+/// SRTP tag, UDP and IP.
+pub const PADDING_PACKET_BYTES: f64 = 12.0 + 4.0 + 244.0 + 8.0 + 4.0 + 10.0 + 28.0;
+/// The extension id the padding rides in: two-byte form, never negotiated by us.
+pub const PADDING_EXTENSION_ID: u8 = 200;
+/// At most this many padding packets after one frame (at 20 fps and 268 bytes each, 1.7 Mbit/s).
+pub const MAX_BURST: usize = 16;
+
+/// Which downtrack a cluster pads: (track index, downtrack index) in the worker.
+pub type PaddedDowntrack = (usize, usize);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cluster {
+    downtrack: PaddedDowntrack,
+    until: Instant,
+    /// The rate the link is asked to carry, and the padding that adds to the media.
+    target_bps: f64,
+    pad_bps: f64,
+    /// Padding bytes owed at `last`.
+    owed: f64,
+    last: Instant,
+    /// The estimator's back-off count at the start.
+    decreases: u64,
+    stopped: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum State {
+    #[default]
+    Idle,
+    Running(Cluster),
+    Judging(Cluster, Instant),
+}
+
+/// What a judged cluster says.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// The link carried this many bits/s without a queue.
+    Proved(f64),
+    Failed,
+}
+
+/// One subscriber link's prober.
+#[derive(Debug, Default)]
+pub struct Prober {
+    state: State,
+    blocked_until: Option<Instant>,
+    backoff: Option<Duration>,
+    /// Clusters started, and proved, for stats and tests.
+    pub started: u64,
+    pub proved: u64,
+}
+
+impl Prober {
+    /// Nothing running and not waiting after a failure.
+    pub fn may_start(&self, now: Instant) -> bool {
+        self.state == State::Idle && self.blocked_until.is_none_or(|at| at <= now)
+    }
+
+    pub fn running(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    /// Starts a cluster padding `downtrack` up to `target_bps` while `media_bps` flows.
+    pub fn start(
+        &mut self,
+        now: Instant,
+        downtrack: PaddedDowntrack,
+        target_bps: f64,
+        media_bps: f64,
+        decreases: u64,
+    ) {
+        self.started += 1;
+        self.state = State::Running(Cluster {
+            downtrack,
+            until: now + CLUSTER,
+            target_bps,
+            pad_bps: (target_bps - media_bps).max(0.0),
+            owed: 0.0,
+            last: now,
+            decreases,
+            stopped: false,
+        });
+    }
+
+    /// A frame of `downtrack` just went out: how many padding packets to send after it. A
+    /// queue over [`STOP_QUEUE`] or a back-off since the start stops the cluster.
+    pub fn padding_due(
+        &mut self,
+        now: Instant,
+        downtrack: PaddedDowntrack,
+        queue: Duration,
+        decreases: u64,
+    ) -> usize {
+        let State::Running(c) = &mut self.state else {
+            return 0;
+        };
+        if c.downtrack != downtrack || c.stopped {
+            return 0;
+        }
+        if queue > STOP_QUEUE || decreases != c.decreases || now >= c.until {
+            c.stopped = true;
+            return 0;
+        }
+        let elapsed = now.saturating_duration_since(c.last).as_secs_f64();
+        c.last = now;
+        c.owed += c.pad_bps / 8.0 * elapsed;
+        let n = ((c.owed / PADDING_PACKET_BYTES) as usize).min(MAX_BURST);
+        c.owed -= n as f64 * PADDING_PACKET_BYTES;
+        // What could not go in this burst is not carried over: a late frame does not earn a
+        // bigger burst.
+        c.owed = c.owed.min(PADDING_PACKET_BYTES);
+        n
+    }
+
+    /// At the allocation tick: ends a cluster whose time is up (or that was stopped) and
+    /// judges it once its feedback is in, from the peak delivered rate since its start.
+    pub fn tick(&mut self, now: Instant, decreases: u64, delivered_peak: f64) -> Option<Verdict> {
+        match self.state {
+            State::Idle => None,
+            State::Running(c) => {
+                if c.stopped || now >= c.until || decreases != c.decreases {
+                    self.state = State::Judging(c, now + JUDGE_AFTER);
+                }
+                None
+            }
+            State::Judging(c, at) if now >= at || decreases != c.decreases => {
+                self.state = State::Idle;
+                let verdict =
+                    if decreases == c.decreases && delivered_peak >= c.target_bps * PROVED_SHARE {
+                        self.proved += 1;
+                        self.backoff = None;
+                        self.blocked_until = Some(now + AFTER_PROOF);
+                        Verdict::Proved(delivered_peak.min(c.target_bps))
+                    } else {
+                        let wait = self.backoff.unwrap_or(INITIAL_BACKOFF);
+                        self.backoff = Some((wait * 2).min(MAX_BACKOFF));
+                        self.blocked_until = Some(now + wait);
+                        Verdict::Failed
+                    };
+                Some(verdict)
+            }
+            State::Judging(..) => None,
+        }
+    }
+}
+
+/// Whether this allocation takes a flowing video up: to a higher simulcast layer, or on its
+/// layer to more temporal layers.
+pub fn steps_up(items: &[VideoItem<'_>], chosen: &[Option<u8>], caps: &[Option<u8>]) -> bool {
+    let more = |cap: Option<u8>, than: Option<u8>| cap.unwrap_or(u8::MAX) > than.unwrap_or(u8::MAX);
+    items.iter().enumerate().any(|(i, item)| {
+        item.flowing
+            && (chosen[i] > item.current
+                || (chosen[i] == item.current && more(caps[i], item.temporal_cap)))
+    })
+}
+
+/// The lowest estimate at which the allocator would step one of the flowing videos up (a layer,
+/// or temporal layers back), if the current estimate does not already: what a probe must show. `None` when nothing can step up
+/// (top layers, routing caps) or the estimate is unknown.
+pub fn needed_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f64> {
+    let estimate = budget.estimate.filter(|e| *e < crate::bwe::MAX_BPS)?;
+    let steps = |e: f64| {
+        let b = Budget {
+            estimate: Some(e),
+            ..*budget
+        };
+        let chosen = allocate(&b, items);
+        let caps = temporal_caps(&b, items, &chosen);
+        steps_up(items, &chosen, &caps)
+    };
+    if steps(estimate) || !steps(crate::bwe::MAX_BPS) {
+        return None;
+    }
+    let (mut lo, mut hi) = (estimate, crate::bwe::MAX_BPS);
+    // Geometric bisection to within 1 %.
+    while hi > lo * 1.01 {
+        let mid = (lo * hi).sqrt();
+        if steps(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocator::{LayerInfo, Temporal};
+    use crate::floor_gate::Floor;
+
+    fn layers() -> Vec<LayerInfo> {
+        [150e3, 500e3, 1200e3]
+            .iter()
+            .enumerate()
+            .map(|(i, &bps)| LayerInfo {
+                rank: i as u8,
+                bps,
+                live: true,
+                seen: true,
+                temporal: Temporal::default(),
+            })
+            .collect()
+    }
+
+    fn item(layers: &[LayerInfo], current: u8) -> VideoItem<'_> {
+        VideoItem {
+            priority: 0,
+            max_rank: 2,
+            layers,
+            current: Some(current),
+            flowing: true,
+            floor: Floor::Open,
+            temporal_cap: None,
+        }
+    }
+
+    fn budget(estimate: f64) -> Budget {
+        Budget {
+            estimate: Some(estimate),
+            audio_bps: 40e3,
+            congested: false,
+            may_step_up: true,
+        }
+    }
+
+    #[test]
+    fn the_needed_estimate_is_where_the_allocator_would_step_up() {
+        let l = layers();
+        let items = [item(&l, 1)];
+        let needed = needed_estimate(&budget(700e3), &items).expect("720p is above");
+        // 1.2 M − 0.5 M step with 15 % headroom over 0.5 M + audio: about 1.46 M.
+        let b = |e| budget(e);
+        assert_eq!(allocate(&b(needed), &items), vec![Some(2)]);
+        assert_eq!(allocate(&b(needed * 0.98), &items), vec![Some(1)]);
+        // Already enough: no probe; at the top: nothing to probe for.
+        assert_eq!(needed_estimate(&budget(needed * 1.05), &items), None);
+        let top = [item(&l, 2)];
+        assert_eq!(needed_estimate(&budget(700e3), &top), None);
+        // Not flowing yet (waiting for its first keyframe): no probe.
+        let mut waiting = item(&l, 1);
+        waiting.flowing = false;
+        assert_eq!(needed_estimate(&budget(700e3), &[waiting]), None);
+    }
+
+    #[test]
+    fn temporal_layers_given_back_are_probed_for_too() {
+        // 720p with three temporal layers (40 / 60 / 100 % of 1.2 M), forwarding two of them.
+        let l: Vec<LayerInfo> = layers()
+            .into_iter()
+            .map(|l| LayerInfo {
+                temporal: Temporal {
+                    layers: 3,
+                    up_to: [l.bps * 0.4, l.bps * 0.6, l.bps, 0.0],
+                },
+                ..l
+            })
+            .collect();
+        let mut top = item(&l, 2);
+        top.temporal_cap = Some(1);
+        let needed =
+            needed_estimate(&budget(900e3), &[top.clone()]).expect("its top temporal layer");
+        let b = budget(needed);
+        let chosen = allocate(&b, &[top.clone()]);
+        assert_eq!(temporal_caps(&b, &[top.clone()], &chosen), vec![None]);
+        let below = budget(needed * 0.98);
+        assert_eq!(
+            temporal_caps(&below, &[top.clone()], &chosen),
+            vec![Some(1)]
+        );
+    }
+
+    #[test]
+    fn a_cluster_paces_padding_to_its_rate_between_frames() {
+        let t0 = Instant::now();
+        let mut p = Prober::default();
+        assert!(p.may_start(t0));
+        p.start(t0, (1, 0), 1_000_000.0, 500_000.0, 3);
+        assert!(!p.may_start(t0));
+        let mut sent = 0;
+        // 20 frames 50 ms apart: a second of 500 kbit/s of padding.
+        for f in 1..=20u64 {
+            let at = t0 + Duration::from_millis(50 * f);
+            assert_eq!(
+                p.padding_due(at, (1, 1), Duration::ZERO, 3),
+                0,
+                "other downtrack"
+            );
+            sent += p.padding_due(at, (1, 0), Duration::ZERO, 3);
+        }
+        let bps = sent as f64 * PADDING_PACKET_BYTES * 8.0;
+        assert!((450e3..=520e3).contains(&bps), "{bps}");
+    }
+
+    #[test]
+    fn a_queue_stops_the_cluster_and_the_probe_fails_and_waits() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        p.start(t0, (0, 0), 1_000_000.0, 500_000.0, 0);
+        assert!(p.padding_due(ms(100), (0, 0), Duration::ZERO, 0) > 0);
+        assert_eq!(p.padding_due(ms(150), (0, 0), STOP_QUEUE * 2, 0), 0);
+        assert_eq!(
+            p.padding_due(ms(200), (0, 0), Duration::ZERO, 0),
+            0,
+            "stays stopped"
+        );
+        assert_eq!(p.tick(ms(500), 0, 600_000.0), None, "feedback not in yet");
+        assert_eq!(p.tick(ms(1200), 0, 600_000.0), Some(Verdict::Failed));
+        assert!(!p.may_start(ms(1300)));
+        assert!(p.may_start(ms(1200) + INITIAL_BACKOFF));
+        // The second failure waits twice as long.
+        p.start(ms(6000), (0, 0), 1_000_000.0, 500_000.0, 0);
+        assert_eq!(p.tick(ms(7000), 1, 0.0), None);
+        assert_eq!(
+            p.tick(ms(7100), 1, 0.0),
+            Some(Verdict::Failed),
+            "a back-off fails at once"
+        );
+        assert!(!p.may_start(ms(7100) + INITIAL_BACKOFF));
+        assert!(p.may_start(ms(7100) + INITIAL_BACKOFF * 2));
+    }
+
+    #[test]
+    fn a_carried_cluster_proves_what_was_delivered() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        p.start(t0, (0, 0), 1_000_000.0, 500_000.0, 5);
+        assert_eq!(p.tick(ms(1000), 5, 950_000.0), None);
+        assert_eq!(
+            p.tick(ms(1600), 5, 950_000.0),
+            Some(Verdict::Proved(950_000.0))
+        );
+        assert!(!p.may_start(ms(1600)), "the step it allows comes first");
+        assert!(p.may_start(ms(1600) + AFTER_PROOF));
+        assert_eq!((p.started, p.proved), (1, 1));
+        // Short of what the step needs: failed.
+        p.start(ms(4000), (0, 0), 1_000_000.0, 500_000.0, 5);
+        assert_eq!(p.tick(ms(5000), 5, 0.0), None);
+        assert_eq!(p.tick(ms(5600), 5, 880_000.0), Some(Verdict::Failed));
+    }
+}
