@@ -328,6 +328,11 @@ impl LinkEmulator {
         &self.params
     }
 
+    /// Drops every datagram from now on (a line that went dead), or no longer.
+    pub fn set_udp_blocked(&mut self, blocked: bool) {
+        self.params.udp_blocked = blocked;
+    }
+
     /// A packet of `size` bytes (IP payload) enters the link at `now`.
     pub fn on_packet(&mut self, now: Instant, size: usize) -> Verdict {
         self.counters.packets += 1;

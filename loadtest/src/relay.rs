@@ -39,6 +39,15 @@ impl PointLink {
         })
     }
 
+    /// Cuts the line (every datagram dropped, both ways) or restores it.
+    pub fn set_cut(&self, cut: bool) {
+        for m in [&self.up, &self.down] {
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .set_udp_blocked(cut);
+        }
+    }
+
     pub fn counters(&self) -> (LinkCounters, LinkCounters) {
         let get = |m: &Mutex<LinkEmulator>| m.lock().unwrap_or_else(|e| e.into_inner()).counters;
         (get(&self.up), get(&self.down))

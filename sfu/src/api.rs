@@ -219,6 +219,13 @@ pub(crate) enum Command {
         participant: ParticipantId,
         subscriptions: Vec<Subscription>,
     },
+    /// The client reports that its subscribe connection, on which it applied offer
+    /// `revision`, failed: restart it (see `worker/negotiate.rs`).
+    RestartSubscribe {
+        participant: ParticipantId,
+        revision: u64,
+        reply: Reply<()>,
+    },
     Leave {
         participant: ParticipantId,
     },

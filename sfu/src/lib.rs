@@ -380,6 +380,24 @@ impl Sfu {
         .await
     }
 
+    /// The client's subscribe connection, on which it applied offer `revision`, failed: the
+    /// worker replaces it (a new connection whose first offer says `restart`), at once or when
+    /// the least gap between two restarts has passed. A report about a connection already
+    /// replaced changes nothing.
+    pub async fn restart_subscribe(
+        &self,
+        participant: ParticipantId,
+        revision: u64,
+    ) -> Result<(), SfuError> {
+        let w = self.worker_of(participant)?;
+        self.call(w, |reply| Command::RestartSubscribe {
+            participant,
+            revision,
+            reply,
+        })
+        .await
+    }
+
     pub async fn add_candidate(
         &self,
         participant: ParticipantId,

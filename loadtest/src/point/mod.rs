@@ -30,7 +30,9 @@ use webrtc::peer_connection::{
 };
 
 use peer::pli;
-pub(crate) use peer::{answer_offer, build_subscriber, negotiated_red, wait_gathered};
+pub(crate) use peer::{
+    answer_offer, build_subscriber, build_subscriber_reporting, negotiated_red, wait_gathered,
+};
 pub use publish::{RedFormat, SimulcastIds};
 pub(crate) use publish::{build_publisher, spawn_media};
 pub use receive::{StreamStats, record_stream};
@@ -76,6 +78,10 @@ pub struct PointConfig {
     /// Test hook: how this point mishandles its first subscribe offer (the server must recover
     /// by restarting the subscribe connection); `None`: it answers every offer.
     pub first_answer_fault: Option<AnswerFault>,
+    /// ICE timeouts of the point's connections (disconnected after, then failed after that);
+    /// `None`: the engine's defaults (5 s and 25 s). A subscribe connection that fails is
+    /// reported with `restart_subscribe`, as the web client does.
+    pub ice_timeouts: Option<(Duration, Duration)>,
 }
 
 /// A subscriber's wrong handling of one subscribe offer (after applying it, as a client whose
@@ -124,6 +130,7 @@ impl Default for PointConfig {
             red: false,
             probe_padding: 0,
             first_answer_fault: None,
+            ice_timeouts: None,
         }
     }
 }
@@ -165,6 +172,9 @@ pub struct PointStats {
     pub subscribe_offer_bytes: usize,
     /// Subscribe offers that opened a new subscribe connection (`restart`).
     pub subscribe_restarts: u64,
+    /// Subscribe connections that failed (each reported to the server with
+    /// `restart_subscribe`).
+    pub subscribe_failures: u64,
     /// m-lines of the last subscribe offer (active, paused and freed ones alike).
     pub subscribe_offer_mlines: usize,
 }
@@ -197,6 +207,8 @@ pub(crate) enum Control {
     Send(ClientMessage),
     /// Ask the publisher (via the server) for a keyframe for the stream with this SSRC.
     Pli(u32),
+    /// The subscribe connection of this generation failed.
+    SubscribeFailed(u64),
 }
 
 fn lock(stats: &SharedStats) -> std::sync::MutexGuard<'_, PointStats> {
@@ -306,9 +318,14 @@ impl Point {
         // Everything else runs in one task: server messages, subscribe negotiation, control.
         let stats2 = stats.clone();
         let cfg2 = cfg.clone();
+        let control_tx2 = control_tx.clone();
         let mut shutdown = shutdown_rx.clone();
         tokio::spawn(async move {
             let mut subscribe: Option<Arc<dyn PeerConnection>> = None;
+            // Which subscribe connection is the current one, and the last offer applied on it.
+            let mut generation = 0u64;
+            let mut applied = 0u64;
+            let failures = control_tx2.clone();
             let mut fault = cfg2.first_answer_fault;
             let mut rtt_tick = tokio::time::interval(Duration::from_secs(2));
             backlog.reverse();
@@ -324,6 +341,17 @@ impl Point {
                                 Some(Control::Pli(ssrc)) => {
                                     if let Some(pc) = &subscribe {
                                         pli(pc, ssrc).await;
+                                    }
+                                }
+                                Some(Control::SubscribeFailed(g)) => {
+                                    // Its path is dead and the server offers this connection:
+                                    // ask for a new one (docs/protocol.md, `restart_subscribe`).
+                                    if g == generation && subscribe.is_some() {
+                                        let m = ClientMessage::RestartSubscribe {
+                                            v: PROTOCOL_VERSION,
+                                            revision: applied,
+                                        };
+                                        if ws_tx.send(send(&m)).await.is_err() { break }
                                     }
                                 }
                                 None => break,
@@ -372,7 +400,9 @@ impl Point {
                             let _ = old.close().await;
                         }
                         if subscribe.is_none() {
-                            match build_subscriber(&cfg2, stats2.clone()).await {
+                            generation += 1;
+                            let report = Some((failures.clone(), generation));
+                            match build_subscriber_reporting(&cfg2, stats2.clone(), report).await {
                                 Ok(pc) => subscribe = Some(pc),
                                 Err(e) => {
                                     lock(&stats2).errors.push(format!("subscriber: {e}"));
@@ -400,6 +430,7 @@ impl Point {
                                     },
                                     None => sdp,
                                 };
+                                applied = revision;
                                 let m = ClientMessage::SubscribeAnswer {
                                     v: PROTOCOL_VERSION,
                                     revision,
@@ -499,6 +530,7 @@ impl Point {
             subscribe_offers: s.subscribe_offers,
             subscribe_offer_bytes: s.subscribe_offer_bytes,
             subscribe_restarts: s.subscribe_restarts,
+            subscribe_failures: s.subscribe_failures,
             subscribe_offer_mlines: s.subscribe_offer_mlines,
         }
     }

@@ -146,6 +146,8 @@ pub(super) struct Handler {
     pub(super) publish: bool,
     /// Maps the resolution of received keyframes to simulcast layers.
     pub(super) ladder: Arc<Ladder>,
+    /// Where to report that this (subscribe) connection failed, with its generation.
+    pub(super) failed: Option<(tokio::sync::mpsc::Sender<super::Control>, u64)>,
 }
 
 #[async_trait::async_trait]
@@ -157,6 +159,14 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Failed
+            && let Some((control, generation)) = &self.failed
+        {
+            lock(&self.stats).subscribe_failures += 1;
+            let _ = control
+                .send(super::Control::SubscribeFailed(*generation))
+                .await;
+        }
         if state == RTCPeerConnectionState::Connected {
             let mut s = lock(&self.stats);
             let at = Some(Instant::now());
@@ -221,6 +231,13 @@ pub(super) async fn new_pc(
         .with_interceptor_registry(registry)
         .with_handler(handler)
         .with_udp_addrs(vec![format!("{}:0", cfg.bind_ip)]);
+    if let Some((disconnected, failed)) = cfg.ice_timeouts {
+        builder = builder.with_setting_engine(
+            webrtc::peer_connection::SettingEngineBuilder::new()
+                .with_ice_timeouts(Some(disconnected), Some(failed), None)
+                .build(),
+        );
+    }
     // A point whose firewall drops UDP falls back to ICE-TCP, as a browser does: the peer gathers
     // TCP candidates and connects to the server's passive TCP candidate when it is trickled.
     // Points with UDP do not, so a fan-out measures one transport at a time.
@@ -253,6 +270,16 @@ pub(crate) async fn build_subscriber(
     cfg: &PointConfig,
     stats: SharedStats,
 ) -> anyhow::Result<Arc<dyn PeerConnection>> {
+    build_subscriber_reporting(cfg, stats, None).await
+}
+
+/// A subscribe connection that reports its failure (`Control::SubscribeFailed` with
+/// `failed`'s generation) so that the point asks the server for a new one.
+pub(crate) async fn build_subscriber_reporting(
+    cfg: &PointConfig,
+    stats: SharedStats,
+    failed: Option<(tokio::sync::mpsc::Sender<super::Control>, u64)>,
+) -> anyhow::Result<Arc<dyn PeerConnection>> {
     let (gathered, _) = watch::channel(false);
     new_pc(
         cfg,
@@ -262,6 +289,7 @@ pub(crate) async fn build_subscriber(
             gathered,
             publish: false,
             ladder: Arc::new(cfg.receive_ladder.clone()),
+            failed,
         }),
         false,
     )

@@ -115,6 +115,7 @@ pub(crate) async fn build_publisher(
             gathered,
             publish: true,
             ladder: Arc::new(cfg.receive_ladder.clone()),
+            failed: None,
         }),
         true,
     )

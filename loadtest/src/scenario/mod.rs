@@ -114,6 +114,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         red: cfg.red,
         probe_padding: 0,
         first_answer_fault: None,
+        ice_timeouts: None,
     };
     let rss0 = server.sample().await.rss;
 

@@ -139,6 +139,11 @@ impl Worker {
         };
         p.negotiation.awaiting = None;
         p.negotiation.needs_offer = false;
+        // Reports about the old connection (its revisions) are stale from now on.
+        p.negotiation.conn_revision = p.negotiation.revision + 1;
+        p.negotiation.last_restart = Some(now);
+        p.negotiation.restart_pending = false;
+        p.negotiation.unconnected_restarts = p.negotiation.unconnected_restarts.saturating_add(1);
         let receives = p.receives.clone();
         for (_, t) in self.tracks.iter_mut() {
             t.downtracks.retain(|d| d.conn != old);

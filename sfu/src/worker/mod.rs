@@ -64,6 +64,8 @@ enum Timer {
     Allocate,
     /// The answer to this subscribe offer revision is due (see `negotiate.rs`).
     Answer(ParticipantId, u64),
+    /// A subscribe restart that waited for the gap since the last one (see `negotiate.rs`).
+    Restart(ParticipantId),
 }
 
 pub(crate) struct Participant {
@@ -102,6 +104,8 @@ pub(crate) struct Worker {
     dirty: Vec<usize>,
     /// Participants whose subscribe side changed (see `negotiate.rs`).
     offer_queue: Vec<ParticipantId>,
+    /// Participants whose subscribe connection failed on our side in this pass.
+    failed_subscribes: Vec<ParticipantId>,
     out: crate::udp::SendQueue,
     metrics: WorkerMetrics,
     next_ufrag: u64,
@@ -138,6 +142,7 @@ impl Worker {
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             offer_queue: Vec::new(),
+            failed_subscribes: Vec::new(),
             out: crate::udp::SendQueue::default(),
             metrics,
             next_ufrag: 0,
@@ -359,6 +364,13 @@ impl Worker {
                 participant,
                 subscriptions,
             } => self.set_receives(now, participant, subscriptions),
+            Command::RestartSubscribe {
+                participant,
+                revision,
+                reply,
+            } => {
+                let _ = reply.send(self.client_subscribe_failed(now, participant, revision));
+            }
             Command::Leave { participant } => self.leave(now, participant),
             Command::TcpStream(handoff) => self.adopt_tcp(now, handoff),
             Command::Shutdown => self.shutting_down = true,
@@ -411,6 +423,7 @@ impl Worker {
                 Timer::Answer(participant, revision) => {
                     self.answer_overdue(now, participant, revision)
                 }
+                Timer::Restart(participant) => self.restart_due(now, participant),
                 Timer::Allocate => {
                     self.allocate_layers(now);
                     self.timers.push(Reverse((
@@ -432,6 +445,10 @@ impl Worker {
     /// forwarding path, events to the session; then re-arms its timer.
     fn drain(&mut self, now: Instant) {
         self.drain_dirty(now);
+        for participant in std::mem::take(&mut self.failed_subscribes) {
+            tracing::info!(%participant, "subscribe connection failed on our side; restarting it");
+            self.restart_subscribe_soon(now, participant);
+        }
         // Offers queue output on their connections (marked dirty): one more round drains it.
         self.send_pending_offers(now);
         self.drain_dirty(now);
@@ -456,6 +473,7 @@ impl Worker {
                 }
                 while let Some(event) = self.conns[key].pc.poll_event() {
                     progressed = true;
+                    self.watch_subscribe_state(key, &event);
                     self.on_pc_event(now, key, event);
                     if !self.conns.contains(key) {
                         break;
@@ -473,6 +491,37 @@ impl Worker {
                 }
             }
             self.schedule(key);
+        }
+    }
+
+    /// What a subscribe connection's state means for restarting it (see `negotiate.rs`).
+    fn watch_subscribe_state(
+        &mut self,
+        key: usize,
+        event: &rtc::peer_connection::event::RTCPeerConnectionEvent,
+    ) {
+        use rtc::peer_connection::event::RTCPeerConnectionEvent::OnConnectionStateChangeEvent;
+        use rtc::peer_connection::state::RTCPeerConnectionState;
+        let OnConnectionStateChangeEvent(state) = event else {
+            return;
+        };
+        let c = &self.conns[key];
+        if c.kind != crate::api::PcKind::Subscribe {
+            return;
+        }
+        let participant = c.participant;
+        match state {
+            RTCPeerConnectionState::Connected => {
+                if let Some(p) = self.participants.get_mut(&participant) {
+                    p.negotiation.unconnected_restarts = 0;
+                }
+            }
+            // Our side heard nothing for the ICE failure timeout: the path is dead, and a
+            // failed connection stays dead. A new one (after this pass: this one is being
+            // drained) lets the client back in once its line returns, whether or not it
+            // reports the failure itself.
+            RTCPeerConnectionState::Failed => self.failed_subscribes.push(participant),
+            _ => {}
         }
     }
 

@@ -10,6 +10,17 @@
 //! back instead (`rtc` supports `set_local_description(rollback)`) is not enough: the client
 //! may have applied the offer already (an answer refused for its size was made from it), and a
 //! later offer built on the rolled-back state would not match the m-lines it holds.
+//!
+//! A subscribe connection whose path died is restarted the same way (issue 10, item 6): when
+//! the client reports it failed (`restart_subscribe`, naming the revision it last applied on
+//! it) or when our own side of it fails (no check heard for the ICE failure timeout). Not an
+//! ICE restart on the same connection: `rtc` stages a restart with the credentials of the
+//! connection's setting engine, i.e. the ufrag we chose (it names the worker, see
+//! `demux::make_ufrag`), so its restart offer would carry the same ufrag and password and a
+//! browser would not restart anything. Restarts of one participant are at least
+//! [`RESTART_GAP`] apart, twice that after each restart whose connection never connected (up
+//! to [`RESTART_GAP_MAX`]: a client that can never connect costs little); one asked for sooner
+//! is done when the gap ends.
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +34,14 @@ use crate::api::{MediaEvent, OfferedTrack, ParticipantId, PcKind, SfuError};
 /// browser answers within a second even on a loaded PC; this leaves room for a slow line.
 pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Least time between two restarts of one participant's subscribe connection. A new connection
+/// on a path that is still dead fails again (Chromium gives it up within seconds), and each
+/// restart costs a DTLS handshake and an offer: this bounds what a dead line, or a client
+/// asking again and again, can cost.
+pub(super) const RESTART_GAP: Duration = Duration::from_secs(5);
+/// The gap after restarts in a row whose connections never connected.
+pub(super) const RESTART_GAP_MAX: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
 pub(crate) struct SubscribeNegotiation {
     /// Revision of the last offer sent.
@@ -34,6 +53,25 @@ pub(crate) struct SubscribeNegotiation {
     /// The subscribe connection is new and has not offered yet: its first offer trickles our
     /// candidates, and tells the client to replace its connection if it had one.
     pub fresh_conn: bool,
+    /// The revision of the current subscribe connection's first offer (or of the next offer,
+    /// when the connection was just replaced): a client's report about a connection opened
+    /// before it is about one that is gone.
+    pub conn_revision: u64,
+    /// When the subscribe connection was last restarted.
+    pub last_restart: Option<Instant>,
+    /// A restart asked for within the gap since the last one waits for its timer.
+    pub restart_pending: bool,
+    /// Restarts since a subscribe connection of this participant last connected.
+    pub unconnected_restarts: u32,
+}
+
+impl SubscribeNegotiation {
+    /// The least time from the last restart to the next one.
+    pub fn restart_gap(&self) -> Duration {
+        RESTART_GAP
+            .saturating_mul(1 << self.unconnected_restarts.saturating_sub(1).min(4))
+            .min(RESTART_GAP_MAX)
+    }
 }
 
 impl Worker {
@@ -114,6 +152,9 @@ impl Worker {
         let revision = p.negotiation.revision;
         p.negotiation.awaiting = Some(revision);
         let first = std::mem::take(&mut p.negotiation.fresh_conn);
+        if first {
+            p.negotiation.conn_revision = revision;
+        }
         self.timers.push(std::cmp::Reverse((
             now + ANSWER_TIMEOUT,
             Timer::Answer(participant, revision),
@@ -203,5 +244,72 @@ impl Worker {
         }
         tracing::warn!(%participant, revision, "no subscribe answer in {ANSWER_TIMEOUT:?}; restarting the subscribe connection");
         self.restart_subscribe(now, participant);
+    }
+
+    /// The client says the subscribe connection on which it applied offer `revision` failed
+    /// (`restart_subscribe`). A report about a connection already replaced changes nothing.
+    pub(super) fn client_subscribe_failed(
+        &mut self,
+        now: Instant,
+        participant: ParticipantId,
+        revision: u64,
+    ) -> Result<(), SfuError> {
+        let p = self
+            .participants
+            .get(&participant)
+            .ok_or(SfuError::NoSuchParticipant)?;
+        if p.subscribe.is_none() || revision < p.negotiation.conn_revision {
+            tracing::debug!(%participant, revision, "restart_subscribe about a connection already gone; ignored");
+            return Ok(());
+        }
+        tracing::info!(%participant, revision, "the client reports its subscribe connection failed; restarting it");
+        self.restart_subscribe_soon(now, participant);
+        Ok(())
+    }
+
+    /// Restarts `participant`'s subscribe connection now, or when the gap since the last
+    /// restart has passed.
+    pub(super) fn restart_subscribe_soon(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&participant) else {
+            return;
+        };
+        let gap = p.negotiation.restart_gap();
+        match p.negotiation.last_restart {
+            Some(last) if now < last + gap => {
+                if !p.negotiation.restart_pending {
+                    p.negotiation.restart_pending = true;
+                    self.timers
+                        .push(std::cmp::Reverse((last + gap, Timer::Restart(participant))));
+                }
+            }
+            _ => self.restart_subscribe(now, participant),
+        }
+    }
+
+    /// The timer of a restart that waited for the gap.
+    pub(super) fn restart_due(&mut self, now: Instant, participant: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&participant) else {
+            return;
+        };
+        if std::mem::take(&mut p.negotiation.restart_pending) {
+            self.restart_subscribe(now, participant);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restart_gap_doubles_while_new_connections_never_connect() {
+        let mut n = SubscribeNegotiation::default();
+        let gaps: Vec<u64> = (0..8)
+            .map(|i| {
+                n.unconnected_restarts = i;
+                n.restart_gap().as_secs()
+            })
+            .collect();
+        assert_eq!(gaps, [5, 5, 10, 20, 40, 60, 60, 60]);
     }
 }

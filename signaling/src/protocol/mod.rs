@@ -336,6 +336,9 @@ pub enum ClientMessage {
     },
     /// SDP answer to a `subscribe_offer`, echoing its `revision`.
     SubscribeAnswer { v: u32, revision: u64, sdp: String },
+    /// The subscribe connection on which the client applied offer `revision` failed (its path
+    /// is dead): the server replaces it with a new one, whose first offer says `restart`.
+    RestartSubscribe { v: u32, revision: u64 },
     /// A trickled ICE candidate of the client's side of `pc`.
     Candidate {
         v: u32,
@@ -413,6 +416,7 @@ impl ClientMessage {
             Self::Join { v, .. }
             | Self::PublishOffer { v, .. }
             | Self::SubscribeAnswer { v, .. }
+            | Self::RestartSubscribe { v, .. }
             | Self::Candidate { v, .. }
             | Self::Ping { v }
             | Self::Leave { v }
@@ -442,6 +446,7 @@ impl ClientMessage {
             Self::Join { .. } => "join",
             Self::PublishOffer { .. } => "publish_offer",
             Self::SubscribeAnswer { .. } => "subscribe_answer",
+            Self::RestartSubscribe { .. } => "restart_subscribe",
             Self::Candidate { .. } => "candidate",
             Self::Ping { .. } => "ping",
             Self::Leave { .. } => "leave",

@@ -83,10 +83,11 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
             )
         });
     };
-    const KNOWN: [&str; 23] = [
+    const KNOWN: [&str; 24] = [
         "join",
         "publish_offer",
         "subscribe_answer",
+        "restart_subscribe",
         "candidate",
         "ping",
         "leave",

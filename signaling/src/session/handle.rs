@@ -180,6 +180,12 @@ async fn handle_message(
                 Err(e) => one(sfu_error(inner, e, req)),
             }
         }
+        ClientMessage::RestartSubscribe { revision, .. } => {
+            match sfu.restart_subscribe(id, revision).await {
+                Ok(()) => (vec![], Next::Continue),
+                Err(e) => one(sfu_error(inner, e, req)),
+            }
+        }
         ClientMessage::Candidate { pc, candidate, .. } => {
             let pc = match pc {
                 PcKind::Publish => sfu::PcKind::Publish,
