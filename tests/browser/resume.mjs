@@ -14,8 +14,16 @@
 //   d. The point's publish connection restarts ICE, as the page does when that connection fails
 //      (a line down for longer than the server holds a path): the same RTCPeerConnection with new
 //      local ICE credentials, the server answers on the same connection (same ufrag, same DTLS),
-//      and the chair decodes the point again; nobody leaves. Root needed for iptables, as in icetcp.mjs (run-tests.sh
-//      runs it under sudo); the rules are removed on every exit path.
+//      and the chair decodes the point again; nobody leaves.
+//   e. The media line drops for 30 s, longer than Chromium keeps a connection (it gives one up,
+//      `failed`, about 17 s into a cut): the point's subscribe connection dies, the page asks the
+//      server for a new one (`restart_subscribe`; the server offers it marked `restart`) and
+//      restarts ICE on its publish connection. We measure the time from the restore to the
+//      chair's video and audio decoded again at the point (and the point's video at the chair);
+//      the point keeps its participant id, its publish connection, and the chair's page sees no
+//      leave or join (before: the page re-joined afresh, a new participant).
+//   Root needed for iptables, as in icetcp.mjs (run-tests.sh runs it under sudo); the rules are
+//   removed on every exit path.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node resume.mjs)
 
@@ -27,6 +35,12 @@ const JOIN_TIMEOUT_MS = 30_000;
 const MEDIA_TIMEOUT_MS = 45_000;
 const CUT_MS = 10_000;
 const RECOVERY_LIMIT_MS = 5_000;
+// Part e: longer than Chromium keeps a dead connection (about 17 s). Measured 3.3-5.2 s from the
+// restore to media both ways (two runs, idle machine): the new subscribe connection and the
+// publish connection's ICE restart were both still checking when the line returned, and
+// Chromium paces its checks on a path that never answered. The check allows 15 s under load.
+const LONG_CUT_MS = 30_000;
+const LONG_RECOVERY_LIMIT_MS = 15_000;
 // How long after the restore we keep looking for frames (a miss must still print a figure).
 const RECOVERY_WATCH_MS = 40_000;
 
@@ -103,7 +117,8 @@ async function main() {
   if (!(await partA(chair, point))) return false;
   if (!(await partB(chair, point))) return false;
   if (!(await partC(chair, point))) return false;
-  return partD(chair, point);
+  if (!(await partD(chair, point))) return false;
+  return partE(chair, point);
 }
 
 /** a. The WebSocket drops; the seat and the connections are kept. */
@@ -223,14 +238,62 @@ async function partD(chair, point) {
   return true;
 }
 
-/** Milliseconds from `since` until `at` decodes more of `from`'s video than in `base`; null if never. */
-async function firstFrames(at, from, base, since) {
+/** e. The line drops for longer than Chromium keeps a connection: a new subscribe connection, same seat. */
+async function partE(chair, point) {
+  const id = point.id;
+  const chairId = chair.id;
+  await markPcs(point);
+  await chair.page.evaluate(() => (window.rosterEvents = []));
+  const before = await point.page.evaluate(() => ({ revision: window.hoinghi.session.subscribeRevision, asked: window.hoinghi.session.lastSubscribeRestart ?? 0 }));
+  h.step(`e. dropping UDP to and from 127.0.0.1:${h.mediaPort} for ${LONG_CUT_MS / 1000} s`);
+  cutLine(h.mediaPort);
+  const cutAt = Date.now();
+  // The subscribe connection dies during the cut and the page asks for a new one.
+  const asked = await until(async () => {
+    const r = await point.page.evaluate(() => ({
+      subscribe: window.hoinghi.subscribePc?.connectionState ?? null,
+      asked: window.hoinghi.session.lastSubscribeRestart ?? 0,
+    }));
+    return { ok: r.asked > before.asked, detail: JSON.stringify(r), at: Date.now() };
+  }, LONG_CUT_MS - 2000, 250);
+  h.check('(e) with the line cut, the point\'s subscribe connection fails and the page asks for a new one',
+    asked.ok, `${asked.detail} after ${((asked.at - cutAt) / 1000).toFixed(1)} s`);
+  await sleep(Math.max(0, cutAt + LONG_CUT_MS - Date.now()));
+  const [atPoint, atChair] = [await sample(point), await sample(chair)];
+  restoreLine();
+  const restored = Date.now();
+  h.step('e. line restored');
+  const recovered = await Promise.all([
+    firstFrames(point, chairId, atPoint, restored),
+    firstFrames(point, chairId, atPoint, restored, 'audio'),
+    firstFrames(chair, id, atChair, restored),
+  ]);
+  const figures = `point decodes the chair's video after ${show(recovered[0])} and receives its audio after ${show(recovered[1])}, the chair decodes the point after ${show(recovered[2])}`;
+  console.log(`  MEASURED  media again after a ${LONG_CUT_MS / 1000} s UDP cut: ${figures}`);
+  h.check(`(e) the point's video and audio again within ${LONG_RECOVERY_LIMIT_MS / 1000} s of the restore, and the chair decodes the point`,
+    recovered.every((ms) => ms !== null && ms < LONG_RECOVERY_LIMIT_MS), figures);
+  const after = await point.page.evaluate(() => ({ state: window.hoinghi.state, id: window.hoinghi.participantId, revision: window.hoinghi.session.subscribeRevision }));
+  h.check('(e) the point kept its seat (same participant id, no re-join)', after.state === 'joined' && after.id === id, JSON.stringify(after));
+  const same = await samePcs(point);
+  h.check('(e) ... its publish connection, and got a new subscribe connection from the server',
+    same.publish && !same.subscribe && after.revision > before.revision, `${JSON.stringify(same)}, revision ${before.revision} → ${after.revision}`);
+  const events = await chair.page.evaluate(() => window.rosterEvents);
+  h.check("(e) the chair's page saw no leave or join", events.length === 0, JSON.stringify(events));
+  return true;
+}
+
+/**
+ * Milliseconds from `since` until `at` gets more of `from`'s `kind` than in `base` (video:
+ * frames decoded; audio: packets, headless Chromium plays none); null if never.
+ */
+async function firstFrames(at, from, base, since, kind = 'video') {
+  const count = (row) => (kind === 'video' ? row.framesDecoded : row.packetsReceived);
   const r = await until(async () => {
     // A stream new since `base` (a re-created connection) counts from zero.
     const after = await sample(at);
-    const fresh = after.filter((row) => row.participant === from && row.kind === 'video' && !base.some((b) => b.key === row.key));
-    const d = delta(base, after, from, 'video');
-    return { ok: d.frames > 0 || fresh.some((row) => row.framesDecoded > 0) };
+    const fresh = after.filter((row) => row.participant === from && row.kind === kind && !base.some((b) => b.key === row.key));
+    const d = delta(base, after, from, kind);
+    return { ok: (kind === 'video' ? d.frames : d.packets) > 0 || fresh.some((row) => count(row) > 0) };
   }, RECOVERY_WATCH_MS, 50);
   return r.ok ? Date.now() - since : null;
 }

@@ -38,6 +38,11 @@ const SILENCE_LIMIT_MS = 45000;
 const PC_DISCONNECTED_GRACE_MS = 15000;
 // ICE restarts of the publish connection, one at most this often while its path stays dead.
 const ICE_RESTART_GAP_MS = 5000;
+// A dead subscribe connection (the server offers it, so only the server can replace it): ask
+// for a new one (`restart_subscribe`), then again this often while the one we hold stays dead
+// (the server spaces its restarts by 5 s, and a request may be lost with a socket).
+const SUBSCRIBE_RESTART_GAP_MS = 5000;
+const SUBSCRIBE_RESTART_AGAIN_MS = 10000;
 const LEAVE_TIMEOUT_MS = 2000;
 // While the server may still hold our seat (its grace is 15 s), come back quickly: 0.25 s,
 // 0.5 s, 1 s, 2 s, 2 s … (±20 %), then the usual backoff.
@@ -76,6 +81,7 @@ export class Session extends EventTarget {
     this.shareTrack = null; // screen share we publish, or null
     this.publisher = null; // publish side of the current connection (publisher.js)
     this.tracks = new Map(); // mid -> {mid, participant, kind}, from the last subscribe_offer
+    this.subscribeRevision = 0; // revision of the last subscribe_offer applied
     this.lastError = null;
     this.restartHintMs = null; // set by `bye` `server_restarting`
     this.resumeToken = null; // `resume_token` of the last `joined`, while its media is held
@@ -234,6 +240,7 @@ export class Session extends EventTarget {
   #closeMedia() {
     this.mediaGen++;
     this.resumeToken = null;
+    clearTimeout(this.subscribeRestartTimer);
     for (const pc of [this.publishPc, this.subscribePc]) pc?.close();
     const hadMedia = this.tracks.size > 0 || this.subscribePc;
     this.publishPc = this.subscribePc = null;
@@ -405,6 +412,8 @@ export class Session extends EventTarget {
     }
     this.#setState('joined', { resumed: true });
     this.#emit('joined', msg);
+    // A subscribe connection that died while the socket was away: ask for a new one now.
+    if (['failed', 'disconnected'].includes(this.subscribePc?.connectionState)) this.#askSubscribeRestart('subscribe connection dead at resume', 0);
   }
 
   async #publish(stream, cameraLayers) {
@@ -438,8 +447,10 @@ export class Session extends EventTarget {
   async #onSubscribeOffer(msg, gen) {
     if (msg.restart && this.subscribePc) {
       // The server replaced our subscribe connection (our answer was refused or never reached
-      // it): this offer is for a new one. Its candidates follow this offer.
+      // it, its path died, or we asked with `restart_subscribe`): this offer is for a new one.
+      // Its candidates follow this offer.
       console.info(`[hoinghi] subscribe connection restarted by the server (revision ${msg.revision})`);
+      clearTimeout(this.subscribeRestartTimer);
       this.subscribePc.close();
       this.subscribePc = null;
       this.pendingCandidates.subscribe = [];
@@ -450,6 +461,7 @@ export class Session extends EventTarget {
     await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
     await this.#flushCandidates('subscribe');
     await pc.setLocalDescription(await pc.createAnswer());
+    this.subscribeRevision = msg.revision;
     if (gen !== this.gen) return;
     this.#send({ type: 'subscribe_answer', revision: msg.revision, sdp: pc.localDescription.sdp });
     this.#emit('media', { tracks: this.receivedTracks() });
@@ -503,8 +515,8 @@ export class Session extends EventTarget {
       console.info(`[hoinghi] ${kind} connection ${state}`);
       clearTimeout(graceTimer);
       // 'disconnected' heals by itself when packets pass again (the server keeps its side of
-      // the path for about 30 s): wait. A dead path is healed by an ICE restart on the publish
-      // connection, by re-joining for the subscribe one (docs/protocol.md §7).
+      // the path for about 45 s): wait. A dead path is healed by an ICE restart on the publish
+      // connection, by a new subscribe connection from the server (docs/protocol.md §7).
       if (state === 'failed') this.#mediaLost(kind, 'failed');
       else if (state === 'disconnected') {
         graceTimer = setTimeout(() => {
@@ -518,8 +530,9 @@ export class Session extends EventTarget {
   /**
    * A peer connection's path is dead. The publish connection restarts ICE (the server answers
    * with the same connection: same tracks, same DTLS session, nobody sees us leave); the
-   * subscribe connection cannot (the server offers it), so we re-join afresh (a resume would
-   * give us the same dead connection).
+   * subscribe connection cannot (the server offers it), so we ask the server for a new one
+   * (`restart_subscribe`): its offer comes marked `restart` and replaces the dead connection
+   * (see #onSubscribeOffer), on the same seat.
    */
   #mediaLost(kind, how) {
     const reason = `${kind} connection ${how}`;
@@ -536,8 +549,33 @@ export class Session extends EventTarget {
       }, wait);
       return;
     }
+    if (kind === 'subscribe' && this.subscribePc) {
+      const wait = Math.max(0, (this.lastSubscribeRestart ?? 0) + SUBSCRIBE_RESTART_GAP_MS - Date.now());
+      this.#askSubscribeRestart(reason, wait);
+      return;
+    }
     if (this.state === 'joined' || this.state === 'connecting') this.#drop(reason);
     else this.resumeToken = null; // between sockets: the next join is a fresh one
+  }
+
+  /**
+   * Asks the server, after `wait` ms, to replace the subscribe connection we hold now, and
+   * again every SUBSCRIBE_RESTART_AGAIN_MS while that same connection stays dead. Between
+   * sockets nothing is sent (the resume asks again at once).
+   */
+  #askSubscribeRestart(reason, wait) {
+    clearTimeout(this.subscribeRestartTimer);
+    const pc = this.subscribePc;
+    const gen = this.mediaGen;
+    this.subscribeRestartTimer = setTimeout(() => {
+      if (gen !== this.mediaGen || pc !== this.subscribePc || !['failed', 'disconnected'].includes(pc.connectionState)) return;
+      if (this.state === 'joined' && this.ws?.readyState === WebSocket.OPEN) {
+        console.info(`[hoinghi] ${reason}: asking the server for a new subscribe connection`);
+        this.lastSubscribeRestart = Date.now();
+        this.#send({ type: 'restart_subscribe', revision: this.subscribeRevision });
+      }
+      this.#askSubscribeRestart(reason, SUBSCRIBE_RESTART_AGAIN_MS);
+    }, wait);
   }
 
   async #addRemoteCandidate(kind, candidate) {
