@@ -44,9 +44,12 @@ const AFTER_PROOF: Duration = Duration::from_secs(2);
 /// bound (30 ms) instead: a probe for 1.23 Mbit/s on a 2 Mbit/s line stopped, a 720p frame plus
 /// a burst of padding being 9 KB, 37 ms at that rate.
 pub const STOP_QUEUE: Duration = Duration::from_millis(45);
-/// Waits after a failed probe: doubling, reset by a proved one.
-const INITIAL_BACKOFF: Duration = Duration::from_secs(4);
-const MAX_BACKOFF: Duration = Duration::from_secs(32);
+/// Waits after a failed probe: doubling, reset by a proved one. Short, since a failed probe
+/// costs a second of padding stopped at the first queue: with waits up to 32 s, a line back
+/// from a dip waited out the back-off its failed probes in the dip had built (the point sat on
+/// 180p for 40 s after a 400 kbit/s constraint was lifted).
+const INITIAL_BACKOFF: Duration = Duration::from_secs(3);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Bytes of header extension per padding packet (one two-byte-form element holds 255).
 pub const PADDING_EXTENSION_BYTES: usize = 240;
 /// Bytes one padding packet puts on the wire, for pacing: RTP header, extension, padding,
@@ -72,7 +75,8 @@ struct Cluster {
     last: Instant,
     /// The estimator's back-off count at the start.
     decreases: u64,
-    stopped: bool,
+    /// Whether it stopped early, on what.
+    stopped: Option<Failure>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -88,7 +92,18 @@ enum State {
 pub enum Verdict {
     /// The link carried this many bits/s without a queue.
     Proved(f64),
-    Failed,
+    Failed(Failure),
+}
+
+/// Why a probe failed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Failure {
+    /// A queue built up past [`STOP_QUEUE`].
+    Queue,
+    /// The estimator backed off meanwhile.
+    BackOff,
+    /// The link delivered less than the step needs (bits/s delivered, asked).
+    Short(f64, f64),
 }
 
 /// One subscriber link's prober.
@@ -130,7 +145,7 @@ impl Prober {
             owed: 0.0,
             last: now,
             decreases,
-            stopped: false,
+            stopped: None,
         });
     }
 
@@ -146,11 +161,15 @@ impl Prober {
         let State::Running(c) = &mut self.state else {
             return 0;
         };
-        if c.downtrack != downtrack || c.stopped {
+        if c.downtrack != downtrack || c.stopped.is_some() || now >= c.until {
             return 0;
         }
-        if queue > STOP_QUEUE || decreases != c.decreases || now >= c.until {
-            c.stopped = true;
+        if queue > STOP_QUEUE {
+            c.stopped = Some(Failure::Queue);
+            return 0;
+        }
+        if decreases != c.decreases {
+            c.stopped = Some(Failure::BackOff);
             return 0;
         }
         let elapsed = now.saturating_duration_since(c.last).as_secs_f64();
@@ -170,25 +189,36 @@ impl Prober {
         match self.state {
             State::Idle => None,
             State::Running(c) => {
-                if c.stopped || now >= c.until || decreases != c.decreases {
+                if c.stopped.is_some() || now >= c.until || decreases != c.decreases {
                     self.state = State::Judging(c, now + JUDGE_AFTER);
                 }
                 None
             }
             State::Judging(c, at) if now >= at || decreases != c.decreases => {
                 self.state = State::Idle;
-                let verdict =
-                    if decreases == c.decreases && delivered_peak >= c.target_bps * PROVED_SHARE {
+                let failure = if decreases != c.decreases {
+                    Some(Failure::BackOff)
+                } else if let Some(stop) = c.stopped {
+                    Some(stop)
+                } else if delivered_peak < c.target_bps * PROVED_SHARE {
+                    Some(Failure::Short(delivered_peak, c.target_bps))
+                } else {
+                    None
+                };
+                let verdict = match failure {
+                    None => {
                         self.proved += 1;
                         self.backoff = None;
                         self.blocked_until = Some(now + AFTER_PROOF);
                         Verdict::Proved(delivered_peak.min(c.target_bps))
-                    } else {
+                    }
+                    Some(failure) => {
                         let wait = self.backoff.unwrap_or(INITIAL_BACKOFF);
                         self.backoff = Some((wait * 2).min(MAX_BACKOFF));
                         self.blocked_until = Some(now + wait);
-                        Verdict::Failed
-                    };
+                        Verdict::Failed(failure)
+                    }
+                };
                 Some(verdict)
             }
             State::Judging(..) => None,
@@ -356,7 +386,10 @@ mod tests {
             "stays stopped"
         );
         assert_eq!(p.tick(ms(500), 0, 600_000.0), None, "feedback not in yet");
-        assert_eq!(p.tick(ms(1200), 0, 600_000.0), Some(Verdict::Failed));
+        assert_eq!(
+            p.tick(ms(1200), 0, 600_000.0),
+            Some(Verdict::Failed(Failure::Queue))
+        );
         assert!(!p.may_start(ms(1300)));
         assert!(p.may_start(ms(1200) + INITIAL_BACKOFF));
         // The second failure waits twice as long.
@@ -364,7 +397,7 @@ mod tests {
         assert_eq!(p.tick(ms(7000), 1, 0.0), None);
         assert_eq!(
             p.tick(ms(7100), 1, 0.0),
-            Some(Verdict::Failed),
+            Some(Verdict::Failed(Failure::BackOff)),
             "a back-off fails at once"
         );
         assert!(!p.may_start(ms(7100) + INITIAL_BACKOFF));
@@ -388,6 +421,9 @@ mod tests {
         // Short of what the step needs: failed.
         p.start(ms(4000), (0, 0), 1_000_000.0, 500_000.0, 5);
         assert_eq!(p.tick(ms(5000), 5, 0.0), None);
-        assert_eq!(p.tick(ms(5600), 5, 880_000.0), Some(Verdict::Failed));
+        assert_eq!(
+            p.tick(ms(5600), 5, 880_000.0),
+            Some(Verdict::Failed(Failure::Short(880_000.0, 1_000_000.0)))
+        );
     }
 }

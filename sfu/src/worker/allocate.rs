@@ -133,9 +133,9 @@ impl Worker {
                     self.metrics.probes_proved.inc();
                     tracing::debug!(conn = key, bps = bps as u64, "probe proved");
                 }
-                Some(Verdict::Failed) => {
+                Some(Verdict::Failed(why)) => {
                     self.metrics.probes_failed.inc();
-                    tracing::debug!(conn = key, "probe failed");
+                    tracing::debug!(conn = key, ?why, "probe failed");
                 }
                 None => {}
             }
@@ -334,7 +334,7 @@ impl Worker {
 
 impl Worker {
     /// Whether to probe this tick, and how: only when a flowing video could step up but for the
-    /// estimate, the link is calm and stepping is allowed. Returns the downtrack to pad (the
+    /// estimate, and stepping is allowed (not backing off after a failed step). Returns the downtrack to pad (the
     /// most important flowing video), the rate to probe at, and the media rate already sent.
     #[allow(clippy::too_many_arguments)]
     fn plan_probe(
@@ -348,7 +348,9 @@ impl Worker {
         caps: &[Option<u8>],
     ) -> Option<(PaddedDowntrack, f64, f64)> {
         let c = self.conns.get(key)?;
-        if !budget.may_step_up || budget.congested || !c.allocation.prober.may_start(now) {
+        // Congested or not: "congested" only makes lowest layers fit; a probe stops at the
+        // first queue.
+        if !budget.may_step_up || !c.allocation.prober.may_start(now) {
             return None;
         }
         if steps_up(items, chosen, caps) {
