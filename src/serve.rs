@@ -271,11 +271,50 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// CPU, memory, open files of this process, as `process_*` metrics.
+/// CPU, memory, open files of this process, as `process_*` metrics, and the tokio tasks alive.
+/// Must run inside the server's runtime.
 fn register_process_metrics(registry: &prometheus::Registry) {
     let collector = prometheus::process_collector::ProcessCollector::for_self();
     if let Err(e) = registry.register(Box::new(collector)) {
         tracing::warn!("process metrics unavailable: {e}");
+    }
+    match AliveTasks::new(tokio::runtime::Handle::current()) {
+        Ok(tasks) => {
+            if let Err(e) = registry.register(Box::new(tasks)) {
+                tracing::warn!("task metric unavailable: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("task metric unavailable: {e}"),
+    }
+}
+
+/// `hoinghi_tokio_alive_tasks`: tasks spawned on the server's runtime and not yet finished, read
+/// at each scrape. A task left behind by every join or leave shows here as steady growth (the soak,
+/// `bench/soak.sh`, watches it).
+struct AliveTasks {
+    handle: tokio::runtime::Handle,
+    gauge: prometheus::IntGauge,
+}
+
+impl AliveTasks {
+    fn new(handle: tokio::runtime::Handle) -> prometheus::Result<Self> {
+        let gauge = prometheus::IntGauge::new(
+            "hoinghi_tokio_alive_tasks",
+            "Tokio tasks alive in the server's runtime",
+        )?;
+        Ok(Self { handle, gauge })
+    }
+}
+
+impl prometheus::core::Collector for AliveTasks {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let alive = self.handle.metrics().num_alive_tasks();
+        self.gauge.set(i64::try_from(alive).unwrap_or(i64::MAX));
+        self.gauge.collect()
     }
 }
 
@@ -346,4 +385,36 @@ fn raise_open_files_limit() -> u64 {
 /// HTTP(S) connections held at once: the descriptors left after [`RESERVED_FDS`], at least 64.
 fn connection_budget(open_files: u64) -> usize {
     open_files.saturating_sub(RESERVED_FDS).clamp(64, 1 << 20) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gauge as a scraper reads it.
+    fn alive_tasks(registry: &prometheus::Registry) -> f64 {
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("hoinghi_tokio_alive_tasks "))
+            .expect("hoinghi_tokio_alive_tasks is exported");
+        line["hoinghi_tokio_alive_tasks ".len()..].parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn alive_tasks_gauge_follows_the_runtime() {
+        let registry = prometheus::Registry::new();
+        register_process_metrics(&registry);
+        let before = alive_tasks(&registry);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = rx.await;
+        });
+        assert_eq!(alive_tasks(&registry), before + 1.0);
+        tx.send(()).unwrap();
+        task.await.unwrap();
+        assert_eq!(alive_tasks(&registry), before);
+    }
 }
