@@ -121,7 +121,7 @@ impl Server {
     pub fn point_code(&self, i: usize) -> String {
         match &self.tokens {
             Tokens::Fixed => format!("point-{i}"),
-            Tokens::DataDir(_) => room_admin::test_room::point_code(i + 1),
+            Tokens::DataDir(_) => room_admin::test_room::point_code(test_room_slot(i) + 1),
         }
     }
 
@@ -144,9 +144,18 @@ impl Server {
             } else {
                 format!("point-{i}")
             }),
-            Tokens::DataDir(dir) => mint_test_room_token(dir, chair, i),
+            Tokens::DataDir(dir) => mint_test_room_token(dir, chair, test_room_slot(i)),
         }
     }
+}
+
+/// Point `i` of a run as a test-room point (0-based): the room has only
+/// [`room_admin::test_room::MAX_POINTS`] codes, so a soak's churn, whose joiners get ever higher
+/// numbers, comes round to the first codes again. The points live at once are consecutive numbers
+/// (the oldest leaves as the next joins) and fewer than the codes, so a code is used again only
+/// after its last holder left.
+pub fn test_room_slot(i: usize) -> usize {
+    i % room_admin::test_room::MAX_POINTS
 }
 
 /// A test-room token signed with the data dir's secret: the chair, or point `i` (0-based) as
@@ -211,4 +220,18 @@ pub fn load_average() -> f64 {
 
 pub(super) fn self_cpu() -> f64 {
     process_cpu_seconds(std::process::id()).unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_room_slot;
+
+    #[test]
+    fn churn_joiners_come_round_to_the_first_test_room_codes() {
+        let max = room_admin::test_room::MAX_POINTS;
+        assert_eq!(test_room_slot(0), 0);
+        assert_eq!(test_room_slot(max - 1), max - 1);
+        assert_eq!(test_room_slot(max), 0);
+        assert_eq!(test_room_slot(max + 7), 7);
+    }
 }
