@@ -260,9 +260,10 @@ fn binding_request(username: &str, extra: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 4571 both ways. Reading: any split of a stream gives the frames a plain reading of it
-/// gives, and stops at the first bad length. Writing: whatever is pushed, consumed and dropped
-/// for age, the bytes the socket took plus those pending always read back as whole frames, in
-/// order, within the cap.
+/// gives, and stops at the first bad length. Writing: whatever is pushed (to the back or, urgent,
+/// ahead of queued video), consumed and dropped for age, the pending bytes are the frames a model
+/// of the writer holds, and the bytes the socket took plus those pending read back as whole
+/// frames, in order, within the cap.
 pub fn tcp_framing(data: &[u8]) {
     let Some((&split, stream)) = data.split_first() else {
         return;
@@ -314,11 +315,18 @@ pub fn tcp_framing(data: &[u8]) {
     writer_keeps_framing(stream);
 }
 
+/// The writer against a model of its contract. Each pair of bytes is one step: the high nibble of
+/// the first advances the clock (ms), its low two bits pick `push`, `consume`, `drop_queued_before`
+/// or `push_urgent`, the second is the argument. The model: frames in stream order (when queued,
+/// bytes, urgent), the first of them `half_written` bytes out. `push` queues at the back;
+/// `push_urgent` after the frame being written and after the urgent frames before it; a drop
+/// takes every frame queued before the bound except one partly written. At every step the pending
+/// bytes are exactly the model's frames (the first without what went out), within the cap.
 fn writer_keeps_framing(ops: &[u8]) {
     let t0 = Instant::now();
     let cap = 64 + usize::from(ops.first().copied().unwrap_or(0)) * 8;
     let mut w = FrameWriter::new(cap);
-    let mut queued: std::collections::VecDeque<(u64, Vec<u8>)> = Default::default();
+    let mut queued: std::collections::VecDeque<(u64, Vec<u8>, bool)> = Default::default();
     let mut sent: Vec<u8> = Vec::new();
     let mut clock = 0u64;
     let mut half_written = 0usize;
@@ -326,13 +334,26 @@ fn writer_keeps_framing(ops: &[u8]) {
         let (op, arg) = (pair[0], pair[1]);
         clock += u64::from(op >> 4);
         let now = t0 + Duration::from_millis(clock);
-        match op % 3 {
-            0 => {
+        match op & 3 {
+            kind @ (0 | 3) => {
+                let urgent = kind == 3;
                 let frame = vec![i as u8; usize::from(arg) % 200];
                 let fits = !frame.is_empty() && w.pending().len() + 2 + frame.len() <= cap;
-                assert_eq!(w.push(now, &frame), fits);
+                let pushed = if urgent {
+                    w.push_urgent(now, &frame)
+                } else {
+                    w.push(now, &frame)
+                };
+                assert_eq!(pushed, fits);
                 if fits {
-                    queued.push_back((clock, frame));
+                    let mut at = queued.len();
+                    if urgent {
+                        at = usize::from(half_written > 0);
+                        while queued.get(at).is_some_and(|f| f.2) {
+                            at += 1;
+                        }
+                    }
+                    queued.insert(at, (clock, frame, urgent));
                 }
             }
             1 => {
@@ -341,7 +362,7 @@ fn writer_keeps_framing(ops: &[u8]) {
                 w.consume(n);
                 // Whole frames the socket took leave the model.
                 half_written += n;
-                while let Some((_, f)) = queued.front() {
+                while let Some((_, f, _)) = queued.front() {
                     if half_written < 2 + f.len() {
                         break;
                     }
@@ -352,20 +373,23 @@ fn writer_keeps_framing(ops: &[u8]) {
             _ => {
                 let before = clock.saturating_sub(u64::from(arg));
                 let dropped = w.drop_queued_before(t0 + Duration::from_millis(before));
-                let mut n = 0;
-                while half_written == 0
-                    && let Some((at, _)) = queued.front()
-                    && *at < before
-                {
-                    queued.pop_front();
-                    n += 1;
-                }
-                assert_eq!(dropped, n);
+                let kept_first = usize::from(half_written > 0);
+                let len = queued.len();
+                let mut index = 0;
+                queued.retain(|(at, _, _)| {
+                    index += 1;
+                    index <= kept_first || *at >= before
+                });
+                assert_eq!(dropped, len - queued.len());
             }
         }
         assert!(w.pending().len() <= cap);
-        let want: usize = queued.iter().map(|(_, f)| 2 + f.len()).sum::<usize>() - half_written;
-        assert_eq!(w.pending().len(), want);
+        let mut want = Vec::new();
+        for (_, f, _) in &queued {
+            want.extend_from_slice(&(f.len() as u16).to_be_bytes());
+            want.extend_from_slice(f);
+        }
+        assert_eq!(w.pending(), &want[half_written..]);
     }
     // Everything the socket took, then everything pending, is a sequence of whole frames.
     sent.extend_from_slice(w.pending());
