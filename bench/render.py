@@ -453,6 +453,69 @@ def chromium_shaped():
 
 chromium_shaped()
 
+def soak():
+    """A long meeting against the release `hoinghi serve`, sampled once a minute (bench/soak.sh)."""
+    import csv
+    for path in sorted(glob.glob(os.path.join(res, "soak-*.csv"))):
+        n = os.path.basename(path)[len("soak-"):-len(".csv")]
+        rows = list(csv.DictReader(open(path)))
+        mins = [r for r in rows if r["minute"] != "idle"]
+        if len(mins) < 2:
+            continue
+        r_json = load(f"soak-{n}.json") or {}
+        summary = os.path.join(res, f"soak-{n}-summary.txt")
+        head = open(summary).read().splitlines() if os.path.exists(summary) else []
+        last = int(mins[-1]["minute"])
+        warm = 10 if last > 10 else 0
+        by = {int(r["minute"]): r for r in mins}
+        L.append(f"## Soak (issue 9)\n")
+        L.append(f"A meeting of {n} points for {last} minutes against the release `hoinghi serve` "
+                 "(`--no-tls --workers 1`, every port picked by the kernel, a throwaway data dir, "
+                 "test-room links signed with its secret): `hoinghi-loadtest soak`, the chair "
+                 "publishing VP8 video and Opus audio, the points subscribing, and every "
+                 f"{(r_json.get('config') or {}).get('churn_every_s') or 2:g} s the oldest point leaving "
+                 "and a new one joining. Minute 0 is the first second every point received media; "
+                 "then once a minute the server's RSS (`/proc/PID/status`), open descriptors "
+                 "(`/proc/PID/fd`), live tokio tasks (`hoinghi_tokio_alive_tasks`) and peer "
+                 "connections (`hoinghi_peer_connections`), participants and open WebSockets from "
+                 f"`/metrics`. *Growth*: minute {last} against minute {warm} (after the warm-up). "
+                 f"Command: `bench/soak.sh` (`SOAK_N={n} SOAK_MINUTES={last}`); every minute in "
+                 f"`bench/results/soak-{n}.csv`.\n")
+        for h in head:
+            if h.startswith("soak:"):
+                L.append(f"Run: {h[len('soak: '):]}.\n")
+        cols = [("rss_kib", "RSS (MiB)", lambda v: f"{int(v) / 1024:.1f}"),
+                ("open_fds", "open descriptors", str), ("tokio_tasks", "tokio tasks", str),
+                ("peer_connections", "peer connections", str), ("participants", "participants", str),
+                ("ws_open", "open WebSockets", str), ("threads", "threads", str)]
+        L.append("| minute | " + " | ".join(c[1] for c in cols) + " |")
+        L.append("|---|" + "---|" * len(cols))
+        idle = [r for r in rows if r["minute"] == "idle"]
+        shown = idle + [by[m] for m in sorted(by) if m % 10 == 0 or m == last]
+        for r in shown:
+            L.append(f"| {r['minute']} | " + " | ".join(fmt(r[k]) if r[k] != "NA" else "–" for k, _, fmt in cols) + " |")
+        def growth(k):
+            a, b = by.get(warm), by.get(last)
+            if not a or not b or a[k] in ("NA", "0"):
+                return "–"
+            return f"{(int(b[k]) - int(a[k])) * 100 / int(a[k]):+.1f} %"
+        L.append(f"| growth {warm}→{last} | " + " | ".join(growth(k) for k, _, _ in cols) + " |")
+        def peak(k):
+            vs = [int(by[m][k]) for m in by if m >= warm and by[m][k] != "NA"]
+            return max(vs) if vs else None
+        L.append(f"| max {warm}–{last} | " + " | ".join(
+            (fmt(str(peak(k))) if peak(k) is not None else "–") for k, _, fmt in cols) + " |")
+        L.append("")
+        p = r_json.get("points")
+        if p:
+            la = r_json.get("load_average") or []
+            L.append(f"Load generator: {p['joined']} of {p['requested']} points joined at the start, "
+                     f"{p['churn_joins']:,} churn joins and {p['churn_leaves']:,} leaves, "
+                     f"{len(r_json.get('failures') or [])} failures; load average "
+                     f"{'–'.join(f'{x:.1f}' for x in la)}.\n")
+
+soak()
+
 notes = os.path.join(os.path.dirname(__file__), "notes.md")
 if os.path.exists(notes):
     L.append(open(notes).read())

@@ -4,7 +4,8 @@
 # Environment: FANOUT_NS ("50 150 300"), STORM_N (300), PROFILE_N (20), LAYERS and FLOOR_N (see
 # bench/simulcast.sh); REAL_FANOUT_N (50) and
 # REAL_STORM_N (300) for the runs against the real `hoinghi serve` (bench/real-serve.sh); RATES,
-# TCP_N, TCP_CCS for the ICE-TCP runs on a shaped path (bench/tcp-shaped.sh, needs root).
+# TCP_N, TCP_CCS for the ICE-TCP runs on a shaped path (bench/tcp-shaped.sh, needs root); SOAK=1
+# adds the hour-long soak (bench/soak.sh, SOAK_N and the other SOAK_* there).
 set -eu
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results}
@@ -45,6 +46,10 @@ OUT="$OUT" LOADTEST="$LT" PROFILE_N="$P" bench/red.sh
 "$LT" soak -n 20 --seconds 60 --churn 2 --json "$OUT/soak-20.json"
 # The same loads against the real `hoinghi serve` (signed test-room tokens, /proc and /metrics).
 OUT="$OUT" LOADTEST="$LT" bench/real-serve.sh
+# The hour-long soak against the real `hoinghi serve` (bench/soak.sh) only when asked: SOAK=1.
+if [ "${SOAK:-0}" = 1 ]; then
+  OUT="$OUT" LOADTEST="$LT" bench/soak.sh || echo "run-all.sh: the soak found growth (see $OUT)" >&2
+fi
 # ICE-TCP behind a slow line (kernel-shaped, in a network namespace) beside UDP at the same rate.
 if [ "$(id -u)" = 0 ]; then
   OUT="$OUT" LOADTEST="$LT" bench/tcp-shaped.sh
