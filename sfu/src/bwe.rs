@@ -61,8 +61,10 @@ pub struct LinkEstimate {
     delivered_bps: AtomicU64,
     /// The highest delivered rate since the worker last reset it (at a probe's start).
     probe_peak_bps: AtomicU64,
-    /// Queuing delay of the last feedback batch, µs: a probe stops at the first sign of it.
+    /// Queuing delay of the last feedback batch, µs, and how many batches in a row it was over
+    /// [`crate::probe::STOP_QUEUE`]: a probe stops at the first sign of a queue.
     queue_us: AtomicU64,
+    queue_over: AtomicU64,
     /// A rate a probe showed the link carries, adopted at the next feedback (0: none).
     raise_bps: AtomicU64,
 }
@@ -103,6 +105,11 @@ impl LinkEstimate {
     /// Queuing delay the last feedback showed.
     pub fn queue(&self) -> Duration {
         Duration::from_micros(self.queue_us.load(Ordering::Relaxed))
+    }
+
+    /// Feedback batches in a row whose queuing delay was over [`crate::probe::STOP_QUEUE`].
+    pub fn queue_over(&self) -> u64 {
+        self.queue_over.load(Ordering::Relaxed)
     }
 
     /// A probe showed the link carries `bps`: the estimate rises to it at the next feedback.
@@ -204,6 +211,11 @@ impl BandwidthEstimator for LinkEstimator {
         s.missing.fetch_add(missing as u64, Ordering::Relaxed);
         if let Some(q) = self.guard.queue {
             s.queue_us.store(q.as_micros() as u64, Ordering::Relaxed);
+            if q > crate::probe::STOP_QUEUE {
+                s.queue_over.fetch_add(1, Ordering::Relaxed);
+            } else {
+                s.queue_over.store(0, Ordering::Relaxed);
+            }
         }
     }
 

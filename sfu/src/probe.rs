@@ -7,11 +7,14 @@
 //! A cluster pads one flowing video downtrack of the subscriber, between frames (after a packet
 //! with the marker bit, so the padding never splits a frame in the subscriber's jitter buffer),
 //! with padding-only RTP packets on the media SSRC that take sequence numbers of their own
-//! (`forwarder::Numbering::insert`). It stops at the first sign of a queue (the estimator's
-//! queuing delay over [`STOP_QUEUE`]) or of a back-off. Then, once the feedback for its last
-//! packets is in, it is judged: proved if the link delivered at least [`PROVED_SHARE`] of the
-//! cluster's rate with no back-off, and the estimate is raised to what was delivered
-//! (`bwe::LinkEstimate::raise_to`); failed otherwise, and the next probe waits (doubling).
+//! (`forwarder::Numbering::insert`). It aims past the next step, towards what the subscriber
+//! would take with no limit ([`Prober::target`]: up to twice the media rate), so that one probe
+//! can open several rungs (each temporal layer and each simulcast layer is one; a climb from
+//! 180p to 720p is six). It stops at the first sign of a queue (the estimator's queuing delay
+//! over [`STOP_QUEUE`]) or of a back-off. Then, once the feedback for its last packets is in,
+//! it is judged: proved if the link delivered at least what the next step needs with no
+//! back-off, and the estimate is raised to what was delivered (`bwe::LinkEstimate::raise_to`);
+//! failed otherwise, and the next probe waits (doubling) and aims lower.
 //!
 //! libwebrtc's prober and LiveKit's probe controller do the same with RTX; our subscribe
 //! connections do not negotiate RTX yet, so padding rides on the media SSRC as Chromium's own
@@ -33,9 +36,10 @@ pub const CLUSTER: Duration = Duration::from_millis(1000);
 pub const JUDGE_AFTER: Duration = Duration::from_millis(600);
 /// A cluster pads to this much above the estimate the step needs.
 pub const MARGIN: f64 = 1.1;
-/// Share of the cluster's rate the link must deliver for the probe to count: what the step
-/// needs, so that the estimate it proves lets the allocator take the step.
-pub const PROVED_SHARE: f64 = 1.0 / MARGIN;
+/// A probe aims at most this many times the media rate above it.
+pub const REACH: f64 = 2.0;
+/// After a failed probe the next aims at most this share of the failed one's rate.
+const AFTER_FAILURE: f64 = 0.75;
 /// After a proved probe, the next may start only after this: the raised estimate reaches the
 /// allocator with the next feedback, and the step it allows must be taken first.
 const AFTER_PROOF: Duration = Duration::from_secs(2);
@@ -44,6 +48,10 @@ const AFTER_PROOF: Duration = Duration::from_secs(2);
 /// bound (30 ms) instead: a probe for 1.23 Mbit/s on a 2 Mbit/s line stopped, a 720p frame plus
 /// a burst of padding being 9 KB, 37 ms at that rate.
 pub const STOP_QUEUE: Duration = Duration::from_millis(45);
+/// Feedback batches in a row over [`STOP_QUEUE`] that stop a cluster: one alone is a
+/// scheduling hiccup on a busy host as often as a queue (a probe for 250 kbit/s on an idle
+/// 2 Mbit/s line stopped on one, with the machine at load 12).
+pub const STOP_BATCHES: u64 = 2;
 /// Waits after a failed probe: doubling, reset by a proved one. Short, since a failed probe
 /// costs a second of padding stopped at the first queue: with waits up to 32 s, a line back
 /// from a dip waited out the back-off its failed probes in the dip had built (the point sat on
@@ -69,6 +77,8 @@ struct Cluster {
     until: Instant,
     /// The rate the link is asked to carry, and the padding that adds to the media.
     target_bps: f64,
+    /// What the next step needs: delivering that proves the probe.
+    needed_bps: f64,
     pad_bps: f64,
     /// Padding bytes owed at `last`.
     owed: f64,
@@ -112,6 +122,8 @@ pub struct Prober {
     state: State,
     blocked_until: Option<Instant>,
     backoff: Option<Duration>,
+    /// The rate of the last failed probe, until one is proved: the next aims below it.
+    failed_at: Option<f64>,
     /// Clusters started, and proved, for stats and tests.
     pub started: u64,
     pub proved: u64,
@@ -127,12 +139,25 @@ impl Prober {
         self.state != State::Idle
     }
 
-    /// Starts a cluster padding `downtrack` up to `target_bps` while `media_bps` flows.
+    /// The rate to probe at, given what the next step needs, what the subscriber would take
+    /// with no limit (`goal`) and the media rate now: [`MARGIN`] above the next step at least,
+    /// towards the goal as far as [`REACH`] times the media, and below the last failed probe.
+    pub fn target(&self, needed: f64, goal: f64, media: f64) -> f64 {
+        let floor = needed * MARGIN;
+        let mut aim = goal.min(media * REACH);
+        if let Some(failed) = self.failed_at {
+            aim = aim.min(failed * AFTER_FAILURE);
+        }
+        aim.max(floor)
+    }
+
+    /// Starts a cluster padding `downtrack` up to `target_bps` while `media_bps` flows; it
+    /// proves the probe if the link delivers `needed_bps`.
     pub fn start(
         &mut self,
         now: Instant,
         downtrack: PaddedDowntrack,
-        target_bps: f64,
+        (needed_bps, target_bps): (f64, f64),
         media_bps: f64,
         decreases: u64,
     ) {
@@ -141,6 +166,7 @@ impl Prober {
             downtrack,
             until: now + CLUSTER,
             target_bps,
+            needed_bps,
             pad_bps: (target_bps - media_bps).max(0.0),
             owed: 0.0,
             last: now,
@@ -150,12 +176,13 @@ impl Prober {
     }
 
     /// A frame of `downtrack` just went out: how many padding packets to send after it. A
-    /// queue over [`STOP_QUEUE`] or a back-off since the start stops the cluster.
+    /// queue over [`STOP_QUEUE`] in `queue_over` feedback batches in a row ([`STOP_BATCHES`])
+    /// or a back-off since the start stops the cluster.
     pub fn padding_due(
         &mut self,
         now: Instant,
         downtrack: PaddedDowntrack,
-        queue: Duration,
+        queue_over: u64,
         decreases: u64,
     ) -> usize {
         let State::Running(c) = &mut self.state else {
@@ -164,7 +191,7 @@ impl Prober {
         if c.downtrack != downtrack || c.stopped.is_some() || now >= c.until {
             return 0;
         }
-        if queue > STOP_QUEUE {
+        if queue_over >= STOP_BATCHES {
             c.stopped = Some(Failure::Queue);
             return 0;
         }
@@ -200,8 +227,8 @@ impl Prober {
                     Some(Failure::BackOff)
                 } else if let Some(stop) = c.stopped {
                     Some(stop)
-                } else if delivered_peak < c.target_bps * PROVED_SHARE {
-                    Some(Failure::Short(delivered_peak, c.target_bps))
+                } else if delivered_peak < c.needed_bps {
+                    Some(Failure::Short(delivered_peak, c.needed_bps))
                 } else {
                     None
                 };
@@ -210,12 +237,14 @@ impl Prober {
                         self.proved += 1;
                         self.backoff = None;
                         self.blocked_until = Some(now + AFTER_PROOF);
+                        self.failed_at = None;
                         Verdict::Proved(delivered_peak.min(c.target_bps))
                     }
                     Some(failure) => {
                         let wait = self.backoff.unwrap_or(INITIAL_BACKOFF);
                         self.backoff = Some((wait * 2).min(MAX_BACKOFF));
                         self.blocked_until = Some(now + wait);
+                        self.failed_at = Some(c.target_bps);
                         Verdict::Failed(failure)
                     }
                 };
@@ -224,6 +253,22 @@ impl Prober {
             State::Judging(..) => None,
         }
     }
+}
+
+/// The estimate at which every video would get the highest layer the routing allows, all its
+/// temporal layers, and the step-up headroom: where probing aims (see [`Prober::target`]).
+pub fn goal_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> f64 {
+    let video: f64 = items
+        .iter()
+        .filter_map(|item| {
+            item.layers
+                .iter()
+                .filter(|l| l.live && l.rank <= item.max_rank)
+                .map(|l| l.bps)
+                .next_back()
+        })
+        .sum();
+    (budget.audio_bps + video) / (1.0 - crate::allocator::STEP_UP_HEADROOM)
 }
 
 /// Whether this allocation takes a flowing video up: to a higher simulcast layer, or on its
@@ -355,18 +400,14 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Prober::default();
         assert!(p.may_start(t0));
-        p.start(t0, (1, 0), 1_000_000.0, 500_000.0, 3);
+        p.start(t0, (1, 0), (900_000.0, 1_000_000.0), 500_000.0, 3);
         assert!(!p.may_start(t0));
         let mut sent = 0;
         // 20 frames 50 ms apart: a second of 500 kbit/s of padding.
         for f in 1..=20u64 {
             let at = t0 + Duration::from_millis(50 * f);
-            assert_eq!(
-                p.padding_due(at, (1, 1), Duration::ZERO, 3),
-                0,
-                "other downtrack"
-            );
-            sent += p.padding_due(at, (1, 0), Duration::ZERO, 3);
+            assert_eq!(p.padding_due(at, (1, 1), 0, 3), 0, "other downtrack");
+            sent += p.padding_due(at, (1, 0), 0, 3);
         }
         let bps = sent as f64 * PADDING_PACKET_BYTES * 8.0;
         assert!((450e3..=520e3).contains(&bps), "{bps}");
@@ -377,14 +418,10 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut p = Prober::default();
-        p.start(t0, (0, 0), 1_000_000.0, 500_000.0, 0);
-        assert!(p.padding_due(ms(100), (0, 0), Duration::ZERO, 0) > 0);
-        assert_eq!(p.padding_due(ms(150), (0, 0), STOP_QUEUE * 2, 0), 0);
-        assert_eq!(
-            p.padding_due(ms(200), (0, 0), Duration::ZERO, 0),
-            0,
-            "stays stopped"
-        );
+        p.start(t0, (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 0);
+        assert!(p.padding_due(ms(100), (0, 0), 0, 0) > 0);
+        assert_eq!(p.padding_due(ms(150), (0, 0), STOP_BATCHES, 0), 0);
+        assert_eq!(p.padding_due(ms(200), (0, 0), 0, 0), 0, "stays stopped");
         assert_eq!(p.tick(ms(500), 0, 600_000.0), None, "feedback not in yet");
         assert_eq!(
             p.tick(ms(1200), 0, 600_000.0),
@@ -393,7 +430,7 @@ mod tests {
         assert!(!p.may_start(ms(1300)));
         assert!(p.may_start(ms(1200) + INITIAL_BACKOFF));
         // The second failure waits twice as long.
-        p.start(ms(6000), (0, 0), 1_000_000.0, 500_000.0, 0);
+        p.start(ms(6000), (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 0);
         assert_eq!(p.tick(ms(7000), 1, 0.0), None);
         assert_eq!(
             p.tick(ms(7100), 1, 0.0),
@@ -409,7 +446,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut p = Prober::default();
-        p.start(t0, (0, 0), 1_000_000.0, 500_000.0, 5);
+        p.start(t0, (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 5);
         assert_eq!(p.tick(ms(1000), 5, 950_000.0), None);
         assert_eq!(
             p.tick(ms(1600), 5, 950_000.0),
@@ -419,11 +456,35 @@ mod tests {
         assert!(p.may_start(ms(1600) + AFTER_PROOF));
         assert_eq!((p.started, p.proved), (1, 1));
         // Short of what the step needs: failed.
-        p.start(ms(4000), (0, 0), 1_000_000.0, 500_000.0, 5);
+        p.start(ms(4000), (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 5);
         assert_eq!(p.tick(ms(5000), 5, 0.0), None);
         assert_eq!(
             p.tick(ms(5600), 5, 880_000.0),
-            Some(Verdict::Failed(Failure::Short(880_000.0, 1_000_000.0)))
+            Some(Verdict::Failed(Failure::Short(880_000.0, 900_000.0)))
         );
+    }
+
+    #[test]
+    fn a_probe_aims_past_the_next_step_and_lower_after_a_failure() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        // Next step needs 400 k, the goal is 2 M, 300 k flow: aim at twice the media.
+        assert_eq!(p.target(400e3, 2e6, 300e3), 600e3);
+        // Never below the next step with its margin, never past the goal.
+        assert!((p.target(400e3, 2e6, 100e3) - 440e3).abs() < 1.0);
+        assert_eq!(p.target(400e3, 500e3, 300e3), 500e3);
+        // A failure at 600 k: the next aims at 450 k; a proof forgets it.
+        p.start(t0, (0, 0), (400e3, 600e3), 300e3, 0);
+        p.tick(ms(1000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(1600), 0, 350e3),
+            Some(Verdict::Failed(_))
+        ));
+        assert_eq!(p.target(400e3, 2e6, 300e3), 450e3);
+        p.start(ms(5000), (0, 0), (400e3, 450e3), 300e3, 0);
+        p.tick(ms(6000), 0, 0.0);
+        assert_eq!(p.tick(ms(6600), 0, 430e3), Some(Verdict::Proved(430e3)));
+        assert_eq!(p.target(400e3, 2e6, 300e3), 600e3);
     }
 }

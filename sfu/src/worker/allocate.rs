@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
-use crate::probe::{MARGIN, PaddedDowntrack, Prober, Verdict, needed_estimate, steps_up};
+use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long; when
@@ -297,15 +297,16 @@ impl Worker {
         paused.sort_unstable_by_key(|(p, s)| (*p, *s as u8));
         let mut tell = None;
         if let Some(c) = self.conns.get_mut(key) {
-            if let (Some((downtrack, target, media)), Some(e)) = (probe, &c.estimate) {
+            if let (Some((downtrack, (needed, target), media)), Some(e)) = (probe, &c.estimate) {
                 e.start_probe();
                 let decreases = e.snapshot().decreases;
                 c.allocation
                     .prober
-                    .start(now, downtrack, target, media, decreases);
+                    .start(now, downtrack, (needed, target), media, decreases);
                 self.metrics.probes_started.inc();
                 tracing::debug!(
                     conn = key,
+                    needed = needed as u64,
                     target = target as u64,
                     media = media as u64,
                     "probe started"
@@ -334,8 +335,9 @@ impl Worker {
 
 impl Worker {
     /// Whether to probe this tick, and how: only when a flowing video could step up but for the
-    /// estimate, and stepping is allowed (not backing off after a failed step). Returns the downtrack to pad (the
-    /// most important flowing video), the rate to probe at, and the media rate already sent.
+    /// estimate, and stepping is allowed (not backing off after a failed step). Returns the
+    /// downtrack to pad (the most important flowing video), what the next step needs and the
+    /// rate to probe at, and the media rate already sent.
     #[allow(clippy::too_many_arguments)]
     fn plan_probe(
         &self,
@@ -346,7 +348,7 @@ impl Worker {
         video: &[(usize, usize)],
         chosen: &[Option<u8>],
         caps: &[Option<u8>],
-    ) -> Option<(PaddedDowntrack, f64, f64)> {
+    ) -> Option<(PaddedDowntrack, (f64, f64), f64)> {
         let c = self.conns.get(key)?;
         // Congested or not: "congested" only makes lowest layers fit; a probe stops at the
         // first queue.
@@ -368,7 +370,11 @@ impl Worker {
                     Some(l.bps_at(caps[i]))
                 })
                 .sum::<f64>();
-        Some((video[padded], needed * MARGIN, media))
+        let target = c
+            .allocation
+            .prober
+            .target(needed, goal_estimate(budget, items), media);
+        Some((video[padded], (needed, target), media))
     }
 }
 

@@ -560,11 +560,11 @@ fn pad_probe(
     let Some(estimate) = &conn.estimate else {
         return;
     };
-    let (queue, decreases) = (estimate.queue(), estimate.snapshot().decreases);
+    let (queue_over, decreases) = (estimate.queue_over(), estimate.snapshot().decreases);
     let due = conn
         .allocation
         .prober
-        .padding_due(now, downtrack, queue, decreases);
+        .padding_due(now, downtrack, queue_over, decreases);
     for _ in 0..due {
         let Some(rewrite) = d.forwarder.pad() else {
             return;
