@@ -170,7 +170,10 @@ impl QueueDelayGuard {
         }
         let first = self.arrivals.front()?.0;
         let span = last.saturating_sub(first).as_secs_f64();
-        if span < 0.1 {
+        // Half the window at least: over a shorter span one keyframe's burst reads as a rate
+        // the link never carried (at the start of a stream: 700 kbit/s from a 100 kbit/s
+        // layer, which let the estimate's growth limit run ahead, `bwe.rs`).
+        if span < RATE_WINDOW.as_secs_f64() / 2.0 {
             return None;
         }
         // The first arrival opens the span: its bytes came before it.

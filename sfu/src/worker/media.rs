@@ -596,7 +596,8 @@ fn pad_probe(
         };
         // A refused write leaves a hole the subscriber may NACK; none expected (the same
         // sender just took the frame), so no number is given back.
-        if sender.write_rtp(now, packet).is_err() {
+        if let Err(e) = sender.write_rtp(now, packet) {
+            tracing::trace!(subscriber = %d.subscriber, "probe padding refused: {e}");
             return;
         }
     }

@@ -443,7 +443,12 @@ impl RTCRtpSender<'_> {
             return Err(Error::ErrRTPTransceiverCodecUnsupported);
         }
 
-        if let Some(ext) = packet.header.extensions.iter().find(|ext| {
+        // hoinghi patch (see vendor/README.md): a padding-only packet (a bandwidth probe, dropped
+        // by the receiver once its transport has counted it) may carry its bytes in a header
+        // extension no one negotiated: `rtp` pads a payload only to a multiple of four bytes, and
+        // receivers skip extension ids they do not know (RFC 8285).
+        let padding_only = packet.header.padding && packet.payload.is_empty();
+        if let Some(ext) = packet.header.extensions.iter().filter(|_| !padding_only).find(|ext| {
             !parameters
                 .rtp_parameters
                 .header_extensions
