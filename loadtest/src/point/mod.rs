@@ -175,6 +175,9 @@ pub struct PointStats {
     /// Subscribe connections that failed (each reported to the server with
     /// `restart_subscribe`).
     pub subscribe_failures: u64,
+    /// m-lines a subscribe offer gave to another participant's track while the previous offer
+    /// still had them carrying a track (never seen inactive in between).
+    pub mid_handoffs: u64,
     /// m-lines of the last subscribe offer (active, paused and freed ones alike).
     pub subscribe_offer_mlines: usize,
 }
@@ -325,6 +328,8 @@ impl Point {
             // Which subscribe connection is the current one, and the last offer applied on it.
             let mut generation = 0u64;
             let mut applied = 0u64;
+            // mid -> sender of the previous offer on this connection.
+            let mut carried: HashMap<String, String> = HashMap::new();
             let failures = control_tx2.clone();
             let mut fault = cfg2.first_answer_fault;
             let mut rtt_tick = tokio::time::interval(Duration::from_secs(2));
@@ -387,10 +392,27 @@ impl Point {
                         revision,
                         sdp,
                         restart,
+                        tracks,
                         ..
                     } => {
+                        if restart {
+                            carried.clear();
+                        }
+                        let handoffs = tracks
+                            .iter()
+                            .filter(|t| {
+                                carried
+                                    .get(&t.mid)
+                                    .is_some_and(|before| *before != t.participant)
+                            })
+                            .count() as u64;
+                        carried = tracks
+                            .iter()
+                            .map(|t| (t.mid.clone(), t.participant.clone()))
+                            .collect();
                         {
                             let mut s = lock(&stats2);
+                            s.mid_handoffs += handoffs;
                             s.subscribe_offers += 1;
                             s.subscribe_offer_bytes = sdp.len();
                             s.subscribe_restarts += u64::from(restart);
@@ -531,6 +553,7 @@ impl Point {
             subscribe_offer_bytes: s.subscribe_offer_bytes,
             subscribe_restarts: s.subscribe_restarts,
             subscribe_failures: s.subscribe_failures,
+            mid_handoffs: s.mid_handoffs,
             subscribe_offer_mlines: s.subscribe_offer_mlines,
         }
     }

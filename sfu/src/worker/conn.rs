@@ -66,6 +66,12 @@ pub(crate) struct Conn {
     pub allocation: super::allocate::LinkAllocation,
     /// The last packet the engine sent went over ICE-TCP (its selected pair is TCP).
     pub over_tcp: bool,
+    /// Subscribe m-lines whose track left, made inactive but not yet offered so: they keep
+    /// their sender (so no new track takes them) until the client has seen them inactive.
+    pub retiring: Vec<rtc::rtp_transceiver::RTCRtpSenderId>,
+    /// Retired m-lines and the revision of the offer that showed them inactive: once that
+    /// offer is answered their sender goes and a new track of the kind may take them.
+    pub retired: Vec<(u64, rtc::rtp_transceiver::RTCRtpSenderId)>,
 }
 
 impl Conn {

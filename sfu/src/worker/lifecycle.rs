@@ -119,6 +119,8 @@ impl Worker {
             nacks,
             allocation: Default::default(),
             over_tcp: false,
+            retiring: Vec::new(),
+            retired: Vec::new(),
         });
         self.demux.add_ufrag(ufrag, key);
         self.metrics.connections.inc();

@@ -127,6 +127,8 @@ impl Worker {
             .local_description()
             .map(|d| d.sdp)
             .ok_or_else(|| internal("no local description after offering"))?;
+        // Shown inactive by this offer: freed once it is answered (see `free_retired`).
+        let retiring = std::mem::take(&mut self.conns[key].retiring);
         let mut tracks = Vec::new();
         for (_, t) in self.tracks.iter() {
             for d in t.downtracks.iter().filter(|d| d.conn == key) {
@@ -150,6 +152,14 @@ impl Worker {
             .ok_or(SfuError::NoSuchParticipant)?;
         p.negotiation.revision += 1;
         let revision = p.negotiation.revision;
+        self.conns[key]
+            .retired
+            .extend(retiring.into_iter().map(|s| (revision, s)));
+        for (_, t) in self.tracks.iter_mut() {
+            for d in t.downtracks.iter_mut().filter(|d| d.conn == key) {
+                d.offered_in.get_or_insert(revision);
+            }
+        }
         p.negotiation.awaiting = Some(revision);
         let first = std::mem::take(&mut p.negotiation.fresh_conn);
         if first {
@@ -218,11 +228,19 @@ impl Worker {
         if let Some(p) = self.participants.get_mut(&participant) {
             p.negotiation.awaiting = None;
         }
-        self.bind_downtracks(key);
+        let freed = self.free_retired(key, revision);
+        self.bind_downtracks(key, revision);
         if self.conns[key].connected {
             self.request_keyframes_for_subscriber(now, key);
         }
         self.mark_dirty(key);
+        if freed > 0
+            && let Some(p) = self.participants.get(&participant)
+        {
+            // Tracks that waited for these m-lines take them now (see `set_receives`).
+            let receives = p.receives.clone();
+            self.set_receives(now, participant, receives);
+        }
         Ok(())
     }
 }

@@ -59,8 +59,21 @@ impl Worker {
                 Some(i) => self.reroute(now, k, i, wanted),
             }
         }
-        // Free m-lines first, so the new tracks take them in this same offer.
+        // Free m-lines first. While freed m-lines wait for the client to see them inactive, the
+        // new tracks wait too (one offer and answer), then take them (`subscribe_answer` routes
+        // again): the SDP stays bounded by what is routed plus the paused cache, instead of
+        // adding m-lines for tracks that a moment later could have reused freed ones.
         self.release_paused(participant);
+        let retiring = self
+            .participants
+            .get(&participant)
+            .and_then(|p| p.subscribe)
+            .and_then(|k| self.conns.get(k))
+            .is_some_and(|c| !c.retiring.is_empty() || !c.retired.is_empty());
+        if retiring && !new.is_empty() {
+            tracing::debug!(subscriber = %participant, tracks = new.len(), "new tracks wait for freed m-lines");
+            return;
+        }
         for (k, sub) in new {
             if let Err(e) = self.add_downtrack(now, k, participant, &sub) {
                 tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
@@ -179,6 +192,7 @@ impl Worker {
             sender_id,
             transceiver,
             ssrc,
+            offered_in: None,
             bound: None,
             forwarder: Forwarder::new(is_video, clock_rate, rand::random(), rand::random()),
             vp8: Default::default(),
@@ -195,21 +209,44 @@ impl Worker {
         Ok(())
     }
 
+    /// Stops forwarding `track` to `subscriber` and retires its m-line: inactive in the next
+    /// offer, still holding its sender so that no track takes it in that same offer. Only once
+    /// the client answered that offer does `remove_track` free it for the next track of the
+    /// kind (see `add_sendonly`, `free_retired`): a client never sees an m-line switch from one
+    /// sender to another in one offer, which would ask its receiver to swap stream and SSRC
+    /// in place (issue 10, item 4: suspected in a Chromium chair that lost a point's picture
+    /// walking a 120-point grid).
     fn remove_downtrack(&mut self, track: usize, subscriber: ParticipantId) {
-        // `remove_track` leaves the m-line inactive with no sender: the next track of the same
-        // kind for this subscriber takes it (see `add_sendonly`).
         let t = &mut self.tracks[track];
         let Some(i) = t.downtracks.iter().position(|d| d.subscriber == subscriber) else {
             return;
         };
         let d = t.downtracks.swap_remove(i);
         self.track_by_down_ssrc.remove(&(d.conn, d.ssrc));
-        if let Some(c) = self.conns.get_mut(d.conn)
-            && let Err(e) = c.pc.remove_track(d.sender_id)
-        {
-            tracing::debug!("remove_track: {e}");
+        if let Some(c) = self.conns.get_mut(d.conn) {
+            if let Some(mut tr) = c.pc.rtp_transceiver(d.transceiver) {
+                tr.set_direction(RTCRtpTransceiverDirection::Inactive);
+            }
+            c.retiring.push(d.sender_id);
         }
         self.renegotiate(subscriber);
+    }
+
+    /// The subscribe offer `revision` of connection `key` was answered: the m-lines it showed
+    /// retired lose their sender, free for the next track of their kind. Returns how many.
+    pub(super) fn free_retired(&mut self, key: usize, revision: u64) -> usize {
+        let Some(c) = self.conns.get_mut(key) else {
+            return 0;
+        };
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            c.retired.drain(..).partition(|(r, _)| *r <= revision);
+        c.retired = waiting;
+        for (_, sender) in &done {
+            if let Err(e) = c.pc.remove_track(*sender) {
+                tracing::debug!("remove_track: {e}");
+            }
+        }
+        done.len()
     }
 
     /// After a renegotiation: tracks whose m-line the publisher made inactive (a stopped screen
@@ -264,11 +301,16 @@ impl Worker {
         self.metrics.tracks.dec();
     }
 
-    /// After a subscribe answer: learn each downtrack's payload type and extension ids.
-    pub(super) fn bind_downtracks(&mut self, sub_key: usize) {
+    /// After the answer to subscribe offer `revision`: learn the payload type and extension ids
+    /// of each downtrack that offer (or an earlier one) carried.
+    pub(super) fn bind_downtracks(&mut self, sub_key: usize, revision: u64) {
         let conns = &mut self.conns;
         for (_, t) in self.tracks.iter_mut() {
-            for d in t.downtracks.iter_mut().filter(|d| d.conn == sub_key) {
+            for d in t
+                .downtracks
+                .iter_mut()
+                .filter(|d| d.conn == sub_key && d.offered_in.is_some_and(|r| r <= revision))
+            {
                 let Some(c) = conns.get_mut(sub_key) else {
                     continue;
                 };

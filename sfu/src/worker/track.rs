@@ -69,6 +69,11 @@ pub(crate) struct DownTrack {
     pub sender_id: RTCRtpSenderId,
     pub transceiver: RTCRtpTransceiverId,
     pub ssrc: u32,
+    /// The revision of the first subscribe offer that carried this track: it is bound (and
+    /// forwarded) only from the answer to that offer on, never from the answer to an earlier
+    /// offer that gave its m-line to another track or to none. Media sent before the client
+    /// knows the SSRC would reach it unsignaled (issue 10, item 4).
+    pub offered_in: Option<u64>,
     /// Known once the subscriber answered an offer containing this track.
     pub bound: Option<Bound>,
     pub forwarder: Forwarder,
