@@ -454,36 +454,43 @@ def chromium_shaped():
 chromium_shaped()
 
 def soak():
-    """A long meeting against the release `hoinghi serve`, sampled once a minute (bench/soak.sh)."""
+    """Long meetings against the release `hoinghi serve`, sampled once a minute (bench/soak.sh)."""
     import csv
+    runs = []
     for path in sorted(glob.glob(os.path.join(res, "soak-*.csv"))):
-        n = os.path.basename(path)[len("soak-"):-len(".csv")]
+        name = os.path.basename(path)[:-len(".csv")]
         rows = list(csv.DictReader(open(path)))
+        if len([r for r in rows if r["minute"] != "idle"]) >= 2:
+            runs.append((name, rows))
+    if not runs:
+        return
+    L.append("## Soak (issue 9)\n")
+    L.append("A meeting against the release `hoinghi serve` (`--no-tls --workers 1`, every port picked "
+             "by the kernel, a throwaway data dir, test-room links signed with its secret): "
+             "`hoinghi-loadtest soak`, the chair publishing VP8 video and Opus audio, the points "
+             "subscribing, and every 2 s the oldest point leaving and a new one joining (the test "
+             "room's 500 codes come round again after 400 churns). Minute 0 is the load generator's "
+             "first progress line once every point receives media (5 s into its window); then once a "
+             "minute the server's RSS (`/proc/PID/status`), open descriptors (`/proc/PID/fd`), live "
+             "tokio tasks (`hoinghi_tokio_alive_tasks`) and peer connections "
+             "(`hoinghi_peer_connections`), participants and open WebSockets from `/metrics`. "
+             "*Growth*: the last minute against minute 10 (after the warm-up). Command: "
+             "`bench/soak.sh`; every minute of each run is in `bench/results/<run>.csv`.\n")
+    for name, rows in runs:
         mins = [r for r in rows if r["minute"] != "idle"]
-        if len(mins) < 2:
-            continue
-        r_json = load(f"soak-{n}.json") or {}
-        summary = os.path.join(res, f"soak-{n}-summary.txt")
+        r_json = load(f"{name}.json") or {}
+        summary = os.path.join(res, f"{name}-summary.txt")
         head = open(summary).read().splitlines() if os.path.exists(summary) else []
         last = int(mins[-1]["minute"])
         warm = 10 if last > 10 else 0
         by = {int(r["minute"]): r for r in mins}
-        L.append(f"## Soak (issue 9)\n")
-        L.append(f"A meeting of {n} points for {last} minutes against the release `hoinghi serve` "
-                 "(`--no-tls --workers 1`, every port picked by the kernel, a throwaway data dir, "
-                 "test-room links signed with its secret): `hoinghi-loadtest soak`, the chair "
-                 "publishing VP8 video and Opus audio, the points subscribing, and every "
-                 f"{(r_json.get('config') or {}).get('churn_every_s') or 2:g} s the oldest point leaving "
-                 "and a new one joining. Minute 0 is the first second every point received media; "
-                 "then once a minute the server's RSS (`/proc/PID/status`), open descriptors "
-                 "(`/proc/PID/fd`), live tokio tasks (`hoinghi_tokio_alive_tasks`) and peer "
-                 "connections (`hoinghi_peer_connections`), participants and open WebSockets from "
-                 f"`/metrics`. *Growth*: minute {last} against minute {warm} (after the warm-up). "
-                 f"Command: `bench/soak.sh` (`SOAK_N={n} SOAK_MINUTES={last}`); every minute in "
-                 f"`bench/results/soak-{n}.csv`.\n")
+        L.append(f"### `{name}`\n")
         for h in head:
             if h.startswith("soak:"):
-                L.append(f"Run: {h[len('soak: '):]}.\n")
+                L.append(f"Run: {h[len('soak: '):]}.")
+            if h.startswith("command:"):
+                L.append(f"Command: `{h[len('command: '):]}`.")
+        L.append("")
         cols = [("rss_kib", "RSS (MiB)", lambda v: f"{int(v) / 1024:.1f}"),
                 ("open_fds", "open descriptors", str), ("tokio_tasks", "tokio tasks", str),
                 ("peer_connections", "peer connections", str), ("participants", "participants", str),
@@ -506,13 +513,16 @@ def soak():
         L.append(f"| max {warm}–{last} | " + " | ".join(
             (fmt(str(peak(k))) if peak(k) is not None else "–") for k, _, fmt in cols) + " |")
         L.append("")
+        rss = " ".join(f"{int(by[m]['rss_kib']) / 1024:.0f}" for m in sorted(by))
+        L.append(f"RSS every minute (MiB): `{rss}`\n")
         p = r_json.get("points")
         if p:
             la = r_json.get("load_average") or []
-            L.append(f"Load generator: {p['joined']} of {p['requested']} points joined at the start, "
-                     f"{p['churn_joins']:,} churn joins and {p['churn_leaves']:,} leaves, "
-                     f"{len(r_json.get('failures') or [])} failures; load average "
-                     f"{'–'.join(f'{x:.1f}' for x in la)}.\n")
+            L.append(f"Load generator: {p['joined']:,} joins in all ({p['requested']} at the start, "
+                     f"{p['churn_joins']:,} churn joins, {p['churn_leaves']:,} leaves), "
+                     f"{len(r_json.get('failures') or [])} failures; video "
+                     f"{f((r_json.get('video') or {}).get('kbps', {}).get('p50'), 0)} kbit/s p50 per point; "
+                     f"load average {'–'.join(f'{x:.1f}' for x in la)}.\n")
 
 soak()
 
