@@ -35,8 +35,8 @@ const JOIN_TIMEOUT_MS = 30_000;
 const MEDIA_TIMEOUT_MS = 45_000;
 const CUT_MS = 10_000;
 const RECOVERY_LIMIT_MS = 5_000;
-// Part e: longer than Chromium keeps a dead connection (about 17 s). Measured 3.3-5.2 s from the
-// restore to media both ways (two runs, idle machine): the new subscribe connection and the
+// Part e: longer than Chromium keeps a dead connection (about 17 s). Measured 1.7-5.2 s from the
+// restore to media both ways (three runs): the new subscribe connection and the
 // publish connection's ICE restart were both still checking when the line returned, and
 // Chromium paces its checks on a path that never answered. The check allows 15 s under load.
 const LONG_CUT_MS = 30_000;
