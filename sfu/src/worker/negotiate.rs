@@ -39,8 +39,9 @@ pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
 /// restart costs a DTLS handshake and an offer: this bounds what a dead line, or a client
 /// asking again and again, can cost.
 pub(super) const RESTART_GAP: Duration = Duration::from_secs(5);
-/// The gap after restarts in a row whose connections never connected.
-pub(super) const RESTART_GAP_MAX: Duration = Duration::from_secs(60);
+/// The gap after restarts in a row whose connections never connected: small enough that a
+/// client whose line comes back after a long outage waits little for its next connection.
+pub(super) const RESTART_GAP_MAX: Duration = Duration::from_secs(20);
 
 #[derive(Debug, Default)]
 pub(crate) struct SubscribeNegotiation {
@@ -328,6 +329,6 @@ mod tests {
                 n.restart_gap().as_secs()
             })
             .collect();
-        assert_eq!(gaps, [5, 5, 10, 20, 40, 60, 60, 60]);
+        assert_eq!(gaps, [5, 5, 10, 20, 20, 20, 20, 20]);
     }
 }
