@@ -145,7 +145,6 @@ impl Worker {
         p.negotiation.conn_revision = p.negotiation.revision + 1;
         p.negotiation.last_restart = Some(now);
         p.negotiation.restart_pending = false;
-        p.negotiation.unconnected_restarts = p.negotiation.unconnected_restarts.saturating_add(1);
         let receives = p.receives.clone();
         for (_, t) in self.tracks.iter_mut() {
             t.downtracks.retain(|d| d.conn != old);

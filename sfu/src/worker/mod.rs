@@ -509,19 +509,11 @@ impl Worker {
         if c.kind != crate::api::PcKind::Subscribe {
             return;
         }
-        let participant = c.participant;
-        match state {
-            RTCPeerConnectionState::Connected => {
-                if let Some(p) = self.participants.get_mut(&participant) {
-                    p.negotiation.unconnected_restarts = 0;
-                }
-            }
-            // Our side heard nothing for the ICE failure timeout: the path is dead, and a
-            // failed connection stays dead. A new one (after this pass: this one is being
-            // drained) lets the client back in once its line returns, whether or not it
-            // reports the failure itself.
-            RTCPeerConnectionState::Failed => self.failed_subscribes.push(participant),
-            _ => {}
+        // Our side heard nothing for the ICE failure timeout: the path is dead, and a failed
+        // connection stays dead. A new one (after this pass: this one is being drained) lets
+        // the client back in once its line returns, whether or not it reports the failure.
+        if *state == RTCPeerConnectionState::Failed {
+            self.failed_subscribes.push(c.participant);
         }
     }
 
