@@ -82,9 +82,16 @@ async fn chair_media_reaches_every_point_rewritten_and_keyframes_follow_plis() {
                 st.stream_id, chair.participant,
                 "labelled with the publisher's id"
             );
-            assert_eq!(
-                st.discontinuities, 0,
+            // The server's numbering has no hole: every number arrives, in order or (a packet a
+            // loaded host's socket buffer dropped, then repaired by NACK) late. Asserting no
+            // reordering at all failed CI at load 15: one gap at arrival, recovered by NACK.
+            assert!(
+                st.seq.gaps_at_arrival == st.seq.recovered && st.seq.given_up == 0,
                 "sequence continuous on loopback: {st:?}"
+            );
+            assert!(
+                st.discontinuities <= 3 * st.seq.recovered,
+                "reordered only where a packet was repaired: {st:?}"
             );
             assert_eq!(st.payload_types.len(), 1);
             if st.kind.as_deref() == Some("video") {
