@@ -7,11 +7,12 @@
 # (/proc/PID/fd), live tokio tasks (`hoinghi_tokio_alive_tasks`), live peer connections (sum of
 # `hoinghi_peer_connections`), participants and open WebSockets, from /metrics.
 #   bench/soak.sh          100 points, 60 minutes, growth measured from minute 10
-# Writes $OUT/soak-$SOAK_N.csv (one row a minute), soak-$SOAK_N.json (the load generator's report),
-# soak-$SOAK_N-summary.txt (each figure at minute 0, SOAK_WARMUP and SOAK_MINUTES, the growth
-# from SOAK_WARMUP, and whether it is within SOAK_LIMIT %). Exit 1 if a figure grew beyond it.
+# Writes $OUT/soak-$SOAK_N[-$SOAK_TAG].csv (one row a minute), .json (the load generator's report),
+# -summary.txt (each figure at minute 0, SOAK_WARMUP and SOAK_MINUTES, the growth from
+# SOAK_WARMUP, whether it is within SOAK_LIMIT %, and the load generator's table). Exit 1 if a
+# figure grew beyond it.
 # Environment: OUT (bench/results), SOAK_N (100), SOAK_MINUTES (60), SOAK_WARMUP (10),
-# SOAK_CHURN (2), SOAK_LIMIT (5), SOAK_WORKERS (1), SOAK_TAIL (60: seconds the load runs past
+# SOAK_CHURN (2), SOAK_LIMIT (5), SOAK_WORKERS (1), SOAK_TAG (none), SOAK_TAIL (60: seconds the load runs past
 # the last sample), HOINGHI (target/release/hoinghi),
 # LOADTEST (target/release/hoinghi-loadtest).
 set -eu
@@ -29,18 +30,19 @@ TAIL=${SOAK_TAIL:-60}
 mkdir -p "$OUT"
 [ -x "$LT" ] && [ -x "$HN" ] || cargo build --release -p hoinghi -p loadtest
 
-CSV="$OUT/soak-$N.csv"
-JSON="$OUT/soak-$N.json"
-SUMMARY="$OUT/soak-$N-summary.txt"
+NAME="soak-$N${SOAK_TAG:+-$SOAK_TAG}"
+CSV="$OUT/$NAME.csv"
+JSON="$OUT/$NAME.json"
+SUMMARY="$OUT/$NAME-summary.txt"
 DATA=$(mktemp -d)
 SLOG=$(mktemp)
-LLOG="$OUT/soak-$N-loadtest.log"
+LLOG=$(mktemp)
 SPID=
 LPID=
 cleanup() {
   [ -n "$LPID" ] && kill "$LPID" 2>/dev/null || true
   [ -n "$SPID" ] && kill "$SPID" 2>/dev/null && wait "$SPID" 2>/dev/null || true
-  rm -rf "$DATA" "$SLOG"
+  rm -rf "$DATA" "$SLOG" "$LLOG"
 }
 trap cleanup EXIT INT TERM
 
@@ -103,7 +105,7 @@ rm -f "$SCRAPE"
 
 {
   echo "soak: $N points, churn every $CHURN s, $MINUTES min, workers $WORKERS, commit $(git rev-parse --short HEAD), $(nproc) cores"
-  echo "command: SOAK_N=$N SOAK_MINUTES=$MINUTES SOAK_WARMUP=$WARMUP SOAK_CHURN=$CHURN bench/soak.sh"
+  echo "command: SOAK_N=$N SOAK_MINUTES=$MINUTES SOAK_WARMUP=$WARMUP SOAK_CHURN=$CHURN${SOAK_TAG:+ SOAK_TAG=$SOAK_TAG} bench/soak.sh"
   awk -F, -v w="$WARMUP" -v e="$MINUTES" -v lim="$LIMIT" '
     NR == 1 { for (i = 3; i <= NF; i++) name[i] = $i; next }
     $1 == "0" { for (i = 3; i <= NF; i++) a[i] = $i }
@@ -133,6 +135,7 @@ print(f"load generator: {p['joined']} of {p['requested']} points joined, {p['chu
 for f in r["failures"][:5]:
     print(f"  failure: {f['point']} {f['stage']}: {f['error']}")
 PY
+  sed -n '/^Soak · /,$p' "$LLOG"
 } > "$SUMMARY"
 cat "$SUMMARY"
 exit "${status:-0}"
