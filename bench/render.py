@@ -457,7 +457,7 @@ def soak():
     """Long meetings against the release `hoinghi serve`, sampled once a minute (bench/soak.sh)."""
     import csv
     runs = []
-    for path in sorted(glob.glob(os.path.join(res, "soak-*.csv"))):
+    for path in sorted(glob.glob(os.path.join(res, "soak-*.csv")), key=lambda p: p[:-len(".csv")]):
         name = os.path.basename(path)[:-len(".csv")]
         rows = list(csv.DictReader(open(path)))
         if len([r for r in rows if r["minute"] != "idle"]) >= 2:

@@ -12,7 +12,8 @@
 # SOAK_WARMUP, whether it is within SOAK_LIMIT %, and the load generator's table). Exit 1 if a
 # figure grew beyond it.
 # Environment: OUT (bench/results), SOAK_N (100), SOAK_MINUTES (60), SOAK_WARMUP (10),
-# SOAK_CHURN (2), SOAK_LIMIT (5), SOAK_WORKERS (1), SOAK_TAG (none), SOAK_TAIL (60: seconds the load runs past
+# SOAK_CHURN (2), SOAK_LIMIT (5), SOAK_WORKERS (1), SOAK_TAG (none), SOAK_BUILD (the commit
+# checked out: what the binary was built from, when built elsewhere), SOAK_TAIL (60: seconds the load runs past
 # the last sample), HOINGHI (target/release/hoinghi),
 # LOADTEST (target/release/hoinghi-loadtest).
 set -eu
@@ -31,6 +32,8 @@ mkdir -p "$OUT"
 [ -x "$LT" ] && [ -x "$HN" ] || cargo build --release -p hoinghi -p loadtest
 
 NAME="soak-$N${SOAK_TAG:+-$SOAK_TAG}"
+# What was measured: the binary's build, given by whoever built it elsewhere, else this checkout.
+BUILD=${SOAK_BUILD:-$(git rev-parse --short HEAD)}
 CSV="$OUT/$NAME.csv"
 JSON="$OUT/$NAME.json"
 SUMMARY="$OUT/$NAME-summary.txt"
@@ -104,7 +107,7 @@ LPID=
 rm -f "$SCRAPE"
 
 {
-  echo "soak: $N points, churn every $CHURN s, $MINUTES min, workers $WORKERS, commit $(git rev-parse --short HEAD), $(nproc) cores"
+  echo "soak: $N points, churn every $CHURN s, $MINUTES min, workers $WORKERS, server $BUILD, $(nproc) cores"
   echo "command: SOAK_N=$N SOAK_MINUTES=$MINUTES SOAK_WARMUP=$WARMUP SOAK_CHURN=$CHURN${SOAK_TAG:+ SOAK_TAG=$SOAK_TAG} bench/soak.sh"
   awk -F, -v w="$WARMUP" -v e="$MINUTES" -v lim="$LIMIT" '
     NR == 1 { for (i = 3; i <= NF; i++) name[i] = $i; next }
