@@ -402,4 +402,32 @@ mod tests {
         assert_eq!(after.target_bps, peak);
         assert_eq!(after.decreases, before.decreases);
     }
+
+    #[test]
+    fn a_growing_queue_is_counted_batch_by_batch_and_forgotten_when_it_drains() {
+        let shared = Arc::new(LinkEstimate::default());
+        let mut e = LinkEstimator::new(shared.clone());
+        let epoch = Instant::now();
+        let delayed = |b: u64, extra_ms: u64| {
+            let mut reports = batch(epoch, b * 200, b * 10, None);
+            for r in &mut reports {
+                r.arrival = r.arrival.map(|a| a + Duration::from_millis(extra_ms));
+            }
+            reports
+        };
+        let at = |b: u64| epoch + Duration::from_millis(b * 200 + 150);
+        for b in 0..5 {
+            e.on_reports(at(b), &delayed(b, 0));
+        }
+        assert_eq!(shared.queue_over(), 0);
+        // Two batches 80 ms later than the base: a queue, counted twice.
+        e.on_reports(at(5), &delayed(5, 80));
+        assert_eq!(shared.queue_over(), 1);
+        e.on_reports(at(6), &delayed(6, 80));
+        assert_eq!(shared.queue_over(), 2);
+        assert!(shared.queue() >= Duration::from_millis(75));
+        // Drained: the count starts over.
+        e.on_reports(at(7), &delayed(7, 0));
+        assert_eq!(shared.queue_over(), 0);
+    }
 }
