@@ -157,7 +157,7 @@ impl SfuMetrics {
             link_loss: histogram(
                 registry,
                 "hoinghi_link_loss_ratio",
-                "Loss subscribers report in receiver reports (after NACK retransmissions), sampled every 2 s",
+                "Loss subscribers report in receiver reports of streams not repaired on RTX (audio, video without RTX): what stayed lost after retransmission, sampled every 2 s",
                 &[0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
             )?,
             link_loss_before_nack: histogram(

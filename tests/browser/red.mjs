@@ -11,7 +11,11 @@
 //   b. both play the chair on a clean line (samples growing, little concealment): B can only do
 //      so if the server sent it the primary as Opus;
 //   c. with 10 % loss, A conceals at most half of what B conceals, and B's concealment shows the
-//      loss is real.
+//      loss is real;
+//   d. the server's video offers carry RTX (RFC 4588: `rtx/90000` with `apt` the VP8 payload
+//      type, `a=ssrc-group:FID`), Chromium accepts it, and under the same loss the chair's video
+//      is repaired on RTX: Chromium counts a packet as retransmitted only when it arrives on the
+//      RTX stream, so without RTX `retransmittedPacketsReceived` stays at 0.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node red.mjs)
 
@@ -105,8 +109,10 @@ async function main() {
   h.step(`dropping ${LOSS * 100} % of UDP from 127.0.0.1:${h.mediaPort} for ${LOSSY_WINDOW_MS / 1000} s`);
   await sleep(1000);
   const [ra, rb] = await Promise.all([audioFrom(a, chair.id), audioFrom(b, chair.id)]);
+  const va = await videoFrom(a, chair.id);
   await sleep(LOSSY_WINDOW_MS);
   const [ra2, rb2] = await Promise.all([audioFrom(a, chair.id), audioFrom(b, chair.id)]);
+  const va2 = await videoFrom(a, chair.id);
   clearLoss();
   const sa = window2(ra, ra2);
   const sb = window2(rb, rb2);
@@ -115,7 +121,58 @@ async function main() {
     sb.concealed > 0.02 && sa.concealed <= 0.5 * sb.concealed && sa.samples > 0 && sa.lost > 0 && sb.lost > 0,
     `concealed A (RED) ${(sa.concealed * 100).toFixed(2)} %, B (Opus) ${(sb.concealed * 100).toFixed(2)} % of ${sa.samples} / ${sb.samples} samples; packets lost A ${sa.lost}, B ${sb.lost}`,
   );
+  const rtx = await videoRtx(a);
+  h.check(
+    "(d) the server offers RTX for VP8 with an FID group, and the point's answer keeps it",
+    rtx.offered && rtx.fid && rtx.answered,
+    JSON.stringify(rtx),
+  );
+  const repaired = va && va2 ? va2.retransmitted - va.retransmitted : 0;
+  const lostVideo = va && va2 ? va2.lost - va.lost : 0;
+  h.check(
+    "(d) 10 % loss: the chair's video is repaired on RTX (retransmitted packets received)",
+    repaired > 0,
+    `${repaired} packets received on RTX in ${LOSSY_WINDOW_MS / 1000} s; video packets lost ${lostVideo}, frames decoded +${(va2?.decoded ?? 0) - (va?.decoded ?? 0)}`,
+  );
   return true;
+}
+
+/** The page's inbound video from `from`: retransmitted (RTX) packets, packets lost, frames decoded. */
+function videoFrom(p, from) {
+  return p.page.evaluate(async (from) => {
+    const h = window.hoinghi;
+    const pc = h?.subscribePc;
+    if (!pc) return null;
+    const byMid = new Map(h.tracks.map((t) => [t.mid, t]));
+    const stats = await pc.getStats();
+    let row = null;
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video' || byMid.get(s.mid)?.participant !== from) return;
+      row = { retransmitted: s.retransmittedPacketsReceived ?? 0, lost: s.packetsLost ?? 0, decoded: s.framesDecoded ?? 0 };
+    });
+    return row;
+  }, from);
+}
+
+/** Whether the subscribe connection's video m-lines offer RTX for VP8 and the answer keeps it. */
+function videoRtx(p) {
+  return p.page.evaluate(() => {
+    const pc = window.hoinghi?.subscribePc;
+    const video = (sdp) => (sdp ?? '').split(/\r\nm=/).filter((m) => m.startsWith('video '));
+    const rtxForVp8 = (section) => {
+      const vp8 = /a=rtpmap:(\d+) VP8\/90000/i.exec(section)?.[1];
+      const rtx = [...section.matchAll(/a=rtpmap:(\d+) rtx\/90000/gi)].map((m) => m[1]);
+      return vp8 != null && rtx.some((pt) => new RegExp(`a=fmtp:${pt} apt=${vp8}(\r|$)`).test(section));
+    };
+    const offer = video(pc?.currentRemoteDescription?.sdp);
+    const answer = video(pc?.currentLocalDescription?.sdp);
+    return {
+      videoSections: offer.length,
+      offered: offer.length > 0 && offer.every(rtxForVp8),
+      fid: offer.some((m) => /a=ssrc-group:FID \d+ \d+/.test(m)),
+      answered: answer.length > 0 && answer.every(rtxForVp8),
+    };
+  });
 }
 
 

@@ -13,7 +13,7 @@ use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
@@ -72,6 +72,9 @@ pub(crate) struct Conn {
     /// Retired m-lines and the revision of the offer that showed them inactive: once that
     /// offer is answered their sender goes and a new track of the kind may take them.
     pub retired: Vec<(u64, rtc::rtp_transceiver::RTCRtpSenderId)>,
+    /// The subscriber answered video without RTX (a client that does not know it): later video
+    /// tracks are offered without an RTX stream, so no offer names a repair SSRC it cannot use.
+    pub rtx_refused: bool,
 }
 
 impl Conn {
@@ -122,7 +125,7 @@ impl PcFactory {
         pwd: &str,
         link: Option<(Arc<LinkEstimate>, Arc<NackCounts>)>,
     ) -> Result<RTCPeerConnection, SfuError> {
-        let mut media = media_engine()?;
+        let mut media = media_engine(link.is_some())?;
         let mut registry =
             Registry::new().with(Slot::from(14_000), ReadHook::new(mark_for_application));
         if let Some((estimate, nacks)) = link {
@@ -213,7 +216,12 @@ impl PcFactory {
     }
 }
 
-fn media_engine() -> Result<MediaEngine, SfuError> {
+/// The codecs of a connection. Subscribe connections (`rtx`) also offer RTX (RFC 4588) for each
+/// video codec: NACKed packets are resent on a separate SSRC, so the subscriber tells a repair
+/// from a late original (libwebrtc keeps repairs out of its video jitter estimate) and counts
+/// them apart from media. Publish connections stay without it: what a publisher resends arrives
+/// on the media SSRC the forwarding keys on.
+fn media_engine(rtx: bool) -> Result<MediaEngine, SfuError> {
     let mut m = MediaEngine::default();
     let video_fb = vec![
         fb("ccm", "fir"),
@@ -278,6 +286,24 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
         )
         .map_err(internal)?;
     }
+    if rtx {
+        for (pt, apt) in RTX_PAYLOAD_TYPES {
+            m.register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: RTCRtpCodec {
+                        mime_type: MIME_TYPE_RTX.to_owned(),
+                        clock_rate: 90_000,
+                        channels: 0,
+                        sdp_fmtp_line: format!("apt={apt}"),
+                        rtcp_feedback: vec![],
+                    },
+                    payload_type: pt,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(internal)?;
+        }
+    }
     m.register_header_extension(
         RTCRtpHeaderExtensionCapability {
             uri: AUDIO_LEVEL_URI.to_owned(),
@@ -288,6 +314,9 @@ fn media_engine() -> Result<MediaEngine, SfuError> {
     .map_err(internal)?;
     Ok(m)
 }
+
+/// (RTX payload type, the video payload type it repairs), as Chromium numbers them.
+const RTX_PAYLOAD_TYPES: [(u8, u8); 3] = [(97, 96), (103, 102), (109, 108)];
 
 fn fb(typ: &str, parameter: &str) -> RTCPFeedback {
     RTCPFeedback {

@@ -20,7 +20,24 @@ impl Worker {
                 if let Some(c) = self.conns.get_mut(key) {
                     let ntp_now = crate::rtt::ntp_middle_now();
                     for r in &rr.reports {
-                        c.reported_loss = c.reported_loss.max(f64::from(r.fraction_lost) / 256.0);
+                        // Loss as the subscriber lives it, after repair: a video stream repaired
+                        // on RTX reports its loss before repair (recovered packets do not count
+                        // as received in libwebrtc), and an RTX stream's own report means
+                        // nothing here; audio, and video without RTX, report what stayed lost.
+                        let after_repair = match self.track_by_down_ssrc.get(&(key, r.ssrc)) {
+                            Some(&t) => {
+                                c.rtx_refused
+                                    || self
+                                        .tracks
+                                        .get(t)
+                                        .is_none_or(|t| t.kind == TrackKind::Audio)
+                            }
+                            None => false,
+                        };
+                        if after_repair {
+                            c.reported_loss =
+                                c.reported_loss.max(f64::from(r.fraction_lost) / 256.0);
+                        }
                         if let Some(sample) =
                             crate::rtt::from_report(ntp_now, r.last_sender_report, r.delay)
                         {

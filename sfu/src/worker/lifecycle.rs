@@ -121,6 +121,7 @@ impl Worker {
             over_tcp: false,
             retiring: Vec::new(),
             retired: Vec::new(),
+            rtx_refused: false,
         });
         self.demux.add_ufrag(ufrag, key);
         self.metrics.connections.inc();

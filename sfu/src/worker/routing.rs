@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_RTX;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId};
 
@@ -152,12 +153,13 @@ impl Worker {
             }
         };
         let t = &self.tracks[track];
-        let ssrc = loop {
-            let s = rand::random::<u32>();
-            if s != 0 && !self.track_by_down_ssrc.contains_key(&(sub_key, s)) {
-                break s;
-            }
-        };
+        let ssrc = self.fresh_down_ssrc(sub_key, None);
+        // Video is repaired on an RTX stream of its own (see `conn::media_engine`); `rtc` drops
+        // it from the sender if the subscriber's answer has no RTX.
+        let rtx_refused = self.conns.get(sub_key).is_some_and(|c| c.rtx_refused);
+        let rtx = (t.kind == TrackKind::Video && !rtx_refused).then(|| RTCRtpRtxParameters {
+            ssrc: self.fresh_down_ssrc(sub_key, Some(ssrc)),
+        });
         let (kind, label) = match t.kind {
             TrackKind::Audio => (RtpCodecKind::Audio, "audio"),
             TrackKind::Video => (RtpCodecKind::Video, "video"),
@@ -171,6 +173,7 @@ impl Worker {
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
+                    rtx,
                     ..Default::default()
                 },
                 codec: t.codec.clone(),
@@ -207,6 +210,18 @@ impl Worker {
         self.track_by_down_ssrc.insert((sub_key, ssrc), track);
         self.renegotiate(subscriber);
         Ok(())
+    }
+
+    /// A random SSRC that no downtrack of connection `conn` has for media (nor `other`, taken
+    /// in this same step), so that the subscriber's feedback names one stream. (An RTX SSRC
+    /// is not looked up by the worker; a clash with one is a 2^-32 chance per track.)
+    fn fresh_down_ssrc(&self, conn: usize, other: Option<u32>) -> u32 {
+        loop {
+            let s = rand::random::<u32>();
+            if s != 0 && Some(s) != other && !self.track_by_down_ssrc.contains_key(&(conn, s)) {
+                return s;
+            }
+        }
     }
 
     /// Stops forwarding `track` to `subscriber` and retires its m-line: inactive in the next
@@ -345,6 +360,14 @@ impl Worker {
                     })
                     .flatten()
                     .map(|c| c.payload_type);
+                if t.kind == TrackKind::Video
+                    && !params
+                        .codecs
+                        .iter()
+                        .any(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_RTX))
+                {
+                    c.rtx_refused = true;
+                }
                 let audio_level_id = params
                     .header_extensions
                     .iter()
