@@ -186,6 +186,8 @@ pub struct LayerTracker {
     /// Payload bytes attributed to each layer: total, and per second since the epoch.
     pub bytes: [u64; MAX_LAYERS],
     pub series: [Series; MAX_LAYERS],
+    /// Every change of layer (the first keyframe of a known layer included): when, and to which.
+    pub history: Vec<(Instant, usize)>,
 }
 
 impl LayerTracker {
@@ -210,9 +212,26 @@ impl LayerTracker {
                     self.switches_down += 1;
                 }
                 self.current = Some((layer, now));
+                self.history.push((now, layer));
             }
-            None => self.current = Some((layer, now)),
+            None => {
+                self.current = Some((layer, now));
+                self.history.push((now, layer));
+            }
         }
+    }
+
+    /// When this stream was on `layer` at `from` or later: `from` itself if it was on it then,
+    /// else its first switch to it after `from`; `None` if it never was.
+    pub fn on_layer_since(&self, layer: usize, from: Instant) -> Option<Instant> {
+        let before = self.history.iter().rev().find(|(at, _)| *at <= from);
+        if before.is_some_and(|(_, l)| *l == layer) {
+            return Some(from);
+        }
+        self.history
+            .iter()
+            .find(|(at, l)| *at > from && *l == layer)
+            .map(|(at, _)| *at)
     }
 
     /// Payload bytes arrived; they belong to the layer of the last keyframe.
@@ -347,6 +366,16 @@ mod tests {
         // Time on all layers is the time since the first keyframe.
         let total: Duration = (0..MAX_LAYERS).map(|l| t.time_on(l, at(5_000))).sum();
         assert_eq!(total, Duration::from_millis(4_500));
+        // When it was on a layer after some instant.
+        assert_eq!(t.on_layer_since(2, at(100)), Some(at(2_000)));
+        assert_eq!(
+            t.on_layer_since(2, at(2_500)),
+            Some(at(2_500)),
+            "on it then"
+        );
+        assert_eq!(t.on_layer_since(2, at(4_000)), None, "left it for good");
+        assert_eq!(t.on_layer_since(1, at(0)), Some(at(4_000)));
+        assert_eq!(t.on_layer_since(0, at(0)), Some(at(500)));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - [`inprocess`]: a server in this process with fixed tokens, and CPU accounting from `/proc`.
 //! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
 //! - [`red`]: redundant audio (RFC 2198): wrapping, unwrapping, recovery accounting.
+//! - [`targets`]: issue 11's line targets: layer per second, return after a dip, steadiness.
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
 
 pub mod http;
@@ -27,3 +28,4 @@ pub mod relay;
 mod rtcp_tap;
 pub mod scenario;
 pub mod stats;
+pub mod targets;

@@ -294,6 +294,11 @@ pub struct LinkCounters {
     /// RTP packets whose SSRC and sequence number this direction already carried: NACK
     /// retransmissions on the original SSRC (there is no RTX yet), counted as offered.
     pub rtp_repeats: u64,
+    /// RTP packets with the padding bit (the server's padding-only probes; media is never
+    /// padded here), and of those, how many the line dropped (lost or queue full): a lost probe
+    /// packet leaves a sequence gap no retransmission fills, though no picture misses it.
+    pub rtp_padding: u64,
+    pub rtp_padding_dropped: u64,
 }
 
 /// One direction of one emulated link.

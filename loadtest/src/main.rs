@@ -156,6 +156,15 @@ struct Run {
     /// and recover a lost packet's frame from the next. The report adds what it recovered.
     #[arg(long)]
     red: bool,
+    /// Temporal layers in every synthetic video layer, as Chromium's VP8 simulcast sends them
+    /// (1: none; 3: TID 0, 2, 1, 2 with 40 / 20 / 40 % of the bits; 2: TID 0, 1 with 60 / 40 %),
+    /// so the server can shed and restore them as finer rungs.
+    #[arg(long, default_value_t = 1)]
+    temporal_layers: u8,
+    /// Milliseconds between the points' transport-wide congestion feedback packets (`rtc`'s
+    /// default: 100; Chromium sends them every 50 ms above ~200 kbit/s).
+    #[arg(long)]
+    twcc_interval: Option<u64>,
 }
 
 fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -213,6 +222,8 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
         },
         floor: a.floor,
         red: a.red,
+        temporal_layers: a.temporal_layers,
+        twcc_interval: a.twcc_interval.map(Duration::from_millis),
     };
     if let Err(e) = cfg.validate() {
         bail!(e);
@@ -270,6 +281,17 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The in-process server's decisions (and the generator's own), to stderr, only when asked:
+    // `HOINGHI_LOG=info,sfu::worker::allocate=debug` as for `hoinghi serve`.
+    if let Ok(filter) = std::env::var("HOINGHI_LOG") {
+        let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+            .map_err(|e| anyhow::anyhow!("invalid HOINGHI_LOG filter {filter:?}: {e}"))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -170,6 +170,12 @@ pub struct RedRecovery {
     pub recovered_then_arrived: u64,
     /// Packets more than 60 ms apart on the recovered stream.
     pub gaps: GapDetector,
+    /// Of the gaps over 100 ms (`gaps.long_gaps`), when those ended that skipped sequence
+    /// numbers (packets lost and not recovered: a loss burst longer than RED covers); the others
+    /// are delay (every packet came, late: queueing or a stalled sender).
+    pub long_gaps_from_loss: Vec<Instant>,
+    /// The highest sequence number played (arrived or recovered) so far.
+    last_played: Option<u64>,
     recovered_seqs: BTreeSet<u64>,
 }
 
@@ -208,13 +214,13 @@ impl RedRecovery {
                         recovered += 1;
                         // The recovered frame plays in its own slot, before this packet's.
                         let back = Duration::from_micros(u64::from(b.ts_offset) * 1_000 / 48);
-                        self.gaps.on_packet(now.checked_sub(back).unwrap_or(now));
+                        self.play(target, now.checked_sub(back).unwrap_or(now));
                     }
                 }
                 None => self.malformed += 1,
             }
         }
-        self.gaps.on_packet(now);
+        self.play(ext, now);
         while let Some(&old) = self.recovered_seqs.first() {
             if old + REMEMBER >= ext {
                 break;
@@ -222,6 +228,17 @@ impl RedRecovery {
             self.recovered_seqs.pop_first();
         }
         recovered
+    }
+
+    /// Packet `ext` plays at `at`: a gap before it that skipped sequence numbers counts as
+    /// one from loss.
+    fn play(&mut self, ext: u64, at: Instant) {
+        let long = self.gaps.long_gaps.len();
+        self.gaps.on_packet(at);
+        if self.gaps.long_gaps.len() > long && self.last_played.is_some_and(|l| ext > l + 1) {
+            self.long_gaps_from_loss.push(at);
+        }
+        self.last_played = Some(self.last_played.map_or(ext, |l| l.max(ext)));
     }
 
     /// Missing packets neither arrived nor recovered, given the stream's sequence tracker.
@@ -380,6 +397,13 @@ mod tests {
         assert_eq!(rec.gaps.gaps, 1);
         assert_eq!(rec.gaps.gap_time, Duration::from_millis(80));
 
+        assert!(rec.gaps.long_gaps.is_empty(), "80 ms is not over 100");
+        // Six lost in a row: RED brings back the last, a 120 ms gap from loss.
+        let (rec, _, _) = run(&[40, 41, 42, 43, 44, 45], true);
+        assert_eq!(rec.gaps.long_gaps.len(), 1);
+        assert_eq!(rec.gaps.longest, Duration::from_millis(120));
+        assert_eq!(rec.long_gaps_from_loss.len(), 1);
+
         // Without RED the recovered stream is the arrival stream.
         let (rec, seq, plain) = run(&lost, false);
         assert_eq!((rec.red_packets, rec.recovered), (0, 0));
@@ -408,5 +432,27 @@ mod tests {
         rec.on_packet(&seq, ext, t0, &Bytes::from_static(&[0x80]), true);
         assert_eq!(rec.malformed, 1);
         assert_eq!(rec.recovered, 1);
+    }
+
+    #[test]
+    fn a_long_gap_with_every_packet_arriving_is_delay_not_loss() {
+        let t0 = Instant::now();
+        let (mut rec, mut seq) = (RedRecovery::default(), SeqTracker::default());
+        // Packets 0..5 every 20 ms, then packet 5 held 150 ms in a queue: no hole.
+        for (s, ms) in [
+            (0u16, 0u64),
+            (1, 20),
+            (2, 40),
+            (3, 60),
+            (4, 80),
+            (5, 230),
+            (6, 240),
+        ] {
+            let ext = seq.on_packet(s);
+            let now = t0 + Duration::from_millis(ms);
+            rec.on_packet(&seq, ext, now, &Bytes::from_static(b"f"), false);
+        }
+        assert_eq!(rec.gaps.long_gaps.len(), 1);
+        assert!(rec.long_gaps_from_loss.is_empty());
     }
 }

@@ -24,6 +24,8 @@ pub struct PointLink {
     pub up: Mutex<LinkEmulator>,
     /// Server → point.
     pub down: Mutex<LinkEmulator>,
+    /// When both emulators started: their rate schedules count from here.
+    pub started: Instant,
 }
 
 impl PointLink {
@@ -36,6 +38,7 @@ impl PointLink {
                 seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 1,
                 now,
             )),
+            started: now,
         })
     }
 
@@ -104,7 +107,7 @@ impl RepeatTracker {
     /// Whether this datagram is an RTP packet already seen. SRTP leaves the RTP header in the
     /// clear; RTCP (payload types 64–95 after the marker bit), STUN and DTLS are not RTP.
     pub fn is_repeat(&mut self, d: &[u8]) -> bool {
-        if d.len() < 12 || d[0] >> 6 != 2 || (64..96).contains(&(d[1] & 0x7F)) {
+        if !is_rtp(d) {
             return false;
         }
         let seq = u16::from_be_bytes([d[2], d[3]]);
@@ -126,6 +129,17 @@ impl RepeatTracker {
         bits[usize::from(far >> 6)] &= !(1u64 << (far & 63));
         repeat
     }
+}
+
+/// Whether a datagram is an RTP packet (SRTP leaves the header in the clear; RTCP has payload
+/// types 64–95 after the marker bit; STUN and DTLS start otherwise).
+fn is_rtp(d: &[u8]) -> bool {
+    d.len() >= 12 && d[0] >> 6 == 2 && !(64..96).contains(&(d[1] & 0x7F))
+}
+
+/// Whether a datagram is an RTP packet with the padding bit set (in the clear under SRTP).
+pub fn is_padded_rtp(d: &[u8]) -> bool {
+    is_rtp(d) && d[0] & 0x20 != 0
 }
 
 async fn run(link: Arc<PointLink>, client_side: UdpSocket, server_side: UdpSocket) {
@@ -159,11 +173,22 @@ async fn run(link: Arc<PointLink>, client_side: UdpSocket, server_side: UdpSocke
             }
             r = server_side.recv(&mut buf_s) => {
                 let Ok(n) = r else { continue };
-                if repeats.is_repeat(&buf_s[..n]) {
-                    link.down.lock().unwrap_or_else(|e| e.into_inner()).counters.rtp_repeats += 1;
+                let padded = is_padded_rtp(&buf_s[..n]);
+                if repeats.is_repeat(&buf_s[..n]) || padded {
+                    let mut down = link.down.lock().unwrap_or_else(|e| e.into_inner());
+                    down.counters.rtp_repeats += u64::from(!padded);
+                    down.counters.rtp_padding += u64::from(padded);
                 }
-                if let Verdict::DeliverAt(at) = verdict(&link.down, Instant::now(), n) {
-                    to_client.push_back((at, buf_s[..n].to_vec()));
+                match verdict(&link.down, Instant::now(), n) {
+                    Verdict::DeliverAt(at) => to_client.push_back((at, buf_s[..n].to_vec())),
+                    Verdict::Drop(_) if padded => {
+                        link.down
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .counters
+                            .rtp_padding_dropped += 1;
+                    }
+                    Verdict::Drop(_) => {}
                 }
             }
             _ = sleep => {}
@@ -246,6 +271,13 @@ mod tests {
         rr[1] = 201;
         assert!(!t.is_repeat(&rr) && !t.is_repeat(&rr));
         assert!(!t.is_repeat(&[0x80, 96, 0, 1]));
+        // The padding bit, on RTP only.
+        let mut padded = rtp(1, 99);
+        assert!(!is_padded_rtp(&padded));
+        padded[0] |= 0x20;
+        assert!(is_padded_rtp(&padded));
+        rr[0] |= 0x20;
+        assert!(!is_padded_rtp(&rr), "RTCP's padding bit is not a probe");
         // After half the sequence space the old numbers are forgotten: a wrap is not a repeat.
         for s in 11..=(10 + 0x8000) {
             t.is_repeat(&rtp(1, s as u16));

@@ -205,6 +205,11 @@ pub struct GapDetector {
     last: Option<Instant>,
     pub gaps: u64,
     pub gap_time: Duration,
+    /// Gaps longer than [`GapDetector::LONG`] (what concealment cannot hide at all): when each
+    /// ended and how long it was (the first 10,000).
+    pub long_gaps: Vec<(Instant, Duration)>,
+    /// The longest gap (whatever the limit).
+    pub longest: Duration,
 }
 
 impl Default for GapDetector {
@@ -220,16 +225,37 @@ impl GapDetector {
             last: None,
             gaps: 0,
             gap_time: Duration::ZERO,
+            long_gaps: Vec::new(),
+            longest: Duration::ZERO,
         }
+    }
+
+    /// A gap longer than this is counted apart: the issue's target for audio ("no audio gap
+    /// over 100 ms").
+    pub const LONG: Duration = Duration::from_millis(100);
+
+    fn count(&mut self, now: Instant, gap: Duration) {
+        self.longest = self.longest.max(gap);
+        if gap > self.limit {
+            self.gaps += 1;
+            self.gap_time += gap;
+        }
+        if gap > Self::LONG && self.long_gaps.len() < 10_000 {
+            self.long_gaps.push((now, gap));
+        }
+    }
+
+    /// Gaps over [`GapDetector::LONG`] that ended in `from..=to`: how many, and the longest.
+    pub fn long_gaps_in(&self, from: Instant, to: Instant) -> (u64, Duration) {
+        self.long_gaps
+            .iter()
+            .filter(|(at, _)| (from..=to).contains(at))
+            .fold((0, Duration::ZERO), |(n, m), (_, g)| (n + 1, m.max(*g)))
     }
 
     pub fn on_packet(&mut self, now: Instant) {
         if let Some(last) = self.last {
-            let gap = now.saturating_duration_since(last);
-            if gap > self.limit {
-                self.gaps += 1;
-                self.gap_time += gap;
-            }
+            self.count(now, now.saturating_duration_since(last));
         }
         self.last = Some(now.max(self.last.unwrap_or(now)));
     }
@@ -239,8 +265,7 @@ impl GapDetector {
         if let Some(last) = self.last {
             let gap = now.saturating_duration_since(last);
             if gap > self.limit {
-                self.gaps += 1;
-                self.gap_time += gap;
+                self.count(now, gap);
                 self.last = Some(now);
             }
         }
@@ -438,8 +463,26 @@ mod tests {
         // 60 → 140 is 80 ms (a gap); 180 → 240 is exactly 60 ms (not).
         assert_eq!(g.gaps, 1);
         assert_eq!(g.gap_time, Duration::from_millis(80));
-        g.finish(t0 + Duration::from_millis(500));
+        assert!(g.long_gaps.is_empty());
+        assert_eq!(g.longest, Duration::from_millis(80));
+        // 240 → 345: over 100 ms, a long gap too.
+        g.on_packet(t0 + Duration::from_millis(345));
         assert_eq!(g.gaps, 2);
+        assert_eq!(g.longest, Duration::from_millis(105));
+        g.finish(t0 + Duration::from_millis(500));
+        assert_eq!(g.gaps, 3);
+        assert_eq!(g.longest, Duration::from_millis(155));
+        let ms = |m| t0 + Duration::from_millis(m);
+        assert_eq!(
+            g.long_gaps_in(ms(0), ms(500)),
+            (2, Duration::from_millis(155))
+        );
+        // Only the gaps that ended in the window count.
+        assert_eq!(
+            g.long_gaps_in(ms(300), ms(400)),
+            (1, Duration::from_millis(105))
+        );
+        assert_eq!(g.long_gaps_in(ms(0), ms(200)), (0, Duration::ZERO));
     }
 
     #[test]

@@ -31,6 +31,14 @@ fn impossible_values_are_refused_clearly() {
         ),
         (&["fanout", "--link", "wifi"][..], "unknown link profile"),
         (
+            &["fanout", "--temporal-layers", "4"][..],
+            "--temporal-layers must be 1, 2 or 3",
+        ),
+        (
+            &["fanout", "--twcc-interval", "5"][..],
+            "--twcc-interval must be between 10 and 1000 ms",
+        ),
+        (
             &["fanout", "--seconds", "-3"][..],
             "--seconds must be positive",
         ),

@@ -41,6 +41,7 @@ use crate::layers::{Ladder, MAX_LAYERS};
 use crate::link::LinkParams;
 use crate::mediafile::FileMedia;
 use crate::relay::{PointLink, Relay, candidate_addr, rewrite_candidates};
+use crate::stats::GapDetector;
 
 /// What one simulated point does.
 #[derive(Debug, Clone)]
@@ -82,6 +83,12 @@ pub struct PointConfig {
     /// `None`: the engine's defaults (5 s and 25 s). A subscribe connection that fails is
     /// reported with `restart_subscribe`, as the web client does.
     pub ice_timeouts: Option<(Duration, Duration)>,
+    /// Temporal layers in every synthetic video layer this point publishes (1: none; 2 or 3 as
+    /// Chromium's VP8 simulcast sends them: TID, layer sync and TL0PICIDX in each descriptor).
+    pub temporal_layers: u8,
+    /// How often the point's connections send transport-wide congestion feedback (`None`:
+    /// `rtc`'s 100 ms; Chromium sends it every 50 ms at these rates).
+    pub twcc_interval: Option<Duration>,
 }
 
 /// A subscriber's wrong handling of one subscribe offer (after applying it, as a client whose
@@ -131,6 +138,8 @@ impl Default for PointConfig {
             probe_padding: 0,
             first_answer_fault: None,
             ice_timeouts: None,
+            temporal_layers: 1,
+            twcc_interval: None,
         }
     }
 }
@@ -160,6 +169,13 @@ pub struct PointStats {
     /// most it listed at once.
     pub video_paused: usize,
     pub video_paused_max: usize,
+    /// `video_paused` messages that turned the point's notice on or off (none ↔ some videos).
+    pub video_paused_changes: u64,
+    /// When the point's emulated line started (its rate schedule counts from here).
+    pub link_started_at: Option<Instant>,
+    /// Publisher: its own audio sends more than 60 ms apart (the generator's lateness, not the
+    /// server's or the line's).
+    pub audio_send_gaps: GapDetector,
     /// Publisher: the RED and Opus payload types its audio is sent with, when RED was
     /// negotiated (and asked for).
     pub red_sent: Option<RedFormat>,
@@ -249,6 +265,7 @@ impl Point {
         };
         let stats: SharedStats = Arc::new(Mutex::new(PointStats {
             ws_started_at: Some(ws_started_at),
+            link_started_at: link.as_ref().map(|l| l.started),
             joined_at: Some(Instant::now()),
             ..Default::default()
         }));
@@ -493,6 +510,9 @@ impl Point {
                     }
                     ServerMessage::VideoPaused { tracks, .. } => {
                         let mut s = lock(&stats2);
+                        if (s.video_paused == 0) != tracks.is_empty() {
+                            s.video_paused_changes += 1;
+                        }
                         s.video_paused = tracks.len();
                         s.video_paused_max = s.video_paused_max.max(tracks.len());
                     }
@@ -546,6 +566,9 @@ impl Point {
             room_state_seen: s.room_state_seen,
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
+            video_paused_changes: s.video_paused_changes,
+            link_started_at: s.link_started_at,
+            audio_send_gaps: s.audio_send_gaps.clone(),
             red_sent: s.red_sent,
             red_payload_type: s.red_payload_type,
             padding_sent: s.padding_sent,

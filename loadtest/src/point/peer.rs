@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
+use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot, TwccReceiverBuilder};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -218,13 +218,19 @@ pub(super) async fn new_pc(
     // 500 ms round trip that is five requests before a retransmission can arrive, and a server
     // that answers each floods the link it is trying to repair. Ask as libwebrtc does instead:
     // at most 10 times per packet, once per round trip of the emulated link.
-    let registry = registry.with(
+    let mut registry = registry.with(
         Slot::NackGenerator,
         NackGeneratorBuilder::new()
             .with_interval(nack_interval(cfg.link.as_ref()))
             .with_max_nacks_per_packet(10)
             .build(),
     );
+    if let Some(interval) = cfg.twcc_interval {
+        registry = registry.with(
+            Slot::TwccReceiver,
+            TwccReceiverBuilder::new().with_interval(interval).build(),
+        );
+    }
     let mut builder = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)

@@ -25,7 +25,7 @@ use webrtc::peer_connection::PeerConnection;
 use super::peer::{Handler, new_pc, opus, red_codec, vp8};
 use super::{Control, PointConfig, SharedStats, lock};
 use crate::layers::{Ladder, MAX_LAYERS};
-use crate::media::{OPUS_SILENCE, vp8_frame, vp8_packetise};
+use crate::media::{OPUS_SILENCE, TemporalPattern, vp8_frame_in_layer, vp8_packetise};
 use crate::mediafile::opus_packet_duration;
 use crate::red::{RED_PAYLOAD_TYPE, RedEncoder};
 
@@ -209,6 +209,7 @@ struct Encoding {
     frame_bytes: usize,
     dims: (u16, u16),
     want_key: bool,
+    temporal: TemporalPattern,
 }
 
 /// Sends media until shutdown: Opus every 20 ms, VP8 at `video_fps` with a keyframe at start,
@@ -276,6 +277,7 @@ pub(crate) fn spawn_media(
                 },
                 dims: (l.width, l.height),
                 want_key: true,
+                temporal: TemporalPattern::new(cfg.temporal_layers, rand::random()),
             })
             .collect();
         let audio_ssrc = audio.track().await.ssrcs().next().unwrap_or(2);
@@ -328,7 +330,9 @@ pub(crate) fn spawn_media(
                     // 48 kHz RTP clock.
                     ats = ats.wrapping_add((duration.as_micros() * 48 / 1_000) as u32);
                     if audio.write_rtp(p).await.is_ok() {
-                        lock(&stats).packets_sent += 1;
+                        let mut s = lock(&stats);
+                        s.packets_sent += 1;
+                        s.audio_send_gaps.on_packet(std::time::Instant::now());
                     }
                 }
                 _ = video_tick.tick() => {
@@ -345,8 +349,16 @@ pub(crate) fn spawn_media(
                             }
                             None => {
                                 let key = e.want_key || periodic;
-                                let size = if key { e.frame_bytes * 4 } else { e.frame_bytes };
-                                (key, vp8_frame(e.picture_id, key, size, e.dims.0, e.dims.1))
+                                let (temporal, weight) = e.temporal.next(key);
+                                let size = if key {
+                                    e.frame_bytes * 4
+                                } else {
+                                    (e.frame_bytes as f64 * weight).round() as usize
+                                };
+                                let frame = vp8_frame_in_layer(
+                                    e.picture_id, key, size, e.dims.0, e.dims.1, temporal,
+                                );
+                                (key, frame)
                             }
                         };
                         e.want_key = false;

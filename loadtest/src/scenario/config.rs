@@ -45,6 +45,10 @@ pub struct LoadConfig {
     /// Redundant audio (RFC 2198) for every point: publishers offer and send RED, subscribers
     /// accept it and recover lost frames from it.
     pub red: bool,
+    /// Temporal layers in each synthetic video layer (1: none; 2 or 3 as Chromium sends them).
+    pub temporal_layers: u8,
+    /// The points' transport-wide congestion feedback interval (`None`: `rtc`'s 100 ms).
+    pub twcc_interval: Option<Duration>,
 }
 
 impl Default for LoadConfig {
@@ -71,6 +75,8 @@ impl Default for LoadConfig {
             simulcast: None,
             floor: false,
             red: false,
+            temporal_layers: 1,
+            twcc_interval: None,
         }
     }
 }
@@ -106,6 +112,15 @@ impl LoadConfig {
             }
             let kbps: Vec<u32> = ladder.0.iter().map(|l| l.kbps).collect();
             Ladder::simulcast(&kbps)?;
+        }
+        if !(1..=3).contains(&self.temporal_layers) {
+            return Err("--temporal-layers must be 1, 2 or 3".into());
+        }
+        if self
+            .twcc_interval
+            .is_some_and(|d| d < Duration::from_millis(10) || d > Duration::from_secs(1))
+        {
+            return Err("--twcc-interval must be between 10 and 1000 ms".into());
         }
         if self.floor && self.scenario != Scenario::Townhall {
             return Err("--floor is for townhall".into());

@@ -5,8 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::report::{LayerReport, PointLayerReport, PointReport, Switches, pct};
 use crate::layers::{Ladder, MAX_LAYERS, kbps};
+use crate::link::LinkParams;
 use crate::point::{Point, PointStats, StreamStats};
 use crate::stats::Summary;
+use crate::targets;
 
 /// Whose video the layer numbers follow, and how resolutions map to layers.
 pub(super) struct LayerView<'a> {
@@ -15,6 +17,8 @@ pub(super) struct LayerView<'a> {
     pub chair: &'a str,
     /// Time zero of the series.
     pub epoch: Instant,
+    /// The points' line, if emulated (its rate schedule places `flap`'s dip).
+    pub link: Option<&'a LinkParams>,
 }
 
 impl LayerView<'_> {
@@ -125,6 +129,18 @@ pub(super) fn point_report(
             r.audio_recovered_red += st.red.recovered;
             r.audio_lost_after_recovery += st.red.lost_after(&st.seq);
             r.audio_gaps_after_recovery += st.red.gaps.gaps;
+            if st.stream_id == view.chair {
+                let (n, longest) = st.red.gaps.long_gaps_in(start, end);
+                r.audio_gaps_over_100ms += n;
+                r.audio_gaps_over_100ms_from_loss += st
+                    .red
+                    .long_gaps_from_loss
+                    .iter()
+                    .filter(|at| (start..=end).contains(*at))
+                    .count() as u64;
+                r.audio_longest_gap_ms =
+                    r.audio_longest_gap_ms.max(longest.as_secs_f64() * 1_000.0);
+            }
             red_gap_time += st.red.gaps.gap_time;
             a_expected += st.seq.expected();
             if let Some(f) = st.first_packet_at {
@@ -135,6 +151,8 @@ pub(super) fn point_report(
     r.video_kbps = vb.saturating_sub(base.video_bytes) as f64 * 8.0 / 1_000.0 / window;
     r.audio_kbps = ab.saturating_sub(base.audio_bytes) as f64 * 8.0 / 1_000.0 / window;
     r.fps = frames.saturating_sub(base.frames) as f64 / window;
+    r.video_expected = v_expected;
+    r.video_unrecovered = v_lost;
     r.loss_before_nack_pct = pct(v_gaps, v_expected);
     r.loss_after_nack_pct = pct(v_lost, v_expected);
     r.freeze_ratio = if video_span.is_zero() {
@@ -156,7 +174,78 @@ pub(super) fn point_report(
     r.audio_loss_after_recovery_pct = pct(r.audio_lost_after_recovery, a_expected);
     point_layers(&mut r, s, base, end, window, view);
     audio_delay(&mut r, s, start, end, view);
+    line_targets(&mut r, s, start, end, view);
     r
+}
+
+/// Issue 11's line targets at one point: the layer each second, the share of steady seconds on
+/// the lowest layer or paused, and after a dip (`flap`) how long the top layer and the audio
+/// delay took to come back.
+fn line_targets(
+    r: &mut PointReport,
+    s: &PointStats,
+    start: Instant,
+    end: Instant,
+    view: &LayerView,
+) {
+    r.video_paused_changes = s.video_paused_changes;
+    let reach = end.saturating_duration_since(view.epoch).as_secs() as usize + 1;
+    let series: Vec<&[f64]> = r.layers.iter().map(|l| l.series_kbps.as_slice()).collect();
+    r.layer_index_per_second = targets::dominant_layer(&series, reach);
+    r.layer_per_second = targets::layer_labels(&r.layer_index_per_second, |l| view.ladder.label(l));
+    let since_epoch = |t: Instant| t.saturating_duration_since(view.epoch).as_secs_f64();
+    let (w0, w1) = (since_epoch(start), since_epoch(end));
+    // Steady seconds: whole seconds of the window, but the first STEADY_AFTER_S after any
+    // change of the line's rate.
+    let changes: Vec<f64> = match (view.link, s.link_started_at) {
+        (Some(l), Some(at)) => l
+            .schedule
+            .iter()
+            .map(|step| since_epoch(at) + step.at.as_secs_f64())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let steady: Vec<Option<usize>> = (w0.ceil() as usize..w1.floor() as usize)
+        .filter(|&i| {
+            let t = i as f64;
+            !changes
+                .iter()
+                .any(|c| t + 1.0 > *c && t < c + targets::STEADY_AFTER_S)
+        })
+        .map(|i| r.layer_index_per_second.get(i).copied().flatten())
+        .collect();
+    r.lowest_or_paused_share = targets::lowest_or_paused_share(&steady, 0, steady.len());
+    let (Some(link), Some(link_at)) = (view.link, s.link_started_at) else {
+        return;
+    };
+    let Some((down, up)) = targets::dip(link) else {
+        return;
+    };
+    let recovery = link_at + up;
+    if recovery > end {
+        return;
+    }
+    let top = view.ladder.len().saturating_sub(1);
+    r.top_layer_after_recovery_s = s
+        .streams
+        .values()
+        .filter(|st| view.is_program(st))
+        .filter_map(|st| st.layers.on_layer_since(top, recovery))
+        .filter(|at| *at <= end)
+        .min()
+        .map(|at| at.saturating_duration_since(recovery).as_secs_f64());
+    // The floor: the seconds with the line clean, from 2 s after the window start (or the line
+    // start, if later) to the dip.
+    let clean_from = (since_epoch(start).max(since_epoch(link_at) + 2.0)).ceil() as usize;
+    let clean_to = since_epoch(link_at + down).floor() as usize;
+    let (floor, back) = targets::back_to_floor(
+        &r.audio_delay_series_ms,
+        clean_from..clean_to,
+        since_epoch(recovery),
+        w1.floor() as usize,
+    );
+    r.audio_delay_floor_ms = floor;
+    r.audio_delay_back_to_floor_s = back;
 }
 
 /// The chair's audio delay above the lowest seen: median of the window's per-second means and
@@ -365,6 +454,7 @@ mod tests {
             ladder: &ladder,
             chair: "chair-id",
             epoch: t0,
+            link: None,
         };
         let mut stats = PointStats {
             ws_started_at: Some(t0),

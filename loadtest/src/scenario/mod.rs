@@ -115,6 +115,8 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         probe_padding: 0,
         first_answer_fault: None,
         ice_timeouts: None,
+        temporal_layers: cfg.temporal_layers,
+        twcc_interval: cfg.twcc_interval,
     };
     let rss0 = server.sample().await.rss;
 
@@ -300,6 +302,7 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         ladder: &receive_ladder,
         chair: &chair.participant,
         epoch,
+        link: cfg.link.as_ref(),
     };
     let s0 = server.sample().await;
     let load0 = load_average();

@@ -42,6 +42,9 @@ pub struct Report {
     pub floor: Option<FloorReport>,
     /// What the chair sent on each video layer in the window.
     pub publisher: PublisherReport,
+    /// Issue 11's line targets: audio gaps over 100 ms, the layer each second, the return
+    /// after a dip.
+    pub targets: TargetsReport,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_point: Vec<PointReport>,
 }
@@ -60,6 +63,10 @@ pub struct ConfigReport {
     pub simulcast_layers: Option<Ladder>,
     /// `--red`: redundant audio asked for by every point.
     pub red: bool,
+    /// `--temporal-layers`: temporal layers in each synthetic video layer (1: none).
+    pub temporal_layers: u8,
+    /// `--twcc-interval`: the points' transport-wide feedback interval, ms (`null`: 100).
+    pub twcc_interval_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -367,6 +374,74 @@ pub struct PointReport {
     /// Per-second mean of it since the start (`None`: no audio that second).
     #[serde(skip)]
     pub audio_delay_series_ms: Vec<Option<f64>>,
+    /// The chair's audio in the window, on the stream as RED recovered it (a recovered frame
+    /// fills its slot): gaps over 100 ms, and the longest gap, ms.
+    pub audio_gaps_over_100ms: u64,
+    pub audio_longest_gap_ms: f64,
+    /// Of those gaps, the ones that skipped packets (a loss burst RED could not cover); the
+    /// rest are delay (every packet came, late).
+    pub audio_gaps_over_100ms_from_loss: u64,
+    /// The chair's video layer each second since the start: the layer that carried most of
+    /// that second's bytes (rid), `-` for a second without video (paused, or not yet).
+    pub layer_per_second: Vec<String>,
+    #[serde(skip)]
+    pub layer_index_per_second: Vec<Option<usize>>,
+    /// Share of the window's steady seconds (not within 5 s of a change of the line's rate) on
+    /// the lowest layer or without video.
+    pub lowest_or_paused_share: Option<f64>,
+    /// `video_paused` notices that turned on or off for this point.
+    pub video_paused_changes: u64,
+    /// A line whose rate dips and recovers (`flap`): seconds from the recovery to the first
+    /// keyframe of the top layer (0: on it already; `None`: not before the end), the audio
+    /// delay's floor (median second before the dip, ms) and seconds from the recovery until it
+    /// stays within 30 ms of it (`None`: not before the end).
+    pub top_layer_after_recovery_s: Option<f64>,
+    pub audio_delay_floor_ms: Option<f64>,
+    pub audio_delay_back_to_floor_s: Option<f64>,
+    /// Video sequence numbers expected and never filled (whole run), for the loss without the
+    /// server's padding probes.
+    #[serde(skip)]
+    pub video_expected: u64,
+    #[serde(skip)]
+    pub video_unrecovered: u64,
+}
+
+/// Issue 11's line targets over the points (see `loadtest/src/targets.rs`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TargetsReport {
+    /// The chair's audio in the window after RED recovery: gaps over 100 ms at all points, the
+    /// points with at least one, and each point's longest gap (ms).
+    pub audio_gaps_over_100ms_total: u64,
+    /// Of those, the ones that skipped packets (loss bursts longer than RED covers).
+    pub audio_gaps_over_100ms_from_loss: u64,
+    pub points_with_audio_gap_over_100ms: usize,
+    pub audio_longest_gap_ms: Summary,
+    /// The chair's own audio sends over 100 ms apart in the window, and its longest send gap
+    /// (ms): the generator's lateness, which every point then sees as a gap.
+    pub chair_audio_send_gaps_over_100ms: u64,
+    pub chair_audio_send_longest_gap_ms: f64,
+    /// Video loss after NACK over all points (whole run, % of expected packets) with the
+    /// server's padding-only probe packets taken out: what the line dropped of them (never
+    /// resent) from the holes, what it was offered from the expected (`null` without an
+    /// emulated line).
+    pub video_loss_after_nack_without_padding_pct: Option<f64>,
+    /// Per point: share of steady window seconds on the lowest layer or without video.
+    pub lowest_or_paused_share: Summary,
+    pub video_paused_changes_total: u64,
+    /// Points per layer each second since the start: counts lowest layer first, then the
+    /// points without video that second.
+    pub points_per_layer_series: Vec<Vec<usize>>,
+    /// The line's dip, seconds since each point's line started (`flap`: 10 and 30).
+    pub dip_s: Option<[f64; 2]>,
+    /// Per point that got back on the top layer: seconds from the recovery; and how many did,
+    /// of the points whose recovery fell in the run.
+    pub top_layer_after_recovery_s: Summary,
+    pub points_back_on_top: usize,
+    pub points_with_recovery: usize,
+    /// Per point whose audio delay settled: seconds from the recovery; and how many did.
+    pub audio_delay_back_to_floor_s: Summary,
+    pub points_audio_delay_back: usize,
+    pub audio_delay_floor_ms: Summary,
 }
 
 pub(super) fn pct(part: u64, whole: u64) -> f64 {
@@ -422,6 +497,7 @@ pub(super) fn failed_report(
         chair: None,
         floor: None,
         publisher: PublisherReport::default(),
+        targets: TargetsReport::default(),
         per_point: Vec::new(),
     }
 }
@@ -439,6 +515,8 @@ pub(super) fn config_report(cfg: &LoadConfig) -> ConfigReport {
         churn_every_s: (cfg.scenario == Scenario::Soak).then_some(cfg.churn_every.as_secs_f64()),
         simulcast_layers: cfg.simulcast.clone(),
         red: cfg.red,
+        temporal_layers: cfg.temporal_layers,
+        twcc_interval_ms: cfg.twcc_interval.map(|d| d.as_secs_f64() * 1_000.0),
     }
 }
 
@@ -450,4 +528,6 @@ pub(super) fn add_counters(a: &mut LinkCounters, b: &LinkCounters) {
     a.queue_drops += b.queue_drops;
     a.blocked += b.blocked;
     a.rtp_repeats += b.rtp_repeats;
+    a.rtp_padding += b.rtp_padding;
+    a.rtp_padding_dropped += b.rtp_padding_dropped;
 }

@@ -221,6 +221,14 @@ pub(super) fn summarize(run: Finished) -> Report {
             vbytes.saturating_sub(chair_base.video_bytes) as f64 * 8.0 / 1_000.0 / window;
         c
     });
+    let loss_without_padding = link.as_ref().map(|l| {
+        let expected: u64 = reports.iter().map(|r| r.video_expected).sum();
+        let lost: u64 = reports.iter().map(|r| r.video_unrecovered).sum();
+        pct(
+            lost.saturating_sub(l.down.rtp_padding_dropped),
+            expected.saturating_sub(l.down.rtp_padding),
+        )
+    });
     Report {
         schema: SCHEMA,
         scenario: cfg.scenario,
@@ -341,7 +349,99 @@ pub(super) fn summarize(run: Finished) -> Report {
         chair: chair_report,
         floor,
         publisher,
+        targets: TargetsReport {
+            video_loss_after_nack_without_padding_pct: loss_without_padding,
+            ..targets_report(
+                &reports,
+                &chair_snap,
+                window_start,
+                window_end,
+                view.ladder.len(),
+                cfg.link.as_ref(),
+            )
+        },
         per_point: if cfg.per_point { reports } else { Vec::new() },
+    }
+}
+
+/// Issue 11's targets over the points (media points for the video ones).
+fn targets_report(
+    reports: &[PointReport],
+    chair: &PointStats,
+    window_start: Instant,
+    window_end: Instant,
+    layers: usize,
+    link: Option<&crate::link::LinkParams>,
+) -> TargetsReport {
+    let media: Vec<&PointReport> = reports
+        .iter()
+        .filter(|r| r.video_kbps > 0.0 || r.fps > 0.0)
+        .collect();
+    let of = |f: &dyn Fn(&PointReport) -> Option<f64>| {
+        Summary::of(&media.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let seconds = media
+        .iter()
+        .map(|r| r.layer_index_per_second.len())
+        .max()
+        .unwrap_or(0);
+    let points_per_layer_series = (0..seconds)
+        .map(|i| {
+            let mut counts = vec![0usize; layers + 1];
+            for r in &media {
+                match r.layer_index_per_second.get(i).copied().flatten() {
+                    Some(l) if l < layers => counts[l] += 1,
+                    _ => counts[layers] += 1,
+                }
+            }
+            counts
+        })
+        .collect();
+    let (send_gaps, send_longest) = chair.audio_send_gaps.long_gaps_in(window_start, window_end);
+    let dip = link.and_then(crate::targets::dip);
+    let with_recovery: Vec<&&PointReport> = media
+        .iter()
+        .filter(|r| r.audio_delay_floor_ms.is_some() || r.top_layer_after_recovery_s.is_some())
+        .collect();
+    TargetsReport {
+        audio_gaps_over_100ms_total: reports.iter().map(|r| r.audio_gaps_over_100ms).sum(),
+        audio_gaps_over_100ms_from_loss: reports
+            .iter()
+            .map(|r| r.audio_gaps_over_100ms_from_loss)
+            .sum(),
+        points_with_audio_gap_over_100ms: reports
+            .iter()
+            .filter(|r| r.audio_gaps_over_100ms > 0)
+            .count(),
+        audio_longest_gap_ms: Summary::of(
+            &reports
+                .iter()
+                .map(|r| r.audio_longest_gap_ms)
+                .collect::<Vec<_>>(),
+        ),
+        chair_audio_send_gaps_over_100ms: send_gaps,
+        chair_audio_send_longest_gap_ms: send_longest.as_secs_f64() * 1_000.0,
+        lowest_or_paused_share: of(&|r| r.lowest_or_paused_share),
+        video_paused_changes_total: reports.iter().map(|r| r.video_paused_changes).sum(),
+        points_per_layer_series,
+        dip_s: dip.map(|(d, u)| [d.as_secs_f64(), u.as_secs_f64()]),
+        top_layer_after_recovery_s: of(&|r| r.top_layer_after_recovery_s),
+        points_back_on_top: media
+            .iter()
+            .filter(|r| r.top_layer_after_recovery_s.is_some())
+            .count(),
+        points_with_recovery: if dip.is_some() {
+            with_recovery.len()
+        } else {
+            0
+        },
+        audio_delay_back_to_floor_s: of(&|r| r.audio_delay_back_to_floor_s),
+        points_audio_delay_back: media
+            .iter()
+            .filter(|r| r.audio_delay_back_to_floor_s.is_some())
+            .count(),
+        audio_delay_floor_ms: of(&|r| r.audio_delay_floor_ms),
+        video_loss_after_nack_without_padding_pct: None,
     }
 }
 

@@ -197,5 +197,66 @@ fn layers_table(r: &Report) -> String {
             opt(sv.nack_refused_packets),
         );
     }
+    s += &targets_lines(r);
+    s
+}
+
+/// Issue 11's targets: audio gaps over 100 ms, steadiness, the return after a dip, and the
+/// points per layer each second.
+fn targets_lines(r: &Report) -> String {
+    let t = &r.targets;
+    if r.points.media == 0 {
+        return String::new();
+    }
+    let mut s = format!(
+        "targets: audio gaps >100 ms after RED {} ({} from loss bursts) at {} points (longest p50/max {}/{} ms; chair's own \
+         send gaps >100 ms {}, longest {} ms) · freeze ratio p95 {} · steady seconds on the lowest \
+         layer or paused p50 {} · notice changes {} · video loss after NACK without probe \
+         padding {}\n",
+        t.audio_gaps_over_100ms_total,
+        t.audio_gaps_over_100ms_from_loss,
+        t.points_with_audio_gap_over_100ms,
+        f(t.audio_longest_gap_ms.p50),
+        f(t.audio_longest_gap_ms.max),
+        t.chair_audio_send_gaps_over_100ms,
+        f(t.chair_audio_send_longest_gap_ms),
+        f(r.video.freeze_ratio.p95),
+        f(t.lowest_or_paused_share.p50),
+        t.video_paused_changes_total,
+        t.video_loss_after_nack_without_padding_pct
+            .map_or("-".to_owned(), |p| format!("{}%", f(p))),
+    );
+    if let Some([down, up]) = t.dip_s {
+        s += &format!(
+            "dip {down:.0}–{up:.0} s: top layer after recovery p50/max {}/{} s ({} of {} points) · \
+             audio delay back to floor (p50 {} ms) p50/max {}/{} s ({} of {} points)\n",
+            f(t.top_layer_after_recovery_s.p50),
+            f(t.top_layer_after_recovery_s.max),
+            t.points_back_on_top,
+            t.points_with_recovery,
+            f(t.audio_delay_floor_ms.p50),
+            f(t.audio_delay_back_to_floor_s.p50),
+            f(t.audio_delay_back_to_floor_s.max),
+            t.points_audio_delay_back,
+            t.points_with_recovery,
+        );
+    }
+    if r.config.simulcast_layers.is_some() && !t.points_per_layer_series.is_empty() {
+        let labels: Vec<String> = r
+            .video
+            .layers
+            .iter()
+            .map(|l| l.rid.clone())
+            .chain(std::iter::once("none".into()))
+            .collect();
+        for (i, label) in labels.iter().enumerate() {
+            let row: Vec<String> = t
+                .points_per_layer_series
+                .iter()
+                .map(|c| c.get(i).copied().unwrap_or(0).to_string())
+                .collect();
+            s += &format!("points on {label} per second: {}\n", row.join(" "));
+        }
+    }
     s
 }
