@@ -89,6 +89,10 @@ if [ -f tests/browser/screens.mjs ]; then
   step "chair, hall and IT staff screens browser test (120 points, Chromium)"
   node tests/browser/screens.mjs
 fi
+if [ -f tests/browser/chairwalk.mjs ]; then
+  step "chair walks its 120-point grid twice while a point re-joins 30 times: SDP bounded, every tile decodes (Chromium)"
+  node tests/browser/chairwalk.mjs
+fi
 if [ -f tests/browser/simulcast.mjs ]; then
   step "simulcast layer routing browser test (Chromium)"
   node tests/browser/simulcast.mjs
