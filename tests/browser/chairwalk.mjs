@@ -34,7 +34,8 @@
 //   - no `error` message from the server at the chair (bad_message included), no subscribe
 //     connection restarted (`restart` offer), no chair RTCPeerConnection ever `failed`.
 //
-// Figures (debug build of 4f34442 (RTX on subscribe m-lines), 2 cores, load average 5-10;
+// Figures (debug builds of 4f34442, RTX on subscribe m-lines, and of the work just before it;
+// 2 cores, load average 5-10;
 // 160x120 at 5 fps per point; 100 px of mouse wheel a step, 17 stops a walk):
 //   - the issue's figure (CHAIRWALK_REJOINS=100), 326 s: 120 points joined and publishing in
 //     15-25 s; the SDP grew from 45 m-lines (viewport 45, top of the grid) to 63 by the fifth stop
@@ -54,6 +55,9 @@
 //     revision 26, expected 27" and eight "the ICE candidate was refused: remote description is
 //     not set"). At load 9.8 the restarted connection's estimate paused 58 of 60 videos for a
 //     while, and two tiles had decoded only 2 frames after 60 s.
+//   - CHAIRWALK_SCREEN=1366x640 (a shorter window: the grid names at most 50 points), CI default
+//     otherwise: all 94 checks pass in 103 s (58 m-lines at most, answers up to 44,290 bytes, decode
+//     per stop p50 1.0 s, max 6.6 s; 11 of 30 re-joins landed on screen, each decoded in ~1.1 s).
 //   - CHAIRWALK_SCREEN=1280x1024 (a 5:4 office monitor), one walk, no re-joins: the grid names
 //     65-75 points, the answers are 50,007-57,555 bytes, every one refused: 23 restarts in five
 //     minutes and not one tile ever decoded.
