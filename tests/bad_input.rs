@@ -126,7 +126,8 @@ async fn oversized_frames_are_refused_and_closed() {
     let server = common::start(1).await;
     // Above the protocol limit but within what the WebSocket layer reads: typed error, close.
     let mut ws = connect(&server).await;
-    let big = json!({"v":1,"type":"publish_offer","sdp":"a".repeat(70 * 1024)}).to_string();
+    let over = signaling::protocol::MAX_MESSAGE_BYTES + 6 * 1024;
+    let big = json!({"v":1,"type":"publish_offer","sdp":"a".repeat(over)}).to_string();
     send(&mut ws, big).await;
     expect_error(&mut ws, "too_large").await;
     expect_closed(&mut ws).await;

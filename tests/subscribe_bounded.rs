@@ -3,7 +3,7 @@
 //! 100 with `SUBSCRIBE_VISITS=100` (each time a new participant with a new camera and microphone); the chair's subscribe offer
 //! stays the size it had with the point's first visit, and the chair still receives the point.
 //! Before: every visit added two m-lines, and after about 46 visits the chair's answer passed
-//! the 48 KiB SDP limit and the chair received nothing more.
+//! the 48 KiB SDP limit of the time and the chair received nothing more.
 
 mod common;
 

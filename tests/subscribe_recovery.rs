@@ -1,6 +1,6 @@
 //! Issue 10, item 4: a subscribe connection is never left without offers after an error. The
 //! chair mishandles its first subscribe offer (answers with garbage, with an answer past the
-//! 48 KiB SDP limit, or not at all); the server restarts its subscribe connection (a new offer
+//! SDP limit (`MAX_SDP_BYTES`), or not at all); the server restarts its subscribe connection (a new offer
 //! marked `restart`) and the chair then receives the point. Before: the server waited for that
 //! answer for ever and sent the chair no further offer, so it never received anyone again.
 

@@ -49,7 +49,7 @@ const OUR_ATTRIBUTES: &[&str] = &[
     "end-of-candidates",
 ];
 
-/// A publish offer (as `publish_offer` carries it, at most its 48 KiB), then optionally trickled
+/// A publish offer (as `publish_offer` carries it, at most its `MAX_SDP_BYTES`), then optionally trickled
 /// candidates, one per line. An answer, when there is one, is ours: it carries our ICE
 /// credentials and DTLS fingerprint and nobody else's, never more m-lines than the offer, no line
 /// the offer smuggled in, and stays small.

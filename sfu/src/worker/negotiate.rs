@@ -96,6 +96,17 @@ impl Worker {
             ready.push(participant);
         }
         for participant in ready {
+            // A participant can be queued twice (a restart clears `needs_offer` with an entry
+            // still queued, and the new connection's tracks queue it again): one offer per
+            // answer, so the second entry finds the first offer awaiting its answer. Two offers
+            // 50-80 ms apart after a restart made the client's answer to the first stale and
+            // its candidates land on no remote description (`tests/browser/chairwalk.mjs`).
+            let Some(p) = self.participants.get(&participant) else {
+                continue;
+            };
+            if !p.negotiation.needs_offer || p.negotiation.awaiting.is_some() {
+                continue;
+            }
             if let Err(e) = self.offer(now, participant) {
                 tracing::warn!(%participant, "cannot make a subscribe offer: {e}");
             }

@@ -14,7 +14,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest text frame the server accepts; larger frames are refused with
 /// [`ErrorCode::TooLarge`] and the connection is closed (we cannot know where the next message
 /// starts once we stopped reading one).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 192 * 1024;
 
 /// Longest join token, in characters.
 pub const MAX_TOKEN_CHARS: usize = 2048;
@@ -51,8 +51,12 @@ impl RequestId {
     }
 }
 
-/// Largest SDP accepted inside a message (a browser offer with simulcast is ~10 KiB).
-pub const MAX_SDP_BYTES: usize = 48 * 1024;
+/// Largest SDP accepted inside a message. A browser offer with simulcast is ~10 KiB, but a
+/// chair's `subscribe_answer` grows with the points on its screen, ~800 bytes a video m-line in
+/// Chromium: at 48 KiB a 1366x768 chair whose grid named 60 points had every answer refused
+/// and its subscribe connection restarted, a 1280x1024 one never decoded a tile
+/// (`tests/browser/chairwalk.mjs`). 160 KiB holds ~200 m-lines.
+pub const MAX_SDP_BYTES: usize = 160 * 1024;
 
 /// Which of a participant's two peer connections a message is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -40,9 +40,9 @@ use crate::auth::Grant;
 use crate::meeting::{self, Seat};
 use crate::protocol::{ByeCode, ErrorCode, PROTOCOL_VERSION, Role, ServerMessage};
 
-/// Frames above this are cut by the WebSocket layer itself; between the protocol limit (64 KiB)
-/// and this one the client gets a typed `too_large` error before the close.
-pub(crate) const WS_HARD_LIMIT: usize = 256 * 1024;
+/// Frames above this are cut by the WebSocket layer itself; between the protocol limit
+/// (192 KiB) and this one the client gets a typed `too_large` error before the close.
+pub(crate) const WS_HARD_LIMIT: usize = 384 * 1024;
 const ROOM_QUEUE: usize = 256;
 const MEDIA_QUEUE: usize = 64;
 /// How long the last message and the close frame may take to leave: a client that stopped
