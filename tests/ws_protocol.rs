@@ -210,3 +210,51 @@ async fn a_join_without_a_usable_token_and_a_message_before_join_are_fatal() {
     let (_, close) = until_closed(&mut early).await;
     assert_eq!(close_code(&close), Some((1008, "not joined".to_owned())));
 }
+
+/// Issue 10 item 14: a chair joining a meeting where points already publish gets every routed
+/// track in its first `subscribe_offer`, not one track per offer-answer round. Five points
+/// publish a camera and a microphone first; the chair (a client that reads the offer and does
+/// not answer) must find all five cameras, each once, in the first offer's `tracks`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_subscribe_offer_carries_every_track_ready_at_join() {
+    let server = common::start(1).await;
+    let mut points = Vec::new();
+    for i in 0..5 {
+        let token = format!("point-{i}");
+        points.push(
+            loadtest::point::Point::join(common::small_point(&server, &token, true))
+                .await
+                .expect("point joins"),
+        );
+    }
+    let published = common::eventually(Duration::from_secs(30), || {
+        server.gauge("hoinghi_tracks") >= 10.0
+    })
+    .await;
+    assert!(published, "the points' tracks never arrived");
+    let mut chair = join(&server, "chair").await;
+    let offer = loop {
+        match next(&mut chair).await {
+            Got::Msg(v) if v["type"] == "subscribe_offer" => break v,
+            Got::Msg(_) => continue,
+            Got::Closed(c) => panic!("closed before any offer: {c:?}"),
+        }
+    };
+    assert_eq!(offer["revision"], 1, "{offer}");
+    let cameras: Vec<&str> = offer["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .filter(|t| t["kind"] == "video")
+        .filter_map(|t| t["participant"].as_str())
+        .collect();
+    let mut unique = cameras.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        (cameras.len(), unique.len()),
+        (5, 5),
+        "the first offer's cameras: {cameras:?}"
+    );
+    drop(points);
+}
