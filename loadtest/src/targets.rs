@@ -110,6 +110,22 @@ pub fn lowest_or_paused_share(layers: &[Option<usize>], from: usize, to: usize) 
     Some(n as f64 / (to - from) as f64)
 }
 
+/// How many of `events` happened within `within` after one of `causes` (at or after it):
+/// the points' audio gaps that followed a send gap of the chair's own.
+pub fn after_any(
+    events: impl Iterator<Item = std::time::Instant>,
+    causes: &[std::time::Instant],
+    within: Duration,
+) -> u64 {
+    events
+        .filter(|e| {
+            causes
+                .iter()
+                .any(|c| *e >= *c && e.saturating_duration_since(*c) <= within)
+        })
+        .count() as u64
+}
+
 /// A per-second layer series as text: the layer's label, `-` for a second without video.
 pub fn layer_labels(layers: &[Option<usize>], label: impl Fn(usize) -> String) -> Vec<String> {
     layers
@@ -166,6 +182,27 @@ mod tests {
         assert_eq!(back_to_floor(&calm, 0..2, 2.2, 4), (Some(11.0), Some(0.0)));
         // No clean seconds: no floor.
         assert_eq!(back_to_floor(&calm, 5..6, 2.0, 4), (None, None));
+    }
+
+    #[test]
+    fn events_after_a_cause() {
+        let t0 = std::time::Instant::now();
+        let ms = |m| t0 + Duration::from_millis(m);
+        let events = [ms(100), ms(900), ms(2_500), ms(50)];
+        let causes = [ms(80), ms(2_000)];
+        // 100 and 900 follow 80 within a second, 2,500 follows 2,000; 50 came before any.
+        assert_eq!(
+            after_any(events.into_iter(), &causes, Duration::from_secs(1)),
+            3
+        );
+        assert_eq!(
+            after_any(events.into_iter(), &causes, Duration::from_millis(100)),
+            1
+        );
+        assert_eq!(
+            after_any(events.into_iter(), &[], Duration::from_secs(1)),
+            0
+        );
     }
 
     #[test]

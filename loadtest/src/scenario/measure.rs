@@ -132,6 +132,13 @@ pub(super) fn point_report(
             if st.stream_id == view.chair {
                 let (n, longest) = st.red.gaps.long_gaps_in(start, end);
                 r.audio_gaps_over_100ms += n;
+                for (at, _) in st.red.gaps.long_gaps.iter() {
+                    if (start..=end).contains(at) {
+                        r.audio_long_gap_ends.push(*at);
+                        r.audio_gaps_over_100ms_at_s
+                            .push(at.saturating_duration_since(view.epoch).as_secs_f64());
+                    }
+                }
                 r.audio_gaps_over_100ms_from_loss += st
                     .red
                     .long_gaps_from_loss

@@ -381,6 +381,11 @@ pub struct PointReport {
     /// Of those gaps, the ones that skipped packets (a loss burst RED could not cover); the
     /// rest are delay (every packet came, late).
     pub audio_gaps_over_100ms_from_loss: u64,
+    /// When each of those gaps ended, seconds since the start (to set beside
+    /// `layer_per_second`).
+    pub audio_gaps_over_100ms_at_s: Vec<f64>,
+    #[serde(skip)]
+    pub audio_long_gap_ends: Vec<std::time::Instant>,
     /// The chair's video layer each second since the start: the layer that carried most of
     /// that second's bytes (rid), `-` for a second without video (paused, or not yet).
     pub layer_per_second: Vec<String>,
@@ -414,6 +419,9 @@ pub struct TargetsReport {
     pub audio_gaps_over_100ms_total: u64,
     /// Of those, the ones that skipped packets (loss bursts longer than RED covers).
     pub audio_gaps_over_100ms_from_loss: u64,
+    /// Of those, the ones that ended within a second after one of the chair's own send gaps
+    /// over 100 ms ended: the generator's lateness, seen at every point.
+    pub audio_gaps_over_100ms_after_chair_gap: u64,
     pub points_with_audio_gap_over_100ms: usize,
     pub audio_longest_gap_ms: Summary,
     /// The chair's own audio sends over 100 ms apart in the window, and its longest send gap

@@ -409,6 +409,21 @@ fn targets_report(
             .iter()
             .map(|r| r.audio_gaps_over_100ms_from_loss)
             .sum(),
+        audio_gaps_over_100ms_after_chair_gap: {
+            let chair_ends: Vec<Instant> = chair
+                .audio_send_gaps
+                .long_gaps
+                .iter()
+                .map(|(at, _)| *at)
+                .collect();
+            crate::targets::after_any(
+                reports
+                    .iter()
+                    .flat_map(|r| r.audio_long_gap_ends.iter().copied()),
+                &chair_ends,
+                Duration::from_secs(1),
+            )
+        },
         points_with_audio_gap_over_100ms: reports
             .iter()
             .filter(|r| r.audio_gaps_over_100ms > 0)
