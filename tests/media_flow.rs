@@ -151,6 +151,16 @@ async fn chair_media_reaches_every_point_rewritten_and_keyframes_follow_plis() {
         estimated,
         "no bandwidth estimate from transport-wide feedback"
     );
+    // The latency the server adds is observed once per RTP packet read. A pass flushes it just
+    // before its packet counter, so between two reads of that counter it lies within them (plus
+    // at most one pass: 64 datagrams per worker).
+    let before = server.counter("hoinghi_rtp_packets_in_total");
+    let latencies = histogram_count("hoinghi_forward_latency_seconds") as f64;
+    let after = server.counter("hoinghi_rtp_packets_in_total");
+    assert!(
+        before > 0.0 && before <= latencies && latencies <= after + 64.0,
+        "forward latency observed {latencies} times; RTP packets in {before}..{after}"
+    );
 
     // Operators' gauges: who is in the meeting by role, and the workers' CPU.
     let gauge = |role: &str| -> i64 {

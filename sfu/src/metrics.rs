@@ -28,6 +28,7 @@ pub struct SfuMetrics {
     link_loss: Histogram,
     link_loss_before_nack: Histogram,
     link_estimate: Histogram,
+    forward_latency: Histogram,
     layer_switches: IntCounterVec,
     probes: IntCounterVec,
     video_paused: IntGaugeVec,
@@ -174,6 +175,14 @@ impl SfuMetrics {
                     50e3, 100e3, 200e3, 300e3, 500e3, 750e3, 1e6, 1.5e6, 2e6, 3e6, 5e6, 10e6,
                 ],
             )?,
+            forward_latency: histogram(
+                registry,
+                "hoinghi_forward_latency_seconds",
+                "Time the server adds to media: from the start of a worker pass that read RTP to the end of that pass's sends, observed once per RTP packet read (an upper bound for each: the pass reads up to 64 datagrams, then forwards and sends all)",
+                &[
+                    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 25e-3, 50e-3, 0.1,
+                ],
+            )?,
             layer_switches: {
                 let c = IntCounterVec::new(
                     Opts::new(
@@ -283,6 +292,7 @@ impl SfuMetrics {
             link_loss: self.link_loss.clone(),
             link_loss_before_nack: self.link_loss_before_nack.clone(),
             link_estimate: self.link_estimate.clone(),
+            forward_latency: self.forward_latency.local(),
             switches_up: self.layer_switches.with_label_values(&[w.as_str(), "up"]),
             switches_down: self.layer_switches.with_label_values(&[w.as_str(), "down"]),
             video_paused: self.video_paused.with_label_values(&l),
@@ -370,6 +380,8 @@ pub(crate) struct WorkerMetrics {
     pub link_loss: Histogram,
     pub link_loss_before_nack: Histogram,
     pub link_estimate: Histogram,
+    /// See `hoinghi_forward_latency_seconds`; buffered, flushed with the counters.
+    pub forward_latency: prometheus::local::LocalHistogram,
     pub video_paused: IntGauge,
     /// Probe clusters (see `probe.rs`): rare, counted directly.
     pub probes_started: IntCounter,
@@ -401,6 +413,7 @@ impl WorkerMetrics {
     }
 
     pub fn flush(&mut self) {
+        self.forward_latency.flush();
         let s = &self.sink;
         for (local, shared) in [
             (&mut self.packets_in, &s.packets_in),

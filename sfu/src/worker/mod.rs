@@ -200,6 +200,7 @@ impl Worker {
             }
             // One clock read per pass: everything in this pass happens "now".
             let now = Instant::now();
+            let read_before = self.metrics.packets_in;
             // A bug that panics in one pass must not take every room of this worker down with
             // it: log, count, and keep serving (the per-datagram guard in `on_datagram` already
             // isolates the hostile-input path to one connection).
@@ -218,6 +219,14 @@ impl Worker {
                 self.dirty.clear();
                 for (_, c) in self.conns.iter_mut() {
                     c.dirty = false;
+                }
+            }
+            // What this pass added to the media it read: each packet left by the end of it.
+            let read = self.metrics.packets_in.saturating_sub(read_before);
+            if read > 0 {
+                let took = now.elapsed().as_secs_f64();
+                for _ in 0..read {
+                    self.metrics.forward_latency.observe(took);
                 }
             }
             self.metrics.flush();
