@@ -370,14 +370,11 @@ impl Worker {
                     Some(l.bps_at(caps[i]))
                 })
                 .sum::<f64>();
-        let plan = c.allocation.prober.target(
-            now,
-            needed,
-            goal_estimate(budget, items),
-            media,
-            budget.estimate?,
-        )?;
-        Some((video[padded], plan, media))
+        let target = c
+            .allocation
+            .prober
+            .target(needed, goal_estimate(budget, items), media);
+        Some((video[padded], (needed, target), media))
     }
 }
 
