@@ -126,6 +126,36 @@ pub fn after_any(
         .count() as u64
 }
 
+/// How far apart two points' gaps may end and still be one event.
+pub const COMMON_WITHIN_S: f64 = 0.25;
+
+/// Per point, how many of its events (times in seconds) were shared by at least half of the
+/// other points (one of theirs within [`COMMON_WITHIN_S`]), and at least two of them: each
+/// point has its own line, so an audio gap most points see at once is the machine's (the
+/// generator or the in-process server stalled), not a line's.
+pub fn common_events(per_point: &[Vec<f64>]) -> Vec<u64> {
+    let others = per_point.len().saturating_sub(1);
+    let need = (others.div_ceil(2)).max(2);
+    per_point
+        .iter()
+        .enumerate()
+        .map(|(i, mine)| {
+            mine.iter()
+                .filter(|t| {
+                    let shared = per_point
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, theirs)| {
+                            *j != i && theirs.iter().any(|u| (*u - **t).abs() <= COMMON_WITHIN_S)
+                        })
+                        .count();
+                    others >= 2 && shared >= need
+                })
+                .count() as u64
+        })
+        .collect()
+}
+
 /// A per-second layer series as text: the layer's label, `-` for a second without video.
 pub fn layer_labels(layers: &[Option<usize>], label: impl Fn(usize) -> String) -> Vec<String> {
     layers
@@ -203,6 +233,23 @@ mod tests {
             after_any(events.into_iter(), &[], Duration::from_secs(1)),
             0
         );
+    }
+
+    #[test]
+    fn gaps_most_points_share_are_the_machines() {
+        // Five points: all gap at ~3 s, two at ~7 s, one alone at 9 s.
+        let points = vec![
+            vec![3.0, 7.0, 9.0],
+            vec![3.1, 7.1],
+            vec![2.9],
+            vec![3.2],
+            vec![3.05],
+        ];
+        // At 3 s every other point shares it; 7 s is shared by one other only (need 2 of 4).
+        assert_eq!(common_events(&points), vec![1, 1, 1, 1, 1]);
+        // Two points cannot tell a shared cause from chance.
+        assert_eq!(common_events(&[vec![1.0], vec![1.0]]), vec![0, 0]);
+        assert!(common_events(&[]).is_empty());
     }
 
     #[test]

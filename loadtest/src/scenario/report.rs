@@ -422,6 +422,9 @@ pub struct TargetsReport {
     /// Of those, the ones that ended within a second after one of the chair's own send gaps
     /// over 100 ms ended: the generator's lateness, seen at every point.
     pub audio_gaps_over_100ms_after_chair_gap: u64,
+    /// Of those, the ones at least half of the other points saw end within 250 ms: the
+    /// machine's (generator or in-process server stalled), since every point has its own line.
+    pub audio_gaps_over_100ms_common: u64,
     pub points_with_audio_gap_over_100ms: usize,
     pub audio_longest_gap_ms: Summary,
     /// The chair's own audio sends over 100 ms apart in the window, and its longest send gap

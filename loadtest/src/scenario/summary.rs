@@ -409,6 +409,14 @@ fn targets_report(
             .iter()
             .map(|r| r.audio_gaps_over_100ms_from_loss)
             .sum(),
+        audio_gaps_over_100ms_common: crate::targets::common_events(
+            &reports
+                .iter()
+                .map(|r| r.audio_gaps_over_100ms_at_s.clone())
+                .collect::<Vec<_>>(),
+        )
+        .iter()
+        .sum(),
         audio_gaps_over_100ms_after_chair_gap: {
             let chair_ends: Vec<Instant> = chair
                 .audio_send_gaps
