@@ -15,7 +15,10 @@
 // The re-joining point is the first in code order (CHAIRWALK_REJOINER): each of its leaves and
 // joins moves every connected tile one place, so the chair's viewport changes all the time.
 // Each re-join is a real one: `leave`, both connections closed, a new WebSocket, `join` with the
-// same link (a new participant id), a new publish connection, until its frames are sent.
+// same link (a new participant id), a new publish connection, until its frames are sent. Two
+// thirds of them are spread over the two walks (the walk waits, before each stop, for that
+// stop's share); the last third follow with the chair on the re-joining point's page, so each
+// reaches the chair's subscribe connection (a point scrolled away is not routed to it).
 //
 // The chair scrolls with its mouse wheel, a notch (100 px) at a time, top to bottom, twice.
 // Checked, reading the chair page (its own RTCPeerConnection, WebSocket and grid):
@@ -30,41 +33,39 @@
 //     (MAX_PAUSED_DOWNTRACKS, sfu/src/worker/routing.rs), since nothing else is routed to this
 //     chair (no floor, no open microphone, the points publish no audio); nothing after the first
 //     walk passes the bound that walk reached; every answer the chair sends is under the
-//     server's 48 KiB limit for a subscribe_answer;
+//     server's limit for a subscribe_answer (MAX_SDP_BYTES, 160 KiB);
 //   - no `error` message from the server at the chair (bad_message included), no subscribe
 //     connection restarted (`restart` offer), no chair RTCPeerConnection ever `failed`.
 //
-// Figures (debug builds of 4f34442, RTX on subscribe m-lines, and of the work just before it;
-// 2 cores, load average 5-10;
-// 160x120 at 5 fps per point; 100 px of mouse wheel a step, 17 stops a walk):
-//   - the issue's figure (CHAIRWALK_REJOINS=100), 326 s: 120 points joined and publishing in
-//     15-25 s; the SDP grew from 45 m-lines (viewport 45, top of the grid) to 63 by the fifth stop
-//     and stayed at 63 through both walks and all 100 re-joins (m-lines are reused); offers 58-62
-//     KB, the chair's answers 48,064-48,502 bytes at 63 m-lines, 650-1,090 bytes under the
-//     server's 48 KiB limit. At 800-900 px the grid names 60 points (12 rows of 5 within its
-//     120 px margin), the offer grows to 68 m-lines (~65,000 bytes), the chair's answer to
-//     51,840-52,276 bytes: refused (`bad_message`, "sdp" is longer than 49152 bytes). The refusal
-//     never reaches the media plane, so the server waits for its 15 s answer timer, then restarts
-//     the subscribe connection: that stop took 16-23 s to decode again, once per walk. Decode time
-//     per stop p50 1.1 s, max 23.4 s; a re-join took 0.8 s (p50) from `join` to frames sent; 88
-//     re-joins landed on the chair's screen, 87 decoded there (one scrolled away first), and after
-//     the 100th the point decoded in 0.6 s.
-//   - CI default (30 re-joins), 175-205 s (333 s at load 9.8): the same refusal in each walk.
-//     Right after each restart the server sent the `restart` offer and the next one 50-80 ms
-//     apart, without waiting for the answer (offer 26 restart, offer 27, then "stale answer:
-//     revision 26, expected 27" and eight "the ICE candidate was refused: remote description is
-//     not set"). At load 9.8 the restarted connection's estimate paused 58 of 60 videos for a
-//     while, and two tiles had decoded only 2 frames after 60 s.
-//   - CHAIRWALK_SCREEN=1366x640 (a shorter window: the grid names at most 50 points), CI default
-//     otherwise: all 94 checks pass in 103 s (58 m-lines at most, answers up to 44,290 bytes, decode
-//     per stop p50 1.0 s, max 6.6 s; 11 of 30 re-joins landed on screen, each decoded in ~1.1 s).
-//   - CHAIRWALK_SCREEN=1280x1024 (a 5:4 office monitor), one walk, no re-joins: the grid names
-//     65-75 points, the answers are 50,007-57,555 bytes, every one refused: 23 restarts in five
-//     minutes and not one tile ever decoded.
-//   So these checks fail today: what is routed to the chair at once is bounded only by its
-//   viewport (signaling/src/room.rs `routing`: every id of the viewport, up to 1,000), while a
-//   subscribe_answer is refused past 48 KiB (signaling/src/protocol MAX_SDP_BYTES; whole frames
-//   past 64 KiB, MAX_MESSAGE_BYTES), and Chromium's answer costs ~760 bytes per video m-line.
+// What it found (fixed in 66354ae): a subscribe_answer was refused past 48 KiB, and a 1366x768
+// chair whose grid names 60 points (12 rows of 5 within the grid's 120 px margin, at 800-900 px)
+// answers 68 m-lines with 51,840-52,276 bytes (~760 bytes a video m-line in Chromium): refused
+// as `bad_message`, the subscribe connection restarted after the 15 s answer timer, that stop
+// took 16-23 s to decode again, once per walk; at 1280x1024 (65-75 points named, answers up to
+// 57,555 bytes) every answer was refused, 23 restarts in five minutes, not one tile decoded. After
+// each restart the server also sent the `restart` offer and the next one 50-80 ms apart (the
+// first answer then refused as stale, eight candidates refused with it).
+//
+// Figures at 66354ae (SDP limit 160 KiB, frames 192 KiB), debug build, 2 cores shared with other
+// engineers' builds and tests; 160x120 at 5 fps per point (the chair receives 1-4.5 Mbit/s of
+// video); 100 px of mouse wheel a step, 17-19 stops a walk:
+//   - the issue's figure (CHAIRWALK_REJOINS=100), 300 s at load 3.4-9, all 92 checks passed: 120
+//     points joined and publishing in 19 s; 66 re-joins during the walks, 34 on the re-joining
+//     point's page; the SDP grew from 45 m-lines (viewport 45 at the top) to 68 (60 routed + 8
+//     paused) at 900 px and stayed there through both walks and all the re-joins (m-lines are
+//     reused); offers 43-65 KB, the chair's answers 34,471-51,838 bytes; 132 offers, no error,
+//     no restart, one RTCPeerConnection; decode per stop p50 1.1 s, max 11.2 s (4 of 39 stops
+//     over 5 s, while the server paused videos for the chair's link); a re-join took 0.8 s (p50,
+//     max 5.2 s) from `join` to frames sent; 37 landed on the chair's screen, 35 decoded there
+//     (p50 1.1 s, max 2.7 s), 2 scrolled away first; after the 100th the point decoded in 0.7 s.
+//   - CI default (30 re-joins, 20 of them over the walks), all checks passed: 168 s at load
+//     7.5-9; 260 s at load 10-12.6, where the server paused up to 39 of the 55-60 videos for the
+//     chair's link at times (its estimate on a busy loopback) and stops took up to 23 s.
+//   - CHAIRWALK_SCREEN=1280x1024, one walk: up to 80 points named, 88 m-lines, answers up to
+//     67,375 bytes, all 42 checks passed in 115 s (before 66354ae: every answer refused).
+//   - CHAIRWALK_SCREEN=1920x1080: at most 50 named, 58 m-lines, answers 44,724 bytes.
+//   - CHAIRWALK_POINTS=80: the grid never names more than 55 (63 m-lines, answers 48,501
+//     bytes), under the old limit: too few points to see the bug; hence 120 in CI.
 //
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node chairwalk.mjs)
 // Env: CHAIRWALK_POINTS (120), CHAIRWALK_REJOINS (30 here; the issue's figure is 100),
@@ -95,7 +96,8 @@ const [SCREEN_W, SCREEN_H] = (process.env.CHAIRWALK_SCREEN ?? '1366x768').split(
 // sfu/src/worker/routing.rs MAX_PAUSED_DOWNTRACKS, docs/protocol.md `viewport`.
 const PAUSED_CACHE = 8;
 const ROUTED_BEFORE_VIEWPORT = 24;
-const SDP_LIMIT = 48 * 1024;
+// signaling/src/protocol/mod.rs MAX_SDP_BYTES: a longer subscribe_answer is refused (bad_message).
+const SDP_LIMIT = 160 * 1024;
 // "Decodes": this many more frames decoded while the tile is on screen (under a second at 5 fps,
 // once the keyframe the server asks for has come).
 const MIN_FRAMES = 3;
@@ -148,12 +150,21 @@ async function main() {
   // The first page, before anything moves.
   await walk.step('top, before the walk');
   const firstWalk = {};
-  // Two thirds of the re-joins (at most) while the chair walks; the rest (and any the walks did
-  // not leave time for) with the chair on the re-joining point's page, where each one must
-  // reach the chair's subscribe connection and decode.
+  // Two thirds of the re-joins while the chair walks; the rest with the chair on the re-joining
+  // point's page, where each one must reach the chair's subscribe connection and decode.
   let walksDone;
   const parked = new Promise((resolve) => (walksDone = resolve));
-  const rejoining = rejoins.run(REJOINS, Math.ceil(REJOINS / 3), parked);
+  const reserve = Math.ceil(REJOINS / 3);
+  const rejoining = rejoins.run(REJOINS, reserve, parked);
+  // The walks keep pace with the re-joins: before each stop, as many re-joins done as that
+  // stop's share of the walks (so they are spread over both walks, not all in the first one).
+  const { max } = await chair.page.evaluate(() => window.chairwalk.scrollState());
+  const stops = PASSES * (Math.ceil(max / STEP_PX) + 1);
+  walk.pace = async (stop) => {
+    const due = Math.min(REJOINS - reserve, Math.floor(((REJOINS - reserve) * stop) / stops));
+    const r = await until(async () => ({ ok: rejoins.count >= due || rejoins.done }), 120_000, 200);
+    if (!r.ok) h.step(`stop ${stop}: ${rejoins.count} re-joins done, ${due} due; walking on`);
+  };
   for (let pass = 1; pass <= PASSES; pass++) {
     await walk.pass(pass);
     if (pass === 1) Object.assign(firstWalk, walk.largest(), { bound: walk.steps[walk.steps.length - 1].bound });
@@ -186,6 +197,8 @@ class Walk {
     this.chair = chair;
     this.rejoinerCode = rejoinerCode;
     this.steps = [];
+    this.stops = 0; // stops walked so far, every walk
+    this.pace = async () => {};
   }
 
   /** One walk from the top to the last connected tile, STEP_PX of mouse wheel at a time. */
@@ -195,15 +208,24 @@ class Walk {
     await page.evaluate(() => window.chairwalk.scrollTo(0));
     let stop = 0;
     for (;;) {
+      await this.pace(this.stops++);
       await this.step(`walk ${n}, stop ${stop + 1}`);
       const at = await page.evaluate(() => window.chairwalk.scrollState());
       if (at.end) break;
-      await page.mouse.move(at.x, at.y);
-      await page.mouse.wheel(0, STEP_PX);
-      // Chromium animates a wheel scroll: wait for it to end (scrollend) before looking.
-      const moved = await page.waitForFunction((top) => window.chairwalk.settled(top), at.top, { timeout: 10_000, polling: 100 })
-        .then(() => true, () => false);
-      if (!moved) throw new Error(`the grid did not scroll from ${at.top} px with the mouse wheel`);
+      // Chromium animates a wheel scroll: wait for it to end (scrollend) before looking. A
+      // wheel that moved nothing (the page busy, something over the grid) is turned again.
+      let moved = false;
+      for (let attempt = 0; attempt < 3 && !moved; attempt++) {
+        const from = attempt ? await page.evaluate(() => window.chairwalk.scrollState()) : at;
+        await page.mouse.move(from.x, from.y);
+        await page.mouse.wheel(0, STEP_PX);
+        moved = await page.waitForFunction((top) => window.chairwalk.settled(top), at.top, { timeout: 10_000, polling: 100 })
+          .then(() => true, () => false);
+      }
+      if (!moved) {
+        const now = await page.evaluate(() => ({ top: document.querySelector('.chair-points').scrollTop, hit: document.elementFromPoint(innerWidth / 2, innerHeight / 2)?.className }));
+        throw new Error(`the grid did not scroll from ${at.top} px with the mouse wheel at ${at.x},${at.y} (${JSON.stringify(now)}, ${JSON.stringify(at)})`);
+      }
       stop++;
     }
     const secs = (Date.now() - start) / 1000;
@@ -225,6 +247,7 @@ class Walk {
     const done = new Set();
     let snap = null;
     let pending = [];
+    let slow = null; // what was still pending 5 s into the stop
     const r = await until(async () => {
       snap = await this.chair.page.evaluate(() => window.chairwalk.snapshot());
       pending = [];
@@ -235,19 +258,26 @@ class Walk {
         const b = base.get(t.participant);
         const grown = rows.reduce((n, [ssrc, f]) => n + f - (b.get(ssrc) ?? 0), 0);
         if (grown >= MIN_FRAMES && t.picture) done.add(t.participant);
-        if (!done.has(t.participant)) pending.push(`${t.code}(+${grown}${t.picture ? '' : ', no picture'})`);
+        if (!done.has(t.participant)) pending.push(`${t.code}(+${grown}${t.picture ? '' : ', no picture'}${snap.pausedIds.includes(t.participant) ? ', paused for the link' : ''})`);
       }
+      if (!slow && pending.length && Date.now() - t0 > 5_000) slow = `after 5 s ${pending.length} waiting: ${pending.slice(0, 6).join(', ')}; ${snap.paused} paused for the link`;
       return { ok: snap.onScreen.length > 0 && pending.length === 0 };
     }, STEP_TIMEOUT_MS, 500);
     const ms = Date.now() - t0;
+    // Video received by the chair since the previous stop (same connection only).
+    const prev = this.lastSnap;
+    this.lastSnap = snap;
+    const kbps = prev && snap.videoBytes >= prev.videoBytes && snap.at > prev.at
+      ? Math.round(((snap.videoBytes - prev.videoBytes) * 8) / (snap.at - prev.at)) : null;
     const checked = snap.onScreen.filter((t) => all || t.code !== this.rejoinerCode).length;
     const bound = this.bound(snap);
-    const row = { label, ms, checked, ...snap.sdp, viewport: snap.viewport, bound, scrollTop: snap.scrollTop, paused: snap.paused };
+    const row = { label, ms, checked, ...snap.sdp, viewport: snap.viewport, bound, scrollTop: snap.scrollTop, paused: snap.paused, kbps, slow };
     this.steps.push(row);
     h.check(`${label}: the ${checked} points on screen decode`, r.ok,
       `${(ms / 1000).toFixed(1)} s at ${snap.scrollTop} px; SDP ${snap.sdp.mLines} m-lines (${snap.sdp.active} sending), ${snap.sdp.bytes} bytes; viewport ${snap.viewport}` +
+      (kbps !== null ? `; ${kbps} kbit/s of video` : '') +
       (snap.paused ? `; ${snap.paused} videos paused for the chair's link` : '') +
-      (pending.length ? `; not decoding: ${pending.slice(0, 8).join(', ')}` : ''));
+      (pending.length ? `; not decoding: ${pending.slice(0, 8).join(', ')}` : slow ? `; ${slow}` : ''));
     h.check(`${label}: the subscribe SDP within its bound`, snap.sdp.mLines <= bound && snap.sdp.answerBytes < SDP_LIMIT,
       `${snap.sdp.mLines} m-lines <= ${bound}; offer ${snap.sdp.bytes}, answer ${snap.sdp.answerBytes} bytes < ${SDP_LIMIT}`);
     return r.ok;
@@ -289,7 +319,7 @@ class Walk {
     h.check('the subscribe SDP never passed the first walk\'s bound afterwards (second walk, re-joins)',
       all.mLines <= firstWalk.bound && snap.sdp.mLines <= firstWalk.bound,
       `first walk: bound ${firstWalk.bound}, at most ${firstWalk.mLines} m-lines seen, ${firstWalk.bytes} bytes; whole run: ${all.mLines}, ${all.bytes}; end: ${snap.sdp.mLines}, ${snap.sdp.bytes}`);
-    // The server refuses a subscribe_answer whose SDP passes 48 KiB (bad_message, then a restart).
+    // The server refuses a longer subscribe_answer (bad_message, then a restart).
     h.check(`every subscribe answer the chair sent is under the server's ${SDP_LIMIT}-byte limit`, snap.answers.maxBytes < SDP_LIMIT,
       `${snap.answers.count} answers, largest ${snap.answers.maxBytes} bytes; ${snap.offers.count} offers, largest ${snap.offers.maxBytes} bytes, ${snap.offers.maxMLines} m-lines`);
     const times = this.steps.map((s) => s.ms).sort((a, b) => a - b);
@@ -446,6 +476,7 @@ const CHAIR_PROBE = `(() => {
         }
         if (m.type === 'video_paused') {
           log.paused = (m.tracks ?? []).length;
+          log.pausedIds = (m.tracks ?? []).map((t) => t.participant);
           log.maxPaused = Math.max(log.maxPaused, log.paused);
         }
       });
@@ -509,7 +540,21 @@ const CHAIR_PROBE = `(() => {
       // Armed afresh before each wheel step: settled() waits for this step's scrollend.
       scrolledAt = 0;
       root.onscrollend ??= () => { scrolledAt = Date.now(); };
-      return { top: root.scrollTop, end, x: Math.round(r.left + r.width / 2), y: Math.round(Math.max(r.top, 0) + Math.min(r.height, innerHeight - r.top) / 2) };
+      // The mouse goes where the grid itself is hit (a toast may cover the middle for a while).
+      const top = Math.max(r.top, 0);
+      const bottom = Math.min(r.bottom, innerHeight);
+      let x = Math.round(r.left + r.width / 2);
+      let y = Math.round((top + bottom) / 2);
+      for (const [fx, fy] of [[0.5, 0.5], [0.25, 0.3], [0.75, 0.3], [0.25, 0.7], [0.75, 0.7], [0.5, 0.15]]) {
+        const px = Math.round(r.left + r.width * fx);
+        const py = Math.round(top + (bottom - top) * fy);
+        if (root.contains(document.elementFromPoint(px, py))) {
+          x = px;
+          y = py;
+          break;
+        }
+      }
+      return { top: root.scrollTop, max: root.scrollHeight - root.clientHeight, end, x, y };
     },
     /** The wheel scroll that started at \`from\` has ended. */
     settled(from) {
@@ -525,9 +570,11 @@ const CHAIR_PROBE = `(() => {
       const partOfMid = new Map(window.hoinghi.tracks.filter((t) => t.kind === 'video').map((t) => [t.mid, t.participant]));
       const midOfTrack = new Map((pc?.getTransceivers() ?? []).map((tr) => [tr.receiver.track.id, tr.mid]));
       const frames = {};
+      let videoBytes = 0;
       if (pc) {
         (await pc.getStats()).forEach((s) => {
           if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+          videoBytes += s.bytesReceived ?? 0;
           const p = partOfMid.get(s.mid ?? midOfTrack.get(s.trackIdentifier));
           if (p) (frames[p] ??= []).push([s.ssrc, s.framesDecoded ?? 0]);
         });
@@ -551,6 +598,9 @@ const CHAIR_PROBE = `(() => {
         offers: { ...log.offers },
         answers: { ...log.answers },
         paused: log.paused,
+        pausedIds: log.pausedIds ?? [],
+        videoBytes,
+        at: performance.now(),
         scrollTop: grid()?.scrollTop ?? null,
       };
     },
