@@ -247,6 +247,49 @@ if sim:
                  f"received {c.get('video_streams', '–')} videos: {fl['chair_thumbnails']} thumbnails, "
                  f"{fl['chair_thumbnails_on_lowest']} of them on the lowest layer, and the holder on `{fl['chair_holder_layer']}`.\n")
 
+def simulcast_seeds():
+    """Issue 11's line targets over seeds (`bench/simulcast-seeds.sh`), rendered by
+    `bench/simulcast-seeds.py`."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "simulcast_seeds", os.path.join(os.path.dirname(os.path.abspath(__file__)), "simulcast-seeds.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    main = mod.lines(res, "")
+    if not main:
+        return
+    L.append("### Issue 11's line targets over seeds: `adsl`, `bad`, `flap`\n")
+    L.append("The same fan-out to 20 points, with what makes the load generator's chair and points "
+             "behave as Chromium does: every simulcast layer carries three temporal layers (`--temporal-layers 3`: "
+             "TID 0 / 2 / 1 / 2, 40 / 20 / 40 % of the bits, layer sync and TL0PICIDX in each descriptor), the "
+             "points send transport-wide feedback every 50 ms (`--twcc-interval 50`) and every point uses redundant "
+             "audio (`--red`); three seeds per line (`--seed`: the emulators' loss and jitter draws). Command: "
+             "`bench/simulcast-seeds.sh` (table: `bench/simulcast-seeds.py`). Every target is read over all 20 "
+             "points, not one browser: *adsl* mid layer or better for 95 % of the window's point-seconds, every "
+             "point's freeze ratio < 0.5 %, no audio gap over 100 ms after RED at any point; *bad* no audio gap "
+             "over 100 ms, every point on `q` or paused for 95 % of its steady seconds (5 s after any change of the "
+             "line on) with at most one notice change; *flap* every point on `f` at most 8 s after its line "
+             "recovers, and its audio delay within 30 ms of its floor (median second before the dip) from at most "
+             "2 s after it on. *Audio gap*: more than 100 ms between packets of the chair's audio on the stream as "
+             "RED recovered it (at arrival: no jitter buffer absorbs any of it); *from loss bursts*: the gap skipped "
+             "packets (lost, not recovered); *after the chair's own*: it ended within a second after a send gap over "
+             "100 ms of the generator's chair (its lateness on this shared machine, seen at every point). *Freeze "
+             "ratio* counts paused time as frozen. *Video loss without probe padding*: the server's padding-only "
+             "probe packets are numbered in the video's sequence; those the line dropped are never resent, so they "
+             "are taken out (the line counts RTP packets with the padding bit).\n")
+    L.extend(main)
+    for tag, what in (("-n5", "The same with 5 points instead of 20 (seed 1): the generator's own CPU"),
+                      ("-plain", "The same seeds without temporal layers and with `rtc`'s 100 ms feedback "
+                                 "(`TEMPORAL=1 TWCC_MS=100`): what the load generator measured before it sent "
+                                 "what Chromium sends")):
+        more = mod.lines(res, tag)
+        if more:
+            L.append(f"{what}:\n")
+            # The table and the tallies; the flap series only for the main runs.
+            cut = next((i for i, l in enumerate(more) if l.startswith("Flap, seed")), len(more))
+            L.extend(more[:cut])
+
+
 def tcp_shaped():
     runs = []
     for p in glob.glob(os.path.join(res, "tcp-*.json")):
@@ -339,6 +382,7 @@ def tcp_shaped():
             L.append(f"- tcp-shaped {r['shaping']['transport']} {r['shaping']['rate_kbps']}: `{fl['point']}` [{fl['stage']}] {fl['error']}")
     L.append("")
 
+simulcast_seeds()
 tcp_shaped()
 
 scen_rows(sorted(glob.glob(os.path.join(res, "townhall-*.json"))) + sorted(glob.glob(os.path.join(res, "soak-*.json"))),
