@@ -126,6 +126,10 @@ pub fn after_any(
         .count() as u64
 }
 
+/// An audio gap that ends this soon after a keyframe began arriving followed it: the keyframe's
+/// burst (several times a frame) queued on the line ahead of the audio.
+pub const AFTER_KEYFRAME: Duration = Duration::from_millis(500);
+
 /// How far apart two points' gaps may end and still be one event.
 pub const COMMON_WITHIN_S: f64 = 0.25;
 

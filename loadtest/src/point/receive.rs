@@ -49,6 +49,8 @@ pub struct StreamStats {
     pub dimensions: Option<(u16, u16)>,
     /// Which simulcast layer (by keyframe resolution) arrived when, and how much of each.
     pub layers: LayerTracker,
+    /// When each keyframe began arriving (the first 10,000).
+    pub keyframe_times: Vec<Instant>,
     last_frame_ts: Option<u32>,
     /// The first keyframe being assembled: its timestamp, first and last extended sequence.
     pending_key: Option<(u32, u64)>,
@@ -121,6 +123,9 @@ pub fn record_stream(
     let ts = p.header.timestamp;
     if vp8_start_of_keyframe(pl).is_some() {
         st.keyframes += 1;
+        if st.keyframe_times.len() < 10_000 {
+            st.keyframe_times.push(now);
+        }
         if st.first_keyframe_at.is_none() {
             st.first_keyframe_at = Some(now);
         }

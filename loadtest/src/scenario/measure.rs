@@ -158,6 +158,24 @@ pub(super) fn point_report(
     r.video_kbps = vb.saturating_sub(base.video_bytes) as f64 * 8.0 / 1_000.0 / window;
     r.audio_kbps = ab.saturating_sub(base.audio_bytes) as f64 * 8.0 / 1_000.0 / window;
     r.fps = frames.saturating_sub(base.frames) as f64 / window;
+    // The chair's keyframes at this point in the window, and the audio gaps that followed one
+    // (a keyframe is a burst on the line that the audio behind it waits for).
+    let keyframes: Vec<Instant> = s
+        .streams
+        .values()
+        .filter(|st| view.is_program(st))
+        .flat_map(|st| st.keyframe_times.iter().copied())
+        .filter(|at| (start..=end).contains(at))
+        .collect();
+    r.video_keyframes_at_s = keyframes
+        .iter()
+        .map(|at| at.saturating_duration_since(view.epoch).as_secs_f64())
+        .collect();
+    r.audio_gaps_over_100ms_after_keyframe = targets::after_any(
+        r.audio_long_gap_ends.iter().copied(),
+        &keyframes,
+        targets::AFTER_KEYFRAME,
+    );
     r.video_expected = v_expected;
     r.video_unrecovered = v_lost;
     r.loss_before_nack_pct = pct(v_gaps, v_expected);
@@ -491,6 +509,8 @@ mod tests {
         assert_eq!(r.layers.len(), 3);
         assert_eq!((r.layer_switches_up, r.layer_switches_down), (1, 0));
         assert_eq!(r.final_layer.as_deref(), Some("h"));
+        // Keyframes in the window only: q's at 0.5 s came before it.
+        assert_eq!(r.video_keyframes_at_s, vec![2.0]);
         // q: 1.5 s in total, 0.5 s of it before the window; h: 1 s, all in the window.
         assert!(
             (r.layers[0].seconds - 1.0).abs() < 1e-9,

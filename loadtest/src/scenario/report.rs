@@ -384,6 +384,11 @@ pub struct PointReport {
     /// When each of those gaps ended, seconds since the start (to set beside
     /// `layer_per_second`).
     pub audio_gaps_over_100ms_at_s: Vec<f64>,
+    /// Of those gaps, the ones that ended within 500 ms after one of the chair's keyframes began
+    /// arriving at this point (the keyframe's burst ahead of the audio on the line).
+    pub audio_gaps_over_100ms_after_keyframe: u64,
+    /// When each of the chair's keyframes began arriving in the window, seconds since the start.
+    pub video_keyframes_at_s: Vec<f64>,
     #[serde(skip)]
     pub audio_long_gap_ends: Vec<std::time::Instant>,
     /// The chair's video layer each second since the start: the layer that carried most of
@@ -425,6 +430,10 @@ pub struct TargetsReport {
     /// Of those, the ones at least half of the other points saw end within 250 ms: the
     /// machine's (generator or in-process server stalled), since every point has its own line.
     pub audio_gaps_over_100ms_common: u64,
+    /// Of those, the ones that ended within 500 ms after a keyframe of the chair's began
+    /// arriving at that point: a keyframe asked for one point's switch goes to every point on
+    /// that layer at once, so such gaps are common without being the machine's.
+    pub audio_gaps_over_100ms_after_keyframe: u64,
     pub points_with_audio_gap_over_100ms: usize,
     pub audio_longest_gap_ms: Summary,
     /// The chair's own audio sends over 100 ms apart in the window, and its longest send gap

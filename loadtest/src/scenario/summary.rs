@@ -409,6 +409,10 @@ fn targets_report(
             .iter()
             .map(|r| r.audio_gaps_over_100ms_from_loss)
             .sum(),
+        audio_gaps_over_100ms_after_keyframe: reports
+            .iter()
+            .map(|r| r.audio_gaps_over_100ms_after_keyframe)
+            .sum(),
         audio_gaps_over_100ms_common: crate::targets::common_events(
             &reports
                 .iter()

@@ -209,7 +209,7 @@ fn targets_lines(r: &Report) -> String {
         return String::new();
     }
     let mut s = format!(
-        "targets: audio gaps >100 ms after RED {} ({} from loss bursts, {} after the chair's own, {} at most points at once) at {} points (longest p50/max {}/{} ms; chair's own \
+        "targets: audio gaps >100 ms after RED {} ({} from loss bursts, {} after the chair's own, {} at most points at once, {} after a keyframe) at {} points (longest p50/max {}/{} ms; chair's own \
          send gaps >100 ms {}, longest {} ms) · freeze ratio p95 {} · steady seconds on the lowest \
          layer or paused p50 {} · notice changes {} · video loss after NACK without probe \
          padding {}\n",
@@ -217,6 +217,7 @@ fn targets_lines(r: &Report) -> String {
         t.audio_gaps_over_100ms_from_loss,
         t.audio_gaps_over_100ms_after_chair_gap,
         t.audio_gaps_over_100ms_common,
+        t.audio_gaps_over_100ms_after_keyframe,
         t.points_with_audio_gap_over_100ms,
         f(t.audio_longest_gap_ms.p50),
         f(t.audio_longest_gap_ms.max),
