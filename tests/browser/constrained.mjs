@@ -15,7 +15,8 @@
 //   cargo build --bin hoinghi && (cd tests/browser && npm ci && node constrained.mjs)
 //
 // By hand, one profile of issue 11 measured second by second (no pass/fail beyond the run
-// itself): CONSTRAINED_PROFILE=adsl|bad|flap [CONSTRAINED_OUT=run.json] node constrained.mjs
+// itself): CONSTRAINED_PROFILE=adsl|bad|flap [CONSTRAINED_OUT=run.json] node constrained.mjs;
+// with CONSTRAINED_AT_JOIN=1 the point joins behind the line instead of dropping to it from 720p.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -72,21 +73,46 @@ async function measure(name) {
   }
   const chair = await h.openPage('chair', kiosk(links.chair));
   if (!(await h.waitJoined(chair))) return false;
+  // CONSTRAINED_AT_JOIN=1: the point joins behind its line (a commune on its own line all day),
+  // so no sudden drop from 720p is measured: the line is in place as soon as the point's
+  // subscribe connection has a port, before its first seconds on the lowest layer are over.
+  const atJoin = process.env.CONSTRAINED_AT_JOIN === '1';
+  let line = null;
   const point = await h.openPage('point', kiosk(links.points[0]));
   if (!(await h.waitJoined(point))) return false;
-  const top = await watch(point, chair.id, (v) => v.height >= 720, 60_000);
-  h.check('unconstrained, the point decodes the chair at 720p', top.ok, top.detail);
-  await recordPauses(point, chair.id);
-  // The unshaped floor of the audio delay, before anything is shaped.
+  if (atJoin) {
+    const port = await until(async () => {
+      try {
+        return { ok: true, detail: await subscribePort(point) };
+      } catch (e) {
+        return { ok: false, detail: e.message };
+      }
+    }, 30_000);
+    if (!port.ok) throw new Error(`the point's subscribe connection has no port: ${port.detail}`);
+    line = new Line(h.mediaPort, port.detail);
+    line.set(phases[0]);
+    trace.push(`${Date.now()} line at the join: ${JSON.stringify(phases[0])}`);
+  }
   const rows = [];
+  if (atJoin) {
+    const first = await watch(point, chair.id, (v) => v.height > 0, 60_000);
+    h.check('behind the line from its join, the point decodes the chair', first.ok, first.detail);
+    await recordPauses(point, chair.id);
+  } else {
+    const top = await watch(point, chair.id, (v) => v.height >= 720, 60_000);
+    h.check('unconstrained, the point decodes the chair at 720p', top.ok, top.detail);
+    await recordPauses(point, chair.id);
+  }
   let last = await counters(point, chair.id);
-  for (let t = -5; t < 0; t++) {
+  // The unshaped floor of the audio delay, before anything is shaped (none behind a line from
+  // the join).
+  for (let t = -5; t < 0 && !atJoin; t++) {
     await sleep(1000);
     const now = await counters(point, chair.id);
     rows.push(row(t, 'clean', last, now));
     last = now;
   }
-  const line = new Line(h.mediaPort, await subscribePort(point));
+  line ??= new Line(h.mediaPort, await subscribePort(point));
   // Other work on the machine shows as delay and frozen frames: keep the load with the numbers.
   const loadStart = os.loadavg()[0];
   let t = 0;
@@ -108,7 +134,7 @@ async function measure(name) {
     console.log(`${String(r.t).padStart(3)} p${r.phase} ${String(r.height).padStart(4)}p ${r.fps.toFixed(0).padStart(2)} fps ${r.kbps.toFixed(0).padStart(5)} kbit/s frozen ${r.frozenMs.toFixed(0).padStart(4)} ms lost ${r.lost} nack ${r.nacks} audio concealed ${r.audioConcealedMs.toFixed(0).padStart(4)} ms delay ${r.audioDelayMs?.toFixed(0)} ms video delay ${r.videoDelayMs?.toFixed(0)} ms${r.paused ? ' PAUSED' : ''}${r.pauseChanges ? ` (${r.pauseChanges} notice changes)` : ''}`);
   }
   if (process.env.CONSTRAINED_OUT) {
-    fs.writeFileSync(process.env.CONSTRAINED_OUT, JSON.stringify({ profile: name, phases, summary, rows, commit: gitHead() }, null, 1));
+    fs.writeFileSync(process.env.CONSTRAINED_OUT, JSON.stringify({ profile: name, atJoin, phases, summary, rows, commit: gitHead() }, null, 1));
     if (trace.length) fs.writeFileSync(`${process.env.CONSTRAINED_OUT}.trace`, `${trace.join('\n')}\n`);
   }
   return true;
