@@ -273,7 +273,12 @@ def simulcast_seeds():
              "2 s after it on. *Audio gap*: more than 100 ms between packets of the chair's audio on the stream as "
              "RED recovered it (at arrival: no jitter buffer absorbs any of it); *from loss bursts*: the gap skipped "
              "packets (lost, not recovered); *after the chair's own*: it ended within a second after a send gap over "
-             "100 ms of the generator's chair (its lateness on this shared machine, seen at every point). *Freeze "
+             "100 ms of the generator's chair (its lateness on this shared machine, seen at every point); "
+             "*at most points at once*: at least half of the other points saw a gap end within 250 ms "
+             "(each point has its own line: the machine stalling, or a keyframe that every point on "
+             "a layer receives at once); *after a keyframe*: it ended within 500 ms after one of the chair's "
+             "keyframes began arriving at that point (the keyframe's burst ahead of the audio on the line; "
+             "a keyframe asked for one point's switch goes to every point on that layer). *Freeze "
              "ratio* counts paused time as frozen. *Video loss without probe padding*: the server's padding-only "
              "probe packets are numbered in the video's sequence; those the line dropped are never resent, so they "
              "are taken out (the line counts RTP packets with the padding bit).\n")

@@ -121,7 +121,8 @@ def row(profile, seed, r):
             f"{fmt(100 * share if share is not None else None)} % | "
             f"{v['freezes_total']} | {fmt(100 * v['freeze_ratio']['p95'], 2)} / {fmt(100 * max(fr), 2)} % | "
             f"{t['audio_gaps_over_100ms_total']} ({t['audio_gaps_over_100ms_from_loss']} / "
-            f"{t.get('audio_gaps_over_100ms_after_chair_gap', '–')} / {fmt(common_gaps(r), 0)}) at "
+            f"{t.get('audio_gaps_over_100ms_after_chair_gap', '–')} / {fmt(common_gaps(r), 0)} / "
+            f"{t.get('audio_gaps_over_100ms_after_keyframe', '–')}) at "
             f"{t['points_with_audio_gap_over_100ms']} | {fmt(t['audio_longest_gap_ms']['max'], 0)} | "
             f"{t['chair_audio_send_gaps_over_100ms']} / {fmt(t['chair_audio_send_longest_gap_ms'], 0)} | "
             f"{fmt(v['loss_before_nack_pct']['mean'], 2)} → {fmt(v['loss_after_nack_pct']['mean'], 2)} "
@@ -146,7 +147,7 @@ def lines(out=None, tag=None):
           f"load average {machine.get('loadavg', '?')} at the start. Command: `{machine.get('command', '?')}`.")
     print()
     print("| line | seed | load | points at end q / h / f | s p50 on q / h / f | point-seconds on h or f "
-          "| freezes | freeze ratio p95 / max | audio gaps > 100 ms after RED (from loss bursts / after the chair's own / at most points at once) at points "
+          "| freezes | freeze ratio p95 / max | audio gaps > 100 ms after RED (from loss bursts / after the chair's own send gap / at most points at once / after a keyframe) at points "
           "| longest audio gap (ms) | chair's own send gaps > 100 ms / longest (ms) "
           "| video loss before → after NACK, mean % (without probe padding) "
           "| steady seconds on q or paused p50 / min | notice changes "
