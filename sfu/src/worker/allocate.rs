@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
-use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
+use crate::probe::{
+    Failure, PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up,
+};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long; when
@@ -61,6 +63,9 @@ pub(crate) struct LinkAllocation {
     paused_told: Vec<(ParticipantId, TrackSource)>,
     /// Padding probes before stepping up.
     pub prober: Prober,
+    /// The estimate when the running probe started: a back-off the probe itself causes goes
+    /// back to it (see `allocate_link`).
+    probe_base: Option<f64>,
 }
 
 impl LinkAllocation {
@@ -126,6 +131,17 @@ impl Worker {
             return 0;
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
+        // A back-off while a probe runs (or is judged) is the probe's own queue: the padding
+        // stops and the media, which the link carried before, goes on at the estimate the
+        // probe started from. Counted as congestion, it dropped the layer the link carried
+        // and held it for 8 s: behind a 450 kbit/s line a failed probe for the top layer cost
+        // the middle layer 5-6 s of 10 in some runs (`tests/probe_climb.rs`, CI).
+        let probe_base = c
+            .allocation
+            .prober
+            .running()
+            .then_some(c.allocation.probe_base)
+            .flatten();
         if let (Some(e), Some(s)) = (&c.estimate, snap) {
             match c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
                 Some(Verdict::Proved(bps)) => {
@@ -134,6 +150,9 @@ impl Worker {
                     tracing::debug!(conn = key, bps = bps as u64, "probe proved");
                 }
                 Some(Verdict::Failed(why)) => {
+                    if let (Failure::BackOff, Some(base)) = (why, probe_base) {
+                        e.raise_to(base);
+                    }
                     self.metrics.probes_failed.inc();
                     tracing::debug!(conn = key, ?why, "probe failed");
                 }
@@ -142,6 +161,11 @@ impl Worker {
         }
         let a = &mut c.allocation;
         let estimate = match snap {
+            Some(s) if s.feedback > 0 && probe_base.is_some() => {
+                // The probe's back-off, if any, is not the link's (see above).
+                a.seen_decreases = s.decreases;
+                Some(s.target_bps.max(probe_base.unwrap_or_default()))
+            }
             Some(s) if s.feedback > 0 => {
                 a.first_feedback.get_or_insert(now);
                 if s.decreases > a.seen_decreases {
@@ -299,7 +323,9 @@ impl Worker {
         if let Some(c) = self.conns.get_mut(key) {
             if let (Some((downtrack, (needed, target), media)), Some(e)) = (probe, &c.estimate) {
                 e.start_probe();
-                let decreases = e.snapshot().decreases;
+                let snapshot = e.snapshot();
+                let decreases = snapshot.decreases;
+                c.allocation.probe_base = Some(snapshot.target_bps);
                 c.allocation
                     .prober
                     .start(now, downtrack, (needed, target), media, decreases);
