@@ -258,3 +258,63 @@ async fn the_first_subscribe_offer_carries_every_track_ready_at_join() {
     );
     drop(points);
 }
+
+/// One subscribe offer per answer, also across a restart: a chair that does not answer its
+/// first offer, while another camera is routed to it meanwhile, gets its subscribe connection
+/// restarted after the answer timeout; the restart offer must be the only offer until it is
+/// answered. Before the fix the next offer followed 50-80 ms later (the chair was queued twice),
+/// so the client's answer to the restart offer was stale (found by `tests/browser/chairwalk.mjs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_subscribe_connection_gets_one_offer_until_it_answers() {
+    let server = common::start(1).await;
+    let first = loadtest::point::Point::join(common::small_point(&server, "point-a", true))
+        .await
+        .expect("point joins");
+    let published = common::eventually(Duration::from_secs(30), || {
+        server.gauge("hoinghi_tracks") >= 2.0
+    })
+    .await;
+    assert!(published, "point-a's tracks never arrived");
+    let mut chair = join(&server, "chair").await;
+    let offer = |v: &Value| v["type"] == "subscribe_offer";
+    loop {
+        match next(&mut chair).await {
+            Got::Msg(v) if offer(&v) => break,
+            Got::Msg(_) => continue,
+            Got::Closed(c) => panic!("closed before any offer: {c:?}"),
+        }
+    }
+    // Not answered; meanwhile a second camera is routed to the chair.
+    let second = loadtest::point::Point::join(common::small_point(&server, "point-b", true))
+        .await
+        .expect("point joins");
+    // The answer timeout restarts the connection: the restart offer, then nothing more.
+    let restart = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match next(&mut chair).await {
+                Got::Msg(v) if offer(&v) && v["restart"] == true => return v,
+                Got::Msg(_) => continue,
+                Got::Closed(c) => panic!("closed: {c:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a restart offer after the answer timeout");
+    let quiet = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            match next(&mut chair).await {
+                Got::Msg(v) if offer(&v) => return v,
+                Got::Msg(_) => continue,
+                Got::Closed(c) => panic!("closed: {c:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        quiet.is_err(),
+        "a second offer before the restart offer {} was answered: {}",
+        restart["revision"],
+        quiet.map(|v| v["revision"].clone()).unwrap_or_default()
+    );
+    drop((first, second));
+}
