@@ -134,8 +134,8 @@ impl Worker {
         // A back-off while a probe runs (or is judged) is the probe's own queue: the padding
         // stops and the media, which the link carried before, goes on at the estimate the
         // probe started from. Counted as congestion, it dropped the layer the link carried
-        // and held it for 8 s: behind a 450 kbit/s line a failed probe for the top layer cost
-        // the middle layer 5-6 s of 10 in some runs (`tests/probe_climb.rs`, CI).
+        // and held it for 8 s: behind a 450 kbit/s line, failed probes for the top layer left
+        // the middle layer only 3.5 s of 10 in a CI run (`tests/probe_climb.rs`).
         let probe_base = c
             .allocation
             .prober
