@@ -167,9 +167,11 @@ async function chairGrid(chair, seed, crowd) {
   await page.click('#grid-fullscreen');
   const full = await until(async () => {
     const r = await page.evaluate(() => ({ el: document.fullscreenElement?.className ?? null, label: document.querySelector('#grid-fullscreen').textContent }));
-    return { ok: r.el === 'chair-points', detail: JSON.stringify(r) };
+    // The label follows on `fullscreenchange`, which fires after `fullscreenElement` is set:
+    // wait for both (CI once read the element set and the label not yet changed).
+    return { ok: r.el === 'chair-points' && r.label.includes('Thoát'), detail: JSON.stringify(r) };
   }, UI_TIMEOUT_MS, 200);
-  h.check('the full-screen button puts the grid full screen and says how to leave', full.ok && full.detail.includes('Thoát'), full.detail);
+  h.check('the full-screen button puts the grid full screen and says how to leave', full.ok, full.detail);
   await page.click('#grid-fullscreen');
   await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: UI_TIMEOUT_MS }).catch(() => {});
 
