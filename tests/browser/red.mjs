@@ -137,9 +137,10 @@ async function main() {
   return true;
 }
 
-/** The page's inbound video from `from`: retransmitted (RTX) packets, packets lost, frames decoded. */
-function videoFrom(p, from) {
-  return p.page.evaluate(async (from) => {
+/** The page's inbound `kind` stream from `from`: codec, audio samples received and concealed,
+ * video packets received on RTX and frames decoded, packets lost. */
+function inboundFrom(p, from, kind) {
+  return p.page.evaluate(async ({ from, kind }) => {
     const h = window.hoinghi;
     const pc = h?.subscribePc;
     if (!pc) return null;
@@ -147,12 +148,22 @@ function videoFrom(p, from) {
     const stats = await pc.getStats();
     let row = null;
     stats.forEach((s) => {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'video' || byMid.get(s.mid)?.participant !== from) return;
-      row = { retransmitted: s.retransmittedPacketsReceived ?? 0, lost: s.packetsLost ?? 0, decoded: s.framesDecoded ?? 0 };
+      if (s.type !== 'inbound-rtp' || s.kind !== kind || byMid.get(s.mid)?.participant !== from) return;
+      row = {
+        codec: s.codecId ? stats.get(s.codecId)?.mimeType ?? null : null,
+        samples: s.totalSamplesReceived ?? 0,
+        concealed: s.concealedSamples ?? 0,
+        retransmitted: s.retransmittedPacketsReceived ?? 0,
+        decoded: s.framesDecoded ?? 0,
+        lost: s.packetsLost ?? 0,
+      };
     });
     return row;
-  }, from);
+  }, { from, kind });
 }
+
+const audioFrom = (p, from) => inboundFrom(p, from, 'audio');
+const videoFrom = (p, from) => inboundFrom(p, from, 'video');
 
 /** Whether the subscribe connection's video m-lines offer RTX for VP8 and the answer keeps it. */
 function videoRtx(p) {
@@ -206,24 +217,3 @@ function audioCodecs(p, which, side) {
   }, { which, side });
 }
 
-/** The page's inbound audio from `from`: codec, samples received, concealed, packets lost. */
-function audioFrom(p, from) {
-  return p.page.evaluate(async (from) => {
-    const h = window.hoinghi;
-    const pc = h?.subscribePc;
-    if (!pc) return null;
-    const byMid = new Map(h.tracks.map((t) => [t.mid, t]));
-    const stats = await pc.getStats();
-    let row = null;
-    stats.forEach((s) => {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || byMid.get(s.mid)?.participant !== from) return;
-      row = {
-        codec: s.codecId ? stats.get(s.codecId)?.mimeType ?? null : null,
-        samples: s.totalSamplesReceived ?? 0,
-        concealed: s.concealedSamples ?? 0,
-        lost: s.packetsLost ?? 0,
-      };
-    });
-    return row;
-  }, from);
-}
