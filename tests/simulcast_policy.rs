@@ -171,6 +171,11 @@ fn narrow(kbps: u64) -> loadtest::link::LinkParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_narrow_link_settles_below_the_top_layer_and_a_too_narrow_one_goes_audio_only() {
+    // The allocator's and the prober's decisions, with RUST_LOG=sfu::worker::allocate=debug.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let server = common::start(1).await;
     let chair = Point::join(config(&server, "chair", true))
         .await

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
-use crate::probe::{
-    Failure, PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up,
-};
+use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long; when
@@ -40,6 +38,11 @@ const SETTLE: Duration = Duration::from_secs(1);
 const NO_FEEDBACK_GIVE_UP: Duration = Duration::from_secs(5);
 /// Audio assumed per stream until measured.
 const AUDIO_BPS_GUESS: f64 = 40_000.0;
+/// A failed probe leaves a queue behind that drains at what the line carries beyond the media:
+/// behind a 450 kbit/s line carrying 350 kbit/s, up to a second for the 200 ms a failed probe
+/// can fill. Back-offs for that long after its verdict are still the probe's (see
+/// [`LinkAllocation::probe_shield`]).
+const PROBE_AFTERMATH: Duration = Duration::from_secs(2);
 
 /// What the allocator remembers about one subscriber link.
 #[derive(Debug, Default)]
@@ -64,11 +67,28 @@ pub(crate) struct LinkAllocation {
     /// Padding probes before stepping up.
     pub prober: Prober,
     /// The estimate when the running probe started: a back-off the probe itself causes goes
-    /// back to it (see `allocate_link`).
+    /// back to it (see [`Self::probe_shield`]).
     probe_base: Option<f64>,
+    /// Until when a failed probe's queue may still be draining.
+    probe_aftermath_until: Option<Instant>,
 }
 
 impl LinkAllocation {
+    /// The estimate the link had before a probe, while the probe runs, is judged, or its
+    /// queue drains after it failed ([`PROBE_AFTERMATH`]): back-offs meanwhile are the probe's
+    /// own, and the media goes on at this estimate. The media, which the link carried before,
+    /// is not what queued. Counted as congestion, a failed probe's back-off dropped the layer
+    /// the link carried and held it for 8 s; once that was shielded while the probe ran, the
+    /// queue guard's back-off as the probe's queue drained, just after the verdict, still
+    /// dropped it (behind a 450 kbit/s line, the middle layer 3.5–4.5 s of 10 in CI and in 3
+    /// of 8 runs on a loaded machine, `tests/probe_climb.rs`). A line that narrowed meanwhile
+    /// backs off again once this ends.
+    fn probe_shield(&self, now: Instant) -> Option<f64> {
+        let shielded =
+            self.prober.running() || self.probe_aftermath_until.is_some_and(|until| until > now);
+        shielded.then_some(self.probe_base).flatten()
+    }
+
     /// How long stepping up waits after the estimate backed off at `now`: a simulcast step up
     /// just before is blamed (the back-off doubles), a temporal layer given back just before
     /// waits [`TEMPORAL_RETRY`], anything else a moment to settle.
@@ -131,32 +151,29 @@ impl Worker {
             return 0;
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
-        // A back-off while a probe runs (or is judged) is the probe's own queue: the padding
-        // stops and the media, which the link carried before, goes on at the estimate the
-        // probe started from. Counted as congestion, it dropped the layer the link carried
-        // and held it for 8 s: behind a 450 kbit/s line, failed probes for the top layer left
-        // the middle layer only 3.5 s of 10 in a CI run (`tests/probe_climb.rs`).
-        let probe_base = c
-            .allocation
-            .prober
-            .running()
-            .then_some(c.allocation.probe_base)
-            .flatten();
+        let probe_base = c.allocation.probe_shield(now);
         if let (Some(e), Some(s)) = (&c.estimate, snap) {
             match c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
                 Some(Verdict::Proved(bps)) => {
+                    c.allocation.probe_aftermath_until = None;
                     e.raise_to(bps);
                     self.metrics.probes_proved.inc();
                     tracing::debug!(conn = key, bps = bps as u64, "probe proved");
                 }
                 Some(Verdict::Failed(why)) => {
-                    if let (Failure::BackOff, Some(base)) = (why, probe_base) {
-                        e.raise_to(base);
-                    }
+                    c.allocation.probe_aftermath_until = Some(now + PROBE_AFTERMATH);
                     self.metrics.probes_failed.inc();
                     tracing::debug!(conn = key, ?why, "probe failed");
                 }
                 None => {}
+            }
+            // Judged and failed, its back-offs go back to where the probe started (while it
+            // runs, the estimator is left alone: the verdict reads its back-offs).
+            if let Some(base) = probe_base
+                && !c.allocation.prober.running()
+                && s.target_bps < base
+            {
+                e.raise_to(base);
             }
         }
         let a = &mut c.allocation;
@@ -428,5 +445,28 @@ mod tests {
         assert_eq!(a.wait_after_back_off(secs(41)), INITIAL_BACKOFF * 2);
         // Congestion long after either: a moment to settle.
         assert_eq!(a.wait_after_back_off(secs(60)), SETTLE * 2);
+    }
+
+    #[test]
+    fn a_failed_probe_shields_the_estimate_until_its_queue_drained() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation {
+            probe_base: Some(480e3),
+            ..Default::default()
+        };
+        assert_eq!(a.probe_shield(t0), None, "no probe, no shield");
+        a.prober.start(t0, (0, 0), (1.5e6, 1.87e6), 360e3, 0);
+        assert_eq!(a.probe_shield(ms(500)), Some(480e3), "running");
+        assert_eq!(a.prober.tick(ms(1000), 0, 0.0), None);
+        assert_eq!(a.probe_shield(ms(1300)), Some(480e3), "judged");
+        assert!(matches!(
+            a.prober.tick(ms(1600), 1, 0.0),
+            Some(Verdict::Failed(_))
+        ));
+        // What the worker does on a failed verdict.
+        a.probe_aftermath_until = Some(ms(1600) + PROBE_AFTERMATH);
+        assert_eq!(a.probe_shield(ms(3000)), Some(480e3), "its queue drains");
+        assert_eq!(a.probe_shield(ms(3700)), None, "a back-off now is the link's");
     }
 }
