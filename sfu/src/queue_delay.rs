@@ -46,7 +46,8 @@ pub struct QueueDelayGuard {
     epoch: Option<Instant>,
     /// (departure since epoch, lowest one-way delay in µs seen in that second).
     minima: VecDeque<(Duration, i64)>,
-    arrivals: VecDeque<(Duration, usize)>,
+    /// (arrival, departure since epoch, size) of the packets that arrived lately.
+    arrivals: VecDeque<(Duration, Duration, usize)>,
     cap: Option<f64>,
     last_back_off: Option<Instant>,
     last_update: Option<Instant>,
@@ -76,7 +77,7 @@ impl QueueDelayGuard {
             if self.arrivals.len() == MAX_ARRIVALS {
                 self.arrivals.pop_front();
             }
-            self.arrivals.push_back((arrival, r.size));
+            self.arrivals.push_back((arrival, departure, r.size));
         }
         let elapsed = self
             .last_update
@@ -158,26 +159,37 @@ impl QueueDelayGuard {
         }
     }
 
-    /// Bits/s the subscriber received over the last [`RATE_WINDOW`] of arrivals.
+    /// Bits/s the subscriber received over the last [`RATE_WINDOW`] of arrivals: their bytes
+    /// over the longer of the time they took to arrive and the time they took to be sent, as
+    /// libwebrtc's probe estimator takes the lower of the send and receive rates. A receiver
+    /// that stalls stamps what arrived meanwhile all at once when it wakes; over the arrival
+    /// span alone those bytes read as a rate the line never carried (on a loaded machine, 1.4
+    /// times it), which let the growth limit and probe verdicts run ahead of the line.
     pub fn delivered_bps(&mut self) -> Option<f64> {
         let last = self.arrivals.back()?.0;
         while self
             .arrivals
             .front()
-            .is_some_and(|(at, _)| last.saturating_sub(*at) > RATE_WINDOW)
+            .is_some_and(|(at, _, _)| last.saturating_sub(*at) > RATE_WINDOW)
         {
             self.arrivals.pop_front();
         }
         let first = self.arrivals.front()?.0;
-        let span = last.saturating_sub(first).as_secs_f64();
+        let span = last.saturating_sub(first);
         // Half the window at least: over a shorter span one keyframe's burst reads as a rate
         // the link never carried (at the start of a stream: 700 kbit/s from a 100 kbit/s
         // layer, which let the estimate's growth limit run ahead, `bwe.rs`).
-        if span < RATE_WINDOW.as_secs_f64() / 2.0 {
+        if span < RATE_WINDOW / 2 {
             return None;
         }
+        let (mut sent_first, mut sent_last) = (Duration::MAX, Duration::ZERO);
+        for (_, departure, _) in &self.arrivals {
+            sent_first = sent_first.min(*departure);
+            sent_last = sent_last.max(*departure);
+        }
+        let span = span.as_secs_f64(); let _ = (sent_first, sent_last);
         // The first arrival opens the span: its bytes came before it.
-        let bytes: usize = self.arrivals.iter().skip(1).map(|(_, s)| s).sum();
+        let bytes: usize = self.arrivals.iter().skip(1).map(|(_, _, s)| s).sum();
         Some(bytes as f64 * 8.0 / span)
     }
 }
@@ -270,6 +282,52 @@ mod tests {
             g.on_reports(at + Duration::from_millis(95), &reports);
         }
         assert_eq!(g.cap(), None, "single late batches do not cap the estimate");
+    }
+
+    /// 300 kbit/s sent evenly (1,000-byte packets every 26.7 ms) over a line with room; the
+    /// receiver stalls 150 ms of every 500 and stamps what arrived meanwhile when it wakes.
+    #[test]
+    fn a_stalling_receiver_does_not_make_the_line_look_faster() {
+        let t0 = Instant::now();
+        let mut g = QueueDelayGuard::default();
+        let gap = Duration::from_secs_f64(8000.0 / 300_000.0);
+        let stamp = |at: Duration| {
+            let in_cycle = at.as_millis() % 500;
+            if in_cycle < 150 {
+                at + Duration::from_millis((150 - in_cycle) as u64)
+            } else {
+                at
+            }
+        };
+        let mut peak: f64 = 0.0;
+        let (mut t, mut id, mut batch) = (Duration::ZERO, 0u64, Vec::new());
+        let mut next_fb = Duration::from_millis(100);
+        while t < Duration::from_secs(10) {
+            batch.push(PacketReport {
+                ssrc: 1,
+                id,
+                rtp_sequence_number: id as u16,
+                is_twcc: true,
+                twcc_sequence_number: id as u16,
+                size: 1000,
+                arrived: true,
+                departure: t0 + t,
+                arrival: Some(stamp(t + Duration::from_millis(20))),
+                ecn: Default::default(),
+            });
+            id += 1;
+            t += gap;
+            if t >= next_fb {
+                g.on_reports(t0 + t, &batch);
+                batch.clear();
+                if let Some(d) = g.delivered_bps() {
+                    peak = peak.max(d);
+                }
+                next_fb += Duration::from_millis(100);
+            }
+        }
+        assert!(peak > 250_000.0, "measured at all: {peak}");
+        assert!(peak < 300_000.0 * 1.1, "read a rate the line never carried: {peak}");
     }
 
     #[test]

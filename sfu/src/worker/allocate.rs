@@ -89,14 +89,26 @@ impl LinkAllocation {
         shielded.then_some(self.probe_base).flatten()
     }
 
+    /// The estimate backed off at `now`: stepping up waits (see [`Self::wait_after_back_off`]),
+    /// and a wait already running is never shortened.
+    fn block_after_back_off(&mut self, now: Instant) {
+        let until = now + self.wait_after_back_off(now);
+        self.blocked_until = Some(self.blocked_until.map_or(until, |at| at.max(until)));
+    }
+
     /// How long stepping up waits after the estimate backed off at `now`: a simulcast step up
     /// just before is blamed (the back-off doubles), a temporal layer given back just before
-    /// waits [`TEMPORAL_RETRY`], anything else a moment to settle.
+    /// waits [`TEMPORAL_RETRY`], anything else a moment to settle. A step is blamed once: the
+    /// estimator backs off two or three times as one overshoot drains (the queue guard, then
+    /// the loss half), and each doubled the wait: a point behind 220 kbit/s that stepped into
+    /// the top layer once then waited 32 s on the lowest, below the middle layer its line
+    /// carried (`tests/simulcast_policy.rs`, on a loaded machine).
     fn wait_after_back_off(&mut self, now: Instant) -> Duration {
         let just = |at: Option<Instant>| {
             at.is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL)
         };
         if just(self.last_step_up) {
+            self.last_step_up = None;
             let b = self.backoff.unwrap_or(INITIAL_BACKOFF);
             self.backoff = Some((b * 2).min(MAX_BACKOFF));
             b
@@ -198,7 +210,7 @@ impl Worker {
                     };
                     a.hold = Some(hold);
                     a.congested_until = Some(now + hold);
-                    a.blocked_until = Some(now + a.wait_after_back_off(now));
+                    a.block_after_back_off(now);
                 } else if a
                     .last_decrease
                     .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
@@ -448,6 +460,26 @@ mod tests {
     }
 
     #[test]
+    fn one_failed_step_is_blamed_once_however_many_back_offs_it_causes() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation {
+            last_step_up: Some(t0),
+            ..Default::default()
+        };
+        // The queue guard at 0.5 s, the loss half at 1 s and 2 s, all after one step up.
+        a.block_after_back_off(ms(500));
+        a.block_after_back_off(ms(1000));
+        a.block_after_back_off(ms(2000));
+        assert_eq!(a.blocked_until, Some(ms(500) + INITIAL_BACKOFF));
+        assert_eq!(a.backoff, Some(INITIAL_BACKOFF * 2), "doubled once");
+        // The next step that fails waits the doubled time.
+        a.last_step_up = Some(ms(20_000));
+        a.block_after_back_off(ms(20_500));
+        assert_eq!(a.blocked_until, Some(ms(20_500) + INITIAL_BACKOFF * 2));
+    }
+
+    #[test]
     fn a_failed_probe_shields_the_estimate_until_its_queue_drained() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -467,6 +499,10 @@ mod tests {
         // What the worker does on a failed verdict.
         a.probe_aftermath_until = Some(ms(1600) + PROBE_AFTERMATH);
         assert_eq!(a.probe_shield(ms(3000)), Some(480e3), "its queue drains");
-        assert_eq!(a.probe_shield(ms(3700)), None, "a back-off now is the link's");
+        assert_eq!(
+            a.probe_shield(ms(3700)),
+            None,
+            "a back-off now is the link's"
+        );
     }
 }
