@@ -420,9 +420,13 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  */
 export function spawnServer(args, output, timeoutMs) {
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { RUST_LOG: 'info', ...process.env } });
+  // HOINGHI_TEST_SERVER_LOG=FILE keeps the whole server log (redacted as below) for tracing a
+  // run by hand, e.g. with HOINGHI_LOG=info,sfu::worker::allocate=debug.
+  const logFile = process.env.HOINGHI_TEST_SERVER_LOG;
   const keep = (lines) => {
     output.push(...lines);
     if (output.length > 600) output.splice(0, output.length - 300);
+    if (logFile) fs.appendFileSync(logFile, lines.map((l) => `${l}\n`).join(''));
   };
   const ready = new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "ready: " line within ${timeoutMs} ms`)), timeoutMs);
