@@ -17,12 +17,13 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
 use super::Worker;
 use super::conn::{AUDIO_LEVEL_URI, Conn, internal, rtc_sdp_error};
+use super::decide::{Decision, Incoming};
 use super::track::{Bound, DownTrack, Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
 use crate::api::{
     ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
 };
 use crate::audio_level::AudioActivity;
-use crate::forwarder::{Drop, Rewrite};
+use crate::forwarder::Rewrite;
 use crate::keyframe::VideoCodec;
 use crate::keyframe_requests::KeyframeRequests;
 use crate::layer_meter::LayerMeter;
@@ -349,84 +350,54 @@ impl Worker {
         let (ssrc, seq) = (packet.header.ssrc, packet.header.sequence_number);
         let mut primary = None;
         let mut wants_keyframe = false;
+        let incoming = Incoming {
+            rank,
+            ssrc,
+            seq,
+            ts: packet.header.timestamp,
+            switch_point,
+            keyframe_start,
+            vp8: vp8.as_ref(),
+            red,
+        };
         for (index, d) in t.downtracks.iter_mut().enumerate() {
-            let Some(bound) = d.bound else {
+            let (Some(bound), true) = (d.bound, d.active) else {
                 continue;
             };
-            // Not routed to this subscriber now, or paused for its link.
-            if !d.active || d.target.is_none() {
-                continue;
-            }
-            // Another layer, unless it is the one this downtrack is switching to and this is
-            // where that layer's keyframe starts.
-            let switching = d.current != Some(rank);
-            if switching {
-                if d.target != Some(rank) {
-                    continue;
-                }
-                if !switch_point {
-                    wants_keyframe = true;
-                    continue;
-                }
-            }
             let Some(conn) = self.conns.get_mut(d.conn) else {
                 continue;
             };
-            if !conn.connected {
-                d.forwarder.skip(ssrc, seq, packet.header.timestamp);
-                continue;
-            }
-            // A RED packet without a usable primary has nothing for a subscriber without RED:
-            // skipped before it is numbered, so the subscriber sees no sequence hole.
-            if red
-                && bound.red_payload_type.is_none()
-                && primary
+            let decision = d.decide(now, &incoming, conn.connected, || {
+                primary
                     .get_or_insert_with(|| crate::red::primary(&packet.payload))
                     .is_none()
-            {
-                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
-                    && write_padding(now, conn, d, &bound, fill)
-                {
-                    queue_drain(conn, d.conn, &mut self.dirty);
+            });
+            let rewrite = match decision {
+                Decision::Ignore => continue,
+                Decision::WantsKeyframe => {
+                    wants_keyframe = true;
+                    continue;
                 }
-                continue;
-            }
-            // A temporal layer above the downtrack's cap: dropped before it is numbered, its
-            // picture taking no PictureID either.
-            if let Some(desc) = &vp8
-                && let Some(tid) = desc.tid
-                && !d
-                    .temporal
-                    .forward(tid, desc.frame_start, desc.layer_sync, keyframe_start)
-            {
-                d.vp8.skip_picture(desc);
-                if let Some(fill) = d.forwarder.skip(ssrc, seq, packet.header.timestamp)
-                    && write_padding(now, conn, d, &bound, fill)
-                {
-                    queue_drain(conn, d.conn, &mut self.dirty);
-                }
-                continue;
-            }
-            let rewrite =
-                match d
-                    .forwarder
-                    .forward(now, ssrc, seq, packet.header.timestamp, keyframe_start)
-                {
-                    Ok(r) => r,
-                    Err(Drop::AwaitingKeyframe) => {
-                        wants_keyframe = true;
-                        continue;
+                Decision::Skip { fill } => {
+                    if let Some(fill) = fill
+                        && write_padding(now, conn, d, &bound, fill)
+                    {
+                        queue_drain(conn, d.conn, &mut self.dirty);
                     }
-                    Err(Drop::StaleSource | Drop::TooLate) => continue,
-                };
-            if switching {
-                match d.current {
-                    Some(from) if from < rank => self.metrics.layer_switches_up += 1,
-                    Some(_) => self.metrics.layer_switches_down += 1,
-                    None => {}
+                    continue;
                 }
-                d.current = Some(rank);
-            }
+                Decision::Forward {
+                    rewrite,
+                    switched_from,
+                } => {
+                    match switched_from {
+                        Some(Some(from)) if from < rank => self.metrics.layer_switches_up += 1,
+                        Some(Some(_)) => self.metrics.layer_switches_down += 1,
+                        _ => {}
+                    }
+                    rewrite
+                }
+            };
             let (payload_type, payload) = match (red, bound.red_payload_type) {
                 (false, _) => match &vp8 {
                     Some(desc) => {

@@ -8,6 +8,7 @@
 
 mod allocate;
 mod conn;
+mod decide;
 mod feedback;
 mod lifecycle;
 mod media;
