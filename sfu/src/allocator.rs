@@ -111,6 +111,21 @@ pub struct Budget {
     pub congested: bool,
     /// The worker allows a step up this tick (not backing off after a failed one).
     pub may_step_up: bool,
+    /// Steps up (a layer, or temporal layers given back) fit within the lower of the estimate
+    /// and this: set below the need of a step a probe failed to prove, until one proves it.
+    /// A failed probe's padding raises the delivered rate that bounds the estimate's growth;
+    /// behind 400 kbit/s the estimate then grew from 447 to 600 kbit/s and the allocator
+    /// stepped into 720p at the verdict (Chromium, `constrained.mjs` (b), in CI).
+    pub step_ceiling: Option<f64>,
+}
+
+impl Budget {
+    /// Room for a step up, given what is left of the estimate after what is chosen: the
+    /// step-up headroom kept, and nothing past the step ceiling.
+    fn step_room(&self, estimate: f64, remaining: f64) -> f64 {
+        let step_estimate = self.step_ceiling.map_or(estimate, |c| c.min(estimate));
+        remaining - (estimate - step_estimate) - estimate * STEP_UP_HEADROOM
+    }
 }
 
 /// The chosen rank per item (same order as `items`); `None` pauses that video.
@@ -168,7 +183,7 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         }
     }
     if budget.may_step_up {
-        let headroom = estimate * STEP_UP_HEADROOM;
+        let room = budget.step_room(estimate, remaining);
         for &i in &order {
             let Some(at) = chosen[i] else {
                 continue;
@@ -183,7 +198,7 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
             };
             // The next layer starts without its top temporal layer (`temporal_caps`): a
             // smaller step, and a smaller overshoot when the link cannot carry it.
-            if next.thinned() - bps_of(&items[i], at) <= remaining - headroom {
+            if next.thinned() - bps_of(&items[i], at) <= room {
                 chosen[i] = Some(next.rank);
                 break;
             }
@@ -240,7 +255,7 @@ pub fn temporal_caps(
         }
     }
     if remaining >= 0.0 && budget.may_step_up {
-        let headroom = estimate * STEP_UP_HEADROOM;
+        let room = budget.step_room(estimate, remaining);
         for &i in &order {
             let (Some(l), Some(cap)) = (layer(i), caps[i]) else {
                 continue;
@@ -254,7 +269,7 @@ pub fn temporal_caps(
             } else {
                 Some(cap + 1)
             };
-            if l.bps_at(up) - l.bps_at(Some(cap)) <= remaining - headroom {
+            if l.bps_at(up) - l.bps_at(Some(cap)) <= room {
                 caps[i] = up;
                 break;
             }
@@ -367,6 +382,7 @@ mod tests {
             audio_bps: 40e3,
             congested,
             may_step_up,
+            step_ceiling: None,
         }
     }
 

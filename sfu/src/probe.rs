@@ -128,6 +128,9 @@ pub struct Prober {
     backoff: Option<Duration>,
     /// The rate of the last failed probe, until one is proved: the next aims below it.
     failed_at: Option<f64>,
+    /// What the step a probe failed to prove needs, until one is proved: no step up reaches
+    /// it on the estimate's own growth ([`Self::step_ceiling`]).
+    failed_need: Option<f64>,
     /// Clusters started, and proved, for stats and tests.
     pub started: u64,
     pub proved: u64,
@@ -141,6 +144,12 @@ impl Prober {
 
     pub fn running(&self) -> bool {
         self.state != State::Idle
+    }
+
+    /// Steps up stay below what a step a probe failed to prove needs, until a probe proves one
+    /// (`allocator::Budget::step_ceiling`).
+    pub fn step_ceiling(&self) -> Option<f64> {
+        self.failed_need.map(|n| n * 0.99)
     }
 
     /// The rate to probe at, given what the next step needs, what the subscriber would take
@@ -242,6 +251,7 @@ impl Prober {
                         self.backoff = None;
                         self.blocked_until = Some(now + AFTER_PROOF);
                         self.failed_at = None;
+                        self.failed_need = None;
                         Verdict::Proved(delivered_peak.min(c.target_bps))
                     }
                     Some(failure) => {
@@ -249,6 +259,10 @@ impl Prober {
                         self.backoff = Some((wait * 2).min(MAX_BACKOFF));
                         self.blocked_until = Some(now + wait);
                         self.failed_at = Some(c.target_bps);
+                        self.failed_need = Some(
+                            self.failed_need
+                                .map_or(c.needed_bps, |n| n.min(c.needed_bps)),
+                        );
                         Verdict::Failed(failure)
                     }
                 };
@@ -291,9 +305,12 @@ pub fn steps_up(items: &[VideoItem<'_>], chosen: &[Option<u8>], caps: &[Option<u
 /// (top layers, routing caps) or the estimate is unknown.
 pub fn needed_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f64> {
     let estimate = budget.estimate.filter(|e| *e < crate::bwe::MAX_BPS)?;
+    // Below the step ceiling (a step a probe failed to prove), a probe proves it.
+    let estimate = budget.step_ceiling.map_or(estimate, |c| c.min(estimate));
     let steps = |e: f64| {
         let b = Budget {
             estimate: Some(e),
+            step_ceiling: None,
             ..*budget
         };
         let chosen = allocate(&b, items);
@@ -350,6 +367,7 @@ mod tests {
             audio_bps: 40e3,
             congested: false,
             may_step_up: true,
+            step_ceiling: None,
         }
     }
 
@@ -443,6 +461,54 @@ mod tests {
         );
         assert!(!p.may_start(ms(7100) + INITIAL_BACKOFF));
         assert!(p.may_start(ms(7100) + INITIAL_BACKOFF * 2));
+    }
+
+    #[test]
+    fn a_failed_probe_caps_steps_below_its_need_until_one_is_proved() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        assert_eq!(p.step_ceiling(), None);
+        p.start(t0, (0, 0), (504e3, 630e3), 260e3, 0);
+        p.tick(ms(1000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(1600), 0, 400e3),
+            Some(Verdict::Failed(_))
+        ));
+        assert_eq!(p.step_ceiling(), Some(504e3 * 0.99));
+        p.start(ms(5000), (0, 0), (504e3, 630e3), 260e3, 0);
+        p.tick(ms(6000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(6600), 0, 600e3),
+            Some(Verdict::Proved(_))
+        ));
+        assert_eq!(p.step_ceiling(), None);
+    }
+
+    #[test]
+    fn the_step_ceiling_holds_steps_but_not_what_is_kept() {
+        let l = layers();
+        let items = [item(&l, 0)];
+        let free = budget(2e6);
+        assert_eq!(allocate(&free, &items), vec![Some(1)], "a step with room");
+        let capped = Budget {
+            step_ceiling: Some(300e3),
+            ..free
+        };
+        assert_eq!(
+            allocate(&capped, &items),
+            vec![Some(0)],
+            "no step past the ceiling"
+        );
+        let on_top = [item(&l, 2)];
+        assert_eq!(
+            allocate(&capped, &on_top),
+            vec![Some(2)],
+            "what flows is kept"
+        );
+        // A probe aims at the step the ceiling holds.
+        let needed = needed_estimate(&capped, &items).expect("a step to prove");
+        assert!(needed > 300e3, "{needed}");
     }
 
     #[test]

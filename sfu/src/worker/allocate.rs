@@ -295,6 +295,10 @@ impl Worker {
             audio_bps,
             congested: budget_flags.0,
             may_step_up: budget_flags.1,
+            step_ceiling: self
+                .conns
+                .get(key)
+                .and_then(|c| c.allocation.prober.step_ceiling()),
         };
         let chosen = allocate(&budget, &items);
         let caps = temporal_caps(&budget, &items, &chosen);
