@@ -198,6 +198,22 @@ impl QueueDelayGuard {
 mod tests {
     use super::*;
 
+    /// A transport-wide feedback report of packet `id` (`arrival`: `None` if lost).
+    fn report(id: u64, size: usize, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: arrival.is_some(),
+            departure,
+            arrival,
+            ecn: Default::default(),
+        }
+    }
+
     /// Sends `send_bps` of 1,000-byte packets into a line of `line_bps` with a 200 ms drop-tail
     /// queue and 20 ms propagation, feeding back every 100 ms; returns the cap over time.
     fn replay(line_bps: f64, send_bps: f64, seconds: u64) -> (QueueDelayGuard, Vec<Option<f64>>) {
@@ -219,18 +235,7 @@ mod tests {
                 busy = begin + ser;
                 Some(busy + Duration::from_millis(20))
             };
-            batch.push(PacketReport {
-                ssrc: 1,
-                id,
-                rtp_sequence_number: id as u16,
-                is_twcc: true,
-                twcc_sequence_number: id as u16,
-                size,
-                arrived: arrival.is_some(),
-                departure: t0 + t,
-                arrival,
-                ecn: Default::default(),
-            });
+            batch.push(report(id, size, t0 + t, arrival));
             id += 1;
             t += gap;
             if t >= next_fb {
@@ -266,17 +271,13 @@ mod tests {
             // Every tenth batch arrives 150 ms late (a stalled receiver thread), then recovers.
             let late = if i % 10 == 9 { 150 } else { 0 };
             let reports: Vec<PacketReport> = (0..5)
-                .map(|k| PacketReport {
-                    ssrc: 1,
-                    id: i * 5 + k,
-                    rtp_sequence_number: 0,
-                    is_twcc: true,
-                    twcc_sequence_number: 0,
-                    size: 1000,
-                    arrived: true,
-                    departure: at + Duration::from_millis(k * 20),
-                    arrival: Some(Duration::from_millis(i * 100 + k * 20 + 20 + late)),
-                    ecn: Default::default(),
+                .map(|k| {
+                    report(
+                        i * 5 + k,
+                        1000,
+                        at + Duration::from_millis(k * 20),
+                        Some(Duration::from_millis(i * 100 + k * 20 + 20 + late)),
+                    )
                 })
                 .collect();
             g.on_reports(at + Duration::from_millis(95), &reports);
@@ -303,18 +304,12 @@ mod tests {
         let (mut t, mut id, mut batch) = (Duration::ZERO, 0u64, Vec::new());
         let mut next_fb = Duration::from_millis(100);
         while t < Duration::from_secs(10) {
-            batch.push(PacketReport {
-                ssrc: 1,
+            batch.push(report(
                 id,
-                rtp_sequence_number: id as u16,
-                is_twcc: true,
-                twcc_sequence_number: id as u16,
-                size: 1000,
-                arrived: true,
-                departure: t0 + t,
-                arrival: Some(stamp(t + Duration::from_millis(20))),
-                ecn: Default::default(),
-            });
+                1000,
+                t0 + t,
+                Some(stamp(t + Duration::from_millis(20))),
+            ));
             id += 1;
             t += gap;
             if t >= next_fb {
@@ -351,17 +346,13 @@ mod tests {
         for i in 0..20u64 {
             let at = t0 + Duration::from_millis(i * 100);
             let reports: Vec<PacketReport> = (0..3)
-                .map(|k| PacketReport {
-                    ssrc: 1,
-                    id: i * 3 + k,
-                    rtp_sequence_number: 0,
-                    is_twcc: true,
-                    twcc_sequence_number: 0,
-                    size: 200,
-                    arrived: true,
-                    departure: at + Duration::from_millis(k * 30),
-                    arrival: Some(Duration::from_millis(i * 100 + k * 30 + 20)),
-                    ecn: Default::default(),
+                .map(|k| {
+                    report(
+                        i * 3 + k,
+                        200,
+                        at + Duration::from_millis(k * 30),
+                        Some(Duration::from_millis(i * 100 + k * 30 + 20)),
+                    )
                 })
                 .collect();
             g.on_reports(at + Duration::from_millis(90), &reports);
