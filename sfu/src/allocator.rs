@@ -120,11 +120,14 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Room for a step up, given what is left of the estimate after what is chosen: the
-    /// step-up headroom kept, and nothing past the step ceiling.
+    /// Room for a step up, given what is left of the estimate after what is chosen: nothing
+    /// past the step ceiling, and the step-up headroom kept below it. A step is judged as if
+    /// the ceiling were the estimate, as `probe::needed_estimate` judges it: with the headroom
+    /// on the whole estimate, a step the ceiling held looked allowed to the probe planner, and
+    /// neither happened.
     fn step_room(&self, estimate: f64, remaining: f64) -> f64 {
         let step_estimate = self.step_ceiling.map_or(estimate, |c| c.min(estimate));
-        remaining - (estimate - step_estimate) - estimate * STEP_UP_HEADROOM
+        remaining - (estimate - step_estimate) - step_estimate * STEP_UP_HEADROOM
     }
 }
 

@@ -66,8 +66,9 @@ pub(crate) struct LinkAllocation {
     paused_told: Vec<(ParticipantId, TrackSource)>,
     /// Padding probes before stepping up.
     pub prober: Prober,
-    /// The estimate when the running probe started: a back-off the probe itself causes goes
-    /// back to it (see [`Self::probe_shield`]).
+    /// The estimate when the running probe started, or what a probe that filled the line
+    /// delivered: a back-off the probe itself causes goes back to it (see
+    /// [`Self::probe_shield`]).
     probe_base: Option<f64>,
     /// Until when a failed probe's queue may still be draining.
     probe_aftermath_until: Option<Instant>,
@@ -87,6 +88,27 @@ impl LinkAllocation {
         let shielded =
             self.prober.running() || self.probe_aftermath_until.is_some_and(|until| until > now);
         shielded.then_some(self.probe_base).flatten()
+    }
+
+    /// What a judged probe leaves: the estimate to raise to, if any, and how long its queue
+    /// may drain (see [`Self::probe_shield`]). A probe that filled the line shields at what
+    /// it delivered: its queue draining is not the link narrowing.
+    fn on_verdict(&mut self, now: Instant, verdict: Verdict) -> Option<f64> {
+        match verdict {
+            Verdict::Proved(bps) => {
+                self.probe_aftermath_until = None;
+                Some(bps)
+            }
+            Verdict::Filled(bps) => {
+                self.probe_aftermath_until = Some(now + PROBE_AFTERMATH);
+                self.probe_base = Some(bps);
+                Some(bps)
+            }
+            Verdict::Failed(_) => {
+                self.probe_aftermath_until = Some(now + PROBE_AFTERMATH);
+                None
+            }
+        }
     }
 
     /// The estimate backed off at `now`: stepping up waits (see [`Self::wait_after_back_off`]),
@@ -163,31 +185,29 @@ impl Worker {
             return 0;
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
-        let probe_base = c.allocation.probe_shield(now);
+        let shield_before = c.allocation.probe_shield(now);
         if let (Some(e), Some(s)) = (&c.estimate, snap) {
-            match c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
-                Some(Verdict::Proved(bps)) => {
-                    c.allocation.probe_aftermath_until = None;
+            if let Some(verdict) = c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
+                if let Some(bps) = c.allocation.on_verdict(now, verdict) {
                     e.raise_to(bps);
-                    self.metrics.probes_proved.inc();
-                    tracing::debug!(conn = key, bps = bps as u64, "probe proved");
                 }
-                Some(Verdict::Failed(why)) => {
-                    c.allocation.probe_aftermath_until = Some(now + PROBE_AFTERMATH);
-                    self.metrics.probes_failed.inc();
-                    tracing::debug!(conn = key, ?why, "probe failed");
+                match verdict {
+                    Verdict::Failed(_) => self.metrics.probes_failed.inc(),
+                    _ => self.metrics.probes_proved.inc(),
                 }
-                None => {}
+                tracing::debug!(conn = key, ?verdict, "probe judged");
             }
-            // Judged and failed, its back-offs go back to where the probe started (while it
-            // runs, the estimator is left alone: the verdict reads its back-offs).
-            if let Some(base) = probe_base
+            // Judged and failed, its back-offs go back to where the probe started, or to what
+            // it filled (while it runs, the estimator is left alone: the verdict reads its
+            // back-offs). One raise per tick: the estimator keeps the last one asked.
+            if let Some(base) = c.allocation.probe_shield(now)
                 && !c.allocation.prober.running()
                 && s.target_bps < base
             {
                 e.raise_to(base);
             }
         }
+        let probe_base = c.allocation.probe_shield(now).or(shield_before);
         let a = &mut c.allocation;
         let estimate = match snap {
             Some(s) if s.feedback > 0 && probe_base.is_some() => {
@@ -496,17 +516,38 @@ mod tests {
         assert_eq!(a.probe_shield(ms(500)), Some(480e3), "running");
         assert_eq!(a.prober.tick(ms(1000), 0, 0.0), None);
         assert_eq!(a.probe_shield(ms(1300)), Some(480e3), "judged");
-        assert!(matches!(
-            a.prober.tick(ms(1600), 1, 0.0),
-            Some(Verdict::Failed(_))
-        ));
-        // What the worker does on a failed verdict.
-        a.probe_aftermath_until = Some(ms(1600) + PROBE_AFTERMATH);
+        let verdict = a.prober.tick(ms(1600), 1, 0.0).expect("judged");
+        assert!(matches!(verdict, Verdict::Failed(_)));
+        assert_eq!(a.on_verdict(ms(1600), verdict), None);
         assert_eq!(a.probe_shield(ms(3000)), Some(480e3), "its queue drains");
         assert_eq!(
             a.probe_shield(ms(3700)),
             None,
             "a back-off now is the link's"
         );
+    }
+
+    #[test]
+    fn a_probe_that_filled_the_line_shields_what_it_delivered() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation {
+            probe_base: Some(317e3),
+            ..Default::default()
+        };
+        // The middle layer needs 398 k, the probe asks 497 k of a 450 k line and queues.
+        a.prober.start(t0, (0, 0), (398e3, 497e3), 126e3, 0);
+        a.prober
+            .padding_due(ms(400), (0, 0), crate::probe::STOP_BATCHES, 0);
+        assert_eq!(a.prober.tick(ms(500), 0, 450e3), None);
+        let verdict = a.prober.tick(ms(1100), 0, 450e3).expect("judged");
+        assert_eq!(verdict, Verdict::Filled(450e3));
+        assert_eq!(a.on_verdict(ms(1100), verdict), Some(450e3), "raised");
+        assert_eq!(
+            a.probe_shield(ms(2500)),
+            Some(450e3),
+            "its queue drains at what it delivered"
+        );
+        assert_eq!(a.probe_shield(ms(3200)), None);
     }
 }
