@@ -198,6 +198,11 @@ impl Prober {
         }
     }
 
+    /// The rate the last failed probe asked, until one is proved.
+    pub fn failed_target(&self) -> Option<f64> {
+        self.failed_at
+    }
+
     /// Steps up stay below what a step a probe failed to prove needs, until a probe proves one
     /// (`allocator::Budget::step_ceiling`).
     pub fn step_ceiling(&self) -> Option<f64> {
