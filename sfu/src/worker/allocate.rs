@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::Worker;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
+use crate::bwe::EstimateSnapshot;
 use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
@@ -128,6 +129,70 @@ impl LinkAllocation {
         }
     }
 
+    /// What the allocator works with this tick, from the estimator's `snap` (with the running
+    /// or last probe's `probe_base`, see [`Self::probe_shield`]): the estimate (infinite for a
+    /// subscriber that never sends feedback), and whether the link is congested (a back-off
+    /// within the hold: lowest layers must fit too) and whether a step up is allowed (settled,
+    /// not waiting after a back-off). A back-off starts a hold of [`CONGESTION_HOLD`], twice the
+    /// last one if congestion comes back soon after a hold ended.
+    fn read_estimate(
+        &mut self,
+        now: Instant,
+        snap: Option<EstimateSnapshot>,
+        probe_base: Option<f64>,
+    ) -> (Option<f64>, (bool, bool)) {
+        let estimate = match snap {
+            Some(s) if s.feedback > 0 && probe_base.is_some() => {
+                // The probe's back-off, if any, is not the link's.
+                self.seen_decreases = s.decreases;
+                Some(s.target_bps.max(probe_base.unwrap_or_default()))
+            }
+            Some(s) if s.feedback > 0 => {
+                self.first_feedback.get_or_insert(now);
+                if s.decreases > self.seen_decreases {
+                    self.seen_decreases = s.decreases;
+                    self.on_back_off(now);
+                } else if self
+                    .last_decrease
+                    .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
+                {
+                    self.backoff = None;
+                }
+                Some(s.target_bps)
+            }
+            _ => {
+                let since = *self.connected_without_feedback.get_or_insert(now);
+                (now.saturating_duration_since(since) >= NO_FEEDBACK_GIVE_UP)
+                    .then_some(f64::INFINITY)
+            }
+        };
+        let settled = self
+            .first_feedback
+            .is_some_and(|at| now.saturating_duration_since(at) >= SETTLE);
+        let flags = (
+            self.congested_until.is_some_and(|at| at > now),
+            self.blocked_until.is_none_or(|at| at <= now)
+                && (settled || estimate == Some(f64::INFINITY)),
+        );
+        (estimate, flags)
+    }
+
+    /// The estimator backed off at `now`: congestion held, stepping up waits.
+    fn on_back_off(&mut self, now: Instant) {
+        self.last_decrease = Some(now);
+        let relapse = self.congested_until.is_some_and(|until| {
+            until <= now && now.saturating_duration_since(until) < CONGESTION_HOLD
+        });
+        let hold = match self.hold {
+            Some(h) if relapse => (h * 2).min(MAX_CONGESTION_HOLD),
+            Some(h) if self.congested_until.is_some_and(|until| until > now) => h,
+            _ => CONGESTION_HOLD,
+        };
+        self.hold = Some(hold);
+        self.congested_until = Some(now + hold);
+        self.block_after_back_off(now);
+    }
+
     /// The estimate backed off at `now`: stepping up waits (see [`Self::wait_after_back_off`]),
     /// and a wait already running is never shortened.
     fn block_after_back_off(&mut self, now: Instant) {
@@ -237,51 +302,7 @@ impl Worker {
             }
         }
         let probe_base = c.allocation.probe_shield(now).or(shield_before);
-        let a = &mut c.allocation;
-        let estimate = match snap {
-            Some(s) if s.feedback > 0 && probe_base.is_some() => {
-                // The probe's back-off, if any, is not the link's (see above).
-                a.seen_decreases = s.decreases;
-                Some(s.target_bps.max(probe_base.unwrap_or_default()))
-            }
-            Some(s) if s.feedback > 0 => {
-                a.first_feedback.get_or_insert(now);
-                if s.decreases > a.seen_decreases {
-                    a.seen_decreases = s.decreases;
-                    a.last_decrease = Some(now);
-                    let relapse = a.congested_until.is_some_and(|until| {
-                        until <= now && now.saturating_duration_since(until) < CONGESTION_HOLD
-                    });
-                    let hold = match a.hold {
-                        Some(h) if relapse => (h * 2).min(MAX_CONGESTION_HOLD),
-                        Some(h) if a.congested_until.is_some_and(|until| until > now) => h,
-                        _ => CONGESTION_HOLD,
-                    };
-                    a.hold = Some(hold);
-                    a.congested_until = Some(now + hold);
-                    a.block_after_back_off(now);
-                } else if a
-                    .last_decrease
-                    .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
-                {
-                    a.backoff = None;
-                }
-                Some(s.target_bps)
-            }
-            _ => {
-                let since = *a.connected_without_feedback.get_or_insert(now);
-                (now.saturating_duration_since(since) >= NO_FEEDBACK_GIVE_UP)
-                    .then_some(f64::INFINITY)
-            }
-        };
-        let settled = a
-            .first_feedback
-            .is_some_and(|at| now.saturating_duration_since(at) >= SETTLE);
-        let budget_flags = (
-            a.congested_until.is_some_and(|at| at > now),
-            a.blocked_until.is_none_or(|at| at <= now)
-                && (settled || estimate == Some(f64::INFINITY)),
-        );
+        let (estimate, budget_flags) = c.allocation.read_estimate(now, snap, probe_base);
 
         let mut audio_bps = 0.0;
         let mut video: Vec<(usize, usize)> = Vec::new();
@@ -591,5 +612,63 @@ mod tests {
             "its queue drains at what it delivered"
         );
         assert_eq!(a.probe_shield(ms(1100) + PROBE_AFTERMATH), None);
+    }
+
+    fn snap(target_bps: f64, feedback: u64, decreases: u64) -> EstimateSnapshot {
+        EstimateSnapshot {
+            target_bps,
+            feedback,
+            decreases,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_back_off_holds_congestion_and_a_relapse_soon_after_holds_it_twice_as_long() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut a = LinkAllocation::default();
+        assert_eq!(
+            a.read_estimate(at(0), Some(snap(1e6, 1, 0)), None),
+            (Some(1e6), (false, false))
+        );
+        assert_eq!(
+            a.read_estimate(at(1), Some(snap(1e6, 5, 0)), None).1,
+            (false, true),
+            "settled: a step up may come"
+        );
+        // A back-off: congested for the hold, and no step for a moment.
+        let (estimate, flags) = a.read_estimate(at(2), Some(snap(400e3, 9, 1)), None);
+        assert_eq!((estimate, flags), (Some(400e3), (true, false)));
+        assert_eq!(a.congested_until, Some(at(2) + CONGESTION_HOLD));
+        // The hold ends; congestion comes back soon after: twice as long.
+        let after = 2 + CONGESTION_HOLD.as_secs() + 1;
+        let (_, (congested, _)) = a.read_estimate(at(after), Some(snap(400e3, 60, 1)), None);
+        assert!(!congested, "the hold ended");
+        a.read_estimate(at(after + 2), Some(snap(300e3, 70, 2)), None);
+        assert_eq!(a.congested_until, Some(at(after + 2) + CONGESTION_HOLD * 2));
+    }
+
+    #[test]
+    fn a_probes_back_off_is_not_congestion_and_a_silent_subscriber_gets_everything() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut a = LinkAllocation::default();
+        a.read_estimate(at(0), Some(snap(600e3, 1, 0)), None);
+        // Backed off while a probe started at 600 k runs: the estimate stays, no hold.
+        let (estimate, flags) = a.read_estimate(at(1500), Some(snap(420e3, 8, 1)), Some(600e3));
+        assert_eq!((estimate, flags.0), (Some(600e3), false));
+        assert_eq!(a.congested_until, None);
+        // No feedback at all: nothing known, then, after the give-up, no limit.
+        let mut silent = LinkAllocation::default();
+        assert_eq!(
+            silent.read_estimate(at(0), Some(snap(1e6, 0, 0)), None).0,
+            None
+        );
+        let late = at(0) + NO_FEEDBACK_GIVE_UP;
+        assert_eq!(
+            silent.read_estimate(late, Some(snap(1e6, 0, 0)), None),
+            (Some(f64::INFINITY), (false, true))
+        );
     }
 }
