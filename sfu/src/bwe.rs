@@ -176,10 +176,17 @@ impl LinkEstimator {
         let (Some(from), until) = *self.shared.span() else {
             return;
         };
+        let mut noted = false;
         for r in reports {
             if let Some(arrival) = r.arrival.filter(|_| r.arrived) {
-                self.cluster.note(from, arrival, r.departure, r.size);
+                noted |= self
+                    .cluster
+                    .note((from, until), arrival, r.departure, r.size);
             }
+        }
+        // After the cluster, its rate stands: nothing to recompute per feedback.
+        if !noted {
+            return;
         }
         if let Some(bps) = self.cluster.bps(until) {
             self.shared

@@ -27,16 +27,26 @@ pub struct ClusterRate {
 }
 
 impl ClusterRate {
-    /// Notes a packet that arrived, if it left while the cluster starting at `from` ran; a new
-    /// `from` starts over.
-    pub fn note(&mut self, from: Instant, arrival: Duration, departure: Instant, size: usize) {
+    /// Notes a packet that arrived, if it left while the cluster (from `from` to `until`, if
+    /// its padding stopped) ran; a new `from` starts over. Returns whether it was the
+    /// cluster's: once the cluster is over, nothing more is kept or recomputed.
+    pub fn note(
+        &mut self,
+        (from, until): (Instant, Option<Instant>),
+        arrival: Duration,
+        departure: Instant,
+        size: usize,
+    ) -> bool {
         if self.from != Some(from) {
             self.from = Some(from);
             self.packets.clear();
         }
-        if departure >= from && self.packets.len() < MAX_PACKETS {
+        let ours = departure >= from && until.is_none_or(|u| departure <= u);
+        if ours && self.packets.len() < MAX_PACKETS {
             self.packets.push((arrival, departure, size));
+            return true;
         }
+        false
     }
 
     /// Bits/s the cluster's packets (those that left before `until`, if its padding stopped)
@@ -88,7 +98,12 @@ mod tests {
             let sent = Duration::from_millis(at_ms) + Duration::from_micros(i * gap_us);
             let start = free_at.max(sent);
             free_at = start + Duration::from_secs_f64(size as f64 * 8.0 / line_bps);
-            c.note(from, free_at + Duration::from_millis(20), t0 + sent, size);
+            c.note(
+                (from, None),
+                free_at + Duration::from_millis(20),
+                t0 + sent,
+                size,
+            );
         }
     }
 
@@ -131,7 +146,11 @@ mod tests {
         let bps = c.bps(None).expect("enough");
         assert!((480e3..=510e3).contains(&bps), "{bps}");
         let next = t0 + Duration::from_secs(5);
-        c.note(next, Duration::from_secs(5), next, 310);
+        assert!(c.note((next, None), Duration::from_secs(5), next, 310));
         assert_eq!(c.bps(None), None, "one packet says nothing");
+        // Once its padding stopped, later packets are not the cluster's and are not kept.
+        let after = next + Duration::from_millis(10);
+        assert!(!c.note((next, Some(next)), Duration::from_secs(6), after, 310));
+        assert_eq!(c.packets.len(), 1);
     }
 }
