@@ -287,6 +287,7 @@ impl BandwidthEstimator for LinkEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue_delay::report;
     use std::time::Duration;
 
     /// Ten packets of 1,200 bytes sent 10 ms apart from `epoch + base_ms` (480 kbit/s in a
@@ -312,19 +313,12 @@ mod tests {
             .map(|i| {
                 let id = start + i;
                 let arrived = lost_every.is_none_or(|n| !id.is_multiple_of(n));
-                PacketReport {
-                    ssrc: 1,
+                report(
                     id,
-                    rtp_sequence_number: id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: id as u16,
-                    size: 1200,
-                    arrived,
-                    departure: epoch + Duration::from_micros((base_ms * 1000) + i * 100_000 / n),
-                    arrival: arrived
-                        .then(|| Duration::from_micros((base_ms + 20) * 1000 + i * 100_000 / n)),
-                    ecn: Default::default(),
-                }
+                    1200,
+                    epoch + Duration::from_micros((base_ms * 1000) + i * 100_000 / n),
+                    arrived.then(|| Duration::from_micros((base_ms + 20) * 1000 + i * 100_000 / n)),
+                )
             })
             .collect()
     }
@@ -347,18 +341,12 @@ mod tests {
             .enumerate()
             .map(|(id, &(at, size))| {
                 free_ms = free_ms.max(at) + size as f64 * 8.0 / 450.0;
-                PacketReport {
-                    ssrc: 1,
-                    id: id as u64,
-                    rtp_sequence_number: id as u16,
-                    is_twcc: true,
-                    twcc_sequence_number: id as u16,
+                report(
+                    id as u64,
                     size,
-                    arrived: true,
-                    departure: epoch + Duration::from_secs_f64(at / 1000.0),
-                    arrival: Some(Duration::from_secs_f64((free_ms + 20.0) / 1000.0)),
-                    ecn: Default::default(),
-                }
+                    epoch + Duration::from_secs_f64(at / 1000.0),
+                    Some(Duration::from_secs_f64((free_ms + 20.0) / 1000.0)),
+                )
             })
             .collect();
         shared.start_probe(epoch + Duration::from_millis(1000));

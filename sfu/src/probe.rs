@@ -312,7 +312,7 @@ impl Prober {
     /// At the allocation tick: ends a cluster whose time is up (or that was stopped) and
     /// judges it once its feedback is in, from what the link delivered since its start
     /// (`bwe::LinkEstimate::probe_delivered`).
-    pub fn tick(&mut self, now: Instant, decreases: u64, delivered_peak: f64) -> Option<Verdict> {
+    pub fn tick(&mut self, now: Instant, decreases: u64, delivered: f64) -> Option<Verdict> {
         match self.state {
             State::Idle => None,
             State::Running(mut c) => {
@@ -328,18 +328,18 @@ impl Prober {
                     Some(Failure::BackOff)
                 } else if let Some(stop) = c.stopped {
                     Some(stop)
-                } else if delivered_peak < c.needed_bps * CARRIED_ENOUGH {
-                    Some(Failure::Short(delivered_peak, c.needed_bps))
+                } else if delivered < c.needed_bps * CARRIED_ENOUGH {
+                    Some(Failure::Short(delivered, c.needed_bps))
                 } else {
                     None
                 };
-                let carried = delivered_peak.min(c.target_bps);
+                let carried = delivered.min(c.target_bps);
                 let verdict = match failure {
                     None => {
                         self.on_proof(now, c.needed_bps);
                         Verdict::Proved(carried)
                     }
-                    Some(Failure::Queue) if delivered_peak >= c.needed_bps => {
+                    Some(Failure::Queue) if delivered >= c.needed_bps => {
                         self.on_proof(now, c.needed_bps);
                         Verdict::Filled(carried)
                     }
