@@ -164,10 +164,6 @@ async fn the_top_layer_is_reached_by_probing_never_tried_on_a_narrow_line_and_re
     // Wide again: back on top by probing.
     let proved = probes(&server, "proved");
     let back = until_on_top(&point, &chair, Duration::from_secs(20)).await;
-    eprintln!(
-        "wide again: a second on the top layer {:.1} s after the line recovered",
-        (started.elapsed().saturating_sub(WIDE_AGAIN)).as_secs_f64()
-    );
     assert!(
         back,
         "not back on the top layer 20 s after the line recovered: {:?}",

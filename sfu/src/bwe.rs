@@ -12,13 +12,12 @@
 //! at its allocation tick, a few times a second; the interceptor writes them on feedback, a few
 //! dozen times a second. Nothing here is on the per-packet path.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::interceptor::{BandwidthEstimator, EstimatorStats, PacketReport};
 
-use crate::cluster_rate::ClusterRate;
 use crate::loss_control::LossControl;
 use crate::queue_delay::QueueDelayGuard;
 
@@ -68,11 +67,6 @@ pub struct LinkEstimate {
     queue_over: AtomicU64,
     /// A rate a probe showed the link carries, adopted at the next feedback (0: none).
     raise_bps: AtomicU64,
-    /// The running (or last) probe cluster: when it started, and when its padding stopped.
-    /// Uncontended: the worker and the interceptor run on the same thread.
-    probe_span: Mutex<(Option<Instant>, Option<Instant>)>,
-    /// What the cluster's own packets were delivered at (`cluster_rate.rs`).
-    cluster_bps: AtomicU64,
 }
 
 /// A consistent-enough copy of a [`LinkEstimate`].
@@ -98,33 +92,14 @@ impl LinkEstimate {
         }
     }
 
-    /// Starts measuring a probe cluster starting at `now`: the peak delivered rate from now
-    /// on, and the rate its own packets are delivered at.
-    pub fn start_probe(&self, now: Instant) {
+    /// Starts measuring a probe: the peak delivered rate from now on.
+    pub fn start_probe(&self) {
         self.probe_peak_bps.store(0, Ordering::Relaxed);
-        self.cluster_bps.store(0, Ordering::Relaxed);
-        *self.span() = (Some(now), None);
     }
 
-    /// The cluster's padding stopped at `at` (the first call counts): later packets are not
-    /// its own.
-    pub fn end_probe(&self, at: Instant) {
-        let mut span = self.span();
-        if span.0.is_some() && span.1.is_none() {
-            span.1 = Some(at);
-        }
-    }
-
-    /// What the link showed it delivers since [`Self::start_probe`]: the higher of the peak
-    /// delivered rate and the cluster's own rate.
-    pub fn probe_delivered(&self) -> f64 {
-        let peak = f64::from_bits(self.probe_peak_bps.load(Ordering::Relaxed));
-        peak.max(f64::from_bits(self.cluster_bps.load(Ordering::Relaxed)))
-    }
-
-    fn span(&self) -> std::sync::MutexGuard<'_, (Option<Instant>, Option<Instant>)> {
-        // Nothing is left half-done under this lock: a poisoned one holds a whole value.
-        self.probe_span.lock().unwrap_or_else(|e| e.into_inner())
+    /// The highest delivered rate since [`Self::start_probe`].
+    pub fn probe_peak(&self) -> f64 {
+        f64::from_bits(self.probe_peak_bps.load(Ordering::Relaxed))
     }
 
     /// Queuing delay the last feedback showed.
@@ -151,7 +126,6 @@ pub struct LinkEstimator {
     target: f64,
     /// Peak delivered rate of the last [`DELIVERED_PEAK_WINDOW`], and when it was set.
     delivered_peak: Option<(f64, Instant)>,
-    cluster: ClusterRate,
     shared: Arc<LinkEstimate>,
 }
 
@@ -165,33 +139,7 @@ impl LinkEstimator {
             guard: QueueDelayGuard::default(),
             target,
             delivered_peak: None,
-            cluster: ClusterRate::default(),
             shared,
-        }
-    }
-
-    /// Notes the packets of a running (or just stopped) probe cluster, and publishes their
-    /// rate.
-    fn note_cluster(&mut self, reports: &[PacketReport]) {
-        let (Some(from), until) = *self.shared.span() else {
-            return;
-        };
-        let mut noted = false;
-        for r in reports {
-            if let Some(arrival) = r.arrival.filter(|_| r.arrived) {
-                noted |= self
-                    .cluster
-                    .note((from, until), arrival, r.departure, r.size);
-            }
-        }
-        // After the cluster, its rate stands: nothing to recompute per feedback.
-        if !noted {
-            return;
-        }
-        if let Some(bps) = self.cluster.bps(until) {
-            self.shared
-                .cluster_bps
-                .store(bps.to_bits(), Ordering::Relaxed);
         }
     }
 
@@ -226,7 +174,6 @@ impl BandwidthEstimator for LinkEstimator {
         let missing = reports.iter().filter(|r| !r.arrived).count();
         // Delay first: the loss half reads loss with it (random loss comes with a flat delay).
         let queue_backed_off = self.guard.on_reports(now, reports);
-        self.note_cluster(reports);
         let mut loss_target =
             self.loss
                 .update(now, missing, reports.len(), self.guard.delay_flat());
@@ -287,7 +234,6 @@ impl BandwidthEstimator for LinkEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue_delay::report;
     use std::time::Duration;
 
     /// Ten packets of 1,200 bytes sent 10 ms apart from `epoch + base_ms` (480 kbit/s in a
@@ -313,53 +259,21 @@ mod tests {
             .map(|i| {
                 let id = start + i;
                 let arrived = lost_every.is_none_or(|n| !id.is_multiple_of(n));
-                report(
+                PacketReport {
+                    ssrc: 1,
                     id,
-                    1200,
-                    epoch + Duration::from_micros((base_ms * 1000) + i * 100_000 / n),
-                    arrived.then(|| Duration::from_micros((base_ms + 20) * 1000 + i * 100_000 / n)),
-                )
+                    rtp_sequence_number: id as u16,
+                    is_twcc: true,
+                    twcc_sequence_number: id as u16,
+                    size: 1200,
+                    arrived,
+                    departure: epoch + Duration::from_micros((base_ms * 1000) + i * 100_000 / n),
+                    arrival: arrived
+                        .then(|| Duration::from_micros((base_ms + 20) * 1000 + i * 100_000 / n)),
+                    ecn: Default::default(),
+                }
             })
             .collect()
-    }
-
-    /// A cluster stopped by its queue after 0.3 s on a 450 kbit/s line: its own packets say
-    /// what the line carries, the half-second window around it says less.
-    #[test]
-    fn a_probe_is_measured_on_its_own_packets_until_its_padding_stopped() {
-        let shared = Arc::new(LinkEstimate::default());
-        let mut e = LinkEstimator::new(shared.clone());
-        let epoch = Instant::now();
-        // (departure ms, size): 128 kbit/s of media for a second, then 497 kbit/s for 0.3 s,
-        // then media again; the line lets 450 kbit/s through.
-        let mut sends: Vec<(f64, usize)> = (0..40).map(|i| (i as f64 * 25.0, 400)).collect();
-        sends.extend((0..60).map(|i| (1000.0 + i as f64 * 5.0, 310)));
-        sends.extend((0..20).map(|i| (1300.0 + i as f64 * 25.0, 400)));
-        let mut free_ms: f64 = 0.0;
-        let reports: Vec<PacketReport> = sends
-            .iter()
-            .enumerate()
-            .map(|(id, &(at, size))| {
-                free_ms = free_ms.max(at) + size as f64 * 8.0 / 450.0;
-                report(
-                    id as u64,
-                    size,
-                    epoch + Duration::from_secs_f64(at / 1000.0),
-                    Some(Duration::from_secs_f64((free_ms + 20.0) / 1000.0)),
-                )
-            })
-            .collect();
-        shared.start_probe(epoch + Duration::from_millis(1000));
-        for (i, chunk) in reports.chunks(10).enumerate() {
-            if i == 10 {
-                shared.end_probe(epoch + Duration::from_millis(1300));
-            }
-            e.on_reports(epoch + Duration::from_millis(100 * i as u64 + 150), chunk);
-        }
-        let peak = f64::from_bits(shared.probe_peak_bps.load(Ordering::Relaxed));
-        let delivered = shared.probe_delivered();
-        assert!((430e3..=460e3).contains(&delivered), "{delivered}");
-        assert!(peak < 398e3, "the window alone would fail the step: {peak}");
     }
 
     #[test]
@@ -470,13 +384,13 @@ mod tests {
             let at = epoch + Duration::from_millis(b * 200 + 150);
             e.on_reports(at, &batch(epoch, b * 200, b * 10, None));
         }
-        shared.start_probe(epoch + Duration::from_millis(2000));
-        assert_eq!(shared.probe_delivered(), 0.0);
+        shared.start_probe();
+        assert_eq!(shared.probe_peak(), 0.0);
         for b in 10..15u64 {
             let at = epoch + Duration::from_millis(b * 200 + 150);
             e.on_reports(at, &dense_batch(epoch, b * 200, b * 40, None, 40));
         }
-        let peak = shared.probe_delivered();
+        let peak = shared.probe_peak();
         assert!(peak > 1_500_000.0, "{peak}");
         let before = shared.snapshot();
         shared.raise_to(peak);

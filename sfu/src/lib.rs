@@ -33,7 +33,6 @@ pub mod allocator;
 pub mod api;
 pub mod audio_level;
 pub mod bwe;
-pub mod cluster_rate;
 pub mod demux;
 pub mod floor_gate;
 pub mod forwarder;

@@ -42,20 +42,6 @@ pub const JUDGE_AFTER: Duration = Duration::from_millis(600);
 pub const MARGIN: f64 = 1.25;
 /// A probe aims at most this many times the media rate above it.
 pub const REACH: f64 = 2.0;
-/// A cluster starts at [`REACH`] times the media (or its target, if lower) and climbs to its
-/// target over this long, stopping at the first queue: a line that cannot carry the step
-/// queues what the probe sent above it before the feedback says so. Sent at once, a probe
-/// for the top layer (1.9 Mbit/s) behind 450 kbit/s overflowed the line's queue, and the loss
-/// pulled the estimate below the middle layer the line carried 2 s after the verdict
-/// (`tests/probe_climb.rs`); libwebrtc likewise probes at growing multiples of the estimate.
-pub const RAMP: Duration = Duration::from_millis(500);
-/// A cluster that ran its course without a queue or a back-off proves its step if the link
-/// delivered this share of what the step needs (which keeps 15 % headroom above the media
-/// the step brings): short of it, the sender was short, not the line. On a loaded machine a
-/// climbing cluster for the top layer delivered 1.43 Mbit/s of the 1.50 it had to show on an
-/// idle 4 Mbit/s line, failed, and the next probe waited 8 s (`tests/probe_climb.rs`, top
-/// layer back 20 s after the line recovered).
-pub const CARRIED_ENOUGH: f64 = 0.9;
 /// After a failed probe the next aims at most this share of the failed one's rate.
 const AFTER_FAILURE: f64 = 0.75;
 /// After a proved probe, the next may start only after this: the raised estimate reaches the
@@ -76,26 +62,12 @@ pub const STOP_BATCHES: u64 = 2;
 /// 180p for 40 s after a 400 kbit/s constraint was lifted).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(3);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// Bytes of one header extension element of a padding packet (a two-byte-form element holds
-/// 255).
+/// Bytes of header extension per padding packet (one two-byte-form element holds 255).
 pub const PADDING_EXTENSION_BYTES: usize = 240;
-/// Elements per padding packet, ids [`PADDING_EXTENSION_ID`] onwards. One makes a 310-byte
-/// packet of which 260 are RTP bytes, the unit the estimator counts in, so a line filled with
-/// padding reads ~10 % below its rate on the wire. Four (~1 KB, 96 % RTP) were measured and
-/// not kept: the loss half counts packets, and a probe's fewer, larger packets no longer
-/// diluted the media lost behind its queue; behind 450 kbit/s the middle layer was kept
-/// 3.9–9.5 s of 10 after failed probes for the top one, against 10 s in 6 of 6 runs with one
-/// (`tests/probe_climb.rs`).
-pub const PADDING_ELEMENTS: u8 = 1;
-/// Bytes one padding packet puts on the wire, for pacing: RTP header, extension header and
-/// elements, room for the transport-wide sequence number element, SRTP tag, UDP and IP.
-pub const PADDING_PACKET_BYTES: f64 = 12.0
-    + 4.0
-    + PADDING_ELEMENTS as f64 * (2.0 + PADDING_EXTENSION_BYTES as f64)
-    + 8.0
-    + 10.0
-    + 28.0;
-/// The first extension id the padding rides in: two-byte form, never negotiated by us.
+/// Bytes one padding packet puts on the wire, for pacing: RTP header, extension, padding,
+/// SRTP tag, UDP and IP.
+pub const PADDING_PACKET_BYTES: f64 = 12.0 + 4.0 + 244.0 + 8.0 + 4.0 + 10.0 + 28.0;
+/// The extension id the padding rides in: two-byte form, never negotiated by us.
 pub const PADDING_EXTENSION_ID: u8 = 200;
 /// At most this many padding packets after one frame (at 20 fps and 310 bytes each on the wire,
 /// 1.6 Mbit/s of padding).
@@ -108,13 +80,11 @@ pub type PaddedDowntrack = (usize, usize);
 struct Cluster {
     downtrack: PaddedDowntrack,
     until: Instant,
-    /// The rate the link is asked to carry, at the start and after [`RAMP`], and the media
-    /// under it.
-    start_bps: f64,
+    /// The rate the link is asked to carry, and the padding that adds to the media.
     target_bps: f64,
-    media_bps: f64,
     /// What the next step needs: delivering that proves the probe.
     needed_bps: f64,
+    pad_bps: f64,
     /// Padding bytes owed at `last`.
     owed: f64,
     last: Instant,
@@ -122,18 +92,6 @@ struct Cluster {
     decreases: u64,
     /// Whether it stopped early, on what.
     stopped: Option<Failure>,
-    /// When its padding stopped (early, or at `until`).
-    stopped_at: Option<Instant>,
-}
-
-impl Cluster {
-    /// The rate asked of the link at `now`: climbing from the start rate to the target over
-    /// [`RAMP`].
-    fn rate_at(&self, now: Instant) -> f64 {
-        let started = self.until - CLUSTER;
-        let ramped = now.saturating_duration_since(started).as_secs_f64() / RAMP.as_secs_f64();
-        self.start_bps + (self.target_bps - self.start_bps) * ramped.min(1.0)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -196,42 +154,18 @@ impl Prober {
         self.state != State::Idle
     }
 
-    /// When the running cluster's padding stopped, once it has: packets after it are not the
-    /// cluster's (`cluster_rate.rs`).
-    pub fn padding_end(&self) -> Option<Instant> {
-        match self.state {
-            State::Running(c) | State::Judging(c, _) => c.stopped_at,
-            State::Idle => None,
-        }
-    }
-
-    /// The rate the last failed probe asked, until one is proved.
-    pub fn failed_target(&self) -> Option<f64> {
-        self.failed_at
-    }
-
     /// Steps up stay below what a step a probe failed to prove needs, until a probe proves one
     /// (`allocator::Budget::step_ceiling`).
     pub fn step_ceiling(&self) -> Option<f64> {
         self.failed_need.map(|n| n * 0.99)
     }
 
-    /// A probe proved a step needing `needed`. What a failed probe taught is forgotten only
-    /// if this step reaches the failed one: behind 450 kbit/s, proving the middle layer again
-    /// and again reset the wait after each failed probe for the top layer, and each of those,
-    /// every 3 s, left a queue whose loss dropped the middle layer
-    /// (`tests/probe_climb.rs`).
-    fn on_proof(&mut self, now: Instant, needed: f64) {
+    fn on_proof(&mut self, now: Instant) {
         self.proved += 1;
+        self.backoff = None;
         self.blocked_until = Some(now + AFTER_PROOF);
-        if self
-            .failed_need
-            .is_none_or(|failed| needed >= failed * 0.99)
-        {
-            self.backoff = None;
-            self.failed_at = None;
-            self.failed_need = None;
-        }
+        self.failed_at = None;
+        self.failed_need = None;
     }
 
     /// The rate to probe at, given what the next step needs, what the subscriber would take
@@ -260,15 +194,13 @@ impl Prober {
         self.state = State::Running(Cluster {
             downtrack,
             until: now + CLUSTER,
-            start_bps: target_bps.min(media_bps * REACH),
             target_bps,
-            media_bps,
             needed_bps,
+            pad_bps: (target_bps - media_bps).max(0.0),
             owed: 0.0,
             last: now,
             decreases,
             stopped: None,
-            stopped_at: None,
         });
     }
 
@@ -290,17 +222,15 @@ impl Prober {
         }
         if queue_over >= STOP_BATCHES {
             c.stopped = Some(Failure::Queue);
-            c.stopped_at = Some(now);
             return 0;
         }
         if decreases != c.decreases {
             c.stopped = Some(Failure::BackOff);
-            c.stopped_at = Some(now);
             return 0;
         }
         let elapsed = now.saturating_duration_since(c.last).as_secs_f64();
         c.last = now;
-        c.owed += (c.rate_at(now) - c.media_bps).max(0.0) / 8.0 * elapsed;
+        c.owed += c.pad_bps / 8.0 * elapsed;
         let n = ((c.owed / PADDING_PACKET_BYTES) as usize).min(MAX_BURST);
         c.owed -= n as f64 * PADDING_PACKET_BYTES;
         // What could not go in this burst is not carried over: a late frame does not earn a
@@ -310,14 +240,12 @@ impl Prober {
     }
 
     /// At the allocation tick: ends a cluster whose time is up (or that was stopped) and
-    /// judges it once its feedback is in, from what the link delivered since its start
-    /// (`bwe::LinkEstimate::probe_delivered`).
-    pub fn tick(&mut self, now: Instant, decreases: u64, delivered: f64) -> Option<Verdict> {
+    /// judges it once its feedback is in, from the peak delivered rate since its start.
+    pub fn tick(&mut self, now: Instant, decreases: u64, delivered_peak: f64) -> Option<Verdict> {
         match self.state {
             State::Idle => None,
-            State::Running(mut c) => {
+            State::Running(c) => {
                 if c.stopped.is_some() || now >= c.until || decreases != c.decreases {
-                    c.stopped_at.get_or_insert(now.min(c.until));
                     self.state = State::Judging(c, now + JUDGE_AFTER);
                 }
                 None
@@ -328,19 +256,19 @@ impl Prober {
                     Some(Failure::BackOff)
                 } else if let Some(stop) = c.stopped {
                     Some(stop)
-                } else if delivered < c.needed_bps * CARRIED_ENOUGH {
-                    Some(Failure::Short(delivered, c.needed_bps))
+                } else if delivered_peak < c.needed_bps {
+                    Some(Failure::Short(delivered_peak, c.needed_bps))
                 } else {
                     None
                 };
-                let carried = delivered.min(c.target_bps);
+                let carried = delivered_peak.min(c.target_bps);
                 let verdict = match failure {
                     None => {
-                        self.on_proof(now, c.needed_bps);
+                        self.on_proof(now);
                         Verdict::Proved(carried)
                     }
-                    Some(Failure::Queue) if delivered >= c.needed_bps => {
-                        self.on_proof(now, c.needed_bps);
+                    Some(Failure::Queue) if delivered_peak >= c.needed_bps => {
+                        self.on_proof(now);
                         Verdict::Filled(carried)
                     }
                     Some(failure) => {
@@ -511,21 +439,17 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Prober::default();
         assert!(p.may_start(t0));
-        p.start(t0, (1, 0), (900_000.0, 1_000_000.0), 300_000.0, 3);
+        p.start(t0, (1, 0), (900_000.0, 1_000_000.0), 500_000.0, 3);
         assert!(!p.may_start(t0));
-        let mut sent = [0, 0];
-        // 20 frames 50 ms apart: a second, climbing from 2 × 300 kbit/s to the target of
-        // 1 Mbit/s in its first half (300 to 700 kbit/s of padding), then 700 kbit/s.
+        let mut sent = 0;
+        // 20 frames 50 ms apart: a second of 500 kbit/s of padding.
         for f in 1..=20u64 {
             let at = t0 + Duration::from_millis(50 * f);
             assert_eq!(p.padding_due(at, (1, 1), 0, 3), 0, "other downtrack");
-            sent[usize::from(f > 10)] += p.padding_due(at, (1, 0), 0, 3);
+            sent += p.padding_due(at, (1, 0), 0, 3);
         }
-        let bps = sent.map(|n| n as f64 * PADDING_PACKET_BYTES * 8.0 * 2.0);
-        // The frame at the cluster's end pads nothing: 9 frames of 10 in the second half.
-        assert!((580e3..=700e3).contains(&bps[1]), "{bps:?}");
-        assert!((400e3..=560e3).contains(&bps[0]), "{bps:?}");
-        assert!(bps[0] < bps[1] * 0.9, "{bps:?}");
+        let bps = sent as f64 * PADDING_PACKET_BYTES * 8.0;
+        assert!((450e3..=520e3).contains(&bps), "{bps}");
     }
 
     #[test]
@@ -648,15 +572,8 @@ mod tests {
         p.start(ms(4000), (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 5);
         assert_eq!(p.tick(ms(5000), 5, 0.0), None);
         assert_eq!(
-            p.tick(ms(5600), 5, 800_000.0),
-            Some(Verdict::Failed(Failure::Short(800_000.0, 900_000.0)))
-        );
-        // A little short, with no queue: the line carried what the step brings.
-        p.start(ms(12_000), (0, 0), (900_000.0, 1_000_000.0), 500_000.0, 5);
-        assert_eq!(p.tick(ms(13_000), 5, 0.0), None);
-        assert_eq!(
-            p.tick(ms(13_600), 5, 850_000.0),
-            Some(Verdict::Proved(850_000.0))
+            p.tick(ms(5600), 5, 880_000.0),
+            Some(Verdict::Failed(Failure::Short(880_000.0, 900_000.0)))
         );
     }
 
@@ -668,7 +585,7 @@ mod tests {
         p.start(t0, (0, 0), (398e3, 497e3), 126e3, 0);
         p.tick(ms(1000), 0, 0.0);
         assert!(matches!(
-            p.tick(ms(1600), 0, 340e3),
+            p.tick(ms(1600), 0, 380e3),
             Some(Verdict::Failed(_))
         ));
         assert_eq!(p.step_ceiling(), Some(398e3 * 0.99));
@@ -680,22 +597,6 @@ mod tests {
         assert_eq!(p.step_ceiling(), None, "the step is proved");
         assert_eq!((p.started, p.proved), (2, 1));
         assert!(!p.may_start(ms(6100)), "the step it allows comes first");
-        // A failed probe for the step above, then the lower one proved again: the failure's
-        // wait and ceiling stay.
-        p.start(ms(9000), (0, 0), (1.5e6, 1.87e6), 340e3, 0);
-        p.tick(ms(10_000), 0, 0.0);
-        assert!(matches!(
-            p.tick(ms(10_600), 1, 420e3),
-            Some(Verdict::Failed(_))
-        ));
-        p.start(ms(14_000), (0, 0), (398e3, 497e3), 126e3, 1);
-        p.tick(ms(15_000), 1, 0.0);
-        assert!(matches!(
-            p.tick(ms(15_600), 1, 450e3),
-            Some(Verdict::Proved(_))
-        ));
-        assert_eq!(p.step_ceiling(), Some(1.5e6 * 0.99));
-        assert_eq!(p.backoff, Some(INITIAL_BACKOFF * 2), "not reset");
     }
 
     #[test]

@@ -194,32 +194,25 @@ impl QueueDelayGuard {
     }
 }
 
-/// A transport-wide feedback report of packet `id` (`arrival`: `None` if lost), for tests here
-/// and in `bwe.rs`.
-#[cfg(test)]
-pub(crate) fn report(
-    id: u64,
-    size: usize,
-    departure: Instant,
-    arrival: Option<Duration>,
-) -> PacketReport {
-    PacketReport {
-        ssrc: 1,
-        id,
-        rtp_sequence_number: id as u16,
-        is_twcc: true,
-        twcc_sequence_number: id as u16,
-        size,
-        arrived: arrival.is_some(),
-        departure,
-        arrival,
-        ecn: Default::default(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A transport-wide feedback report of packet `id` (`arrival`: `None` if lost).
+    fn report(id: u64, size: usize, departure: Instant, arrival: Option<Duration>) -> PacketReport {
+        PacketReport {
+            ssrc: 1,
+            id,
+            rtp_sequence_number: id as u16,
+            is_twcc: true,
+            twcc_sequence_number: id as u16,
+            size,
+            arrived: arrival.is_some(),
+            departure,
+            arrival,
+            ecn: Default::default(),
+        }
+    }
 
     /// Sends `send_bps` of 1,000-byte packets into a line of `line_bps` with a 200 ms drop-tail
     /// queue and 20 ms propagation, feeding back every 100 ms; returns the cap over time.

@@ -536,9 +536,6 @@ fn pad_probe(
         .allocation
         .prober
         .padding_due(now, downtrack, queue_over, decreases);
-    if let Some(at) = conn.allocation.prober.padding_end() {
-        estimate.end_probe(at);
-    }
     for _ in 0..due {
         let Some(rewrite) = d.forwarder.pad() else {
             return;
@@ -555,12 +552,13 @@ fn pad_probe(
             ssrc: d.ssrc,
             ..Default::default()
         };
-        let first = crate::probe::PADDING_EXTENSION_ID;
-        if (first..first + crate::probe::PADDING_ELEMENTS).any(|id| {
-            header
-                .set_extension(id, bytes::Bytes::from_static(&PROBE_FILL))
-                .is_err()
-        }) {
+        if header
+            .set_extension(
+                crate::probe::PADDING_EXTENSION_ID,
+                bytes::Bytes::from_static(&PROBE_FILL),
+            )
+            .is_err()
+        {
             return;
         }
         let packet = rtp::Packet {
