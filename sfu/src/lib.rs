@@ -178,6 +178,7 @@ impl Sfu {
             let announced = SocketAddr::new(config.public_ip, port);
             let w = worker::Worker::new(
                 i,
+                &poll,
                 socket,
                 announced,
                 tcp_announced,

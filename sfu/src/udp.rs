@@ -47,6 +47,13 @@ impl SendQueue {
         self.queue.is_empty()
     }
 
+    /// Empties the queue without sending: the datagrams and where each goes (a test's network).
+    pub fn take(&mut self) -> impl Iterator<Item = (SocketAddr, BytesMut)> + '_ {
+        self.queue
+            .drain(..)
+            .filter_map(|(to, d)| Some((to.as_socket()?, d)))
+    }
+
     /// Sends everything queued on `fd` and empties the queue.
     pub fn flush(&mut self, fd: RawFd) -> Flushed {
         let mut out = Flushed::default();

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::Worker;
+use super::WorkerCore;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
@@ -142,7 +142,7 @@ impl LinkAllocation {
     }
 }
 
-impl Worker {
+impl WorkerCore {
     pub(super) fn allocate_layers(&mut self, now: Instant) {
         // Which downtracks each subscriber connection carries.
         let mut by_conn: HashMap<usize, Vec<(usize, usize)>> = HashMap::new();
@@ -412,7 +412,7 @@ impl Worker {
     }
 }
 
-impl Worker {
+impl WorkerCore {
     /// Whether to probe this tick, and how: only when a flowing video could step up but for the
     /// estimate, and stepping is allowed (not backing off after a failed step). Returns the
     /// downtrack to pad (the most important flowing video), what the next step needs and the

@@ -8,10 +8,10 @@ use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
-use super::{Timer, Worker};
+use super::{Timer, WorkerCore};
 use crate::api::TrackKind;
 
-impl Worker {
+impl WorkerCore {
     /// RTCP the application sees: keyframe requests and receiver reports (see `conn.rs`).
     pub(super) fn on_rtcp(&mut self, now: Instant, key: usize, packets: &[Box<dyn rtcp::Packet>]) {
         for p in packets {

@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use rtc::sansio::Protocol;
 
-use super::Worker;
+use super::WorkerCore;
 use super::conn::Conn;
 use crate::api::{MediaEvent, ParticipantId, PcKind, SfuError};
 
-impl Worker {
+impl WorkerCore {
     /// Forgets a connection whose engine state can no longer be trusted, and tells its
     /// participant (the client reconnects).
     pub(super) fn drop_conn_after_panic(&mut self, key: usize) {
@@ -33,7 +33,7 @@ impl Worker {
             .map(|(k, _)| k)
             .collect();
         for t in tracks {
-            self.unpublish(Instant::now(), t);
+            self.unpublish(self.now, t);
         }
         for (_, t) in self.tracks.iter_mut() {
             t.downtracks.retain(|d| d.conn != key);
@@ -173,7 +173,7 @@ impl Worker {
                 if out.transport.transport_protocol == rtc::shared::TransportProtocol::TCP {
                     self.send_tcp(key, out.transport.peer_addr, out.message);
                 } else {
-                    let _ = self.socket.send_to(&out.message, out.transport.peer_addr);
+                    self.out.push(out.transport.peer_addr, out.message);
                 }
             }
             self.close_tcp_of_conn(key);

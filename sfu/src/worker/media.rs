@@ -15,7 +15,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 
-use super::Worker;
+use super::WorkerCore;
 use super::conn::{AUDIO_LEVEL_URI, Conn, internal, rtc_sdp_error};
 use super::decide::{Decision, Incoming};
 use super::track::{Bound, DownTrack, Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
@@ -28,7 +28,7 @@ use crate::keyframe::VideoCodec;
 use crate::keyframe_requests::KeyframeRequests;
 use crate::layer_meter::LayerMeter;
 
-impl Worker {
+impl WorkerCore {
     pub(super) fn publish_offer(
         &mut self,
         now: Instant,
@@ -463,7 +463,7 @@ impl Worker {
     }
 }
 
-impl Worker {
+impl WorkerCore {
     /// A padding-only packet (Chromium's bandwidth probing, on the media SSRC when RTX is not
     /// negotiated): no subscriber gets it, and each downtrack on its layer closes its numbering
     /// over it. Only a late one whose number was already reserved goes out, as padding.

@@ -15,6 +15,8 @@ mod media;
 mod negotiate;
 pub(crate) mod offline;
 mod routing;
+mod shell;
+pub(crate) use shell::{WAKER, Worker};
 mod stats;
 mod tcp;
 pub(crate) use tcp::KERNEL_UNSENT;
@@ -22,14 +24,10 @@ mod track;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
 use bytes::BytesMut;
-use mio::{Events, Interest, Poll, Token};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -39,18 +37,11 @@ use tokio::sync::mpsc;
 use crate::api::{Command, MediaEvent, ParticipantId, SfuError};
 use crate::demux::Demux;
 use crate::metrics::WorkerMetrics;
+use crate::udp::{Flushed, SendQueue};
 use conn::{Conn, PcFactory};
 use negotiate::SubscribeNegotiation;
 use track::PublishedTrack;
 
-pub(crate) const SOCKET: Token = Token(0);
-pub(crate) const WAKER: Token = Token(1);
-
-/// Datagrams read per wake before looking at commands and timers again.
-const READ_BATCH: usize = 256;
-const MAX_DATAGRAM: usize = 1500;
-/// Read buffer for ICE-TCP streams (many frames per read).
-const TCP_READ: usize = 16 << 10;
 /// Datagrams queued before a flush mid-pass.
 const MAX_QUEUED_SENDS: usize = 1024;
 
@@ -69,6 +60,24 @@ enum Timer {
     Restart(ParticipantId),
 }
 
+/// The core's only way out: the shell's sockets, or a test's network.
+pub(crate) trait Output: Send {
+    /// Sends every queued datagram and empties the queue. Called at the end of each pass and
+    /// mid-pass when a fan-out burst fills the queue, so that burst leaves in `sendmmsg`
+    /// batches without the queue growing with the room.
+    fn send_udp(&mut self, queue: &mut SendQueue) -> Flushed;
+    /// Takes an ICE-TCP stream (handed over by the acceptor) as link `link`.
+    fn tcp_adopt(&mut self, link: usize, stream: mio::net::TcpStream) -> std::io::Result<()>;
+    /// Reads from link `link`, as `Read::read` (0: closed by the peer).
+    fn tcp_read(&mut self, link: usize, buf: &mut [u8]) -> std::io::Result<usize>;
+    /// Writes to link `link`, as `Write::write`.
+    fn tcp_write(&mut self, link: usize, bytes: &[u8]) -> std::io::Result<usize>;
+    /// Bytes the kernel holds for link `link` and has not sent yet (0 if it cannot say).
+    fn tcp_unsent(&self, link: usize) -> usize;
+    /// Drops link `link`'s stream.
+    fn tcp_close(&mut self, link: usize);
+}
+
 pub(crate) struct Participant {
     room: String,
     events: mpsc::Sender<MediaEvent>,
@@ -85,14 +94,12 @@ pub(crate) struct Participant {
     upstream: (u64, i64),
 }
 
-pub(crate) struct Worker {
-    socket: mio::net::UdpSocket,
+pub(crate) struct WorkerCore {
     /// The local address of every UDP packet as the engine sees it: the announced candidate's,
     /// not the bound one. The engine matches a packet to a local candidate by this address, and
     /// bound to 0.0.0.0 (the default when listening on every interface) nothing would match.
     local_addr: SocketAddr,
     factory: PcFactory,
-    commands: Receiver<Command>,
     conns: Slab<Conn>,
     demux: Demux<usize>,
     participants: HashMap<ParticipantId, Participant>,
@@ -108,6 +115,8 @@ pub(crate) struct Worker {
     /// Participants whose subscribe connection failed on our side in this pass.
     failed_subscribes: Vec<ParticipantId>,
     out: crate::udp::SendQueue,
+    /// Where `out` goes: the shell's socket, or a test's network.
+    output: Box<dyn Output>,
     metrics: WorkerMetrics,
     next_ufrag: u64,
     worker_index: usize,
@@ -115,25 +124,22 @@ pub(crate) struct Worker {
     tcp: tcp::TcpLinks,
     /// Rewritten VP8 payloads of the packet being forwarded (capacity kept across packets).
     vp8_rewrites: crate::vp8::Rewrites,
-    /// To register ICE-TCP streams handed over while running.
-    registry: Option<mio::Registry>,
+    /// The time of the input being handled (for the ICE-TCP queues' ages).
+    now: Instant,
 }
 
-impl Worker {
+impl WorkerCore {
     pub fn new(
         worker_index: usize,
-        socket: std::net::UdpSocket,
         announced: SocketAddr,
         tcp_announced: Option<SocketAddr>,
-        commands: Receiver<Command>,
         metrics: WorkerMetrics,
+        output: Box<dyn Output>,
+        now: Instant,
     ) -> Result<Self, SfuError> {
-        socket.set_nonblocking(true).map_err(conn::internal)?;
-        Ok(Self {
-            socket: mio::net::UdpSocket::from_std(socket),
+        let mut core = Self {
             local_addr: announced,
             factory: PcFactory::new(announced, tcp_announced)?,
-            commands,
             conns: Slab::new(),
             demux: Demux::default(),
             participants: HashMap::new(),
@@ -145,111 +151,65 @@ impl Worker {
             offer_queue: Vec::new(),
             failed_subscribes: Vec::new(),
             out: crate::udp::SendQueue::default(),
+            output,
             metrics,
             next_ufrag: 0,
             worker_index,
             shutting_down: false,
             tcp: tcp::TcpLinks::new(tcp_announced),
             vp8_rewrites: Default::default(),
-            registry: None,
-        })
-    }
-
-    /// Runs until `Command::Shutdown` or the command channel closes.
-    pub fn run(mut self, mut poll: Poll) {
-        if let Err(e) = poll
-            .registry()
-            .register(&mut self.socket, SOCKET, Interest::READABLE)
-        {
-            tracing::error!(worker = self.worker_index, "cannot register socket: {e}");
-            return;
-        }
-        match poll.registry().try_clone() {
-            Ok(r) => self.registry = Some(r),
-            Err(e) => tracing::error!(worker = self.worker_index, "no ICE-TCP: {e}"),
-        }
-        let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut tcp_buf = vec![0u8; TCP_READ];
-        self.timers.push(Reverse((
-            Instant::now() + stats::STATS_INTERVAL,
-            Timer::Stats,
-        )));
-        self.timers.push(Reverse((
-            Instant::now() + allocate::ALLOCATE_INTERVAL,
+            now,
+        };
+        core.timers
+            .push(Reverse((now + stats::STATS_INTERVAL, Timer::Stats)));
+        core.timers.push(Reverse((
+            now + allocate::ALLOCATE_INTERVAL,
             Timer::Allocate,
         )));
-        while !self.shutting_down {
-            let timeout = if self.tcp.again.is_empty() {
-                self.timers
-                    .peek()
-                    .map(|Reverse((at, _))| at.saturating_duration_since(Instant::now()))
-            } else {
-                Some(std::time::Duration::ZERO)
-            };
-            if let Err(e) = poll.poll(&mut events, timeout)
-                && e.kind() != ErrorKind::Interrupted
-            {
-                tracing::error!(worker = self.worker_index, "poll failed: {e}");
-                break;
-            }
-            for e in events.iter() {
-                if let Some(link) = e.token().0.checked_sub(tcp::TCP_BASE) {
-                    let readable = e.is_readable() || e.is_read_closed() || e.is_error();
-                    self.tcp.ready.push((link, readable, e.is_writable()));
-                }
-            }
-            // One clock read per pass: everything in this pass happens "now".
-            let now = Instant::now();
-            let read_before = self.metrics.packets_in;
-            // A bug that panics in one pass must not take every room of this worker down with
-            // it: log, count, and keep serving (the per-datagram guard in `on_datagram` already
-            // isolates the hostile-input path to one connection).
-            let pass = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.read_socket(now, &mut buf);
-                self.service_tcp(now, &mut tcp_buf);
-                self.apply_commands(now);
-                self.fire_timers(now);
-                self.drain(now);
-            }));
-            if pass.is_err() {
-                tracing::error!(
-                    worker = self.worker_index,
-                    "worker pass panicked; continuing"
-                );
-                self.dirty.clear();
-                for (_, c) in self.conns.iter_mut() {
-                    c.dirty = false;
-                }
-            }
-            // What this pass added to the media it read: each packet left by the end of it.
-            let read = self.metrics.packets_in.saturating_sub(read_before);
-            if read > 0 {
-                let took = now.elapsed().as_secs_f64();
-                for _ in 0..read {
-                    self.metrics.forward_latency.observe(took);
-                }
-            }
-            self.metrics.flush();
-        }
-        self.close_all(Instant::now());
+        Ok(core)
     }
 
-    fn read_socket(&mut self, now: Instant, buf: &mut [u8]) {
-        for _ in 0..READ_BATCH {
-            match self.socket.recv_from(buf) {
-                Ok((n, from)) => self.on_datagram(now, from, &buf[..n]),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors surface here on Linux (ECONNREFUSED from a gone client).
-                    tracing::debug!(worker = self.worker_index, "recv_from: {e}");
-                }
-            }
+    /// The earliest time [`Self::process`] has work to do (a timer), if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Whether a `Shutdown` command was handled.
+    pub fn shut_down(&self) -> bool {
+        self.shutting_down
+    }
+
+    /// Fires the timers due at `now`, then drains every connection an input touched: their
+    /// writes go out, their RTP is forwarded, their events reach the sessions. Call it after
+    /// the inputs of a pass (datagrams, frames, commands) and at [`Self::poll_timeout`].
+    pub fn process(&mut self, now: Instant) {
+        self.now = now;
+        self.fire_timers(now);
+        self.drain(now);
+    }
+
+    /// After a pass panicked: forget what was half done, keep serving.
+    pub fn recover_from_panic(&mut self) {
+        self.dirty.clear();
+        for (_, c) in self.conns.iter_mut() {
+            c.dirty = false;
         }
     }
 
-    fn on_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// Closes every connection (their DTLS close_notify goes out) before the worker ends.
+    pub fn close(&mut self, now: Instant) {
+        self.now = now;
+        self.close_all(now);
+        self.flush_sends();
+    }
+
+    pub fn metrics_mut(&mut self) -> &mut WorkerMetrics {
+        &mut self.metrics
+    }
+
+    /// One datagram from the network (UDP). Drained by the next [`Self::process`].
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        self.now = now;
         self.metrics.datagrams_in += 1;
         self.metrics.bytes_in += datagram.len() as u64;
         let Some(route) = self.demux.route(from, datagram) else {
@@ -303,20 +263,10 @@ impl Worker {
         }
     }
 
-    fn apply_commands(&mut self, now: Instant) {
-        loop {
-            match self.commands.try_recv() {
-                Ok(cmd) => self.on_command(now, cmd),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    self.shutting_down = true;
-                    break;
-                }
-            }
-        }
-    }
-
-    fn on_command(&mut self, now: Instant, cmd: Command) {
+    /// One command from the sessions. Its reply is sent now; its effects drain in the next
+    /// [`Self::process`].
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.now = now;
         match cmd {
             Command::Join {
                 room,
@@ -559,7 +509,7 @@ impl Worker {
         if self.out.is_empty() {
             return;
         }
-        let f = self.out.flush(self.socket.as_raw_fd());
+        let f = self.output.send_udp(&mut self.out);
         self.metrics.datagrams_out += f.sent;
         self.metrics.bytes_out += f.bytes;
         self.metrics.send_dropped += f.dropped;

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 
 use super::conn::{internal, rtc_sdp_error};
-use super::{Timer, Worker};
+use super::{Timer, WorkerCore};
 use crate::api::{MediaEvent, OfferedTrack, ParticipantId, PcKind, SfuError};
 
 /// How long a subscribe offer waits for its answer before the connection is restarted. A
@@ -63,7 +63,7 @@ pub(crate) struct SubscribeNegotiation {
     pub restart_pending: bool,
 }
 
-impl Worker {
+impl WorkerCore {
     /// Marks a participant's subscribe side as changed. Queued once; the queue (not a scan of
     /// every participant) is what each loop pass looks at.
     pub(super) fn renegotiate(&mut self, participant: ParticipantId) {
@@ -245,7 +245,7 @@ impl Worker {
     }
 }
 
-impl Worker {
+impl WorkerCore {
     /// The answer timer of `revision`: if that offer is still unanswered, the client will not
     /// answer it (it refused it, lost it, or its answer was refused before reaching us).
     pub(super) fn answer_overdue(

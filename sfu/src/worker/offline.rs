@@ -1,10 +1,10 @@
 //! The publish side of negotiation with no worker, socket or thread of its own: a client's offer
-//! and trickled candidates go through exactly what [`Worker::publish_offer`] and
+//! and trickled candidates go through exactly what [`WorkerCore::publish_offer`] and
 //! `add_candidate` do to them (a connection built by the same [`PcFactory`], the offer parsed and
 //! applied, an answer created and applied). Fuzz targets (`fuzz/`) and the replay test of their
 //! corpora call it; the server itself never does.
 //!
-//! [`Worker::publish_offer`]: super::Worker
+//! [`WorkerCore::publish_offer`]: super::WorkerCore::publish_offer
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId};
 
-use super::Worker;
+use super::WorkerCore;
 use super::conn::{AUDIO_LEVEL_URI, internal};
 use super::track::{Bound, DownTrack};
 use crate::api::{ParticipantId, PcKind, SfuError, Subscription, TrackKind};
@@ -24,7 +24,7 @@ use crate::forwarder::Forwarder;
 /// ever routed (issue 10, item 4: a chair scrolling 120 thumbnails).
 pub(crate) const MAX_PAUSED_DOWNTRACKS: usize = 8;
 
-impl Worker {
+impl WorkerCore {
     /// Routing decision from the room: `participant` receives exactly `subscriptions`.
     pub(super) fn set_receives(
         &mut self,

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use rtc::statistics::StatsSelector;
 
-use super::Worker;
+use super::WorkerCore;
 use crate::api::{MediaEvent, ParticipantId};
 
 pub(super) const STATS_INTERVAL: Duration = Duration::from_secs(2);
 
-impl Worker {
+impl WorkerCore {
     pub(super) fn collect_link_stats(&mut self, now: Instant) {
         let ids: Vec<ParticipantId> = self.participants.keys().copied().collect();
         for id in ids {

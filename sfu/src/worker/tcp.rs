@@ -6,15 +6,14 @@
 //! key for writes: the engine says where a packet goes (the selected pair's remote address) and
 //! which protocol, and a TCP peer address is only ever one of our accepted streams.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use mio::{Interest, Token};
 use rtc::shared::{TransportContext, TransportProtocol};
 
-use super::Worker;
+use super::WorkerCore;
 use crate::framing::{FrameReader, FrameWriter};
 use crate::ice_tcp::Handoff;
 use crate::packet::stun_local_ufrag;
@@ -43,13 +42,14 @@ const URGENT_MAX: usize = 500;
 /// Bytes read from one TCP connection per pass before the others get their turn.
 const READ_PER_PASS: usize = 64 << 10;
 
+/// One ICE-TCP connection as the core sees it: its framing and queue. Its stream is the
+/// shell's ([`super::Output`]), under the same key.
 pub(crate) struct TcpLink {
-    stream: mio::net::TcpStream,
     peer: SocketAddr,
     conn: usize,
     reader: FrameReader,
     writer: FrameWriter,
-    /// Listed in `Worker::tcp_flush`.
+    /// Listed in `WorkerCore::flush_tcp`.
     flush_listed: bool,
 }
 
@@ -78,10 +78,10 @@ impl TcpLinks {
     }
 }
 
-impl Worker {
+impl WorkerCore {
     pub(super) fn adopt_tcp(&mut self, now: Instant, h: Handoff) {
         let Handoff {
-            mut stream,
+            stream,
             peer,
             buffered,
         } = h;
@@ -109,21 +109,13 @@ impl Worker {
             tracing::debug!(%peer, "ice-tcp: too many connections");
             return;
         }
-        let Some(registry) = self.registry.as_ref() else {
-            return;
-        };
         let entry = self.tcp.links.vacant_entry();
         let key = entry.key();
-        if let Err(e) = registry.register(
-            &mut stream,
-            Token(TCP_BASE + key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) = self.output.tcp_adopt(key, stream) {
             tracing::debug!(%peer, "ice-tcp register: {e}");
             return;
         }
         entry.insert(TcpLink {
-            stream,
             peer,
             conn,
             reader,
@@ -138,6 +130,7 @@ impl Worker {
 
     /// Handles readiness of the links polled this pass, and links with unread bytes.
     pub(super) fn service_tcp(&mut self, now: Instant, buf: &mut [u8]) {
+        self.now = now;
         let mut again = std::mem::take(&mut self.tcp.again);
         for link in again.drain(..) {
             self.read_tcp(now, link, buf);
@@ -164,7 +157,7 @@ impl Worker {
                 return;
             };
             loop {
-                match l.stream.read(buf) {
+                match self.output.tcp_read(link, buf) {
                     Ok(0) => {
                         closed = true;
                         break;
@@ -243,9 +236,9 @@ impl Worker {
         // Audio, RTCP and ICE checks are small; video packets are near the MTU. The small ones
         // never wait behind queued video (issue 11: audio first in every queue we keep).
         let queued = if packet.len() <= URGENT_MAX {
-            l.writer.push_urgent(Instant::now(), &packet)
+            l.writer.push_urgent(self.now, &packet)
         } else {
-            l.writer.push(Instant::now(), &packet)
+            l.writer.push(self.now, &packet)
         };
         if !queued {
             self.metrics.tcp_dropped += 1;
@@ -274,17 +267,20 @@ impl Worker {
         let Some(l) = self.tcp.links.get_mut(link) else {
             return;
         };
-        if let Some(before) = Instant::now().checked_sub(MAX_QUEUE_DELAY) {
+        if let Some(before) = self.now.checked_sub(MAX_QUEUE_DELAY) {
             self.metrics.tcp_dropped += l.writer.drop_queued_before(before) as u64;
         }
         let mut failed = false;
         while !l.writer.is_empty() {
-            let room = KERNEL_UNSENT.saturating_sub(unsent(&l.stream));
+            let room = KERNEL_UNSENT.saturating_sub(self.output.tcp_unsent(link));
             if room == 0 {
                 break;
             }
             let pending = l.writer.pending();
-            match l.stream.write(&pending[..pending.len().min(room)]) {
+            match self
+                .output
+                .tcp_write(link, &pending[..pending.len().min(room)])
+            {
                 Ok(0) => {
                     failed = true;
                     break;
@@ -307,12 +303,10 @@ impl Worker {
     }
 
     pub(super) fn close_tcp(&mut self, link: usize) {
-        let Some(mut l) = self.tcp.links.try_remove(link) else {
+        let Some(l) = self.tcp.links.try_remove(link) else {
             return;
         };
-        if let Some(registry) = self.registry.as_ref() {
-            let _ = registry.deregister(&mut l.stream);
-        }
+        self.output.tcp_close(link);
         if self.tcp.by_peer.get(&l.peer) == Some(&link) {
             self.tcp.by_peer.remove(&l.peer);
         }
@@ -336,13 +330,4 @@ impl Worker {
             self.close_tcp(link);
         }
     }
-}
-
-/// Bytes the kernel holds for `stream` and has not sent yet (SIOCOUTQNSD); 0 if it cannot say.
-fn unsent(stream: &mio::net::TcpStream) -> usize {
-    use std::os::fd::AsRawFd;
-    let mut n: libc::c_int = 0;
-    // SAFETY: SIOCOUTQNSD writes one c_int into `n`, which outlives the call.
-    let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::SIOCOUTQNSD, &mut n) };
-    if r == 0 { n.max(0) as usize } else { 0 }
 }
