@@ -10,6 +10,7 @@
 //! moves forward when the driver jumps to the next deadline.
 
 pub mod net;
+pub mod vp8;
 
 use std::time::{Duration, Instant};
 
