@@ -20,6 +20,9 @@ pub mod publish;
 pub mod record;
 pub mod vp8;
 
+#[cfg(test)]
+mod selftest;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
