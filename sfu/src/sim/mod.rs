@@ -8,12 +8,14 @@
 //! - [`peer`]: [`peer::SimPeer`], a client on `rtc` (publisher or subscriber), or a server-like
 //!   ICE-lite peer for tests that need no server; [`publish`] is a publisher's media (Opus and
 //!   VP8 simulcast, keyframes on request), [`record`] what a receiver saw.
+//! - [`engine`]: a client's Chromium-like codecs, feedback and candidate.
 //! - [`Node`] and [`progress`]: anything with an address that takes datagrams and timeouts,
 //!   and the loop that moves virtual time to the next deadline.
 //!
 //! Time is `epoch + offset`: [`Clock`] reads the real clock once, for the epoch, and only ever
 //! moves forward when the driver jumps to the next deadline.
 
+pub mod engine;
 pub mod net;
 pub mod peer;
 pub mod publish;

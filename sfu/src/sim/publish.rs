@@ -23,7 +23,7 @@ use rtc::rtp_transceiver::{
     RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverId, RTCRtpTransceiverInit,
 };
 
-use super::peer::{AUDIO_LEVEL_URI, err};
+use super::engine::{AUDIO_LEVEL_URI, err};
 use super::vp8::{LayerSpec, MediaPacket, VideoSource};
 
 const MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
