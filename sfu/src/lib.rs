@@ -56,6 +56,12 @@ pub mod udp;
 pub mod vp8;
 mod worker;
 
+/// The virtual-time test harness; parts of its API serve scenario tests that are not all
+/// written yet, hence `dead_code` allowed.
+#[cfg(test)]
+#[allow(dead_code)]
+mod sim;
+
 /// What the fuzz targets in `fuzz/` (and the replay of their corpora) reach beyond the public
 /// modules: a publish offer answered as a worker answers it, and `rtc`'s RTP types.
 #[doc(hidden)]

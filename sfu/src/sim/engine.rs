@@ -1,0 +1,155 @@
+//! How a simulated client is configured as Chromium is: its codecs and feedback, its host
+//! candidate, and a look at inbound RTCP (keyframe requests let through to the application,
+//! feedback counted).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::rtcp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Inbound RTCP as the peer's interceptor chain saw it (all of it, before any interceptor
+/// consumes it): lets a test check that feedback flows without opening the engine.
+#[derive(Debug, Default)]
+pub struct RtcpSeen {
+    pub transport_cc: AtomicU64,
+    pub keyframe_requests: AtomicU64,
+    pub receiver_reports: AtomicU64,
+    pub nacks: AtomicU64,
+}
+
+/// Marks keyframe requests for the application (the default chain consumes all inbound RTCP)
+/// and counts what feedback arrives.
+pub(crate) fn look_at_rtcp(seen: &RtcpSeen, msg: &mut TaggedPacket) {
+    use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+    use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+    use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+    let Packet::Rtcp(packets) = &msg.message.packet else {
+        return;
+    };
+    let mut keyframe = false;
+    for p in packets {
+        let any = p.as_any();
+        let counter = if any.is::<TransportLayerCc>() {
+            &seen.transport_cc
+        } else if any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>() {
+            keyframe = true;
+            &seen.keyframe_requests
+        } else if any.is::<rtcp::receiver_report::ReceiverReport>() {
+            &seen.receiver_reports
+        } else if any.is::<TransportLayerNack>() {
+            &seen.nacks
+        } else {
+            continue;
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    if keyframe {
+        msg.message.add(Attribute::DeliverToApplication);
+    }
+}
+
+/// Chromium's audio and video codecs and feedback (as in its offers): Opus 111 with
+/// transport-cc and the audio level; VP8 96 with goog-remb, transport-cc, ccm fir, nack,
+/// nack pli, and RTX 97. The default interceptors add mid, rid, repaired-rid and transport-cc
+/// header extensions.
+pub(crate) fn chromium_media_engine() -> Result<MediaEngine, String> {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    let mut m = MediaEngine::default();
+    let codecs = [
+        (
+            MIME_TYPE_OPUS,
+            48_000,
+            2,
+            "minptime=10;useinbandfec=1".to_owned(),
+            111,
+            vec![fb("transport-cc", "")],
+            RtpCodecKind::Audio,
+        ),
+        (
+            MIME_TYPE_VP8,
+            90_000,
+            0,
+            String::new(),
+            96,
+            vec![
+                fb("goog-remb", ""),
+                fb("transport-cc", ""),
+                fb("ccm", "fir"),
+                fb("nack", ""),
+                fb("nack", "pli"),
+            ],
+            RtpCodecKind::Video,
+        ),
+        (
+            MIME_TYPE_RTX,
+            90_000,
+            0,
+            "apt=96".to_owned(),
+            97,
+            vec![],
+            RtpCodecKind::Video,
+        ),
+    ];
+    for (mime, clock_rate, channels, fmtp, payload_type, rtcp_feedback, kind) in codecs {
+        m.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate,
+                    channels,
+                    sdp_fmtp_line: fmtp,
+                    rtcp_feedback,
+                },
+                payload_type,
+            },
+            kind,
+        )
+        .map_err(err)?;
+    }
+    m.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
+    )
+    .map_err(err)?;
+    Ok(m)
+}
+
+/// One host UDP candidate at `addr`, as the engine wants it added.
+pub(crate) fn host_candidate(
+    addr: SocketAddr,
+) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, String> {
+    let c = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "udp".to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+    .new_candidate_host()
+    .map_err(err)?;
+    RTCIceCandidate::from(&c).to_json().map_err(err)
+}
+
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}

@@ -1,0 +1,143 @@
+//! What a subscriber received, per SSRC: packets, sequence gaps, keyframes with their
+//! resolution, and per virtual second the packets, bytes and frames of each temporal layer —
+//! what a test needs to say "this subscriber got 640x360 at full frame rate from second 3 on".
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::rtp;
+use rtc::rtp_transceiver::RTCRtpReceiverId;
+
+use super::vp8;
+
+/// One virtual second of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Second {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames started (first packet of a picture) per temporal layer id.
+    pub frames_by_tid: [u64; 4],
+}
+
+/// One received SSRC.
+#[derive(Debug, Clone, Default)]
+pub struct StreamStats {
+    pub rid: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Sequence numbers skipped (sum of forward jumps beyond one); a late packet does not
+    /// undo its gap but counts in `late`.
+    pub gaps: u64,
+    pub late: u64,
+    /// Keyframes: (virtual time since the recorder began, width, height).
+    pub keyframes: Vec<(Duration, u16, u16)>,
+    /// By whole virtual second since the recorder began.
+    pub seconds: BTreeMap<u64, Second>,
+    last_seq: Option<u16>,
+}
+
+impl StreamStats {
+    /// The resolution of the last keyframe.
+    pub fn resolution(&self) -> Option<(u16, u16)> {
+        self.keyframes.last().map(|&(_, w, h)| (w, h))
+    }
+
+    /// Temporal layers seen in seconds `from..to`.
+    pub fn tids_in(&self, from: u64, to: u64) -> Vec<u8> {
+        (0..4u8)
+            .filter(|&t| {
+                self.seconds
+                    .range(from..to)
+                    .any(|(_, s)| s.frames_by_tid[usize::from(t)] > 0)
+            })
+            .collect()
+    }
+
+    /// Bit rate over seconds `from..to`.
+    pub fn bitrate_in(&self, from: u64, to: u64) -> f64 {
+        let bytes: u64 = self.seconds.range(from..to).map(|(_, s)| s.bytes).sum();
+        bytes as f64 * 8.0 / (to - from).max(1) as f64
+    }
+}
+
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    pub streams: BTreeMap<u32, StreamStats>,
+    /// Payload types that carry VP8 (parsed for keyframes and temporal layers).
+    vp8_pts: HashSet<u8>,
+    receivers: HashMap<String, RTCRtpReceiverId>,
+    receiver_of_ssrc: HashMap<u32, RTCRtpReceiverId>,
+}
+
+impl Recorder {
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            streams: BTreeMap::new(),
+            vp8_pts: HashSet::new(),
+            receivers: HashMap::new(),
+            receiver_of_ssrc: HashMap::new(),
+        }
+    }
+
+    /// A track opened (on its first packet).
+    pub fn open(&mut self, init: &RTCTrackEventInit, vp8_pt: Option<u8>) {
+        self.vp8_pts.extend(vp8_pt);
+        self.receivers
+            .insert(init.track_id.clone(), init.receiver_id);
+        self.receiver_of_ssrc.insert(init.ssrc, init.receiver_id);
+        self.streams.entry(init.ssrc).or_default().rid = init.rid.clone();
+    }
+
+    pub fn receiver_of(&self, ssrc: u32) -> Option<RTCRtpReceiverId> {
+        self.receiver_of_ssrc.get(&ssrc).copied()
+    }
+
+    pub fn record(&mut self, now: Instant, track_id: &str, packet: &rtp::Packet) {
+        let h = &packet.header;
+        if let Some(&r) = self.receivers.get(track_id) {
+            self.receiver_of_ssrc.entry(h.ssrc).or_insert(r);
+        }
+        let since = now.saturating_duration_since(self.start);
+        let s = self.streams.entry(h.ssrc).or_default();
+        s.packets += 1;
+        s.bytes += packet.payload.len() as u64;
+        if let Some(last) = s.last_seq {
+            let step = h.sequence_number.wrapping_sub(last);
+            if step == 0 || step >= 0x8000 {
+                s.late += 1;
+            } else {
+                s.gaps += u64::from(step - 1);
+                s.last_seq = Some(h.sequence_number);
+            }
+        } else {
+            s.last_seq = Some(h.sequence_number);
+        }
+        let second = s.seconds.entry(since.as_secs()).or_default();
+        second.packets += 1;
+        second.bytes += packet.payload.len() as u64;
+        if !self.vp8_pts.contains(&h.payload_type) {
+            return;
+        }
+        let Some(parsed) = vp8::parse(&packet.payload) else {
+            return;
+        };
+        let frame_start = crate::vp8::parse(&packet.payload).is_some_and(|d| d.frame_start);
+        if frame_start {
+            second.frames_by_tid[usize::from(parsed.tid.unwrap_or(0) & 3)] += 1;
+        }
+        if let Some((w, h)) = parsed.keyframe {
+            s.keyframes.push((since, w, h));
+        }
+    }
+
+    /// The stream a rid arrived on (simulcast receivers).
+    pub fn by_rid(&self, rid: &str) -> Option<(u32, &StreamStats)> {
+        self.streams
+            .iter()
+            .find(|(_, s)| s.rid.as_deref() == Some(rid))
+            .map(|(ssrc, s)| (*ssrc, s))
+    }
+}
