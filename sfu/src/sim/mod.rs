@@ -16,12 +16,16 @@
 //! moves forward when the driver jumps to the next deadline.
 
 pub mod engine;
+pub mod meeting;
 pub mod net;
 pub mod peer;
 pub mod publish;
 pub mod record;
+pub mod server;
 pub mod vp8;
 
+#[cfg(test)]
+mod meeting_tests;
 #[cfg(test)]
 mod selftest;
 

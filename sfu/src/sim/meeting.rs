@@ -1,0 +1,199 @@
+//! A meeting in virtual time: the server's worker core, a chair publishing Chromium-like
+//! simulcast, and points that receive it, each behind its own line; the signaling a session
+//! does (subscribe offers answered, video-paused notices kept) done between steps.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::net::{LinkConfig, LinkId, LinkKey, Net, QueueLimit};
+use super::peer::{PeerOptions, SimPeer};
+use super::publish::PublisherConfig;
+use super::record::StreamStats;
+use super::server::SimServer;
+use super::{Clock, Node, progress};
+use crate::api::{MediaEvent, ParticipantId, Subscription};
+
+/// Signaling is handled between steps this long (a session's round trip is about this).
+const STEP: Duration = Duration::from_millis(10);
+pub const ROOM: &str = "sim";
+pub const CHAIR: ParticipantId = ParticipantId(1);
+
+pub fn server_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 10_000))
+}
+
+fn chair_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 1, 1], 5000))
+}
+
+fn point_addr(i: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 2, i as u8], 5000))
+}
+
+pub fn point_id(i: usize) -> ParticipantId {
+    ParticipantId(100 + i as u64)
+}
+
+/// A clean line: plenty of rate, 20 ms each way, a 20-packet queue.
+pub fn clean_line() -> LinkConfig {
+    LinkConfig {
+        rate_bps: Some(20_000_000),
+        queue: QueueLimit::Packets(20),
+        delay: Duration::from_millis(20),
+        loss: 0.0,
+    }
+}
+
+/// What happened to one point, besides what its peer recorded.
+#[derive(Debug, Default)]
+pub struct PointLog {
+    /// Subscribe offers answered: (virtual time, revision).
+    pub offers: Vec<(Duration, u64)>,
+    /// Video-paused notices: (virtual time, how many videos paused).
+    pub paused: Vec<(Duration, usize)>,
+    /// Subscribe offers the point could not apply, or answers the server refused.
+    pub errors: Vec<String>,
+}
+
+pub struct Meeting {
+    pub clock: Clock,
+    pub net: Net,
+    pub server: SimServer,
+    pub chair: SimPeer,
+    pub points: Vec<SimPeer>,
+    pub logs: Vec<PointLog>,
+    /// The line from the server to each point.
+    pub downlinks: Vec<LinkId>,
+}
+
+impl Meeting {
+    /// A chair and `points` points, each point behind `line` (server → point; the way back
+    /// is clean), the network's random draws from `seed`. Everyone joins, the chair publishes
+    /// and every point receives the chair's audio and camera.
+    pub fn new(seed: u64, points: usize, line: LinkConfig) -> Self {
+        let clock = Clock::new();
+        let now = clock.now();
+        let mut net = Net::new(seed);
+        let mut server = SimServer::new(now, server_addr());
+        for key in [LinkKey::To(chair_addr()), LinkKey::From(chair_addr())] {
+            net.add_link(key, clean_line());
+        }
+        let mut chair = SimPeer::publisher(
+            now,
+            chair_addr(),
+            PublisherConfig::default(),
+            PeerOptions::default(),
+        )
+        .expect("chair peer");
+        server.join(now, CHAIR, ROOM);
+        let offer = chair.offer(now).expect("chair offer");
+        let answer = server.publish(now, CHAIR, &offer);
+        chair.accept_answer(now, &answer).expect("chair applies the answer");
+        let mut peers = Vec::new();
+        let mut downlinks = Vec::new();
+        for i in 0..points {
+            let addr = point_addr(i);
+            downlinks.push(net.add_link(LinkKey::To(addr), line.clone()));
+            net.add_link(LinkKey::From(addr), clean_line());
+            peers.push(SimPeer::subscriber(now, addr, PeerOptions::default()).expect("point"));
+            server.join(now, point_id(i), ROOM);
+        }
+        let mut m = Self {
+            clock,
+            net,
+            server,
+            chair,
+            points: peers,
+            logs: (0..points).map(|_| PointLog::default()).collect(),
+            downlinks,
+        };
+        for i in 0..points {
+            m.route(i, Subscription::all(CHAIR));
+        }
+        m
+    }
+
+    /// What point `i` receives from now on.
+    pub fn route(&mut self, i: usize, sub: Subscription) {
+        let now = self.clock.now();
+        self.server.set_receives(now, point_id(i), vec![sub]);
+        self.signal();
+    }
+
+    /// Virtual time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.clock.elapsed()
+    }
+
+    /// Runs the meeting for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.clock.now() + d;
+        while self.clock.now() < end {
+            let until = (self.clock.now() + STEP).min(end);
+            let mut nodes: Vec<&mut dyn Node> = Vec::with_capacity(2 + self.points.len());
+            nodes.push(&mut self.server);
+            nodes.push(&mut self.chair);
+            for p in self.points.iter_mut() {
+                nodes.push(p);
+            }
+            progress(&mut self.clock, &mut self.net, &mut nodes, until);
+            self.signal();
+        }
+    }
+
+    /// Does what each point's session and browser do with the server's events.
+    fn signal(&mut self) {
+        let now = self.clock.now();
+        let at = self.clock.elapsed();
+        for i in 0..self.points.len() {
+            for event in self.server.events(point_id(i)) {
+                match event {
+                    MediaEvent::SubscribeOffer { revision, sdp, .. } => {
+                        self.logs[i].offers.push((at, revision));
+                        let answer = match self.points[i].accept_offer(now, &sdp) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                self.logs[i].errors.push(format!("offer {revision}: {e}"));
+                                continue;
+                            }
+                        };
+                        if let Err(e) =
+                            self.server
+                                .subscribe_answer(now, point_id(i), revision, answer)
+                        {
+                            self.logs[i].errors.push(format!("answer {revision}: {e}"));
+                        }
+                    }
+                    MediaEvent::VideoPaused { tracks } => {
+                        self.logs[i].paused.push((at, tracks.len()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // The chair's events (its publish connection's state, speaking) matter to no test yet.
+        self.server.events(CHAIR);
+    }
+
+    /// The video point `i` receives (the stream that carried keyframes).
+    pub fn video(&self, i: usize) -> Option<&StreamStats> {
+        self.points[i]
+            .recorder
+            .streams
+            .values()
+            .find(|s| !s.keyframes.is_empty())
+    }
+
+    /// The height of the picture point `i` was decoding at `t` (from the last keyframe before
+    /// it), 0 before the first.
+    pub fn height_at(&self, i: usize, t: Duration) -> u16 {
+        self.video(i)
+            .and_then(|s| s.keyframes.iter().rev().find(|k| k.0 <= t))
+            .map_or(0, |k| k.2)
+    }
+
+    /// Now, in the clock's terms.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+}
