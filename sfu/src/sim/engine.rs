@@ -127,14 +127,17 @@ pub(crate) fn chromium_media_engine() -> Result<MediaEngine, String> {
         )
         .map_err(err)?;
     }
-    m.register_header_extension(
-        RTCRtpHeaderExtensionCapability {
-            uri: AUDIO_LEVEL_URI.to_owned(),
-        },
-        RtpCodecKind::Audio,
-        None,
-    )
-    .map_err(err)?;
+    // The defaults add `mid` for video only; Chromium sends it on audio too.
+    for uri in [AUDIO_LEVEL_URI, "urn:ietf:params:rtp-hdrext:sdes:mid"] {
+        m.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RtpCodecKind::Audio,
+            None,
+        )
+        .map_err(err)?;
+    }
     Ok(m)
 }
 
