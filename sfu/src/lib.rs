@@ -25,6 +25,8 @@
 //! - `ice_tcp` and [`framing`]: ICE-TCP for points whose firewall drops UDP: one listener,
 //!   RFC 4571 framing, each TCP connection handed to the worker its first binding request names.
 //! - [`metrics`]: Prometheus counters, batched per loop pass.
+//! - `sim` (tests only): a virtual-time harness: client peers on `rtc`, a virtual network with
+//!   rate-limited, lossy, delayed links, synthetic VP8 simulcast; no sockets, no clock.
 //!
 //! [`Sfu`] is the handle the rest of the server holds: it places rooms on workers and sends them
 //! commands over bounded channels.

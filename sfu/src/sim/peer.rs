@@ -5,7 +5,7 @@
 //! and records what it receives (`record.rs`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -26,7 +26,9 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::Node;
-use super::engine::{RtcpSeen, chromium_media_engine, err, host_candidate, look_at_rtcp};
+use super::engine::{
+    RtcpSeen, RtxMap, chromium_media_engine, err, host_candidate, look_at_rtcp, unwrap_rtx,
+};
 use super::publish::{PublishMedia, PublisherConfig};
 use super::record::Recorder;
 use crate::read_hook::ReadHook;
@@ -66,6 +68,8 @@ pub struct SimPeer {
     pub rtcp_seen: Arc<RtcpSeen>,
     pub recorder: Recorder,
     publish: Option<PublishMedia>,
+    /// Shared with the RTX hook in the interceptor chain; updated at each remote description.
+    rtx: Arc<Mutex<RtxMap>>,
 }
 
 impl SimPeer {
@@ -116,10 +120,18 @@ impl SimPeer {
         let mut media = chromium_media_engine()?;
         let seen = Arc::new(RtcpSeen::default());
         let hook_seen = seen.clone();
-        let mut registry = Registry::new().with(
-            Slot::from(14_000),
-            ReadHook::new(move |msg: &mut TaggedPacket| look_at_rtcp(&hook_seen, msg)),
-        );
+        let rtx = Arc::new(Mutex::new(RtxMap::default()));
+        let hook_rtx = rtx.clone();
+        let mut registry = Registry::new()
+            .with(
+                Slot::from(14_000),
+                ReadHook::new(move |msg: &mut TaggedPacket| look_at_rtcp(&hook_seen, msg)),
+            )
+            // Below the NACK generator (7,000), above the FEC decoder: see `unwrap_rtx`.
+            .with(
+                Slot::from(6_500),
+                ReadHook::new(move |msg: &mut TaggedPacket| unwrap_rtx(&hook_rtx, msg)),
+            );
         if flavor != Flavor::Subscriber {
             // Chromium numbers every packet it sends (transport-wide sequence numbers), and so
             // does the server on the connections it sends media on.
@@ -168,6 +180,7 @@ impl SimPeer {
             rtcp_seen: seen,
             recorder: Recorder::new(now),
             publish: None,
+            rtx,
         })
     }
 
@@ -179,17 +192,25 @@ impl SimPeer {
     }
 
     pub fn accept_answer(&mut self, now: Instant, sdp: &str) -> Result<(), String> {
+        self.learn_rtx(sdp);
         let answer = RTCSessionDescription::answer(sdp.to_owned()).map_err(err)?;
         self.pc.set_remote_description(now, answer).map_err(err)
     }
 
     /// Applies a remote offer and answers it; returns the answer's SDP.
     pub fn accept_offer(&mut self, now: Instant, sdp: &str) -> Result<String, String> {
+        self.learn_rtx(sdp);
         let offer = RTCSessionDescription::offer(sdp.to_owned()).map_err(err)?;
         self.pc.set_remote_description(now, offer).map_err(err)?;
         let answer = self.pc.create_answer(None).map_err(err)?;
         self.pc.set_local_description(now, answer).map_err(err)?;
         self.local_sdp()
+    }
+
+    fn learn_rtx(&self, remote_sdp: &str) {
+        if let Ok(mut map) = self.rtx.lock() {
+            *map = RtxMap::from_sdp(remote_sdp);
+        }
     }
 
     /// The local description as regenerated with candidates (not what create_* returned).

@@ -30,11 +30,15 @@ pub struct StreamStats {
     /// undo its gap but counts in `late`.
     pub gaps: u64,
     pub late: u64,
+    /// Packets whose sequence number had already arrived (a repair that was not needed).
+    pub duplicates: u64,
     /// Keyframes: (virtual time since the recorder began, width, height).
     pub keyframes: Vec<(Duration, u16, u16)>,
     /// By whole virtual second since the recorder began.
     pub seconds: BTreeMap<u64, Second>,
     last_seq: Option<u16>,
+    /// Which sequence numbers arrived (one bit each; reset as numbers wrap around).
+    seen: Vec<u64>,
 }
 
 impl StreamStats {
@@ -104,6 +108,17 @@ impl Recorder {
         let s = self.streams.entry(h.ssrc).or_default();
         s.packets += 1;
         s.bytes += packet.payload.len() as u64;
+        if s.seen.is_empty() {
+            s.seen = vec![0; 1 << 10];
+        }
+        let (word, bit) = (usize::from(h.sequence_number >> 6), h.sequence_number & 63);
+        if s.seen[word] & (1 << bit) != 0 {
+            s.duplicates += 1;
+        }
+        s.seen[word] |= 1 << bit;
+        // Forget the numbers half the space ahead, so they count afresh after a wrap.
+        let ahead = usize::from(h.sequence_number.wrapping_add(0x8000) >> 6);
+        s.seen[ahead] = 0;
         if let Some(last) = s.last_seq {
             let step = h.sequence_number.wrapping_sub(last);
             if step == 0 || step >= 0x8000 {

@@ -136,7 +136,7 @@ fn a_subscriber_answers_receives_vp8_and_sends_transport_feedback() {
     let ssrc = server.publish().unwrap().layers[0].ssrc;
     let s = &subscriber.recorder.streams[&ssrc];
     assert_eq!(s.resolution(), Some((640, 360)));
-    assert_eq!(s.gaps, 0);
+    assert_eq!((s.gaps, s.late, s.duplicates), (0, 0, 0));
     assert!(s.packets > 100, "{s:?}");
     let feedback = server.rtcp_seen.transport_cc.load(Ordering::Relaxed);
     assert!(
@@ -171,4 +171,65 @@ fn nodes_report_their_address() {
     let clock = Clock::new();
     let p = SimPeer::subscriber(clock.now(), addr(3), PeerOptions::default()).unwrap();
     assert_eq!(Node::addr(&p), addr(3));
+}
+
+/// What a subscriber behind a lossy line got: (gaps, late, duplicates, sequence numbers the
+/// sender saw NACKed).
+fn lossy_run(seed: u64) -> (u64, u64, u64, u64) {
+    let mut clock = Clock::new();
+    let mut net = Net::new(seed);
+    net.add_link(
+        LinkKey::To(addr(2)),
+        LinkConfig {
+            rate_bps: Some(5_000_000),
+            queue: QueueLimit::Packets(20),
+            delay: Duration::from_millis(20),
+            loss: 0.03,
+        },
+    );
+    let now = clock.now();
+    let one_layer = PublisherConfig {
+        layers: vec![(String::new(), LayerSpec::new(640, 360, 500))],
+        audio: false,
+    };
+    let mut server =
+        SimPeer::server_like(now, addr(100), PeerOptions::default(), Some(one_layer)).unwrap();
+    let mut subscriber = SimPeer::subscriber(now, addr(2), PeerOptions::default()).unwrap();
+    let offer = server.offer(now).unwrap();
+    let answer = subscriber.accept_offer(now, &offer).unwrap();
+    server.accept_answer(now, &answer).unwrap();
+    let end = clock.epoch() + secs(6);
+    progress(
+        &mut clock,
+        &mut net,
+        &mut [&mut server, &mut subscriber],
+        end,
+    );
+    assert!(subscriber.connected, "DTLS gets through 3 % loss");
+    let ssrc = server.publish().unwrap().layers[0].ssrc;
+    let s = &subscriber.recorder.streams[&ssrc];
+    let nacked = server.rtcp_seen.nacked_packets.load(Ordering::Relaxed);
+    (s.gaps, s.late, s.duplicates, nacked)
+}
+
+#[test]
+fn a_lossy_line_repeats_with_its_seed_and_nacks_repair_it() {
+    let wall = std::time::Instant::now();
+    let a = lossy_run(11);
+    assert_eq!(a, lossy_run(11), "same seed, same run");
+    let (gaps, late, duplicates, nacked) = a;
+    assert!(gaps > 5, "3 % of some 400 packets are lost: {a:?}");
+    // Each loss is asked for once and repaired once (over RTX, unwrapped): see `unwrap_rtx`.
+    assert_eq!((late, duplicates, nacked), (gaps, 0, gaps), "{a:?}");
+    assert_ne!(a, lossy_run(12), "another seed, other losses");
+    assert!(wall.elapsed() < secs(2), "took {:?}", wall.elapsed());
+}
+
+#[test]
+fn rtx_pairs_are_read_from_the_remote_description() {
+    let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=rtpmap:97 rtx/90000\r\n\
+               a=fmtp:97 apt=96\r\na=ssrc-group:FID 1111 2222\r\na=ssrc:1111 cname:x\r\n";
+    let map = super::engine::RtxMap::from_sdp(sdp);
+    assert_eq!(map.primary.get(&2222), Some(&1111));
+    assert_eq!(map.apt.get(&97), Some(&96));
 }
