@@ -71,6 +71,7 @@ impl Meeting {
     /// is clean), the network's random draws from `seed`. Everyone joins, the chair publishes
     /// and every point receives the chair's audio and camera.
     pub fn new(seed: u64, points: usize, line: LinkConfig) -> Self {
+        trace_from_env();
         let clock = Clock::new();
         let now = clock.now();
         let mut net = Net::new(seed);
@@ -137,6 +138,7 @@ impl Meeting {
                 nodes.push(p);
             }
             progress(&mut self.clock, &mut self.net, &mut nodes, until);
+            VIRTUAL.with(|v| v.set(self.clock.elapsed()));
             self.signal();
         }
     }
@@ -195,5 +197,31 @@ impl Meeting {
     /// Now, in the clock's terms.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+}
+
+thread_local! {
+    /// The virtual time of the meeting running on this thread, for log lines.
+    static VIRTUAL: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+/// Stamps log lines with the virtual time.
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{:>9.3}s", VIRTUAL.with(|v| v.get()).as_secs_f64())
+    }
+}
+
+/// `SIM_LOG=sfu::worker::allocate=debug` (a tracing filter) shows what the worker decided,
+/// at the virtual time it decided it.
+fn trace_from_env() {
+    if let Ok(filter) = std::env::var("SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_timer(VirtualTime)
+            .with_test_writer()
+            .try_init();
     }
 }

@@ -382,6 +382,10 @@ impl WorkerCore {
                 c.allocation
                     .prober
                     .start(now, downtrack, (needed, target), media, decreases);
+                self.timers.push(std::cmp::Reverse((
+                    now + crate::probe::PACE,
+                    super::Timer::Pace(key),
+                )));
                 self.metrics.probes_started.inc();
                 tracing::debug!(
                     conn = key,

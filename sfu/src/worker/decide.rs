@@ -143,6 +143,7 @@ mod tests {
             max_rank: 2,
             priority: 0,
             current,
+            frame_open: false,
             target,
             floor: Default::default(),
             temporal: Default::default(),

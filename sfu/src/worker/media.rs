@@ -443,6 +443,7 @@ impl WorkerCore {
             match sender.write_rtp(now, out) {
                 Ok(()) => {
                     self.metrics.packets_out += 1;
+                    d.frame_open = !packet.header.marker;
                     // A frame ended: where a probe's padding may go (see `probe.rs`).
                     if packet.header.marker && conn.allocation.prober.running() {
                         pad_probe(now, conn, d, &bound, (track, index));
@@ -464,6 +465,31 @@ impl WorkerCore {
 }
 
 impl WorkerCore {
+    /// The pacing timer of a probe cluster on connection `key`: pads its video if no frame is
+    /// half sent, and comes back in [`crate::probe::PACE`] while the cluster runs.
+    pub(super) fn pace_probe(&mut self, now: Instant, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some((track, index)) = conn.allocation.prober.padding(now) else {
+            return;
+        };
+        if let Some(d) = self
+            .tracks
+            .get_mut(track)
+            .and_then(|t| t.downtracks.get_mut(index))
+            .filter(|d| d.conn == key && d.active && !d.frame_open && conn.connected)
+            && let Some(bound) = d.bound
+        {
+            pad_probe(now, conn, d, &bound, (track, index));
+            queue_drain(conn, key, &mut self.dirty);
+        }
+        self.timers.push(std::cmp::Reverse((
+            now + crate::probe::PACE,
+            super::Timer::Pace(key),
+        )));
+    }
+
     /// A padding-only packet (Chromium's bandwidth probing, on the media SSRC when RTX is not
     /// negotiated): no subscriber gets it, and each downtrack on its layer closes its numbering
     /// over it. Only a late one whose number was already reserved goes out, as padding.
@@ -521,7 +547,7 @@ fn write_padding(
 
 /// Sends the padding a running probe cluster owes after a frame of `d` (see `probe.rs`):
 /// padding-only packets numbered after the frame, their bytes in a header extension.
-fn pad_probe(
+pub(super) fn pad_probe(
     now: Instant,
     conn: &mut Conn,
     d: &mut DownTrack,

@@ -58,6 +58,8 @@ enum Timer {
     Answer(ParticipantId, u64),
     /// A subscribe restart that waited for the gap since the last one (see `negotiate.rs`).
     Restart(ParticipantId),
+    /// The padding of a probe cluster on this subscribe connection (see `probe.rs`).
+    Pace(usize),
 }
 
 /// The core's only way out: the shell's sockets, or a test's network.
@@ -384,6 +386,7 @@ impl WorkerCore {
                     self.answer_overdue(now, participant, revision)
                 }
                 Timer::Restart(participant) => self.restart_due(now, participant),
+                Timer::Pace(key) => self.pace_probe(now, key),
                 Timer::Allocate => {
                     self.allocate_layers(now);
                     self.timers.push(Reverse((

@@ -202,6 +202,7 @@ impl WorkerCore {
             max_rank,
             priority,
             current: None,
+            frame_open: false,
             // Every video starts on its lowest layer: it is the first to decode on any link.
             target: Some(lowest),
             floor: Default::default(),

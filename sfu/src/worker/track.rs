@@ -85,6 +85,9 @@ pub(crate) struct DownTrack {
     pub priority: u8,
     /// The layer being forwarded now.
     pub current: Option<u8>,
+    /// The last packet sent did not end its frame: a probe's padding waits for the frame's
+    /// last packet (its numbers would split the frame in the subscriber's jitter buffer).
+    pub frame_open: bool,
     /// The layer the allocator chose; a switch happens at its next keyframe. `None`: paused
     /// because the subscriber's link cannot carry it.
     pub target: Option<u8>,
