@@ -42,11 +42,22 @@ pub const JUDGE_AFTER: Duration = Duration::from_millis(600);
 pub const MARGIN: f64 = 1.25;
 /// A probe aims at most this many times the media rate above it.
 pub const REACH: f64 = 2.0;
+/// A cluster stopped by its queue found the line's rate: it proves a step only with this much
+/// room above the step's need. The step's own keyframe is a burst the line must absorb: in
+/// virtual time behind 1 Mbit/s with 2 % loss, 720p (needing 936 kbit/s) proved by a cluster
+/// that filled the line at 950 kbit/s lasted a second, with 100-200 ms of audio delay.
+pub const FILLED_ROOM: f64 = 1.1;
+/// A link that carried a rate (a probe proved it) is probed back towards it for this long:
+/// after a dip (a line shared for a while, a radio link fading), one probe can find the line
+/// back instead of one per layer, each two seconds apart (in virtual time on `flap`, 2 Mbit/s
+/// back after 20 s at 150 kbit/s: 720p 10 s after the recovery, three probes). A probe that
+/// aims too high stops at its queue and costs one failure.
+const HIGH_WATER_MEMORY: Duration = Duration::from_secs(60);
 /// After a failed probe the next aims at most this share of the failed one's rate.
 const AFTER_FAILURE: f64 = 0.75;
 /// After a proved probe, the next may start only after this: the raised estimate reaches the
 /// allocator with the next feedback, and the step it allows must be taken first.
-const AFTER_PROOF: Duration = Duration::from_secs(2);
+const AFTER_PROOF: Duration = Duration::from_secs(1);
 /// A queue this long stops a cluster: below the estimator's overuse threshold, above what a
 /// frame and its padding burst queue on a line that carries them. Measured with the flat-delay
 /// bound (30 ms) instead: a probe for 1.23 Mbit/s on a 2 Mbit/s line stopped, a 720p frame plus
@@ -144,6 +155,8 @@ pub struct Prober {
     /// What the step a probe failed to prove needs, until one is proved: no step up reaches
     /// it on the estimate's own growth ([`Self::step_ceiling`]).
     failed_need: Option<f64>,
+    /// The most a probe proved the link carries, and when, for [`HIGH_WATER_MEMORY`].
+    high_water: Option<(f64, Instant)>,
     /// Clusters started, and proved, for stats and tests.
     pub started: u64,
     pub proved: u64,
@@ -174,8 +187,14 @@ impl Prober {
         self.failed_need.map(|n| n * 0.99)
     }
 
-    fn on_proof(&mut self, now: Instant) {
+    fn on_proof(&mut self, now: Instant, carried: f64) {
         self.proved += 1;
+        if self
+            .high_water
+            .is_none_or(|(rate, at)| carried >= rate || now - at > HIGH_WATER_MEMORY)
+        {
+            self.high_water = Some((carried, now));
+        }
         self.backoff = None;
         self.blocked_until = Some(now + AFTER_PROOF);
         self.failed_at = None;
@@ -184,10 +203,15 @@ impl Prober {
 
     /// The rate to probe at, given what the next step needs, what the subscriber would take
     /// with no limit (`goal`) and the media rate now: [`MARGIN`] above the next step at least,
-    /// towards the goal as far as [`REACH`] times the media, and below the last failed probe.
-    pub fn target(&self, needed: f64, goal: f64, media: f64) -> f64 {
+    /// towards the goal as far as [`REACH`] times the media or what a probe proved in the last
+    /// [`HIGH_WATER_MEMORY`], and below the last failed probe.
+    pub fn target(&self, now: Instant, needed: f64, goal: f64, media: f64) -> f64 {
         let floor = needed * MARGIN;
-        let mut aim = goal.min(media * REACH);
+        let proved = self
+            .high_water
+            .filter(|(_, at)| now.saturating_duration_since(*at) <= HIGH_WATER_MEMORY)
+            .map_or(0.0, |(rate, _)| rate);
+        let mut aim = goal.min((media * REACH).max(proved));
         if let Some(failed) = self.failed_at {
             aim = aim.min(failed * AFTER_FAILURE);
         }
@@ -278,11 +302,11 @@ impl Prober {
                 let carried = delivered_peak.min(c.target_bps);
                 let verdict = match failure {
                     None => {
-                        self.on_proof(now);
+                        self.on_proof(now, carried);
                         Verdict::Proved(carried)
                     }
-                    Some(Failure::Queue) if delivered_peak >= c.needed_bps => {
-                        self.on_proof(now);
+                    Some(Failure::Queue) if delivered_peak >= c.needed_bps * FILLED_ROOM => {
+                        self.on_proof(now, carried);
                         Verdict::Filled(carried)
                     }
                     Some(failure) => {
@@ -620,6 +644,16 @@ mod tests {
         assert_eq!(p.step_ceiling(), None, "the step is proved");
         assert_eq!((p.started, p.proved), (2, 1));
         assert!(!p.may_start(ms(6100)), "the step it allows comes first");
+        // A queue at barely the step's need: the line is full with it, no room for its
+        // keyframe. Failed.
+        let mut p = Prober::default();
+        p.start(t0, (0, 0), (398e3, 497e3), 126e3, 0);
+        p.padding_due(ms(400), (0, 0), STOP_BATCHES, 0);
+        p.tick(ms(500), 0, 0.0);
+        assert_eq!(
+            p.tick(ms(1100), 0, 420e3),
+            Some(Verdict::Failed(Failure::Queue))
+        );
     }
 
     #[test]
@@ -628,10 +662,10 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut p = Prober::default();
         // Next step needs 300 k, the goal is 2 M, 300 k flow: aim at twice the media.
-        assert_eq!(p.target(300e3, 2e6, 300e3), 600e3);
+        assert_eq!(p.target(t0, 300e3, 2e6, 300e3), 600e3);
         // Never below the next step with its margin, never past the goal.
-        assert_eq!(p.target(300e3, 2e6, 100e3), 300e3 * MARGIN);
-        assert_eq!(p.target(300e3, 500e3, 300e3), 500e3);
+        assert_eq!(p.target(t0, 300e3, 2e6, 100e3), 300e3 * MARGIN);
+        assert_eq!(p.target(t0, 300e3, 500e3, 300e3), 500e3);
         // A failure at 600 k: the next aims at 450 k; a proof forgets it.
         p.start(t0, (0, 0), (400e3, 600e3), 300e3, 0);
         p.tick(ms(1000), 0, 0.0);
@@ -639,10 +673,17 @@ mod tests {
             p.tick(ms(1600), 0, 350e3),
             Some(Verdict::Failed(_))
         ));
-        assert_eq!(p.target(300e3, 2e6, 300e3), 450e3);
+        assert_eq!(p.target(ms(1600), 300e3, 2e6, 300e3), 450e3);
         p.start(ms(5000), (0, 0), (400e3, 450e3), 300e3, 0);
         p.tick(ms(6000), 0, 0.0);
         assert_eq!(p.tick(ms(6600), 0, 430e3), Some(Verdict::Proved(430e3)));
-        assert_eq!(p.target(300e3, 2e6, 300e3), 600e3);
+        assert_eq!(p.target(ms(6600), 300e3, 2e6, 300e3), 600e3);
+        // After a dip, with 100 k of media left: back towards the 1.5 M proved 30 s before,
+        // for a minute.
+        p.start(ms(10_000), (0, 0), (1.2e6, 1.5e6), 600e3, 0);
+        p.tick(ms(11_000), 0, 0.0);
+        assert_eq!(p.tick(ms(11_600), 0, 1.6e6), Some(Verdict::Proved(1.5e6)));
+        assert_eq!(p.target(ms(41_600), 150e3, 2e6, 100e3), 1.5e6);
+        assert_eq!(p.target(ms(72_000), 150e3, 2e6, 100e3), 200e3);
     }
 }

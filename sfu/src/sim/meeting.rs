@@ -89,7 +89,9 @@ impl Meeting {
         server.join(now, CHAIR, ROOM);
         let offer = chair.offer(now).expect("chair offer");
         let answer = server.publish(now, CHAIR, &offer);
-        chair.accept_answer(now, &answer).expect("chair applies the answer");
+        chair
+            .accept_answer(now, &answer)
+            .expect("chair applies the answer");
         let mut peers = Vec::new();
         let mut downlinks = Vec::new();
         for i in 0..points {
@@ -184,6 +186,15 @@ impl Meeting {
             .streams
             .values()
             .find(|s| !s.keyframes.is_empty())
+    }
+
+    /// The chair's audio as point `i` receives it.
+    pub fn audio(&self, i: usize) -> Option<&StreamStats> {
+        self.points[i]
+            .recorder
+            .streams
+            .values()
+            .find(|s| !s.video && s.packets > 0)
     }
 
     /// The height of the picture point `i` was decoding at `t` (from the last keyframe before

@@ -16,6 +16,7 @@
 //! moves forward when the driver jumps to the next deadline.
 
 pub mod engine;
+pub mod lines;
 pub mod meeting;
 pub mod net;
 pub mod peer;
@@ -24,6 +25,8 @@ pub mod record;
 pub mod server;
 pub mod vp8;
 
+#[cfg(test)]
+mod lines_tests;
 #[cfg(test)]
 mod meeting_tests;
 #[cfg(test)]

@@ -24,6 +24,9 @@ use rand::{Rng, SeedableRng};
 pub enum QueueLimit {
     Packets(usize),
     Bytes(usize),
+    /// A packet that would wait longer than this for the bottleneck is dropped (the load
+    /// generator's lines and most router buffers are sized in time).
+    Time(Duration),
     Unbounded,
 }
 
@@ -112,12 +115,13 @@ impl Link {
             self.backlog.pop_front();
             self.backlog_bytes -= bytes;
         }
+        let start = self.busy_until.map_or(now, |b| b.max(now));
         let full = match self.config.queue {
             QueueLimit::Packets(n) => self.backlog.len() >= n,
             QueueLimit::Bytes(n) => self.backlog_bytes + size > n,
+            QueueLimit::Time(d) => start.saturating_duration_since(now) > d,
             QueueLimit::Unbounded => false,
         };
-        let start = self.busy_until.map_or(now, |b| b.max(now));
         let Some(rate) = self.rate_at(start) else {
             return Ok(self.accept(now, now, size));
         };

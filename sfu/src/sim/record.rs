@@ -11,19 +11,36 @@ use rtc::rtp_transceiver::RTCRtpReceiverId;
 
 use super::vp8;
 
+/// A silence between two packets of a stream longer than this is noted (issue 11: no audio
+/// gap over 100 ms).
+pub const LONG_GAP: Duration = Duration::from_millis(100);
+
 /// One virtual second of one stream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Second {
     pub packets: u64,
     pub bytes: u64,
     /// Frames started (first packet of a picture) per temporal layer id.
     pub frames_by_tid: [u64; 4],
+    /// Transit times this second, up to a constant (arrival minus the RTP timestamp's time),
+    /// in ms, summed: queueing on the way shows as their rise ([`Second::transit_ms`]).
+    transit_sum_ms: f64,
+}
+
+impl Second {
+    /// The mean transit time of the second's packets, up to a constant, in ms (the load
+    /// generator's per-second audio delay is the same mean).
+    pub fn transit_ms(&self) -> Option<f64> {
+        (self.packets > 0).then(|| self.transit_sum_ms / self.packets as f64)
+    }
 }
 
 /// One received SSRC.
 #[derive(Debug, Clone, Default)]
 pub struct StreamStats {
     pub rid: Option<String>,
+    /// Its receiver negotiated VP8 (else: audio).
+    pub video: bool,
     pub packets: u64,
     pub bytes: u64,
     /// Sequence numbers skipped (sum of forward jumps beyond one); a late packet does not
@@ -36,6 +53,10 @@ pub struct StreamStats {
     pub keyframes: Vec<(Duration, u16, u16)>,
     /// By whole virtual second since the recorder began.
     pub seconds: BTreeMap<u64, Second>,
+    /// Silences over [`LONG_GAP`] between arrivals: (when it ended, how long).
+    pub long_gaps: Vec<(Duration, Duration)>,
+    last_arrival: Option<Duration>,
+    first_ts: Option<u32>,
     last_seq: Option<u16>,
     /// Which sequence numbers arrived (one bit each; reset as numbers wrap around).
     seen: Vec<u64>,
@@ -92,7 +113,9 @@ impl Recorder {
         self.receivers
             .insert(init.track_id.clone(), init.receiver_id);
         self.receiver_of_ssrc.insert(init.ssrc, init.receiver_id);
-        self.streams.entry(init.ssrc).or_default().rid = init.rid.clone();
+        let s = self.streams.entry(init.ssrc).or_default();
+        s.rid = init.rid.clone();
+        s.video = vp8_pt.is_some();
     }
 
     pub fn receiver_of(&self, ssrc: u32) -> Option<RTCRtpReceiverId> {
@@ -130,7 +153,20 @@ impl Recorder {
         } else {
             s.last_seq = Some(h.sequence_number);
         }
+        if let Some(last) = s.last_arrival
+            && since - last > LONG_GAP
+        {
+            s.long_gaps.push((since, since - last));
+        }
+        s.last_arrival = Some(since);
+        let clock = if s.video { 90_000.0 } else { 48_000.0 };
+        let stamp = f64::from(
+            h.timestamp
+                .wrapping_sub(*s.first_ts.get_or_insert(h.timestamp)) as i32,
+        );
+        let transit = since.as_secs_f64() * 1e3 - stamp / clock * 1e3;
         let second = s.seconds.entry(since.as_secs()).or_default();
+        second.transit_sum_ms += transit;
         second.packets += 1;
         second.bytes += packet.payload.len() as u64;
         if !self.vp8_pts.contains(&h.payload_type) {

@@ -36,7 +36,6 @@ fn home_line(net: &mut Net, who: SocketAddr) {
 
 #[test]
 fn a_simulcast_publisher_reaches_a_server_like_peer_with_all_three_layers() {
-    let wall = std::time::Instant::now();
     let mut clock = Clock::new();
     let mut net = Net::new(1);
     home_line(&mut net, addr(1));
@@ -99,12 +98,10 @@ fn a_simulcast_publisher_reaches_a_server_like_peer_with_all_three_layers() {
         publisher.rtcp_seen.transport_cc.load(Ordering::Relaxed) > 10,
         "and sends transport-wide feedback on the publisher's numbered packets"
     );
-    assert!(wall.elapsed() < secs(1), "took {:?}", wall.elapsed());
 }
 
 #[test]
 fn a_subscriber_answers_receives_vp8_and_sends_transport_feedback() {
-    let wall = std::time::Instant::now();
     let mut clock = Clock::new();
     let mut net = Net::new(2);
     home_line(&mut net, addr(2));
@@ -162,7 +159,6 @@ fn a_subscriber_answers_receives_vp8_and_sends_transport_feedback() {
         2
     );
     assert_eq!(subscriber.recorder.streams[&ssrc].keyframes.len(), 2);
-    assert!(wall.elapsed() < secs(1), "took {:?}", wall.elapsed());
 }
 
 /// Nodes can be driven as trait objects (the server's worker core will be one).
@@ -214,7 +210,6 @@ fn lossy_run(seed: u64) -> (u64, u64, u64, u64) {
 
 #[test]
 fn a_lossy_line_repeats_with_its_seed_and_nacks_repair_it() {
-    let wall = std::time::Instant::now();
     let a = lossy_run(11);
     assert_eq!(a, lossy_run(11), "same seed, same run");
     let (gaps, late, duplicates, nacked) = a;
@@ -222,7 +217,6 @@ fn a_lossy_line_repeats_with_its_seed_and_nacks_repair_it() {
     // Each loss is asked for once and repaired once (over RTX, unwrapped): see `unwrap_rtx`.
     assert_eq!((late, duplicates, nacked), (gaps, 0, gaps), "{a:?}");
     assert_ne!(a, lossy_run(12), "another seed, other losses");
-    assert!(wall.elapsed() < secs(2), "took {:?}", wall.elapsed());
 }
 
 #[test]

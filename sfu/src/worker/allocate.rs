@@ -248,10 +248,15 @@ impl WorkerCore {
         let settled = a
             .first_feedback
             .is_some_and(|at| now.saturating_duration_since(at) >= SETTLE);
+        // No step while a probe runs or waits for its verdict: the estimate grows with the
+        // probe's padding as the line carries it, and a step taken on that growth is the step
+        // the probe was there to prove (in virtual time behind 1 Mbit/s, 720p taken half a
+        // second into every probe for it, then given back with 100-200 ms of audio delay).
         let budget_flags = (
             a.congested_until.is_some_and(|at| at > now),
             a.blocked_until.is_none_or(|at| at <= now)
-                && (settled || estimate == Some(f64::INFINITY)),
+                && (settled || estimate == Some(f64::INFINITY))
+                && !a.prober.running(),
         );
 
         let mut audio_bps = 0.0;
@@ -456,7 +461,7 @@ impl WorkerCore {
         let target = c
             .allocation
             .prober
-            .target(needed, goal_estimate(budget, items), media);
+            .target(now, needed, goal_estimate(budget, items), media);
         Some((video[padded], (needed, target), media))
     }
 }
