@@ -47,8 +47,8 @@ pub fn clean_line() -> LinkConfig {
 /// What happened to one point, besides what its peer recorded.
 #[derive(Debug, Default)]
 pub struct PointLog {
-    /// Subscribe offers answered: (virtual time, revision).
-    pub offers: Vec<(Duration, u64)>,
+    /// Subscribe offers answered: (virtual time, revision, media sections in it).
+    pub offers: Vec<(Duration, u64, usize)>,
     /// Video-paused notices: (virtual time, how many videos paused).
     pub paused: Vec<(Duration, usize)>,
     /// Subscribe offers the point could not apply, or answers the server refused.
@@ -153,7 +153,8 @@ impl Meeting {
             for event in self.server.events(point_id(i)) {
                 match event {
                     MediaEvent::SubscribeOffer { revision, sdp, .. } => {
-                        self.logs[i].offers.push((at, revision));
+                        let sections = sdp.matches("\nm=").count();
+                        self.logs[i].offers.push((at, revision, sections));
                         let answer = match self.points[i].accept_offer(now, &sdp) {
                             Ok(a) => a,
                             Err(e) => {
@@ -186,6 +187,16 @@ impl Meeting {
             .streams
             .values()
             .find(|s| !s.keyframes.is_empty())
+    }
+
+    /// The SSRC of the video point `i` receives.
+    pub fn video_ssrc(&self, i: usize) -> Option<u32> {
+        self.points[i]
+            .recorder
+            .streams
+            .iter()
+            .find(|(_, s)| !s.keyframes.is_empty())
+            .map(|(ssrc, _)| *ssrc)
     }
 
     /// The chair's audio as point `i` receives it.

@@ -26,6 +26,8 @@ pub mod server;
 pub mod vp8;
 
 #[cfg(test)]
+mod core_tests;
+#[cfg(test)]
 mod lines_tests;
 #[cfg(test)]
 mod meeting_tests;

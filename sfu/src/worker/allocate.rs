@@ -342,6 +342,7 @@ impl WorkerCore {
         let mut stepped_up = false;
         let mut temporal_raised = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
+        let mut paused_ssrcs: Vec<u32> = Vec::new();
         for ((&(t, i), choice), cap) in video.iter().zip(chosen).zip(caps) {
             let (publisher, source) = (self.tracks[t].publisher, self.tracks[t].source);
             let d = &mut self.tracks[t].downtracks[i];
@@ -352,6 +353,7 @@ impl WorkerCore {
             d.temporal.set_target(cap);
             if choice.is_none() {
                 paused.push((publisher, source));
+                paused_ssrcs.push(d.ssrc);
                 d.floor.on_pause(now);
             } else {
                 d.floor.on_resume(now);
@@ -409,6 +411,9 @@ impl WorkerCore {
             if c.allocation.paused_told != paused {
                 tell = Some(c.participant);
                 c.allocation.paused_told = paused.clone();
+            }
+            if let Some(gate) = &c.nacks {
+                gate.set_paused(&paused_ssrcs);
             }
         }
         if let Some(subscriber) = tell {
