@@ -38,6 +38,9 @@ pub const MAX_BPS: f64 = 50_000_000.0;
 /// probe (`probe.rs`) raises it.
 pub const GROWTH_LIMIT: f64 = 1.5;
 pub const GROWTH_SLACK: f64 = 50_000.0;
+/// Below this the estimate grows freely: a link whose video is paused delivers only audio, and
+/// the lowest layer must be able to come back without a probe (it has no video to pad).
+pub const FREE_GROWTH_BELOW: f64 = 300_000.0;
 /// "Delivered lately" is the peak of the delivered rate over this long.
 const DELIVERED_PEAK_WINDOW: Duration = Duration::from_secs(2);
 
@@ -176,11 +179,7 @@ impl BandwidthEstimator for LinkEstimator {
                 .update(now, missing, reports.len(), self.guard.delay_flat());
         // Growth only as far as the link has shown it carries (see GROWTH_LIMIT).
         if let Some(peak) = self.note_delivered(now) {
-            // No exception for a paused video (it used to grow freely below 300 kbit/s): it is
-            // probed on its own numbers (`probe.rs`), and a blind climb brought it back onto a
-            // line that could not carry it, to pause again (in virtual time behind 100 kbit/s:
-            // paused, resumed 6 s later, paused).
-            let limit = peak * GROWTH_LIMIT + GROWTH_SLACK;
+            let limit = (peak * GROWTH_LIMIT + GROWTH_SLACK).max(FREE_GROWTH_BELOW);
             if loss_target > before && loss_target > limit {
                 loss_target = before.max(limit);
                 self.loss.set_target(loss_target);
