@@ -11,10 +11,11 @@
 //! - in total, at most [`RESEND_SHARE`] of the link's estimate (a token bucket), so repair never
 //!   crowds out the media it repairs; audio and the keyframe that follow matter more;
 //! - never for a video the allocator paused ([`NackCounts::paused`]): it resumes on a keyframe,
-//!   and nothing from before the pause will be decoded. Chromium NACKs a paused video for about
-//!   ten seconds, and the resends kept a 150 kbit/s line full, audio waiting behind them
-//!   (`flap` in Chromium: 18 NACKs a second while paused, audio delay 750 ms; in virtual time
-//!   behind 100 kbit/s, 49 kbit/s of resent video while paused).
+//!   and nothing from before the pause will be decoded. Chromium keeps NACKing a paused video
+//!   for about ten seconds (18–27 a second on `flap`), and the floor above answered up to 10 a
+//!   second: in virtual time behind 100 kbit/s, 49 kbit/s of the line went on resent video
+//!   while paused. (Chromium's audio delay in that dip did not change without them: it comes
+//!   from the dip's start.)
 
 use std::collections::HashMap;
 use std::sync::Arc;

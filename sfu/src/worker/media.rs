@@ -547,7 +547,7 @@ fn write_padding(
 
 /// Sends the padding a running probe cluster owes after a frame of `d` (see `probe.rs`):
 /// padding-only packets numbered after the frame, their bytes in a header extension.
-pub(super) fn pad_probe(
+fn pad_probe(
     now: Instant,
     conn: &mut Conn,
     d: &mut DownTrack,
