@@ -117,6 +117,11 @@ pub struct Budget {
     /// behind 400 kbit/s the estimate then grew from 447 to 600 kbit/s and the allocator
     /// stepped into 720p at the verdict (Chromium, `constrained.mjs` (b), in CI).
     pub step_ceiling: Option<f64>,
+    /// A probe just proved that a paused video's lowest layer fits: a video past its hold
+    /// comes back only on such a proof, never on the estimate alone (which grows by itself on
+    /// a line whose video is paused: in virtual time behind 100 kbit/s, back 6 s after the
+    /// pause and paused again).
+    pub resume_proved: bool,
 }
 
 impl Budget {
@@ -155,6 +160,9 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         // only on a keyframe.
         let (needed, must_fit) = match items[i].floor {
             Floor::Held => continue,
+            // Coming back is a step up: not while steps wait (a probe running, a back-off), and
+            // only on a probe's proof.
+            Floor::Resuming if !budget.may_step_up || !budget.resume_proved => continue,
             // Back from a pause only with room to spare, congested or not, for its base
             // temporal layer: it restarts there (`temporal_caps`).
             Floor::Resuming => (base.bps_at(Some(0)) * RESUME_MARGIN, true),
@@ -386,6 +394,7 @@ mod tests {
             congested,
             may_step_up,
             step_ceiling: None,
+            resume_proved: true,
         }
     }
 
@@ -529,6 +538,11 @@ mod tests {
         assert_eq!(
             allocate(&budget(270e3, true, true), &[paused(Floor::Resuming)]),
             vec![Some(0)]
+        );
+        assert_eq!(
+            allocate(&budget(270e3, true, false), &[paused(Floor::Resuming)]),
+            vec![None],
+            "not while steps wait"
         );
     }
 

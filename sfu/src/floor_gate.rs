@@ -13,11 +13,14 @@
 
 use std::time::{Duration, Instant};
 
-/// The hold after a first pause: longer than the estimate needs to climb back blindly (25 %/s),
-/// short enough that a line that recovered gets its video back soon (without probes, nothing
-/// tells a recovered line from a paused one: the cap on the hold is that compromise).
-pub const FIRST_HOLD: Duration = Duration::from_secs(6);
-pub const MAX_HOLD: Duration = Duration::from_secs(12);
+/// The hold after a first pause, before a probe may ask whether the lowest layer fits again.
+/// It was 6 s, doubling to 12, while a paused video came back on the estimate's blind growth;
+/// since a resume needs a probe's proof (`probe.rs` pads a paused video on its own numbers),
+/// the hold only keeps the first probe off the queue the pause left, and a long one kept a
+/// recovered line waiting (in virtual time on `flap`: 12 s of hold, 720p 10 s after the line
+/// came back).
+pub const FIRST_HOLD: Duration = Duration::from_secs(2);
+pub const MAX_HOLD: Duration = Duration::from_secs(4);
 /// A pause within this long after a resume is a relapse: the resume was too early.
 pub const RELAPSE: Duration = Duration::from_secs(15);
 /// After this long without a pause, the next one starts from [`FIRST_HOLD`] again.
@@ -114,19 +117,19 @@ mod tests {
         let t0 = Instant::now();
         let mut g = FloorGate::default();
         g.on_pause(t0);
-        g.on_resume(secs(t0, 6));
-        // Paused again 2 s after coming back: 12 s this time.
-        g.on_pause(secs(t0, 8));
-        assert_eq!(g.floor(secs(t0, 19)), Floor::Held);
-        assert_eq!(g.floor(secs(t0, 20)), Floor::Resuming);
-        g.on_resume(secs(t0, 20));
-        g.on_pause(secs(t0, 21));
-        assert_eq!(g.floor(secs(t0, 21 + 11)), Floor::Held, "capped at 12 s");
-        assert_eq!(g.floor(secs(t0, 21 + 12)), Floor::Resuming);
+        g.on_resume(secs(t0, 2));
+        // Paused again 2 s after coming back: 4 s this time.
+        g.on_pause(secs(t0, 4));
+        assert_eq!(g.floor(secs(t0, 7)), Floor::Held);
+        assert_eq!(g.floor(secs(t0, 8)), Floor::Resuming);
+        g.on_resume(secs(t0, 8));
+        g.on_pause(secs(t0, 9));
+        assert_eq!(g.floor(secs(t0, 9 + 3)), Floor::Held, "capped at 4 s");
+        assert_eq!(g.floor(secs(t0, 9 + 4)), Floor::Resuming);
         // A minute of video later, a pause is a first pause again.
-        g.on_resume(secs(t0, 33));
-        g.on_pause(secs(t0, 33 + 61));
-        assert_eq!(g.floor(secs(t0, 33 + 61) + FIRST_HOLD), Floor::Resuming);
+        g.on_resume(secs(t0, 13));
+        g.on_pause(secs(t0, 13 + 61));
+        assert_eq!(g.floor(secs(t0, 13 + 61) + FIRST_HOLD), Floor::Resuming);
     }
 
     #[test]

@@ -168,11 +168,14 @@ impl Forwarder {
 
     /// A packet of our own (a padding-only probe, see `probe.rs`) after the last one sent: its
     /// number and timestamp (the last frame's, so the subscriber's jitter buffer sees no time
-    /// pass). `None` before anything of the current source went out.
+    /// pass). Between sources (a paused video) the next source's numbering starts after it.
+    /// `None` before anything went out.
     pub fn pad(&mut self) -> Option<Rewrite> {
-        let source = self.source.as_mut()?;
         let last = self.last.as_mut()?;
-        let seq = source.numbering.insert();
+        let seq = match self.source.as_mut() {
+            Some(source) => source.numbering.insert(),
+            None => last.seq.wrapping_add(1),
+        };
         last.seq = seq;
         self.before_last = None;
         Some(Rewrite {
@@ -322,9 +325,10 @@ mod tests {
         assert_eq!((p.seq, p.ts), (501, 0));
         assert_eq!(f.pad().unwrap().seq, 502);
         assert_eq!(f.forward(t0, 1, 11, 6000, false).unwrap().seq, 503);
+        // Paused (no source): a probe still pads, and the next source starts after it.
         f.reset_source();
-        assert_eq!(f.pad(), None, "no source to pad");
-        assert_eq!(f.forward(t0, 2, 90, 0, true).unwrap().seq, 504);
+        assert_eq!(f.pad().map(|p| (p.seq, p.ts)), Some((504, 3000)));
+        assert_eq!(f.forward(t0, 2, 90, 0, true).unwrap().seq, 505);
     }
 
     #[test]

@@ -30,6 +30,7 @@
 use std::time::{Duration, Instant};
 
 use crate::allocator::{Budget, VideoItem, allocate, temporal_caps};
+use crate::floor_gate::Floor;
 
 /// How long a cluster pads.
 pub const CLUSTER: Duration = Duration::from_millis(1000);
@@ -53,6 +54,10 @@ pub const FILLED_ROOM: f64 = 1.1;
 /// back after 20 s at 150 kbit/s: 720p 10 s after the recovery, three probes). A probe that
 /// aims too high stops at its queue and costs one failure.
 const HIGH_WATER_MEMORY: Duration = Duration::from_secs(60);
+/// A probe proved this recently says the line carries more again: the next aims back towards
+/// [`HIGH_WATER_MEMORY`]'s rate even while the back-offs of a dip still count as congestion
+/// (in virtual time on `flap`: a cycle of 3 s on the lowest layer saved).
+const RECOVERING: Duration = Duration::from_secs(3);
 /// After a failed probe the next aims at most this share of the failed one's rate.
 const AFTER_FAILURE: f64 = 0.75;
 /// After a proved probe, the next may start only after this: the raised estimate reaches the
@@ -72,6 +77,8 @@ pub const STOP_BATCHES: u64 = 2;
 /// from a dip waited out the back-off its failed probes in the dip had built (the point sat on
 /// 180p for 40 s after a 400 kbit/s constraint was lifted).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(3);
+/// The wait after a failed probe for a paused video ([`Prober::for_resume`]).
+const RESUME_RETRY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
 /// Bytes of header extension per padding packet (one two-byte-form element holds 255).
 pub const PADDING_EXTENSION_BYTES: usize = 240;
@@ -108,6 +115,8 @@ struct Cluster {
     decreases: u64,
     /// Whether it stopped early, on what.
     stopped: Option<Failure>,
+    /// It pads a paused video, to resume it ([`Prober::for_resume`]).
+    resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -157,6 +166,8 @@ pub struct Prober {
     failed_need: Option<f64>,
     /// The most a probe proved the link carries, and when, for [`HIGH_WATER_MEMORY`].
     high_water: Option<(f64, Instant)>,
+    /// When a probe was last proved.
+    last_proof: Option<Instant>,
     /// Clusters started, and proved, for stats and tests.
     pub started: u64,
     pub proved: u64,
@@ -189,6 +200,7 @@ impl Prober {
 
     fn on_proof(&mut self, now: Instant, carried: f64) {
         self.proved += 1;
+        self.last_proof = Some(now);
         if self
             .high_water
             .is_none_or(|(rate, at)| carried >= rate || now - at > HIGH_WATER_MEMORY)
@@ -198,18 +210,32 @@ impl Prober {
         self.backoff = None;
         self.blocked_until = Some(now + AFTER_PROOF);
         self.failed_at = None;
-        self.failed_need = None;
+        // A proof of a lower step says nothing of a higher one a probe failed to prove: its
+        // ceiling stays (in virtual time on `bad`, a proof for a temporal layer of 180p lifted
+        // the ceiling of 360p, and the estimate's own growth took 360p into a 234 ms silence).
+        if self.failed_need.is_some_and(|need| carried >= need) {
+            self.failed_need = None;
+        }
     }
 
     /// The rate to probe at, given what the next step needs, what the subscriber would take
     /// with no limit (`goal`) and the media rate now: [`MARGIN`] above the next step at least,
     /// towards the goal as far as [`REACH`] times the media or what a probe proved in the last
     /// [`HIGH_WATER_MEMORY`], and below the last failed probe.
-    pub fn target(&self, now: Instant, needed: f64, goal: f64, media: f64) -> f64 {
+    /// While `congested` (a back-off lately: the line is narrower than it was), only the media
+    /// rate counts, unless a probe was just proved ([`RECOVERING`]: the line carries more
+    /// again).
+    pub fn target(&self, now: Instant, needed: f64, goal: f64, media: f64, congested: bool) -> f64 {
         let floor = needed * MARGIN;
+        let recovering = self
+            .last_proof
+            .is_some_and(|at| now.saturating_duration_since(at) <= RECOVERING);
         let proved = self
             .high_water
-            .filter(|(_, at)| now.saturating_duration_since(*at) <= HIGH_WATER_MEMORY)
+            .filter(|(_, at)| {
+                (!congested || recovering)
+                    && now.saturating_duration_since(*at) <= HIGH_WATER_MEMORY
+            })
             .map_or(0.0, |(rate, _)| rate);
         let mut aim = goal.min((media * REACH).max(proved));
         if let Some(failed) = self.failed_at {
@@ -239,7 +265,26 @@ impl Prober {
             last: now,
             decreases,
             stopped: None,
+            resume: false,
         });
+    }
+
+    /// The cluster just started pads a paused video and asks only whether its lowest layer
+    /// fits again: a failure is retried after [`RESUME_RETRY`], with nothing remembered (no
+    /// doubling wait, no lower aim, no ceiling). It asks a little above the line's rate on
+    /// a line that paused it, so it costs little; after a dip, the first proof resumes.
+    pub fn for_resume(&mut self) {
+        if let State::Running(c) = &mut self.state {
+            c.resume = true;
+            // Half as long: it asks little above the media, and a line back from a dip should
+            // get its video back soon.
+            c.until -= CLUSTER / 2;
+        }
+    }
+
+    /// The cluster running or being judged pads a paused video ([`Self::for_resume`]).
+    pub fn resuming(&self) -> bool {
+        matches!(self.state, State::Running(c) | State::Judging(c, _) if c.resume)
     }
 
     /// `downtrack` is between frames (one just ended, or the pacing timer found none
@@ -309,6 +354,10 @@ impl Prober {
                         self.on_proof(now, carried);
                         Verdict::Filled(carried)
                     }
+                    Some(failure) if c.resume => {
+                        self.blocked_until = Some(now + RESUME_RETRY);
+                        Verdict::Failed(failure)
+                    }
                     Some(failure) => {
                         let wait = self.backoff.unwrap_or(INITIAL_BACKOFF);
                         self.backoff = Some((wait * 2).min(MAX_BACKOFF));
@@ -349,39 +398,82 @@ pub fn goal_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> f64 {
 pub fn steps_up(items: &[VideoItem<'_>], chosen: &[Option<u8>], caps: &[Option<u8>]) -> bool {
     let more = |cap: Option<u8>, than: Option<u8>| cap.unwrap_or(u8::MAX) > than.unwrap_or(u8::MAX);
     items.iter().enumerate().any(|(i, item)| {
-        item.flowing
-            && (chosen[i] > item.current
-                || (chosen[i] == item.current && more(caps[i], item.temporal_cap)))
+        let resumes =
+            item.floor == Floor::Resuming && item.current.is_none() && chosen[i].is_some();
+        resumes
+            || item.flowing
+                && (chosen[i] > item.current
+                    || (chosen[i] == item.current && more(caps[i], item.temporal_cap)))
     })
 }
 
 /// The lowest estimate at which the allocator would step one of the flowing videos up (a layer,
-/// or temporal layers back), if the current estimate does not already: what a probe must show. `None` when nothing can step up
+/// or temporal layers back) or resume a paused one whose hold is over, if the current estimate
+/// does not already: what a probe must show. `None` when nothing can step up
 /// (top layers, routing caps) or the estimate is unknown.
 pub fn needed_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f64> {
     let estimate = budget.estimate.filter(|e| *e < crate::bwe::MAX_BPS)?;
     // Below the step ceiling (a step a probe failed to prove), a probe proves it.
     let estimate = budget.step_ceiling.map_or(estimate, |c| c.min(estimate));
-    let steps = |e: f64| {
+    // At `e`, with a resume proved or not.
+    let steps_at = |e: f64, resume_proved: bool| {
         let b = Budget {
             estimate: Some(e),
             step_ceiling: None,
+            resume_proved,
             ..*budget
         };
         let chosen = allocate(&b, items);
         let caps = temporal_caps(&b, items, &chosen);
         steps_up(items, &chosen, &caps)
     };
-    if steps(estimate) || !steps(crate::bwe::MAX_BPS) {
+    let steps = |e: f64| steps_at(e, true);
+    if steps_at(estimate, budget.resume_proved) || !steps(crate::bwe::MAX_BPS) {
         return None;
     }
-    let (mut lo, mut hi) = (estimate, crate::bwe::MAX_BPS);
-    // Geometric bisection to within 1 %.
+    // A resume that waits only for its proof: what it needs, however high the estimate grew.
+    let lo = if steps(estimate) {
+        crate::bwe::MIN_BPS
+    } else {
+        estimate
+    };
+    Some(lowest_where(lo, steps))
+}
+
+/// The lowest estimate at which every paused video whose hold is over comes back, if one
+/// waits: what a probe for them asks. A chair's grid paused by a dip comes back in one proof
+/// (asked for one video at a time, 36 of 45 thumbnails were still paused after 60 s in
+/// Chromium, `chairwalk.mjs`; in virtual time, 12 came back over 11 s, `sim::grid_tests`).
+pub fn resume_all_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f64> {
+    let waiting: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].floor == Floor::Resuming && items[i].current.is_none())
+        .collect();
+    let all_back = |e: f64| {
+        let b = Budget {
+            estimate: Some(e),
+            step_ceiling: None,
+            resume_proved: true,
+            may_step_up: true,
+            ..*budget
+        };
+        let chosen = allocate(&b, items);
+        waiting.iter().all(|&i| chosen[i].is_some())
+    };
+    if waiting.is_empty() || !all_back(crate::bwe::MAX_BPS) {
+        return None;
+    }
+    Some(lowest_where(crate::bwe::MIN_BPS, all_back))
+}
+
+/// The lowest estimate above `lo` where `holds` (false at `lo`, true at the maximum), to
+/// within 1 %, by geometric bisection.
+fn lowest_where(lo: f64, holds: impl Fn(f64) -> bool) -> f64 {
+    let (mut lo, mut hi) = (lo, crate::bwe::MAX_BPS);
     while hi > lo * 1.01 {
         let mid = (lo * hi).sqrt();
-        if steps(mid) { hi = mid } else { lo = mid }
+        if holds(mid) { hi = mid } else { lo = mid }
     }
-    Some(hi)
+    hi
 }
 
 #[cfg(test)]
@@ -423,6 +515,7 @@ mod tests {
             congested: false,
             may_step_up: true,
             step_ceiling: None,
+            resume_proved: false,
         }
     }
 
@@ -546,7 +639,29 @@ mod tests {
             p.tick(ms(6600), 0, 600e3),
             Some(Verdict::Proved(_))
         ));
-        assert_eq!(p.step_ceiling(), None);
+        assert_eq!(
+            p.step_ceiling(),
+            None,
+            "proved past the step it failed before"
+        );
+        // A proof of a lower step keeps a higher failed one's ceiling.
+        p.start(ms(9000), (0, 0), (900e3, 1.1e6), 500e3, 0);
+        p.tick(ms(10_000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(10_600), 0, 700e3),
+            Some(Verdict::Failed(_))
+        ));
+        p.start(ms(20_000), (0, 0), (650e3, 800e3), 500e3, 0);
+        p.tick(ms(21_000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(21_600), 0, 820e3),
+            Some(Verdict::Proved(_))
+        ));
+        assert_eq!(
+            p.step_ceiling(),
+            Some(900e3 * 0.99),
+            "a proof of a lower step keeps the higher failed one's ceiling"
+        );
     }
 
     #[test]
@@ -662,10 +777,10 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut p = Prober::default();
         // Next step needs 300 k, the goal is 2 M, 300 k flow: aim at twice the media.
-        assert_eq!(p.target(t0, 300e3, 2e6, 300e3), 600e3);
+        assert_eq!(p.target(t0, 300e3, 2e6, 300e3, false), 600e3);
         // Never below the next step with its margin, never past the goal.
-        assert_eq!(p.target(t0, 300e3, 2e6, 100e3), 300e3 * MARGIN);
-        assert_eq!(p.target(t0, 300e3, 500e3, 300e3), 500e3);
+        assert_eq!(p.target(t0, 300e3, 2e6, 100e3, false), 300e3 * MARGIN);
+        assert_eq!(p.target(t0, 300e3, 500e3, 300e3, false), 500e3);
         // A failure at 600 k: the next aims at 450 k; a proof forgets it.
         p.start(t0, (0, 0), (400e3, 600e3), 300e3, 0);
         p.tick(ms(1000), 0, 0.0);
@@ -673,17 +788,22 @@ mod tests {
             p.tick(ms(1600), 0, 350e3),
             Some(Verdict::Failed(_))
         ));
-        assert_eq!(p.target(ms(1600), 300e3, 2e6, 300e3), 450e3);
+        assert_eq!(p.target(ms(1600), 300e3, 2e6, 300e3, false), 450e3);
         p.start(ms(5000), (0, 0), (400e3, 450e3), 300e3, 0);
         p.tick(ms(6000), 0, 0.0);
         assert_eq!(p.tick(ms(6600), 0, 430e3), Some(Verdict::Proved(430e3)));
-        assert_eq!(p.target(ms(6600), 300e3, 2e6, 300e3), 600e3);
+        assert_eq!(p.target(ms(6600), 300e3, 2e6, 300e3, false), 600e3);
         // After a dip, with 100 k of media left: back towards the 1.5 M proved 30 s before,
         // for a minute.
         p.start(ms(10_000), (0, 0), (1.2e6, 1.5e6), 600e3, 0);
         p.tick(ms(11_000), 0, 0.0);
         assert_eq!(p.tick(ms(11_600), 0, 1.6e6), Some(Verdict::Proved(1.5e6)));
-        assert_eq!(p.target(ms(41_600), 150e3, 2e6, 100e3), 1.5e6);
-        assert_eq!(p.target(ms(72_000), 150e3, 2e6, 100e3), 200e3);
+        assert_eq!(p.target(ms(41_600), 150e3, 2e6, 100e3, false), 1.5e6);
+        assert_eq!(p.target(ms(72_000), 150e3, 2e6, 100e3, false), 200e3);
+        assert_eq!(
+            p.target(ms(41_600), 150e3, 2e6, 100e3, true),
+            200e3,
+            "not while the line is congested"
+        );
     }
 }

@@ -83,7 +83,7 @@ fn a_paused_video_costs_its_line_nothing_and_comes_back_with_the_line() {
     // The audio went on.
     let audio = m.audio(0).expect("audio");
     assert!((from..to).all(|s| audio.seconds.get(&s).is_some_and(|x| x.packets >= 40)));
-    m.run_for(secs(12));
+    m.run_for(secs(16));
     let notices = &m.logs[0].paused;
     assert_eq!(
         notices.last().map(|n| n.1),
@@ -97,9 +97,10 @@ fn a_paused_video_costs_its_line_nothing_and_comes_back_with_the_line() {
             .get(&last)
             .is_some_and(|x| x.frames_by_tid.iter().sum::<u64>() >= 15)
     );
-    // Not met yet (issue 11, "a stable floor"): resumed on the estimate's blind growth after
-    // its hold, the video comes back onto the 100 kbit/s line and pauses again, so the notice
-    // changes three times here instead of once. Resuming on a probe's proof is the fix.
+    // Paused once: probes for its lowest layer failed on the narrow line (no blind return
+    // onto it, as before, when the estimate grew by itself: paused, back 6 s later, paused
+    // again), and the first that proved the line back resumed it.
+    assert_eq!(notices.len(), 2, "one pause, one return: {notices:?}");
 }
 
 #[test]

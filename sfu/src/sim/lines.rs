@@ -80,12 +80,12 @@ impl Outcome {
         n as f64 / (to - from).max(1) as f64
     }
 
-    /// Audio gaps over 100 ms after second `from`.
-    pub fn audio_gaps_after(&self, from: f64) -> Vec<(f64, f64)> {
+    /// Audio gaps over `ms` (at least 100) after second `from`.
+    pub fn audio_gaps_over(&self, from: f64, ms: f64) -> Vec<(f64, f64)> {
         self.audio_gaps
             .iter()
             .copied()
-            .filter(|g| g.0 >= from)
+            .filter(|g| g.0 >= from && g.1 > ms)
             .collect()
     }
 }

@@ -66,6 +66,60 @@ pub struct Meeting {
     pub downlinks: Vec<LinkId>,
 }
 
+/// A set of nodes on one network, with the signaling done between steps.
+pub(super) trait Stage {
+    fn now(&self) -> Instant;
+    /// Moves every node and the network on to `until`.
+    fn progress_to(&mut self, until: Instant);
+    /// What the sessions do with the server's events.
+    fn signal(&mut self);
+}
+
+/// Moves the server, `peers` and the network on to `until`.
+pub(super) fn progress_all<'a>(
+    clock: &mut Clock,
+    net: &mut Net,
+    server: &'a mut SimServer,
+    peers: impl Iterator<Item = &'a mut SimPeer>,
+    until: Instant,
+) {
+    let mut nodes: Vec<&mut dyn Node> = vec![server];
+    nodes.extend(peers.map(|p| p as &mut dyn Node));
+    progress(clock, net, &mut nodes, until);
+    stamp(clock.elapsed());
+}
+
+/// Runs `stage` for `d` of virtual time, signaling every [`STEP`].
+pub(super) fn run_stage(stage: &mut impl Stage, d: Duration) {
+    let end = stage.now() + d;
+    while stage.now() < end {
+        let until = (stage.now() + STEP).min(end);
+        stage.progress_to(until);
+        stage.signal();
+    }
+}
+
+impl Stage for Meeting {
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn progress_to(&mut self, until: Instant) {
+        let peers = std::iter::once(&mut self.chair).chain(self.points.iter_mut());
+        progress_all(
+            &mut self.clock,
+            &mut self.net,
+            &mut self.server,
+            peers,
+            until,
+        );
+    }
+
+    fn signal(&mut self) {
+        Meeting::signal(self);
+    }
+}
+
 impl Meeting {
     /// A chair and `points` points, each point behind `line` (server → point; the way back
     /// is clean), the network's random draws from `seed`. Everyone joins, the chair publishes
@@ -130,19 +184,7 @@ impl Meeting {
 
     /// Runs the meeting for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
-        let end = self.clock.now() + d;
-        while self.clock.now() < end {
-            let until = (self.clock.now() + STEP).min(end);
-            let mut nodes: Vec<&mut dyn Node> = Vec::with_capacity(2 + self.points.len());
-            nodes.push(&mut self.server);
-            nodes.push(&mut self.chair);
-            for p in self.points.iter_mut() {
-                nodes.push(p);
-            }
-            progress(&mut self.clock, &mut self.net, &mut nodes, until);
-            VIRTUAL.with(|v| v.set(self.clock.elapsed()));
-            self.signal();
-        }
+        run_stage(self, d);
     }
 
     /// Does what each point's session and browser do with the server's events.
@@ -227,6 +269,11 @@ thread_local! {
     static VIRTUAL: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
 }
 
+/// Log lines from now on carry this virtual time.
+pub(super) fn stamp(elapsed: Duration) {
+    VIRTUAL.with(|v| v.set(elapsed));
+}
+
 /// Stamps log lines with the virtual time.
 struct VirtualTime;
 
@@ -238,7 +285,7 @@ impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
 
 /// `SIM_LOG=sfu::worker::allocate=debug` (a tracing filter) shows what the worker decided,
 /// at the virtual time it decided it.
-fn trace_from_env() {
+pub(super) fn trace_from_env() {
     if let Ok(filter) = std::env::var("SIM_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

@@ -16,6 +16,7 @@
 //! moves forward when the driver jumps to the next deadline.
 
 pub mod engine;
+pub mod grid;
 pub mod lines;
 pub mod meeting;
 pub mod net;
@@ -27,6 +28,8 @@ pub mod vp8;
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod grid_tests;
 #[cfg(test)]
 mod lines_tests;
 #[cfg(test)]

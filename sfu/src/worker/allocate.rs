@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use super::WorkerCore;
 use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
-use crate::probe::{PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, steps_up};
+use crate::floor_gate::Floor;
+use crate::probe::{
+    PaddedDowntrack, Prober, Verdict, goal_estimate, needed_estimate, resume_all_estimate, steps_up,
+};
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
 /// After the estimator backs off, lowest layers must fit in the estimate for this long; when
@@ -186,10 +189,17 @@ impl WorkerCore {
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
         let shield_before = c.allocation.probe_shield(now);
+        // What a probe for a paused video proved this tick: the estimator takes the raise with
+        // its next feedback, the resume is taken now (a tick late, the raise had often been
+        // eaten by a back-off, and the resume waited for another probe: after a dip, 4 s more
+        // without video). Other steps wait for the raise, which the queue guard may cap.
+        let mut proved = None;
         if let (Some(e), Some(s)) = (&c.estimate, snap) {
+            let resuming = c.allocation.prober.resuming();
             if let Some(verdict) = c.allocation.prober.tick(now, s.decreases, e.probe_peak()) {
                 if let Some(bps) = c.allocation.on_verdict(now, verdict) {
                     e.raise_to(bps);
+                    proved = resuming.then_some(bps);
                 }
                 match verdict {
                     Verdict::Failed(_) => self.metrics.probes_failed.inc(),
@@ -245,6 +255,7 @@ impl WorkerCore {
                     .then_some(f64::INFINITY)
             }
         };
+        let estimate = estimate.map(|e| proved.map_or(e, |p: f64| e.max(p)));
         let settled = a
             .first_feedback
             .is_some_and(|at| now.saturating_duration_since(at) >= SETTLE);
@@ -324,6 +335,7 @@ impl WorkerCore {
                 .conns
                 .get(key)
                 .and_then(|c| c.allocation.prober.step_ceiling()),
+            resume_proved: proved.is_some(),
         };
         let chosen = allocate(&budget, &items);
         let caps = temporal_caps(&budget, &items, &chosen);
@@ -354,6 +366,7 @@ impl WorkerCore {
             if choice.is_none() {
                 paused.push((publisher, source));
                 paused_ssrcs.push(d.ssrc);
+                d.frame_open = false;
                 d.floor.on_pause(now);
             } else {
                 d.floor.on_resume(now);
@@ -381,7 +394,9 @@ impl WorkerCore {
         paused.sort_unstable_by_key(|(p, s)| (*p, *s as u8));
         let mut tell = None;
         if let Some(c) = self.conns.get_mut(key) {
-            if let (Some((downtrack, (needed, target), media)), Some(e)) = (probe, &c.estimate) {
+            if let (Some((downtrack, (needed, target), media, resume)), Some(e)) =
+                (probe, &c.estimate)
+            {
                 e.start_probe();
                 let snapshot = e.snapshot();
                 let decreases = snapshot.decreases;
@@ -389,6 +404,9 @@ impl WorkerCore {
                 c.allocation
                     .prober
                     .start(now, downtrack, (needed, target), media, decreases);
+                if resume {
+                    c.allocation.prober.for_resume();
+                }
                 self.timers.push(std::cmp::Reverse((
                     now + crate::probe::PACE,
                     super::Timer::Pace(key),
@@ -441,20 +459,24 @@ impl WorkerCore {
         video: &[(usize, usize)],
         chosen: &[Option<u8>],
         caps: &[Option<u8>],
-    ) -> Option<(PaddedDowntrack, (f64, f64), f64)> {
+    ) -> Option<(PaddedDowntrack, (f64, f64), f64, bool)> {
         let c = self.conns.get(key)?;
         // Congested or not: "congested" only makes lowest layers fit; a probe stops at the
         // first queue.
         if !budget.may_step_up || !c.allocation.prober.may_start(now) {
             return None;
         }
+
         if steps_up(items, chosen, caps) {
             return None;
         }
         let needed = needed_estimate(budget, items)?;
+        // A flowing video pads between its frames; a paused one whose hold is over pads on its
+        // own numbers, so that a probe, not the estimate's blind growth, brings it back.
+        let paddable = |i: usize| items[i].flowing || items[i].floor == Floor::Resuming;
         let padded = (0..items.len())
-            .filter(|&i| items[i].flowing && chosen[i] == items[i].current)
-            .min_by_key(|&i| items[i].priority)?;
+            .filter(|&i| paddable(i) && chosen[i] == items[i].current)
+            .min_by_key(|&i| (!items[i].flowing, items[i].priority))?;
         let media: f64 = budget.audio_bps
             + (0..items.len())
                 .filter_map(|i| {
@@ -463,11 +485,27 @@ impl WorkerCore {
                     Some(l.bps_at(caps[i]))
                 })
                 .sum::<f64>();
-        let target = c
-            .allocation
-            .prober
-            .target(now, needed, goal_estimate(budget, items), media);
-        Some((video[padded], (needed, target), media))
+        // With a paused video waiting for its proof, the probe is for it (the allocator brings
+        // paused videos back before any step up), and asks for every one waiting, so that a
+        // grid comes back in one proof; a probe that fills a narrower line brings back what it
+        // carried. Never towards what was proved before the pause: the line is narrow, or it
+        // would not have paused (1.5 Mbit/s asked behind 100 kbit/s, the audio behind it).
+        let goal = goal_estimate(budget, items);
+        let (target, resume) = match resume_all_estimate(budget, items) {
+            Some(all) => (
+                (all * crate::probe::MARGIN)
+                    .min(goal.max(needed))
+                    .max(needed * crate::probe::MARGIN),
+                true,
+            ),
+            None => (
+                c.allocation
+                    .prober
+                    .target(now, needed, goal, media, budget.congested),
+                false,
+            ),
+        };
+        Some((video[padded], (needed, target), media, resume))
     }
 }
 

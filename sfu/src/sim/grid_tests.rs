@@ -1,0 +1,49 @@
+//! A chair's grid of thumbnails through a dip of its line (see `grid.rs`).
+
+use std::time::Duration;
+
+use super::grid::Grid;
+use super::meeting::clean_line;
+use super::net::{LinkConfig, QueueLimit};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// The grid's timeline, second by second: thumbnails playing (≥ 5 frames).
+fn show(g: &Grid, until: u64) -> String {
+    let playing: Vec<String> = (0..until).map(|s| g.playing_in(s, 5).to_string()).collect();
+    format!("playing {} notices {:?}", playing.join(" "), g.paused)
+}
+
+#[test]
+fn a_grid_paused_by_a_dip_comes_back_together_when_the_line_does() {
+    const POINTS: usize = 12;
+    // A chair's line with a router's queue of 100 ms.
+    let line = LinkConfig {
+        queue: QueueLimit::Time(Duration::from_millis(100)),
+        ..clean_line()
+    };
+    let mut g = Grid::new(1, POINTS, line);
+    let t0 = g.clock.epoch();
+    // 12 thumbnails at 150 kbit/s need 1.8 Mbit/s: 400 kbit/s carries two or three.
+    g.net.schedule_rate(g.downlink, t0 + secs(8), Some(400_000));
+    g.net
+        .schedule_rate(g.downlink, t0 + secs(20), Some(20_000_000));
+    g.run_for(secs(32));
+    let timeline = show(&g, 32);
+    println!("{timeline}");
+    assert_eq!(g.errors, Vec::<String>::new());
+    assert_eq!(
+        g.playing_in(7, 5),
+        POINTS,
+        "all play before the dip: {timeline}"
+    );
+    assert!(
+        (12..20).all(|s| g.playing_in(s, 5) < POINTS),
+        "the dip paused some: {timeline}"
+    );
+    // Back within 6 s of the line, all of them.
+    let back = (20..32).find(|&s| g.playing_in(s, 5) == POINTS);
+    assert!(back.is_some_and(|s| s < 26), "back at {back:?}: {timeline}");
+}
