@@ -59,9 +59,10 @@ impl FloorGate {
     }
 
     /// The allocator paused the video (it was flowing or about to).
-    pub fn on_pause(&mut self, now: Instant) {
+    /// Returns whether this pause is a relapse (a pause soon after a resume).
+    pub fn on_pause(&mut self, now: Instant) -> bool {
         if self.paused_at.is_some() {
-            return;
+            return false;
         }
         let relapse = self
             .resumed_at
@@ -75,6 +76,7 @@ impl FloorGate {
             _ => FIRST_HOLD,
         });
         self.paused_at = Some(now);
+        relapse
     }
 
     /// The allocator gave the video a layer again.

@@ -77,6 +77,10 @@ pub const STOP_BATCHES: u64 = 2;
 /// from a dip waited out the back-off its failed probes in the dip had built (the point sat on
 /// 180p for 40 s after a 400 kbit/s constraint was lifted).
 const INITIAL_BACKOFF: Duration = Duration::from_secs(3);
+/// After a relapse, the next resume proves this much more than the one before
+/// ([`Prober::on_relapse`]), for this long.
+const RELAPSE_RAISE: f64 = 1.25;
+const RELAPSE_MEMORY: Duration = Duration::from_secs(60);
 /// The wait after a failed probe for a paused video ([`Prober::for_resume`]).
 const RESUME_RETRY: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(4);
@@ -168,6 +172,14 @@ pub struct Prober {
     high_water: Option<(f64, Instant)>,
     /// When a probe was last proved.
     last_proof: Option<Instant>,
+    /// What the resume probe that last brought paused videos back carried, until a probe for
+    /// a step is proved ([`Self::step_ceiling`]).
+    resumed_on: Option<f64>,
+    /// What the last resume probe carried.
+    last_resume: Option<f64>,
+    /// After a relapse (a video paused again soon after a resume), what the next resume probe
+    /// must prove, and since when ([`Self::resume_need`]).
+    resume_floor: Option<(f64, Instant)>,
     /// Clusters started, and proved, for stats and tests.
     pub started: u64,
     pub proved: u64,
@@ -193,14 +205,30 @@ impl Prober {
     }
 
     /// Steps up stay below what a step a probe failed to prove needs, until a probe proves one
-    /// (`allocator::Budget::step_ceiling`).
+    /// (`allocator::Budget::step_ceiling`), and below what the resume probe that brought the
+    /// link's video back carried, until a probe proves a step: the estimate of a line whose
+    /// video was paused grew by itself (freely below 300 kbit/s), and a resumed video stepping
+    /// up on it paused again (Chromium behind a 150 kbit/s dip: back on 180p, its temporal
+    /// layers given back one by one past the line, 557 ms of audio concealed, paused 5 s
+    /// later).
     pub fn step_ceiling(&self) -> Option<f64> {
-        self.failed_need.map(|n| n * 0.99)
+        let failed = self.failed_need.map(|n| n * 0.99);
+        match (failed, self.resumed_on) {
+            (Some(f), Some(r)) => Some(f.min(r)),
+            (f, r) => f.or(r),
+        }
     }
 
-    fn on_proof(&mut self, now: Instant, carried: f64) {
+    fn on_proof(&mut self, now: Instant, carried: f64, resume: bool) {
         self.proved += 1;
         self.last_proof = Some(now);
+        self.resumed_on = resume.then_some(carried);
+        if resume {
+            self.last_resume = Some(carried);
+            if self.resume_floor.is_some_and(|(need, _)| carried >= need) {
+                self.resume_floor = None;
+            }
+        }
         if self
             .high_water
             .is_none_or(|(rate, at)| carried >= rate || now - at > HIGH_WATER_MEMORY)
@@ -282,6 +310,27 @@ impl Prober {
         }
     }
 
+    /// A video of the link paused again soon after a resume: the line carried the resume
+    /// probe but not the video (its keyframe, its temporal layers). The next resume must prove
+    /// [`RELAPSE_RAISE`] times what that probe carried: hysteresis in rate. In virtual time
+    /// behind a 200 kbit/s dip of 30 s, the video came back and paused again five times, each
+    /// return a 230 ms audio silence.
+    pub fn on_relapse(&mut self, now: Instant) {
+        if let Some(carried) = self.last_resume {
+            let need = carried * RELAPSE_RAISE;
+            let higher = self.resume_floor.map_or(need, |(n, _)| n.max(need));
+            self.resume_floor = Some((higher, now));
+        }
+    }
+
+    /// What a resume probe must prove, given what the allocator needs: more after a relapse,
+    /// for [`RELAPSE_MEMORY`].
+    pub fn resume_need(&self, now: Instant, needed: f64) -> f64 {
+        self.resume_floor
+            .filter(|(_, at)| now.saturating_duration_since(*at) < RELAPSE_MEMORY)
+            .map_or(needed, |(need, _)| need.max(needed))
+    }
+
     /// The cluster running or being judged pads a paused video ([`Self::for_resume`]).
     pub fn resuming(&self) -> bool {
         matches!(self.state, State::Running(c) | State::Judging(c, _) if c.resume)
@@ -347,11 +396,11 @@ impl Prober {
                 let carried = delivered_peak.min(c.target_bps);
                 let verdict = match failure {
                     None => {
-                        self.on_proof(now, carried);
+                        self.on_proof(now, carried, c.resume);
                         Verdict::Proved(carried)
                     }
                     Some(Failure::Queue) if delivered_peak >= c.needed_bps * FILLED_ROOM => {
-                        self.on_proof(now, carried);
+                        self.on_proof(now, carried, c.resume);
                         Verdict::Filled(carried)
                     }
                     Some(failure) if c.resume => {
@@ -805,5 +854,53 @@ mod tests {
             200e3,
             "not while the line is congested"
         );
+    }
+
+    /// A resume probe proved and judged at `at_ms`, carrying `carried`.
+    fn prove_resume(p: &mut Prober, t0: Instant, at_ms: u64, need: f64, carried: f64) -> Verdict {
+        let ms = |n| t0 + Duration::from_millis(n);
+        p.start(ms(at_ms), (0, 0), (need, need * MARGIN), 50e3, 0);
+        p.for_resume();
+        p.tick(ms(at_ms + 600), 0, 0.0);
+        p.tick(ms(at_ms + 1200), 0, carried).expect("judged")
+    }
+
+    #[test]
+    fn a_resume_caps_steps_until_a_step_is_proved_and_a_relapse_raises_the_next_resume() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        assert_eq!(p.resume_need(t0, 150e3), 150e3);
+        // Back on a proof of 190 k: steps up stay below it until a probe proves one.
+        let v = prove_resume(&mut p, t0, 0, 150e3, 190e3);
+        assert_eq!(v, Verdict::Proved(187.5e3));
+        assert_eq!(p.step_ceiling(), Some(187.5e3));
+        // Paused again soon after: the next resume must prove 25 % more, for a minute.
+        p.on_relapse(ms(2000));
+        assert_eq!(p.resume_need(ms(3000), 150e3), 187.5e3 * RELAPSE_RAISE);
+        assert_eq!(
+            p.resume_need(ms(3000), 300e3),
+            300e3,
+            "or what it needs, if more"
+        );
+        assert_eq!(
+            p.resume_need(ms(62_000), 150e3),
+            150e3,
+            "forgotten after a minute"
+        );
+        // A resume that proves it clears it, and a proved step clears the ceiling.
+        let need = p.resume_need(ms(5000), 150e3);
+        assert!(matches!(
+            prove_resume(&mut p, t0, 5000, need, 2e6),
+            Verdict::Proved(_)
+        ));
+        assert_eq!(p.resume_need(ms(7000), 150e3), 150e3);
+        p.start(ms(9000), (0, 0), (500e3, 600e3), 300e3, 0);
+        p.tick(ms(10_000), 0, 0.0);
+        assert!(matches!(
+            p.tick(ms(10_600), 0, 620e3),
+            Some(Verdict::Proved(_))
+        ));
+        assert_eq!(p.step_ceiling(), None);
     }
 }

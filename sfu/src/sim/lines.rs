@@ -55,6 +55,19 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// 2 Mbit/s, 200 kbit/s from 10 s to 40 s (enough for the audio and the lowest layer's
+    /// base temporal layer, not for the whole layer), then 2 Mbit/s again.
+    pub fn long_dip() -> Self {
+        Self {
+            name: "long_dip",
+            line: line(2_000_000, 0.0, 30, 200),
+            steps: vec![(10, 200_000), (40, 2_000_000)],
+            seconds: 55,
+        }
+    }
+}
+
 /// What the point got.
 #[derive(Debug)]
 pub struct Outcome {

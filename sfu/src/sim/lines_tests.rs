@@ -27,11 +27,28 @@ fn show_run(name: &str, seed: u64, o: &Outcome) {
     );
 }
 
+/// The issue's `flap` target: the top layer again within 8 s of the line's `recovery`.
+fn assert_720p_within_8_s(o: &Outcome, recovery: usize) {
+    // heights[s] is what was decoded at the end of second s (a paused video keeps its last
+    // height: frames tell it plays).
+    let back = (recovery..o.heights.len()).find(|&s| o.heights[s] == 720 && o.frames[s] >= 10);
+    assert!(
+        back.is_some_and(|s| s + 1 - recovery <= 8),
+        "720p again at {back:?}: {:?}",
+        o.heights
+    );
+}
+
 #[test]
 #[ignore = "prints runs; see the module's doc"]
 fn show() {
     let only = std::env::var("SIM_PROFILE").ok();
-    for p in [Profile::adsl(), Profile::bad(), Profile::flap()] {
+    for p in [
+        Profile::adsl(),
+        Profile::bad(),
+        Profile::flap(),
+        Profile::long_dip(),
+    ] {
         if only.as_deref().is_some_and(|o| o != p.name) {
             continue;
         }
@@ -85,14 +102,7 @@ fn flap_comes_back_to_720p_within_8_s_with_the_audio_delay_at_its_floor_within_2
     let o = run(&p, 1);
     show_run(p.name, 1, &o);
     let recovery = 30;
-    // heights[s] is what was decoded at the end of second s (a paused video keeps its last
-    // height: frames tell it plays).
-    let back = (recovery..o.heights.len()).find(|&s| o.heights[s] == 720 && o.frames[s] >= 10);
-    assert!(
-        back.is_some_and(|s| s + 1 - recovery <= 8),
-        "720p again at {back:?}: {:?}",
-        o.heights
-    );
+    assert_720p_within_8_s(&o, recovery);
     // A stable floor: the video pauses once in the dip and comes back once, after it (it
     // came back blindly in the dip and paused again: four notices and a 306 ms silence).
     assert!(
@@ -112,4 +122,26 @@ fn flap_comes_back_to_720p_within_8_s_with_the_audio_delay_at_its_floor_within_2
         let d = o.audio_delay[s].expect("audio every second");
         assert!(d <= floor + 30.0, "second {s}: {d:.0} ms, floor {floor:.0}");
     }
+}
+
+#[test]
+fn a_long_dip_that_carries_the_audio_but_not_the_video_pauses_it_and_keeps_it_paused() {
+    let p = Profile::long_dip();
+    let o = run(&p, 1);
+    show_run(p.name, 1, &o);
+    let recovery = 40;
+    // The video may come back once in the dip (its resume probe fits the line; its keyframe
+    // and temporal layers do not) and pause again; after that relapse the next resume must
+    // prove more than the line carries. Without that it came back five times, each return a
+    // 230 ms silence.
+    let in_dip: Vec<_> = o.notices.iter().filter(|n| n.0 < recovery as f64).collect();
+    assert!(in_dip.len() <= 3, "notices {:?}", o.notices);
+    assert!(
+        o.audio_gaps_over(20.0, 100.0)
+            .iter()
+            .all(|g| g.0 >= recovery as f64),
+        "no silence in the dip after the relapse: {:?}",
+        o.audio_gaps
+    );
+    assert_720p_within_8_s(&o, recovery);
 }
