@@ -24,7 +24,7 @@ pub fn add(args: &AdminAddArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         room_admin::files::ensure_private_dir(&args.data.data_dir)
             .with_context(|| format!("cannot create {}", args.data.data_dir.display()))?;
-        let db = Db::open_in(&args.data.data_dir).await?;
+        let db = Db::connect(&args.data.database_url()?).await?;
         let now = db::unix_now();
         let existed = accounts::find(&db, &args.username).await?.is_some();
         if existed {
@@ -79,7 +79,7 @@ fn read_password() -> anyhow::Result<String> {
 pub fn stress_writes(args: &DataDirArgs) -> anyhow::Result<()> {
     use room_admin::{import, meetings};
     runtime()?.block_on(async {
-        let db = Db::open_in(&args.data_dir).await?;
+        let db = Db::connect(&args.database_url()?).await?;
         let mut csv = String::from("code,name,kind\n");
         csv.push_str("CHAIR,Hội trường,province_hall\n");
         for i in 0..20 {

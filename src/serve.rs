@@ -49,9 +49,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let secret = Secret::load_or_create(&conn.data_dir)?;
     let tokens = JoinTokens::new(&secret);
-    let database = Db::open_in(&conn.data_dir)
-        .await
-        .with_context(|| format!("cannot open the database in {}", conn.data_dir.display()))?;
+    let database_url = args.database.url(&conn.data_dir)?;
+    // Shown with any password masked (`DatabaseUrl`'s Display).
+    tracing::info!(database = %database_url, "control plane database");
+    let database = Db::connect(&database_url).await?;
     let bootstrap = accounts::bootstrap(&database, db::unix_now()).await?;
     let directory = Arc::new(Directory::load(&database).await?);
     let public_ip = net::effective_public_ip(conn.listen, conn.public_ip, net::detect_public_ip);

@@ -18,6 +18,7 @@ cd "$(dirname "$0")"
 CRATES=(
   "rtc 0.21.1 4e2ca201de5ccc83aa3c08d49a2f08d7ed0aeeb2052fb1ccc517a8b77a6927ce"
   "rtc-ice 0.21.1 099984f1be120b2e5692f232f8cbb82e53f6b4261c5c2eeda5be6223ba1adaa9"
+  "sqlx-sqlite 0.9.0 488e99c397a62007e4229aec669a179816339afc6d2620ca6fa420dbee2e982c"
 )
 # What we copy from a release (the rest, examples, integration tests, lock file, CI files, stays
 # out); patches then change these. rtc-ice's release ships no licence files: ours are rtc's.

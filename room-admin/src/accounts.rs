@@ -469,7 +469,7 @@ mod tests {
     #[tokio::test]
     async fn the_bootstrap_password_passes_the_rule() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        let db = crate::db::testing::open_for_test(dir.path()).await;
         let (user, password) = bootstrap(&db, 0).await.unwrap().unwrap();
         assert_eq!(password_problem(&password, &user), None);
         assert!(password.chars().count() >= MIN_PASSWORD);
@@ -478,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn the_bootstrap_account_must_change_its_password_until_it_is_set() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        let db = crate::db::testing::open_for_test(dir.path()).await;
         let (user, _) = bootstrap(&db, 0).await.unwrap().unwrap();
         assert!(get(&db, &user).await.unwrap().must_change_password);
         set_password(&db, &user, "họp tỉnh sáng thứ hai", 1)

@@ -1,36 +1,84 @@
-//! The database: one SQLite file (`<data-dir>/hoinghi.db`) in WAL mode, foreign keys on,
-//! migrations embedded in the binary and run at open.
+//! The database: SQLite, one file `<data-dir>/hoinghi.db` (the default, embedded), or a
+//! PostgreSQL database (`--database-url postgres://…`, for a province that runs its own
+//! database cluster). Migrations are embedded in the binary and run at open.
 //!
-//! `synchronous = FULL`: every committed transaction is on disk before the commit returns, so
-//! neither a killed process nor a power cut loses a write that was acknowledged. The write rate
-//! of an admin panel is a few per second at most; the cost does not matter.
+//! **One query set, sqlx's `Any` driver.** The domain code writes SQL both engines accept
+//! (`$n` placeholders, `ON CONFLICT` upserts, `TRUE`/`FALSE`, times as integers, ids as text)
+//! and decodes only what `Any` carries (`i64`, `i32`, `f64`, `bool`, `String`, their
+//! `Option`s), so every query runs unchanged on both through one `AnyPool`. An enum of two
+//! pools would have put a `match` in each of the ~60 queries, and code generic over
+//! `sqlx::Database` a wall of `Encode`/`Decode`/`Executor` bounds on each function, for nothing
+//! `Any` lacks here. Its cost: values pass through `AnyValue` (a copy each, nothing at an admin
+//! panel's rates) and the per-engine connection settings are statements run after connecting
+//! (below), since `Any` connects from a URL alone.
 //!
-//! Every write transaction starts with `BEGIN IMMEDIATE` ([`Db::begin`]): it takes the write
-//! lock first, waiting up to the busy timeout for it. A plain (deferred) `BEGIN` starts as a
-//! reader, and when it later writes while the attendance recorder committed in between, SQLite
-//! answers "database is locked" at once (a stale snapshot cannot wait its way out), which the
-//! panel saw as a 500 during join storms.
+//! **Two migration sets, the same versions.** SQLite runs `migrations/` (unchanged: deployed
+//! databases recorded their checksums, and sqlx refuses to start when a recorded one differs);
+//! PostgreSQL runs `migrations/postgres/`, the same versions and names, differing only where the
+//! DDL must: SQLite's `INTEGER PRIMARY KEY` (a rowid alias) of the four log tables is
+//! `BIGINT GENERATED ALWAYS AS IDENTITY` there. `tests/db_postgres.rs` checks that both sets
+//! have the same versions and give the same tables, columns, types and keys.
 //!
-//! The database and its `-wal` and `-shm` files hold the staff's password hashes and every
-//! meeting's links: they are mode 0600 whatever the umask and the data dir's mode. The main file
-//! is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` the main file's
-//! mode), and files left more open by an earlier version are narrowed at every open.
+//! `synchronous = FULL` (SQLite): every committed transaction is on disk before the commit
+//! returns, so neither a killed process nor a power cut loses a write that was acknowledged.
+//! The write rate of an admin panel is a few per second at most; the cost does not matter.
+//! (PostgreSQL's default `synchronous_commit = on` is the same promise.)
+//!
+//! **Write transactions one at a time, on both** ([`Db::begin`]). SQLite: `BEGIN IMMEDIATE`
+//! takes the write lock first, waiting up to the busy timeout for it. A plain (deferred)
+//! `BEGIN` starts as a reader, and when it later writes while the attendance recorder committed
+//! in between, SQLite answers "database is locked" at once (a stale snapshot cannot wait its
+//! way out), which the panel saw as a 500 during join storms. The code also relies on writers
+//! running in a row: a transaction checks, then writes on what it checked (a point's code is
+//! free, then the point is inserted; an import's rows are new or existing). PostgreSQL's
+//! default READ COMMITTED would let two such transactions pass the same check (a unique
+//! violation, a 500 instead of the 409). So there each write transaction first takes a
+//! transaction-level advisory lock ([`WRITE_LOCK`], released at commit or rollback), with
+//! `lock_timeout` as long as SQLite's busy timeout. SERIALIZABLE would let writers overlap, but
+//! every caller would have to retry serialization failures, for a concurrency a few writes a
+//! second do not need. The recorders' single-statement writes outside `begin` take no lock on
+//! PostgreSQL (on SQLite they wait for the write lock): each is one atomic statement, so any
+//! interleaving is one that running them in some order would give.
+//!
+//! The SQLite database and its `-wal` and `-shm` files hold the staff's password hashes and
+//! every meeting's links: they are mode 0600 whatever the umask and the data dir's mode. The
+//! main file is created 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` the main
+//! file's mode), and files left more open by an earlier version are narrowed at every open.
+
+mod location;
+
+#[doc(hidden)]
+pub mod testing;
 
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::pool::PoolConnectionMetadata;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+
+pub use location::DatabaseUrl;
 
 /// File name of the database inside the data dir.
 pub const DB_FILE: &str = "hoinghi.db";
 
 /// Permission bits of the database and its companions: the owner only.
 pub const FILE_MODE: u32 = 0o600;
+
+/// How long a writer waits for another to finish (SQLite's busy timeout, PostgreSQL's
+/// `lock_timeout`), and how long opening waits for a first connection.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The key of the advisory lock every PostgreSQL write transaction takes ("hoinghi" in ASCII).
+/// Advisory locks are per database: two hoinghi databases on one cluster do not share it.
+pub const WRITE_LOCK: i64 = 0x0068_6f69_6e67_6869;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Why the database could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -42,15 +90,29 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot make the database file private: {0}")]
     Permissions(#[from] io::Error),
+    /// `--database-url` is not one this server can use; never repeats the URL.
+    #[error("bad --database-url: {0}")]
+    Url(String),
+    /// The text holds the URL and the driver's error with any password cut out.
+    #[error("cannot open the database {0}")]
+    Connect(String),
+}
+
+/// Which engine a [`Db`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
 }
 
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
-pub type Tx<'a> = Transaction<'a, Sqlite>;
+pub type Tx<'a> = Transaction<'a, Any>;
 
 impl Db {
     /// Opens (creating when missing) `<data_dir>/hoinghi.db` and brings its schema up to date.
@@ -58,41 +120,107 @@ impl Db {
         Db::open(&data_dir.join(DB_FILE)).await
     }
 
-    /// Opens the database file at `path` and runs the migrations.
+    /// Opens the SQLite database file at `path` and runs the migrations.
     pub async fn open(path: &Path) -> Result<Db, DbError> {
-        make_private(path)?;
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        // The `-wal` and `-shm` exist now (WAL mode made them): narrow any left by an older run.
-        make_private(path)?;
-        Ok(Db { pool })
+        Db::connect(&DatabaseUrl::Sqlite(path.to_owned())).await
     }
 
-    pub fn pool(&self) -> &SqlitePool {
+    /// Opens the database `url` names and runs its engine's migrations. Errors carry the URL
+    /// with its password masked, never in clear.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let (backend, migrations) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                make_private(path)?;
+                (Backend::Sqlite, &SQLITE_MIGRATIONS)
+            }
+            DatabaseUrl::Postgres(_) => (Backend::Postgres, &POSTGRES_MIGRATIONS),
+        };
+        let hide = |e: &dyn std::fmt::Display| {
+            DbError::Connect(location::scrub(
+                &format!("{url}: {e}"),
+                url.password().as_deref(),
+            ))
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(WAIT)
+            .after_connect(move |conn, meta| Box::pin(settings(backend, conn, meta)))
+            .connect(&url.connect_url())
+            .await
+            .map_err(|e| match e {
+                // What sqlx says when the server refused connections until the deadline.
+                sqlx::Error::PoolTimedOut => {
+                    hide(&"no connection within 10 s (is the server running and reachable?)")
+                }
+                e => hide(&e),
+            })?;
+        migrations.run(&pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => hide(&e),
+            e => DbError::Migrate(e),
+        })?;
+        if let DatabaseUrl::Sqlite(path) = url {
+            // The `-wal` and `-shm` exist now (WAL mode made them): narrow any left by an older
+            // run.
+            make_private(path)?;
+        }
+        Ok(Db { pool, backend })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// A write transaction: `BEGIN IMMEDIATE`, so it waits for the write lock (busy timeout)
-    /// instead of failing when it upgrades from reader to writer. Use it for every transaction
-    /// that writes.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A write transaction, waiting (up to 10 s) for any other write transaction to end; see
+    /// the module comment. Use it for every transaction that writes.
     pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // The function returns `void`, which `Any` cannot carry: wrapped in a query
+                // that returns a number.
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Waits for every connection to close (tests reopening the same file).
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Per-connection settings `Any` cannot take from the URL. SQLite: the busy timeout first (the
+/// switch to WAL may wait for a lock), WAL (kept in the file, so a no-op after the first
+/// connection), FULL sync, foreign keys (off by default in SQLite). PostgreSQL: how long a
+/// writer waits for the write lock.
+async fn settings(
+    backend: Backend,
+    conn: &mut AnyConnection,
+    _: PoolConnectionMetadata,
+) -> Result<(), sqlx::Error> {
+    let statements: &[&'static str] = match backend {
+        Backend::Sqlite => &[
+            "PRAGMA busy_timeout = 10000",
+            "PRAGMA journal_mode = WAL",
+            "PRAGMA synchronous = FULL",
+            "PRAGMA foreign_keys = ON",
+        ],
+        Backend::Postgres => &["SET lock_timeout = '10s'"],
+    };
+    for statement in statements {
+        conn.execute(*statement).await?;
+    }
+    Ok(())
 }
 
 /// The database file and its `-wal`, `-shm` and `-journal` companions.

@@ -90,7 +90,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_created_once_and_reissued() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        let db = crate::db::testing::open_for_test(dir.path()).await;
         let scope = point_scope("06");
         assert!(!check(&db, &scope, "").await.unwrap());
         let k = get_or_create(&db, &scope, 10).await.unwrap();

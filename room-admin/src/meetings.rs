@@ -642,7 +642,9 @@ pub async fn end_by(db: &Db, id: &str, by: EndedBy<'_>, now: i64) -> Result<Meet
 /// had already ended, was cancelled, or is not stored (the test room).
 pub async fn end_by_chair(db: &Db, id: &str, point: &str, at: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE meetings SET status = 'ended', ended_at = MIN($1, ends_at), ended_by = $2, \
+        // CASE, not SQLite's two-argument MIN: the same SQL must run on PostgreSQL (LEAST).
+        "UPDATE meetings SET status = 'ended', \
+         ended_at = CASE WHEN $1 < ends_at THEN $1 ELSE ends_at END, ended_by = $2, \
          updated_at = $1 WHERE id = $3 AND status = 'scheduled'",
     )
     .bind(at)
@@ -666,8 +668,9 @@ async fn record_ended_by(db: &Db, id: &str, by: &EndedBy<'_>) -> Result<(), Stor
 /// Whether it was recorded: `false` when the meeting has ended or was cancelled since.
 pub async fn extend_to(db: &Db, id: &str, ends_at: i64, now: i64) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE meetings SET ends_at = MAX(ends_at, $1), updated_at = $2 \
-         WHERE id = $3 AND status = 'scheduled'",
+        // CASE, not SQLite's two-argument MAX (PostgreSQL has GREATEST instead).
+        "UPDATE meetings SET ends_at = CASE WHEN $1 > ends_at THEN $1 ELSE ends_at END, \
+         updated_at = $2 WHERE id = $3 AND status = 'scheduled'",
     )
     .bind(ends_at)
     .bind(now)

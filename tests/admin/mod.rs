@@ -1,5 +1,6 @@
-//! Shared helpers of the admin API tests: a router on a temporary database, requests with or
-//! without a session, and the JSON answers.
+//! Shared helpers of the admin API tests: a router on a temporary database (SQLite, or
+//! PostgreSQL: `room_admin::db::testing`), requests with or without a session, and the JSON
+//! answers.
 
 #![allow(dead_code)]
 
@@ -127,7 +128,8 @@ impl App {
     /// `FakeLive` in `live`).
     pub async fn build(secure: bool, source: Option<Arc<dyn LiveSource>>) -> App {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_in(dir.path()).await.unwrap();
+        // SQLite in `dir`, or a fresh PostgreSQL database with HOINGHI_TEST_DATABASE=postgres.
+        let db = db::testing::open_for_test(dir.path()).await;
         let now = db::unix_now();
         for (user, pw, role) in [
             ("admin", ADMIN_PASSWORD, "admin"),
