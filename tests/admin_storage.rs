@@ -96,6 +96,81 @@ async fn data_survives_reopening_and_migrations_run_once() {
     assert_eq!(n.0 as usize, files, "each migration ran once");
 }
 
+/// What deployed databases recorded for each SQLite migration (SHA-384 of the file): sqlx
+/// refuses to start when a file's checksum differs, so these files never change once released
+/// (PostgreSQL's differences live in `migrations/postgres/`).
+const DEPLOYED_CHECKSUMS: [(i64, &str); 6] = [
+    (
+        1,
+        "160bfd1f92614c85b15eab307c5fb349c534f23ce22a1897aff24dc0ba5c6dc16aaaf2db2a80c891153faa7c19179ba6",
+    ),
+    (
+        2,
+        "b89632cd094c42d513ce59f52811db5cb35daf8bf7fa14036e3b7efea1281742fdaab87549c561ba77b14d0af78b18e6",
+    ),
+    (
+        3,
+        "d04f8d6b3c156ddc84a189882fe7efcd8fdb497469ed3476fcfd2d5f18329764c7038026ec0b696504d6353a42d5136e",
+    ),
+    (
+        4,
+        "88423b318e030d90625ac954f8a6aea95667307dcd8d66eed5fbf02d9ee5927440015a055dbeb98f668ec07d57d89ec8",
+    ),
+    (
+        5,
+        "6c81d2402311907472de0df8c8d1995031d8a75faf222958d1c695209e84d4358e9592c621c10eed3bf05a5e7a91d3c9",
+    ),
+    (
+        6,
+        "91b7f8f1189ae0c4082bf89f3f907e4762ad1e47116bf8655372d152f73bf2e7f4523a6cb251cd1ed75ddeb4b1ce18a7",
+    ),
+];
+
+/// A database a deployment made before the control plane went through sqlx's `Any` driver
+/// (the `Sqlite` driver, the same `migrations/`): the checksums it recorded are the released
+/// ones and still match, so it opens, and its booleans read back as booleans.
+#[tokio::test]
+async fn a_database_made_through_the_sqlite_driver_opens_unchanged() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join(db::DB_FILE))
+        .create_if_missing(true);
+    let pool = SqlitePool::connect_with(options).await.unwrap();
+    sqlx::migrate!("./room-admin/migrations")
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO points (code, name, kind, disabled, created_at, updated_at) \
+         VALUES ('06', 'Hội trường', 'province_hall', TRUE, 1, 1)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let db = Db::open_in(dir.path()).await.unwrap();
+    let recorded: Vec<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    let recorded: Vec<(i64, String)> = recorded
+        .into_iter()
+        .map(|(v, sum)| (v, hex::encode(sum)))
+        .collect();
+    let deployed: Vec<(i64, String)> = DEPLOYED_CHECKSUMS
+        .iter()
+        .map(|&(v, sum)| (v, sum.to_owned()))
+        .collect();
+    assert_eq!(recorded, deployed);
+    let p = points::get(&db, "06").await.unwrap();
+    assert!(p.disabled);
+    points::set_disabled(&db, "06", false, 2).await.unwrap();
+    assert!(!points::get(&db, "06").await.unwrap().disabled);
+}
+
 /// The writer (`hoinghi admin stress-writes`, hidden) imports 50 points and creates a meeting
 /// with 21 seats per round, each in one transaction. Killed at any moment, the database must be
 /// intact and hold only whole transactions.

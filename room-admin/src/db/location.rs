@@ -116,8 +116,9 @@ impl DatabaseUrl {
         }
     }
 
-    /// The URL the `Any` driver connects with (for SQLite: the file, created when missing).
-    pub(super) fn connect_url(&self) -> String {
+    /// The URL the `Any` driver connects with (for SQLite: the file, created when missing),
+    /// password included: for connecting, never for showing.
+    pub fn connect_url(&self) -> String {
         match self {
             DatabaseUrl::Sqlite(path) => {
                 use sqlx::ConnectOptions;

@@ -1,0 +1,147 @@
+//! `hoinghi serve --database-url postgres://…` as a province with its own database cluster runs
+//! it: the real binary on a fresh PostgreSQL database (from `HOINGHI_TEST_POSTGRES_URL`, which
+//! run-tests.sh sets; without it the test says loudly that it did not run), the bootstrap
+//! account logging in over `/api/v1`, a point and a meeting created, and the meeting found in
+//! PostgreSQL, with nothing in the data dir's place of the SQLite file. And a database URL that
+//! cannot be used stops the server with an error that names it without its password.
+
+mod serve_harness;
+
+use serve_harness::{Reply, Server, connect, exchange, hoinghi};
+
+use room_admin::db::testing::fresh_postgres;
+use room_admin::db::{DB_FILE, Db};
+use room_admin::meetings;
+use serde_json::{Value, json};
+
+/// One HTTP/1.1 request with a JSON body (and the session's cookie and CSRF token when given).
+fn post(port: u16, path: &str, session: Option<&(String, String)>, body: &Value) -> Reply {
+    let body = body.to_string();
+    let auth = session.map_or(String::new(), |(cookie, csrf)| {
+        format!("Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n")
+    });
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Reply::parse(&exchange(connect(port), request.as_bytes())).expect("an HTTP answer")
+}
+
+/// Logs in: the session cookie (`name=value`) and the CSRF token.
+fn login(port: u16, user: &str, password: &str) -> ((String, String), Value) {
+    let reply = post(
+        port,
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": user, "password": password}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let cookie = reply
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let me: Value = serde_json::from_str(&reply.body).unwrap();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    ((cookie, csrf), me)
+}
+
+fn bootstrap_password(server: &Server) -> String {
+    let line = server.line("admin-bootstrap").expect("a bootstrap line");
+    line.split("password ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_keeps_its_meetings_in_postgres() {
+    let Some(url) = fresh_postgres("the_server_keeps_its_meetings_in_postgres").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url_text = url.connect_url();
+    let server = Server::start(dir.path(), &["--no-tls", "--database-url", &url_text]);
+    let port = server.port;
+    let password = bootstrap_password(&server);
+
+    // The first login may only change the password; that ends the session.
+    let (session, me) = login(port, "admin", &password);
+    assert_eq!(me["must_change_password"], true);
+    let new_password = "họp tỉnh trên PostgreSQL";
+    let changed = post(
+        port,
+        "/api/v1/auth/password",
+        Some(&session),
+        &json!({"current_password": password, "new_password": new_password}),
+    );
+    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
+    let (session, _) = login(port, "admin", new_password);
+
+    let point = json!({"code": "06", "name": "Hội trường UBND tỉnh", "kind": "province_hall"});
+    let created = post(port, "/api/v1/points", Some(&session), &point);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let starts = room_admin::db::unix_now() + 3600;
+    let local = |t: i64| room_admin::timefmt::local_rfc3339(t)[..16].to_owned();
+    let meeting = json!({
+        "title": "Hội nghị trên PostgreSQL",
+        "starts_at": local(starts),
+        "ends_at": local(starts + 7200),
+        "chair_point": "06",
+        "points": [],
+    });
+    let created = post(port, "/api/v1/meetings", Some(&session), &meeting);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = serde_json::from_str::<Value>(&created.body).unwrap()["meeting"]["id"]
+        .as_str()
+        .expect("the meeting's id")
+        .to_owned();
+
+    // In PostgreSQL, not in a SQLite file under the data dir.
+    let db = Db::connect(&url).await.unwrap();
+    let stored = meetings::get(&db, &id).await.unwrap();
+    assert_eq!(stored.title, "Hội nghị trên PostgreSQL");
+    assert!(!dir.path().join(DB_FILE).exists());
+    let stderr = server.stderr.lock().unwrap().clone();
+    assert!(stderr.contains("control plane database"), "{stderr}");
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn a_database_url_that_cannot_be_used_stops_the_server_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreachable = format!(
+        "postgres://hoinghi:s3cret-pw@localhost/hoinghi?host={}",
+        dir.path().display()
+    );
+    for url in [
+        unreachable.as_str(),
+        "mysql://hoinghi:s3cret-pw@localhost/hoinghi",
+    ] {
+        let out = hoinghi()
+            .args([
+                "serve",
+                "--no-tls",
+                "--listen",
+                "127.0.0.1:0",
+                "--media-port",
+                "0",
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("HOINGHI_DATABASE_URL", url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{stdout}");
+        assert!(stderr.contains("database"), "{stderr}");
+        assert!(
+            !stderr.contains("s3cret-pw") && !stdout.contains("s3cret-pw"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
