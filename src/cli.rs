@@ -14,6 +14,9 @@ use anyhow::Context;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use room_admin::db::DatabaseUrl;
+
+mod database;
+pub use database::DatabaseArgs;
 use signaling::turn::{TurnConfig, TurnSecret, TurnUrl};
 
 /// The environment variable that may hold the TURN secret itself. Not a flag: a secret on the
@@ -103,55 +106,6 @@ pub struct DataDirArgs {
 impl DataDirArgs {
     pub fn database_url(&self) -> anyhow::Result<DatabaseUrl> {
         self.database.url(&self.data_dir)
-    }
-}
-
-/// Where the control plane (accounts, points, meetings, attendance) is stored.
-#[derive(Debug, Clone, Args)]
-pub struct DatabaseArgs {
-    /// The control plane's database: `sqlite:///path/to/file.db`, or
-    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (a Unix socket:
-    /// `postgres:///DATABASE?host=/run/postgresql`). Default: the SQLite file hoinghi.db in
-    /// --data-dir. The schema is created or brought up to date at start. Prefer the environment
-    /// or a socket with peer authentication to a password on the command line (`ps` shows it).
-    #[arg(
-        long,
-        env = "HOINGHI_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub database_url: Option<DatabaseUrlArg>,
-}
-
-impl DatabaseArgs {
-    /// The database to open: `--database-url`, else `<data_dir>/hoinghi.db`.
-    pub fn url(&self, data_dir: &Path) -> anyhow::Result<DatabaseUrl> {
-        match &self.database_url {
-            Some(arg) => Ok(DatabaseUrl::parse(&arg.0)?),
-            None => Ok(DatabaseUrl::Sqlite(data_dir.join(room_admin::db::DB_FILE))),
-        }
-    }
-}
-
-/// `--database-url` as given, parsed when the database is opened so the error can leave the
-/// URL out (a clap parse error would repeat it, password and all). `Debug` masks it.
-#[derive(Clone)]
-pub struct DatabaseUrlArg(pub String);
-
-impl std::str::FromStr for DatabaseUrlArg {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(DatabaseUrlArg(s.to_owned()))
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrlArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match DatabaseUrl::parse(&self.0) {
-            Ok(url) => write!(f, "{url}"),
-            Err(_) => f.write_str("(not a database URL)"),
-        }
     }
 }
 

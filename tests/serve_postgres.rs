@@ -144,4 +144,13 @@ fn a_database_url_that_cannot_be_used_stops_the_server_without_its_password() {
         );
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+    // clap would show an environment variable's value in the help: not this one's.
+    let help = hoinghi()
+        .args(["serve", "--help"])
+        .env("HOINGHI_DATABASE_URL", &unreachable)
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("HOINGHI_DATABASE_URL"), "{help}");
+    assert!(!help.contains("s3cret-pw"), "{help}");
 }
