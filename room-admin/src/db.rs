@@ -9,15 +9,17 @@
 //! pools would have put a `match` in each of the ~60 queries, and code generic over
 //! `sqlx::Database` a wall of `Encode`/`Decode`/`Executor` bounds on each function, for nothing
 //! `Any` lacks here. Its cost: values pass through `AnyValue` (a copy each, nothing at an admin
-//! panel's rates) and the per-engine connection settings are statements run after connecting
-//! (below), since `Any` connects from a URL alone.
+//! panel's rates); the per-engine connection settings are statements run after connecting
+//! (below), since `Any` connects from a URL alone; and sqlx 0.9's `Any` could not read a
+//! SQLite BOOLEAN column (sqlx issue #2778), so `vendor/sqlx-sqlite` carries that fix.
 //!
 //! **Two migration sets, the same versions.** SQLite runs `migrations/` (unchanged: deployed
 //! databases recorded their checksums, and sqlx refuses to start when a recorded one differs);
 //! PostgreSQL runs `migrations/postgres/`, the same versions and names, differing only where the
 //! DDL must: SQLite's `INTEGER PRIMARY KEY` (a rowid alias) of the four log tables is
-//! `BIGINT GENERATED ALWAYS AS IDENTITY` there. `tests/db_postgres.rs` checks that both sets
-//! have the same versions and give the same tables, columns, types and keys.
+//! `BIGINT GENERATED ALWAYS AS IDENTITY` there. `tests/postgres.rs` checks that both sets
+//! have the same versions and text but for that, and give the same tables, columns, types,
+//! keys and indexes.
 //!
 //! `synchronous = FULL` (SQLite): every committed transaction is on disk before the commit
 //! returns, so neither a killed process nor a power cut loses a write that was acknowledged.
@@ -30,7 +32,7 @@
 //! in between, SQLite answers "database is locked" at once (a stale snapshot cannot wait its
 //! way out), which the panel saw as a 500 during join storms. The code also relies on writers
 //! running in a row: a transaction checks, then writes on what it checked (a point's code is
-//! free, then the point is inserted; an import's rows are new or existing). PostgreSQL's
+//! free, then the point is inserted; a point exists, then its fields are written). PostgreSQL's
 //! default READ COMMITTED would let two such transactions pass the same check (a unique
 //! violation, a 500 instead of the 409). So there each write transaction first takes a
 //! transaction-level advisory lock ([`WRITE_LOCK`], released at commit or rollback), with

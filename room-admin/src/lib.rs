@@ -1,15 +1,15 @@
 //! # hoinghi room-admin
 //!
 //! The control plane: who may join which meeting, and the IT staff's tools to decide it.
-//! Storage is SQLite through sqlx (one file in the data dir, WAL, migrations embedded); the
-//! schema and queries are written so PostgreSQL can take over later.
+//! Storage is SQLite (one file in the data dir, WAL) or PostgreSQL (`--database-url`), through
+//! sqlx's `Any` driver with one query set; migrations embedded ([`db`]).
 //!
 //! # Layout
 //! - [`files`]: atomic, permission-aware writes into the data dir (secret, TLS key).
 //! - [`secret`]: [`Secret`], the 32-byte signing key in `<data-dir>/secret.key`.
 //! - [`tokens`]: [`JoinTokens`] signs and verifies join tokens (HS256 JWT) into [`JoinClaims`].
 //! - [`test_room`]: the always-present meeting `test-room` and its join links.
-//! - [`db`]: opening the database, migrations, time and id helpers.
+//! - [`db`]: opening the database (SQLite or PostgreSQL), migrations, time and id helpers.
 //! - [`error`]: [`StoreError`], field-level validation errors.
 //! - [`timefmt`]: UTC storage, Vietnam (UTC+7) display.
 //! - [`points`]: the directory of points; [`import`]: CSV import, all or nothing.
