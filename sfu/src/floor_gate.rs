@@ -59,10 +59,9 @@ impl FloorGate {
     }
 
     /// The allocator paused the video (it was flowing or about to).
-    /// Returns whether this pause is a relapse (a pause soon after a resume).
-    pub fn on_pause(&mut self, now: Instant) -> bool {
+    pub fn on_pause(&mut self, now: Instant) {
         if self.paused_at.is_some() {
-            return false;
+            return;
         }
         let relapse = self
             .resumed_at
@@ -76,7 +75,6 @@ impl FloorGate {
             _ => FIRST_HOLD,
         });
         self.paused_at = Some(now);
-        relapse
     }
 
     /// The allocator gave the video a layer again.

@@ -355,7 +355,6 @@ impl WorkerCore {
         let mut temporal_raised = false;
         let mut keyframes: Vec<(usize, u8)> = Vec::new();
         let mut paused_ssrcs: Vec<u32> = Vec::new();
-        let mut relapsed = false;
         for ((&(t, i), choice), cap) in video.iter().zip(chosen).zip(caps) {
             let (publisher, source) = (self.tracks[t].publisher, self.tracks[t].source);
             let d = &mut self.tracks[t].downtracks[i];
@@ -368,7 +367,7 @@ impl WorkerCore {
                 paused.push((publisher, source));
                 paused_ssrcs.push(d.ssrc);
                 d.frame_open = false;
-                relapsed |= d.floor.on_pause(now);
+                d.floor.on_pause(now);
             } else {
                 d.floor.on_resume(now);
             }
@@ -423,9 +422,6 @@ impl WorkerCore {
             }
             if stepped_up {
                 c.allocation.last_step_up = Some(now);
-            }
-            if relapsed {
-                c.allocation.prober.on_relapse(now);
             }
             if temporal_raised {
                 c.allocation.last_temporal_raise = Some(now);
@@ -495,16 +491,9 @@ impl WorkerCore {
         // carried. Never towards what was proved before the pause: the line is narrow, or it
         // would not have paused (1.5 Mbit/s asked behind 100 kbit/s, the audio behind it).
         let goal = goal_estimate(budget, items);
-        let (needed, target, resume) = match resume_all_estimate(budget, items) {
-            Some(all) => {
-                let needed = c.allocation.prober.resume_need(now, needed);
-                let target = (all * crate::probe::MARGIN)
-                    .min(goal.max(needed))
-                    .max(needed * crate::probe::MARGIN);
-                (needed, target, true)
-            }
+        let (target, resume) = match resume_all_estimate(budget, items) {
+            Some(all) => (c.allocation.prober.resume_target(all, needed, goal), true),
             None => (
-                needed,
                 c.allocation
                     .prober
                     .target(now, needed, goal, media, budget.congested),
