@@ -44,9 +44,28 @@ const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(5);
 /// worker's queue, bounded in time, rather than hiding in the kernel.
 pub(crate) const SEND_BUFFER: usize = 64 << 10;
 
+/// A stream handed to a worker: an accepted socket, or (tests) a stream of the virtual-time
+/// harness's network, by its number there (`sim/tcp.rs`), so the sim drives the same core code.
+pub(crate) enum Stream {
+    Socket(TcpStream),
+    #[cfg(test)]
+    Virtual(usize),
+}
+
+impl Stream {
+    /// The accepted socket; a virtual stream has none.
+    pub fn into_socket(self) -> Option<TcpStream> {
+        match self {
+            Stream::Socket(s) => Some(s),
+            #[cfg(test)]
+            Stream::Virtual(_) => None,
+        }
+    }
+}
+
 /// A TCP stream for a worker, with the bytes read so far (its first frame at least).
 pub(crate) struct Handoff {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub peer: SocketAddr,
     pub buffered: bytes::BytesMut,
 }
@@ -277,7 +296,7 @@ impl Acceptor {
         let _ = socket2::SockRef::from(&p.stream).set_send_buffer_size(SEND_BUFFER);
         set_notsent_lowat(&p.stream, crate::worker::KERNEL_UNSENT);
         let handoff = Handoff {
-            stream: p.stream,
+            stream: Stream::Socket(p.stream),
             peer: p.peer,
             buffered: p.reader.into_inner(),
         };

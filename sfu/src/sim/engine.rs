@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
@@ -145,15 +146,32 @@ pub(crate) fn chromium_media_engine() -> Result<MediaEngine, String> {
 pub(crate) fn host_candidate(
     addr: SocketAddr,
 ) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, String> {
+    candidate("udp", addr, TcpType::Unspecified)
+}
+
+/// An active TCP host candidate on `ip` (RFC 6544), as Chromium offers beside its UDP one: it
+/// connects to the server's passive candidate; port 9 is the discard port every active
+/// candidate announces, since its real port is only known once it connects.
+pub(crate) fn tcp_active_candidate(
+    ip: std::net::IpAddr,
+) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, String> {
+    candidate("tcp", SocketAddr::new(ip, 9), TcpType::Active)
+}
+
+fn candidate(
+    network: &str,
+    addr: SocketAddr,
+    tcp_type: TcpType,
+) -> Result<rtc::peer_connection::transport::RTCIceCandidateInit, String> {
     let c = CandidateHostConfig {
         base_config: CandidateConfig {
-            network: "udp".to_owned(),
+            network: network.to_owned(),
             address: addr.ip().to_string(),
             port: addr.port(),
             component: 1,
             ..Default::default()
         },
-        ..Default::default()
+        tcp_type,
     }
     .new_candidate_host()
     .map_err(err)?;

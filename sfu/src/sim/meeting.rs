@@ -10,6 +10,7 @@ use super::peer::{PeerOptions, SimPeer};
 use super::publish::PublisherConfig;
 use super::record::StreamStats;
 use super::server::SimServer;
+use super::tcp::TcpNet;
 use super::{Clock, Node, progress};
 use crate::api::{MediaEvent, ParticipantId, Subscription};
 
@@ -22,11 +23,16 @@ pub fn server_addr() -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], 10_000))
 }
 
+/// The server's passive ICE-TCP candidate (a meeting built with [`Meeting::with_ice_tcp`]).
+pub fn server_tcp_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 10_443))
+}
+
 fn chair_addr() -> SocketAddr {
     SocketAddr::from(([10, 0, 1, 1], 5000))
 }
 
-fn point_addr(i: usize) -> SocketAddr {
+pub fn point_addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 2, i as u8], 5000))
 }
 
@@ -64,6 +70,8 @@ pub struct Meeting {
     pub logs: Vec<PointLog>,
     /// The line from the server to each point.
     pub downlinks: Vec<LinkId>,
+    /// The virtual TCP streams (none unless built [`Meeting::with_ice_tcp`]).
+    pub tcp: TcpNet,
 }
 
 /// A set of nodes on one network, with the signaling done between steps.
@@ -125,11 +133,25 @@ impl Meeting {
     /// is clean), the network's random draws from `seed`. Everyone joins, the chair publishes
     /// and every point receives the chair's audio and camera.
     pub fn new(seed: u64, points: usize, line: LinkConfig) -> Self {
+        Self::build(seed, points, line, None)
+    }
+
+    /// As [`Meeting::new`], with ICE-TCP: the server announces a passive TCP candidate
+    /// ([`server_tcp_addr`]) and every point an active one, as Chromium does; the chair has
+    /// UDP only. Whether a point ends up on UDP or TCP is its ICE agent's choice.
+    pub fn with_ice_tcp(seed: u64, points: usize, line: LinkConfig) -> Self {
+        Self::build(seed, points, line, Some(TcpNet::default()))
+    }
+
+    fn build(seed: u64, points: usize, line: LinkConfig, tcp: Option<TcpNet>) -> Self {
         trace_from_env();
         let clock = Clock::new();
         let now = clock.now();
         let mut net = Net::new(seed);
-        let mut server = SimServer::new(now, server_addr());
+        let mut server = match &tcp {
+            Some(t) => SimServer::with_ice_tcp(now, server_addr(), server_tcp_addr(), t.clone()),
+            None => SimServer::new(now, server_addr()),
+        };
         for key in [LinkKey::To(chair_addr()), LinkKey::From(chair_addr())] {
             net.add_link(key, clean_line());
         }
@@ -152,7 +174,13 @@ impl Meeting {
             let addr = point_addr(i);
             downlinks.push(net.add_link(LinkKey::To(addr), line.clone()));
             net.add_link(LinkKey::From(addr), clean_line());
-            peers.push(SimPeer::subscriber(now, addr, PeerOptions::default()).expect("point"));
+            let mut point = SimPeer::subscriber(now, addr, PeerOptions::default()).expect("point");
+            if let Some(t) = &tcp {
+                point = point
+                    .with_ice_tcp(t.clone())
+                    .expect("an active TCP candidate");
+            }
+            peers.push(point);
             server.join(now, point_id(i), ROOM);
         }
         let mut m = Self {
@@ -163,6 +191,7 @@ impl Meeting {
             points: peers,
             logs: (0..points).map(|_| PointLog::default()).collect(),
             downlinks,
+            tcp: tcp.unwrap_or_default(),
         };
         for i in 0..points {
             m.route(i, Subscription::all(CHAIR));

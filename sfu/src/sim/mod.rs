@@ -8,7 +8,9 @@
 //! - [`peer`]: [`peer::SimPeer`], a client on `rtc` (publisher or subscriber), or a server-like
 //!   ICE-lite peer for tests that need no server; [`publish`] is a publisher's media (Opus and
 //!   VP8 simulcast, keyframes on request), [`record`] what a receiver saw.
-//! - [`engine`]: a client's Chromium-like codecs, feedback and candidate.
+//! - [`engine`]: a client's Chromium-like codecs, feedback and candidates.
+//! - [`tcp`]: virtual TCP streams for ICE-TCP (RFC 6544, RFC 4571 framing): the server's
+//!   passive candidate, a client's active one.
 //! - [`Node`] and [`progress`]: anything with an address that takes datagrams and timeouts,
 //!   and the loop that moves virtual time to the next deadline.
 //!
@@ -24,12 +26,15 @@ pub mod peer;
 pub mod publish;
 pub mod record;
 pub mod server;
+pub mod tcp;
 pub mod vp8;
 
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]
 mod grid_tests;
+#[cfg(test)]
+mod icetcp_tests;
 #[cfg(test)]
 mod lines_tests;
 #[cfg(test)]

@@ -27,10 +27,12 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::Node;
 use super::engine::{
-    RtcpSeen, RtxMap, chromium_media_engine, err, host_candidate, look_at_rtcp, unwrap_rtx,
+    RtcpSeen, RtxMap, chromium_media_engine, err, host_candidate, look_at_rtcp,
+    tcp_active_candidate, unwrap_rtx,
 };
 use super::publish::{PublishMedia, PublisherConfig};
 use super::record::Recorder;
+use super::tcp::{PeerTcp, TcpNet};
 use crate::read_hook::ReadHook;
 
 /// Knobs of a client's feedback.
@@ -70,6 +72,8 @@ pub struct SimPeer {
     publish: Option<PublishMedia>,
     /// Shared with the RTX hook in the interceptor chain; updated at each remote description.
     rtx: Arc<Mutex<RtxMap>>,
+    /// ICE-TCP streams, for a peer with an active TCP candidate ([`SimPeer::with_ice_tcp`]).
+    tcp: Option<PeerTcp>,
 }
 
 impl SimPeer {
@@ -181,7 +185,17 @@ impl SimPeer {
             recorder: Recorder::new(now),
             publish: None,
             rtx,
+            tcp: None,
         })
+    }
+
+    /// Adds an active TCP candidate (call before the offer or answer that should carry it):
+    /// the agent may then reach the server's passive candidate over `net`.
+    pub fn with_ice_tcp(mut self, net: TcpNet) -> Result<Self, String> {
+        let c = tcp_active_candidate(self.addr.ip())?;
+        self.pc.add_local_candidate(c).map_err(err)?;
+        self.tcp = Some(PeerTcp::new(net, self.addr.ip()));
+        Ok(self)
     }
 
     /// Creates and applies an offer; returns its SDP (with our candidate).
@@ -282,6 +296,28 @@ impl SimPeer {
         }
     }
 
+    /// Gives the engine a packet that arrived at `local` from `from` over `protocol`.
+    fn read(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        from: SocketAddr,
+        protocol: TransportProtocol,
+        message: BytesMut,
+    ) {
+        let r = self.pc.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: protocol,
+            },
+            message,
+        });
+        self.note("handle_read", r);
+    }
+
     fn note<E: std::fmt::Display>(&mut self, what: &str, r: Result<(), E>) {
         if let Err(e) = r {
             self.errors.push(format!("{what}: {e}"));
@@ -295,35 +331,42 @@ impl Node for SimPeer {
     }
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: BytesMut) {
-        let r = self.pc.handle_read(TaggedBytesMut {
-            now,
-            transport: TransportContext {
-                local_addr: self.addr,
-                peer_addr: from,
-                ecn: None,
-                transport_protocol: TransportProtocol::UDP,
-            },
-            message: bytes,
-        });
-        self.note("handle_read", r);
+        let local = self.addr;
+        self.read(now, local, from, TransportProtocol::UDP, bytes);
         self.drain(now);
     }
 
     fn poll_transmit(&mut self) -> Option<(SocketAddr, BytesMut)> {
-        self.pc
-            .poll_write()
-            .map(|m| (m.transport.peer_addr, m.message))
+        while let Some(m) = self.pc.poll_write() {
+            if m.transport.transport_protocol != TransportProtocol::TCP {
+                return Some((m.transport.peer_addr, m.message));
+            }
+            // The agent checks and uses TCP pairs only with an active candidate of ours.
+            if let Some(tcp) = self.tcp.as_mut() {
+                tcp.send(m.now, m.transport.peer_addr, &m.message);
+            }
+        }
+        None
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
         let media = self.publish.as_ref().and_then(PublishMedia::next_due);
-        match (self.pc.poll_timeout(), media) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let tcp = self.tcp.as_ref().and_then(PeerTcp::next_arrival);
+        [self.pc.poll_timeout(), media, tcp]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        let arrived = self
+            .tcp
+            .as_mut()
+            .map(|t| t.receive(now))
+            .unwrap_or_default();
+        for (local, from, packet) in arrived {
+            self.read(now, local, from, TransportProtocol::TCP, packet);
+        }
         if self.pc.poll_timeout().is_some_and(|t| t <= now) {
             let r = self.pc.handle_timeout(now);
             self.note("handle_timeout", r);

@@ -69,7 +69,7 @@ pub(crate) trait Output: Send {
     /// batches without the queue growing with the room.
     fn send_udp(&mut self, queue: &mut SendQueue) -> Flushed;
     /// Takes an ICE-TCP stream (handed over by the acceptor) as link `link`.
-    fn tcp_adopt(&mut self, link: usize, stream: mio::net::TcpStream) -> std::io::Result<()>;
+    fn tcp_adopt(&mut self, link: usize, stream: crate::ice_tcp::Stream) -> std::io::Result<()>;
     /// Reads from link `link`, as `Read::read` (0: closed by the peer).
     fn tcp_read(&mut self, link: usize, buf: &mut [u8]) -> std::io::Result<usize>;
     /// Writes to link `link`, as `Write::write`.

@@ -16,6 +16,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::{Output, WorkerCore, tcp};
 use crate::api::{Command, SfuError};
+use crate::ice_tcp::Stream;
 use crate::metrics::WorkerMetrics;
 use crate::udp::{Flushed, SendQueue};
 
@@ -43,7 +44,10 @@ impl Output for Sockets {
         queue.flush(self.fd)
     }
 
-    fn tcp_adopt(&mut self, link: usize, mut stream: mio::net::TcpStream) -> std::io::Result<()> {
+    fn tcp_adopt(&mut self, link: usize, stream: Stream) -> std::io::Result<()> {
+        let Some(mut stream) = stream.into_socket() else {
+            return Err(ErrorKind::Unsupported.into());
+        };
         self.registry.register(
             &mut stream,
             Token(tcp::TCP_BASE + link),

@@ -128,8 +128,21 @@ impl WorkerCore {
         self.feed_tcp_frames(now, key);
     }
 
+    /// Readiness of link `link`, as the shell's poll reports it (edge-triggered); taken by the
+    /// next [`Self::service_tcp`]. For the virtual-time harness, whose streams are not mio's.
+    #[cfg(test)]
+    pub(crate) fn tcp_ready(&mut self, link: usize, readable: bool, writable: bool) {
+        self.tcp.ready.push((link, readable, writable));
+    }
+
+    /// Whether a link was left with bytes to read (the shell then polls without waiting).
+    #[cfg(test)]
+    pub(crate) fn tcp_again(&self) -> bool {
+        !self.tcp.again.is_empty()
+    }
+
     /// Handles readiness of the links polled this pass, and links with unread bytes.
-    pub(super) fn service_tcp(&mut self, now: Instant, buf: &mut [u8]) {
+    pub(crate) fn service_tcp(&mut self, now: Instant, buf: &mut [u8]) {
         self.now = now;
         let mut again = std::mem::take(&mut self.tcp.again);
         for link in again.drain(..) {
