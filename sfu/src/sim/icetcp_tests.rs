@@ -75,7 +75,10 @@ fn a_point_with_both_ends_up_on_udp() {
     // binding response is under 100 bytes).
     let udp = m.net.stats(m.downlinks[0]).bytes_delivered;
     assert!(udp > v.bytes, "{udp} bytes over UDP");
-    let (tcp_bytes, _) = m.tcp.delivered_to(addr.ip());
+    let (tcp_bytes, streams) = m.tcp.delivered_to(addr.ip());
     assert!(tcp_bytes < 2_000, "{tcp_bytes} bytes over TCP");
+    // The TCP pair was there to choose: the agent opened a stream and the server took it.
+    assert_eq!(streams, 1);
+    assert_eq!(m.server.metric("hoinghi_ice_tcp_connections"), 1.0);
     assert!(m.server.metric("hoinghi_ice_tcp_bytes_out_total") < 2_000.0);
 }
