@@ -1,6 +1,8 @@
 //! ICE-TCP in virtual time (issue 12): a point whose firewall drops UDP gets the chair over the
-//! server's passive TCP candidate, and a point that has both ends up on UDP, which the server's
-//! candidates prefer. The point's agent picks the pair (it is controlling, the server ICE-lite).
+//! server's passive TCP candidate, a point that has both ends up on UDP, and a slow TCP line
+//! keeps the audio ahead of the video. The point's agent picks the pair (it is controlling,
+//! the server ICE-lite); both ends' candidates rank UDP first, so with both pairs valid the
+//! agent nominates UDP, and it is also the first to answer (TCP waits for its handshake).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -81,4 +83,44 @@ fn a_point_with_both_ends_up_on_udp() {
     assert_eq!(streams, 1);
     assert_eq!(m.server.metric("hoinghi_ice_tcp_connections"), 1.0);
     assert!(m.server.metric("hoinghi_ice_tcp_bytes_out_total") < 2_000.0);
+}
+
+#[test]
+fn behind_a_slow_tcp_line_audio_goes_ahead_of_video() {
+    // 600 kbit/s from the server over TCP, UDP dropped: more video than the line takes reaches
+    // the server's TCP queue, and the audio must not wait behind it (issue 11, audio first).
+    let mut m = Meeting::with_ice_tcp(3, 1, clean_line());
+    let addr = point_addr(0);
+    m.net.add_link(LinkKey::To(addr), udp_blocked());
+    m.net.add_link(LinkKey::From(addr), udp_blocked());
+    let slow = LinkConfig {
+        rate_bps: Some(600_000),
+        ..clean_line()
+    };
+    m.tcp.set_line(addr.ip(), clean_line(), slow);
+    m.run_for(secs(20));
+
+    let a = m.audio(0).expect("audio");
+    let transit: Vec<(u64, f64)> = a
+        .seconds
+        .iter()
+        .filter_map(|(&s, x)| Some((s, x.transit_ms()?)))
+        .collect();
+    let floor = transit.iter().map(|t| t.1).fold(f64::MAX, f64::min);
+    let late: Vec<_> = transit.iter().filter(|t| t.1 > floor + 150.0).collect();
+    assert!(
+        late.is_empty(),
+        "audio seconds 150 ms over the floor: {late:?}"
+    );
+    let quiet: Vec<u64> = (1..20)
+        .filter(|s| a.seconds.get(s).is_none_or(|x| x.packets < 40))
+        .collect();
+    assert!(quiet.is_empty(), "seconds with little audio: {quiet:?}");
+    // The video plays on: every second from the first picture on brings some.
+    let v = m.video(0).expect("video");
+    let first = v.keyframes.first().expect("a keyframe").0.as_secs();
+    let empty: Vec<u64> = (first + 1..20)
+        .filter(|s| v.seconds.get(s).is_none_or(|x| x.packets == 0))
+        .collect();
+    assert!(empty.is_empty(), "seconds without video: {empty:?}");
 }
