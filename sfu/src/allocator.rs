@@ -28,6 +28,14 @@ pub const STEP_UP_HEADROOM: f64 = 0.15;
 /// Share of its lowest layer's bitrate a flowing video needs to keep it while congested.
 pub const KEEP_LOWEST_SHARE: f64 = 0.5;
 
+/// An estimate this high was earned: by itself the estimate grows only to 1.5 times what the
+/// link delivered, or freely below [`crate::bwe::FREE_GROWTH_BELOW`]; past twice that, the link
+/// carried media to show for it (or a probe raised it), and a paused video may come back on it
+/// without a probe of its own ([`Budget::resume_proved`]). A chair whose grid paused under a
+/// loaded machine's stalls otherwise waited for resume probes the same stalls failed: 22-60 s
+/// at a stop of `chairwalk.mjs` where it was 2-13 s.
+pub const EARNED_ESTIMATE: f64 = 2.0 * crate::bwe::FREE_GROWTH_BELOW;
+
 /// One simulcast layer as the allocator sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerInfo {
@@ -117,10 +125,10 @@ pub struct Budget {
     /// behind 400 kbit/s the estimate then grew from 447 to 600 kbit/s and the allocator
     /// stepped into 720p at the verdict (Chromium, `constrained.mjs` (b), in CI).
     pub step_ceiling: Option<f64>,
-    /// A probe just proved that a paused video's lowest layer fits: a video past its hold
-    /// comes back only on such a proof, never on the estimate alone (which grows by itself on
-    /// a line whose video is paused: in virtual time behind 100 kbit/s, back 6 s after the
-    /// pause and paused again).
+    /// A probe just proved that a paused video's lowest layer fits, or the estimate was earned
+    /// ([`EARNED_ESTIMATE`]): a video past its hold comes back only then, never on an estimate
+    /// that grew by itself on a line whose video is paused (in virtual time behind 100 kbit/s,
+    /// back 6 s after the pause and paused again).
     pub resume_proved: bool,
 }
 

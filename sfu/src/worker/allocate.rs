@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::WorkerCore;
-use crate::allocator::{Budget, LayerInfo, Temporal, VideoItem, allocate, temporal_caps};
+use crate::allocator::{
+    Budget, EARNED_ESTIMATE, LayerInfo, Temporal, VideoItem, allocate, temporal_caps,
+};
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 use crate::floor_gate::Floor;
 use crate::probe::{
@@ -335,7 +337,7 @@ impl WorkerCore {
                 .conns
                 .get(key)
                 .and_then(|c| c.allocation.prober.step_ceiling()),
-            resume_proved: proved.is_some(),
+            resume_proved: proved.is_some() || estimate.is_some_and(|e| e >= EARNED_ESTIMATE),
         };
         let chosen = allocate(&budget, &items);
         let caps = temporal_caps(&budget, &items, &chosen);
