@@ -169,7 +169,7 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
         let (needed, must_fit) = match items[i].floor {
             Floor::Held => continue,
             // Coming back is a step up: not while steps wait (a probe running, a back-off), and
-            // only on a probe's proof.
+            // only on a probe's proof or an earned estimate.
             Floor::Resuming if !budget.may_step_up || !budget.resume_proved => continue,
             // Back from a pause only with room to spare, congested or not, for its base
             // temporal layer: it restarts there (`temporal_caps`).
@@ -551,6 +551,15 @@ mod tests {
             allocate(&budget(270e3, true, false), &[paused(Floor::Resuming)]),
             vec![None],
             "not while steps wait"
+        );
+        let unproved = Budget {
+            resume_proved: false,
+            ..budget(270e3, true, true)
+        };
+        assert_eq!(
+            allocate(&unproved, &[paused(Floor::Resuming)]),
+            vec![None],
+            "not on an estimate nothing proved"
         );
     }
 

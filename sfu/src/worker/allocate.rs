@@ -468,7 +468,6 @@ impl WorkerCore {
         if !budget.may_step_up || !c.allocation.prober.may_start(now) {
             return None;
         }
-
         if steps_up(items, chosen, caps) {
             return None;
         }
@@ -488,9 +487,9 @@ impl WorkerCore {
                 })
                 .sum::<f64>();
         // With a paused video waiting for its proof, the probe is for it (the allocator brings
-        // paused videos back before any step up), and asks for every one waiting, so that a
-        // grid comes back in one proof; a probe that fills a narrower line brings back what it
-        // carried. Never towards what was proved before the pause: the line is narrow, or it
+        // paused videos back before any step up), and asks for every one waiting (less after
+        // a failed one, `Prober::resume_target`), so that a grid comes back in one proof; a
+        // probe that fills a narrower line brings back what it carried. Never towards what was proved before the pause: the line is narrow, or it
         // would not have paused (1.5 Mbit/s asked behind 100 kbit/s, the audio behind it).
         let goal = goal_estimate(budget, items);
         let (target, resume) = match resume_all_estimate(budget, items) {
