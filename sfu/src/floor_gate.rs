@@ -6,8 +6,9 @@
 //! nothing, so its link's estimate only grows (nothing fills the line to say otherwise), and a
 //! plain threshold let the video back in within seconds of every pause, each return a burst of
 //! loss and queued audio. So a paused video stays paused for a hold time, then comes back only
-//! when the estimate covers its lowest layer with a margin ([`RESUME_MARGIN`], applied by the
-//! allocator); a pause soon after a resume (a relapse) doubles the next hold.
+//! when a resume probe proved room for its lowest layer with a margin, or the estimate was
+//! earned by media the link carried ([`RESUME_MARGIN`], `allocator::Budget::resume_proved`);
+//! a pause soon after a resume (a relapse) doubles the next hold.
 //!
 //! Pure: the worker keeps one gate per video downtrack and passes `now`.
 
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 /// The hold after a first pause, before a probe may ask whether the lowest layer fits again.
 /// It was 6 s, doubling to 12, while a paused video came back on the estimate's blind growth;
-/// since a resume needs a probe's proof (`probe.rs` pads a paused video on its own numbers),
+/// since a resume needs a probe's proof or an earned estimate (`probe.rs` pads a paused video on
+/// its own numbers when nothing else flows),
 /// the hold only keeps the first probe off the queue the pause left, and a long one kept a
 /// recovered line waiting (in virtual time on `flap`: 12 s of hold, 720p 10 s after the line
 /// came back).
