@@ -288,10 +288,10 @@ impl Prober {
         });
     }
 
-    /// The cluster just started pads a paused video and asks only whether its lowest layer
-    /// fits again: a failure is retried after [`RESUME_RETRY`], with nothing remembered (no
-    /// doubling wait, no lower aim, no ceiling). It asks a little above the line's rate on
-    /// a line that paused it, so it costs little; after a dip, the first proof resumes.
+    /// The cluster just started is for paused videos: whether their lowest layers fit again.
+    /// A failure is retried after [`RESUME_RETRY`], with no doubling wait and no step ceiling;
+    /// only the next resume probe asks less ([`Self::resume_target`]). After a dip, the first
+    /// proof resumes what it carried.
     pub fn for_resume(&mut self) {
         if let State::Running(c) = &mut self.state {
             c.resume = true;
