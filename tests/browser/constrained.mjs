@@ -227,14 +227,23 @@ async function main() {
   const before = await freezeStats(point, chair.id);
   let frames = 0;
   let last = await sample(point);
+  // The per-second series goes into the output, so that a failure says when the picture froze
+  // and on which layer (the server's allocation log at that second tells why).
+  const series = [];
+  let frozenSoFar = before.seconds;
   for (let i = 0; i < 20; i++) {
     await sleep(1000);
     const now = await sample(point);
-    frames += delta(last, now, chair.id, 'video').frames;
+    const d = delta(last, now, chair.id, 'video').frames;
+    frames += d;
     last = now;
     const v = videoOf(now, chair.id);
     if (v?.frameHeight) heights.push(v.frameHeight);
+    const f = await freezeStats(point, chair.id);
+    series.push(`${v?.frameHeight ?? 0}p+${d}${f.seconds > frozenSoFar ? `(frozen ${(f.seconds - frozenSoFar).toFixed(1)} s)` : ''}`);
+    frozenSoFar = f.seconds;
   }
+  h.step(`(b) each second: ${series.join(' ')}`);
   const after = await freezeStats(point, chair.id);
   const fps = frames / 20;
   const low = heights.filter((x) => x <= 360).length / Math.max(1, heights.length);
