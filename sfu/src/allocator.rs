@@ -36,6 +36,32 @@ pub const KEEP_LOWEST_SHARE: f64 = 0.5;
 /// at a stop of `chairwalk.mjs` where it was 2-13 s.
 pub const EARNED_ESTIMATE: f64 = 2.0 * crate::bwe::FREE_GROWTH_BELOW;
 
+/// A simulcast layer is counted at least this many times the live layer below it. A layer
+/// the publisher (re)starts climbs to its rate over seconds (Chromium's 720p after its encoder
+/// had dropped it: 8, 120, 218, 295, 354, 432 kbit/s at half-second ticks, with 360p at
+/// 370 kbit/s), and taken at what it measured then, a step into it looked nearly free.
+pub const MIN_LAYER_RATIO: f64 = 1.5;
+
+/// Raises each layer's rate (and its temporal layers' in proportion) to at least
+/// [`MIN_LAYER_RATIO`] times the live layer below it; `layers` by rank ascending.
+pub fn floor_layer_costs(layers: &mut [LayerInfo]) {
+    let mut below: Option<f64> = None;
+    for l in layers.iter_mut() {
+        if let Some(floor) = below.map(|b| b * MIN_LAYER_RATIO)
+            && l.bps < floor
+        {
+            let k = if l.bps > 0.0 { floor / l.bps } else { 0.0 };
+            for r in &mut l.temporal.up_to {
+                *r = if k > 0.0 { *r * k } else { floor };
+            }
+            l.bps = floor;
+        }
+        if l.live {
+            below = Some(l.bps);
+        }
+    }
+}
+
 /// One simulcast layer as the allocator sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LayerInfo {
@@ -85,6 +111,22 @@ impl LayerInfo {
     /// better than a large picture at a quarter of it).
     fn thinned(&self) -> f64 {
         self.bps_at(self.temporal.layers.checked_sub(2))
+    }
+
+    /// What stepping up into this layer from one at `from` bits/s costs. It starts without its
+    /// top temporal layer (`temporal_caps`): a smaller step, and a smaller overshoot when the
+    /// link cannot carry it. But where that costs no more than the layer it leaves, the step is
+    /// judged at its full rate: a larger picture at half the frame rate is no step up, and its
+    /// keyframe is still a burst (Chromium behind 400 kbit/s: 720p without its top temporal
+    /// layer, ~300 kbit/s, below 360p's 370 kbit/s, taken as a free step; the keyframe froze
+    /// the picture 0.9 s).
+    fn step_cost(&self, from: f64) -> f64 {
+        let thinned = self.thinned();
+        if thinned > from {
+            thinned - from
+        } else {
+            self.bps - from
+        }
     }
 }
 
@@ -215,9 +257,7 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
             let Some(next) = candidates(&items[i]).find(|l| l.rank > at) else {
                 continue;
             };
-            // The next layer starts without its top temporal layer (`temporal_caps`): a
-            // smaller step, and a smaller overshoot when the link cannot carry it.
-            if next.thinned() - bps_of(&items[i], at) <= room {
+            if next.step_cost(bps_of(&items[i], at)) <= room {
                 chosen[i] = Some(next.rank);
                 break;
             }
@@ -404,6 +444,13 @@ mod tests {
             step_ceiling: None,
             resume_proved: true,
         }
+    }
+
+    /// The layer and temporal cap one video gets.
+    fn layer_and_cap(b: &Budget, item: &VideoItem<'_>) -> (Option<u8>, Option<u8>) {
+        let items = std::slice::from_ref(item);
+        let chosen = allocate(b, items);
+        (chosen[0], temporal_caps(b, items, &chosen)[0])
     }
 
     #[test]
@@ -653,10 +700,57 @@ mod tests {
         assert_eq!(temporal_caps(&b, &[resuming], &chosen), vec![Some(0)]);
         // From q to h at 700 k: h without its top temporal layer (300 k) is the step.
         let on_q = program(&l, Some(0));
-        let b = budget(700e3, false, true);
-        let chosen = allocate(&b, std::slice::from_ref(&on_q));
-        assert_eq!(chosen, vec![Some(1)]);
-        assert_eq!(temporal_caps(&b, &[on_q], &chosen), vec![Some(1)]);
+        assert_eq!(
+            layer_and_cap(&budget(700e3, false, true), &on_q),
+            (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn a_step_into_a_layer_cheaper_thinned_than_the_current_one_is_judged_at_its_full_rate() {
+        // Chromium's 360p at 370 k; its 720p at 660 k, 300 k without the top temporal layer.
+        let mut l = qhf_temporal();
+        l[1].bps = 370e3;
+        l[1].temporal.up_to = [110e3, 200e3, 370e3, 0.0];
+        l[2].bps = 660e3;
+        l[2].temporal.up_to = [190e3, 300e3, 660e3, 0.0];
+        let on_h = program(&l, Some(1));
+        // 560 k: 40 k audio + 370 k leaves 150 k; thinned 720p "costs" −70 k, full 290 k.
+        assert_eq!(
+            allocate(&budget(560e3, false, true), std::slice::from_ref(&on_h)),
+            vec![Some(1)]
+        );
+        // 1.3 M: 890 k left, 290 k + 195 k headroom fits; it starts thinned.
+        assert_eq!(
+            layer_and_cap(&budget(1.3e6, false, true), &on_h),
+            (Some(2), Some(1))
+        );
+    }
+
+    #[test]
+    fn a_layer_that_just_started_costs_at_least_one_and_a_half_times_the_one_below() {
+        let mut l = qhf_temporal();
+        // 720p restarting: 8 k measured, its temporal layers in proportion.
+        l[2].bps = 8e3;
+        l[2].temporal.up_to = [2e3, 4e3, 8e3, 0.0];
+        floor_layer_costs(&mut l);
+        assert_eq!(l[2].bps, 750e3);
+        assert_eq!(l[2].temporal.up_to[..3], [187.5e3, 375e3, 750e3]);
+        // Already above the floor, and q and h: unchanged.
+        assert_eq!(l[0].bps, 150e3);
+        assert_eq!(l[1].bps, 500e3);
+        let mut l = qhf();
+        floor_layer_costs(&mut l);
+        assert_eq!(l, qhf());
+        // A step from h at 850 k (310 k left): the restarting f measured 8 k looks free;
+        // counted 750 k, it costs 250 k, past the room the 127 k headroom leaves.
+        let mut l = qhf_temporal();
+        l[2].bps = 8e3;
+        l[2].temporal.up_to = [2e3, 4e3, 8e3, 0.0];
+        let b = budget(850e3, false, true);
+        assert_eq!(allocate(&b, &[program(&l, Some(1))]), vec![Some(2)]);
+        floor_layer_costs(&mut l);
+        assert_eq!(allocate(&b, &[program(&l, Some(1))]), vec![Some(1)]);
     }
 
     #[test]

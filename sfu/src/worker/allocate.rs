@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::WorkerCore;
 use crate::allocator::{
-    Budget, EARNED_ESTIMATE, LayerInfo, Temporal, VideoItem, allocate, temporal_caps,
+    Budget, EARNED_ESTIMATE, LayerInfo, Temporal, VideoItem, allocate, floor_layer_costs,
+    temporal_caps,
 };
 use crate::api::{MediaEvent, ParticipantId, TrackKind, TrackSource};
 use crate::floor_gate::Floor;
@@ -203,6 +204,9 @@ impl WorkerCore {
                     e.raise_to(bps);
                     proved = resuming.then_some(bps);
                 }
+                if let (Verdict::Failed(_), Some(base)) = (verdict, c.allocation.probe_base) {
+                    e.cap_to(base);
+                }
                 match verdict {
                     Verdict::Failed(_) => self.metrics.probes_failed.inc(),
                     _ => self.metrics.probes_proved.inc(),
@@ -305,7 +309,11 @@ impl WorkerCore {
                             Temporal { layers, up_to }
                         },
                     })
-                    .collect()
+                    .collect::<Vec<_>>()
+            })
+            .map(|mut layers| {
+                floor_layer_costs(&mut layers);
+                layers
             })
             .collect();
         let items: Vec<VideoItem<'_>> = video
@@ -348,8 +356,19 @@ impl WorkerCore {
             audio = budget.audio_bps as u64,
             congested = budget.congested,
             may_step_up = budget.may_step_up,
+            ceiling = ?budget.step_ceiling.map(|c| c as u64),
             ?chosen,
             ?caps,
+            // Per video, per layer: rank, bits/s, and bits/s up to each temporal layer.
+            layers = ?items
+                .iter()
+                .map(|it| {
+                    it.layers
+                        .iter()
+                        .map(|l| (l.rank, l.bps as u64, l.temporal.up_to.map(|x| x as u64)))
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>(),
             "allocation"
         );
         let mut paused: Vec<(ParticipantId, TrackSource)> = Vec::new();

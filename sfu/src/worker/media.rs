@@ -395,6 +395,10 @@ impl WorkerCore {
                         Some(Some(_)) => self.metrics.layer_switches_down += 1,
                         _ => {}
                     }
+                    if let Some(from) = switched_from {
+                        // Beside the allocation log: when a chosen layer took effect.
+                        tracing::debug!(target: "sfu::worker::allocate", conn = d.conn, ?from, to = rank, "switched");
+                    }
                     rewrite
                 }
             };
