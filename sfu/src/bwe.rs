@@ -67,9 +67,6 @@ pub struct LinkEstimate {
     queue_over: AtomicU64,
     /// A rate a probe showed the link carries, adopted at the next feedback (0: none).
     raise_bps: AtomicU64,
-    /// A rate the estimate must come down to at the next feedback, not counted as a back-off
-    /// (0: none): where a failed probe started ([`Self::cap_to`]).
-    cap_bps: AtomicU64,
 }
 
 /// A consistent-enough copy of a [`LinkEstimate`].
@@ -118,15 +115,6 @@ impl LinkEstimate {
     /// A probe showed the link carries `bps`: the estimate rises to it at the next feedback.
     pub fn raise_to(&self, bps: f64) {
         self.raise_bps.store(bps.to_bits(), Ordering::Relaxed);
-    }
-
-    /// A probe failed: the estimate comes back to `bps` (where it started) at the next
-    /// feedback, and grows again only on what the media delivers. While a probe pads, the
-    /// delivered rate rises with the padding and the estimate with it; a failed probe left
-    /// it there (Chromium behind 400 kbit/s: 313 kbit/s at the start, 557 kbit/s after a
-    /// probe stopped by its queue, and a step into a layer the line could not carry).
-    pub fn cap_to(&self, bps: f64) {
-        self.cap_bps.store(bps.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -181,12 +169,6 @@ impl BandwidthEstimator for LinkEstimator {
     fn on_reports(&mut self, now: Instant, reports: &[PacketReport]) {
         if reports.is_empty() {
             return;
-        }
-        let cap = f64::from_bits(self.shared.cap_bps.swap(0, Ordering::Relaxed));
-        if cap > 0.0 && self.target > cap {
-            self.target = cap.max(MIN_BPS);
-            self.loss.set_target(self.target);
-            self.delivered_peak = None;
         }
         let before = self.target;
         let missing = reports.iter().filter(|r| !r.arrived).count();
@@ -419,49 +401,6 @@ mod tests {
         let after = shared.snapshot();
         assert_eq!(after.target_bps, peak);
         assert_eq!(after.decreases, before.decreases);
-    }
-
-    #[test]
-    fn a_failed_probe_brings_the_estimate_back_to_its_start_without_a_back_off() {
-        // Two links alike: a probe pads each to 1.9 Mbit/s and fails; one is capped.
-        let run = |cap: bool| {
-            let shared = Arc::new(LinkEstimate::default());
-            let mut e = LinkEstimator::new(shared.clone());
-            let epoch = Instant::now();
-            let at = |b: u64| epoch + Duration::from_millis(b * 200 + 150);
-            for b in 0..10u64 {
-                e.on_reports(at(b), &batch(epoch, b * 200, b * 10, None));
-            }
-            let start = shared.snapshot().target_bps;
-            for b in 10..15u64 {
-                e.on_reports(at(b), &dense_batch(epoch, b * 200, b * 40, None, 40));
-            }
-            let grown = shared.snapshot();
-            if cap {
-                shared.cap_to(start);
-            }
-            e.on_reports(at(15), &batch(epoch, 15 * 200, 600, None));
-            (start, grown, shared.snapshot())
-        };
-        let (start, grown, left) = run(false);
-        assert!(left.target_bps > start * 1.1, "{} {start}", left.target_bps);
-        let (start, _, capped) = run(true);
-        assert!(
-            capped.target_bps <= start * 1.05,
-            "{} {start}",
-            capped.target_bps
-        );
-        assert_eq!(capped.decreases, grown.decreases, "not a back-off");
-        // A cap above the estimate changes nothing.
-        let shared = Arc::new(LinkEstimate::default());
-        let mut e = LinkEstimator::new(shared.clone());
-        let epoch = Instant::now();
-        shared.cap_to(INITIAL_BPS * 2.0);
-        e.on_reports(
-            epoch + Duration::from_millis(150),
-            &batch(epoch, 0, 0, None),
-        );
-        assert!(shared.snapshot().target_bps >= INITIAL_BPS);
     }
 
     #[test]

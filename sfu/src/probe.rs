@@ -58,12 +58,11 @@ const HIGH_WATER_MEMORY: Duration = Duration::from_secs(60);
 /// [`HIGH_WATER_MEMORY`]'s rate even while the back-offs of a dip still count as congestion
 /// (in virtual time on `flap`: a cycle of 3 s on the lowest layer saved).
 const RECOVERING: Duration = Duration::from_secs(3);
-/// Steps up stay below this share of what a step a probe failed to prove needs: the need is
-/// read from layer rates measured each half second, which move by a few percent, and at 99 %
-/// the step a probe had just failed was taken half a second later on a need read 3 % lower
-/// (Chromium behind 400 kbit/s: 180p to 360p on the estimate's free 300 kbit/s, then 180p's
-/// base temporal layer for 3 s).
-pub const FAILED_NEED_SHARE: f64 = 0.9;
+/// Steps up stay below this share of what a step a probe failed to prove needs. Not less:
+/// a link only a little wider than a layer's need (450 kbit/s for the middle layer's
+/// 395 kbit/s, `tests/probe_climb.rs`) fails the probe for it (it aims 25 % above) and gets
+/// the layer only on the estimate's growth; at 90 % it never came back there.
+pub const FAILED_NEED_SHARE: f64 = 0.99;
 /// After a failed probe the next aims at most this share of the failed one's rate.
 const AFTER_FAILURE: f64 = 0.75;
 /// After a proved probe, the next may start only after this: the raised estimate reaches the
@@ -658,34 +657,6 @@ mod tests {
         );
         assert!(!p.may_start(ms(7100) + INITIAL_BACKOFF));
         assert!(p.may_start(ms(7100) + INITIAL_BACKOFF * 2));
-    }
-
-    #[test]
-    fn a_step_a_probe_failed_is_held_though_its_layers_read_a_few_percent_cheaper_next() {
-        let l = layers();
-        let items = [item(&l, 1)];
-        let need = needed_estimate(&budget(700e3), &items).expect("720p is above");
-        let t0 = Instant::now();
-        let mut p = Prober::default();
-        p.start(t0, (0, 0), (need, need * MARGIN), 600e3, 0);
-        p.tick(t0 + CLUSTER, 0, 0.0);
-        assert!(matches!(
-            p.tick(t0 + CLUSTER + JUDGE_AFTER, 0, need * 0.8),
-            Some(Verdict::Failed(_))
-        ));
-        // Half a second later every layer reads 4 % cheaper; the estimate is at the need.
-        let cheaper: Vec<LayerInfo> = l
-            .iter()
-            .map(|l| LayerInfo {
-                bps: l.bps * 0.96,
-                ..*l
-            })
-            .collect();
-        let b = Budget {
-            step_ceiling: p.step_ceiling(),
-            ..budget(need)
-        };
-        assert_eq!(allocate(&b, &[item(&cheaper, 1)]), vec![Some(1)]);
     }
 
     #[test]

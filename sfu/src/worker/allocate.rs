@@ -204,9 +204,6 @@ impl WorkerCore {
                     e.raise_to(bps);
                     proved = resuming.then_some(bps);
                 }
-                if let (Verdict::Failed(_), Some(base)) = (verdict, c.allocation.probe_base) {
-                    e.cap_to(base);
-                }
                 match verdict {
                     Verdict::Failed(_) => self.metrics.probes_failed.inc(),
                     _ => self.metrics.probes_proved.inc(),
