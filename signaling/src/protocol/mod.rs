@@ -78,6 +78,20 @@ pub enum Role {
     Point,
     /// Watches the chair, publishes nothing.
     Observer,
+    /// A downstream hoinghi server seated in this meeting (the cascade, issue 13): a province
+    /// whose own halls watch this meeting through it. To the meeting it is a point (it raises
+    /// hands, takes the floor, answers the roll call; its camera and microphone go out only
+    /// while it holds the floor or is unmuted); it receives what a point receives.
+    Relay,
+}
+
+impl Role {
+    /// Whether this role takes part as a point does: raises a hand, takes the floor, is
+    /// unmuted by the chair, answers the roll call, shows in the chair's grid. A relay seat
+    /// does all of it for the province behind it.
+    pub fn acts_as_point(self) -> bool {
+        matches!(self, Role::Point | Role::Relay)
+    }
 }
 
 /// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
