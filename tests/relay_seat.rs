@@ -1,14 +1,16 @@
 //! A relay seat (the cascade, issue 13) seen from the upstream server: over the real `/ws` and
 //! WebRTC of the in-process server, a seat with the role `relay` receives the program a point
 //! receives (the chair's camera and microphone, not the other points), is a thumbnail in the
-//! chair's grid, and reaches the points only once the chair gives it the floor.
+//! chair's grid, and reaches the points only once the chair gives it the floor; of a simulcast
+//! camera it receives every layer, each as a stream of its own.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{eventually, packets_from, small_point};
-use loadtest::point::Point;
+use loadtest::layers::Ladder;
+use loadtest::point::{Point, PointConfig};
 use signaling::protocol::{ClientMessage, PROTOCOL_VERSION};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -70,4 +72,62 @@ async fn a_relay_seat_receives_the_program_and_reaches_the_points_only_with_the_
         "the relay holding the floor does not reach the points: errors {:?}",
         a.snapshot().errors
     );
+}
+
+/// The layer of each video stream `at` receives from `from` (by its last keyframe's
+/// resolution), with its packets.
+fn layers_seen(at: &Point, from: &Point, ladder: &Ladder) -> Vec<(Option<usize>, u64)> {
+    let mut seen: Vec<(Option<usize>, u64)> = at
+        .snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from.participant && st.kind.as_deref() == Some("video"))
+        .map(|st| (st.dimensions.and_then(|d| ladder.layer_of(d)), st.packets))
+        .collect();
+    seen.sort();
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_seat_receives_every_simulcast_layer_as_a_stream_of_its_own() {
+    let ladder = Ladder::simulcast(&[60, 150, 300]).expect("valid ladder");
+    let server = common::start(1).await;
+    let with_ladder = |token: &str, publish: bool| PointConfig {
+        video_fps: 20,
+        video_frame_bytes: 600,
+        publish_layers: publish.then(|| ladder.clone()),
+        receive_ladder: ladder.clone(),
+        ..small_point(&server, token, publish)
+    };
+    let chair = Point::join(with_ladder("chair", true))
+        .await
+        .expect("chair joins");
+    let relay = Point::join(with_ladder("relay-cao-bang", false))
+        .await
+        .expect("the relay joins");
+    let a = Point::join(with_ladder("point-a", false))
+        .await
+        .expect("a joins");
+
+    let every = eventually(WAIT, || {
+        let seen = layers_seen(&relay, &chair, &ladder);
+        seen.len() == 3 && seen.iter().all(|(_, packets)| *packets > 20)
+    })
+    .await;
+    let seen = layers_seen(&relay, &chair, &ladder);
+    assert!(every, "the relay does not get three streams: {seen:?}");
+    assert_eq!(
+        seen.iter().map(|(layer, _)| *layer).collect::<Vec<_>>(),
+        [Some(0), Some(1), Some(2)],
+        "one stream per layer, each its own: {seen:?}"
+    );
+    // A point gets the chair's camera as one stream, whatever layer its link allows.
+    let one = eventually(WAIT, || {
+        layers_seen(&a, &chair, &ladder)
+            .first()
+            .is_some_and(|(_, packets)| *packets > 20)
+    })
+    .await;
+    assert!(one, "a does not receive the chair's camera");
+    assert_eq!(layers_seen(&a, &chair, &ladder).len(), 1);
 }

@@ -307,7 +307,8 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - in discussion mode everyone also receives the cameras of the most recent speakers;
 /// - points never receive other points otherwise; observers publish nothing;
 /// - a relay seat (a downstream server) is a point on both sides: it receives the program as a
-///   point does, and what it publishes is routed as a point's.
+///   point does (but every simulcast layer of each video, each on an m-line of its own), and
+///   what it publishes is routed as a point's.
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -349,8 +350,14 @@ pub fn routing(
                                 // the discussed speakers are the program, at the best layer
                                 // each link allows.
                                 thumbnail: !program,
+                                every_layer: false,
                             }
                         }
+                    };
+                    // A relay serves each layer on to its own halls: it takes them all.
+                    let sub = Subscription {
+                        every_layer: role == Role::Relay,
+                        ..sub
                     };
                     (sub.audio || sub.camera || sub.screen).then_some(sub)
                 })
@@ -485,6 +492,17 @@ mod tests {
         assert_eq!(subs(&r, 1), vec![(2, false, true), (3, false, true)]);
         assert_eq!(subs(&r, 2), vec![(1, true, true)]);
         assert_eq!(subs(&r, 4), vec![(1, true, true)]);
+        // Only the relay takes every simulcast layer.
+        let every_layer = |who: u64| -> Vec<bool> {
+            r.iter()
+                .find(|(id, _)| *id == p(who))
+                .map(|(_, s)| s.iter().map(|s| s.every_layer).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(every_layer(3), vec![true]);
+        assert_eq!(every_layer(1), vec![false, false]);
+        assert_eq!(every_layer(2), vec![false]);
+        assert_eq!(every_layer(4), vec![false]);
     }
 
     #[test]

@@ -164,6 +164,11 @@ pub struct TrackInfo {
     pub kind: MediaKind,
     /// What the track carries: `microphone`, `camera` or `screen`.
     pub source: Source,
+    /// For a relay only: the one simulcast layer this m-line carries, by rank (0 the lowest,
+    /// in the publisher's order). Absent for every other role, whose m-line carries the layer
+    /// the server picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u8>,
 }
 
 /// One video a `video_paused` message names.
