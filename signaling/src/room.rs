@@ -569,6 +569,32 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_seat_holds_one_connection_and_counts_against_the_cap() {
+        let mut room = Room::new("m".into(), "M".into(), 2);
+        let (tx1, _rx1) = mpsc::channel(8);
+        let (tx_old, mut rx_old) = mpsc::channel(8);
+        let (tx_new, _rx_new) = mpsc::channel(8);
+        let (tx3, _rx3) = mpsc::channel(8);
+        room.join(p(1), &grant("06", Role::Chair), tx1).unwrap();
+        room.join(p(2), &grant("relay-x", Role::Relay), tx_old)
+            .unwrap();
+        // A second connection of the same relay seat replaces the first.
+        let j = room
+            .join(p(3), &grant("relay-x", Role::Relay), tx_new)
+            .unwrap();
+        assert_eq!(j.replaced, Some(p(2)));
+        assert!(matches!(
+            rx_old.try_recv().unwrap(),
+            ServerMessage::Bye { .. }
+        ));
+        // It holds a place like any seat: the room of two is full.
+        assert_eq!(
+            room.join(p(4), &grant("a", Role::Point), tx3).err(),
+            Some(JoinRefused::Full { capacity: 2 })
+        );
+    }
+
+    #[test]
     fn before_a_viewport_the_chair_gets_the_first_thumbnails_only() {
         let mut members: Vec<(ParticipantId, Role, String)> =
             vec![(p(1), Role::Chair, "06".into())];
