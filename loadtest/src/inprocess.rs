@@ -8,8 +8,8 @@ use std::sync::Arc;
 use signaling::auth::{AuthError, Authorizer, Grant};
 use signaling::protocol::Role;
 
-/// Tokens: `chair`, `point-<anything>`, `observer-<anything>`; `expired` is refused as
-/// expired, anything else as invalid.
+/// Tokens: `chair`, `point-<anything>`, `observer-<anything>`, `relay-<anything>` (a relay
+/// seat of the cascade); `expired` is refused as expired, anything else as invalid.
 pub struct FixedTokens;
 
 impl Authorizer for FixedTokens {
@@ -19,6 +19,7 @@ impl Authorizer for FixedTokens {
             "expired" => return Err(AuthError::Expired("link expired".into())),
             t if t.starts_with("point-") => (Role::Point, t.to_owned()),
             t if t.starts_with("observer-") => (Role::Observer, t.to_owned()),
+            t if t.starts_with("relay-") => (Role::Relay, t.to_owned()),
             _ => return Err(AuthError::Invalid("invalid join link".into())),
         };
         Ok(Grant {

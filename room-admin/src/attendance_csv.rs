@@ -54,6 +54,7 @@ impl Lang {
             "chair" => ("Điểm cầu chủ trì", "Chair point"),
             "point" => ("Điểm cầu", "Point"),
             "observer" => ("Người theo dõi", "Observer"),
+            "relay" => ("Điểm cầu chuyển tiếp", "Relay seat"),
             other => (other, other),
         };
         self.pick(vi, en)

@@ -217,8 +217,8 @@ impl Authorizer for JoinAuthorizer {
         Ok(u64::try_from(ends_at).unwrap_or(0))
     }
 
-    /// The points invited to a meeting, for the chair's grid: the stored meeting's point seats
-    /// in code order, or the test room's listed points.
+    /// The points invited to a meeting, for the chair's grid: the stored meeting's point and
+    /// relay seats in seat-id order, or the test room's listed points.
     fn invited(&self, meeting: &str) -> Vec<InvitedPoint> {
         if meeting == test_room::MEETING_ID {
             return test_room::POINTS
@@ -235,7 +235,9 @@ impl Authorizer for JoinAuthorizer {
         let mut points: Vec<InvitedPoint> = entry
             .seats
             .values()
-            .filter(|s| s.role == "point")
+            // A relay seat takes part as a point (a province behind it): the chair's grid shows
+            // it, connected or not.
+            .filter(|s| s.role == "point" || s.role == "relay")
             .map(|s| InvitedPoint {
                 point: s.seat.clone(),
                 name: s.name.clone(),

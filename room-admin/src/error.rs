@@ -86,6 +86,19 @@ impl Check {
         v.to_owned()
     }
 
+    /// A list of names (observers, relay seats): each a required [`Check::text`] checked as
+    /// `field[i]`, duplicates dropped (a name is matched to its seat across edits), order kept.
+    pub fn names(&mut self, field: &str, values: &[String], max: usize) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let name = self.text(&format!("{field}[{i}]"), value, true, max);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
     pub fn finish(self) -> Result<(), StoreError> {
         if self.fields.is_empty() {
             Ok(())

@@ -16,6 +16,7 @@ pub fn role_str(role: Role) -> &'static str {
         Role::Chair => "chair",
         Role::Point => "point",
         Role::Observer => "observer",
+        Role::Relay => "relay",
     }
 }
 
@@ -24,6 +25,7 @@ pub fn parse_role(s: &str) -> Option<Role> {
         "chair" => Some(Role::Chair),
         "point" => Some(Role::Point),
         "observer" => Some(Role::Observer),
+        "relay" => Some(Role::Relay),
         _ => None,
     }
 }

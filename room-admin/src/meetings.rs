@@ -13,8 +13,10 @@
 //!
 //! # Seats
 //! One per participant a meeting expects: the chair point (role `chair`), each invited point
-//! (`point`; the seat id is the point code) and each observer (`observer`, a name with a seat id
-//! `obs-…`). Each seat stores the id (`jti`) of the one join token accepted for it.
+//! (`point`; the seat id is the point code), each observer (`observer`, a name with a seat id
+//! `obs-…`) and each relay (`relay`, a downstream hoinghi server that re-serves the meeting to
+//! its own halls, named like an observer, with a seat id `relay-…`). Each seat stores the id
+//! (`jti`) of the one join token accepted for it.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -31,6 +33,11 @@ pub const MAX_TITLE: usize = 200;
 pub const MAX_AGENDA: usize = 10_000;
 pub const MAX_SEATS: usize = 1000;
 pub const MAX_OBSERVERS: usize = 50;
+/// Relay seats of one meeting: a national meeting seats one per province (34), with room to
+/// spare.
+pub const MAX_RELAYS: usize = 64;
+/// Longest name of an observer or a relay seat.
+pub const MAX_SEAT_NAME: usize = 100;
 pub const DEFAULT_OPEN_MINUTES: i64 = 30;
 pub const MAX_OPEN_MINUTES: i64 = 24 * 60;
 pub const DEFAULT_CAPACITY: i64 = 500;
@@ -132,7 +139,7 @@ pub struct Seat {
     pub seat: String,
     pub point_code: Option<String>,
     pub name: String,
-    /// `chair`, `point` or `observer`.
+    /// `chair`, `point`, `observer` or `relay`.
     pub role: String,
     /// Id of the only join token accepted for this seat.
     #[serde(skip)]
@@ -170,6 +177,11 @@ pub struct MeetingInput {
     /// Names of observers (watch only).
     #[serde(default)]
     pub observers: Vec<String>,
+    /// Names of relay seats (e.g. the province whose server will relay the meeting to its own
+    /// halls): each gets a link with the role `relay`. Leaving a name out of an edit removes
+    /// its seat, and its link stops working.
+    #[serde(default)]
+    pub relays: Vec<String>,
 }
 
 /// New times for a copy of a meeting.
@@ -275,13 +287,16 @@ async fn plan(
             format!("Tối đa {MAX_OBSERVERS} người dự. / At most {MAX_OBSERVERS} observers."),
         );
     }
-    let mut observer_names = Vec::new();
-    for (i, name) in input.observers.iter().enumerate() {
-        let n = c.text(&format!("observers[{i}]"), name, true, 100);
-        if !observer_names.contains(&n) {
-            observer_names.push(n);
-        }
+    let observer_names = c.names("observers", &input.observers, MAX_SEAT_NAME);
+    if input.relays.len() > MAX_RELAYS {
+        c.fail(
+            "relays",
+            format!(
+                "Tối đa {MAX_RELAYS} điểm cầu chuyển tiếp. / At most {MAX_RELAYS} relay seats."
+            ),
+        );
     }
+    let relay_names = c.names("relays", &input.relays, MAX_SEAT_NAME);
 
     // Points: the chair, the ones picked, the kinds, or all; disabled points cannot be invited.
     let directory: HashMap<String, points::Point> = points::all(db)
@@ -354,6 +369,14 @@ async fn plan(
             point_code: None,
             name,
             role: "observer",
+        });
+    }
+    for name in relay_names {
+        seats.push(PlannedSeat {
+            seat: None,
+            point_code: None,
+            name,
+            role: "relay",
         });
     }
     if seats.len() > MAX_SEATS {
@@ -467,7 +490,7 @@ fn ensure_editable(m: &Meeting, now: i64) -> Result<(), StoreError> {
 }
 
 /// Inserts the planned seats, reusing the token id of an old seat with the same id and role
-/// (observers are matched by name).
+/// (observers and relays, which have no point code, are matched by name).
 async fn write_seats(
     tx: &mut Tx<'_>,
     meeting_id: &str,
@@ -486,6 +509,7 @@ async fn write_seats(
         let seat = match (&p.seat, previous) {
             (Some(s), _) => s.clone(),
             (None, Some(o)) => o.seat.clone(),
+            (None, None) if p.role == "relay" => db::new_id("relay-"),
             (None, None) => db::new_id("obs-"),
         };
         let (jti, issued_at) = previous.map_or_else(
@@ -524,7 +548,7 @@ pub async fn find(db: &Db, id: &str) -> Result<Option<Meeting>, StoreError> {
 
 /// Seats of a meeting: chair first, then points by kind (province hall, departments,
 /// districts, communes, others: [`crate::points::KINDS`]'s order) and by code within a kind,
-/// then observers. Codes compare as numbers where they are digits ("9" before "10").
+/// then relays, then observers. Codes compare as numbers where they are digits ("9" before "10").
 pub async fn seats(db: &Db, id: &str) -> Result<Vec<Seat>, StoreError> {
     let mut rows = sqlx::query_as::<_, SeatWithKind>(
         "SELECT s.*, p.kind AS point_kind FROM seats s \
@@ -552,7 +576,8 @@ impl SeatWithKind {
         let role = match s.role.as_str() {
             "chair" => 0,
             "point" => 1,
-            _ => 2,
+            "relay" => 2,
+            _ => 3,
         };
         let kind = self
             .point_kind
@@ -736,8 +761,8 @@ async fn set_status(
     get(db, id).await
 }
 
-/// A new meeting with the same title, agenda, chair, points and observers, at new times, with
-/// new links. Points disabled since are left out.
+/// A new meeting with the same title, agenda, chair, points, observers and relays, at new
+/// times, with new links. Points disabled since are left out.
 pub async fn copy(
     db: &Db,
     id: &str,
@@ -777,6 +802,11 @@ pub async fn copy(
         observers: seats
             .iter()
             .filter(|s| s.role == "observer")
+            .map(|s| s.name.clone())
+            .collect(),
+        relays: seats
+            .iter()
+            .filter(|s| s.role == "relay")
             .map(|s| s.name.clone())
             .collect(),
     };

@@ -50,6 +50,10 @@ pub struct Subscription {
     /// The camera as a thumbnail: its lowest simulcast layer only, and last in line for the
     /// subscriber's bandwidth (the chair's grid of points).
     pub thumbnail: bool,
+    /// Every simulcast layer of each video, each on an m-line of its own, none paused or
+    /// thinned by the allocator: the subscriber is a relay (a downstream server that serves
+    /// each layer on to its own halls, see the cascade in `docs/architecture.md`).
+    pub every_layer: bool,
 }
 
 impl Subscription {
@@ -60,6 +64,7 @@ impl Subscription {
             camera: true,
             screen: true,
             thumbnail: false,
+            every_layer: false,
         }
     }
 
@@ -100,6 +105,10 @@ pub struct OfferedTrack {
     pub publisher: ParticipantId,
     pub kind: TrackKind,
     pub source: TrackSource,
+    /// The one simulcast layer (its rank, 0 the lowest) this m-line carries, for a subscriber
+    /// that receives every layer ([`Subscription::every_layer`]); `None`: the layer the server
+    /// picks, switched invisibly.
+    pub layer: Option<u8>,
 }
 
 /// An ICE candidate of the server's side.

@@ -107,7 +107,7 @@ fn chair_only(actor: Actor<'_>) -> Result<(), ControlError> {
 }
 
 fn point_only(actor: Actor<'_>) -> Result<(), ControlError> {
-    if actor.role == Role::Point {
+    if actor.role.acts_as_point() {
         Ok(())
     } else {
         Err(ControlError::Forbidden(

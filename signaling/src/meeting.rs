@@ -391,7 +391,7 @@ pub(crate) fn speaking(inner: &Inner, seat: &Seat, speaking: bool) {
         return;
     };
     // A closed microphone reaches nobody: it is not an active speaker either.
-    if speaking && seat.role == Role::Point && !room.controls.audio_open(&seat.point) {
+    if speaking && seat.role.acts_as_point() && !room.controls.audio_open(&seat.point) {
         return;
     }
     let (changed, routing) = room.controls.speaking(&seat.point, speaking);

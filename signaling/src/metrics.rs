@@ -124,10 +124,11 @@ impl SignalingMetrics {
     }
 }
 
-const ROLES: [(Role, &str); 3] = [
+const ROLES: [(Role, &str); 4] = [
     (Role::Chair, "chair"),
     (Role::Point, "point"),
     (Role::Observer, "observer"),
+    (Role::Relay, "relay"),
 ];
 
 impl SignalingMetrics {

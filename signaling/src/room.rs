@@ -96,11 +96,12 @@ impl Room {
         }
     }
 
-    /// Point codes connected with the point role.
+    /// Point codes connected as points (the point role, or a relay seat, which takes part as
+    /// one: see [`Role::acts_as_point`]).
     pub fn present_points(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .filter(|m| m.info.role == Role::Point)
+            .filter(|m| m.info.role.acts_as_point())
             .map(|m| m.info.point.clone())
             .collect()
     }
@@ -304,7 +305,10 @@ fn left(id: ParticipantId) -> ServerMessage {
 ///   off screen (before its first viewport: the first [`DEFAULT_THUMBNAILS`] points, so a chair
 ///   joining a full room is not flooded with 300 streams it cannot show);
 /// - in discussion mode everyone also receives the cameras of the most recent speakers;
-/// - points never receive other points otherwise; observers publish nothing.
+/// - points never receive other points otherwise; observers publish nothing;
+/// - a relay seat (a downstream server) is a point on both sides: it receives the program as a
+///   point does (but every simulcast layer of each video, each on an m-line of its own), and
+///   what it publishes is routed as a point's.
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -312,7 +316,7 @@ pub fn routing(
 ) -> Vec<(ParticipantId, Vec<Subscription>)> {
     let first_points: BTreeSet<ParticipantId> = members
         .iter()
-        .filter(|(_, role, _)| *role == Role::Point)
+        .filter(|(_, role, _)| role.acts_as_point())
         .map(|(id, _, _)| *id)
         .take(DEFAULT_THUMBNAILS)
         .collect();
@@ -326,7 +330,9 @@ pub fn routing(
                     let sub = match other_role {
                         Role::Observer => return None,
                         Role::Chair => Subscription::all(other),
-                        Role::Point => {
+                        // A relay seat is published as a point: a thumbnail for the chair, its
+                        // camera and microphone to everyone only while it holds the floor.
+                        Role::Point | Role::Relay => {
                             let floor = c.holds_floor(point);
                             let discussed =
                                 c.discussion && c.recent_speakers.iter().any(|p| p == point);
@@ -344,8 +350,14 @@ pub fn routing(
                                 // the discussed speakers are the program, at the best layer
                                 // each link allows.
                                 thumbnail: !program,
+                                every_layer: false,
                             }
                         }
+                    };
+                    // A relay serves each layer on to its own halls: it takes them all.
+                    let sub = Subscription {
+                        every_layer: role == Role::Relay,
+                        ..sub
                     };
                     (sub.audio || sub.camera || sub.screen).then_some(sub)
                 })
@@ -459,6 +471,127 @@ mod tests {
         let r = routing(&MEMBERS, &c, Some(&viewport));
         assert_eq!(subs(&r, 1), vec![(2, false, true), (3, true, false)]);
         assert_eq!(subs(&r, 2), vec![(1, true, true), (3, true, false)]);
+    }
+
+    /// The members of [`MEMBERS`] with point `b` seated as a relay (a province server).
+    const WITH_RELAY: [(ParticipantId, Role, &str); 4] = [
+        (ParticipantId(1), Role::Chair, "06"),
+        (ParticipantId(2), Role::Point, "a"),
+        (ParticipantId(3), Role::Relay, "b"),
+        (ParticipantId(4), Role::Observer, "o"),
+    ];
+
+    #[test]
+    fn a_relay_receives_the_program_a_point_receives_and_is_a_thumbnail_to_the_chair() {
+        let r = routing(&WITH_RELAY, &Controls::default(), None);
+        // Receives: the chair whole, as point `a` does; not point `a`, not the observer.
+        assert_eq!(subs(&r, 3), subs(&r, 2));
+        assert_eq!(cameras(&r, 3), vec![(1, false)]);
+        // Published: its microphone closed, its camera in the chair's grid only.
+        assert_eq!(cameras(&r, 1), vec![(2, true), (3, true)]);
+        assert_eq!(subs(&r, 1), vec![(2, false, true), (3, false, true)]);
+        assert_eq!(subs(&r, 2), vec![(1, true, true)]);
+        assert_eq!(subs(&r, 4), vec![(1, true, true)]);
+        // Only the relay takes every simulcast layer.
+        let every_layer = |who: u64| -> Vec<bool> {
+            r.iter()
+                .find(|(id, _)| *id == p(who))
+                .map(|(_, s)| s.iter().map(|s| s.every_layer).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(every_layer(3), vec![true]);
+        assert_eq!(every_layer(1), vec![false, false]);
+        assert_eq!(every_layer(2), vec![false]);
+        assert_eq!(every_layer(4), vec![false]);
+    }
+
+    #[test]
+    fn a_relay_holding_the_floor_reaches_everyone_and_receives_the_floor_holder_otherwise() {
+        let floor = |point: &str| Controls {
+            floor: Some(crate::controls::Floor {
+                point: point.into(),
+                since: 0,
+            }),
+            ..Default::default()
+        };
+        let r = routing(&WITH_RELAY, &floor("b"), None);
+        assert_eq!(cameras(&r, 1), vec![(2, true), (3, false)]);
+        assert_eq!(subs(&r, 1), vec![(2, false, true), (3, true, true)]);
+        assert_eq!(subs(&r, 2), vec![(1, true, true), (3, true, true)]);
+        assert_eq!(subs(&r, 4), vec![(1, true, true), (3, true, true)]);
+        let r = routing(&WITH_RELAY, &floor("a"), None);
+        assert_eq!(subs(&r, 3), vec![(1, true, true), (2, true, true)]);
+        assert_eq!(cameras(&r, 3), vec![(1, false), (2, false)]);
+    }
+
+    #[test]
+    fn a_relay_is_present_for_the_floor_and_its_speech_opens_only_with_the_floor() {
+        let mut room = Room::new("m".into(), "M".into(), 0);
+        let (tx1, _rx1) = mpsc::channel(8);
+        let (tx2, _rx2) = mpsc::channel(8);
+        room.join(p(1), &grant("06", Role::Chair), tx1).unwrap();
+        room.join(p(2), &grant("relay-x", Role::Relay), tx2)
+            .unwrap();
+        assert_eq!(room.present_points(), ["relay-x".to_owned()].into());
+        let chair = Actor {
+            point: "06",
+            role: Role::Chair,
+        };
+        let relay = Actor {
+            point: "relay-x",
+            role: Role::Relay,
+        };
+        room.apply_control(relay, Action::RaiseHand { text: None }, 0)
+            .unwrap();
+        let change = room
+            .apply_control(
+                chair,
+                Action::Grant {
+                    point: "relay-x".into(),
+                },
+                10,
+            )
+            .unwrap();
+        assert!(change.routing);
+        assert!(room.controls.holds_floor("relay-x"));
+        assert!(room.controls.hands.is_empty());
+        // Only the chair grants: a relay cannot take the floor for itself.
+        assert!(matches!(
+            room.apply_control(
+                relay,
+                Action::Grant {
+                    point: "relay-x".into()
+                },
+                20
+            ),
+            Err(ControlError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn a_relay_seat_holds_one_connection_and_counts_against_the_cap() {
+        let mut room = Room::new("m".into(), "M".into(), 2);
+        let (tx1, _rx1) = mpsc::channel(8);
+        let (tx_old, mut rx_old) = mpsc::channel(8);
+        let (tx_new, _rx_new) = mpsc::channel(8);
+        let (tx3, _rx3) = mpsc::channel(8);
+        room.join(p(1), &grant("06", Role::Chair), tx1).unwrap();
+        room.join(p(2), &grant("relay-x", Role::Relay), tx_old)
+            .unwrap();
+        // A second connection of the same relay seat replaces the first.
+        let j = room
+            .join(p(3), &grant("relay-x", Role::Relay), tx_new)
+            .unwrap();
+        assert_eq!(j.replaced, Some(p(2)));
+        assert!(matches!(
+            rx_old.try_recv().unwrap(),
+            ServerMessage::Bye { .. }
+        ));
+        // It holds a place like any seat: the room of two is full.
+        assert_eq!(
+            room.join(p(4), &grant("a", Role::Point), tx3).err(),
+            Some(JoinRefused::Full { capacity: 2 })
+        );
     }
 
     #[test]

@@ -138,9 +138,10 @@ export class PointGrid {
     this.#layout();
   }
 
-  /** Adds or refreshes a point from a roster entry (participant object). */
+  /** Adds or refreshes a point from a roster entry (participant object). A relay seat (another
+   *  hoinghi server, a province) takes part as a point: it is in the grid too. */
   addParticipant(p) {
-    if (p.role !== 'point') return;
+    if (p.role !== 'point' && p.role !== 'relay') return;
     const entry = this.#ensureEntry(p.point, p.name);
     entry.participant = p.id;
     entry.media = p.media ?? null;

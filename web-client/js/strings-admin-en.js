@@ -120,6 +120,7 @@ export const adminEn = {
   'mf.points': 'Pick points',
   'mf.filter': 'Filter the list',
   'mf.observers': 'Observers (one per line)',
+  'mf.relays': 'Relay seats: province servers relaying the meeting (one per line)',
   'mf.create': 'Schedule',
   'mf.update': 'Save changes',
   'mf.selected': '{n} selected',

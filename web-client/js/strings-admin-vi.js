@@ -121,6 +121,7 @@ export const adminVi = {
   'mf.points': 'Chọn từng điểm cầu',
   'mf.filter': 'Lọc danh sách',
   'mf.observers': 'Người theo dõi (mỗi dòng một người)',
+  'mf.relays': 'Điểm cầu chuyển tiếp: máy chủ của tỉnh phát lại cuộc họp (mỗi dòng một điểm)',
   'mf.create': 'Lên lịch',
   'mf.update': 'Lưu thay đổi',
   'mf.selected': 'Đã chọn {n}',

@@ -36,6 +36,7 @@ export const en = {
   'role.chair': 'Chair point',
   'role.point': 'Point',
   'role.observer': 'Observer',
+  'role.relay': 'Relay seat',
   'status.connecting': 'Connecting…',
   'status.joined': 'Connected',
   'status.reconnecting': 'Connection lost. Retrying in {s} s (attempt {n})…',

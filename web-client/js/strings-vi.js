@@ -37,6 +37,7 @@ export const vi = {
   'role.chair': 'Điểm cầu chủ trì',
   'role.point': 'Điểm cầu',
   'role.observer': 'Người theo dõi',
+  'role.relay': 'Điểm cầu chuyển tiếp',
   'status.connecting': 'Đang kết nối…',
   'status.joined': 'Đã kết nối',
   'status.reconnecting': 'Mất kết nối. Thử lại sau {s} giây (lần {n})…',

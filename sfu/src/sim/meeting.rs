@@ -59,6 +59,8 @@ pub struct PointLog {
     pub paused: Vec<(Duration, usize)>,
     /// Subscribe offers the point could not apply, or answers the server refused.
     pub errors: Vec<String>,
+    /// The `tracks` of the latest subscribe offer.
+    pub tracks: Vec<crate::api::OfferedTrack>,
 }
 
 pub struct Meeting {
@@ -223,9 +225,15 @@ impl Meeting {
         for i in 0..self.points.len() {
             for event in self.server.events(point_id(i)) {
                 match event {
-                    MediaEvent::SubscribeOffer { revision, sdp, .. } => {
+                    MediaEvent::SubscribeOffer {
+                        revision,
+                        sdp,
+                        tracks,
+                        ..
+                    } => {
                         let sections = sdp.matches("\nm=").count();
                         self.logs[i].offers.push((at, revision, sections));
+                        self.logs[i].tracks = tracks;
                         let answer = match self.points[i].accept_offer(now, &sdp) {
                             Ok(a) => a,
                             Err(e) => {

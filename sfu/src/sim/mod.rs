@@ -40,6 +40,8 @@ mod lines_tests;
 #[cfg(test)]
 mod meeting_tests;
 #[cfg(test)]
+mod relay_tests;
+#[cfg(test)]
 mod selftest;
 
 use std::net::SocketAddr;

@@ -157,7 +157,10 @@ impl WorkerCore {
                 l.meter.tick(now);
             }
             for (i, d) in t.downtracks.iter().enumerate() {
-                if d.active {
+                // A pinned layer (a relay's) is sent whatever the link's estimate: the relay
+                // serves it on to halls whose lines are not this one, so thinning it here
+                // would starve them; its link is a province's uplink, sized for the program.
+                if d.active && d.pinned.is_none() {
                     by_conn.entry(d.conn).or_default().push((k, i));
                 }
             }

@@ -147,6 +147,7 @@ mod tests {
             target,
             floor: Default::default(),
             temporal: Default::default(),
+            pinned: None,
         }
     }
 

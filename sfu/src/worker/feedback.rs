@@ -57,11 +57,12 @@ impl WorkerCore {
             };
             if let Some(&track) = self.track_by_down_ssrc.get(&(key, media_ssrc)) {
                 self.metrics.keyframe_requests_in += 1;
-                // The keyframe the subscriber lacks is of the layer it is on (or going to).
+                // The keyframe the subscriber lacks is of the layer it is on (or going to), on
+                // the downtrack the request names (a relay has one per layer of the track).
                 let rank = self.tracks.get(track).and_then(|t| {
                     t.downtracks
                         .iter()
-                        .find(|d| d.conn == key)
+                        .find(|d| d.conn == key && d.ssrc == media_ssrc)
                         .and_then(|d| d.target.or(d.current))
                 });
                 if let Some(rank) = rank {
@@ -133,12 +134,11 @@ impl WorkerCore {
             .tracks
             .iter()
             .filter(|(_, t)| t.kind == TrackKind::Video)
-            .filter_map(|(k, t)| {
+            .flat_map(|(k, t)| {
                 t.downtracks
                     .iter()
-                    .find(|d| d.conn == sub_key)
-                    .and_then(|d| d.target)
-                    .map(|rank| (k, rank))
+                    .filter(|d| d.conn == sub_key)
+                    .filter_map(move |d| d.target.map(|rank| (k, rank)))
             })
             .collect();
         for (t, rank) in wanted {

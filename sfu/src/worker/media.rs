@@ -1,7 +1,7 @@
 //! Published tracks, their downtracks, and the forwarding path.
 //!
-//! A published track owns its downtracks (one per subscriber that receives it): fan-out is a
-//! loop over a `Vec` in one thread. Each downtrack carries one simulcast layer at a time and its
+//! A published track owns its downtracks (one per subscriber that receives it, or one per
+//! layer for a relay, each pinned to its layer): fan-out is a loop over a `Vec` in one thread. Each downtrack carries one simulcast layer at a time and its
 //! [`Forwarder`](crate::forwarder::Forwarder) decides the sequence number and timestamp, so a
 //! layer switch is invisible to the subscriber; the payload `Bytes` is shared, never copied,
 //! before SRTP.
@@ -18,6 +18,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use super::WorkerCore;
 use super::conn::{AUDIO_LEVEL_URI, Conn, internal, rtc_sdp_error};
 use super::decide::{Decision, Incoming};
+use super::routing::pins;
 use super::track::{Bound, DownTrack, Layer, MAX_LAYERS, PublishedTrack, UNKNOWN_SSRC};
 use crate::api::{
     ConnState, MediaEvent, ParticipantId, PcKind, SfuError, Subscription, TrackKind, TrackSource,
@@ -172,6 +173,23 @@ impl WorkerCore {
             } else {
                 let at = t.layers.partition_point(|l| l.rank < rank);
                 t.layers.insert(at, new_layer(rank, ssrc));
+                // A layer the offer did not declare: a subscriber of every layer gets it too.
+                let every: Vec<(ParticipantId, Subscription)> = self
+                    .participants
+                    .iter()
+                    .filter_map(|(id, p)| {
+                        p.receives
+                            .iter()
+                            .find(|s| s.publisher == participant && s.every_layer)
+                            .map(|s| (*id, *s))
+                    })
+                    .filter(|(_, s)| s.wants(t.source))
+                    .collect();
+                for (s, sub) in every {
+                    if let Err(e) = self.add_downtrack(now, track, s, &sub, Some(rank)) {
+                        tracing::warn!(subscriber = %s, "cannot add downtrack: {e}");
+                    }
+                }
             }
             tracing::info!(%participant, ssrc, rank, "simulcast layer published");
             self.track_by_ssrc.insert((key, ssrc), (track, rank));
@@ -294,8 +312,10 @@ impl WorkerCore {
             })
             .collect();
         for (s, sub) in subscribers {
-            if let Err(e) = self.add_downtrack(now, track, s, &sub) {
-                tracing::warn!(subscriber = %s, "cannot add downtrack: {e}");
+            for pin in pins(&self.tracks[track], &sub) {
+                if let Err(e) = self.add_downtrack(now, track, s, &sub, pin) {
+                    tracing::warn!(subscriber = %s, "cannot add downtrack: {e}");
+                }
             }
         }
     }

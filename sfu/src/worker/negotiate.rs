@@ -142,6 +142,7 @@ impl WorkerCore {
                         publisher: t.publisher,
                         kind: t.kind,
                         source: t.source,
+                        layer: d.pinned,
                     });
                 }
             }

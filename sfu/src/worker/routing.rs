@@ -51,13 +51,20 @@ impl WorkerCore {
                 .iter()
                 .find(|s| s.publisher == t.publisher && s.wants(t.source))
                 .copied();
-            match t
+            // One downtrack, or one per layer for a subscriber that receives every layer.
+            let pins = wanted.map_or_else(Vec::new, |sub| pins(t, &sub));
+            let mine: Vec<(usize, Option<u8>)> = t
                 .downtracks
                 .iter()
-                .position(|d| d.subscriber == participant)
-            {
-                None => new.extend(wanted.map(|sub| (k, sub))),
-                Some(i) => self.reroute(now, k, i, wanted),
+                .enumerate()
+                .filter(|(_, d)| d.subscriber == participant)
+                .map(|(i, d)| (i, d.pinned))
+                .collect();
+            for &pin in pins.iter().filter(|p| !mine.iter().any(|m| m.1 == **p)) {
+                new.extend(wanted.map(|sub| (k, sub, pin)));
+            }
+            for (i, pin) in mine {
+                self.reroute(now, k, i, wanted.filter(|_| pins.contains(&pin)));
             }
         }
         // Free m-lines first. While freed m-lines wait for the client to see them inactive, the
@@ -75,8 +82,8 @@ impl WorkerCore {
             tracing::debug!(subscriber = %participant, tracks = new.len(), "new tracks wait for freed m-lines");
             return;
         }
-        for (k, sub) in new {
-            if let Err(e) = self.add_downtrack(now, k, participant, &sub) {
+        for (k, sub, pin) in new {
+            if let Err(e) = self.add_downtrack(now, k, participant, &sub, pin) {
                 tracing::warn!(subscriber = %participant, "cannot add downtrack: {e}");
             }
         }
@@ -90,7 +97,9 @@ impl WorkerCore {
         let source = t.source;
         let is_video = t.kind == TrackKind::Video;
         let d = &mut t.downtracks[i];
-        if let Some(sub) = &wanted {
+        if let Some(sub) = &wanted
+            && d.pinned.is_none()
+        {
             // A thumbnail becoming the floor holder (or back): the allocator moves it at its
             // next tick.
             (d.max_rank, d.priority) = sub.layer_policy(source);
@@ -100,37 +109,38 @@ impl WorkerCore {
         }
         d.active = wanted.is_some();
         d.paused_at = (!d.active).then_some(now);
-        // Resume on a keyframe of the lowest layer, continuing the subscriber's numbering; the
-        // allocator steps it up from there.
+        // Resume on a keyframe of the lowest layer (or of its own, for a pinned one),
+        // continuing the subscriber's numbering; the allocator steps it up from there.
+        let start = d.pinned.unwrap_or(lowest);
         d.forwarder.reset_source();
         d.current = None;
-        d.target = Some(lowest);
+        d.target = Some(start);
         if d.active && is_video {
-            self.request_keyframe(now, track, lowest);
+            self.request_keyframe(now, track, start);
         }
     }
 
     /// Removes `subscriber`'s paused downtracks beyond the [`MAX_PAUSED_DOWNTRACKS`] most
     /// recently paused, releasing their m-lines.
     fn release_paused(&mut self, subscriber: ParticipantId) {
-        let mut paused: Vec<(Option<Instant>, usize)> = self
+        let mut paused: Vec<(Option<Instant>, usize, Option<u8>)> = self
             .tracks
             .iter()
-            .filter_map(|(k, t)| {
+            .flat_map(|(k, t)| {
                 t.downtracks
                     .iter()
-                    .find(|d| d.subscriber == subscriber && !d.active)
-                    .map(|d| (d.paused_at, k))
+                    .filter(|d| d.subscriber == subscriber && !d.active)
+                    .map(move |d| (d.paused_at, k, d.pinned))
             })
             .collect();
         if paused.len() <= MAX_PAUSED_DOWNTRACKS {
             return;
         }
         // Newest first (a pause time never set sorts last); ties, paused by one decision, by
-        // track key.
+        // track key and layer.
         paused.sort_by(|a, b| b.cmp(a));
-        for (_, track) in paused.split_off(MAX_PAUSED_DOWNTRACKS) {
-            self.remove_downtrack(track, subscriber);
+        for (_, track, pin) in paused.split_off(MAX_PAUSED_DOWNTRACKS) {
+            self.remove_downtrack(track, subscriber, pin);
         }
     }
 
@@ -140,6 +150,7 @@ impl WorkerCore {
         track: usize,
         subscriber: ParticipantId,
         sub: &Subscription,
+        pin: Option<u8>,
     ) -> Result<(), SfuError> {
         let sub_key = match self.participants.get(&subscriber).and_then(|p| p.subscribe) {
             Some(k) => k,
@@ -165,9 +176,11 @@ impl WorkerCore {
             TrackKind::Video => (RtpCodecKind::Video, "video"),
         };
         let stream_id = t.publisher.to_string();
+        // A pinned layer's track id names its layer: one stream, one track per layer.
+        let layer = pin.map_or_else(String::new, |r| format!("-l{r}"));
         let media_track = MediaStreamTrack::new(
             stream_id.clone(),
-            format!("{}-{label}-{track}", t.publisher),
+            format!("{}-{label}-{track}{layer}", t.publisher),
             format!("{}-{label}", t.publisher),
             kind,
             vec![RTCRtpEncodingParameters {
@@ -183,7 +196,10 @@ impl WorkerCore {
         );
         let is_video = t.kind == TrackKind::Video;
         let clock_rate = t.codec.clock_rate;
-        let (max_rank, priority) = sub.layer_policy(t.source);
+        let (max_rank, priority) = match pin {
+            Some(rank) => (rank, sub.layer_policy(t.source).1),
+            None => sub.layer_policy(t.source),
+        };
         let lowest = t.lowest_rank();
         let (transceiver, sender_id) =
             add_sendonly(&mut self.conns[sub_key].pc, media_track, stream_id)?;
@@ -204,9 +220,10 @@ impl WorkerCore {
             current: None,
             frame_open: false,
             // Every video starts on its lowest layer: it is the first to decode on any link.
-            target: Some(lowest),
+            target: Some(pin.unwrap_or(lowest)),
             floor: Default::default(),
             temporal: Default::default(),
+            pinned: pin,
         });
         self.track_by_down_ssrc.insert((sub_key, ssrc), track);
         self.renegotiate(subscriber);
@@ -232,9 +249,13 @@ impl WorkerCore {
     /// sender to another in one offer, which would ask its receiver to swap stream and SSRC
     /// in place (issue 10, item 4: suspected in a Chromium chair that lost a point's picture
     /// walking a 120-point grid).
-    fn remove_downtrack(&mut self, track: usize, subscriber: ParticipantId) {
+    fn remove_downtrack(&mut self, track: usize, subscriber: ParticipantId, pin: Option<u8>) {
         let t = &mut self.tracks[track];
-        let Some(i) = t.downtracks.iter().position(|d| d.subscriber == subscriber) else {
+        let Some(i) = t
+            .downtracks
+            .iter()
+            .position(|d| d.subscriber == subscriber && d.pinned == pin)
+        else {
             return;
         };
         let d = t.downtracks.swap_remove(i);
@@ -302,13 +323,13 @@ impl WorkerCore {
         if !self.tracks.contains(track) {
             return;
         }
-        let subscribers: Vec<ParticipantId> = self.tracks[track]
+        let downtracks: Vec<(ParticipantId, Option<u8>)> = self.tracks[track]
             .downtracks
             .iter()
-            .map(|d| d.subscriber)
+            .map(|d| (d.subscriber, d.pinned))
             .collect();
-        for s in subscribers {
-            self.remove_downtrack(track, s);
+        for (s, pin) in downtracks {
+            self.remove_downtrack(track, s, pin);
         }
         let t = self.tracks.remove(track);
         for l in &t.layers {
@@ -397,6 +418,17 @@ impl WorkerCore {
 /// whose points re-joined 46 times passed the 48 KiB SDP limit (issue 10, item 4). `rtc`'s
 /// `add_track` does the reuse (the first transceiver of the kind without a sender, which is
 /// what `remove_track` leaves); without one it adds a new transceiver, made sendonly here.
+/// The layers a subscription takes of `t`, one downtrack each: `[None]` (one downtrack, the
+/// layer the allocator picks), or for a subscriber that receives every layer, each layer of a
+/// video pinned to a downtrack of its own.
+pub(super) fn pins(t: &super::track::PublishedTrack, sub: &Subscription) -> Vec<Option<u8>> {
+    if sub.every_layer && t.kind == TrackKind::Video {
+        t.layers.iter().map(|l| Some(l.rank)).collect()
+    } else {
+        vec![None]
+    }
+}
+
 fn add_sendonly(
     pc: &mut RTCPeerConnection,
     track: MediaStreamTrack,

@@ -1,5 +1,6 @@
 //! The worker's model of forwarding: a published track with its simulcast layers, and the
-//! downtracks (one per subscriber) that each carry one layer at a time.
+//! downtracks (one per subscriber, or one per layer for a subscriber that receives every
+//! layer) that each carry one layer at a time.
 
 use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverId};
@@ -95,6 +96,9 @@ pub(crate) struct DownTrack {
     pub floor: crate::floor_gate::FloorGate,
     /// Which temporal layers of its layer it forwards (see `temporal.rs`).
     pub temporal: crate::temporal::TemporalFilter,
+    /// The one layer it carries, for a subscriber that receives every layer (a relay): its
+    /// target never changes and the allocator leaves it out.
+    pub pinned: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy)]

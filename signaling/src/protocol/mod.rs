@@ -78,6 +78,20 @@ pub enum Role {
     Point,
     /// Watches the chair, publishes nothing.
     Observer,
+    /// A downstream hoinghi server seated in this meeting (the cascade, issue 13): a province
+    /// whose own halls watch this meeting through it. To the meeting it is a point (it raises
+    /// hands, takes the floor, answers the roll call; its camera and microphone go out only
+    /// while it holds the floor or is unmuted); it receives what a point receives.
+    Relay,
+}
+
+impl Role {
+    /// Whether this role takes part as a point does: raises a hand, takes the floor, is
+    /// unmuted by the chair, answers the roll call, shows in the chair's grid. A relay seat
+    /// does all of it for the province behind it.
+    pub fn acts_as_point(self) -> bool {
+        matches!(self, Role::Point | Role::Relay)
+    }
 }
 
 /// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
@@ -150,6 +164,11 @@ pub struct TrackInfo {
     pub kind: MediaKind,
     /// What the track carries: `microphone`, `camera` or `screen`.
     pub source: Source,
+    /// For a relay only: the one simulcast layer this m-line carries, by rank (0 the lowest,
+    /// in the publisher's order). Absent for every other role, whose m-line carries the layer
+    /// the server picks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<u8>,
 }
 
 /// One video a `video_paused` message names.

@@ -77,14 +77,31 @@ fn server_messages_round_trip() {
             participant: "p1".into(),
             kind: MediaKind::Video,
             source: Source::Screen,
+            layer: None,
         }],
         restart: false,
     };
     let text = m.to_json();
     assert!(text.contains("\"type\":\"subscribe_offer\""));
-    // Left out when false, so clients written before it see no change.
+    // Left out when false (or absent), so clients written before them see no change.
     assert!(!text.contains("restart"), "{text}");
+    assert!(!text.contains("layer"), "{text}");
     assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+    // A relay's m-line names its layer.
+    let ServerMessage::SubscribeOffer { mut tracks, .. } = m.clone() else {
+        unreachable!()
+    };
+    tracks[0].layer = Some(2);
+    let relay = ServerMessage::SubscribeOffer {
+        v: 1,
+        revision: 2,
+        sdp: "v=0".into(),
+        tracks,
+        restart: false,
+    };
+    let text = relay.to_json();
+    assert!(text.contains("\"layer\":2"), "{text}");
+    assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), relay);
     let e = ServerMessage::error(ErrorCode::BadToken, "x", None);
     assert!(e.to_json().contains("\"fatal\":true"));
 }

@@ -31,6 +31,7 @@ pub(super) fn media_message(event: MediaEvent) -> ServerMessage {
                         sfu::TrackKind::Video => protocol::MediaKind::Video,
                     },
                     source: source_of(t.source),
+                    layer: t.layer,
                 })
                 .collect(),
         },

@@ -47,6 +47,7 @@ async function meetingForm(detail) {
   const invited = new Set((detail?.seats ?? []).filter((s) => s.role === 'point').map((s) => s.point_code));
   const chairNow = (detail?.seats ?? []).find((s) => s.role === 'chair')?.point_code;
   const observersNow = (detail?.seats ?? []).filter((s) => s.role === 'observer').map((s) => s.name);
+  const relaysNow = (detail?.seats ?? []).filter((s) => s.role === 'relay').map((s) => s.name);
 
   const form = el('form', { class: 'card', id: 'meeting-form' });
   const [titleL, title] = field('mf.title', { name: 'title', required: true, maxlength: 200 });
@@ -88,6 +89,9 @@ async function meetingForm(detail) {
   });
   const [obsL, observers] = field('mf.observers', { name: 'observers', tag: 'textarea' });
   observers.value = observersNow.join('\n');
+  // Relay seats (downstream servers of the cascade): kept across edits like observers.
+  const [relaysL, relays] = field('mf.relays', { name: 'relays', tag: 'textarea' });
+  relays.value = relaysNow.join('\n');
 
   form.append(
     el('h2', {}, m ? `${tr('md.edit')}: ${m.title}` : tr('meetings.new')),
@@ -99,6 +103,7 @@ async function meetingForm(detail) {
       el('div', { class: 'pick-list', id: 'pick-list' }, ...pickBoxes.map((b) => b.label)),
       el('span', { class: 'error-text', 'data-error-for': 'points' })),
     obsL,
+    relaysL,
     el('div', { class: 'buttons' }, el('button', { type: 'submit', class: 'primary', id: 'meeting-submit' }, tr(m ? 'mf.update' : 'mf.create'))),
   );
   form.addEventListener('submit', async (e) => {
@@ -115,6 +120,7 @@ async function meetingForm(detail) {
       invite_kinds: kindBoxes.filter((k) => k[0].checked).map((k) => k[0].value),
       invite_all: all.checked,
       observers: observers.value.split('\n').map((s) => s.trim()).filter(Boolean),
+      relays: relays.value.split('\n').map((s) => s.trim()).filter(Boolean),
     };
     try {
       const saved = m ? await put(`/meetings/${encodeURIComponent(m.id)}`, body) : await post('/meetings', body);
