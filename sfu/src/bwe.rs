@@ -205,6 +205,18 @@ impl BandwidthEstimator for LinkEstimator {
         // value, or the guard reacting, is a decision to back off.
         if after < before * 0.98 || queue_backed_off {
             s.decreases.fetch_add(1, Ordering::Relaxed);
+            // Beside the allocation log: which half backed off, and on what.
+            tracing::debug!(
+                target: "sfu::worker::allocate",
+                before = before as u64,
+                after = after as u64,
+                queue_guard = queue_backed_off,
+                queue_ms = ?self.guard.queue.map(|q| q.as_millis()),
+                loss = ?self.loss.average_loss(),
+                missing,
+                reports = reports.len(),
+                "estimate backed off"
+            );
         }
         s.reported
             .fetch_add(reports.len() as u64, Ordering::Relaxed);
