@@ -3,7 +3,8 @@
 //   1. the page shows the meeting's title, the point's name, the opening time and a countdown
 //      (not "Liên kết không hợp lệ");
 //   2. a kiosk (autojoin) page waits on the same screen and joins by itself when joins open;
-//   3. a replaced link is said at once ("Liên kết đã được thay"), before any device check;
+//   3. a replaced link is said at once ("Liên kết đã được thay"), before any device check, and
+//      so is a relay seat's link (for another hoinghi server, not a browser);
 //   4. the scheduled end: a meeting ending 40 s after it is made warns its chair (banner with
 //      +15 / +30 minutes), and its points read "Cuộc họp đã hết giờ theo lịch" at the end.
 // The meetings are scheduled through the admin API.
@@ -57,6 +58,7 @@ async function main() {
     open_minutes: 0,
     chair_point: 'CT',
     points: ['X01', 'X02'],
+    relays: ['Tỉnh Cao Bằng'],
   });
   const link = (seat) => d.seats.find((s) => s.seat === seat).link;
 
@@ -102,6 +104,27 @@ async function main() {
     return { ok: s.state === 'failed', detail: JSON.stringify(s), s };
   }, 15_000, 250);
   h.check('a replaced link is refused before the device check', refused.ok && refused.s.error?.code === 'revoked' && !refused.s.prejoin, refused.detail);
+
+  // A relay seat's link (for another hoinghi server) opened in a browser: said at once, before
+  // the countdown and any device check, and the page never joins in the province's seat.
+  const relaySeat = d.seats.find((s) => s.role === 'relay');
+  const relay = await h.openPage('relay link in a browser', relaySeat.link);
+  const told = await until(async () => {
+    const s = await relay.page.evaluate(() => ({
+      state: window.hoinghi?.state,
+      error: window.hoinghi?.lastError,
+      prejoin: Boolean(document.querySelector('#join-button')),
+      countdown: Boolean(document.querySelector('#early-countdown')),
+      text: document.querySelector('#main')?.textContent ?? '',
+    }));
+    return { ok: s.state === 'failed', detail: JSON.stringify(s), s };
+  }, 15_000, 250);
+  h.check(
+    'a relay link opened in a browser says it is for a server, and does not join',
+    told.ok && told.s.error?.code === 'relay_link' && !told.s.prejoin && !told.s.countdown && told.s.text.includes('máy chủ chuyển tiếp')
+      && (await relay.page.evaluate(() => window.hoinghi.session)) === null,
+    told.detail,
+  );
 
   // 4. A meeting that ends by the schedule.
   const t0 = Date.now();

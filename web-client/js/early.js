@@ -49,6 +49,9 @@ export async function waitUntilOpen(container, token, { onCheck = () => {} } = {
     if (!result.ok) return result;
     const c = result.check;
     onCheck(c);
+    // A relay seat's link is for another hoinghi server (docs/admin.md), never a browser:
+    // joined here it would take the province's seat and receive every layer of the chair.
+    if (c.role === 'relay') return { ok: false, error: { code: 'relay_link', fatal: true } };
     if (c.state === 'open' || c.state === 'live') return result;
     if (c.state === 'ended') return { ok: false, error: { code: 'token_expired', message: c.message, fatal: true } };
     if (c.state === 'cancelled') return { ok: false, error: { code: 'cancelled', message: c.message, fatal: true } };

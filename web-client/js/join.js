@@ -229,7 +229,7 @@ function showError(error) {
   lastError = error;
   pageState = 'failed';
   const code = error?.code;
-  const known = ['no_token', 'bad_token', 'token_expired', 'room_full', 'replaced', 'revoked', 'unsupported', 'meeting_ended', 'schedule_ended'].includes(code);
+  const known = ['no_token', 'bad_token', 'token_expired', 'room_full', 'replaced', 'revoked', 'unsupported', 'meeting_ended', 'schedule_ended', 'relay_link'].includes(code);
   const actions = [];
   if (code === 'room_full' && session) actions.push(['retry', () => session.retryNow()]);
   if (code === 'replaced' && session) actions.push(['rejoin', () => session.retryNow()]);

@@ -53,6 +53,8 @@ export const en = {
   'left.body': 'Press "Join again" to return to the meeting.',
   'rejoin': 'Join again',
   'retry': 'Retry',
+  'err.relay_link.title': 'Link for a relay server',
+  'err.relay_link.body': "This link belongs to a relay seat: another hoinghi server (a province's) takes part in the meeting with it. It is not opened in a browser. Open the link that was sent to your point.",
   'err.no_token.title': 'Invalid link',
   'err.no_token.body': 'This address has no join code. Open the exact link that was sent to your point.',
   'err.bad_token.title': 'Invalid link',

@@ -54,6 +54,8 @@ export const vi = {
   'left.body': 'Bấm "Tham gia lại" nếu bạn muốn quay lại cuộc họp.',
   'rejoin': 'Tham gia lại',
   'retry': 'Thử lại',
+  'err.relay_link.title': 'Liên kết dành cho máy chủ chuyển tiếp',
+  'err.relay_link.body': "Liên kết này là của một điểm cầu chuyển tiếp: một máy chủ hoinghi khác (của tỉnh) dùng nó để tham gia cuộc họp, không mở bằng trình duyệt. Hãy mở đúng liên kết đã được gửi cho điểm cầu của bạn.",
   'err.no_token.title': 'Liên kết không hợp lệ',
   'err.no_token.body': 'Địa chỉ này thiếu mã tham gia. Hãy mở đúng liên kết đã được gửi cho điểm cầu của bạn.',
   'err.bad_token.title': 'Liên kết không hợp lệ',
