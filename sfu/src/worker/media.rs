@@ -1,7 +1,8 @@
 //! Published tracks, their downtracks, and the forwarding path.
 //!
 //! A published track owns its downtracks (one per subscriber that receives it, or one per
-//! layer for a relay, each pinned to its layer): fan-out is a loop over a `Vec` in one thread. Each downtrack carries one simulcast layer at a time and its
+//! layer for a relay, each pinned to its layer): fan-out is a loop over a `Vec` in one thread.
+//! Each downtrack carries one simulcast layer at a time and its
 //! [`Forwarder`](crate::forwarder::Forwarder) decides the sequence number and timestamp, so a
 //! layer switch is invisible to the subscriber; the payload `Bytes` is shared, never copied,
 //! before SRTP.

@@ -412,12 +412,6 @@ impl WorkerCore {
     }
 }
 
-/// Adds `track` to a subscribe connection as a sendonly m-line, reusing an m-line of the same
-/// kind freed by a removed track when there is one (as LiveKit and mediasoup do), so that the
-/// connection's SDP grows with what is routed at once, not with every track ever routed: a chair
-/// whose points re-joined 46 times passed the 48 KiB SDP limit (issue 10, item 4). `rtc`'s
-/// `add_track` does the reuse (the first transceiver of the kind without a sender, which is
-/// what `remove_track` leaves); without one it adds a new transceiver, made sendonly here.
 /// The layers a subscription takes of `t`, one downtrack each: `[None]` (one downtrack, the
 /// layer the allocator picks), or for a subscriber that receives every layer, each layer of a
 /// video pinned to a downtrack of its own.
@@ -429,6 +423,12 @@ pub(super) fn pins(t: &super::track::PublishedTrack, sub: &Subscription) -> Vec<
     }
 }
 
+/// Adds `track` to a subscribe connection as a sendonly m-line, reusing an m-line of the same
+/// kind freed by a removed track when there is one (as LiveKit and mediasoup do), so that the
+/// connection's SDP grows with what is routed at once, not with every track ever routed: a chair
+/// whose points re-joined 46 times passed the 48 KiB SDP limit (issue 10, item 4). `rtc`'s
+/// `add_track` does the reuse (the first transceiver of the kind without a sender, which is
+/// what `remove_track` leaves); without one it adds a new transceiver, made sendonly here.
 fn add_sendonly(
     pc: &mut RTCPeerConnection,
     track: MediaStreamTrack,
