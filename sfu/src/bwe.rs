@@ -212,6 +212,8 @@ impl BandwidthEstimator for LinkEstimator {
                 after = after as u64,
                 queue_guard = queue_backed_off,
                 queue_ms = ?self.guard.queue.map(|q| q.as_millis()),
+                delivered = s.snapshot().delivered_bps as u64,
+                busy = ?self.guard.busy_bps().map(|b| b as u64),
                 loss = ?self.loss.average_loss(),
                 missing,
                 reports = reports.len(),

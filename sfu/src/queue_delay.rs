@@ -38,6 +38,11 @@ const PERSIST: u32 = 3;
 const BASE_WINDOW: Duration = Duration::from_secs(10);
 /// Delivered rate is measured over this much arrival time.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// A back-off never goes below this share of what the bottleneck served while it was busy
+/// (see [`QueueDelayGuard::busy_bps`]).
+const BUSY_FLOOR: f64 = 0.7;
+/// Busy time measured before the busy rate counts: a few packets' worth on a rural line.
+const MIN_BUSY_SPAN: Duration = Duration::from_millis(100);
 const MAX_ARRIVALS: usize = 2048;
 
 #[derive(Debug, Default)]
@@ -106,7 +111,8 @@ impl QueueDelayGuard {
             if let Some(delivered) = self.delivered_bps()
                 && !reacted_lately
             {
-                let target = delivered * BACK_OFF;
+                let floor = self.busy_bps().map_or(0.0, |busy| busy * BUSY_FLOOR);
+                let target = (delivered * BACK_OFF).max(floor);
                 self.cap = Some(self.cap.map_or(target, |c| c.min(target)));
                 self.last_back_off = Some(now);
                 return true;
@@ -192,6 +198,34 @@ impl QueueDelayGuard {
         let bytes: usize = self.arrivals.iter().skip(1).map(|(_, _, s)| s).sum();
         Some(bytes as f64 * 8.0 / span)
     }
+
+    /// Bits/s the bottleneck served while it was busy, over the arrivals
+    /// [`Self::delivered_bps`] measures: a packet that had waited in the queue at least as
+    /// long as the gap since the arrival before it was already queued when that one left, so
+    /// that gap is the time the bottleneck took to serve it. Only packets that waited at
+    /// least [`DRAINED`] count: a receiver that reads its socket in bunches stamps packets
+    /// that met no queue with no gap between them, a rate no line carried. The delivered rate also counts
+    /// the time the sender sent nothing: a server or publisher that stalls 150 ms (a loaded
+    /// host) and then sends what piled up queues behind a 400 kbit/s line while delivering
+    /// 240 kbit/s over the window, and backing off to 85 % of that took the estimate below
+    /// the lowest layer's full rate (Chromium, `constrained.mjs` (b)).
+    pub fn busy_bps(&self) -> Option<f64> {
+        let base = self.minima.iter().map(|(_, m)| *m).min()?;
+        let (mut bytes, mut span) = (0usize, Duration::ZERO);
+        let mut previous: Option<Duration> = None;
+        for &(arrival, departure, size) in &self.arrivals {
+            let queued = arrival.as_micros() as i64 - departure.as_micros() as i64 - base;
+            if let Some(p) = previous {
+                let gap = arrival.saturating_sub(p);
+                if queued >= gap.max(DRAINED).as_micros() as i64 {
+                    bytes += size;
+                    span += gap;
+                }
+            }
+            previous = Some(arrival);
+        }
+        (span >= MIN_BUSY_SPAN).then(|| bytes as f64 * 8.0 / span.as_secs_f64())
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +293,46 @@ mod tests {
         assert!(
             (150_000.0..=220_000.0).contains(&cap),
             "capped near what the line delivers: {cap}"
+        );
+    }
+
+    /// A 400 kbit/s line (1,000-byte packets served every 20 ms) with a queue of 100 ms, a
+    /// sender that stalls 220 ms (a loaded server or publisher), so the line idles, then
+    /// sends what piled up at once and goes on at the line rate: the queue is back at
+    /// 160 ms. The delivered rate over the last half second counts the idle time.
+    #[test]
+    fn a_stalling_sender_is_backed_off_near_the_line_rate_not_below_its_idle_time() {
+        let t0 = Instant::now();
+        let mut g = QueueDelayGuard::default();
+        // (departure, arrival) in ms: 20 ms of propagation under each queue.
+        let mut packets: Vec<(u64, u64)> = (0..18).map(|i| (i * 50, i * 50 + 20)).collect();
+        packets.extend((0..10).map(|i| (1000 + i * 20, 1120 + i * 20)));
+        // After the stall: 8 at once at 1,400 ms, then one every 20 ms.
+        let mut served = 1420;
+        for i in 0..23u64 {
+            let departure = if i < 8 { 1400 } else { 1400 + (i - 7) * 20 };
+            served = served.max(departure + 20) + 20;
+            packets.push((departure, served));
+        }
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut cap = None;
+        for fb in (100..=1900).step_by(100) {
+            let batch: Vec<PacketReport> = packets
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, a))| (fb - 100..fb).contains(a))
+                .map(|(i, (d, a))| report(i as u64, 1000, t0 + ms(*d), Some(ms(*a))))
+                .collect();
+            if g.on_reports(t0 + ms(fb), &batch) {
+                cap = g.cap();
+                break;
+            }
+        }
+        let cap = cap.expect("backed off");
+        assert!(
+            (BUSY_FLOOR * 400_000.0 * 0.95..=400_000.0).contains(&cap),
+            "backed off to {cap} on a 400 kbit/s line (busy {:?})",
+            g.busy_bps()
         );
     }
 
