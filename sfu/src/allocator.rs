@@ -161,6 +161,9 @@ pub struct Budget {
     pub congested: bool,
     /// The worker allows a step up this tick (not backing off after a failed one).
     pub may_step_up: bool,
+    /// The worker allows giving temporal layers back this tick: a shorter wait than a step's
+    /// after a back-off (see `worker/allocate.rs`).
+    pub may_raise_temporal: bool,
     /// Steps up (a layer, or temporal layers given back) fit within the lower of the estimate
     /// and this: set below the need of a step a probe failed to prove, until one proves it.
     /// A failed probe's padding raises the delivered rate that bounds the estimate's growth;
@@ -313,7 +316,7 @@ pub fn temporal_caps(
             caps[i] = Some(lower);
         }
     }
-    if remaining >= 0.0 && budget.may_step_up {
+    if remaining >= 0.0 && budget.may_raise_temporal {
         let room = budget.step_room(estimate, remaining);
         for &i in &order {
             let (Some(l), Some(cap)) = (layer(i), caps[i]) else {
@@ -441,6 +444,7 @@ mod tests {
             audio_bps: 40e3,
             congested,
             may_step_up,
+            may_raise_temporal: may_step_up,
             step_ceiling: None,
             resume_proved: true,
         }

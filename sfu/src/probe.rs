@@ -493,6 +493,7 @@ pub fn resume_all_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f
             step_ceiling: None,
             resume_proved: true,
             may_step_up: true,
+            may_raise_temporal: true,
             ..*budget
         };
         let chosen = allocate(&b, items);
@@ -553,6 +554,7 @@ mod tests {
             audio_bps: 40e3,
             congested: false,
             may_step_up: true,
+            may_raise_temporal: true,
             step_ceiling: None,
             resume_proved: false,
         }

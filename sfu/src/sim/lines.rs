@@ -68,6 +68,25 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// `constrained.mjs` (b) and (c): a clean line, narrowed to 400 kbit/s behind a 20-packet
+    /// drop-tail queue (its `pfifo`) from `at` s for 20 s, then clean again. The Chromium check
+    /// narrows it as soon as the point decodes 720p, so just after the step into it.
+    pub fn narrow(at: u64) -> Self {
+        Self {
+            name: "narrow",
+            line: LinkConfig {
+                rate_bps: Some(20_000_000),
+                queue: QueueLimit::Packets(20),
+                delay: Duration::from_millis(1),
+                loss: 0.0,
+            },
+            steps: vec![(at, 400_000), (at + 20, 20_000_000)],
+            seconds: at + 35,
+        }
+    }
+}
+
 /// What the point got.
 #[derive(Debug)]
 pub struct Outcome {

@@ -2,9 +2,10 @@
 //! production worker core deciding, a Chromium-like chair and point, and a line that is exactly
 //! the profile: the same seed gives the same run, on any machine, at any load.
 //!
-//! `SIM_PROFILE=adsl|bad|flap cargo test -p sfu --lib sim::lines_tests::show -- --ignored
+//! `SIM_PROFILE=adsl|bad|flap|long_dip|narrow cargo test -p sfu --lib sim::lines_tests::show -- --ignored
 //! --nocapture` prints a profile's run second by second (with `SIM_LOG=sfu::worker::allocate=debug`
-//! the allocator's decisions, stamped with the virtual time).
+//! the allocator's decisions, stamped with the virtual time; `SIM_NARROW_AT=s` moves `narrow`'s
+//! drop).
 
 use super::lines::{Outcome, Profile, run};
 
@@ -48,6 +49,7 @@ fn show() {
         Profile::bad(),
         Profile::flap(),
         Profile::long_dip(),
+        Profile::narrow(std::env::var("SIM_NARROW_AT").map_or(4, |s| s.parse().unwrap_or(4))),
     ] {
         if only.as_deref().is_some_and(|o| o != p.name) {
             continue;

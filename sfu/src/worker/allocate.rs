@@ -49,6 +49,12 @@ const AUDIO_BPS_GUESS: f64 = 40_000.0;
 /// can fill. Back-offs for that long after its verdict are still the probe's (see
 /// [`LinkAllocation::probe_shield`]).
 const PROBE_AFTERMATH: Duration = Duration::from_secs(2);
+/// Below this share of the media the link carried when a probe started, a back-off during
+/// the probe or its aftermath is the link's own and is not shielded: a line that narrowed from
+/// 20 Mbit/s to 400 kbit/s while a probe for 720p ran kept its 1.1 Mbit/s layer for 2.5 s on
+/// the shielded estimate, with audio gaps of 100-180 ms all along (virtual time,
+/// `sim::lines::Profile::narrow`).
+const SHIELD_FLOOR: f64 = 0.6;
 
 /// What the allocator remembers about one subscriber link.
 #[derive(Debug, Default)]
@@ -59,6 +65,8 @@ pub(crate) struct LinkAllocation {
     hold: Option<Duration>,
     last_step_up: Option<Instant>,
     blocked_until: Option<Instant>,
+    /// Until when temporal layers are not given back (see [`Self::block_after_back_off`]).
+    temporal_blocked_until: Option<Instant>,
     backoff: Option<Duration>,
     first_feedback: Option<Instant>,
     connected_without_feedback: Option<Instant>,
@@ -76,6 +84,8 @@ pub(crate) struct LinkAllocation {
     /// delivered: a back-off the probe itself causes goes back to it (see
     /// [`Self::probe_shield`]).
     probe_base: Option<f64>,
+    /// The media rate when the running (or last) probe started.
+    probe_media: Option<f64>,
     /// Until when a failed probe's queue may still be draining.
     probe_aftermath_until: Option<Instant>,
 }
@@ -94,6 +104,23 @@ impl LinkAllocation {
         let shielded =
             self.prober.running() || self.probe_aftermath_until.is_some_and(|until| until > now);
         shielded.then_some(self.probe_base).flatten()
+    }
+
+    /// Drops the probe's shield when the estimate fell below [`SHIELD_FLOOR`] of the media the
+    /// link carried when the probe started: a probe's own queue costs the estimate a share of
+    /// what the link carried (the queue guard backs off to 85 % of the delivered rate), never
+    /// most of it; far below, the line narrowed under the probe. Not measured against the
+    /// probe's base: that is the estimate, which a failed probe's padding can have raised past
+    /// the line (652 kbit/s on a 450 kbit/s line carrying 336, `tests/probe_climb.rs`).
+    fn unshield_if_narrowed(&mut self, target: f64) {
+        if self.probe_base.is_some()
+            && self
+                .probe_media
+                .is_some_and(|media| target < media * SHIELD_FLOOR)
+        {
+            self.probe_base = None;
+            self.probe_aftermath_until = None;
+        }
     }
 
     /// What a judged probe leaves: the estimate to raise to, if any, and how long its queue
@@ -118,10 +145,29 @@ impl LinkAllocation {
     }
 
     /// The estimate backed off at `now`: stepping up waits (see [`Self::wait_after_back_off`]),
-    /// and a wait already running is never shortened.
+    /// and a wait already running is never shortened. Giving back the temporal layers of the
+    /// layer a video is on waits only [`TEMPORAL_RETRY`] if a temporal raise just before is
+    /// to blame, else a moment to settle: it needs no keyframe and is undone at once, so it
+    /// does not wait out a simulcast step's back-off. Behind it, a line that narrowed under
+    /// 720p (Chromium, `constrained.mjs` (b), loaded machine) played 180p at half its frame
+    /// rate for 6–8 s with room for the whole layer, because the narrowing came within
+    /// [`STEP_UP_TRIAL`] of the step into 720p and was blamed on it.
     fn block_after_back_off(&mut self, now: Instant) {
+        let temporal_wait = if self
+            .last_temporal_raise
+            .is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL)
+        {
+            TEMPORAL_RETRY
+        } else {
+            SETTLE * 2
+        };
         let until = now + self.wait_after_back_off(now);
         self.blocked_until = Some(self.blocked_until.map_or(until, |at| at.max(until)));
+        let until = now + temporal_wait;
+        self.temporal_blocked_until = Some(
+            self.temporal_blocked_until
+                .map_or(until, |at| at.max(until)),
+        );
     }
 
     /// How long stepping up waits after the estimate backed off at `now`: a simulcast step up
@@ -194,6 +240,9 @@ impl WorkerCore {
             return 0;
         }
         let snap = c.estimate.as_ref().map(|e| e.snapshot());
+        if let Some(s) = snap {
+            c.allocation.unshield_if_narrowed(s.target_bps);
+        }
         let shield_before = c.allocation.probe_shield(now);
         // What a probe for a paused video proved this tick: the estimator takes the raise with
         // its next feedback, the resume is taken now (a tick late, the raise had often been
@@ -269,11 +318,11 @@ impl WorkerCore {
         // probe's padding as the line carries it, and a step taken on that growth is the step
         // the probe was there to prove (in virtual time behind 1 Mbit/s, 720p taken half a
         // second into every probe for it, then given back with 100-200 ms of audio delay).
+        let may_change = (settled || estimate == Some(f64::INFINITY)) && !a.prober.running();
         let budget_flags = (
             a.congested_until.is_some_and(|at| at > now),
-            a.blocked_until.is_none_or(|at| at <= now)
-                && (settled || estimate == Some(f64::INFINITY))
-                && !a.prober.running(),
+            a.blocked_until.is_none_or(|at| at <= now) && may_change,
+            a.temporal_blocked_until.is_none_or(|at| at <= now) && may_change,
         );
 
         let mut audio_bps = 0.0;
@@ -341,6 +390,7 @@ impl WorkerCore {
             audio_bps,
             congested: budget_flags.0,
             may_step_up: budget_flags.1,
+            may_raise_temporal: budget_flags.2,
             step_ceiling: self
                 .conns
                 .get(key)
@@ -356,6 +406,7 @@ impl WorkerCore {
             audio = budget.audio_bps as u64,
             congested = budget.congested,
             may_step_up = budget.may_step_up,
+            may_raise_temporal = budget.may_raise_temporal,
             ceiling = ?budget.step_ceiling.map(|c| c as u64),
             ?chosen,
             ?caps,
@@ -422,6 +473,7 @@ impl WorkerCore {
                 let snapshot = e.snapshot();
                 let decreases = snapshot.decreases;
                 c.allocation.probe_base = Some(snapshot.target_bps);
+                c.allocation.probe_media = Some(media);
                 c.allocation
                     .prober
                     .start(now, downtrack, (needed, target), media, decreases);
@@ -571,6 +623,28 @@ mod tests {
     }
 
     #[test]
+    fn temporal_layers_wait_briefly_after_a_back_off_blamed_on_a_simulcast_step() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation {
+            last_step_up: Some(t0),
+            ..Default::default()
+        };
+        a.block_after_back_off(ms(1000));
+        assert_eq!(a.blocked_until, Some(ms(1000) + INITIAL_BACKOFF));
+        assert_eq!(a.temporal_blocked_until, Some(ms(1000) + SETTLE * 2));
+        // A temporal layer given back, then congestion: that one waits its retry.
+        a.last_temporal_raise = Some(ms(5000));
+        a.block_after_back_off(ms(5500));
+        assert_eq!(a.temporal_blocked_until, Some(ms(5500) + TEMPORAL_RETRY));
+        assert_eq!(
+            a.blocked_until,
+            Some(ms(5500) + TEMPORAL_RETRY),
+            "the step's wait is not shortened"
+        );
+    }
+
+    #[test]
     fn a_failed_probe_shields_the_estimate_until_its_queue_drained() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
@@ -592,6 +666,28 @@ mod tests {
             None,
             "a back-off now is the link's"
         );
+    }
+
+    #[test]
+    fn a_line_that_narrows_under_a_probe_is_not_shielded() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation {
+            probe_base: Some(1.15e6),
+            probe_media: Some(1.1e6),
+            ..Default::default()
+        };
+        a.prober.start(t0, (0, 0), (1.67e6, 2.09e6), 1.1e6, 0);
+        // The probe's own back-off: still shielded.
+        a.unshield_if_narrowed(900e3);
+        assert_eq!(a.probe_shield(ms(500)), Some(1.15e6));
+        // The line fell to 400 kbit/s: the estimate is the link's, now and after the verdict.
+        a.unshield_if_narrowed(397e3);
+        assert_eq!(a.probe_shield(ms(600)), None);
+        assert_eq!(a.prober.tick(ms(1000), 0, 0.0), None);
+        let verdict = a.prober.tick(ms(1600), 1, 0.0).expect("judged");
+        assert_eq!(a.on_verdict(ms(1600), verdict), None);
+        assert_eq!(a.probe_shield(ms(2000)), None);
     }
 
     #[test]
