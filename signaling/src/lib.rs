@@ -13,6 +13,7 @@
 //! - `admission`: who may open a WebSocket (caps per address and global, upgrade rate, slots
 //!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
+//! - [`local`]: the same protocol and session over two in-process queues (the relay client).
 //! - `metrics`: Prometheus metrics of the signaling layer.
 //! - `persist`: a meeting's controls saved after each change and restored after a restart
 //!   (through [`auth::ControlsStore`]).
@@ -23,6 +24,7 @@
 mod admission;
 pub mod auth;
 pub mod controls;
+pub mod local;
 mod media_state;
 mod meeting;
 mod metrics;
@@ -207,6 +209,12 @@ impl Signaling {
         self
     }
 
+    /// A connection to this service from inside the process (see [`local`]): the protocol of
+    /// `/ws`, admitted and bounded like a WebSocket.
+    pub fn connect_local(&self) -> Result<local::LocalConnection, local::LocalRefused> {
+        local::connect(&self.inner)
+    }
+
     /// `GET /ws`.
     pub fn router(&self) -> Router {
         Router::new()
@@ -344,7 +352,8 @@ async fn upgrade(
         .max_frame_size(session::WS_HARD_LIMIT)
         .on_upgrade(move |socket| async move {
             let inner = s.inner;
-            session::run(inner.clone(), socket, ticket).await;
+            let (sink, stream) = futures_util::StreamExt::split(socket);
+            session::run(inner.clone(), stream, sink, ticket).await;
             inner.metrics.ws_counts(&inner.admission);
         })
 }

@@ -308,7 +308,11 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - points never receive other points otherwise; observers publish nothing;
 /// - a relay seat (a downstream server) is a point on both sides: it receives the program as a
 ///   point does (but every simulcast layer of each video, each on an m-line of its own), and
-///   what it publishes is routed as a point's.
+///   what it publishes is routed as a point's;
+/// - in a linked meeting, the upstream seat (this server's relay client) is the program while it
+///   is connected: everyone receives it whole, and it replaces the local chair for everyone but
+///   the chairs (the relay client leaves the seat when the upstream is lost, and the local
+///   chair is the program again); it receives nothing.
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -320,15 +324,21 @@ pub fn routing(
         .map(|(id, _, _)| *id)
         .take(DEFAULT_THUMBNAILS)
         .collect();
+    let upstream = members.iter().any(|(_, role, _)| *role == Role::Upstream);
     members
         .iter()
         .map(|&(id, role, _)| {
+            if role == Role::Upstream {
+                return (id, Vec::new());
+            }
             let subs = members
                 .iter()
                 .filter(|&&(other, _, _)| other != id)
                 .filter_map(|&(other, other_role, point)| {
                     let sub = match other_role {
                         Role::Observer => return None,
+                        Role::Upstream => Subscription::all(other),
+                        Role::Chair if upstream && role != Role::Chair => return None,
                         Role::Chair => Subscription::all(other),
                         // A relay seat is published as a point: a thumbnail for the chair, its
                         // camera and microphone to everyone only while it holds the floor.
@@ -653,3 +663,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "room_upstream_tests.rs"]
+mod upstream_tests;

@@ -22,12 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use signaling::protocol::{ClientMessage, IceCandidate, PROTOCOL_VERSION, PcKind, ServerMessage};
+use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidateInit, RTCSessionDescription, StatsSelector,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription, StatsSelector};
 
 use peer::pli;
 pub(crate) use peer::{
@@ -492,7 +490,7 @@ impl Point {
                             PcKind::Subscribe => subscribe.as_ref(),
                         };
                         if let Some(pc) = target {
-                            let mut c = to_init(candidate);
+                            let mut c = relay::peer::candidate_init(candidate);
                             match relays.rewrite(which, &c.candidate).await {
                                 Ok(line) => c.candidate = line,
                                 Err(e) => lock(&stats2).errors.push(format!("relay: {e}")),
@@ -646,15 +644,5 @@ impl Relays {
         Ok(rewrite_candidates(sdp, |a| {
             self.active.get(&(publish, a)).map(|r| r.client_facing)
         }))
-    }
-}
-
-fn to_init(c: IceCandidate) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment,
-        ..Default::default()
     }
 }

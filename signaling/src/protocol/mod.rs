@@ -83,6 +83,12 @@ pub enum Role {
     /// hands, takes the floor, answers the roll call; its camera and microphone go out only
     /// while it holds the floor or is unmuted); it receives what a point receives.
     Relay,
+    /// The upstream program in a meeting linked to an upstream relay seat (the cascade, issue
+    /// 13, downstream side): a seat this server's own relay client takes, never a link. It
+    /// publishes what the upstream meeting sends its relay seat and receives nothing; while it
+    /// is connected, the points and observers receive it where they would receive the local
+    /// chair (the local chair receives it too, and keeps its grid and controls).
+    Upstream,
 }
 
 impl Role {
