@@ -13,14 +13,12 @@
 //!   reconnects with backoff, opens the local seat when program media arrives, leaves it when
 //!   the upstream has been silent for [`RelayConfig::lost_after`] (the local chair is the
 //!   program again).
-//! - [`link`]: a relay link parsed and checked, the token kept out of logs.
 //! - `upstream`: one session with the upstream server as its relay seat.
 //! - `seat`: the upstream seat in the local meeting and its publish connection.
 //! - [`forward`]: each packet's local stream and rewrite (pure).
 //! - [`peer`]: peer connections, codecs, offer/answer helpers, simulcast ids.
 
 pub mod forward;
-pub mod link;
 pub mod peer;
 mod seat;
 mod upstream;
@@ -33,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-pub use link::{LinkError, RelayLink};
+pub use signaling::relay_link::{LinkError, RelayLink};
 
 use seat::Seat;
 use upstream::UpEvent;

@@ -21,8 +21,9 @@ use tokio_tungstenite::tungstenite::Message;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
+use crate::RelayLink;
 use crate::forward::Route;
-use crate::{RelayLink, peer};
+use crate::peer;
 
 /// Connecting and joining may take this long before the attempt counts as failed.
 const JOIN_WAIT: Duration = Duration::from_secs(10);

@@ -14,6 +14,8 @@
 //!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
 //! - [`local`]: the same protocol and session over two in-process queues (the relay client).
+//! - [`relay_link`]: an upstream relay seat's join link, parsed and checked (the token kept out
+//!   of logs), for the control plane that stores it and the relay client that dials it.
 //! - `metrics`: Prometheus metrics of the signaling layer.
 //! - `persist`: a meeting's controls saved after each change and restored after a restart
 //!   (through [`auth::ControlsStore`]).
@@ -30,6 +32,7 @@ mod meeting;
 mod metrics;
 mod persist;
 pub mod protocol;
+pub mod relay_link;
 pub mod room;
 mod session;
 
