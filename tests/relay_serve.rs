@@ -14,7 +14,7 @@ use common::{eventually, small_point};
 use loadtest::layers::Ladder;
 use loadtest::point::{Point, PointConfig};
 use serde_json::{Value, json};
-use serve_harness::{Server, bootstrap_password, login, post, request};
+use serve_harness::{Server, admin_session, post, request};
 use signaling::protocol::Role;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -61,17 +61,7 @@ async fn a_meeting_linked_over_the_api_shows_the_upstream_chair_to_its_communes(
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--no-tls"]);
     let port = server.port;
-    let password = bootstrap_password(&server);
-    let (session, _) = login(port, "admin", &password);
-    let new_password = "liên kết trung ương";
-    let changed = post(
-        port,
-        "/api/v1/auth/password",
-        Some(&session),
-        &json!({"current_password": password, "new_password": new_password}),
-    );
-    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
-    let (session, _) = login(port, "admin", new_password);
+    let session = admin_session(&server, "liên kết trung ương");
     for point in [
         json!({"code": "06", "name": "UBND tỉnh", "kind": "province_hall"}),
         json!({"code": "xa-1", "name": "UBND xã Một", "kind": "commune"}),

@@ -7,7 +7,7 @@
 
 mod serve_harness;
 
-use serve_harness::{Server, bootstrap_password, hoinghi, login, post};
+use serve_harness::{Server, admin_session, hoinghi, post};
 
 use room_admin::db::testing::fresh_postgres;
 use room_admin::db::{DB_FILE, Db};
@@ -23,20 +23,8 @@ async fn the_server_keeps_its_meetings_in_postgres() {
     let url_text = url.connect_url();
     let server = Server::start(dir.path(), &["--no-tls", "--database-url", &url_text]);
     let port = server.port;
-    let password = bootstrap_password(&server);
-
     // The first login may only change the password; that ends the session.
-    let (session, me) = login(port, "admin", &password);
-    assert_eq!(me["must_change_password"], true);
-    let new_password = "họp tỉnh trên PostgreSQL";
-    let changed = post(
-        port,
-        "/api/v1/auth/password",
-        Some(&session),
-        &json!({"current_password": password, "new_password": new_password}),
-    );
-    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
-    let (session, _) = login(port, "admin", new_password);
+    let session = admin_session(&server, "họp tỉnh trên PostgreSQL");
 
     let point = json!({"code": "06", "name": "Hội trường UBND tỉnh", "kind": "province_hall"});
     let created = post(port, "/api/v1/points", Some(&session), &point);

@@ -305,3 +305,19 @@ pub fn bootstrap_password(server: &Server) -> String {
         .unwrap()
         .to_owned()
 }
+
+/// The bootstrap account's session after its first login, which may only change the password
+/// (to `new_password`) and ends there.
+pub fn admin_session(server: &Server, new_password: &str) -> (String, String) {
+    let password = bootstrap_password(server);
+    let (session, me) = login(server.port, "admin", &password);
+    assert_eq!(me["must_change_password"], true);
+    let changed = post(
+        server.port,
+        "/api/v1/auth/password",
+        Some(&session),
+        &json!({"current_password": password, "new_password": new_password}),
+    );
+    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
+    login(server.port, "admin", new_password).0
+}
