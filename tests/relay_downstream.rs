@@ -5,6 +5,8 @@
 //! downstream's points receive it where they would receive their local chair. When the
 //! upstream program stops for longer than `lost_after`, the local chair is the program again,
 //! and the upstream program returns with its media; a relay seat ended upstream reconnects.
+//! The other way, the relay sends the local chair up on the relay seat: the national chair sees
+//! the province in its grid, and the national points see and hear it once it holds the floor.
 
 mod common;
 
@@ -14,7 +16,7 @@ use common::{TestServer, eventually, packets_from, small_point};
 use loadtest::layers::Ladder;
 use loadtest::point::{Point, PointConfig};
 use relay::{Relay, RelayConfig, RelayLink, RelayState};
-use signaling::protocol::Role;
+use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, Role};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -208,4 +210,62 @@ async fn a_lost_upstream_falls_back_to_the_local_chair_and_returns() {
     .await;
     assert!(rejoined, "the relay did not reconnect");
     program_reaches(&relay, &down, &commune).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_given_to_the_province_carries_its_chair_up() {
+    let c = Cascade::start().await;
+    let national_point = Point::join(small_point(&c.up, "point-ha-noi", false))
+        .await
+        .expect("a point of the national meeting joins");
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    let relay_seat =
+        c.up.signaling
+            .live("bench")
+            .into_iter()
+            .find(|p| p.role == Role::Relay)
+            .map(|p| p.id)
+            .expect("the relay seat upstream");
+    // The national chair's grid shows the province: its chair, sent up by the relay.
+    let thumbnail = eventually(WAIT, || {
+        packets_from_id(&c.national, &relay_seat, "video") > 20
+    })
+    .await;
+    assert!(thumbnail, "the national chair does not see the province");
+    assert_eq!(
+        packets_from_id(&national_point, &relay_seat, "video"),
+        0,
+        "the province reaches the national points only with the floor"
+    );
+
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "relay-tinh".into(),
+        })
+        .await;
+    assert!(
+        receives_more(&national_point, &relay_seat, 20).await,
+        "the province holding the floor does not reach the national points: {:?}",
+        national_point.snapshot().errors
+    );
+    // What goes up is the province's chair, not the program that came down: when the chair
+    // leaves, the upward video stops while the program still reaches the commune.
+    let seat = upstream_seat(&c.down).unwrap_or_default();
+    c.province.leave();
+    let mut last = (u64::MAX, std::time::Instant::now());
+    let stopped = eventually(WAIT, || {
+        let now = packets_from_id(&national_point, &relay_seat, "video");
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        last.1.elapsed() > Duration::from_secs(2)
+    })
+    .await;
+    assert!(stopped, "video still goes up without the province's chair");
+    assert!(
+        receives_more(&c.commune, &seat, 20).await,
+        "the program no longer reaches the commune"
+    );
 }

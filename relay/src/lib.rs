@@ -6,26 +6,34 @@
 //! simulcast layer of its camera) the program of a local *linked meeting*. It re-publishes the
 //! program to this server as an in-process seat of role `upstream` with a simulcast publisher
 //! over loopback, so the whole local publish path (allocator, layer switching, NACK, keyframe
-//! requests) serves the communes unchanged (`docs/architecture.md`, "The cascade").
+//! requests) serves the communes unchanged; the other way, the local chair's camera and
+//! microphone go up on the relay seat's publish connection, which the upstream forwards to its
+//! meeting when it gives the province the floor (`docs/architecture.md`, "The cascade").
 //!
 //! # Layout
-//! - this module: [`RelayLink`], [`RelayConfig`], and [`Relay`], the supervising task:
-//!   reconnects with backoff, opens the local seat when program media arrives, leaves it when
+//! - this module: [`RelayConfig`] and [`Relay`], the supervising task: reconnects to the
+//!   upstream with backoff, opens the local seat when program media arrives, leaves it when
 //!   the upstream has been silent for [`RelayConfig::lost_after`] (the local chair is the
-//!   program again).
-//! - `upstream`: one session with the upstream server as its relay seat.
-//! - `seat`: the upstream seat in the local meeting and its publish connection.
-//! - [`forward`]: each packet's local stream and rewrite (pure).
+//!   program again), and passes media and keyframe requests between the two sessions.
+//! - `session`: one session on one server (upstream: the relay seat; local: the `upstream`
+//!   seat): join, publish what the other side receives, subscribe to this side's chair.
+//! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection.
+//! - `subscriber`, `publisher`: the two peer connections of a session.
+//! - [`forward`]: each packet's stream and rewrite (pure).
 //! - [`peer`]: peer connections, codecs, offer/answer helpers, simulcast ids.
 
 pub mod forward;
 pub mod peer;
-mod seat;
-mod upstream;
+
+mod channel;
+mod publisher;
+mod session;
+mod subscriber;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use rtc::rtp;
 use signaling::Signaling;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -33,8 +41,27 @@ use tokio::time::Instant;
 
 pub use signaling::relay_link::{LinkError, RelayLink};
 
-use seat::Seat;
-use upstream::UpEvent;
+use channel::{LocalChannel, WsChannel};
+use forward::Route;
+use session::{Options, Wiring};
+
+/// Connecting and joining may take this long before an attempt counts as failed.
+const JOIN_WAIT: Duration = Duration::from_secs(10);
+/// The upstream sends nothing (not even a ping; it pings every 20 s) for this long: it is gone.
+const SILENCE: Duration = Duration::from_secs(45);
+/// How long a session may take to leave when the relay lets go of it.
+const STOP_WAIT: Duration = Duration::from_secs(3);
+/// Camera layers the relay seat publishes upward (the local chair's, whatever it sends).
+const UPWARD_LAYERS: u8 = 3;
+
+/// One packet between the two sessions, with the stream it belongs to.
+#[derive(Debug)]
+pub struct Media {
+    pub route: Route,
+    /// How many camera layers the sender has.
+    pub layers: u8,
+    pub packet: rtp::Packet,
+}
 
 /// How the relay runs.
 #[derive(Debug, Clone)]
@@ -42,7 +69,7 @@ pub struct RelayConfig {
     pub link: RelayLink,
     /// The token the local authorizer grants as the linked meeting's `upstream` seat.
     pub local_token: String,
-    /// Local address of the relay's UDP sockets (both connections).
+    /// Local address of the relay's UDP sockets (all four connections).
     pub bind_ip: IpAddr,
     /// No program media for this long: the local chair is the program again.
     pub lost_after: Duration,
@@ -122,19 +149,179 @@ impl Drop for Relay {
     }
 }
 
-/// The upstream session being run, with the queue of keyframe requests it sends up.
-struct Session {
+/// A running session and the queues into it; dropping the queues makes it leave.
+struct Running {
     task: JoinHandle<anyhow::Result<()>>,
-    keyframes: mpsc::Sender<u8>,
+    media: mpsc::Sender<Media>,
+    keys: mpsc::Sender<u8>,
     started: Instant,
 }
 
-async fn session_end(s: &mut Option<Session>) -> anyhow::Result<()> {
+impl Running {
+    /// Runs `session` with fresh input queues; its output goes to `out`.
+    fn spawn<F, Fut>(out: (mpsc::Sender<Media>, mpsc::Sender<u8>), session: F) -> Running
+    where
+        F: FnOnce(Wiring) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (media, media_in) = mpsc::channel(1_024);
+        let (keys, keys_in) = mpsc::channel(16);
+        let wiring = Wiring {
+            media_out: out.0,
+            keys_out: out.1,
+            media_in,
+            keys_in,
+        };
+        Running {
+            task: tokio::spawn(session(wiring)),
+            media,
+            keys,
+            started: Instant::now(),
+        }
+    }
+
+    /// Lets go of the session: it leaves (within [`STOP_WAIT`], or is cut).
+    async fn stop(self) {
+        let Running {
+            task, media, keys, ..
+        } = self;
+        drop((media, keys));
+        let mut task = task;
+        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
     match s {
         Some(s) => (&mut s.task)
             .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the upstream session stopped: {e}"))),
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the session stopped: {e}"))),
         None => std::future::pending().await,
+    }
+}
+
+fn spawn_upstream(cfg: &RelayConfig, out: (mpsc::Sender<Media>, mpsc::Sender<u8>)) -> Running {
+    let (link, bind_ip) = (cfg.link.clone(), cfg.bind_ip);
+    Running::spawn(out, move |wiring| async move {
+        let mut chan = WsChannel::connect(&link.ws_url(), JOIN_WAIT).await?;
+        let opts = Options {
+            bind_ip,
+            layers: UPWARD_LAYERS,
+            join_wait: JOIN_WAIT,
+            silence: Some(SILENCE),
+        };
+        session::run(&mut chan, link.token(), &opts, wiring).await
+    })
+}
+
+fn spawn_seat(
+    cfg: &RelayConfig,
+    signaling: &Signaling,
+    layers: u8,
+    out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
+) -> anyhow::Result<Running> {
+    let conn = signaling
+        .connect_local()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (token, bind_ip) = (cfg.local_token.clone(), cfg.bind_ip);
+    Ok(Running::spawn(out, move |wiring| async move {
+        let mut chan = LocalChannel(conn);
+        let opts = Options {
+            bind_ip,
+            layers,
+            join_wait: JOIN_WAIT,
+            silence: None,
+        };
+        session::run(&mut chan, &token, &opts, wiring).await
+    }))
+}
+
+/// The relay's two sessions and what passes between them.
+struct Supervisor {
+    cfg: RelayConfig,
+    signaling: Signaling,
+    state: watch::Sender<RelayState>,
+    up: Option<Running>,
+    seat: Option<Running>,
+    /// Where the upstream session's output goes (and the seat's).
+    up_out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
+    seat_out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
+    failures: u32,
+    retry_at: Instant,
+    seat_retry_at: Instant,
+    last_media: Option<Instant>,
+}
+
+impl Supervisor {
+    fn upstream_ended(&mut self, end: anyhow::Result<()>) {
+        let lasted = self
+            .up
+            .take()
+            .map(|s| s.started.elapsed())
+            .unwrap_or_default();
+        // A session that ran a while was a good one: start the backoff over.
+        self.failures = if lasted > self.cfg.max_backoff {
+            1
+        } else {
+            self.failures + 1
+        };
+        let wait = backoff(self.failures, self.cfg.max_backoff);
+        match end {
+            Ok(()) => tracing::info!(?wait, "relay: upstream session ended"),
+            Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
+        }
+        self.retry_at = Instant::now() + wait;
+    }
+
+    /// A packet of the upstream program: the local seat is opened for it if need be.
+    fn program(&mut self, m: Media) {
+        self.last_media = Some(Instant::now());
+        self.failures = 0;
+        if self.seat.is_none() && Instant::now() >= self.seat_retry_at {
+            match spawn_seat(&self.cfg, &self.signaling, m.layers, self.seat_out.clone()) {
+                Ok(s) => {
+                    tracing::info!(
+                        layers = m.layers,
+                        "relay: the upstream program is the linked meeting's program"
+                    );
+                    self.seat = Some(s);
+                    self.state.send_replace(RelayState::Relaying);
+                }
+                Err(e) => {
+                    tracing::warn!("relay: the local seat could not be opened: {e:#}");
+                    self.seat_retry_at = Instant::now() + self.cfg.lost_after;
+                }
+            }
+        }
+        if let Some(s) = &self.seat {
+            let _ = s.media.try_send(m);
+        }
+    }
+
+    /// Leaves the local seat when the program has been silent for `lost_after`, or when its
+    /// session ended by itself (then it is not reopened before `lost_after`).
+    async fn check_seat(&mut self) {
+        let silent = self
+            .last_media
+            .is_none_or(|t| t.elapsed() >= self.cfg.lost_after);
+        let ended = self.seat.as_ref().is_some_and(|s| s.task.is_finished());
+        if !(silent || ended) {
+            return;
+        }
+        let Some(s) = self.seat.take() else { return };
+        if ended {
+            tracing::warn!("relay: the local seat's session ended");
+            self.seat_retry_at = Instant::now() + self.cfg.lost_after;
+        } else {
+            tracing::warn!(
+                "relay: no upstream program for {:?}: the local chair is the program",
+                self.cfg.lost_after
+            );
+        }
+        s.stop().await;
+        self.state.send_replace(RelayState::Lost);
     }
 }
 
@@ -144,85 +331,58 @@ async fn supervise(
     state: watch::Sender<RelayState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (events_tx, mut events) = mpsc::channel::<UpEvent>(1_024);
-    let (local_keys_tx, mut local_keys) = mpsc::channel::<u8>(16);
-    let mut session: Option<Session> = None;
-    let mut seat: Option<Seat> = None;
-    let mut failures = 0u32;
-    let mut retry_at = Instant::now();
-    let mut seat_retry_at = Instant::now();
-    let mut last_media: Option<Instant> = None;
+    let (up_media_tx, mut up_media) = mpsc::channel::<Media>(1_024);
+    let (up_keys_tx, mut up_keys) = mpsc::channel::<u8>(16);
+    let (seat_media_tx, mut seat_media) = mpsc::channel::<Media>(1_024);
+    let (seat_keys_tx, mut seat_keys) = mpsc::channel::<u8>(16);
+    let mut s = Supervisor {
+        cfg,
+        signaling,
+        state,
+        up: None,
+        seat: None,
+        up_out: (up_media_tx, up_keys_tx),
+        seat_out: (seat_media_tx, seat_keys_tx),
+        failures: 0,
+        retry_at: Instant::now(),
+        seat_retry_at: Instant::now(),
+        last_media: None,
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            () = tokio::time::sleep_until(retry_at), if session.is_none() => {
-                let (keyframes, up_keys) = mpsc::channel(16);
-                let (link, bind_ip, events) = (cfg.link.clone(), cfg.bind_ip, events_tx.clone());
-                let task = tokio::spawn(async move {
-                    upstream::run(&link, bind_ip, events, up_keys).await
-                });
-                session = Some(Session { task, keyframes, started: Instant::now() });
+            () = tokio::time::sleep_until(s.retry_at), if s.up.is_none() => {
+                s.up = Some(spawn_upstream(&s.cfg, s.up_out.clone()));
             }
-            end = session_end(&mut session) => {
-                let lasted = session.take().map(|s| s.started.elapsed()).unwrap_or_default();
-                // A session that ran a while was a good one: start the backoff over.
-                failures = if lasted > cfg.max_backoff { 1 } else { failures + 1 };
-                let wait = backoff(failures, cfg.max_backoff);
-                match end {
-                    Ok(()) => tracing::info!(?wait, "relay: upstream session ended"),
-                    Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
-                }
-                retry_at = Instant::now() + wait;
-            }
-            Some(UpEvent::Media { route, layers, packet }) = events.recv() => {
-                last_media = Some(Instant::now());
-                failures = 0;
-                if seat.is_none() && Instant::now() >= seat_retry_at {
-                    match Seat::open(&signaling, &cfg.local_token, layers, cfg.bind_ip, local_keys_tx.clone()).await {
-                        Ok(s) => {
-                            tracing::info!(layers, "relay: the upstream program is the linked meeting's program");
-                            seat = Some(s);
-                            state.send_replace(RelayState::Relaying);
-                        }
-                        Err(e) => {
-                            tracing::warn!("relay: the upstream seat could not join the local meeting: {e:#}");
-                            seat_retry_at = Instant::now() + cfg.lost_after;
-                        }
-                    }
-                }
-                if let Some(s) = &mut seat {
-                    s.forward(route, packet).await;
+            end = session_end(&mut s.up) => s.upstream_ended(end),
+            Some(m) = up_media.recv() => s.program(m),
+            // The upstream asks for a keyframe of the province's camera: the local chair's.
+            Some(layer) = up_keys.recv() => {
+                if let Some(seat) = &s.seat {
+                    let _ = seat.keys.try_send(layer);
                 }
             }
-            Some(layer) = local_keys.recv() => {
-                if let Some(s) = &session {
-                    let _ = s.keyframes.try_send(layer);
+            // The local chair's media goes up (forwarded there only while the province holds
+            // the floor or is unmuted, and to the upstream chair's grid as a thumbnail).
+            Some(m) = seat_media.recv() => {
+                if let Some(up) = &s.up {
+                    let _ = up.media.try_send(m);
                 }
             }
-            _ = tick.tick() => {
-                let silent = last_media.is_none_or(|t| t.elapsed() >= cfg.lost_after);
-                let closed = seat.as_ref().is_some_and(|s| !s.is_open());
-                if (silent || closed) && let Some(s) = seat.take() {
-                    tracing::warn!("relay: no upstream program for {:?}: the local chair is the program", cfg.lost_after);
-                    s.close().await;
-                    state.send_replace(RelayState::Lost);
+            Some(layer) = seat_keys.recv() => {
+                if let Some(up) = &s.up {
+                    let _ = up.keys.try_send(layer);
                 }
             }
+            _ = tick.tick() => s.check_seat().await,
         }
     }
-    if let Some(s) = seat.take() {
-        s.close().await;
+    if let Some(seat) = s.seat.take() {
+        seat.stop().await;
     }
-    if let Some(s) = session.take() {
-        drop(s.keyframes);
-        let mut task = s.task;
-        if tokio::time::timeout(Duration::from_secs(2), &mut task)
-            .await
-            .is_err()
-        {
-            task.abort();
-        }
+    if let Some(up) = s.up.take() {
+        up.stop().await;
     }
 }
 

@@ -54,7 +54,7 @@ fn the_local_chair_receives_the_upstream_program_and_keeps_its_grid() {
 }
 
 #[test]
-fn the_upstream_seat_receives_nothing() {
+fn the_upstream_seat_receives_the_local_chair_to_send_up_and_nothing_else() {
     let floor = Controls {
         floor: Some(Floor {
             point: "xa-a".into(),
@@ -62,11 +62,16 @@ fn the_upstream_seat_receives_nothing() {
         }),
         ..Default::default()
     };
-    assert_eq!(received(&routing(&LINKED, &floor, None), 5), vec![]);
-    assert_eq!(
-        received(&routing(&LINKED, &Controls::default(), None), 5),
-        vec![]
-    );
+    for c in [floor, Controls::default()] {
+        let r = routing(&LINKED, &c, None);
+        assert_eq!(received(&r, 5), vec![(1, true, true, false, false)]);
+        let every_layer: Vec<bool> = r
+            .iter()
+            .find(|(id, _)| id.0 == 5)
+            .map(|(_, s)| s.iter().map(|s| s.every_layer).collect())
+            .unwrap_or_default();
+        assert_eq!(every_layer, vec![true]);
+    }
 }
 
 #[test]
