@@ -19,7 +19,7 @@ use room_admin::meetings::Meeting;
 use room_admin::upstream::{self, RelayStatus, UpstreamLink};
 use signaling::Signaling;
 use signaling::auth::{AuthError, Authorizer, Grant, InvitedPoint};
-use signaling::protocol::Role;
+use signaling::protocol::{Role, UpstreamState};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -125,11 +125,15 @@ impl Relays {
             }
         }
         // Every relay leaves its seats at once, not one after another.
-        let all: Vec<Running> = self.running().drain().map(|(_, r)| r).collect();
+        let all: Vec<(String, Running)> = self.running().drain().collect();
         let mut stopping = tokio::task::JoinSet::new();
-        for r in all {
+        for (meeting, r) in all {
             self.seats.lock().remove(&r.token);
-            stopping.spawn(r.relay.stop());
+            let signaling = self.signaling.clone();
+            stopping.spawn(async move {
+                r.relay.stop().await;
+                signaling.set_upstream(&meeting, None);
+            });
         }
         while stopping.join_next().await.is_some() {}
     }
@@ -185,6 +189,7 @@ impl Relays {
             RelayConfig::new(link, token.clone(), self.bind_ip),
             self.signaling.clone(),
         );
+        spawn_program_notices(self.signaling.clone(), m.id.clone(), relay.watch());
         self.running().insert(
             m.id.clone(),
             Running {
@@ -203,7 +208,30 @@ impl Relays {
         self.seats.lock().remove(&r.token);
         tracing::info!(%meeting, "relays: stopping the relay");
         r.relay.stop().await;
+        self.signaling.set_upstream(meeting, None);
     }
+}
+
+/// Tells the linked meeting's pages where its program comes from (`room_state.upstream`) as
+/// the relay's state changes, until the relay stops.
+fn spawn_program_notices(
+    signaling: Signaling,
+    meeting: String,
+    mut state: tokio::sync::watch::Receiver<RelayState>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let program = match *state.borrow_and_update() {
+                RelayState::Connecting => None,
+                RelayState::Relaying => Some(UpstreamState::Live),
+                RelayState::Lost => Some(UpstreamState::Lost),
+            };
+            signaling.set_upstream(&meeting, program);
+            if state.changed().await.is_err() {
+                break;
+            }
+        }
+    });
 }
 
 impl RelayStatus for Relays {

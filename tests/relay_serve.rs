@@ -2,8 +2,9 @@
 //! the upstream is an in-process server whose chair sends a simulcast camera; downstream, the
 //! bootstrap account links a meeting to the upstream relay link over `/api/v1`, and a commune
 //! joining that meeting with its own link receives the upstream chair's camera (its ladder's
-//! resolutions) and microphone, re-published by the server's relay. Unlinking stops the relay:
-//! it leaves the upstream seat.
+//! resolutions) and microphone, re-published by the server's relay, and its `room_state` says
+//! so (`upstream: live`, then `lost` when the upstream program stops). Unlinking stops the
+//! relay: it leaves the upstream seat.
 
 mod common;
 mod serve_harness;
@@ -15,7 +16,7 @@ use loadtest::layers::Ladder;
 use loadtest::point::{Point, PointConfig};
 use serde_json::{Value, json};
 use serve_harness::{Server, admin_session, post, request};
-use signaling::protocol::Role;
+use signaling::protocol::{Role, UpstreamState};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -49,7 +50,7 @@ fn audio_packets(p: &Point) -> u64 {
 async fn a_meeting_linked_over_the_api_shows_the_upstream_chair_to_its_communes() {
     let ladder = Ladder::simulcast(&[60, 150, 300]).expect("valid ladder");
     let up = common::start(1).await;
-    let _national = Point::join(PointConfig {
+    let national = Point::join(PointConfig {
         video_fps: 20,
         publish_layers: Some(ladder.clone()),
         receive_ladder: ladder.clone(),
@@ -132,6 +133,26 @@ async fn a_meeting_linked_over_the_api_shows_the_upstream_chair_to_its_communes(
         !state.to_string().contains("relay-tinh"),
         "the token is shown: {state}"
     );
+
+    let live = eventually(WAIT, || {
+        commune.snapshot().upstream == Some(UpstreamState::Live)
+    })
+    .await;
+    assert!(
+        live,
+        "the commune's room_state does not say the program is the upstream's"
+    );
+
+    // The upstream program stops: the pages are told, and the API says so.
+    national.leave();
+    let lost = eventually(WAIT, || {
+        commune.snapshot().upstream == Some(UpstreamState::Lost)
+    })
+    .await;
+    assert!(lost, "the commune is not told the upstream is lost");
+    let state = request(port, "GET", &uri, Some(&session), &Value::Null);
+    let state: Value = serde_json::from_str(&state.body).unwrap();
+    assert_eq!(state["relay"], "lost");
 
     let unlinked = request(port, "DELETE", &uri, Some(&session), &Value::Null);
     assert_eq!(unlinked.status, 204, "{}", unlinked.body);

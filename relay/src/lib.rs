@@ -92,11 +92,12 @@ impl RelayConfig {
 /// Where the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayState {
-    /// Reaching the upstream (or waiting to try again); no program yet.
+    /// Reaching the upstream for the first time; no program yet.
     Connecting,
     /// The upstream program is the linked meeting's program.
     Relaying,
-    /// The upstream was lost: the local chair is the program; the relay keeps trying.
+    /// The upstream was lost (or not reached within `lost_after` of the start): the local
+    /// chair is the program; the relay keeps trying.
     Lost,
 }
 
@@ -252,6 +253,7 @@ struct Supervisor {
     retry_at: Instant,
     seat_retry_at: Instant,
     last_media: Option<Instant>,
+    started: Instant,
 }
 
 impl Supervisor {
@@ -301,8 +303,15 @@ impl Supervisor {
     }
 
     /// Leaves the local seat when the program has been silent for `lost_after`, or when its
-    /// session ended by itself (then it is not reopened before `lost_after`).
+    /// session ended by itself (then it is not reopened before `lost_after`). A relay that has
+    /// had no program for `lost_after` since it started is lost too.
     async fn check_seat(&mut self) {
+        if self.seat.is_none()
+            && *self.state.borrow() == RelayState::Connecting
+            && self.started.elapsed() >= self.cfg.lost_after
+        {
+            self.state.send_replace(RelayState::Lost);
+        }
         let silent = self
             .last_media
             .is_none_or(|t| t.elapsed() >= self.cfg.lost_after);
@@ -347,6 +356,7 @@ async fn supervise(
         retry_at: Instant::now(),
         seat_retry_at: Instant::now(),
         last_media: None,
+        started: Instant::now(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {

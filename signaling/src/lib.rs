@@ -89,6 +89,8 @@ pub(crate) struct Inner {
     /// Set once, by [`Signaling::shutdown`]: the retry hint (ms) every session is told.
     pub shutdown: tokio::sync::watch::Sender<Option<u64>>,
     pub rooms: Mutex<HashMap<String, Room>>,
+    /// Where each linked meeting's program comes from, kept for rooms created later.
+    pub upstream: Mutex<HashMap<String, protocol::UpstreamState>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
     /// TURN servers handed to every participant in `joined`, with its own credentials.
@@ -138,6 +140,7 @@ impl Signaling {
                 shutdown: tokio::sync::watch::Sender::new(None),
                 timeouts: Timeouts::default(),
                 rooms: Mutex::new(HashMap::new()),
+                upstream: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,
                 turn: None,
@@ -216,6 +219,29 @@ impl Signaling {
     /// `/ws`, admitted and bounded like a WebSocket.
     pub fn connect_local(&self) -> Result<local::LocalConnection, local::LocalRefused> {
         local::connect(&self.inner)
+    }
+
+    /// Says where a linked meeting's program comes from (`None`: the meeting is not linked, or
+    /// no longer): everyone in it gets `room_state` with the new `upstream` when it changes.
+    pub fn set_upstream(&self, meeting: &str, state: Option<protocol::UpstreamState>) {
+        {
+            let mut all = self
+                .inner
+                .upstream
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match state {
+                Some(s) => all.insert(meeting.to_owned(), s),
+                None => all.remove(meeting),
+            };
+        }
+        let mut rooms = self.inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting)
+            && room.upstream != state
+        {
+            room.upstream = state;
+            room.broadcast(&room.state_message(), None);
+        }
     }
 
     /// `GET /ws`.

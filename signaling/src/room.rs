@@ -14,7 +14,7 @@ use crate::auth::Grant;
 use crate::controls::{Action, Actor, Change, ControlError, Controls};
 use crate::media_state::ChangeLimiter;
 use crate::persist::Keeper;
-use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage};
+use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage, UpstreamState};
 
 pub(crate) struct Member {
     pub info: ParticipantInfo,
@@ -35,6 +35,8 @@ pub struct Room {
     pub(crate) chat_log: std::collections::VecDeque<ServerMessage>,
     /// Where the controls are saved after each change (none in tests of the room alone).
     keeper: Option<Arc<Keeper>>,
+    /// In a linked meeting, where the program comes from (see `Signaling::set_upstream`).
+    pub(crate) upstream: Option<UpstreamState>,
 }
 
 /// Chat messages kept for replay.
@@ -64,6 +66,7 @@ impl Room {
             viewport: None,
             chat_log: std::collections::VecDeque::new(),
             keeper: None,
+            upstream: None,
         }
     }
 
@@ -130,6 +133,7 @@ impl Room {
             discussion: c.discussion,
             share_allowed: c.share_allowed,
             roll_call: c.roll_call_info(),
+            upstream: self.upstream,
         }
     }
 

@@ -196,6 +196,7 @@ export const en = {
   'point.floorBanner': 'The chair gives you the floor. Your microphone is open.',
   'point.rollCallBanner': 'The chair is taking the roll: press "Present".',
   'point.audioOnly': 'Weak link: receiving sound only. The picture comes back when the link improves.',
+  'point.upstreamLost': 'Connection to the central point lost: showing the province chair point.',
   'point.chairShare': 'The chair\'s shared screen',
   'point.floorHolder': 'Speaking: {name}',
   'point.yourLink': 'Your link',

@@ -198,6 +198,7 @@ export const vi = {
   'point.floorBanner': 'Điểm cầu chủ trì mời bạn phát biểu. Micrô của bạn đang bật.',
   'point.rollCallBanner': 'Điểm cầu chủ trì đang điểm danh: bấm "Có mặt".',
   'point.audioOnly': 'Đường truyền yếu: đang chỉ nhận âm thanh. Hình ảnh sẽ trở lại khi đường truyền tốt hơn.',
+  'point.upstreamLost': 'Mất kết nối tới điểm cầu Trung ương, đang phát hình ảnh điểm cầu chủ trì tỉnh',
   'point.chairShare': 'Màn hình chia sẻ của chủ trì',
   'point.floorHolder': 'Đang phát biểu: {name}',
   'point.yourLink': 'Đường truyền của bạn',

@@ -163,6 +163,8 @@ pub struct PointStats {
     pub floor: Option<String>,
     /// Whether any `room_state` arrived yet.
     pub room_state_seen: bool,
+    /// `upstream` of the last `room_state` (a linked meeting's program: live or lost).
+    pub upstream: Option<signaling::protocol::UpstreamState>,
     /// Videos the server last said it paused for this point's link (`video_paused`), and the
     /// most it listed at once.
     pub video_paused: usize,
@@ -501,10 +503,13 @@ impl Point {
                     ServerMessage::Error { code, message, .. } => {
                         lock(&stats2).errors.push(format!("{code:?}: {message}"));
                     }
-                    ServerMessage::RoomState { floor, .. } => {
+                    ServerMessage::RoomState {
+                        floor, upstream, ..
+                    } => {
                         let mut s = lock(&stats2);
                         s.floor = floor.map(|f| f.point);
                         s.room_state_seen = true;
+                        s.upstream = upstream;
                     }
                     ServerMessage::VideoPaused { tracks, .. } => {
                         let mut s = lock(&stats2);
@@ -562,6 +567,7 @@ impl Point {
             layers_sent: s.layers_sent,
             floor: s.floor.clone(),
             room_state_seen: s.room_state_seen,
+            upstream: s.upstream,
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
             video_paused_changes: s.video_paused_changes,

@@ -286,6 +286,16 @@ impl ByeCode {
     }
 }
 
+/// Where a linked meeting's program comes from (`room_state.upstream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamState {
+    /// The upstream program reaches this server: it is the program.
+    Live,
+    /// The upstream is lost: the local chair is the program until it is back.
+    Lost,
+}
+
 /// Who a chat message goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -592,6 +602,11 @@ pub enum ServerMessage {
         share_allowed: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         roll_call: Option<RollCallInfo>,
+        /// In a meeting linked to an upstream server (§3, the upstream seat): `live` while the
+        /// upstream program is the program, `lost` while the upstream is lost and the local
+        /// chair is the program. Absent in a meeting that is not linked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<UpstreamState>,
     },
     /// A chat message.
     Chat {
