@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use relay::{Relay, RelayConfig, RelayState};
-use room_admin::Db;
 use room_admin::meetings::Meeting;
 use room_admin::upstream::{self, RelayStatus, UpstreamLink};
+use room_admin::{Db, Directory};
 use signaling::Signaling;
 use signaling::auth::{AuthError, Authorizer, Grant, InvitedPoint};
 use signaling::protocol::{Role, UpstreamState};
@@ -51,13 +51,28 @@ impl UpstreamSeats {
 pub struct WithUpstreamSeats {
     pub seats: Arc<UpstreamSeats>,
     pub inner: Arc<dyn Authorizer>,
+    /// The control plane's copy of the meetings: an upstream seat is granted only while its
+    /// meeting is open or live there (a meeting ended from the panel or by the clock is closed
+    /// before its relay's next check stops the relay).
+    pub directory: Option<Arc<Directory>>,
 }
 
 impl Authorizer for WithUpstreamSeats {
     fn authorize(&self, token: &str) -> Result<Grant, AuthError> {
-        match self.seats.grant(token) {
-            Some(g) => Ok(g),
-            None => self.inner.authorize(token),
+        let Some(g) = self.seats.grant(token) else {
+            return self.inner.authorize(token);
+        };
+        let now = room_admin::db::unix_now();
+        let open = self.directory.as_ref().is_none_or(|d| {
+            d.get(&g.meeting_id)
+                .is_some_and(|e| e.meeting.state(now).joinable())
+        });
+        if open {
+            Ok(g)
+        } else {
+            Err(AuthError::Invalid(
+                "the linked meeting is not open or live".into(),
+            ))
         }
     }
 

@@ -29,7 +29,7 @@ struct Setup {
     starts_at: i64,
 }
 
-/// A meeting from `now + 1 h` to `now + 3 h` with 30 minutes of join window, linked to a
+/// A meeting from `now + 10 min` for 2 h, its 30-minute join window open, linked to a
 /// closed local port.
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
@@ -50,10 +50,11 @@ async fn setup() -> Setup {
     let auth = WithUpstreamSeats {
         seats: seats.clone(),
         inner: Arc::new(NoTokens),
+        directory: None,
     };
     let signaling = Signaling::new(sfu, Arc::new(NoTokens), &registry);
     let now = room_admin::db::unix_now();
-    let starts_at = now + 3_600;
+    let starts_at = now + 600;
     let point: room_admin::points::PointInput = serde_json::from_value(serde_json::json!({
         "code": "06", "name": "UBND tỉnh", "kind": "province_hall",
     }))
@@ -157,6 +158,22 @@ async fn the_chair_ending_the_meeting_withdraws_its_upstream_seat_at_once() {
     let token = granted(&s)[0].0.clone();
     s.auth.end_meeting(&s.meeting);
     assert!(s.auth.authorize(&token).is_err());
+}
+
+#[tokio::test]
+async fn an_upstream_seat_is_refused_once_its_meeting_is_closed_in_the_directory() {
+    let mut s = setup().await;
+    s.relays.sync(s.starts_at - 60).await.unwrap();
+    let token = granted(&s)[0].0.clone();
+    let directory = Arc::new(Directory::load(&s.db).await.unwrap());
+    s.auth.directory = Some(directory.clone());
+    assert!(s.auth.authorize(&token).is_ok(), "open: granted");
+    // Cancelled from the panel: the directory knows at once, the relays at their next check.
+    meetings::cancel(&s.db, &s.meeting, room_admin::db::unix_now())
+        .await
+        .unwrap();
+    directory.refresh(&s.db, &s.meeting).await.unwrap();
+    assert!(s.auth.authorize(&token).is_err(), "closed: refused");
 }
 
 #[test]

@@ -127,6 +127,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let join_authorizer = Arc::new(crate::relays::WithUpstreamSeats {
         seats: upstream_seats.clone(),
         inner: authorizer.clone(),
+        directory: Some(directory.clone()),
     });
     let mut signaling = signaling::Signaling::with_observer(
         sfu.clone(),
