@@ -92,9 +92,10 @@ impl Authorizer for WithUpstreamSeats {
 
 /// One running relay and what it was started with.
 struct Running {
-    /// The stored link and name: a change restarts the relay.
+    /// The stored link, name and fingerprint: a change restarts the relay.
     link: String,
     name: String,
+    fingerprint: Option<String>,
     token: String,
     relay: Relay,
 }
@@ -164,9 +165,9 @@ impl Relays {
             .running()
             .iter()
             .filter(|(id, r)| {
-                wanted
-                    .get(*id)
-                    .is_none_or(|(_, l)| l.link != r.link || l.name != r.name)
+                wanted.get(*id).is_none_or(|(_, l)| {
+                    l.link != r.link || l.name != r.name || l.fingerprint != r.fingerprint
+                })
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -200,16 +201,18 @@ impl Relays {
         );
         // The link's host only: the token is a secret.
         tracing::info!(meeting = %m.id, upstream = ?link, "relays: starting the relay");
-        let relay = Relay::spawn(
-            RelayConfig::new(link, token.clone(), self.bind_ip),
-            self.signaling.clone(),
-        );
+        let config = RelayConfig {
+            tls_pin: l.tls_pin(),
+            ..RelayConfig::new(link, token.clone(), self.bind_ip)
+        };
+        let relay = Relay::spawn(config, self.signaling.clone());
         spawn_program_notices(self.signaling.clone(), m.id.clone(), relay.watch());
         self.running().insert(
             m.id.clone(),
             Running {
                 link: l.link.clone(),
                 name: l.name.clone(),
+                fingerprint: l.fingerprint.clone(),
                 token,
                 relay,
             },

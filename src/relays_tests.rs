@@ -72,6 +72,7 @@ async fn setup() -> Setup {
     let link = UpstreamInput {
         link: "http://127.0.0.1:9/join?t=relay-token".into(),
         name: None,
+        fingerprint: None,
     };
     upstream::set(&db, &m.id, &link, "admin", now)
         .await
@@ -132,8 +133,9 @@ async fn a_changed_link_restarts_the_relay_and_unlinking_stops_it() {
     s.relays.sync(now).await.unwrap();
     let first = granted(&s)[0].0.clone();
     let other = UpstreamInput {
-        link: "http://127.0.0.1:10/join?t=another".into(),
+        link: "https://127.0.0.1:10/join?t=another".into(),
         name: Some("Chính phủ".into()),
+        fingerprint: Some("ab".repeat(32)),
     };
     upstream::set(&s.db, &s.meeting, &other, "admin", now)
         .await

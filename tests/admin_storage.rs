@@ -130,7 +130,7 @@ const DEPLOYED_CHECKSUMS: [(i64, &str); 8] = [
     ),
     (
         8,
-        "a2d5751d4bb5a08625e214848af0cfbcb93b12ddb19bdb84b8aa2d1d8d1bcd986b47159cb6ee6ce1bab8a63aec50aa61",
+        "d5ba07f1c1bd56a370e4c0ff5f419068ca6974e0fbcc297c3d82be67add1619496c3af7276acd88bcf39ac047ab645bc",
     ),
 ];
 

@@ -77,6 +77,26 @@ async fn a_meeting_is_linked_and_the_link_is_shown_and_audited_cut_short() {
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.json()["name"], "Chính phủ");
     assert_eq!(res.json()["link"], "http://10.0.0.5:8080/join?t=abc…");
+    // An https upstream with its own certificate: pinned by the fingerprint it prints.
+    let printed = (0..32u8)
+        .map(|i| format!("{i:02x}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let res = put(
+        &app,
+        &s,
+        &id,
+        json!({"link": link(), "fingerprint": printed}),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let shown = res.json()["fingerprint"].as_str().unwrap().to_owned();
+    assert_eq!(shown, printed.to_uppercase());
+    let stored = room_admin::upstream::get(&app.db, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.tls_pin().map(|p| p[31]), Some(31));
 }
 
 #[tokio::test]
@@ -93,6 +113,18 @@ async fn bad_links_and_names_are_refused_field_by_field() {
         (json!({"link": link(), "name": ""}), "name"),
         (json!({"link": link(), "name": "x".repeat(101)}), "name"),
         (json!({"link": link(), "name": "a\u{7}b"}), "name"),
+        (
+            json!({"link": link(), "fingerprint": "AB:CD"}),
+            "fingerprint",
+        ),
+        (
+            json!({"link": link(), "fingerprint": "zz".repeat(32)}),
+            "fingerprint",
+        ),
+        (
+            json!({"link": "http://h/join?t=a", "fingerprint": "ab".repeat(32)}),
+            "fingerprint",
+        ),
     ] {
         let res = put(&app, &s, &id, body.clone()).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -17,7 +17,8 @@
 //!   program again), and passes media and keyframe requests between the two sessions.
 //! - `session`: one session on one server (upstream: the relay seat; local: the `upstream`
 //!   seat): join, publish what the other side receives, subscribe to this side's chair.
-//! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection.
+//! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection; `tls`: the
+//!   upstream's certificate checked (pinned by fingerprint, or the system's authorities).
 //! - `subscriber`, `publisher`: the two peer connections of a session.
 //! - [`forward`]: each packet's stream and rewrite (pure).
 //! - [`peer`]: peer connections, codecs, offer/answer helpers, simulcast ids.
@@ -29,6 +30,7 @@ mod channel;
 mod publisher;
 mod session;
 mod subscriber;
+mod tls;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -67,6 +69,9 @@ pub struct Media {
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub link: RelayLink,
+    /// For an `https` link: the SHA-256 of the upstream's certificate, the only one trusted
+    /// (`None`: the system's certificate authorities and the host name decide).
+    pub tls_pin: Option<[u8; 32]>,
     /// The token the local authorizer grants as the linked meeting's `upstream` seat.
     pub local_token: String,
     /// Local address of the relay's UDP sockets (all four connections).
@@ -81,6 +86,7 @@ impl RelayConfig {
     pub fn new(link: RelayLink, local_token: String, bind_ip: IpAddr) -> Self {
         Self {
             link,
+            tls_pin: None,
             local_token,
             bind_ip,
             lost_after: Duration::from_secs(5),
@@ -204,9 +210,9 @@ async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
 }
 
 fn spawn_upstream(cfg: &RelayConfig, out: (mpsc::Sender<Media>, mpsc::Sender<u8>)) -> Running {
-    let (link, bind_ip) = (cfg.link.clone(), cfg.bind_ip);
+    let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
     Running::spawn(out, move |wiring| async move {
-        let mut chan = WsChannel::connect(&link.ws_url(), JOIN_WAIT).await?;
+        let mut chan = WsChannel::connect(&link, pin, JOIN_WAIT).await?;
         let opts = Options {
             bind_ip,
             layers: UPWARD_LAYERS,

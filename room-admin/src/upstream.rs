@@ -4,7 +4,7 @@
 //! (`signaling::relay_link`), never logged, and shown only cut short ([`UpstreamView`]).
 
 use serde::{Deserialize, Serialize};
-use signaling::relay_link::RelayLink;
+use signaling::relay_link::{RelayLink, parse_fingerprint};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
@@ -27,6 +27,11 @@ pub struct UpstreamInput {
     /// How the local roster names the upstream program (default "Điểm cầu Trung ương").
     #[serde(default)]
     pub name: Option<String>,
+    /// For an `https` link: the SHA-256 fingerprint of the upstream's certificate, as the
+    /// upstream server prints it at start (`tls-fingerprint-sha256: AB:CD:…`); the relay then
+    /// trusts that certificate only. Without it, the system's certificate authorities decide.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 /// A stored link.
@@ -35,11 +40,20 @@ pub struct UpstreamLink {
     pub meeting_id: String,
     pub link: String,
     pub name: String,
+    /// `AB:CD:…` (upper-case hex pairs), or none.
+    pub fingerprint: Option<String>,
     pub updated_at: i64,
     pub updated_by: String,
 }
 
 impl UpstreamLink {
+    /// The pinned certificate's SHA-256, if any (checked when stored).
+    pub fn tls_pin(&self) -> Option<[u8; 32]> {
+        self.fingerprint
+            .as_deref()
+            .and_then(|f| parse_fingerprint(f).ok())
+    }
+
     /// The link parsed (it was checked when stored; `None` only if the row was edited by hand).
     pub fn relay_link(&self) -> Option<RelayLink> {
         RelayLink::parse(&self.link).ok()
@@ -52,6 +66,9 @@ pub struct UpstreamView {
     /// The link with its token cut to 6 characters.
     pub link: String,
     pub name: String,
+    /// The pinned certificate's fingerprint (not a secret), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     /// RFC 3339, UTC.
     pub updated_at: String,
     pub updated_by: String,
@@ -67,6 +84,7 @@ impl UpstreamView {
                 .relay_link()
                 .map_or_else(|| "(invalid)".to_owned(), |r| r.redacted()),
             name: l.name.clone(),
+            fingerprint: l.fingerprint.clone(),
             updated_at: crate::timefmt::utc_rfc3339(l.updated_at),
             updated_by: l.updated_by.clone(),
             relay: relay.to_owned(),
@@ -93,15 +111,37 @@ pub async fn set(
             format!("Tên từ 1 đến {MAX_NAME} ký tự. / A name of 1 to {MAX_NAME} characters."),
         ));
     }
+    let fingerprint = match input.fingerprint.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(_) if !link.tls() => {
+            return Err(StoreError::invalid_field(
+                "fingerprint",
+                "Chỉ dùng với liên kết https. / Only for an https link.",
+            ));
+        }
+        Some(f) => {
+            let bytes = parse_fingerprint(f)
+                .map_err(|e| StoreError::invalid_field("fingerprint", format!("{e}")))?;
+            Some(
+                bytes
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            )
+        }
+    };
     sqlx::query(
-        "INSERT INTO upstream_links (meeting_id, link, name, updated_at, updated_by) \
-         VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO upstream_links (meeting_id, link, name, fingerprint, updated_at, \
+         updated_by) VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (meeting_id) DO UPDATE SET link = excluded.link, name = excluded.name, \
-         updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+         fingerprint = excluded.fingerprint, updated_at = excluded.updated_at, \
+         updated_by = excluded.updated_by",
     )
     .bind(meeting)
     .bind(link.to_link())
     .bind(name)
+    .bind(fingerprint)
     .bind(now)
     .bind(by)
     .execute(db.pool())

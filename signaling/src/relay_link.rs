@@ -24,6 +24,26 @@ pub enum LinkError {
     NotJoin,
     #[error("the link's token has characters a join token never has")]
     Token,
+    #[error(
+        "the certificate fingerprint must be 32 bytes of SHA-256 in hex (AB:CD:… as the \
+         upstream prints it)"
+    )]
+    Fingerprint,
+}
+
+/// A certificate's SHA-256 fingerprint as `hoinghi serve` prints it (`AB:CD:…`, colons and case
+/// free).
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], LinkError> {
+    let hex: Vec<u8> = text.trim().bytes().filter(|b| *b != b':').collect();
+    if hex.len() != 64 {
+        return Err(LinkError::Fingerprint);
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let pair = std::str::from_utf8(pair).map_err(|_| LinkError::Fingerprint)?;
+        out[i] = u8::from_str_radix(pair, 16).map_err(|_| LinkError::Fingerprint)?;
+    }
+    Ok(out)
 }
 
 /// An upstream relay seat's link.
@@ -84,6 +104,28 @@ impl RelayLink {
     /// Whether the upstream is reached over TLS.
     pub fn tls(&self) -> bool {
         self.tls
+    }
+
+    /// The host (an IPv6 address without its brackets).
+    pub fn host(&self) -> &str {
+        match self.authority.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => self
+                .authority
+                .rsplit_once(':')
+                .map_or(&self.authority, |(h, _)| h),
+        }
+    }
+
+    /// The port, given or the scheme's.
+    pub fn port(&self) -> u16 {
+        let after_host = match self.authority.strip_prefix('[') {
+            Some(rest) => rest.split_once("]:").map(|(_, p)| p),
+            None => self.authority.rsplit_once(':').map(|(_, p)| p),
+        };
+        after_host
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(if self.tls { 443 } else { 80 })
     }
 
     /// The link with the token cut to its first 6 characters, for listings and logs.
@@ -186,6 +228,47 @@ mod tests {
         }
         let long = format!("https://h/join?t={}", "a".repeat(MAX_LINK_BYTES));
         assert_eq!(RelayLink::parse(&long), Err(LinkError::TooLong));
+    }
+
+    #[test]
+    fn host_and_port_come_from_the_link_or_the_scheme() {
+        let at = |l: &str| {
+            let l = RelayLink::parse(l).unwrap();
+            (l.host().to_owned(), l.port())
+        };
+        assert_eq!(at("https://h.vn/join?t=a"), ("h.vn".into(), 443));
+        assert_eq!(at("http://h.vn/join?t=a"), ("h.vn".into(), 80));
+        assert_eq!(
+            at("https://10.1.2.3:8443/join?t=a"),
+            ("10.1.2.3".into(), 8443)
+        );
+        assert_eq!(at("https://[::1]:9/join?t=a"), ("::1".into(), 9));
+        assert_eq!(at("https://[::1]/join?t=a"), ("::1".into(), 443));
+    }
+
+    #[test]
+    fn fingerprints_read_as_the_server_prints_them() {
+        let printed = (0..32)
+            .map(|i| format!("{i:02X}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let want: Vec<u8> = (0..32).collect();
+        assert_eq!(parse_fingerprint(&printed).unwrap().to_vec(), want);
+        assert_eq!(
+            parse_fingerprint(&printed.replace(':', "").to_lowercase())
+                .unwrap()
+                .to_vec(),
+            want
+        );
+        for bad in [
+            "",
+            "AB:CD",
+            &printed[3..],
+            &printed.replace("1F", "ZZ"),
+            "é".repeat(32).as_str(),
+        ] {
+            assert_eq!(parse_fingerprint(bad), Err(LinkError::Fingerprint), "{bad}");
+        }
     }
 
     #[test]
