@@ -37,6 +37,7 @@ export const en = {
   'role.point': 'Point',
   'role.observer': 'Observer',
   'role.relay': 'Relay seat',
+  'role.upstream': 'Upstream program',
   'status.connecting': 'Connecting…',
   'status.joined': 'Connected',
   'status.reconnecting': 'Connection lost. Retrying in {s} s (attempt {n})…',

@@ -38,6 +38,7 @@ export const vi = {
   'role.point': 'Điểm cầu',
   'role.observer': 'Người theo dõi',
   'role.relay': 'Điểm cầu chuyển tiếp',
+  'role.upstream': 'Điểm cầu cấp trên',
   'status.connecting': 'Đang kết nối…',
   'status.joined': 'Đã kết nối',
   'status.reconnecting': 'Mất kết nối. Thử lại sau {s} giây (lần {n})…',
