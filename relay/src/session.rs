@@ -4,11 +4,13 @@
 //! seat is ended, or the relay lets go (then leave). Every wait on the server has a deadline.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::TrackRemote;
 
 use crate::Media;
 use crate::channel::Channel;
@@ -48,7 +50,7 @@ pub async fn run(
     chan: &mut dyn Channel,
     token: &str,
     opts: &Options,
-    mut w: Wiring,
+    w: Wiring,
 ) -> anyhow::Result<()> {
     let join = ClientMessage::Join {
         v: PROTOCOL_VERSION,
@@ -74,37 +76,45 @@ pub async fn run(
     joined
         .await
         .map_err(|_| anyhow!("no `joined` within {:?}", opts.join_wait))??;
-    let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
-    chan.send(&offer).await?;
-    let result = loop {
-        tokio::select! {
-            m = recv(chan, opts.silence) => {
-                let m = match m {
-                    Ok(Some(m)) => m,
-                    Ok(None) => continue,
-                    Err(e) => break Err(e),
-                };
-                match on_message(m, &mut publisher, &mut subscriber).await {
-                    Ok(Some(reply)) => {
-                        if let Err(e) = chan.send(&reply).await {
-                            break Err(e);
-                        }
-                    }
-                    Ok(None) => {}
-                    Err(e) => break Err(e),
-                }
-            }
-            Some(track) = tracks.recv() => subscriber.read(track).await,
-            m = w.media_in.recv() => match m {
-                Some(m) => publisher.forward(m).await,
-                None => break Ok(()),
-            },
-            Some(layer) = w.keys_in.recv() => subscriber.request_keyframe(layer).await,
-        }
-    };
+    // Joined: whatever happens now, the seat is left (a dropped connection would be parked
+    // for a resume the relay never makes).
+    let result = serve(chan, opts, w, &mut subscriber, &mut tracks).await;
     leave(chan).await;
-    publisher.close().await;
     subscriber.close().await;
+    result
+}
+
+/// Publishes and subscribes until the connection is lost, the seat is ended, or `media_in`
+/// closes.
+async fn serve(
+    chan: &mut dyn Channel,
+    opts: &Options,
+    mut w: Wiring,
+    subscriber: &mut Subscriber,
+    tracks: &mut mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+) -> anyhow::Result<()> {
+    let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
+    let result = async {
+        chan.send(&offer).await?;
+        loop {
+            tokio::select! {
+                m = recv(chan, opts.silence) => {
+                    let Some(m) = m? else { continue };
+                    if let Some(reply) = on_message(m, &mut publisher, subscriber).await? {
+                        chan.send(&reply).await?;
+                    }
+                }
+                Some(track) = tracks.recv() => subscriber.read(track).await,
+                m = w.media_in.recv() => match m {
+                    Some(m) => publisher.forward(m).await,
+                    None => return Ok(()),
+                },
+                Some(layer) = w.keys_in.recv() => subscriber.request_keyframe(layer).await,
+            }
+        }
+    }
+    .await;
+    publisher.close().await;
     result
 }
 
