@@ -26,8 +26,17 @@ use tokio_util::sync::CancellationToken;
 /// How often the linked meetings are checked (a meeting opening or ending starts or stops its
 /// relay at most this late).
 pub const CHECK: Duration = Duration::from_secs(5);
-/// The `point` of every upstream seat.
+/// The `point` of the upstream seat that carries the upstream chair (the program).
 pub const UPSTREAM_POINT: &str = "upstream";
+/// The `point` of the upstream seat that carries the upstream floor holder.
+pub const UPSTREAM_FLOOR_POINT: &str = "upstream-floor";
+/// Appended to the link's name for the floor seat ("speaking").
+const FLOOR_SUFFIX: &str = "phát biểu";
+
+/// A seat token: 256 random bits in hex, made here and never written anywhere.
+fn new_token() -> String {
+    room_admin::db::random_hex16() + &room_admin::db::random_hex16()
+}
 
 /// Tokens of the running relays' upstream seats.
 #[derive(Default)]
@@ -40,6 +49,13 @@ impl UpstreamSeats {
 
     fn grant(&self, token: &str) -> Option<Grant> {
         self.lock().get(token).cloned()
+    }
+
+    fn withdraw(&self, tokens: &[String]) {
+        let mut seats = self.lock();
+        for t in tokens {
+            seats.remove(t);
+        }
     }
 
     fn withdraw_meeting(&self, meeting: &str) {
@@ -96,7 +112,8 @@ struct Running {
     link: String,
     name: String,
     fingerprint: Option<String>,
-    token: String,
+    /// The program seat's and the floor seat's.
+    tokens: [String; 2],
     relay: Relay,
 }
 
@@ -144,7 +161,7 @@ impl Relays {
         let all: Vec<(String, Running)> = self.running().drain().collect();
         let mut stopping = tokio::task::JoinSet::new();
         for (meeting, r) in all {
-            self.seats.lock().remove(&r.token);
+            self.seats.withdraw(&r.tokens);
             let signaling = self.signaling.clone();
             stopping.spawn(async move {
                 r.relay.stop().await;
@@ -187,22 +204,27 @@ impl Relays {
             tracing::warn!(meeting = %m.id, "relays: the stored upstream link is not valid");
             return;
         };
-        let token = room_admin::db::random_hex16() + &room_admin::db::random_hex16();
-        self.seats.lock().insert(
-            token.clone(),
-            Grant {
-                meeting_id: m.id.clone(),
-                meeting_title: m.title.clone(),
-                point: UPSTREAM_POINT.to_owned(),
-                name: l.name.clone(),
-                role: Role::Upstream,
-                capacity: usize::try_from(m.capacity).unwrap_or(0),
-            },
-        );
+        let grant = |point: &str, name: String| Grant {
+            meeting_id: m.id.clone(),
+            meeting_title: m.title.clone(),
+            point: point.to_owned(),
+            name,
+            role: Role::Upstream,
+            capacity: usize::try_from(m.capacity).unwrap_or(0),
+        };
+        let token = new_token();
+        let floor_token = new_token();
+        {
+            let mut seats = self.seats.lock();
+            seats.insert(token.clone(), grant(UPSTREAM_POINT, l.name.clone()));
+            let floor_name = format!("{} ({FLOOR_SUFFIX})", l.name);
+            seats.insert(floor_token.clone(), grant(UPSTREAM_FLOOR_POINT, floor_name));
+        }
         // The link's host only: the token is a secret.
         tracing::info!(meeting = %m.id, upstream = ?link, "relays: starting the relay");
         let config = RelayConfig {
             tls_pin: l.tls_pin(),
+            floor_token: Some(floor_token.clone()),
             ..RelayConfig::new(link, token.clone(), self.bind_ip)
         };
         let relay = Relay::spawn(config, self.signaling.clone());
@@ -213,7 +235,7 @@ impl Relays {
                 link: l.link.clone(),
                 name: l.name.clone(),
                 fingerprint: l.fingerprint.clone(),
-                token,
+                tokens: [token, floor_token],
                 relay,
             },
         );
@@ -223,7 +245,7 @@ impl Relays {
         let Some(r) = self.running().remove(meeting) else {
             return;
         };
-        self.seats.lock().remove(&r.token);
+        self.seats.withdraw(&r.tokens);
         tracing::info!(%meeting, "relays: stopping the relay");
         r.relay.stop().await;
         self.signaling.set_upstream(meeting, None);

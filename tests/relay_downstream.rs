@@ -20,12 +20,18 @@ use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, Role};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The participant id of the linked meeting's upstream seat, when connected.
+/// The participant id of the linked meeting's upstream seat (the program), when connected.
 fn upstream_seat(down: &TestServer) -> Option<String> {
-    down.signaling
+    seat_of(down, "upstream-trung-uong")
+}
+
+/// The participant id of the seat `point` in the in-process meeting, when connected.
+fn seat_of(server: &TestServer, point: &str) -> Option<String> {
+    server
+        .signaling
         .live("bench")
         .into_iter()
-        .find(|p| p.role == Role::Upstream)
+        .find(|p| p.point == point)
         .map(|p| p.id)
 }
 
@@ -51,7 +57,10 @@ fn with_ladder(server: &TestServer, token: &str, publish: bool, ladder: &Ladder)
 
 fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
     let link = RelayLink::parse(&format!("http://{}/join?t=relay-tinh", up.http)).expect("link");
-    let cfg = RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into());
+    let cfg = RelayConfig {
+        floor_token: Some("upstream-floor".into()),
+        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
+    };
     Relay::spawn(cfg, down.signaling.clone())
 }
 
@@ -268,4 +277,50 @@ async fn the_floor_given_to_the_province_carries_its_chair_up() {
         receives_more(&c.commune, &seat, 20).await,
         "the program no longer reaches the commune"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_floor_holder_reaches_the_communes_on_a_seat_of_its_own() {
+    let c = Cascade::start().await;
+    let speaker = Point::join(small_point(&c.up, "point-ha-noi", true))
+        .await
+        .expect("a national point with a camera joins");
+    let relay = relay_to(&c.up, &c.down);
+    let program = program_reaches(&relay, &c.down, &c.commune).await;
+    assert_eq!(
+        seat_of(&c.down, "upstream-floor"),
+        None,
+        "nobody holds the floor yet"
+    );
+
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "point-ha-noi".into(),
+        })
+        .await;
+    let floor_seat = eventually(WAIT, || seat_of(&c.down, "upstream-floor").is_some()).await;
+    assert!(
+        floor_seat,
+        "the upstream floor holder has no seat downstream"
+    );
+    let floor_seat = seat_of(&c.down, "upstream-floor").unwrap_or_default();
+    assert!(
+        receives_more(&c.commune, &floor_seat, 20).await,
+        "the commune does not see and hear the upstream floor holder"
+    );
+    assert!(
+        receives_more(&c.commune, &program, 20).await,
+        "the upstream chair no longer reaches the commune"
+    );
+
+    // The floor taken back: its seat leaves once the floor holder's media has stopped.
+    c.national
+        .send(ClientMessage::RevokeFloor {
+            v: PROTOCOL_VERSION,
+        })
+        .await;
+    let left = eventually(WAIT, || seat_of(&c.down, "upstream-floor").is_none()).await;
+    assert!(left, "the floor seat stays after the floor was taken back");
+    drop(speaker);
 }

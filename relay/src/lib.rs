@@ -59,6 +59,9 @@ const UPWARD_LAYERS: u8 = 3;
 /// One packet between the two sessions, with the stream it belongs to.
 #[derive(Debug)]
 pub struct Media {
+    /// Whose: 0 the meeting's chair, 1 the other participant relayed (the upstream's floor
+    /// holder).
+    pub slot: u8,
     pub route: Route,
     /// How many camera layers the sender has.
     pub layers: u8,
@@ -74,6 +77,9 @@ pub struct RelayConfig {
     pub tls_pin: Option<[u8; 32]>,
     /// The token the local authorizer grants as the linked meeting's `upstream` seat.
     pub local_token: String,
+    /// The token of a second `upstream` seat, for the upstream's floor holder (`None`: it is not
+    /// relayed).
+    pub floor_token: Option<String>,
     /// Local address of the relay's UDP sockets (all four connections).
     pub bind_ip: IpAddr,
     /// No program media for this long: the local chair is the program again.
@@ -88,6 +94,7 @@ impl RelayConfig {
             link,
             tls_pin: None,
             local_token,
+            floor_token: None,
             bind_ip,
             lost_after: Duration::from_secs(5),
             max_backoff: Duration::from_secs(30),
@@ -160,13 +167,17 @@ impl Drop for Relay {
 struct Running {
     task: JoinHandle<anyhow::Result<()>>,
     media: mpsc::Sender<Media>,
-    keys: mpsc::Sender<u8>,
+    keys: mpsc::Sender<(u8, u8)>,
     started: Instant,
 }
 
+/// Where a session's output goes: what its subscriber receives, and its publisher's keyframe
+/// requests.
+type Out = (mpsc::Sender<Media>, mpsc::Sender<u8>);
+
 impl Running {
     /// Runs `session` with fresh input queues; its output goes to `out`.
-    fn spawn<F, Fut>(out: (mpsc::Sender<Media>, mpsc::Sender<u8>), session: F) -> Running
+    fn spawn<F, Fut>(out: Out, session: F) -> Running
     where
         F: FnOnce(Wiring) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -209,8 +220,9 @@ async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
     }
 }
 
-fn spawn_upstream(cfg: &RelayConfig, out: (mpsc::Sender<Media>, mpsc::Sender<u8>)) -> Running {
+fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
     let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
+    let others = cfg.floor_token.is_some();
     Running::spawn(out, move |wiring| async move {
         let mut chan = WsChannel::connect(&link, pin, JOIN_WAIT).await?;
         let opts = Options {
@@ -218,21 +230,22 @@ fn spawn_upstream(cfg: &RelayConfig, out: (mpsc::Sender<Media>, mpsc::Sender<u8>
             layers: UPWARD_LAYERS,
             join_wait: JOIN_WAIT,
             silence: Some(SILENCE),
+            others,
         };
         session::run(&mut chan, link.token(), &opts, wiring).await
     })
 }
 
 fn spawn_seat(
-    cfg: &RelayConfig,
     signaling: &Signaling,
+    token: String,
+    bind_ip: IpAddr,
     layers: u8,
-    out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
+    out: Out,
 ) -> anyhow::Result<Running> {
     let conn = signaling
         .connect_local()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (token, bind_ip) = (cfg.local_token.clone(), cfg.bind_ip);
     Ok(Running::spawn(out, move |wiring| async move {
         let mut chan = LocalChannel(conn);
         let opts = Options {
@@ -240,25 +253,94 @@ fn spawn_seat(
             layers,
             join_wait: JOIN_WAIT,
             silence: None,
+            others: false,
         };
         session::run(&mut chan, &token, &opts, wiring).await
     }))
 }
 
-/// The relay's two sessions and what passes between them.
+/// One local seat: the chair's program (slot 0) or the upstream floor holder's (slot 1).
+struct Seat {
+    token: Option<String>,
+    out: Out,
+    running: Option<Running>,
+    last_media: Option<Instant>,
+    retry_at: Instant,
+}
+
+impl Seat {
+    fn new(token: Option<String>, out: Out) -> Seat {
+        Seat {
+            token,
+            out,
+            running: None,
+            last_media: None,
+            retry_at: Instant::now(),
+        }
+    }
+
+    /// A packet for this seat: it is opened for it if need be. Whether it was opened now.
+    fn media(&mut self, cfg: &RelayConfig, signaling: &Signaling, m: Media) -> bool {
+        self.last_media = Some(Instant::now());
+        let mut opened = false;
+        if self.running.is_none()
+            && Instant::now() >= self.retry_at
+            && let Some(token) = &self.token
+        {
+            match spawn_seat(
+                signaling,
+                token.clone(),
+                cfg.bind_ip,
+                m.layers,
+                self.out.clone(),
+            ) {
+                Ok(r) => {
+                    self.running = Some(r);
+                    opened = true;
+                }
+                Err(e) => {
+                    tracing::warn!("relay: a local seat could not be opened: {e:#}");
+                    self.retry_at = Instant::now() + cfg.lost_after;
+                }
+            }
+        }
+        if let Some(r) = &self.running {
+            let _ = r.media.try_send(m);
+        }
+        opened
+    }
+
+    /// Leaves the seat when its media has been silent for `lost_after`, or when its session
+    /// ended by itself (then it is not reopened before `lost_after`). Whether it was left.
+    async fn check(&mut self, lost_after: Duration) -> bool {
+        let silent = self.last_media.is_none_or(|t| t.elapsed() >= lost_after);
+        let ended = self.running.as_ref().is_some_and(|r| r.task.is_finished());
+        if !(silent || ended) {
+            return false;
+        }
+        let Some(r) = self.running.take() else {
+            return false;
+        };
+        if ended {
+            tracing::warn!("relay: a local seat's session ended");
+            self.retry_at = Instant::now() + lost_after;
+        }
+        r.stop().await;
+        true
+    }
+}
+
+/// The relay's sessions and what passes between them.
 struct Supervisor {
     cfg: RelayConfig,
     signaling: Signaling,
     state: watch::Sender<RelayState>,
     up: Option<Running>,
-    seat: Option<Running>,
-    /// Where the upstream session's output goes (and the seat's).
-    up_out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
-    seat_out: (mpsc::Sender<Media>, mpsc::Sender<u8>),
+    up_out: Out,
+    /// Slot 0 (the program: the upstream chair) and slot 1 (the upstream floor holder).
+    seats: [Seat; 2],
     failures: u32,
     retry_at: Instant,
-    seat_retry_at: Instant,
-    last_media: Option<Instant>,
     started: Instant,
 }
 
@@ -283,60 +365,44 @@ impl Supervisor {
         self.retry_at = Instant::now() + wait;
     }
 
-    /// A packet of the upstream program: the local seat is opened for it if need be.
+    /// A packet of the upstream program, for the seat of its slot.
     fn program(&mut self, m: Media) {
-        self.last_media = Some(Instant::now());
         self.failures = 0;
-        if self.seat.is_none() && Instant::now() >= self.seat_retry_at {
-            match spawn_seat(&self.cfg, &self.signaling, m.layers, self.seat_out.clone()) {
-                Ok(s) => {
-                    tracing::info!(
-                        layers = m.layers,
-                        "relay: the upstream program is the linked meeting's program"
-                    );
-                    self.seat = Some(s);
-                    self.state.send_replace(RelayState::Relaying);
-                }
-                Err(e) => {
-                    tracing::warn!("relay: the local seat could not be opened: {e:#}");
-                    self.seat_retry_at = Instant::now() + self.cfg.lost_after;
-                }
-            }
-        }
-        if let Some(s) = &self.seat {
-            let _ = s.media.try_send(m);
+        let slot = usize::from(m.slot.min(1));
+        let layers = m.layers;
+        if self.seats[slot].media(&self.cfg, &self.signaling, m) && slot == 0 {
+            tracing::info!(
+                layers,
+                "relay: the upstream program is the linked meeting's program"
+            );
+            self.state.send_replace(RelayState::Relaying);
         }
     }
 
-    /// Leaves the local seat when the program has been silent for `lost_after`, or when its
-    /// session ended by itself (then it is not reopened before `lost_after`). A relay that has
-    /// had no program for `lost_after` since it started is lost too.
-    async fn check_seat(&mut self) {
-        if self.seat.is_none()
+    /// Leaves the seats whose media stopped; a relay with no program is lost (also one that
+    /// has had none for `lost_after` since it started).
+    async fn check_seats(&mut self) {
+        let lost_after = self.cfg.lost_after;
+        if self.seats[0].check(lost_after).await {
+            tracing::warn!(
+                "relay: no upstream program for {lost_after:?}: the local chair is the program"
+            );
+            self.state.send_replace(RelayState::Lost);
+        }
+        self.seats[1].check(lost_after).await;
+        if self.seats[0].running.is_none()
             && *self.state.borrow() == RelayState::Connecting
-            && self.started.elapsed() >= self.cfg.lost_after
+            && self.started.elapsed() >= lost_after
         {
             self.state.send_replace(RelayState::Lost);
         }
-        let silent = self
-            .last_media
-            .is_none_or(|t| t.elapsed() >= self.cfg.lost_after);
-        let ended = self.seat.as_ref().is_some_and(|s| s.task.is_finished());
-        if !(silent || ended) {
-            return;
+    }
+
+    /// A keyframe request from a local seat for the upstream sender of its slot.
+    fn local_keyframe(&self, slot: u8, layer: u8) {
+        if let Some(up) = &self.up {
+            let _ = up.keys.try_send((slot, layer));
         }
-        let Some(s) = self.seat.take() else { return };
-        if ended {
-            tracing::warn!("relay: the local seat's session ended");
-            self.seat_retry_at = Instant::now() + self.cfg.lost_after;
-        } else {
-            tracing::warn!(
-                "relay: no upstream program for {:?}: the local chair is the program",
-                self.cfg.lost_after
-            );
-        }
-        s.stop().await;
-        self.state.send_replace(RelayState::Lost);
     }
 }
 
@@ -348,20 +414,25 @@ async fn supervise(
 ) {
     let (up_media_tx, mut up_media) = mpsc::channel::<Media>(1_024);
     let (up_keys_tx, mut up_keys) = mpsc::channel::<u8>(16);
-    let (seat_media_tx, mut seat_media) = mpsc::channel::<Media>(1_024);
-    let (seat_keys_tx, mut seat_keys) = mpsc::channel::<u8>(16);
+    let (chair_media_tx, mut chair_media) = mpsc::channel::<Media>(1_024);
+    let (keys0_tx, mut keys0) = mpsc::channel::<u8>(16);
+    let (keys1_tx, mut keys1) = mpsc::channel::<u8>(16);
+    // The floor seat's subscriber receives the local chair too (the routing gives every
+    // upstream seat the chair): only the program seat's copy goes up.
+    let (ignored_tx, _) = mpsc::channel::<Media>(1);
+    let seats = [
+        Seat::new(Some(cfg.local_token.clone()), (chair_media_tx, keys0_tx)),
+        Seat::new(cfg.floor_token.clone(), (ignored_tx, keys1_tx)),
+    ];
     let mut s = Supervisor {
         cfg,
         signaling,
         state,
         up: None,
-        seat: None,
         up_out: (up_media_tx, up_keys_tx),
-        seat_out: (seat_media_tx, seat_keys_tx),
+        seats,
         failures: 0,
         retry_at: Instant::now(),
-        seat_retry_at: Instant::now(),
-        last_media: None,
         started: Instant::now(),
     };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -375,27 +446,26 @@ async fn supervise(
             Some(m) = up_media.recv() => s.program(m),
             // The upstream asks for a keyframe of the province's camera: the local chair's.
             Some(layer) = up_keys.recv() => {
-                if let Some(seat) = &s.seat {
-                    let _ = seat.keys.try_send(layer);
+                if let Some(seat) = &s.seats[0].running {
+                    let _ = seat.keys.try_send((0, layer));
                 }
             }
             // The local chair's media goes up (forwarded there only while the province holds
             // the floor or is unmuted, and to the upstream chair's grid as a thumbnail).
-            Some(m) = seat_media.recv() => {
+            Some(m) = chair_media.recv() => {
                 if let Some(up) = &s.up {
                     let _ = up.media.try_send(m);
                 }
             }
-            Some(layer) = seat_keys.recv() => {
-                if let Some(up) = &s.up {
-                    let _ = up.keys.try_send(layer);
-                }
-            }
-            _ = tick.tick() => s.check_seat().await,
+            Some(layer) = keys0.recv() => s.local_keyframe(0, layer),
+            Some(layer) = keys1.recv() => s.local_keyframe(1, layer),
+            _ = tick.tick() => s.check_seats().await,
         }
     }
-    if let Some(seat) = s.seat.take() {
-        seat.stop().await;
+    for seat in &mut s.seats {
+        if let Some(r) = seat.running.take() {
+            r.stop().await;
+        }
     }
     if let Some(up) = s.up.take() {
         up.stop().await;

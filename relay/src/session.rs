@@ -30,8 +30,8 @@ pub struct Wiring {
     pub keys_out: mpsc::Sender<u8>,
     /// What to publish (the other side's subscriber's); closed: leave.
     pub media_in: mpsc::Receiver<Media>,
-    /// Keyframe requests for this session's subscriber.
-    pub keys_in: mpsc::Receiver<u8>,
+    /// Keyframe requests for this session's subscriber: (slot, layer).
+    pub keys_in: mpsc::Receiver<(u8, u8)>,
 }
 
 pub struct Options {
@@ -43,6 +43,8 @@ pub struct Options {
     /// The server sent nothing (not even a ping) for this long: it is gone. `None`: no limit
     /// (an in-process connection, whose pings are answered for it).
     pub silence: Option<Duration>,
+    /// Relay one participant besides the chair (the upstream's floor holder).
+    pub others: bool,
 }
 
 /// Joins with `token` and runs the session. Returns why it ended (never with the token).
@@ -58,7 +60,8 @@ pub async fn run(
         resume: None,
     };
     chan.send(&join).await?;
-    let (mut subscriber, mut tracks) = Subscriber::new(opts.bind_ip, w.media_out.clone());
+    let (mut subscriber, mut tracks) =
+        Subscriber::new(opts.bind_ip, w.media_out.clone(), opts.others);
     let joined = tokio::time::timeout(opts.join_wait, async {
         loop {
             match chan.recv().await? {
@@ -109,7 +112,9 @@ async fn serve(
                     Some(m) => publisher.forward(m).await,
                     None => return Ok(()),
                 },
-                Some(layer) = w.keys_in.recv() => subscriber.request_keyframe(layer).await,
+                Some((slot, layer)) = w.keys_in.recv() => {
+                    subscriber.request_keyframe(slot, layer).await;
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 //! The receiving half of a relay session: a subscribe connection that answers the server's
-//! offers and hands on each packet of one participant's microphone and camera layers (the
-//! meeting's chair: upstream, the national chair; locally, the province's chair) as
-//! [`Media`], and asks that participant for keyframes by layer.
+//! offers and hands on each packet of the meeting chair's microphone and camera layers (slot
+//! 0: upstream, the national chair; locally, the province's chair) and, upstream, of one other
+//! participant of the program at a time (slot 1: the floor holder) as [`Media`], and asks
+//! them for keyframes by slot and layer.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,30 +21,42 @@ use crate::Media;
 use crate::forward::Route;
 use crate::peer;
 
-/// Which m-line carries what, as the offers' `tracks` say, and the chair's id.
+/// Which m-line carries what, as the offers' `tracks` say, the chair's id, and who has slot 1.
 #[derive(Default)]
 struct Program {
     chair: Option<String>,
+    /// Whether participants other than the chair are relayed (slot 1), and which one is.
+    others: bool,
+    other: Option<String>,
     by_mid: HashMap<String, TrackInfo>,
     /// The receiving track of each mid, with the SSRC its packets carry (for PLIs).
     remotes: HashMap<String, (Arc<dyn TrackRemote>, u32)>,
 }
 
 impl Program {
-    /// Where the packets of `mid` go, and the number of camera layers; `None`: not relayed
-    /// (not the chair's, or its screen: not in this slice).
-    fn route(&self, mid: &str) -> Option<(Route, u8)> {
-        let t = self.by_mid.get(mid)?;
-        if Some(&t.participant) != self.chair.as_ref() {
+    /// The slot of `participant`: 0 for the chair, 1 for the one other participant relayed (the
+    /// first to send takes it, until it leaves the offers).
+    fn slot(&mut self, participant: &str) -> Option<u8> {
+        if self.chair.as_deref() == Some(participant) {
+            return Some(0);
+        }
+        if !self.others {
             return None;
         }
-        let layers = self
-            .by_mid
-            .values()
-            .filter(|o| o.participant == t.participant && o.source == Source::Camera)
-            .map(|o| o.layer.unwrap_or(0).saturating_add(1))
-            .max()
-            .unwrap_or(1);
+        match &self.other {
+            Some(o) if o == participant => Some(1),
+            Some(_) => None,
+            None => {
+                self.other = Some(participant.to_owned());
+                Some(1)
+            }
+        }
+    }
+
+    /// Where the packets of `mid` go (slot, stream) and how many camera layers its sender has;
+    /// `None`: not relayed (a third participant, or a screen: not in this slice).
+    fn route(&mut self, mid: &str) -> Option<(u8, Route, u8)> {
+        let t = self.by_mid.get(mid)?.clone();
         let route = match (t.kind, t.source) {
             (MediaKind::Audio, Source::Microphone) => Route::Audio,
             (MediaKind::Video, Source::Camera) => Route::Video {
@@ -51,15 +64,39 @@ impl Program {
             },
             _ => return None,
         };
-        Some((route, layers))
+        let slot = self.slot(&t.participant)?;
+        let layers = self
+            .by_mid
+            .values()
+            .filter(|o| o.participant == t.participant && o.source == Source::Camera)
+            .map(|o| o.layer.unwrap_or(0).saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        Some((slot, route, layers))
     }
 
-    /// The receiving track and SSRC of the chair's camera layer `layer`.
-    fn layer_remote(&self, layer: u8) -> Option<(Arc<dyn TrackRemote>, u32)> {
-        let mid = self.by_mid.keys().find(
-            |mid| matches!(self.route(mid), Some((Route::Video { layer: l }, _)) if l == layer),
-        )?;
+    /// The receiving track and SSRC of camera layer `layer` of slot `slot`.
+    fn layer_remote(&self, slot: u8, layer: u8) -> Option<(Arc<dyn TrackRemote>, u32)> {
+        let owner = match slot {
+            0 => self.chair.as_ref()?,
+            _ => self.other.as_ref()?,
+        };
+        let mid = self.by_mid.iter().find_map(|(mid, t)| {
+            (t.participant == *owner && t.source == Source::Camera && t.layer.unwrap_or(0) == layer)
+                .then_some(mid)
+        })?;
         self.remotes.get(mid).cloned()
+    }
+
+    /// Frees slot 1 when its participant has no m-line any more.
+    fn release_gone(&mut self) {
+        let gone = self
+            .other
+            .as_ref()
+            .is_some_and(|o| !self.by_mid.values().any(|t| t.participant == *o));
+        if gone {
+            self.other = None;
+        }
     }
 }
 
@@ -90,16 +127,22 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Packets go to `media`; received tracks are announced on the returned queue (hand each to
+    /// Packets go to `media`; with `others`, one participant besides the chair is relayed
+    /// (slot 1). Received tracks are announced on the returned queue (hand each to
     /// [`Subscriber::read`]).
     pub fn new(
         bind_ip: IpAddr,
         media: mpsc::Sender<Media>,
+        others: bool,
     ) -> (Subscriber, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
         let (tracks, tracks_rx) = mpsc::unbounded_channel();
+        let program = Program {
+            others,
+            ..Program::default()
+        };
         let s = Subscriber {
             bind_ip,
-            program: Arc::default(),
+            program: Arc::new(Mutex::new(program)),
             pc: None,
             tracks,
             media,
@@ -135,6 +178,7 @@ impl Subscriber {
                     if *restart {
                         p.remotes.clear();
                     }
+                    p.release_gone();
                 }
                 let pc = match &self.pc {
                     Some(pc) => pc.clone(),
@@ -164,6 +208,9 @@ impl Subscriber {
                 let mut p = lock(&self.program);
                 if p.chair.as_deref() == Some(participant.as_str()) {
                     p.chair = None;
+                }
+                if p.other.as_deref() == Some(participant.as_str()) {
+                    p.other = None;
                 }
                 Ok(None)
             }
@@ -197,11 +244,12 @@ impl Subscriber {
                     }
                     route
                 };
-                let Some((route, layers)) = route else {
+                let Some((slot, route, layers)) = route else {
                     continue;
                 };
                 // A full queue means the other side is stalled: drop, as a lossy line would.
                 let _ = media.try_send(Media {
+                    slot,
                     route,
                     layers,
                     packet,
@@ -210,9 +258,9 @@ impl Subscriber {
         });
     }
 
-    /// Asks the chair for a keyframe on camera layer `layer`.
-    pub async fn request_keyframe(&self, layer: u8) {
-        let remote = lock(&self.program).layer_remote(layer);
+    /// Asks the sender of slot `slot` for a keyframe on camera layer `layer`.
+    pub async fn request_keyframe(&self, slot: u8, layer: u8) {
+        let remote = lock(&self.program).layer_remote(slot, layer);
         if let Some((track, ssrc)) = remote {
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {

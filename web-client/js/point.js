@@ -81,8 +81,11 @@ export function mountPoint(container, session, ctx) {
   // role `upstream`); the local chair is the program again when it leaves.
   const chair = () => {
     const all = [...session.roster.values()];
-    return all.find((p) => p.role === 'upstream') ?? all.find((p) => p.role === 'chair') ?? null;
+    return all.find((p) => p.role === 'upstream' && p.point === 'upstream') ?? all.find((p) => p.role === 'chair') ?? null;
   };
+  // The upstream's floor holder comes on a second upstream seat: the floor when no local
+  // point holds it.
+  const upstreamFloor = () => [...session.roster.values()].find((p) => p.role === 'upstream' && p.point === 'upstream-floor') ?? null;
   // Once the chair was here, its absence is a reconnect (its own, or everyone's after a server
   // restart), not a meeting that has not begun: "waiting for the chair" would blame it.
   let chairSeen = false;
@@ -99,7 +102,7 @@ export function mountPoint(container, session, ctx) {
     for (const tr of tracks) if (tr.kind === 'video') video.set(`${tr.participant}/${tr.source ?? 'camera'}`, tr);
     const chairCam = c && video.get(`${c.id}/camera`);
     const chairShare = c && video.get(`${c.id}/screen`);
-    const floorId = state?.floor?.participant;
+    const floorId = state?.floor?.participant ?? upstreamFloor()?.id;
     const floorOther = floorId && floorId !== session.participantId ? floorId : null;
     const floorCam = floorOther && video.get(`${floorOther}/camera`);
     const floorShare = floorOther && state?.share_allowed && video.get(`${floorOther}/screen`);
