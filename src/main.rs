@@ -21,6 +21,7 @@ mod front;
 mod links;
 mod linktest;
 mod net;
+mod relays;
 mod serve;
 mod tls;
 mod web;

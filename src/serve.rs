@@ -27,6 +27,9 @@ const RESTART_HINT: Duration = Duration::from_secs(3);
 /// How long the WebSocket sessions get to say goodbye at shutdown (within the 10 s a service
 /// manager allows before SIGKILL, with the HTTP grace after it).
 const SESSIONS_GRACE: Duration = Duration::from_secs(3);
+/// How long the relays of linked meetings may take to leave their upstream seats at shutdown
+/// (they stop together; each waits for its upstream session at most a few seconds).
+const RELAYS_GRACE: Duration = Duration::from_secs(6);
 /// Connections the metrics listener holds at once (a scraper or two, on a private address).
 const METRICS_CONNECTIONS: usize = 16;
 /// How often the allocator gives the kernel back the memory freed since (see [`trim_heap`]).
@@ -119,9 +122,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Floor, hands, microphones and roll call are saved after each change, so that a restart
     // resumes every meeting as it was.
     let controls = room_admin::room_controls::ControlsRecorder::start(database.clone()).await?;
+    // The upstream seats of linked meetings' relays are granted in front of the control plane.
+    let upstream_seats = Arc::new(crate::relays::UpstreamSeats::default());
+    let join_authorizer = Arc::new(crate::relays::WithUpstreamSeats {
+        seats: upstream_seats.clone(),
+        inner: authorizer.clone(),
+        directory: Some(directory.clone()),
+    });
     let mut signaling = signaling::Signaling::with_observer(
         sfu.clone(),
-        authorizer.clone(),
+        join_authorizer,
         recorder.clone(),
         &registry,
     )
@@ -145,6 +155,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         signaling = signaling.with_turn(turn);
     }
     let base = net::base_url(use_tls, bound, public_ip);
+    // The relay clients of meetings linked to an upstream server (the cascade).
+    let relays = Arc::new(crate::relays::Relays::new(
+        database.clone(),
+        signaling.clone(),
+        upstream_seats,
+        crate::relays::bind_ip(net::media_bind_ip(conn.listen), public_ip),
+    ));
     let admin = AdminState::new(
         database,
         tokens.clone(),
@@ -154,7 +171,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // The panel's view of who is connected, and its disconnects (re-issued links,
         // uninvited points, meetings cancelled or ended): the signaling layer itself.
         Arc::new(signaling.clone()),
-    );
+    )
+    .with_relays(relays.clone());
     // Meetings that reach their planned end are closed for everyone still in them.
     let closer = room_admin::closer::spawn(admin.clone(), room_admin::closer::INTERVAL);
     let app = web::app(
@@ -178,6 +196,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(forward_signals(shutdown.clone()));
     let trimmer = tokio::spawn(return_free_memory(TRIM_INTERVAL));
+    let relays_task = tokio::spawn(relays.run(shutdown.clone()));
     let mut server = web_door.spawn(listener, app, shutdown.clone())?;
     let metrics_url = match metrics_listener {
         Some(l) => {
@@ -229,6 +248,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // and every seat is left, whether or not the listener has finished already (upgraded
         // connections are not its to wait for).
         signaling.shutdown(RESTART_HINT, SESSIONS_GRACE).await;
+        // Each relay leaves its upstream seat (a few seconds at most each).
+        if tokio::time::timeout(RELAYS_GRACE, relays_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("relays still stopping after {RELAYS_GRACE:?}");
+        }
     }
     let outcome = match finished {
         Some(res) if !shutdown.is_cancelled() => Err(server_failure(res)),

@@ -99,7 +99,7 @@ async fn data_survives_reopening_and_migrations_run_once() {
 /// What deployed databases recorded for each SQLite migration (SHA-384 of the file): sqlx
 /// refuses to start when a file's checksum differs, so these files never change once released
 /// (PostgreSQL's differences live in `migrations/postgres/`).
-const DEPLOYED_CHECKSUMS: [(i64, &str); 7] = [
+const DEPLOYED_CHECKSUMS: [(i64, &str); 8] = [
     (
         1,
         "160bfd1f92614c85b15eab307c5fb349c534f23ce22a1897aff24dc0ba5c6dc16aaaf2db2a80c891153faa7c19179ba6",
@@ -127,6 +127,10 @@ const DEPLOYED_CHECKSUMS: [(i64, &str); 7] = [
     (
         7,
         "d118730e42f8a59247e31afc3e75a2be2e86450acbf0bac228cf9957d7bec0c18ba74ca8ec9c1658479610d7d51c84c9",
+    ),
+    (
+        8,
+        "d5ba07f1c1bd56a370e4c0ff5f419068ca6974e0fbcc297c3d82be67add1619496c3af7276acd88bcf39ac047ab645bc",
     ),
 ];
 

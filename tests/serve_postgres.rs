@@ -7,54 +7,12 @@
 
 mod serve_harness;
 
-use serve_harness::{Reply, Server, connect, exchange, hoinghi};
+use serve_harness::{Server, admin_session, hoinghi, post};
 
 use room_admin::db::testing::fresh_postgres;
 use room_admin::db::{DB_FILE, Db};
 use room_admin::meetings;
 use serde_json::{Value, json};
-
-/// One HTTP/1.1 request with a JSON body (and the session's cookie and CSRF token when given).
-fn post(port: u16, path: &str, session: Option<&(String, String)>, body: &Value) -> Reply {
-    let body = body.to_string();
-    let auth = session.map_or(String::new(), |(cookie, csrf)| {
-        format!("Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n")
-    });
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
-        body.len()
-    );
-    Reply::parse(&exchange(connect(port), request.as_bytes())).expect("an HTTP answer")
-}
-
-/// Logs in: the session cookie (`name=value`) and the CSRF token.
-fn login(port: u16, user: &str, password: &str) -> ((String, String), Value) {
-    let reply = post(
-        port,
-        "/api/v1/auth/login",
-        None,
-        &json!({"username": user, "password": password}),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.body);
-    let cookie = reply
-        .header("set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_owned();
-    let me: Value = serde_json::from_str(&reply.body).unwrap();
-    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
-    ((cookie, csrf), me)
-}
-
-fn bootstrap_password(server: &Server) -> String {
-    let line = server.line("admin-bootstrap").expect("a bootstrap line");
-    line.split("password ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap()
-        .to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_server_keeps_its_meetings_in_postgres() {
@@ -65,20 +23,8 @@ async fn the_server_keeps_its_meetings_in_postgres() {
     let url_text = url.connect_url();
     let server = Server::start(dir.path(), &["--no-tls", "--database-url", &url_text]);
     let port = server.port;
-    let password = bootstrap_password(&server);
-
     // The first login may only change the password; that ends the session.
-    let (session, me) = login(port, "admin", &password);
-    assert_eq!(me["must_change_password"], true);
-    let new_password = "họp tỉnh trên PostgreSQL";
-    let changed = post(
-        port,
-        "/api/v1/auth/password",
-        Some(&session),
-        &json!({"current_password": password, "new_password": new_password}),
-    );
-    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
-    let (session, _) = login(port, "admin", new_password);
+    let session = admin_session(&server, "họp tỉnh trên PostgreSQL");
 
     let point = json!({"code": "06", "name": "Hội trường UBND tỉnh", "kind": "province_hall"});
     let created = post(port, "/api/v1/points", Some(&session), &point);

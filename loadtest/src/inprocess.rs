@@ -9,7 +9,8 @@ use signaling::auth::{AuthError, Authorizer, Grant};
 use signaling::protocol::Role;
 
 /// Tokens: `chair`, `point-<anything>`, `observer-<anything>`, `relay-<anything>` (a relay
-/// seat of the cascade); `expired` is refused as expired, anything else as invalid.
+/// seat of the cascade), `upstream-<anything>` (the upstream seat a relay client takes in a
+/// linked meeting); `expired` is refused as expired, anything else as invalid.
 pub struct FixedTokens;
 
 impl Authorizer for FixedTokens {
@@ -20,6 +21,7 @@ impl Authorizer for FixedTokens {
             t if t.starts_with("point-") => (Role::Point, t.to_owned()),
             t if t.starts_with("observer-") => (Role::Observer, t.to_owned()),
             t if t.starts_with("relay-") => (Role::Relay, t.to_owned()),
+            t if t.starts_with("upstream-") => (Role::Upstream, t.to_owned()),
             _ => return Err(AuthError::Invalid("invalid join link".into())),
         };
         Ok(Grant {

@@ -24,6 +24,7 @@
 //! - [`chat`]: a meeting's stored chat.
 //! - [`room_controls`]: the signaling layer's `ControlsStore`: each meeting's floor, hands,
 //!   microphones and roll call kept across restarts.
+//! - [`upstream`]: meetings linked to an upstream relay seat (the cascade, downstream side).
 //! - [`audit`]: the audit log. [`ics`]: iCalendar export; [`feeds`]: calendar feed keys.
 //! - [`api`]: the REST API under `/api/v1` and its OpenAPI document.
 
@@ -51,6 +52,7 @@ pub mod test_room;
 pub mod throttle;
 pub mod timefmt;
 pub mod tokens;
+pub mod upstream;
 
 pub use authorizer::JoinAuthorizer;
 pub use db::Db;

@@ -17,6 +17,8 @@ pub fn role_str(role: Role) -> &'static str {
         Role::Point => "point",
         Role::Observer => "observer",
         Role::Relay => "relay",
+        // Never a stored seat: the relay client's own seat in a linked meeting.
+        Role::Upstream => "upstream",
     }
 }
 

@@ -477,7 +477,7 @@ pub async fn update(
     get(db, id).await
 }
 
-fn ensure_editable(m: &Meeting, now: i64) -> Result<(), StoreError> {
+pub(crate) fn ensure_editable(m: &Meeting, now: i64) -> Result<(), StoreError> {
     match m.state(now) {
         MeetingState::Cancelled => Err(StoreError::conflict(
             "Cuộc họp đã bị hủy. / The meeting was cancelled.",

@@ -13,6 +13,9 @@
 //! - `admission`: who may open a WebSocket (caps per address and global, upgrade rate, slots
 //!   of sockets that have not joined).
 //! - `session`: one task per WebSocket: parse, authorise, talk to the room and the media plane.
+//! - [`local`]: the same protocol and session over two in-process queues (the relay client).
+//! - [`relay_link`]: an upstream relay seat's join link, parsed and checked (the token kept out
+//!   of logs), for the control plane that stores it and the relay client that dials it.
 //! - `metrics`: Prometheus metrics of the signaling layer.
 //! - `persist`: a meeting's controls saved after each change and restored after a restart
 //!   (through [`auth::ControlsStore`]).
@@ -23,11 +26,13 @@
 mod admission;
 pub mod auth;
 pub mod controls;
+pub mod local;
 mod media_state;
 mod meeting;
 mod metrics;
 mod persist;
 pub mod protocol;
+pub mod relay_link;
 pub mod room;
 mod session;
 
@@ -84,6 +89,8 @@ pub(crate) struct Inner {
     /// Set once, by [`Signaling::shutdown`]: the retry hint (ms) every session is told.
     pub shutdown: tokio::sync::watch::Sender<Option<u64>>,
     pub rooms: Mutex<HashMap<String, Room>>,
+    /// Where each linked meeting's program comes from, kept for rooms created later.
+    pub upstream: Mutex<HashMap<String, protocol::UpstreamState>>,
     pub next_participant: AtomicU64,
     pub metrics: SignalingMetrics,
     /// TURN servers handed to every participant in `joined`, with its own credentials.
@@ -133,6 +140,7 @@ impl Signaling {
                 shutdown: tokio::sync::watch::Sender::new(None),
                 timeouts: Timeouts::default(),
                 rooms: Mutex::new(HashMap::new()),
+                upstream: Mutex::new(HashMap::new()),
                 next_participant: AtomicU64::new(0),
                 metrics,
                 turn: None,
@@ -205,6 +213,35 @@ impl Signaling {
             None => tracing::error!("TURN configuration ignored: Signaling was already shared"),
         }
         self
+    }
+
+    /// A connection to this service from inside the process (see [`local`]): the protocol of
+    /// `/ws`, admitted and bounded like a WebSocket.
+    pub fn connect_local(&self) -> Result<local::LocalConnection, local::LocalRefused> {
+        local::connect(&self.inner)
+    }
+
+    /// Says where a linked meeting's program comes from (`None`: the meeting is not linked, or
+    /// no longer): everyone in it gets `room_state` with the new `upstream` when it changes.
+    pub fn set_upstream(&self, meeting: &str, state: Option<protocol::UpstreamState>) {
+        {
+            let mut all = self
+                .inner
+                .upstream
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            match state {
+                Some(s) => all.insert(meeting.to_owned(), s),
+                None => all.remove(meeting),
+            };
+        }
+        let mut rooms = self.inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting)
+            && room.upstream != state
+        {
+            room.upstream = state;
+            room.broadcast(&room.state_message(), None);
+        }
     }
 
     /// `GET /ws`.
@@ -344,7 +381,8 @@ async fn upgrade(
         .max_frame_size(session::WS_HARD_LIMIT)
         .on_upgrade(move |socket| async move {
             let inner = s.inner;
-            session::run(inner.clone(), socket, ticket).await;
+            let (sink, stream) = futures_util::StreamExt::split(socket);
+            session::run(inner.clone(), stream, sink, ticket).await;
             inner.metrics.ws_counts(&inner.admission);
         })
 }

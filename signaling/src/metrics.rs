@@ -124,11 +124,12 @@ impl SignalingMetrics {
     }
 }
 
-const ROLES: [(Role, &str); 4] = [
+const ROLES: [(Role, &str); 5] = [
     (Role::Chair, "chair"),
     (Role::Point, "point"),
     (Role::Observer, "observer"),
     (Role::Relay, "relay"),
+    (Role::Upstream, "upstream"),
 ];
 
 impl SignalingMetrics {

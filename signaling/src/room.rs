@@ -14,7 +14,7 @@ use crate::auth::Grant;
 use crate::controls::{Action, Actor, Change, ControlError, Controls};
 use crate::media_state::ChangeLimiter;
 use crate::persist::Keeper;
-use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage};
+use crate::protocol::{PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage, UpstreamState};
 
 pub(crate) struct Member {
     pub info: ParticipantInfo,
@@ -35,6 +35,8 @@ pub struct Room {
     pub(crate) chat_log: std::collections::VecDeque<ServerMessage>,
     /// Where the controls are saved after each change (none in tests of the room alone).
     keeper: Option<Arc<Keeper>>,
+    /// In a linked meeting, where the program comes from (see `Signaling::set_upstream`).
+    pub(crate) upstream: Option<UpstreamState>,
 }
 
 /// Chat messages kept for replay.
@@ -64,6 +66,7 @@ impl Room {
             viewport: None,
             chat_log: std::collections::VecDeque::new(),
             keeper: None,
+            upstream: None,
         }
     }
 
@@ -130,6 +133,7 @@ impl Room {
             discussion: c.discussion,
             share_allowed: c.share_allowed,
             roll_call: c.roll_call_info(),
+            upstream: self.upstream,
         }
     }
 
@@ -308,7 +312,12 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - points never receive other points otherwise; observers publish nothing;
 /// - a relay seat (a downstream server) is a point on both sides: it receives the program as a
 ///   point does (but every simulcast layer of each video, each on an m-line of its own), and
-///   what it publishes is routed as a point's.
+///   what it publishes is routed as a point's;
+/// - in a linked meeting, the upstream seat (this server's relay client) is the program while it
+///   is connected: everyone receives it whole, and it replaces the local chair for everyone but
+///   the chairs (the relay client leaves the seat when the upstream is lost, and the local
+///   chair is the program again); it receives the local chair's camera (every layer) and
+///   microphone, which the relay client sends up.
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -320,15 +329,33 @@ pub fn routing(
         .map(|(id, _, _)| *id)
         .take(DEFAULT_THUMBNAILS)
         .collect();
+    let upstream = members.iter().any(|(_, role, _)| *role == Role::Upstream);
     members
         .iter()
         .map(|&(id, role, _)| {
+            if role == Role::Upstream {
+                // The local chair goes up through it (every layer: the upstream's points get
+                // the layer their own lines carry); the upstream forwards it to its meeting
+                // only while the province holds the floor or is unmuted.
+                let chairs = members
+                    .iter()
+                    .filter(|(_, other_role, _)| *other_role == Role::Chair)
+                    .map(|&(chair, _, _)| Subscription {
+                        screen: false,
+                        every_layer: true,
+                        ..Subscription::all(chair)
+                    })
+                    .collect();
+                return (id, chairs);
+            }
             let subs = members
                 .iter()
                 .filter(|&&(other, _, _)| other != id)
                 .filter_map(|&(other, other_role, point)| {
                     let sub = match other_role {
                         Role::Observer => return None,
+                        Role::Upstream => Subscription::all(other),
+                        Role::Chair if upstream && role != Role::Chair => return None,
                         Role::Chair => Subscription::all(other),
                         // A relay seat is published as a point: a thumbnail for the chair, its
                         // camera and microphone to everyone only while it holds the floor.
@@ -653,3 +680,7 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+#[path = "room_upstream_tests.rs"]
+mod upstream_tests;

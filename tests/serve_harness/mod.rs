@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{Value, json};
 
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -250,4 +251,73 @@ pub fn tls_over(
 /// HTTPS GET trusting only `cert` (the server's certificate) for `localhost`.
 pub fn https_get(port: u16, cert: CertificateDer<'static>, path: &str) -> Reply {
     get_over(tls_over(connect(port), cert), path)
+}
+
+/// One HTTP/1.1 `POST` with a JSON body (and the session's cookie and CSRF token when given).
+pub fn post(port: u16, path: &str, session: Option<&(String, String)>, body: &Value) -> Reply {
+    request(port, "POST", path, session, body)
+}
+
+/// One HTTP/1.1 request with a JSON body (and the session's cookie and CSRF token when given).
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    session: Option<&(String, String)>,
+    body: &Value,
+) -> Reply {
+    let body = body.to_string();
+    let auth = session.map_or(String::new(), |(cookie, csrf)| {
+        format!("Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n")
+    });
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n{auth}Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    Reply::parse(&exchange(connect(port), request.as_bytes())).expect("an HTTP answer")
+}
+
+/// Logs in: the session cookie (`name=value`) and the CSRF token.
+pub fn login(port: u16, user: &str, password: &str) -> ((String, String), Value) {
+    let reply = post(
+        port,
+        "/api/v1/auth/login",
+        None,
+        &json!({"username": user, "password": password}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let cookie = reply
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let me: Value = serde_json::from_str(&reply.body).unwrap();
+    let csrf = me["csrf_token"].as_str().unwrap().to_owned();
+    ((cookie, csrf), me)
+}
+
+pub fn bootstrap_password(server: &Server) -> String {
+    let line = server.line("admin-bootstrap").expect("a bootstrap line");
+    line.split("password ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap()
+        .to_owned()
+}
+
+/// The bootstrap account's session after its first login, which may only change the password
+/// (to `new_password`) and ends there.
+pub fn admin_session(server: &Server, new_password: &str) -> (String, String) {
+    let password = bootstrap_password(server);
+    let (session, me) = login(server.port, "admin", &password);
+    assert_eq!(me["must_change_password"], true);
+    let changed = post(
+        server.port,
+        "/api/v1/auth/password",
+        Some(&session),
+        &json!({"current_password": password, "new_password": new_password}),
+    );
+    assert!(changed.status < 300, "{} {}", changed.status, changed.body);
+    login(server.port, "admin", new_password).0
 }

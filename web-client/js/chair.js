@@ -1,5 +1,6 @@
 // Chair view (province hall). Three columns sized for 1366x768:
-//   left   – the program it sends (own camera, own screen share) and the meeting controls;
+//   left   – the program it sends (own camera, own screen share; above them, in a meeting linked
+//            to an upstream server, the upstream program it receives) and the meeting controls;
 //   middle – the grid of points (chair-grid.js);
 //   right  – floor and raised hands (chair-floor.js), roll call (chair-rollcall.js), chat.
 
@@ -26,6 +27,10 @@ export function mountChair(container, session, ctx) {
   const shareTile = new Tile({ name: '', badge: 'chair.sharePreview' });
   shareTile.root.classList.add('share-preview');
   shareTile.root.hidden = true;
+  // In a linked meeting, the upstream program it receives (docs/protocol.md §3), above its own.
+  const upstreamTile = new Tile({ name: '', badge: 'role.upstream' });
+  upstreamTile.root.classList.add('upstream-program');
+  upstreamTile.root.hidden = true;
   const programTitle = el('h2', { class: 'section-title', id: 'program-title' });
   setText(programTitle, 'chair.program');
 
@@ -43,6 +48,7 @@ export function mountChair(container, session, ctx) {
     'aside',
     { class: 'chair-left', 'aria-labelledby': 'program-title' },
     programTitle,
+    upstreamTile.root,
     self.root,
     shareTile.root,
     el(
@@ -114,6 +120,15 @@ export function mountChair(container, session, ctx) {
   renderOwn();
   end.addEventListener('click', () => confirm.open());
 
+  // Its microphone plays with every other received one (the grid's sounds).
+  function renderUpstream(tracks) {
+    const seat = [...session.roster.values()].find((p) => p.role === 'upstream' && p.point === 'upstream');
+    const cam = seat && tracks.find((tr) => tr.participant === seat.id && tr.kind === 'video' && (tr.source ?? 'camera') === 'camera');
+    upstreamTile.setName(seat?.name ?? '');
+    upstreamTile.setVideo(cam?.track ?? null);
+    upstreamTile.root.hidden = !seat;
+  }
+
   function applyState(state) {
     grid.setRoomState(state);
     floor.update(state);
@@ -134,9 +149,13 @@ export function mountChair(container, session, ctx) {
   on('participant-left', (e) => {
     grid.markLeft(e.detail.participant);
     roll.update(session.roomState);
+    renderUpstream(session.receivedTracks());
   });
   on('participant-media', (e) => grid.setMedia(e.detail.participant, e.detail.media));
-  on('media', (e) => grid.setTracks(e.detail.tracks));
+  on('media', (e) => {
+    grid.setTracks(e.detail.tracks);
+    renderUpstream(e.detail.tracks);
+  });
   on('room-state', (e) => applyState(e.detail));
   on('active-speakers', (e) => {
     grid.setSpeakers(e.detail.participants ?? []);
@@ -149,6 +168,7 @@ export function mountChair(container, session, ctx) {
   grid.addInvited(session.invited);
   grid.loadRoster(session.roster);
   grid.setTracks(session.receivedTracks());
+  renderUpstream(session.receivedTracks());
   applyState(session.roomState);
 
   return {
@@ -156,6 +176,7 @@ export function mountChair(container, session, ctx) {
       off.abort();
       share.destroy();
       self.destroy();
+      upstreamTile.destroy();
       shareTile.destroy();
       grid.destroy();
       floor.destroy();

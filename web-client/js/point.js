@@ -5,6 +5,8 @@
 // A banner says so when the link brings sound but no picture (audio only): at once when the
 // server says it paused the program's video for our link (`video_paused`), else when the
 // chair's picture has stopped for 5 s while connected.
+// In a meeting linked to an upstream server, the upstream program takes the chair's place, and a
+// banner says when the upstream is lost and the province's own chair is shown instead.
 // Observers get the same view without own camera and controls.
 
 import { el } from './dom.js';
@@ -29,7 +31,10 @@ export function mountPoint(container, session, ctx) {
   const others = el('div', { class: 'stage-others' });
   const banner = el('p', { class: 'audio-only', id: 'audio-only', role: 'alert', hidden: true });
   setText(banner, 'point.audioOnly');
-  const stage = el('section', { class: 'stage' }, main.root, others, banner);
+  // A linked meeting whose upstream is lost shows its own chair: say why (`room_state.upstream`).
+  const upstreamLost = el('p', { class: 'audio-only upstream-lost', id: 'upstream-lost', role: 'status', hidden: true });
+  setText(upstreamLost, 'point.upstreamLost');
+  const stage = el('section', { class: 'stage' }, main.root, others, banner, upstreamLost);
   const sounds = el('div', { class: 'sounds', hidden: true });
   const body = el('div', { class: 'point-body' }, stage);
   const view = el('div', { class: 'point-view' }, body, sounds);
@@ -72,7 +77,15 @@ export function mountPoint(container, session, ctx) {
   let audioOnly = false;
   const frames = new FrameMonitor(session, () => render());
 
-  const chair = () => [...session.roster.values()].find((p) => p.role === 'chair') ?? null;
+  // In a linked meeting the upstream program is the chair while it is here (its seat has the
+  // role `upstream`); the local chair is the program again when it leaves.
+  const chair = () => {
+    const all = [...session.roster.values()];
+    return all.find((p) => p.role === 'upstream' && p.point === 'upstream') ?? all.find((p) => p.role === 'chair') ?? null;
+  };
+  // The upstream's floor holder comes on a second upstream seat: the floor when no local
+  // point holds it.
+  const upstreamFloor = () => [...session.roster.values()].find((p) => p.role === 'upstream' && p.point === 'upstream-floor') ?? null;
   // Once the chair was here, its absence is a reconnect (its own, or everyone's after a server
   // restart), not a meeting that has not begun: "waiting for the chair" would blame it.
   let chairSeen = false;
@@ -89,7 +102,7 @@ export function mountPoint(container, session, ctx) {
     for (const tr of tracks) if (tr.kind === 'video') video.set(`${tr.participant}/${tr.source ?? 'camera'}`, tr);
     const chairCam = c && video.get(`${c.id}/camera`);
     const chairShare = c && video.get(`${c.id}/screen`);
-    const floorId = state?.floor?.participant;
+    const floorId = state?.floor?.participant ?? upstreamFloor()?.id;
     const floorOther = floorId && floorId !== session.participantId ? floorId : null;
     const floorCam = floorOther && video.get(`${floorOther}/camera`);
     const floorShare = floorOther && state?.share_allowed && video.get(`${floorOther}/screen`);
@@ -105,6 +118,7 @@ export function mountPoint(container, session, ctx) {
     main.setBadge(big ? label : 'role.chair', big && label === 'point.floorHolder' ? { name: nameOf(floorOther) } : undefined);
     main.setName(big === chairCam || big === chairShare || !big ? c?.name ?? '' : '');
     main.root.dataset.program = program;
+    upstreamLost.hidden = state?.upstream !== 'lost';
     main.root.dataset.participant = big?.participant ?? '';
     if (c) chairSeen = true;
     let waiting = 'point.waitingChair';

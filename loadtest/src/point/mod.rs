@@ -22,12 +22,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use signaling::protocol::{ClientMessage, IceCandidate, PROTOCOL_VERSION, PcKind, ServerMessage};
+use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use webrtc::peer_connection::{
-    PeerConnection, RTCIceCandidateInit, RTCSessionDescription, StatsSelector,
-};
+use webrtc::peer_connection::{PeerConnection, RTCSessionDescription, StatsSelector};
 
 use peer::pli;
 pub(crate) use peer::{
@@ -165,6 +163,8 @@ pub struct PointStats {
     pub floor: Option<String>,
     /// Whether any `room_state` arrived yet.
     pub room_state_seen: bool,
+    /// `upstream` of the last `room_state` (a linked meeting's program: live or lost).
+    pub upstream: Option<signaling::protocol::UpstreamState>,
     /// Videos the server last said it paused for this point's link (`video_paused`), and the
     /// most it listed at once.
     pub video_paused: usize,
@@ -492,7 +492,7 @@ impl Point {
                             PcKind::Subscribe => subscribe.as_ref(),
                         };
                         if let Some(pc) = target {
-                            let mut c = to_init(candidate);
+                            let mut c = relay::peer::candidate_init(candidate);
                             match relays.rewrite(which, &c.candidate).await {
                                 Ok(line) => c.candidate = line,
                                 Err(e) => lock(&stats2).errors.push(format!("relay: {e}")),
@@ -503,10 +503,13 @@ impl Point {
                     ServerMessage::Error { code, message, .. } => {
                         lock(&stats2).errors.push(format!("{code:?}: {message}"));
                     }
-                    ServerMessage::RoomState { floor, .. } => {
+                    ServerMessage::RoomState {
+                        floor, upstream, ..
+                    } => {
                         let mut s = lock(&stats2);
                         s.floor = floor.map(|f| f.point);
                         s.room_state_seen = true;
+                        s.upstream = upstream;
                     }
                     ServerMessage::VideoPaused { tracks, .. } => {
                         let mut s = lock(&stats2);
@@ -564,6 +567,7 @@ impl Point {
             layers_sent: s.layers_sent,
             floor: s.floor.clone(),
             room_state_seen: s.room_state_seen,
+            upstream: s.upstream,
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
             video_paused_changes: s.video_paused_changes,
@@ -646,15 +650,5 @@ impl Relays {
         Ok(rewrite_candidates(sdp, |a| {
             self.active.get(&(publish, a)).map(|r| r.client_facing)
         }))
-    }
-}
-
-fn to_init(c: IceCandidate) -> RTCIceCandidateInit {
-    RTCIceCandidateInit {
-        candidate: c.candidate,
-        sdp_mid: c.sdp_mid,
-        sdp_mline_index: c.sdp_m_line_index,
-        username_fragment: c.username_fragment,
-        ..Default::default()
     }
 }

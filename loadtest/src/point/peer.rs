@@ -6,18 +6,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot, TwccReceiverBuilder};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use tokio::sync::watch;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
     register_default_interceptors,
 };
+
+pub(super) use relay::peer::{opus, vp8};
 
 use super::publish::RedFormat;
 use super::receive::record;
@@ -31,51 +31,11 @@ use crate::rtcp_tap::rtcp_tap;
 /// publish offer then lists it first, so the server's answer selects it, and a subscriber keeps
 /// it in its answers, so the server sends it RED.
 pub(super) fn media_engine(red: bool) -> anyhow::Result<MediaEngine> {
-    let mut m = MediaEngine::default();
-    let fb = |t: &str, p: &str| RTCPFeedback {
-        typ: t.into(),
-        parameter: p.into(),
-    };
-    m.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_VP8.into(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
-            },
-            payload_type: 96,
-        },
-        RtpCodecKind::Video,
-    )?;
-    if red {
-        m.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: red_codec(),
-                payload_type: RED_PAYLOAD_TYPE,
-            },
-            RtpCodecKind::Audio,
-        )?;
-    }
-    m.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: opus(),
-            payload_type: 111,
-        },
-        RtpCodecKind::Audio,
-    )?;
-    Ok(m)
-}
-
-pub(super) fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_OPUS.into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
+    let red = red.then(|| RTCRtpCodecParameters {
+        rtp_codec: red_codec(),
+        payload_type: RED_PAYLOAD_TYPE,
+    });
+    relay::peer::media_engine(red)
 }
 
 pub(super) fn red_codec() -> RTCRtpCodec {
@@ -127,16 +87,6 @@ pub(crate) fn red_payload_type(sdp: &str) -> Option<u8> {
         }
     }
     None
-}
-
-pub(super) fn vp8() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: MIME_TYPE_VP8.into(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
 }
 
 pub(super) struct Handler {
@@ -306,19 +256,7 @@ pub(crate) async fn answer_offer(
     pc: &Arc<dyn PeerConnection>,
     sdp: String,
 ) -> anyhow::Result<String> {
-    pc.set_remote_description(RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("{e}"))?)
-        .await
-        .map_err(|e| anyhow!("set offer: {e}"))?;
-    let answer = pc.create_answer(None).await.map_err(|e| anyhow!("{e}"))?;
-    pc.set_local_description(answer)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
-    wait_gathered(pc).await;
-    Ok(pc
-        .local_description()
-        .await
-        .ok_or_else(|| anyhow!("no local description"))?
-        .sdp)
+    relay::peer::answer_offer(pc, sdp).await
 }
 
 pub(super) async fn pli(pc: &Arc<dyn PeerConnection>, ssrc: u32) {

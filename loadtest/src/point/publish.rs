@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp;
@@ -13,8 +13,7 @@ use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCRtpCodecParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -29,64 +28,10 @@ use crate::media::{OPUS_SILENCE, TemporalPattern, vp8_frame_in_layer, vp8_packet
 use crate::mediafile::opus_packet_duration;
 use crate::red::{RED_PAYLOAD_TYPE, RedEncoder};
 
-pub const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
-pub const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+pub use relay::peer::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI, SimulcastIds};
 
 /// Resolution of the single (non-simulcast) synthetic stream.
 pub const SINGLE_DIMS: (u16, u16) = (640, 360);
-
-/// What the negotiated publish answer says simulcast packets must carry: the video section's
-/// mid and the extension ids of `sdes:mid` and `sdes:rtp-stream-id`. Without a=ssrc lines in
-/// the offer, these two extensions are how the receiver learns which layer an SSRC is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimulcastIds {
-    pub mid: Bytes,
-    pub mid_ext: u8,
-    pub rid_ext: u8,
-}
-
-impl SimulcastIds {
-    /// Reads the ids from an SDP (the answer: the ids both sides agreed on).
-    pub fn from_sdp(sdp: &str) -> anyhow::Result<SimulcastIds> {
-        let mut in_video = false;
-        let (mut mid, mut mid_ext, mut rid_ext) = (None, None, None);
-        for line in sdp.lines() {
-            let line = line.trim_end();
-            if let Some(m) = line.strip_prefix("m=") {
-                in_video = m.starts_with("video");
-                continue;
-            }
-            if !in_video {
-                continue;
-            }
-            if let Some(v) = line.strip_prefix("a=mid:") {
-                mid = Some(Bytes::copy_from_slice(v.trim().as_bytes()));
-            } else if let Some(v) = line.strip_prefix("a=extmap:") {
-                let mut parts = v.split_whitespace();
-                let id = parts
-                    .next()
-                    .and_then(|id| id.split('/').next()?.parse::<u8>().ok());
-                match (id, parts.next()) {
-                    (Some(id), Some(SDES_MID_URI)) => mid_ext = Some(id),
-                    (Some(id), Some(SDES_RTP_STREAM_ID_URI)) => rid_ext = Some(id),
-                    _ => {}
-                }
-            }
-        }
-        match (mid, mid_ext, rid_ext) {
-            (Some(mid), Some(mid_ext), Some(rid_ext)) => Ok(SimulcastIds {
-                mid,
-                mid_ext,
-                rid_ext,
-            }),
-            (None, ..) => bail!("the publish answer has no video section with a mid"),
-            _ => bail!(
-                "the publish answer did not accept the sdes:mid and sdes:rtp-stream-id header \
-                 extensions: the server could not tell the simulcast layers apart"
-            ),
-        }
-    }
-}
 
 /// Payload types for redundant audio, as negotiated on the audio sender: RED, and Opus (the
 /// blocks inside).
@@ -120,15 +65,7 @@ pub(crate) async fn build_publisher(
         true,
     )
     .await?;
-    let coding = |codec: RTCRtpCodec, rid: &str| RTCRtpEncodingParameters {
-        rtp_coding_parameters: RTCRtpCodingParameters {
-            rid: rid.to_owned(),
-            ssrc: Some(rand::random::<u32>() | 1),
-            ..Default::default()
-        },
-        codec,
-        ..Default::default()
-    };
+    let coding = relay::peer::encoding;
     let track = |kind: RtpCodecKind, name: &str, codings: Vec<RTCRtpEncodingParameters>| {
         Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
             "sim".into(),
@@ -449,32 +386,6 @@ async fn send_probe_padding(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn extension_ids_come_from_the_video_section() {
-        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
-                   a=extmap:1 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n\
-                   a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n\
-                   a=extmap:10/sendonly urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n";
-        let ids = SimulcastIds::from_sdp(sdp).unwrap();
-        assert_eq!(
-            ids,
-            SimulcastIds {
-                mid: Bytes::from_static(b"1"),
-                mid_ext: 4,
-                rid_ext: 10
-            }
-        );
-        let no_rid = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
-                      a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";
-        assert!(
-            SimulcastIds::from_sdp(no_rid)
-                .unwrap_err()
-                .to_string()
-                .contains("rtp-stream-id")
-        );
-    }
 
     #[test]
     fn keyframe_requests_name_their_layer() {

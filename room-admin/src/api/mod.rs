@@ -12,6 +12,7 @@
 //! - [`admin`]: accounts, audit log, dashboard, calendars.
 //! - [`calendar`]: calendar subscription feeds (no login: a key in the URL).
 //! - [`join`]: the public check of a join link before joining (no login: the link is the key).
+//! - [`upstream`]: a meeting's link to an upstream relay seat (the cascade, downstream side).
 
 pub mod admin;
 pub mod calendar;
@@ -20,6 +21,7 @@ pub mod join;
 pub mod meetings;
 pub mod points;
 pub mod session;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -125,6 +127,7 @@ struct Inner {
     base_url: String,
     secure_cookies: bool,
     live: Arc<dyn LiveSource>,
+    relays: Arc<dyn crate::upstream::RelayStatus>,
     throttle: LoginThrottle,
     join_checks: join::CheckLimiter,
 }
@@ -148,10 +151,24 @@ impl AdminState {
                 base_url,
                 secure_cookies,
                 live,
+                relays: Arc::new(crate::upstream::NoRelays),
                 throttle: LoginThrottle::default(),
                 join_checks: join::CheckLimiter::default(),
             }),
         }
+    }
+
+    /// Reports and drives the server's relay clients (linked meetings). Call before sharing.
+    pub fn with_relays(mut self, relays: Arc<dyn crate::upstream::RelayStatus>) -> AdminState {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.relays = relays,
+            None => tracing::error!("relay status ignored: AdminState was already shared"),
+        }
+        self
+    }
+
+    pub(crate) fn relays(&self) -> &dyn crate::upstream::RelayStatus {
+        self.inner.relays.as_ref()
     }
 
     pub fn db(&self) -> &Db {
@@ -283,6 +300,11 @@ pub fn documented() -> OpenApiRouter<AdminState> {
         .routes(routes!(meetings::seat_qr))
         .routes(routes!(meetings::attendance))
         .routes(routes!(meetings::attendance_csv))
+        .routes(routes!(
+            upstream::get_upstream,
+            upstream::set_upstream,
+            upstream::remove_upstream
+        ))
         .routes(routes!(admin::list_accounts, admin::create_account))
         .routes(routes!(admin::set_account_password))
         .routes(routes!(admin::disable_account))

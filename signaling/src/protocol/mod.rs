@@ -83,6 +83,12 @@ pub enum Role {
     /// hands, takes the floor, answers the roll call; its camera and microphone go out only
     /// while it holds the floor or is unmuted); it receives what a point receives.
     Relay,
+    /// The upstream program in a meeting linked to an upstream relay seat (the cascade, issue
+    /// 13, downstream side): a seat this server's own relay client takes, never a link. It
+    /// publishes what the upstream meeting sends its relay seat and receives nothing; while it
+    /// is connected, the points and observers receive it where they would receive the local
+    /// chair (the local chair receives it too, and keeps its grid and controls).
+    Upstream,
 }
 
 impl Role {
@@ -278,6 +284,16 @@ impl ByeCode {
             Self::ServerRestarting => "server_restarting",
         }
     }
+}
+
+/// Where a linked meeting's program comes from (`room_state.upstream`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamState {
+    /// The upstream program reaches this server: it is the program.
+    Live,
+    /// The upstream is lost: the local chair is the program until it is back.
+    Lost,
 }
 
 /// Who a chat message goes to.
@@ -586,6 +602,11 @@ pub enum ServerMessage {
         share_allowed: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         roll_call: Option<RollCallInfo>,
+        /// In a meeting linked to an upstream server (§3, the upstream seat): `live` while the
+        /// upstream program is the program, `lost` while the upstream is lost and the local
+        /// chair is the program. Absent in a meeting that is not linked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        upstream: Option<UpstreamState>,
     },
     /// A chat message.
     Chat {

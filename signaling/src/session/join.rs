@@ -45,6 +45,12 @@ pub(super) async fn join(
                 grant.capacity,
             );
             room.keep_controls(inner.controls.clone(), restored.take());
+            room.upstream = inner
+                .upstream
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&grant.meeting_id)
+                .copied();
             room
         });
         let result = room.join(id, &grant, room_tx);

@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{SinkExt, StreamExt};
 use sfu::{MediaEvent, ParticipantId};
 use tokio::sync::{mpsc, watch};
@@ -181,12 +181,17 @@ impl Ending {
     }
 }
 
-pub(crate) async fn run(inner: Arc<Inner>, socket: WebSocket, mut ticket: Ticket) {
+/// Serves one connection: `stream` and `sink` are the two halves of a WebSocket (or of an
+/// in-process connection, see `local`).
+pub(crate) async fn run<St, Si>(inner: Arc<Inner>, mut stream: St, mut sink: Si, mut ticket: Ticket)
+where
+    St: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
+    Si: futures_util::Sink<Message> + Unpin,
+{
     let opened = Instant::now();
     let timeouts = inner.timeouts;
     let join_deadline = tokio::time::Instant::now() + timeouts.join;
     let mut restart = inner.shutdown.subscribe();
-    let (mut sink, mut stream) = socket.split();
     let mut joined: Option<Joined> = None;
     let mut inbox: Option<Inbox> = None;
     let mut bucket = Bucket {

@@ -7,6 +7,7 @@ import { getLang, t as tr } from '/js/i18n.js';
 import { badge, button, el, field, fieldErrors, flash, showError, table } from './ui.js';
 import { KINDS, byKindThenCode } from './points.js';
 import { feedSection } from './feeds.js';
+import { upstreamSection } from './upstream.js';
 
 function stateBadge(state) {
   return badge(state, tr(`state.${state}`));
@@ -208,6 +209,8 @@ export async function meetingDetailView(view, id) {
     return [s.point_code ?? '', s.name, tr(`role.${s.role}`), s.connected ? badge('on', tr('yes')) : '', el('div', {}, link, linkText, buttons, qr)];
   });
 
+  // The link to an upstream server (the cascade); the page shows without it if it fails.
+  const upstream = await upstreamSection(path, editable).catch(() => null);
   const att = await get(`${path}/attendance`);
   const attRows = att.rows.map((r) => [r.point_code ?? '', r.name, tr(`role.${r.role}`), badge(r.status, tr(`att.${r.status}`)),
     r.first_join ? dateTime(r.first_join) : '', String(r.joins), String(r.minutes), rollCallCell(r.roll_call), linkCell(r.link)]);
@@ -228,6 +231,7 @@ export async function meetingDetailView(view, id) {
     formHolder,
     el('h2', {}, tr('md.links')),
     table(['col.code', 'col.name', 'col.role', 'dash.connected', 'col.joinLink'], seatRows),
+    upstream,
     el('h2', { class: 'no-print' }, tr('md.attendance')),
     el('p', { class: 'no-print', id: 'attendance-summary' }, tr('md.attSummary', att)),
     el('div', { class: 'buttons no-print' }, el('a', { href: `/api/v1${path}/attendance.csv?lang=${getLang()}`, id: 'attendance-csv', download: `attendance-${m.id}.csv` }, tr('md.csv'))),

@@ -1,0 +1,292 @@
+//! The receiving half of a relay session: a subscribe connection that answers the server's
+//! offers and hands on each packet of the meeting chair's microphone and camera layers (slot
+//! 0: upstream, the national chair; locally, the province's chair) and, upstream, of one other
+//! participant of the program at a time (slot 1: the floor holder) as [`Media`], and asks
+//! them for keyframes by slot and layer.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use signaling::protocol::{
+    ClientMessage, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage, Source,
+    TrackInfo,
+};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
+
+use crate::Media;
+use crate::forward::Route;
+use crate::peer;
+
+/// Which m-line carries what, as the offers' `tracks` say, the chair's id, and who has slot 1.
+#[derive(Default)]
+struct Program {
+    chair: Option<String>,
+    /// Whether participants other than the chair are relayed (slot 1), and which one is.
+    others: bool,
+    other: Option<String>,
+    by_mid: HashMap<String, TrackInfo>,
+    /// The receiving track of each mid, with the SSRC its packets carry (for PLIs).
+    remotes: HashMap<String, (Arc<dyn TrackRemote>, u32)>,
+}
+
+impl Program {
+    /// The slot of `participant`: 0 for the chair, 1 for the one other participant relayed (the
+    /// first to send takes it, until it leaves the offers).
+    fn slot(&mut self, participant: &str) -> Option<u8> {
+        if self.chair.as_deref() == Some(participant) {
+            return Some(0);
+        }
+        if !self.others {
+            return None;
+        }
+        match &self.other {
+            Some(o) if o == participant => Some(1),
+            Some(_) => None,
+            None => {
+                self.other = Some(participant.to_owned());
+                Some(1)
+            }
+        }
+    }
+
+    /// Where the packets of `mid` go (slot, stream) and how many camera layers its sender has;
+    /// `None`: not relayed (a third participant, or a screen: not in this slice).
+    fn route(&mut self, mid: &str) -> Option<(u8, Route, u8)> {
+        let t = self.by_mid.get(mid)?.clone();
+        let route = match (t.kind, t.source) {
+            (MediaKind::Audio, Source::Microphone) => Route::Audio,
+            (MediaKind::Video, Source::Camera) => Route::Video {
+                layer: t.layer.unwrap_or(0),
+            },
+            _ => return None,
+        };
+        let slot = self.slot(&t.participant)?;
+        let layers = self
+            .by_mid
+            .values()
+            .filter(|o| o.participant == t.participant && o.source == Source::Camera)
+            .map(|o| o.layer.unwrap_or(0).saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        Some((slot, route, layers))
+    }
+
+    /// The receiving track and SSRC of camera layer `layer` of slot `slot`.
+    fn layer_remote(&self, slot: u8, layer: u8) -> Option<(Arc<dyn TrackRemote>, u32)> {
+        let owner = match slot {
+            0 => self.chair.as_ref()?,
+            _ => self.other.as_ref()?,
+        };
+        let mid = self.by_mid.iter().find_map(|(mid, t)| {
+            (t.participant == *owner && t.source == Source::Camera && t.layer.unwrap_or(0) == layer)
+                .then_some(mid)
+        })?;
+        self.remotes.get(mid).cloned()
+    }
+
+    /// Frees slot 1 when its participant has no m-line any more.
+    fn release_gone(&mut self) {
+        let gone = self
+            .other
+            .as_ref()
+            .is_some_and(|o| !self.by_mid.values().any(|t| t.participant == *o));
+        if gone {
+            self.other = None;
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Program>>;
+
+fn lock(p: &Shared) -> MutexGuard<'_, Program> {
+    p.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Hands each received track to the session loop, which knows the connection and its mids.
+struct Handler {
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(track);
+    }
+}
+
+pub struct Subscriber {
+    bind_ip: IpAddr,
+    program: Shared,
+    pc: Option<Arc<dyn PeerConnection>>,
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+    media: mpsc::Sender<Media>,
+}
+
+impl Subscriber {
+    /// Packets go to `media`; with `others`, one participant besides the chair is relayed
+    /// (slot 1). Received tracks are announced on the returned queue (hand each to
+    /// [`Subscriber::read`]).
+    pub fn new(
+        bind_ip: IpAddr,
+        media: mpsc::Sender<Media>,
+        others: bool,
+    ) -> (Subscriber, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
+        let (tracks, tracks_rx) = mpsc::unbounded_channel();
+        let program = Program {
+            others,
+            ..Program::default()
+        };
+        let s = Subscriber {
+            bind_ip,
+            program: Arc::new(Mutex::new(program)),
+            pc: None,
+            tracks,
+            media,
+        };
+        (s, tracks_rx)
+    }
+
+    /// The roster of `joined`: who the chair is.
+    pub fn roster(&self, roster: &[ParticipantInfo]) {
+        lock(&self.program).chair = roster
+            .iter()
+            .find(|p| p.role == Role::Chair)
+            .map(|p| p.id.clone());
+    }
+
+    /// Handles the messages about the subscribe connection and the chair; returns the reply
+    /// to send, if any.
+    pub async fn on_message(&mut self, m: &ServerMessage) -> anyhow::Result<Option<ClientMessage>> {
+        match m {
+            ServerMessage::SubscribeOffer {
+                revision,
+                sdp,
+                tracks,
+                restart,
+                ..
+            } => {
+                if *restart && let Some(old) = self.pc.take() {
+                    let _ = old.close().await;
+                }
+                {
+                    let mut p = lock(&self.program);
+                    p.by_mid = tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect();
+                    if *restart {
+                        p.remotes.clear();
+                    }
+                    p.release_gone();
+                }
+                let pc = match &self.pc {
+                    Some(pc) => pc.clone(),
+                    None => {
+                        let handler = Arc::new(Handler {
+                            tracks: self.tracks.clone(),
+                        });
+                        let pc = peer::new_pc(self.bind_ip, handler, false).await?;
+                        self.pc = Some(pc.clone());
+                        pc
+                    }
+                };
+                let sdp = peer::answer_offer(&pc, sdp.clone()).await?;
+                Ok(Some(ClientMessage::SubscribeAnswer {
+                    v: PROTOCOL_VERSION,
+                    revision: *revision,
+                    sdp,
+                }))
+            }
+            ServerMessage::ParticipantJoined { participant, .. }
+                if participant.role == Role::Chair =>
+            {
+                lock(&self.program).chair = Some(participant.id.clone());
+                Ok(None)
+            }
+            ServerMessage::ParticipantLeft { participant, .. } => {
+                let mut p = lock(&self.program);
+                if p.chair.as_deref() == Some(participant.as_str()) {
+                    p.chair = None;
+                }
+                if p.other.as_deref() == Some(participant.as_str()) {
+                    p.other = None;
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub fn pc(&self) -> Option<&Arc<dyn PeerConnection>> {
+        self.pc.as_ref()
+    }
+
+    /// Reads one received track, handing on its packets while its m-line is the chair's.
+    pub async fn read(&self, track: Arc<dyn TrackRemote>) {
+        let Some(pc) = &self.pc else { return };
+        let Some(mid) = mid_of(pc, &track).await else {
+            tracing::debug!("relay: a received track has no m-line");
+            return;
+        };
+        let (program, media) = (self.program.clone(), self.media.clone());
+        tokio::spawn(async move {
+            while let Some(evt) = track.poll().await {
+                let TrackRemoteEvent::OnRtpPacket(packet) = evt else {
+                    continue;
+                };
+                let route = {
+                    let mut p = lock(&program);
+                    let route = p.route(&mid);
+                    if route.is_some() {
+                        p.remotes
+                            .insert(mid.clone(), (track.clone(), packet.header.ssrc));
+                    }
+                    route
+                };
+                let Some((slot, route, layers)) = route else {
+                    continue;
+                };
+                // A full queue means the other side is stalled: drop, as a lossy line would.
+                let _ = media.try_send(Media {
+                    slot,
+                    route,
+                    layers,
+                    packet,
+                });
+            }
+        });
+    }
+
+    /// Asks the sender of slot `slot` for a keyframe on camera layer `layer`.
+    pub async fn request_keyframe(&self, slot: u8, layer: u8) {
+        let remote = lock(&self.program).layer_remote(slot, layer);
+        if let Some((track, ssrc)) = remote {
+            let _ = track
+                .write_rtcp(vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc: ssrc,
+                })])
+                .await;
+        }
+    }
+
+    pub async fn close(&mut self) {
+        if let Some(pc) = self.pc.take() {
+            let _ = pc.close().await;
+        }
+    }
+}
+
+/// The mid of the transceiver whose receiver is `track`.
+async fn mid_of(pc: &Arc<dyn PeerConnection>, track: &Arc<dyn TrackRemote>) -> Option<String> {
+    let id = track.track_id().await;
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(r)) = t.receiver().await
+            && r.track().track_id().await == id
+        {
+            return t.mid().await.ok().flatten();
+        }
+    }
+    None
+}

@@ -1,0 +1,326 @@
+//! The downstream side of the cascade (issue 13): two servers in this process, each with the
+//! production media plane and signaling on loopback. The downstream's relay client takes the
+//! upstream's relay seat over real `/ws` and WebRTC, and re-publishes the upstream chair's
+//! simulcast camera and microphone as the `upstream` seat of the linked meeting; the
+//! downstream's points receive it where they would receive their local chair. When the
+//! upstream program stops for longer than `lost_after`, the local chair is the program again,
+//! and the upstream program returns with its media; a relay seat ended upstream reconnects.
+//! The other way, the relay sends the local chair up on the relay seat: the national chair sees
+//! the province in its grid, and the national points see and hear it once it holds the floor.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, eventually, packets_from, small_point};
+use loadtest::layers::Ladder;
+use loadtest::point::{Point, PointConfig};
+use relay::{Relay, RelayConfig, RelayLink, RelayState};
+use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, Role};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The participant id of the linked meeting's upstream seat (the program), when connected.
+fn upstream_seat(down: &TestServer) -> Option<String> {
+    seat_of(down, "upstream-trung-uong")
+}
+
+/// The participant id of the seat `point` in the in-process meeting, when connected.
+fn seat_of(server: &TestServer, point: &str) -> Option<String> {
+    server
+        .signaling
+        .live("bench")
+        .into_iter()
+        .find(|p| p.point == point)
+        .map(|p| p.id)
+}
+
+/// Packets of `kind` that `at` received from the participant `from`.
+fn packets_from_id(at: &Point, from: &str, kind: &str) -> u64 {
+    at.snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from && st.kind.as_deref() == Some(kind))
+        .map(|st| st.packets)
+        .sum()
+}
+
+fn with_ladder(server: &TestServer, token: &str, publish: bool, ladder: &Ladder) -> PointConfig {
+    PointConfig {
+        video_fps: 20,
+        video_frame_bytes: 600,
+        publish_layers: publish.then(|| ladder.clone()),
+        receive_ladder: ladder.clone(),
+        ..small_point(server, token, publish)
+    }
+}
+
+fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
+    let link = RelayLink::parse(&format!("http://{}/join?t=relay-tinh", up.http)).expect("link");
+    let cfg = RelayConfig {
+        floor_token: Some("upstream-floor".into()),
+        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
+    };
+    Relay::spawn(cfg, down.signaling.clone())
+}
+
+/// Waits until `at` has received more than `n` more packets of video and of audio from `from`
+/// than it had when called.
+async fn receives_more(at: &Point, from: &str, n: u64) -> bool {
+    let (v0, a0) = (
+        packets_from_id(at, from, "video"),
+        packets_from_id(at, from, "audio"),
+    );
+    eventually(WAIT, || {
+        packets_from_id(at, from, "video") > v0 + n && packets_from_id(at, from, "audio") > a0 + n
+    })
+    .await
+}
+
+/// Waits until the relay relays and `commune` receives the upstream seat's camera and
+/// microphone; returns the seat's participant id.
+async fn program_reaches(relay: &Relay, down: &TestServer, commune: &Point) -> String {
+    let relaying = eventually(WAIT, || {
+        relay.state() == RelayState::Relaying && upstream_seat(down).is_some()
+    })
+    .await;
+    assert!(relaying, "the relay does not relay: {:?}", relay.state());
+    let seat = upstream_seat(down).unwrap_or_default();
+    assert!(
+        receives_more(commune, &seat, 20).await,
+        "the commune does not receive the upstream chair's camera and microphone: {:?}",
+        commune.snapshot().errors
+    );
+    seat
+}
+
+/// One upstream server with its chair (a simulcast camera), one downstream server with its
+/// local chair and a commune.
+struct Cascade {
+    ladder: Ladder,
+    up: TestServer,
+    down: TestServer,
+    national: Point,
+    province: Point,
+    commune: Point,
+}
+
+impl Cascade {
+    async fn start() -> Cascade {
+        let ladder = Ladder::simulcast(&[60, 150, 300]).expect("valid ladder");
+        let up = common::start(1).await;
+        let down = common::start(1).await;
+        let national = Point::join(with_ladder(&up, "chair", true, &ladder))
+            .await
+            .expect("the upstream chair joins");
+        let province = Point::join(small_point(&down, "chair", true))
+            .await
+            .expect("the local chair joins");
+        let commune = Point::join(with_ladder(&down, "point-xa", false, &ladder))
+            .await
+            .expect("a commune joins");
+        Cascade {
+            ladder,
+            up,
+            down,
+            national,
+            province,
+            commune,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downstream_points_receive_the_upstream_chair_through_the_relay() {
+    let c = Cascade::start().await;
+    let local = eventually(WAIT, || packets_from(&c.commune, &c.province, "video") > 20).await;
+    assert!(local, "before the relay, the commune sees its local chair");
+
+    let relay = relay_to(&c.up, &c.down);
+    let seat = program_reaches(&relay, &c.down, &c.commune).await;
+    assert_eq!(relay.state(), RelayState::Relaying);
+    // The upstream program replaces the local chair for the commune.
+    let before = packets_from(&c.commune, &c.province, "video");
+    let program = receives_more(&c.commune, &seat, 40).await;
+    assert!(program);
+    assert!(
+        packets_from(&c.commune, &c.province, "video") < before + 10,
+        "the commune still receives the local chair beside the upstream program"
+    );
+    // It is the upstream chair's picture: keyframes of its ladder's resolutions.
+    let layers = |p: &Point| {
+        p.snapshot()
+            .streams
+            .values()
+            .filter(|st| st.stream_id == seat && st.kind.as_deref() == Some("video"))
+            .filter_map(|st| st.dimensions.and_then(|d| c.ladder.layer_of(d)))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !layers(&c.commune).is_empty(),
+        "no keyframe of a known layer reached the commune"
+    );
+    relay.stop().await;
+    let left = eventually(WAIT, || upstream_seat(&c.down).is_none()).await;
+    assert!(left, "a stopped relay leaves the linked meeting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_upstream_falls_back_to_the_local_chair_and_returns() {
+    let Cascade {
+        ladder,
+        up,
+        down,
+        national,
+        province,
+        commune,
+    } = Cascade::start().await;
+    let relay = relay_to(&up, &down);
+    program_reaches(&relay, &down, &commune).await;
+
+    // The upstream program stops (its chair leaves): after `lost_after`, the local chair.
+    national.leave();
+    drop(national);
+    let lost = eventually(WAIT, || relay.state() == RelayState::Lost).await;
+    assert!(
+        lost,
+        "the relay never gave up the program: {:?}",
+        relay.state()
+    );
+    let left = eventually(WAIT, || upstream_seat(&down).is_none()).await;
+    assert!(left, "the upstream seat is not left");
+    assert!(
+        receives_more(&commune, &province.participant, 20).await,
+        "the commune does not get its local chair back"
+    );
+
+    // The upstream program is back: so is the upstream seat, for the commune too.
+    let _national = Point::join(with_ladder(&up, "chair", true, &ladder))
+        .await
+        .expect("the upstream chair joins again");
+    program_reaches(&relay, &down, &commune).await;
+
+    // The upstream ends the relay's session: it comes back by itself.
+    assert!(up.signaling.kick("bench", "relay-tinh", "test"));
+    let gone = eventually(WAIT, || {
+        !up.signaling
+            .live("bench")
+            .iter()
+            .any(|p| p.role == Role::Relay)
+    })
+    .await;
+    assert!(gone, "the kicked relay seat is still there");
+    let rejoined = eventually(WAIT, || {
+        up.signaling
+            .live("bench")
+            .iter()
+            .any(|p| p.role == Role::Relay)
+    })
+    .await;
+    assert!(rejoined, "the relay did not reconnect");
+    program_reaches(&relay, &down, &commune).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_given_to_the_province_carries_its_chair_up() {
+    let c = Cascade::start().await;
+    let national_point = Point::join(small_point(&c.up, "point-ha-noi", false))
+        .await
+        .expect("a point of the national meeting joins");
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    let relay_seat =
+        c.up.signaling
+            .live("bench")
+            .into_iter()
+            .find(|p| p.role == Role::Relay)
+            .map(|p| p.id)
+            .expect("the relay seat upstream");
+    // The national chair's grid shows the province: its chair, sent up by the relay.
+    let thumbnail = eventually(WAIT, || {
+        packets_from_id(&c.national, &relay_seat, "video") > 20
+    })
+    .await;
+    assert!(thumbnail, "the national chair does not see the province");
+    assert_eq!(
+        packets_from_id(&national_point, &relay_seat, "video"),
+        0,
+        "the province reaches the national points only with the floor"
+    );
+
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "relay-tinh".into(),
+        })
+        .await;
+    assert!(
+        receives_more(&national_point, &relay_seat, 20).await,
+        "the province holding the floor does not reach the national points: {:?}",
+        national_point.snapshot().errors
+    );
+    // What goes up is the province's chair, not the program that came down: when the chair
+    // leaves, the upward video stops while the program still reaches the commune.
+    let seat = upstream_seat(&c.down).unwrap_or_default();
+    c.province.leave();
+    let mut last = (u64::MAX, std::time::Instant::now());
+    let stopped = eventually(WAIT, || {
+        let now = packets_from_id(&national_point, &relay_seat, "video");
+        if now != last.0 {
+            last = (now, std::time::Instant::now());
+        }
+        last.1.elapsed() > Duration::from_secs(2)
+    })
+    .await;
+    assert!(stopped, "video still goes up without the province's chair");
+    assert!(
+        receives_more(&c.commune, &seat, 20).await,
+        "the program no longer reaches the commune"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstream_floor_holder_reaches_the_communes_on_a_seat_of_its_own() {
+    let c = Cascade::start().await;
+    let speaker = Point::join(small_point(&c.up, "point-ha-noi", true))
+        .await
+        .expect("a national point with a camera joins");
+    let relay = relay_to(&c.up, &c.down);
+    let program = program_reaches(&relay, &c.down, &c.commune).await;
+    assert_eq!(
+        seat_of(&c.down, "upstream-floor"),
+        None,
+        "nobody holds the floor yet"
+    );
+
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "point-ha-noi".into(),
+        })
+        .await;
+    let floor_seat = eventually(WAIT, || seat_of(&c.down, "upstream-floor").is_some()).await;
+    assert!(
+        floor_seat,
+        "the upstream floor holder has no seat downstream"
+    );
+    let floor_seat = seat_of(&c.down, "upstream-floor").unwrap_or_default();
+    assert!(
+        receives_more(&c.commune, &floor_seat, 20).await,
+        "the commune does not see and hear the upstream floor holder"
+    );
+    assert!(
+        receives_more(&c.commune, &program, 20).await,
+        "the upstream chair no longer reaches the commune"
+    );
+
+    // The floor taken back: its seat leaves once the floor holder's media has stopped.
+    c.national
+        .send(ClientMessage::RevokeFloor {
+            v: PROTOCOL_VERSION,
+        })
+        .await;
+    let left = eventually(WAIT, || seat_of(&c.down, "upstream-floor").is_none()).await;
+    assert!(left, "the floor seat stays after the floor was taken back");
+    drop(speaker);
+}
