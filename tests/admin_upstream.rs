@@ -178,3 +178,43 @@ async fn unlinking_removes_the_link_and_an_ended_meeting_cannot_be_linked() {
     let res = put(&app, &s, &id, json!({"link": link()})).await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
 }
+
+#[tokio::test]
+async fn a_relay_seat_of_this_server_is_refused_as_an_upstream_link() {
+    let app = App::new().await;
+    let s = app.admin().await;
+    app.import_bac_kan(&s).await;
+    let mut body = meeting_body(2, 2, &["058", "060"]);
+    body["relays"] = json!(["Tỉnh Cao Bằng"]);
+    let d = app.post("/api/v1/meetings", &s, body).await;
+    assert_eq!(d.status, StatusCode::CREATED, "{}", d.text());
+    let own = d.json()["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|seat| seat["role"] == "relay")
+        .expect("a relay seat")["link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app
+        .post("/api/v1/meetings", &s, meeting_body(2, 2, &["058", "060"]))
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text());
+    let id = other.json()["meeting"]["id"].as_str().unwrap().to_owned();
+    let res = put(&app, &s, &id, json!({ "link": own })).await;
+    assert_eq!(
+        res.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        res.text()
+    );
+    assert!(res.text().contains("would loop"), "{}", res.text());
+    assert!(
+        room_admin::upstream::get(&app.db, &id)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing stored"
+    );
+}

@@ -88,6 +88,12 @@ impl JoinAuthorizer {
         JoinAuthorizer { tokens, directory }
     }
 
+    /// Whether `token` was signed by this server (whatever its meeting or seat): an upstream
+    /// link carrying one points back here, and a meeting linked to it would loop.
+    pub fn signed_here(&self, token: &str) -> bool {
+        self.tokens.verify_signature(token).is_ok()
+    }
+
     /// What a token is for and where its meeting stands at `now`, whether or not joins are
     /// open yet: the pre-join page's check ([`crate::api::join`]). Refused only when the token
     /// itself is no good (forged, expired, replaced, for a seat that is gone).

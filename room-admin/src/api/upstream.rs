@@ -9,6 +9,7 @@ use super::AdminState;
 use super::error::{ApiError, ApiJson, ApiPath, ErrorBody};
 use super::session::Staff;
 use crate::db;
+use crate::error::StoreError;
 use crate::upstream::{self, UpstreamInput, UpstreamLink, UpstreamView};
 
 fn view(state: &AdminState, l: &UpstreamLink) -> UpstreamView {
@@ -58,6 +59,17 @@ pub async fn set_upstream(
     ApiPath(id): ApiPath<String>,
     ApiJson(input): ApiJson<UpstreamInput>,
 ) -> Result<axum::Json<UpstreamView>, ApiError> {
+    // A seat of this server's own: the relay would join here and show itself as the program.
+    if let Ok(link) = signaling::relay_link::RelayLink::parse(&input.link)
+        && state.authorizer().signed_here(link.token())
+    {
+        return Err(StoreError::invalid_field(
+            "link",
+            "Liên kết này là của chính máy chủ này, không thể làm điểm cầu cấp trên. / This link \
+             is a seat of this server: a meeting linked to it would loop.",
+        )
+        .into());
+    }
     let l = upstream::set(state.db(), &id, &input, &staff.username, db::unix_now()).await?;
     state.relays().changed(&id);
     let v = view(&state, &l);
