@@ -56,7 +56,12 @@ fn with_ladder(server: &TestServer, token: &str, publish: bool, ladder: &Ladder)
 }
 
 fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
-    let link = RelayLink::parse(&format!("http://{}/join?t=relay-tinh", up.http)).expect("link");
+    relay_as(up, down, "relay-tinh")
+}
+
+/// A relay taking the upstream's relay seat `seat`.
+fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
+    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
     let cfg = RelayConfig {
         floor_token: Some("upstream-floor".into()),
         ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
@@ -323,4 +328,51 @@ async fn the_upstream_floor_holder_reaches_the_communes_on_a_seat_of_its_own() {
     let left = eventually(WAIT, || seat_of(&c.down, "upstream-floor").is_none()).await;
     assert!(left, "the floor seat stays after the floor was taken back");
     drop(speaker);
+}
+
+/// The shape: one upstream, two province servers, a commune on each. Both communes get
+/// the national chair's camera (keyframes of its ladder) and microphone through their own
+/// province server, each province holding its own relay seat upstream; the national chair's
+/// grid shows both provinces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_province_servers_carry_the_national_program_to_their_communes() {
+    let Cascade {
+        ladder,
+        up,
+        down,
+        national,
+        province: _province,
+        commune,
+    } = Cascade::start().await;
+    let down2 = common::start(1).await;
+    let _province2 = Point::join(small_point(&down2, "chair", true))
+        .await
+        .expect("the second province's chair joins");
+    let commune2 = Point::join(with_ladder(&down2, "point-xa", false, &ladder))
+        .await
+        .expect("a commune of the second province joins");
+    let relay = relay_as(&up, &down, "relay-tinh");
+    let relay2 = relay_as(&up, &down2, "relay-tinh-2");
+    let seat = program_reaches(&relay, &down, &commune).await;
+    let seat2 = program_reaches(&relay2, &down2, &commune2).await;
+    for (commune, seat) in [(&commune, &seat), (&commune2, &seat2)] {
+        assert!(
+            receives_more(commune, seat, 40).await,
+            "the program stopped"
+        );
+        let decoded = commune
+            .snapshot()
+            .streams
+            .values()
+            .filter(|st| &st.stream_id == seat && st.kind.as_deref() == Some("video"))
+            .any(|st| st.dimensions.and_then(|d| ladder.layer_of(d)).is_some());
+        assert!(decoded, "no keyframe of the national chair's ladder");
+    }
+    let grid = eventually(WAIT, || {
+        ["relay-tinh", "relay-tinh-2"].iter().all(|p| {
+            seat_of(&up, p).is_some_and(|id| packets_from_id(&national, &id, "video") > 20)
+        })
+    })
+    .await;
+    assert!(grid, "the national chair does not see both provinces");
 }
