@@ -175,6 +175,9 @@ pub struct Budget {
     /// that grew by itself on a line whose video is paused (in virtual time behind 100 kbit/s,
     /// back 6 s after the pause and paused again).
     pub resume_proved: bool,
+    /// A probe proved this much lately: a step up may then go past the next layer, as far as
+    /// the proof covers, and before the temporal layers came back (see [`allocate`]).
+    pub proved_lately: Option<f64>,
 }
 
 impl Budget {
@@ -252,15 +255,29 @@ pub fn allocate(budget: &Budget, items: &[VideoItem<'_>]) -> Vec<Option<u8>> {
             let Some(at) = chosen[i] else {
                 continue;
             };
-            // A video without its top temporal layers gets them back first (`temporal_caps`).
-            if !items[i].flowing || items[i].current != Some(at) || items[i].temporal_cap.is_some()
+            let from = bps_of(&items[i], at);
+            // Past a proof, as high as it covers: a line back from a dip that a probe showed
+            // carries 1.3 Mbit/s came back to 720p one layer a second, each waiting for the
+            // last and for its temporal layers (virtual time, `flap`: 720p 7 s after the line).
+            // Otherwise one layer, and a video without its top temporal layers gets them back
+            // first (`temporal_caps`).
+            let jump = budget.proved_lately.is_some_and(|p| p >= estimate * 0.9);
+            if !items[i].flowing
+                || items[i].current != Some(at)
+                || (items[i].temporal_cap.is_some() && !jump)
             {
                 continue;
             }
-            let Some(next) = candidates(&items[i]).find(|l| l.rank > at) else {
-                continue;
+            let next = if jump {
+                candidates(&items[i])
+                    .filter(|l| l.rank > at && l.step_cost(from) <= room)
+                    .last()
+            } else {
+                candidates(&items[i])
+                    .find(|l| l.rank > at)
+                    .filter(|l| l.step_cost(from) <= room)
             };
-            if next.step_cost(bps_of(&items[i], at)) <= room {
+            if let Some(next) = next {
                 chosen[i] = Some(next.rank);
                 break;
             }
@@ -447,6 +464,7 @@ mod tests {
             may_raise_temporal: may_step_up,
             step_ceiling: None,
             resume_proved: true,
+            proved_lately: None,
         }
     }
 
@@ -707,6 +725,46 @@ mod tests {
         assert_eq!(
             layer_and_cap(&budget(700e3, false, true), &on_q),
             (Some(1), Some(1))
+        );
+    }
+
+    #[test]
+    fn past_a_fresh_proof_a_step_goes_as_high_as_it_covers() {
+        let l = qhf_temporal();
+        // Resumed on q's base temporal layer after a dip; the line is back.
+        let on_q = VideoItem {
+            temporal_cap: Some(0),
+            ..program(&l, Some(0))
+        };
+        let wide = budget(2e6, false, true);
+        // On the estimate alone: q's temporal layers first, one layer at a time after.
+        assert_eq!(allocate(&wide, std::slice::from_ref(&on_q)), vec![Some(0)]);
+        // A probe proved 2 M: straight to f (without its top temporal layer).
+        let proved = Budget {
+            proved_lately: Some(2e6),
+            ..wide
+        };
+        let chosen = allocate(&proved, std::slice::from_ref(&on_q));
+        assert_eq!(chosen, vec![Some(2)]);
+        assert_eq!(
+            temporal_caps(&proved, std::slice::from_ref(&on_q), &chosen),
+            vec![Some(1)]
+        );
+        // A proof well below the estimate covers nothing past it: one step.
+        let short = Budget {
+            proved_lately: Some(700e3),
+            ..wide
+        };
+        assert_eq!(allocate(&short, std::slice::from_ref(&on_q)), vec![Some(0)]);
+        // Nor past the room: h, not f, at 800 k (f without its top temporal layer is 720 k).
+        let narrow = Budget {
+            estimate: Some(800e3),
+            proved_lately: Some(800e3),
+            ..wide
+        };
+        assert_eq!(
+            allocate(&narrow, std::slice::from_ref(&on_q)),
+            vec![Some(1)]
         );
     }
 

@@ -494,6 +494,7 @@ pub fn resume_all_estimate(budget: &Budget, items: &[VideoItem<'_>]) -> Option<f
             resume_proved: true,
             may_step_up: true,
             may_raise_temporal: true,
+            proved_lately: None,
             ..*budget
         };
         let chosen = allocate(&b, items);
@@ -555,6 +556,7 @@ mod tests {
             congested: false,
             may_step_up: true,
             may_raise_temporal: true,
+            proved_lately: None,
             step_ceiling: None,
             resume_proved: false,
         }

@@ -49,6 +49,9 @@ const AUDIO_BPS_GUESS: f64 = 40_000.0;
 /// can fill. Back-offs for that long after its verdict are still the probe's (see
 /// [`LinkAllocation::probe_shield`]).
 const PROBE_AFTERMATH: Duration = Duration::from_secs(2);
+/// A probe's proof lets a step go past the next layer for this long after its verdict: the
+/// estimator takes the raise at its next feedback, the allocator at its next tick.
+const PROOF_FRESH: Duration = Duration::from_millis(1500);
 /// Below this share of the media the link carried when a probe started, a back-off during
 /// the probe or its aftermath is the link's own and is not shielded: a line that narrowed from
 /// 20 Mbit/s to 400 kbit/s while a probe for 720p ran kept its 1.1 Mbit/s layer for 2.5 s on
@@ -86,6 +89,8 @@ pub(crate) struct LinkAllocation {
     probe_base: Option<f64>,
     /// The media rate when the running (or last) probe started.
     probe_media: Option<f64>,
+    /// When a probe last proved a rate, and the rate.
+    last_proof: Option<(Instant, f64)>,
     /// Until when a failed probe's queue may still be draining.
     probe_aftermath_until: Option<Instant>,
 }
@@ -123,6 +128,14 @@ impl LinkAllocation {
         }
     }
 
+    /// What a probe proved within [`PROOF_FRESH`], unless the estimate backed off since.
+    fn proved_lately(&self, now: Instant) -> Option<f64> {
+        let (at, bps) = self.last_proof?;
+        let fresh = now.saturating_duration_since(at) <= PROOF_FRESH;
+        let since = self.last_decrease.is_some_and(|d| d >= at);
+        (fresh && !since).then_some(bps)
+    }
+
     /// What a judged probe leaves: the estimate to raise to, if any, and how long its queue
     /// may drain (see [`Self::probe_shield`]). A probe that filled the line shields at what
     /// it delivered: its queue draining is not the link narrowing.
@@ -130,6 +143,7 @@ impl LinkAllocation {
         match verdict {
             Verdict::Proved(bps) => {
                 self.probe_aftermath_until = None;
+                self.last_proof = Some((now, bps));
                 Some(bps)
             }
             Verdict::Filled(bps) => {
@@ -396,6 +410,10 @@ impl WorkerCore {
                 .get(key)
                 .and_then(|c| c.allocation.prober.step_ceiling()),
             resume_proved: proved.is_some() || estimate.is_some_and(|e| e >= EARNED_ESTIMATE),
+            proved_lately: self
+                .conns
+                .get(key)
+                .and_then(|c| c.allocation.proved_lately(now)),
         };
         let chosen = allocate(&budget, &items);
         let caps = temporal_caps(&budget, &items, &chosen);
