@@ -1,5 +1,5 @@
 // Chair view (province hall). Three columns sized for 1366x768:
-//   left   – the program it sends (own camera, own screen share; above them, in a meeting linked
+//   left   – the program it sends (own camera, own screen share; below them, in a meeting linked
 //            to an upstream server, the upstream program it receives) and the meeting controls;
 //   middle – the grid of points (chair-grid.js);
 //   right  – floor and raised hands (chair-floor.js), roll call (chair-rollcall.js), chat.
@@ -27,7 +27,8 @@ export function mountChair(container, session, ctx) {
   const shareTile = new Tile({ name: '', badge: 'chair.sharePreview' });
   shareTile.root.classList.add('share-preview');
   shareTile.root.hidden = true;
-  // In a linked meeting, the upstream program it receives (docs/protocol.md §3), above its own.
+  // In a linked meeting, the upstream program it receives (docs/protocol.md §3), below its own
+  // (its own camera stays the column's first tile).
   const upstreamTile = new Tile({ name: '', badge: 'role.upstream' });
   upstreamTile.root.classList.add('upstream-program');
   upstreamTile.root.hidden = true;
@@ -48,9 +49,9 @@ export function mountChair(container, session, ctx) {
     'aside',
     { class: 'chair-left', 'aria-labelledby': 'program-title' },
     programTitle,
-    upstreamTile.root,
     self.root,
     shareTile.root,
+    upstreamTile.root,
     el(
       'section',
       { class: 'side-section controls', 'aria-labelledby': 'controls-title' },

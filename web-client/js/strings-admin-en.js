@@ -169,7 +169,7 @@ export const adminEn = {
   'up.title': 'Upstream link',
   'up.none': 'This meeting is not linked to an upstream server.',
   'up.current': 'Linked to {name}: {link} ({relay})',
-  'up.relay.connecting': 'connecting',
+  'up.relay.connecting': 'connecting…',
   'up.relay.relaying': 'showing the upstream program',
   'up.relay.lost': 'upstream lost, showing the chair point',
   'up.relay.stopped': 'not running: the meeting is not open',

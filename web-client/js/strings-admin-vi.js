@@ -170,7 +170,7 @@ export const adminVi = {
   'up.title': 'Liên kết điểm cầu cấp trên',
   'up.none': 'Cuộc họp này không liên kết với điểm cầu cấp trên.',
   'up.current': 'Liên kết với {name}: {link} ({relay})',
-  'up.relay.connecting': 'đang kết nối',
+  'up.relay.connecting': 'đang kết nối…',
   'up.relay.relaying': 'đang phát hình ảnh cấp trên',
   'up.relay.lost': 'mất kết nối, đang phát điểm cầu chủ trì',
   'up.relay.stopped': 'chưa chạy: cuộc họp chưa mở',
