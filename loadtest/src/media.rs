@@ -217,7 +217,10 @@ mod tests {
             assert_eq!(vp8_send_stamp(&packets[1]), None);
             if key {
                 let o = crate::layers::vp8_start_of_keyframe(&packets[0]).unwrap();
-                assert_eq!(crate::layers::vp8_keyframe_dims(&packets[0]), Some((640, 360)));
+                assert_eq!(
+                    crate::layers::vp8_keyframe_dims(&packets[0]),
+                    Some((640, 360))
+                );
                 assert_eq!(packets[0][o] & 1, 0);
             }
         }
