@@ -135,6 +135,9 @@ class Server:
         self.proc = spawn(
             ["nice", "-n", "10", HN, "serve", "--no-tls", "--listen", "127.0.0.1:0",
              "--media-port", "0", "--workers", "1", "--public-ip", "127.0.0.1",
+             # Every simulated point comes from 127.0.0.1: the per-address join limits would
+             # refuse some (429), as they would a NAT without `--max-connections-per-ip`.
+             "--trust-loopback",
              "--data-dir", self.data],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=open(self.log_path, "w"), text=True, env=env)
@@ -348,6 +351,9 @@ def run_once(args, run_dir):
     result = summarise(args, reports, up_report, cpu, gen_cpu, w1 - w0, load0, load1, up_seconds)
     with open(os.path.join(run_dir, "cascade.json"), "w") as f:
         json.dump(result, f, indent=2)
+    # The links were keys to throwaway servers; they are not kept with the results.
+    for path in [up_links] + down_links:
+        os.remove(path)
     # A clean stop of this run's servers before the next.
     for s in [up] + downs:
         s.proc.terminate()
