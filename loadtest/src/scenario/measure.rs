@@ -86,9 +86,11 @@ pub(super) fn point_report(
 ) -> PointReport {
     let start = base.at.unwrap_or(end);
     let window = end.saturating_duration_since(start).as_secs_f64().max(1e-3);
+    // The program's frames only (a town hall's thumbnails are stamped too).
     let delays: Vec<f64> = s
         .streams
         .values()
+        .filter(|st| view.is_program(st))
         .flat_map(|st| st.send_delay_ms.iter())
         .filter(|(at, _)| (start..=end).contains(at))
         .map(|(_, d)| *d)

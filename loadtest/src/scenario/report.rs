@@ -372,8 +372,8 @@ pub struct PointReport {
     pub video_paused_max: usize,
     pub video_paused_at_end: usize,
     pub rtt_ms: Option<f64>,
-    /// Video frames in the window: one-way delay from the publisher's send stamp to the
-    /// arrival of the frame's first packet (ms), median, 95th percentile and largest.
+    /// The program's video frames in the window: one-way delay from the publisher's send stamp
+    /// to the arrival of the frame's first packet (ms), median, 95th percentile and largest.
     pub video_send_delay_ms: Option<f64>,
     pub video_send_delay_p95_ms: Option<f64>,
     pub video_send_delay_max_ms: Option<f64>,
