@@ -129,7 +129,8 @@ struct Run {
     #[arg(long)]
     metrics: Option<String>,
     /// With --server: `fixed` (chair, point-<i>: `hoinghi-loadtest serve`) or a `hoinghi serve`
-    /// data dir whose secret.key signs test-room tokens (chair, test-point-1..N; N ≤ 500).
+    /// data dir whose secret.key signs test-room tokens (chair, test-point-1..N; N ≤ 500), or
+    /// a file of join links, one a line: the chair's, then one per point (a stored meeting's).
     #[arg(long, default_value = "fixed")]
     tokens: String,
     /// In-process server: media worker threads.
@@ -165,6 +166,10 @@ struct Run {
     /// default: 100; Chromium sends them every 50 ms above ~200 kbit/s).
     #[arg(long)]
     twcc_interval: Option<u64>,
+    /// The chair joins but does not publish; the program is the first video the points
+    /// receive (a meeting linked to an upstream one: its points receive the upstream chair).
+    #[arg(long)]
+    chair_silent: bool,
 }
 
 fn secs(name: &str, v: f64, allow_zero: bool) -> anyhow::Result<Duration> {
@@ -224,6 +229,7 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
         red: a.red,
         temporal_layers: a.temporal_layers,
         twcc_interval: a.twcc_interval.map(Duration::from_millis),
+        chair_silent: a.chair_silent,
     };
     if let Err(e) = cfg.validate() {
         bail!(e);
@@ -246,6 +252,19 @@ async fn run(scenario: Scenario, a: Run) -> anyhow::Result<()> {
             }
             let tokens = if a.tokens == "fixed" {
                 Tokens::Fixed
+            } else if std::path::Path::new(&a.tokens).is_file() {
+                let tokens = Tokens::from_links(&std::fs::read_to_string(&a.tokens)?);
+                if let Tokens::List(list) = &tokens
+                    && list.len() < a.points + 1
+                {
+                    bail!(
+                        "{} holds {} link(s): the chair's and {} point(s) needed",
+                        a.tokens,
+                        list.len(),
+                        a.points
+                    );
+                }
+                tokens
             } else {
                 let dir = PathBuf::from(&a.tokens);
                 let max = room_admin::test_room::MAX_POINTS;

@@ -110,10 +110,45 @@ pub fn vp8_frame_in_layer(
         frame.put_u16_le(width);
         frame.put_u16_le(height);
     }
+    if size >= frame.len() + SEND_STAMP_LEN {
+        put_send_stamp(&mut frame, unix_micros());
+    }
     while frame.len() < size {
         frame.put_u8((frame.len() % 251) as u8);
     }
     vp8_packetise_in_layer(picture_id, &frame, temporal)
+}
+
+/// Marks the wall-clock send time a synthetic frame carries right after its VP8 frame header
+/// (`HNst` + Unix microseconds, big-endian): servers rewrite SSRCs, sequence numbers and RTP
+/// timestamps (a layer switch, the cascade's relay) but forward payloads untouched, so a
+/// receiver on the same machine (one clock) reads the frame's one-way delay through every hop.
+pub const SEND_STAMP_MAGIC: [u8; 4] = *b"HNst";
+pub const SEND_STAMP_LEN: usize = 12;
+
+/// Microseconds since the Unix epoch, now.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+fn put_send_stamp(frame: &mut BytesMut, micros: u64) {
+    frame.put_slice(&SEND_STAMP_MAGIC);
+    frame.put_u64(micros);
+}
+
+/// The send stamp in a VP8 RTP payload that starts a frame (descriptor S bit, partition 0),
+/// if the frame carries one: after the 3-byte frame tag, and a keyframe's 7 more header bytes.
+pub fn vp8_send_stamp(payload: &[u8]) -> Option<u64> {
+    if payload.first()? & 0x10 == 0 || payload[0] & 0x07 != 0 {
+        return None;
+    }
+    let o = crate::layers::vp8_header_offset(payload)?;
+    let keyframe = payload.get(o)? & 1 == 0;
+    let at = o + if keyframe { 10 } else { 3 };
+    let stamp = payload.get(at..at + SEND_STAMP_LEN)?;
+    (stamp[..4] == SEND_STAMP_MAGIC).then(|| u64::from_be_bytes(stamp[4..].try_into().unwrap()))
 }
 
 /// Packetises an encoded VP8 frame (synthetic, or read from a file) into RTP payloads of at most
@@ -158,6 +193,41 @@ pub fn vp8_packetise_in_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_synthetic_frame_carries_its_send_time() {
+        let before = unix_micros();
+        for (key, temporal) in [
+            (true, None),
+            (false, None),
+            (
+                false,
+                Some(Temporal {
+                    tid: 1,
+                    layer_sync: false,
+                    tl0_pic_idx: 7,
+                }),
+            ),
+        ] {
+            let packets = vp8_frame_in_layer(42, key, 3_000, 640, 360, temporal);
+            assert!(packets.len() > 1);
+            let stamp = vp8_send_stamp(&packets[0]).expect("the first packet has the stamp");
+            assert!((before..=unix_micros()).contains(&stamp));
+            // Only the packet that starts the frame.
+            assert_eq!(vp8_send_stamp(&packets[1]), None);
+            if key {
+                let o = crate::layers::vp8_start_of_keyframe(&packets[0]).unwrap();
+                assert_eq!(
+                    crate::layers::vp8_keyframe_dims(&packets[0]),
+                    Some((640, 360))
+                );
+                assert_eq!(packets[0][o] & 1, 0);
+            }
+        }
+        // A frame too small for a stamp has none, and a file's frame neither.
+        assert_eq!(vp8_send_stamp(&vp8_frame(1, false, 10, 0, 0)[0]), None);
+        assert_eq!(vp8_send_stamp(&vp8_packetise(1, &[1u8; 200])[0]), None);
+    }
 
     #[test]
     fn a_file_frame_is_split_with_descriptors() {

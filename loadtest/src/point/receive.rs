@@ -43,6 +43,9 @@ pub struct StreamStats {
     pub delay: DelayTracker,
     /// Payload bytes per second since the scenario's epoch.
     pub series: Series,
+    /// Video: when each frame's first packet arrived and its delay since the publisher stamped
+    /// it (ms, one clock: [`crate::media::vp8_send_stamp`]); the first 100,000 frames.
+    pub send_delay_ms: Vec<(Instant, f64)>,
     /// Keyframes whose dimensions differ from the previous keyframe's (a simulcast layer
     /// switch seen by the receiver).
     pub layer_switches: u64,
@@ -121,6 +124,12 @@ pub fn record_stream(
     }
     let pl = &p.payload;
     let ts = p.header.timestamp;
+    if st.send_delay_ms.len() < 100_000
+        && let Some(sent) = crate::media::vp8_send_stamp(pl)
+    {
+        let delay = crate::media::unix_micros().saturating_sub(sent) as f64 / 1_000.0;
+        st.send_delay_ms.push((now, delay));
+    }
     if vp8_start_of_keyframe(pl).is_some() {
         st.keyframes += 1;
         if st.keyframe_times.len() < 10_000 {

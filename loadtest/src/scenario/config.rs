@@ -49,6 +49,10 @@ pub struct LoadConfig {
     pub temporal_layers: u8,
     /// The points' transport-wide congestion feedback interval (`None`: `rtc`'s 100 ms).
     pub twcc_interval: Option<Duration>,
+    /// The chair joins without publishing, and the program is the first video the points
+    /// receive from someone else: a meeting linked to an upstream one, whose points receive
+    /// the upstream chair (the cascade's `upstream` seat) instead of the local chair.
+    pub chair_silent: bool,
 }
 
 impl Default for LoadConfig {
@@ -77,6 +81,7 @@ impl Default for LoadConfig {
             red: false,
             temporal_layers: 1,
             twcc_interval: None,
+            chair_silent: false,
         }
     }
 }

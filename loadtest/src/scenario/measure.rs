@@ -86,8 +86,21 @@ pub(super) fn point_report(
 ) -> PointReport {
     let start = base.at.unwrap_or(end);
     let window = end.saturating_duration_since(start).as_secs_f64().max(1e-3);
+    // The program's frames only (a town hall's thumbnails are stamped too).
+    let delays: Vec<f64> = s
+        .streams
+        .values()
+        .filter(|st| view.is_program(st))
+        .flat_map(|st| st.send_delay_ms.iter())
+        .filter(|(at, _)| (start..=end).contains(at))
+        .map(|(_, d)| *d)
+        .collect();
+    let delay = Summary::of(&delays);
     let mut r = PointReport {
         name: name.to_owned(),
+        video_send_delay_ms: (delay.count > 0).then_some(delay.p50),
+        video_send_delay_p95_ms: (delay.count > 0).then_some(delay.p95),
+        video_send_delay_max_ms: (delay.count > 0).then_some(delay.max),
         rtt_ms: s.rtt.map(|r| r * 1_000.0),
         video_paused_max: s.video_paused_max,
         video_paused_at_end: s.video_paused,

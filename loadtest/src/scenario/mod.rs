@@ -66,6 +66,22 @@ pub enum Tokens {
     /// Signed with the data dir's `secret.key` for the test room (the chair and
     /// `test-point-1` .. `test-point-500`).
     DataDir(PathBuf),
+    /// Given: the chair's token, then point `i`'s (a stored meeting's links, `t=` values).
+    List(Vec<String>),
+}
+
+impl Tokens {
+    /// A token list from a file: one join link (`…/join?t=TOKEN`) or bare token a line, the
+    /// chair's first; blank lines and `#` comments skipped.
+    pub fn from_links(text: &str) -> Tokens {
+        Tokens::List(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.rsplit_once("t=").map_or(l, |(_, t)| t).to_owned())
+                .collect(),
+        )
+    }
 }
 
 /// Bytes per delta frame for a bitrate (keyframes are 4× a delta frame; one keyframe per
@@ -125,7 +141,13 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
     let chair = match server.token(true, 0) {
         Ok(token) => match tokio::time::timeout(
             Duration::from_secs(20),
-            Point::join(point_cfg(token, true, usize::MAX, cfg.video_kbps, cfg.fps)),
+            Point::join(point_cfg(
+                token,
+                !cfg.chair_silent,
+                usize::MAX,
+                cfg.video_kbps,
+                cfg.fps,
+            )),
         )
         .await
         {
@@ -297,10 +319,26 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         floor = Some(run);
     }
 
-    // Measurement window.
+    // Measurement window. With a silent chair, the program is the video the first point with
+    // media receives (the upstream seat of a linked meeting).
+    let program = if cfg.chair_silent {
+        tracked
+            .iter()
+            .filter_map(|t| t.point.as_ref())
+            .find_map(|p| {
+                p.snapshot()
+                    .streams
+                    .values()
+                    .find(|s| s.kind.as_deref() == Some("video") && s.first_packet_at.is_some())
+                    .map(|s| s.stream_id.clone())
+            })
+            .unwrap_or_default()
+    } else {
+        chair.participant.clone()
+    };
     let view = LayerView {
         ladder: &receive_ladder,
-        chair: &chair.participant,
+        chair: &program,
         epoch,
         link: cfg.link.as_ref(),
     };
@@ -440,4 +478,19 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
     drop(tracked);
     drop(chair);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tokens;
+
+    #[test]
+    fn a_link_file_gives_the_chair_then_the_points() {
+        let text = "# meeting 1\nhttp://127.0.0.1:8080/join?t=chair.jwt\n\n  bare-token \n\
+                    http://h/join?t=p1.jwt\n";
+        let Tokens::List(list) = Tokens::from_links(text) else {
+            panic!("a list")
+        };
+        assert_eq!(list, ["chair.jwt", "bare-token", "p1.jwt"]);
+    }
 }

@@ -101,6 +101,10 @@ pub struct VideoReport {
     /// Gaps never filled by a retransmission, % of expected packets (whole run).
     pub loss_after_nack_pct: Summary,
     pub freezes_total: u64,
+    /// Per point, the median and 95th percentile of the video frames' one-way delay from the
+    /// publisher's send stamp (ms; publisher and points on one machine).
+    pub send_delay_ms: Summary,
+    pub send_delay_p95_ms: Summary,
     /// Frozen time / time since the first frame, per point.
     pub freeze_ratio: Summary,
     /// Keyframes whose dimensions changed, over every received video stream.
@@ -368,6 +372,11 @@ pub struct PointReport {
     pub video_paused_max: usize,
     pub video_paused_at_end: usize,
     pub rtt_ms: Option<f64>,
+    /// The program's video frames in the window: one-way delay from the publisher's send stamp
+    /// to the arrival of the frame's first packet (ms), median, 95th percentile and largest.
+    pub video_send_delay_ms: Option<f64>,
+    pub video_send_delay_p95_ms: Option<f64>,
+    pub video_send_delay_max_ms: Option<f64>,
     /// The chair's audio: delay above the lowest seen, median and largest over the window, ms.
     pub audio_delay_ms: Option<f64>,
     pub audio_delay_max_ms: Option<f64>,

@@ -122,6 +122,7 @@ impl Server {
         match &self.tokens {
             Tokens::Fixed => format!("point-{i}"),
             Tokens::DataDir(_) => room_admin::test_room::point_code(test_room_slot(i) + 1),
+            Tokens::List(_) => format!("point-{i}"),
         }
     }
 
@@ -145,6 +146,10 @@ impl Server {
                 format!("point-{i}")
             }),
             Tokens::DataDir(dir) => mint_test_room_token(dir, chair, test_room_slot(i)),
+            Tokens::List(list) => list
+                .get(if chair { 0 } else { i + 1 })
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no token for point {i} in the list")),
         }
     }
 }

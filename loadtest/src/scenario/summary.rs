@@ -247,6 +247,8 @@ pub(super) fn summarize(run: Finished) -> Report {
             loss_before_nack_pct: summary(&|r| media_only(r).then_some(r.loss_before_nack_pct)),
             loss_after_nack_pct: summary(&|r| media_only(r).then_some(r.loss_after_nack_pct)),
             freezes_total: reports.iter().map(|r| r.freezes).sum(),
+            send_delay_ms: summary(&|r| r.video_send_delay_ms),
+            send_delay_p95_ms: summary(&|r| r.video_send_delay_p95_ms),
             freeze_ratio: summary(&|r| media_only(r).then_some(r.freeze_ratio)),
             layer_switches_total: reports.iter().map(|r| r.layer_switches).sum(),
             layer_switches,
