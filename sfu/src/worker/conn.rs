@@ -63,7 +63,7 @@ pub(crate) struct Conn {
     /// What the NACK gate saw, on subscribe connections.
     pub nacks: Option<Arc<NackCounts>>,
     /// The layer allocator's memory of this link (see `allocate.rs`).
-    pub allocation: super::allocate::LinkAllocation,
+    pub allocation: super::link_allocation::LinkAllocation,
     /// The last packet the engine sent went over ICE-TCP (its selected pair is TCP).
     pub over_tcp: bool,
     /// Subscribe m-lines whose track left, made inactive but not yet offered so: they keep

@@ -11,6 +11,7 @@ mod conn;
 mod decide;
 mod feedback;
 mod lifecycle;
+mod link_allocation;
 mod media;
 mod negotiate;
 pub(crate) mod offline;
