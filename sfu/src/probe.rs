@@ -10,7 +10,9 @@
 //! (`forwarder::Numbering::insert`). It aims past the next step, towards what the subscriber
 //! would take with no limit ([`Prober::target`]: up to twice the media rate), so that one probe
 //! can open several rungs (each temporal layer and each simulcast layer is one; a climb from
-//! 180p to 720p is six). It stops at the first sign of a queue (the estimator's queuing delay
+//! 180p to 720p is six), or back at what a probe proved or the line carried before a large
+//! drop; it ramps up to its aim from just above the next step ([`Cluster::rate_at`]).
+//! It stops at the first sign of a queue (the estimator's queuing delay
 //! over [`STOP_QUEUE`]) or of a back-off. Then, once the feedback for its last packets is in,
 //! it is judged: proved if the link delivered at least what the next step needs with no
 //! back-off (even if a queue stopped it: the line then carries about what arrived), and the
@@ -58,6 +60,10 @@ const HIGH_WATER_MEMORY: Duration = Duration::from_secs(60);
 /// [`HIGH_WATER_MEMORY`]'s rate even while the back-offs of a dip still count as congestion
 /// (in virtual time on `flap`: a cycle of 3 s on the lowest layer saved).
 const RECOVERING: Duration = Duration::from_secs(3);
+/// A back-off below this share of what the link delivered just before is a large drop (the
+/// line narrowed, not a queue drained): what it delivered before is remembered
+/// ([`Prober::note_drop`]).
+pub const LARGE_DROP: f64 = 0.5;
 /// Steps up stay below this share of what a step a probe failed to prove needs. Not less:
 /// a link only a little wider than a layer's need (450 kbit/s for the middle layer's
 /// 395 kbit/s, `tests/probe_climb.rs`) fails the probe for it (it aims 25 % above) and gets
@@ -92,6 +98,10 @@ pub const PADDING_EXTENSION_BYTES: usize = 240;
 pub const PADDING_PACKET_BYTES: f64 = 12.0 + 4.0 + 244.0 + 8.0 + 4.0 + 10.0 + 28.0;
 /// The extension id the padding rides in: two-byte form, never negotiated by us.
 pub const PADDING_EXTENSION_ID: u8 = 200;
+/// A cluster's rate doubles this often from the next step's need to its target
+/// ([`Cluster::rate_at`]): from 1.25 times the need to 10 times it in 750 ms of a
+/// [`CLUSTER`].
+const RAMP_DOUBLING: Duration = Duration::from_millis(250);
 /// Padding goes out in small bursts this often while a cluster runs (the worker's pacing
 /// timer), whenever the padded video is between frames, and right after each frame.
 pub const PACE: Duration = Duration::from_millis(5);
@@ -112,7 +122,9 @@ struct Cluster {
     target_bps: f64,
     /// What the next step needs: delivering that proves the probe.
     needed_bps: f64,
-    pad_bps: f64,
+    /// The media flowing when it started: the padding is what the rate asked adds to it.
+    media_bps: f64,
+    started: Instant,
     /// Padding bytes owed at `last`.
     owed: f64,
     last: Instant,
@@ -122,6 +134,29 @@ struct Cluster {
     stopped: Option<Failure>,
     /// It pads a paused video, to resume it ([`Prober::for_resume`]).
     resume: bool,
+}
+
+impl Cluster {
+    /// The rate the link is asked to carry `now`: [`MARGIN`] above the next step at first,
+    /// doubling every [`RAMP_DOUBLING`] up to the target. A queue stops the cluster soon
+    /// after the rate passes the line's, so a probe aimed far (back at what a line carried
+    /// before a dip) overshoots a line still narrow by about as much as one aimed at the next
+    /// step, and one that finds the line back proves it in one cluster. Sent at the target
+    /// from the start, the padding that went out before the feedback showed a queue grew
+    /// with the aim: ~100 ms of it at 2 Mbit/s is 500 ms of queue on a 400 kbit/s line.
+    /// Not from lower: started at half the step's rate, the queue built more slowly than
+    /// the rate rose, and probes on a 400 kbit/s line read as proofs for a 360p that line
+    /// could not carry (virtual time, `narrow`: three failed steps instead of one).
+    fn rate_at(&self, now: Instant) -> f64 {
+        // A resume probe asks what the paused videos need, no more: it starts there.
+        if self.resume {
+            return self.target_bps;
+        }
+        let first = (self.needed_bps * MARGIN).min(self.target_bps);
+        let doublings =
+            now.saturating_duration_since(self.started).as_secs_f64() / RAMP_DOUBLING.as_secs_f64();
+        (first * doublings.exp2()).min(self.target_bps)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -171,6 +206,9 @@ pub struct Prober {
     failed_need: Option<f64>,
     /// The most a probe proved the link carries, and when, for [`HIGH_WATER_MEMORY`].
     high_water: Option<(f64, Instant)>,
+    /// What the link delivered before its last large drop, and when it dropped: once a probe
+    /// shows the line carries more again, the next aims there ([`Self::target`]).
+    before_drop: Option<(f64, Instant)>,
     /// When a probe was last proved.
     last_proof: Option<Instant>,
     /// What the resume probe that last brought paused videos back carried, until a probe for
@@ -218,6 +256,34 @@ impl Prober {
         }
     }
 
+    /// The estimate fell to less than [`LARGE_DROP`] of what the link had just delivered
+    /// (`carried`): a line that narrowed, as a shared line does for a while. libwebrtc
+    /// remembers the rate before a large drop and probes back at it: a point that reached
+    /// 720p at its join, with no probe, has no proved rate to aim back at, and after a dip
+    /// climbed back one probe per rung (Chromium behind a 150 kbit/s dip: 720p 11 s after
+    /// the line came back).
+    pub fn note_drop(&mut self, now: Instant, carried: f64) {
+        if self
+            .before_drop
+            .is_none_or(|(rate, at)| carried >= rate || now - at > HIGH_WATER_MEMORY)
+        {
+            self.before_drop = Some((carried, now));
+        }
+    }
+
+    /// What the link delivered before its last large drop, while remembered.
+    pub fn before_drop(&self) -> Option<f64> {
+        self.before_drop.map(|(rate, _)| rate)
+    }
+
+    /// A probe that carried the rate before the drop: the line is back, and the high water
+    /// remembers from here on.
+    fn after_aiming_back(&mut self, carried: f64) {
+        if self.before_drop.is_some_and(|(rate, _)| carried >= rate) {
+            self.before_drop = None;
+        }
+    }
+
     fn on_proof(&mut self, now: Instant, carried: f64, resume: bool) {
         self.proved += 1;
         self.last_proof = Some(now);
@@ -248,24 +314,30 @@ impl Prober {
     /// [`HIGH_WATER_MEMORY`], and below the last failed probe.
     /// While `congested` (a back-off lately: the line is narrower than it was), only the media
     /// rate counts, unless a probe was just proved ([`RECOVERING`]: the line carries more
-    /// again).
+    /// again). Not congested, or recovering, it aims back at what the link delivered before
+    /// its last large drop ([`Self::note_drop`]) for [`HIGH_WATER_MEMORY`], until a probe
+    /// carries that much.
     pub fn target(&self, now: Instant, needed: f64, goal: f64, media: f64, congested: bool) -> f64 {
         let floor = needed * MARGIN;
         let recovering = self
             .last_proof
             .is_some_and(|at| now.saturating_duration_since(at) <= RECOVERING);
-        let proved = self
-            .high_water
-            .filter(|(_, at)| {
-                (!congested || recovering)
-                    && now.saturating_duration_since(*at) <= HIGH_WATER_MEMORY
-            })
-            .map_or(0.0, |(rate, _)| rate);
+        let remembered = |memory: Option<(f64, Instant)>, when: bool| {
+            memory
+                .filter(|(_, at)| when && now.saturating_duration_since(*at) <= HIGH_WATER_MEMORY)
+                .map_or(0.0, |(rate, _)| rate)
+        };
+        let proved = remembered(self.high_water, !congested || recovering);
         let mut aim = goal.min((media * REACH).max(proved));
         if let Some(failed) = self.failed_at {
             aim = aim.min(failed * AFTER_FAILURE);
         }
-        aim.max(floor)
+        // Back at the rate before a large drop, failures or not: the cluster ramps up to it
+        // and its queue stops it where a narrow line ends, so aiming there costs what aiming
+        // at the next step does, and the first probe after the line came back finds it
+        // whole (Chromium on `flap`: 720p 9–10 s after the line, one probe per rung).
+        let back = remembered(self.before_drop, !congested || recovering);
+        aim.max(back.min(goal)).max(floor)
     }
 
     /// Starts a cluster padding `downtrack` up to `target_bps` while `media_bps` flows; it
@@ -284,7 +356,8 @@ impl Prober {
             until: now + CLUSTER,
             target_bps,
             needed_bps,
-            pad_bps: (target_bps - media_bps).max(0.0),
+            media_bps,
+            started: now,
             owed: 0.0,
             last: now,
             decreases,
@@ -352,7 +425,7 @@ impl Prober {
         }
         let elapsed = now.saturating_duration_since(c.last).as_secs_f64();
         c.last = now;
-        c.owed += c.pad_bps / 8.0 * elapsed;
+        c.owed += (c.rate_at(now) - c.media_bps).max(0.0) / 8.0 * elapsed;
         let n = ((c.owed / PADDING_PACKET_BYTES) as usize).min(MAX_BURST);
         c.owed -= n as f64 * PADDING_PACKET_BYTES;
         // What a frame held back is caught up over the next few paces, never in one burst.
@@ -383,6 +456,7 @@ impl Prober {
                     None
                 };
                 let carried = delivered_peak.min(c.target_bps);
+                self.after_aiming_back(carried);
                 let verdict = match failure {
                     None => {
                         self.on_proof(now, carried, c.resume);
@@ -848,6 +922,73 @@ mod tests {
             200e3,
             "not while the line is congested"
         );
+    }
+
+    #[test]
+    fn after_a_large_drop_probes_aim_back_at_what_the_line_carried_before() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut p = Prober::default();
+        // 1.5 M delivered at 720p (reached without a probe), then the line narrowed.
+        p.note_drop(t0, 1.5e6);
+        // In the dip (congested, nothing proved): only the media counts.
+        assert_eq!(p.target(ms(5000), 150e3, 2e6, 100e3, true), 200e3);
+        // A small probe proves the line carries more again: the next aims at the rate before.
+        p.start(ms(20_000), (0, 0), (150e3, 190e3), 100e3, 0);
+        p.tick(ms(21_000), 0, 0.0);
+        assert_eq!(p.tick(ms(21_600), 0, 200e3), Some(Verdict::Proved(190e3)));
+        assert_eq!(p.target(ms(22_600), 250e3, 2e6, 150e3, true), 1.5e6);
+        // Its queue stops that probe at 400 k: the line is not back that far. Not congested,
+        // the next aims there all the same (the ramp makes it cheap), and never past the goal.
+        p.start(ms(22_600), (0, 0), (250e3, 1.5e6), 150e3, 0);
+        p.padding_due(ms(23_000), (0, 0), STOP_BATCHES, 0);
+        assert_eq!(p.tick(ms(23_100), 0, 0.0), None);
+        assert_eq!(p.tick(ms(23_700), 0, 400e3), Some(Verdict::Filled(400e3)));
+        assert_eq!(p.target(ms(30_000), 250e3, 2e6, 150e3, false), 1.5e6);
+        assert_eq!(p.target(ms(30_000), 250e3, 1e6, 150e3, false), 1e6);
+        // A minute on, forgotten.
+        assert_eq!(p.target(ms(61_000), 250e3, 2e6, 150e3, false), 400e3);
+        // A smaller drop is remembered only if it is higher, and a probe that carries the rate
+        // before the drop forgets it (the high water takes over).
+        let mut p = Prober::default();
+        p.note_drop(t0, 1.5e6);
+        p.note_drop(ms(1000), 600e3);
+        assert_eq!(p.before_drop(), Some(1.5e6));
+        p.start(ms(10_000), (0, 0), (150e3, 1.5e6), 100e3, 0);
+        p.tick(ms(11_000), 0, 0.0);
+        assert_eq!(p.tick(ms(11_600), 0, 1.6e6), Some(Verdict::Proved(1.5e6)));
+        assert_eq!(p.before_drop(), None);
+    }
+
+    #[test]
+    fn a_cluster_ramps_from_the_next_step_to_its_target() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // Next step 400 k, aimed at 4 M, 100 k of media: 500 k at first (400 k of padding),
+        // doubling every 250 ms.
+        let mut p = Prober::default();
+        p.start(t0, (0, 0), (400e3, 4e6), 100e3, 0);
+        let padded = |p: &mut Prober, from: u64, to: u64| -> f64 {
+            (from..to)
+                .step_by(5)
+                .map(|t| p.padding_due(ms(t + 5), (0, 0), 0, 0))
+                .sum::<usize>() as f64
+                * PADDING_PACKET_BYTES
+                * 8.0
+                / ((to - from) as f64 / 1000.0)
+        };
+        let first = padded(&mut p, 0, 50);
+        assert!((320e3..450e3).contains(&first), "{first}");
+        padded(&mut p, 50, 500);
+        let later = padded(&mut p, 500, 550);
+        // 2 M asked by 500 ms: 1.9 M of padding.
+        assert!((1.6e6..2.3e6).contains(&later), "{later}");
+        // A resume probe asks what the paused videos need from the start.
+        let mut p = Prober::default();
+        p.start(t0, (0, 0), (400e3, 1e6), 0.0, 0);
+        p.for_resume();
+        let resume = padded(&mut p, 0, 50);
+        assert!((0.9e6..1.15e6).contains(&resume), "{resume}");
     }
 
     /// A resume probe proved and judged at `at_ms`, carrying `carried`.

@@ -125,3 +125,27 @@ fn flap_comes_back_to_720p_within_8_s_with_the_audio_delay_at_its_floor_within_2
         assert!(d <= floor + 30.0, "second {s}: {d:.0} ms, floor {floor:.0}");
     }
 }
+
+#[test]
+fn a_line_that_narrowed_just_after_the_step_into_720p_is_climbed_back_at_once() {
+    // `constrained.mjs` (b)'s line: 20 Mbit/s, 400 kbit/s from 4 s (a second after the step
+    // into 720p) to 24 s. The drop is the line's, not the step's: blamed on the step, it
+    // doubled the wait after the next failed step, and 720p came back 13 s after the line.
+    // What the link carried before the drop is probed back at in one ramped cluster.
+    let p = Profile::narrow(4);
+    let o = run(&p, 1);
+    show_run(p.name, 1, &o);
+    let back = (24..o.heights.len()).find(|&s| o.heights[s] == 720 && o.frames[s] >= 10);
+    assert!(
+        back.is_some_and(|s| s + 1 - 24 <= 4),
+        "720p again at {back:?}: {:?}",
+        o.heights
+    );
+    // Off 720p within 2 s of the drop and playing throughout.
+    assert!(
+        o.heights[6..24].iter().all(|&h| h <= 360),
+        "{:?}",
+        o.heights
+    );
+    assert!(o.frames[6..].iter().all(|&f| f >= 8), "{:?}", o.frames);
+}

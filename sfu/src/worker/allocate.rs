@@ -19,13 +19,6 @@ use crate::probe::{
 };
 
 pub(super) const ALLOCATE_INTERVAL: Duration = Duration::from_millis(500);
-/// After the estimator backs off, lowest layers must fit in the estimate for this long; when
-/// congestion comes back soon after a hold ended (the lowest layers it let back in were too
-/// much), the next hold is twice as long, up to the maximum.
-const CONGESTION_HOLD: Duration = Duration::from_secs(10);
-const MAX_CONGESTION_HOLD: Duration = Duration::from_secs(160);
-/// A minute without congestion starts the step back-off over.
-const CALM_RESETS_BACKOFF: Duration = Duration::from_secs(60);
 /// A connected subscriber that sent no transport-wide feedback for this long does not do
 /// congestion control (an old client): it gets the layers the routing allows.
 const NO_FEEDBACK_GIVE_UP: Duration = Duration::from_secs(5);
@@ -116,32 +109,15 @@ impl WorkerCore {
         let a = &mut c.allocation;
         let estimate = match snap {
             Some(s) if s.feedback > 0 && probe_base.is_some() => {
-                // The probe's back-off, if any, is not the link's (see above).
+                // The probe's back-off, if any, is not the link's (see above); a large drop
+                // under it is remembered all the same.
+                a.note_back_off(now, s.decreases > a.seen_decreases, &s);
                 a.seen_decreases = s.decreases;
                 Some(s.target_bps.max(probe_base.unwrap_or_default()))
             }
             Some(s) if s.feedback > 0 => {
                 a.first_feedback.get_or_insert(now);
-                if s.decreases > a.seen_decreases {
-                    a.seen_decreases = s.decreases;
-                    a.last_decrease = Some(now);
-                    let relapse = a.congested_until.is_some_and(|until| {
-                        until <= now && now.saturating_duration_since(until) < CONGESTION_HOLD
-                    });
-                    let hold = match a.hold {
-                        Some(h) if relapse => (h * 2).min(MAX_CONGESTION_HOLD),
-                        Some(h) if a.congested_until.is_some_and(|until| until > now) => h,
-                        _ => CONGESTION_HOLD,
-                    };
-                    a.hold = Some(hold);
-                    a.congested_until = Some(now + hold);
-                    a.block_after_back_off(now);
-                } else if a
-                    .last_decrease
-                    .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
-                {
-                    a.backoff = None;
-                }
+                a.on_feedback(now, &s);
                 Some(s.target_bps)
             }
             _ => {

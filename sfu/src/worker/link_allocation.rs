@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use crate::api::{ParticipantId, TrackSource};
+use crate::bwe::EstimateSnapshot;
 use crate::probe::{Prober, Verdict};
 
 /// A back-off within this long after a step up blames the step.
@@ -20,6 +21,17 @@ pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(120);
 /// estimate of 9 Mbit/s, blocked by a back-off its temporal retries in the dip had doubled to
 /// two minutes.
 const TEMPORAL_RETRY: Duration = Duration::from_secs(4);
+/// After the estimator backs off, lowest layers must fit in the estimate for this long; when
+/// congestion comes back soon after a hold ended (the lowest layers it let back in were too
+/// much), the next hold is twice as long, up to the maximum.
+const CONGESTION_HOLD: Duration = Duration::from_secs(10);
+const MAX_CONGESTION_HOLD: Duration = Duration::from_secs(160);
+/// A minute without congestion starts the step back-off over.
+const CALM_RESETS_BACKOFF: Duration = Duration::from_secs(60);
+/// What the link delivered before a drop is read over this long: the delivered rate lags
+/// (Chromium behind a 2 Mbit/s line falling to 150 kbit/s: 1.4 Mbit/s delivered half a second
+/// before the back-off, 430 kbit/s at the tick just before it).
+const CALM_PEAK_SPAN: Duration = Duration::from_secs(2);
 /// Feedback seen for this long before the first step up: the estimate needs a few reports.
 pub(super) const SETTLE: Duration = Duration::from_secs(1);
 /// A failed probe leaves a queue behind that drains at what the line carries beyond the media:
@@ -71,6 +83,36 @@ pub(crate) struct LinkAllocation {
     pub(super) last_proof: Option<(Instant, f64)>,
     /// Until when a failed probe's queue may still be draining.
     pub(super) probe_aftermath_until: Option<Instant>,
+    /// What the link delivered at the last ticks with no back-off, and when: a back-off far
+    /// below the most of them in [`CALM_PEAK_SPAN`] is a large drop
+    /// ([`Self::note_back_off`]).
+    pub(super) calm: CalmTicks,
+}
+
+/// What the link delivered at its last few calm ticks (no back-off), a ring without
+/// allocation: the delivered rate lags a drop, so the tick just before a back-off may read
+/// the line already narrowed, and the rate before it is the most of the last ticks.
+#[derive(Debug, Default)]
+pub(crate) struct CalmTicks {
+    ticks: [Option<(Instant, f64)>; 6],
+    next: usize,
+}
+
+impl CalmTicks {
+    fn push(&mut self, now: Instant, delivered: f64) {
+        self.ticks[self.next] = Some((now, delivered));
+        self.next = (self.next + 1) % self.ticks.len();
+    }
+
+    /// The most delivered at a calm tick within [`CALM_PEAK_SPAN`] before `now`.
+    fn peak(&self, now: Instant) -> f64 {
+        self.ticks
+            .iter()
+            .flatten()
+            .filter(|(at, _)| now.saturating_duration_since(*at) <= CALM_PEAK_SPAN)
+            .map(|(_, bps)| *bps)
+            .fold(0.0, f64::max)
+    }
 }
 
 impl LinkAllocation {
@@ -104,6 +146,56 @@ impl LinkAllocation {
             self.probe_base = None;
             self.probe_aftermath_until = None;
         }
+    }
+
+    /// The estimator's state at a tick with feedback, no probe shielding it: a back-off
+    /// starts (or doubles) the congestion hold and blocks stepping up for a while.
+    pub(super) fn on_feedback(&mut self, now: Instant, s: &EstimateSnapshot) {
+        let backed_off = s.decreases > self.seen_decreases;
+        let large_drop = self.note_back_off(now, backed_off, s);
+        if backed_off {
+            self.seen_decreases = s.decreases;
+            self.last_decrease = Some(now);
+            let relapse = self.congested_until.is_some_and(|until| {
+                until <= now && now.saturating_duration_since(until) < CONGESTION_HOLD
+            });
+            let hold = match self.hold {
+                Some(h) if relapse => (h * 2).min(MAX_CONGESTION_HOLD),
+                Some(h) if self.congested_until.is_some_and(|until| until > now) => h,
+                _ => CONGESTION_HOLD,
+            };
+            self.hold = Some(hold);
+            self.congested_until = Some(now + hold);
+            self.block_after_back_off(now, large_drop);
+        } else if self
+            .last_decrease
+            .is_some_and(|at| now.saturating_duration_since(at) > CALM_RESETS_BACKOFF)
+        {
+            self.backoff = None;
+        }
+    }
+
+    /// A back-off to less than [`crate::probe::LARGE_DROP`] of what the link delivered at the
+    /// last calm tick is a large drop: the line narrowed, and the prober remembers what it
+    /// carried before. Returns whether it was one.
+    pub(super) fn note_back_off(
+        &mut self,
+        now: Instant,
+        backed_off: bool,
+        s: &EstimateSnapshot,
+    ) -> bool {
+        if !backed_off {
+            self.calm.push(now, s.delivered_bps);
+            return false;
+        }
+        // Not forgotten at the first back-off: a line narrowing under a queue backs off in
+        // steps over a tick or two (1.34 M, 1.21 M, then 328 k behind 400 kbit/s).
+        let before = self.calm.peak(now);
+        let large = s.target_bps < before * crate::probe::LARGE_DROP;
+        if large {
+            self.prober.note_drop(now, before);
+        }
+        large
     }
 
     /// What a probe proved within [`PROOF_FRESH`], unless the estimate backed off since.
@@ -144,7 +236,24 @@ impl LinkAllocation {
     /// 720p (Chromium, `constrained.mjs` (b), loaded machine) played 180p at half its frame
     /// rate for 6–8 s with room for the whole layer, because the narrowing came within
     /// [`STEP_UP_TRIAL`] of the step into 720p and was blamed on it.
-    pub(super) fn block_after_back_off(&mut self, now: Instant) {
+    ///
+    /// A large drop (`large_drop`) blames nothing: a step's overshoot costs the estimate a
+    /// share of what the link delivered (the queue guard backs off to 85 % of it), a line that
+    /// narrowed most of it. Blamed, the step into 720p a second before a line fell to
+    /// 400 kbit/s doubled the wait, and the point sat on 180p 8 s after the line came back
+    /// (virtual time, `narrow`).
+    pub(super) fn block_after_back_off(&mut self, now: Instant, large_drop: bool) {
+        if large_drop {
+            // Nor what the first back-offs of the same narrowing blamed (a line narrowing
+            // under a queue backs off in steps): waits and doublings from a wider line are moot.
+            self.last_step_up = None;
+            self.last_temporal_raise = None;
+            self.backoff = None;
+            let until = now + SETTLE * 2;
+            self.blocked_until = Some(until);
+            self.temporal_blocked_until = Some(until);
+            return;
+        }
         let temporal_wait = if self
             .last_temporal_raise
             .is_some_and(|at| now.saturating_duration_since(at) < STEP_UP_TRIAL)
@@ -212,6 +321,56 @@ mod tests {
         assert_eq!(a.wait_after_back_off(secs(60)), SETTLE * 2);
     }
 
+    fn snapshot(decreases: u64, target_bps: f64, delivered_bps: f64) -> EstimateSnapshot {
+        EstimateSnapshot {
+            target_bps,
+            delivered_bps,
+            decreases,
+            feedback: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_back_off_far_below_what_the_link_delivered_is_a_drop_remembered_and_not_blamed() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        // A step up, then a back-off to 85 % of what was delivered: the step's overshoot,
+        // blamed (the doubling wait), and no drop.
+        let mut a = LinkAllocation {
+            last_step_up: Some(t0),
+            ..Default::default()
+        };
+        a.on_feedback(ms(500), &snapshot(0, 1.2e6, 1.0e6));
+        a.on_feedback(ms(1000), &snapshot(1, 850e3, 900e3));
+        assert_eq!(a.prober.before_drop(), None);
+        assert_eq!(a.blocked_until, Some(ms(1000) + INITIAL_BACKOFF));
+        // A step up, 1.5 M delivered, then back-offs to 1.2 M and 330 k over two ticks: the
+        // line narrowed. What it carried is remembered, and the step is not blamed.
+        let mut a = LinkAllocation {
+            last_step_up: Some(t0),
+            ..Default::default()
+        };
+        a.on_feedback(ms(0), &snapshot(0, 2e6, 1.5e6));
+        // The delivered rate lags the drop: the tick just before the back-off reads it.
+        a.on_feedback(ms(500), &snapshot(0, 2e6, 600e3));
+        a.on_feedback(ms(1000), &snapshot(1, 1.2e6, 1.3e6));
+        a.on_feedback(ms(1500), &snapshot(2, 330e3, 400e3));
+        assert_eq!(a.prober.before_drop(), Some(1.5e6));
+        assert_eq!(a.blocked_until, Some(ms(1500) + SETTLE * 2));
+        assert_eq!(a.backoff, None);
+        // Back-offs in the dip compare with the dip's own calm ticks; the higher rate stays.
+        a.on_feedback(ms(3000), &snapshot(2, 150e3, 140e3));
+        a.on_feedback(ms(3500), &snapshot(3, 60e3, 100e3));
+        assert_eq!(a.prober.before_drop(), Some(1.5e6));
+    }
+
+    impl LinkAllocation {
+        fn block_after_back_off_at(&mut self, now: Instant) {
+            self.block_after_back_off(now, false);
+        }
+    }
+
     #[test]
     fn one_failed_step_is_blamed_once_however_many_back_offs_it_causes() {
         let t0 = Instant::now();
@@ -221,14 +380,14 @@ mod tests {
             ..Default::default()
         };
         // The queue guard at 0.5 s, the loss half at 1 s and 2 s, all after one step up.
-        a.block_after_back_off(ms(500));
-        a.block_after_back_off(ms(1000));
-        a.block_after_back_off(ms(2000));
+        a.block_after_back_off_at(ms(500));
+        a.block_after_back_off_at(ms(1000));
+        a.block_after_back_off_at(ms(2000));
         assert_eq!(a.blocked_until, Some(ms(500) + INITIAL_BACKOFF));
         assert_eq!(a.backoff, Some(INITIAL_BACKOFF * 2), "doubled once");
         // The next step that fails waits the doubled time.
         a.last_step_up = Some(ms(20_000));
-        a.block_after_back_off(ms(20_500));
+        a.block_after_back_off_at(ms(20_500));
         assert_eq!(a.blocked_until, Some(ms(20_500) + INITIAL_BACKOFF * 2));
     }
 
@@ -240,12 +399,12 @@ mod tests {
             last_step_up: Some(t0),
             ..Default::default()
         };
-        a.block_after_back_off(ms(1000));
+        a.block_after_back_off_at(ms(1000));
         assert_eq!(a.blocked_until, Some(ms(1000) + INITIAL_BACKOFF));
         assert_eq!(a.temporal_blocked_until, Some(ms(1000) + SETTLE * 2));
         // A temporal layer given back, then congestion: that one waits its retry.
         a.last_temporal_raise = Some(ms(5000));
-        a.block_after_back_off(ms(5500));
+        a.block_after_back_off_at(ms(5500));
         assert_eq!(a.temporal_blocked_until, Some(ms(5500) + TEMPORAL_RETRY));
         assert_eq!(
             a.blocked_until,
