@@ -111,13 +111,17 @@ impl WorkerCore {
             Some(s) if s.feedback > 0 && probe_base.is_some() => {
                 // The probe's back-off, if any, is not the link's (see above); a large drop
                 // under it is remembered all the same.
-                a.note_back_off(now, s.decreases > a.seen_decreases, &s);
+                if a.note_back_off(now, s.decreases > a.seen_decreases, &s) {
+                    tracing::debug!(conn = key, before = ?a.prober.before_drop(), "large drop");
+                }
                 a.seen_decreases = s.decreases;
                 Some(s.target_bps.max(probe_base.unwrap_or_default()))
             }
             Some(s) if s.feedback > 0 => {
                 a.first_feedback.get_or_insert(now);
-                a.on_feedback(now, &s);
+                if a.on_feedback(now, &s) {
+                    tracing::debug!(conn = key, before = ?a.prober.before_drop(), "large drop");
+                }
                 Some(s.target_bps)
             }
             _ => {
@@ -310,6 +314,7 @@ impl WorkerCore {
                     needed = needed as u64,
                     target = target as u64,
                     media = media as u64,
+                    before_drop = ?c.allocation.prober.before_drop().map(|b| b as u64),
                     "probe started"
                 );
             }

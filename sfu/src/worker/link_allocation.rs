@@ -150,7 +150,8 @@ impl LinkAllocation {
 
     /// The estimator's state at a tick with feedback, no probe shielding it: a back-off
     /// starts (or doubles) the congestion hold and blocks stepping up for a while.
-    pub(super) fn on_feedback(&mut self, now: Instant, s: &EstimateSnapshot) {
+    /// Returns whether the back-off, if any, was a large drop.
+    pub(super) fn on_feedback(&mut self, now: Instant, s: &EstimateSnapshot) -> bool {
         let backed_off = s.decreases > self.seen_decreases;
         let large_drop = self.note_back_off(now, backed_off, s);
         if backed_off {
@@ -173,6 +174,7 @@ impl LinkAllocation {
         {
             self.backoff = None;
         }
+        large_drop
     }
 
     /// A back-off to less than [`crate::probe::LARGE_DROP`] of what the link delivered at the
