@@ -7,8 +7,7 @@ use std::time::Instant;
 
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::interceptor::{
-    Attribute, CongestionControlBuilder, NackResponderBuilder, Packet, Registry,
-    SenderReportBuilder, Slot, TaggedPacket, TwccSenderBuilder,
+    Attribute, CongestionControlBuilder, Packet, Registry, Slot, TaggedPacket, TwccSenderBuilder,
 };
 use rtc::peer_connection::certificate::RTCCertificate;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -54,10 +53,6 @@ pub(crate) struct Conn {
     pub scheduled: Option<Instant>,
     /// In the worker's dirty queue: has output to drain.
     pub dirty: bool,
-    /// Only our own RTP writes (the forwarding path) touched it since its last drain: its
-    /// datagrams are all there is to drain, so the read side, a walk over every one of the
-    /// engine's handlers and interceptors, is skipped. Any other input clears it.
-    pub writes_only: bool,
     pub connected: bool,
     /// Round-trip time from receiver reports (smoothed), seconds.
     pub rtt: Option<f64>,
@@ -130,9 +125,7 @@ impl PcFactory {
         pwd: &str,
         link: Option<(Arc<LinkEstimate>, Arc<NackCounts>)>,
     ) -> Result<RTCPeerConnection, SfuError> {
-        // The subscribe side is the one with a link to estimate.
-        let is_subscribe = link.is_some();
-        let mut media = media_engine(is_subscribe)?;
+        let mut media = media_engine(link.is_some())?;
         let mut registry =
             Registry::new().with(Slot::from(14_000), ReadHook::new(mark_for_application));
         if let Some((estimate, nacks)) = link {
@@ -147,11 +140,7 @@ impl PcFactory {
                 )
                 .with(Slot::from(NACK_GATE_SLOT), nack_gate(estimate, nacks));
         }
-        let registry = if is_subscribe {
-            send_side_interceptors(registry, &mut media)?
-        } else {
-            register_default_interceptors(registry, &mut media).map_err(internal)?
-        };
+        let registry = register_default_interceptors(registry, &mut media).map_err(internal)?;
         let settings = SettingEngineBuilder::new()
             .with_ice_credentials(ufrag.to_owned(), pwd.to_owned())
             .with_lite(true)
@@ -225,29 +214,6 @@ impl PcFactory {
             })
             .collect())
     }
-}
-
-/// The interceptors of a subscribe connection: what `register_default_interceptors` registers
-/// in the media engine, in the same order (so the same extension ids), but only the
-/// interceptors that act on what we send (NACK responder, transport-wide numbering, sender
-/// reports). A subscriber sends no media, so the receive-side ones (NACK generator, TWCC
-/// receiver, receiver reports) only passed every forwarded packet along, each a move of the
-/// whole packet on the hot path.
-fn send_side_interceptors(
-    registry: Registry,
-    media: &mut MediaEngine,
-) -> Result<Registry, SfuError> {
-    use rtc::peer_connection::configuration::interceptor_registry::{
-        configure_simulcast_extension_headers, configure_twcc_sender_only,
-    };
-    for parameter in ["", "pli"] {
-        media.register_feedback(fb("nack", parameter), RtpCodecKind::Video);
-    }
-    configure_simulcast_extension_headers(media).map_err(internal)?;
-    let registry = configure_twcc_sender_only(registry, media).map_err(internal)?;
-    Ok(registry
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
-        .with(Slot::SenderReport, SenderReportBuilder::new().build()))
 }
 
 /// The codecs of a connection. Subscribe connections (`rtx`) also offer RTX (RFC 4588) for each

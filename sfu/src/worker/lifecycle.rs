@@ -112,7 +112,6 @@ impl WorkerCore {
             addrs: Vec::new(),
             scheduled: None,
             dirty: false,
-            writes_only: false,
             connected: false,
             rtt: None,
             reported_loss: 0.0,

@@ -628,11 +628,10 @@ fn pad_probe(
 static PROBE_FILL: [u8; crate::probe::PADDING_EXTENSION_BYTES] =
     [0; crate::probe::PADDING_EXTENSION_BYTES];
 
-/// Queues `conn` (worker key `key`) for draining its writes, once (see `Conn::writes_only`).
+/// Queues `conn` (worker key `key`) for draining, once.
 fn queue_drain(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
     if !conn.dirty {
         conn.dirty = true;
-        conn.writes_only = true;
         dirty.push(key);
     }
 }

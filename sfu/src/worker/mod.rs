@@ -196,7 +196,6 @@ impl WorkerCore {
         self.dirty.clear();
         for (_, c) in self.conns.iter_mut() {
             c.dirty = false;
-            c.writes_only = false;
         }
     }
 
@@ -342,13 +341,11 @@ impl WorkerCore {
     }
 
     fn mark_dirty(&mut self, key: usize) {
-        if let Some(c) = self.conns.get_mut(key) {
-            // Input from the network, a timer or a command: everything is drained.
-            c.writes_only = false;
-            if !c.dirty {
-                c.dirty = true;
-                self.dirty.push(key);
-            }
+        if let Some(c) = self.conns.get_mut(key)
+            && !c.dirty
+        {
+            c.dirty = true;
+            self.dirty.push(key);
         }
     }
 
@@ -428,14 +425,6 @@ impl WorkerCore {
                 continue;
             };
             c.dirty = false;
-            if std::mem::take(&mut c.writes_only) {
-                // Forwarded RTP only: writing raises no event and nothing to read.
-                while let Some(out) = self.conns[key].pc.poll_write() {
-                    self.send(key, out.transport, out.message);
-                }
-                self.schedule(key);
-                continue;
-            }
             loop {
                 let mut progressed = false;
                 while let Some(TaggedRTCMessage { message, .. }) = self.conns[key].pc.poll_read() {

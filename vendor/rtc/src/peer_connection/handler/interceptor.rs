@@ -35,17 +35,6 @@ pub(crate) struct InterceptorHandlerContext {
     pub(crate) read_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) event_outs: VecDeque<TaggedRTCEventInternal>,
-    /// hoinghi patch: the hand-over queue of `write_rtp_direct`, which starts here, kept
-    /// between packets for its capacity.
-    pub(crate) direct_write_belt: VecDeque<TaggedRTCMessageInternal>,
-}
-
-impl InterceptorHandlerContext {
-    /// hoinghi patch (see vendor/README.md): whether the interceptors run yet (they start
-    /// with the SRTP keys), for `write_rtp_direct`.
-    pub(crate) fn is_dtls_handshake_complete(&self) -> bool {
-        self.is_dtls_handshake_complete
-    }
 }
 
 /// InterceptorHandler implements RTCP feedback handling

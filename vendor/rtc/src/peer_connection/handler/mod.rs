@@ -85,9 +85,6 @@ macro_rules! process_handler_list {
     }};
 }
 
-// hoinghi patch (see vendor/README.md): declared after the macros above, which it uses.
-mod direct_write;
-
 /// Unified macro to iterate over handlers with code blocks
 macro_rules! for_each_handler {
     // Forward order: execute code block for each handler
@@ -442,10 +439,8 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
                     data_channel_event: DataChannelEvent::Message(data_channel_message),
                 }))
             }
-            // hoinghi patch (see vendor/README.md): straight through the handlers that act on
-            // RTP, not queued for a walk through every handler on the next `poll_write`.
             RTCMessage::RtpPacket(_track_id, rtp_packet) => {
-                return self.write_rtp_direct(now, rtp_packet);
+                RTCMessageInternal::Rtp(RTPMessage::Packet(Packet::Rtp(rtp_packet)))
             }
             RTCMessage::RtcpPacket(_track_id, rtcp_packet) => {
                 RTCMessageInternal::Rtp(RTPMessage::Packet(Packet::Rtcp(rtcp_packet)))
@@ -462,12 +457,6 @@ impl sansio::Protocol<TaggedBytesMut, TaggedRTCMessage, TaggedRTCEvent> for RTCP
     }
 
     fn poll_write(&mut self) -> Option<Self::Wout> {
-        // hoinghi patch (see vendor/README.md): what is already out of the pipeline (RTP
-        // written through `write_rtp_direct`) goes first, without a walk over every handler;
-        // the walk runs once that is empty, so nothing pending is left behind.
-        if let Some(out) = self.pipeline_context.write_outs.pop_front() {
-            return Some(out);
-        }
         self.flush_writes();
         self.pipeline_context.write_outs.pop_front()
     }

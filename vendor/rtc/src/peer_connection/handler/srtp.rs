@@ -6,7 +6,7 @@ use crate::peer_connection::message::internal::{
 use interceptor::Packet;
 use log::debug;
 use shared::error::{Error, Result};
-use shared::marshal::{Marshal, MarshalSize, Unmarshal};
+use shared::marshal::{Marshal, Unmarshal};
 use shared::util::is_rtcp;
 use srtp::context::Context;
 use std::collections::VecDeque;
@@ -20,8 +20,6 @@ pub(crate) struct SrtpHandlerContext {
     pub(crate) read_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) write_outs: VecDeque<TaggedRTCMessageInternal>,
     pub(crate) event_outs: VecDeque<TaggedRTCEventInternal>,
-    /// hoinghi patch: each outgoing RTP packet's plaintext, before SRTP (capacity kept).
-    pub(crate) marshal_scratch: Vec<u8>,
 }
 
 /// SrtpHandler implements SRTP/RTP/RTCP Protocols handling
@@ -127,14 +125,8 @@ impl<'a>
                 }
                 RTPMessage::Packet(Packet::Rtp(rtp_message)) => {
                     if let Some(context) = self.ctx.local_srtp_context.as_mut() {
-                        // hoinghi patch (see vendor/README.md): marshalled into a buffer kept
-                        // between packets, and encrypted with the header we already have
-                        // instead of one parsed back from the bytes (an allocation and a copy
-                        // fewer per packet).
-                        let scratch = &mut self.ctx.marshal_scratch;
-                        scratch.resize(rtp_message.marshal_size(), 0);
-                        let n = rtp_message.marshal_to(scratch)?;
-                        context.encrypt_rtp_with_header(&scratch[..n], &rtp_message.header)?
+                        let packet = rtp_message.marshal()?;
+                        context.encrypt_rtp(&packet)?
                     } else {
                         return Err(Error::Other(format!(
                             "local_srtp_context is not set yet for rtp_packet {:?}",
