@@ -34,8 +34,6 @@ pub mod vp8;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]
-mod write_path_tests;
-#[cfg(test)]
 mod grid_tests;
 #[cfg(test)]
 mod icetcp_tests;
@@ -47,6 +45,8 @@ mod meeting_tests;
 mod relay_tests;
 #[cfg(test)]
 mod selftest;
+#[cfg(test)]
+mod write_path_tests;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
