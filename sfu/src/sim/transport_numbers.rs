@@ -1,7 +1,8 @@
 //! The transport-wide sequence numbers (TWCC, draft-holmer-rmcat-transport-wide-cc-extensions)
-//! a client receives, counted as they come off the wire: media, repairs (RTX) and padding alike
-//! take one number each from the sender's one counter, and the sender's estimate of the link is
-//! only as good as that numbering (a hole reads as a loss, a repeat confuses the feedback).
+//! a client receives, counted as they come off the wire: media and padding take one number each
+//! from the sender's one counter, and the sender's estimate of the link is only as good as that
+//! numbering (a hole reads as a loss, a repeat confuses the feedback). Repairs (RTX) should take
+//! one too; today they carry none (`unnumbered_repairs`).
 
 use std::sync::Mutex;
 
@@ -28,7 +29,7 @@ pub struct TransportNumbers {
     /// Media or padding packets without a number although one was negotiated.
     pub unnumbered: u64,
     /// Repairs without a number: `rtc`'s TWCC sender numbers only the media SSRCs it bound,
-    /// not their RTX streams, so the estimator never sees repairs (as before the direct path).
+    /// not their RTX streams, so the estimator never sees repairs.
     pub unnumbered_repairs: u64,
 }
 
