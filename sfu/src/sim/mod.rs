@@ -9,6 +9,7 @@
 //!   ICE-lite peer for tests that need no server; [`publish`] is a publisher's media (Opus and
 //!   VP8 simulcast, keyframes on request), [`record`] what a receiver saw.
 //! - [`engine`]: a client's Chromium-like codecs, feedback and candidates.
+//! - [`transport_numbers`]: the transport-wide sequence numbers a client receives.
 //! - [`tcp`]: virtual TCP streams for ICE-TCP (RFC 6544, RFC 4571 framing): the server's
 //!   passive candidate, a client's active one.
 //! - [`Node`] and [`progress`]: anything with an address that takes datagrams and timeouts,
@@ -27,6 +28,7 @@ pub mod publish;
 pub mod record;
 pub mod server;
 pub mod tcp;
+pub mod transport_numbers;
 pub mod vp8;
 
 #[cfg(test)]
@@ -43,6 +45,8 @@ mod meeting_tests;
 mod relay_tests;
 #[cfg(test)]
 mod selftest;
+#[cfg(test)]
+mod write_path_tests;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -33,6 +33,7 @@ use super::engine::{
 use super::publish::{PublishMedia, PublisherConfig};
 use super::record::Recorder;
 use super::tcp::{PeerTcp, TcpNet};
+use super::transport_numbers::{TransportNumbers, log_transport_numbers};
 use crate::read_hook::ReadHook;
 
 /// Knobs of a client's feedback.
@@ -72,6 +73,8 @@ pub struct SimPeer {
     publish: Option<PublishMedia>,
     /// Shared with the RTX hook in the interceptor chain; updated at each remote description.
     rtx: Arc<Mutex<RtxMap>>,
+    /// The transport-wide numbers of what arrived (see `transport_numbers.rs`).
+    pub transport_numbers: Arc<Mutex<TransportNumbers>>,
     /// ICE-TCP streams, for a peer with an active TCP candidate ([`SimPeer::with_ice_tcp`]).
     tcp: Option<PeerTcp>,
 }
@@ -126,6 +129,8 @@ impl SimPeer {
         let hook_seen = seen.clone();
         let rtx = Arc::new(Mutex::new(RtxMap::default()));
         let hook_rtx = rtx.clone();
+        let numbers = Arc::new(Mutex::new(TransportNumbers::default()));
+        let (hook_numbers, numbers_rtx) = (numbers.clone(), rtx.clone());
         let mut registry = Registry::new()
             .with(
                 Slot::from(14_000),
@@ -135,6 +140,13 @@ impl SimPeer {
             .with(
                 Slot::from(6_500),
                 ReadHook::new(move |msg: &mut TaggedPacket| unwrap_rtx(&hook_rtx, msg)),
+            )
+            // Closer to the wire than the RTX hook: the numbers as they were sent.
+            .with(
+                Slot::from(6_400),
+                ReadHook::new(move |msg: &mut TaggedPacket| {
+                    log_transport_numbers(&hook_numbers, &numbers_rtx, msg)
+                }),
             );
         if flavor != Flavor::Subscriber {
             // Chromium numbers every packet it sends (transport-wide sequence numbers), and so
@@ -185,6 +197,7 @@ impl SimPeer {
             recorder: Recorder::new(now),
             publish: None,
             rtx,
+            transport_numbers: numbers,
             tcp: None,
         })
     }
@@ -224,6 +237,9 @@ impl SimPeer {
     fn learn_rtx(&self, remote_sdp: &str) {
         if let Ok(mut map) = self.rtx.lock() {
             *map = RtxMap::from_sdp(remote_sdp);
+        }
+        if let Ok(mut numbers) = self.transport_numbers.lock() {
+            numbers.learn(remote_sdp);
         }
     }
 

@@ -55,6 +55,11 @@ pub struct StreamStats {
     pub seconds: BTreeMap<u64, Second>,
     /// Silences over [`LONG_GAP`] between arrivals: (when it ended, how long).
     pub long_gaps: Vec<(Duration, Duration)>,
+    /// VP8 packets whose PictureID differs from that of an earlier packet with the same RTP
+    /// timestamp: a payload that is not of the frame its header says (a wrong repair would).
+    pub foreign: u64,
+    /// RTP timestamp → PictureID of the frames seen lately (cleared as it grows).
+    pictures: HashMap<u32, u16>,
     last_arrival: Option<Duration>,
     first_ts: Option<u32>,
     last_seq: Option<u16>,
@@ -175,7 +180,16 @@ impl Recorder {
         let Some(parsed) = vp8::parse(&packet.payload) else {
             return;
         };
-        let frame_start = crate::vp8::parse(&packet.payload).is_some_and(|d| d.frame_start);
+        let descriptor = crate::vp8::parse(&packet.payload);
+        if let Some((picture, ..)) = descriptor.as_ref().and_then(|d| d.picture_id) {
+            if s.pictures.len() > 4096 {
+                s.pictures.clear();
+            }
+            if *s.pictures.entry(h.timestamp).or_insert(picture) != picture {
+                s.foreign += 1;
+            }
+        }
+        let frame_start = descriptor.is_some_and(|d| d.frame_start);
         if frame_start {
             second.frames_by_tid[usize::from(parsed.tid.unwrap_or(0) & 3)] += 1;
         }
