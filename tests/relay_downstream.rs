@@ -8,132 +8,19 @@
 //! The other way, the relay sends the local chair up on the relay seat: the national chair sees
 //! the province in its grid, and the national points see and hear it once it holds the floor.
 
+mod cascade;
 mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually, packets_from, small_point};
-use loadtest::layers::Ladder;
-use loadtest::point::{Point, PointConfig};
-use relay::{Relay, RelayConfig, RelayLink, RelayState};
+use cascade::{
+    Cascade, WAIT, packets_from_id, program_reaches, receives_more, relay_as, relay_to, seat_of,
+    upstream_seat,
+};
+use common::{eventually, packets_from, small_point};
+use loadtest::point::Point;
+use relay::RelayState;
 use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, Role};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The participant id of the linked meeting's upstream seat (the program), when connected.
-fn upstream_seat(down: &TestServer) -> Option<String> {
-    seat_of(down, "upstream-trung-uong")
-}
-
-/// The participant id of the seat `point` in the in-process meeting, when connected.
-fn seat_of(server: &TestServer, point: &str) -> Option<String> {
-    server
-        .signaling
-        .live("bench")
-        .into_iter()
-        .find(|p| p.point == point)
-        .map(|p| p.id)
-}
-
-/// Packets of `kind` that `at` received from the participant `from`.
-fn packets_from_id(at: &Point, from: &str, kind: &str) -> u64 {
-    at.snapshot()
-        .streams
-        .values()
-        .filter(|st| st.stream_id == from && st.kind.as_deref() == Some(kind))
-        .map(|st| st.packets)
-        .sum()
-}
-
-fn with_ladder(server: &TestServer, token: &str, publish: bool, ladder: &Ladder) -> PointConfig {
-    PointConfig {
-        video_fps: 20,
-        video_frame_bytes: 600,
-        publish_layers: publish.then(|| ladder.clone()),
-        receive_ladder: ladder.clone(),
-        ..small_point(server, token, publish)
-    }
-}
-
-fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
-    relay_as(up, down, "relay-tinh")
-}
-
-/// A relay taking the upstream's relay seat `seat`.
-fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
-    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
-    let cfg = RelayConfig {
-        floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
-    };
-    Relay::spawn(cfg, down.signaling.clone())
-}
-
-/// Waits until `at` has received more than `n` more packets of video and of audio from `from`
-/// than it had when called.
-async fn receives_more(at: &Point, from: &str, n: u64) -> bool {
-    let (v0, a0) = (
-        packets_from_id(at, from, "video"),
-        packets_from_id(at, from, "audio"),
-    );
-    eventually(WAIT, || {
-        packets_from_id(at, from, "video") > v0 + n && packets_from_id(at, from, "audio") > a0 + n
-    })
-    .await
-}
-
-/// Waits until the relay relays and `commune` receives the upstream seat's camera and
-/// microphone; returns the seat's participant id.
-async fn program_reaches(relay: &Relay, down: &TestServer, commune: &Point) -> String {
-    let relaying = eventually(WAIT, || {
-        relay.state() == RelayState::Relaying && upstream_seat(down).is_some()
-    })
-    .await;
-    assert!(relaying, "the relay does not relay: {:?}", relay.state());
-    let seat = upstream_seat(down).unwrap_or_default();
-    assert!(
-        receives_more(commune, &seat, 20).await,
-        "the commune does not receive the upstream chair's camera and microphone: {:?}",
-        commune.snapshot().errors
-    );
-    seat
-}
-
-/// One upstream server with its chair (a simulcast camera), one downstream server with its
-/// local chair and a commune.
-struct Cascade {
-    ladder: Ladder,
-    up: TestServer,
-    down: TestServer,
-    national: Point,
-    province: Point,
-    commune: Point,
-}
-
-impl Cascade {
-    async fn start() -> Cascade {
-        let ladder = Ladder::simulcast(&[60, 150, 300]).expect("valid ladder");
-        let up = common::start(1).await;
-        let down = common::start(1).await;
-        let national = Point::join(with_ladder(&up, "chair", true, &ladder))
-            .await
-            .expect("the upstream chair joins");
-        let province = Point::join(small_point(&down, "chair", true))
-            .await
-            .expect("the local chair joins");
-        let commune = Point::join(with_ladder(&down, "point-xa", false, &ladder))
-            .await
-            .expect("a commune joins");
-        Cascade {
-            ladder,
-            up,
-            down,
-            national,
-            province,
-            commune,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downstream_points_receive_the_upstream_chair_through_the_relay() {
@@ -200,9 +87,7 @@ async fn a_lost_upstream_falls_back_to_the_local_chair_and_returns() {
     );
 
     // The upstream program is back: so is the upstream seat, for the commune too.
-    let _national = Point::join(with_ladder(&up, "chair", true, &ladder))
-        .await
-        .expect("the upstream chair joins again");
+    let _national = cascade::national_chair(&up, &ladder).await;
     program_reaches(&relay, &down, &commune).await;
 
     // The upstream ends the relay's session: it comes back by itself.
@@ -345,12 +230,7 @@ async fn two_province_servers_carry_the_national_program_to_their_communes() {
         commune,
     } = Cascade::start().await;
     let down2 = common::start(1).await;
-    let _province2 = Point::join(small_point(&down2, "chair", true))
-        .await
-        .expect("the second province's chair joins");
-    let commune2 = Point::join(with_ladder(&down2, "point-xa", false, &ladder))
-        .await
-        .expect("a commune of the second province joins");
+    let (_province2, commune2) = cascade::province(&down2, &ladder).await;
     let relay = relay_as(&up, &down, "relay-tinh");
     let relay2 = relay_as(&up, &down2, "relay-tinh-2");
     let seat = program_reaches(&relay, &down, &commune).await;

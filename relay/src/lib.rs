@@ -2,12 +2,13 @@
 //!
 //! The downstream side of the cascade (issue 13): a client, run inside `hoinghi serve`, that
 //! takes an upstream meeting's *relay seat* over the same `/ws` protocol and WebRTC as any
-//! point, and makes what it receives (the upstream program: its chair's microphone and every
-//! simulcast layer of its camera) the program of a local *linked meeting*. It re-publishes the
+//! point, and makes what it receives (the upstream program: its chair's microphone, every
+//! simulcast layer of its camera, and the share the upstream shows) the program of a local
+//! *linked meeting*. It re-publishes the
 //! program to this server as an in-process seat of role `upstream` with a simulcast publisher
 //! over loopback, so the whole local publish path (allocator, layer switching, NACK, keyframe
-//! requests) serves the communes unchanged; the other way, the local chair's camera and
-//! microphone go up on the relay seat's publish connection, which the upstream forwards to its
+//! requests) serves the communes unchanged; the other way, the local chair's camera,
+//! microphone and share go up on the relay seat's publish connection, which the upstream forwards to its
 //! meeting when it gives the province the floor (`docs/architecture.md`, "The cascade").
 //!
 //! # Layout
@@ -33,6 +34,7 @@ mod subscriber;
 mod tls;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtp;
@@ -167,13 +169,20 @@ impl Drop for Relay {
 struct Running {
     task: JoinHandle<anyhow::Result<()>>,
     media: mpsc::Sender<Media>,
-    keys: mpsc::Sender<(u8, u8)>,
+    keys: mpsc::Sender<(u8, Route)>,
     started: Instant,
 }
 
-/// Where a session's output goes: what its subscriber receives, and its publisher's keyframe
-/// requests.
-type Out = (mpsc::Sender<Media>, mpsc::Sender<u8>);
+/// What a session is wired to besides its input queues: where what its subscriber receives
+/// goes, where its publisher's keyframe requests go, where it tells whether it receives a
+/// share, and whether the other side has one to publish.
+#[derive(Clone)]
+struct Out {
+    media: mpsc::Sender<Media>,
+    keys: mpsc::Sender<Route>,
+    screen_out: Arc<watch::Sender<bool>>,
+    screen_in: watch::Receiver<bool>,
+}
 
 impl Running {
     /// Runs `session` with fresh input queues; its output goes to `out`.
@@ -185,10 +194,12 @@ impl Running {
         let (media, media_in) = mpsc::channel(1_024);
         let (keys, keys_in) = mpsc::channel(16);
         let wiring = Wiring {
-            media_out: out.0,
-            keys_out: out.1,
+            media_out: out.media,
+            keys_out: out.keys,
+            screen_out: out.screen_out,
             media_in,
             keys_in,
+            screen_in: out.screen_in,
         };
         Running {
             task: tokio::spawn(session(wiring)),
@@ -339,6 +350,10 @@ struct Supervisor {
     up_out: Out,
     /// Slot 0 (the program: the upstream chair) and slot 1 (the upstream floor holder).
     seats: [Seat; 2],
+    /// Whether the upstream program has a share (for the local program seat to publish), and
+    /// whether the local chair has one (for the relay seat to send up).
+    down_screen: Arc<watch::Sender<bool>>,
+    up_screen: Arc<watch::Sender<bool>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -363,6 +378,8 @@ impl Supervisor {
             Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
         }
         self.retry_at = Instant::now() + wait;
+        // Its share stops with it (the next session says again whether there is one).
+        self.down_screen.send_replace(false);
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -388,6 +405,7 @@ impl Supervisor {
                 "relay: no upstream program for {lost_after:?}: the local chair is the program"
             );
             self.state.send_replace(RelayState::Lost);
+            self.up_screen.send_replace(false);
         }
         self.seats[1].check(lost_after).await;
         if self.seats[0].running.is_none()
@@ -399,9 +417,9 @@ impl Supervisor {
     }
 
     /// A keyframe request from a local seat for the upstream sender of its slot.
-    fn local_keyframe(&self, slot: u8, layer: u8) {
+    fn local_keyframe(&self, slot: u8, route: Route) {
         if let Some(up) = &self.up {
-            let _ = up.keys.try_send((slot, layer));
+            let _ = up.keys.try_send((slot, route));
         }
     }
 }
@@ -413,24 +431,50 @@ async fn supervise(
     mut stop: watch::Receiver<bool>,
 ) {
     let (up_media_tx, mut up_media) = mpsc::channel::<Media>(1_024);
-    let (up_keys_tx, mut up_keys) = mpsc::channel::<u8>(16);
+    let (up_keys_tx, mut up_keys) = mpsc::channel::<Route>(16);
     let (chair_media_tx, mut chair_media) = mpsc::channel::<Media>(1_024);
-    let (keys0_tx, mut keys0) = mpsc::channel::<u8>(16);
-    let (keys1_tx, mut keys1) = mpsc::channel::<u8>(16);
+    let (keys0_tx, mut keys0) = mpsc::channel::<Route>(16);
+    let (keys1_tx, mut keys1) = mpsc::channel::<Route>(16);
+    let down_screen = Arc::new(watch::channel(false).0);
+    let up_screen = Arc::new(watch::channel(false).0);
+    // The floor seat publishes no share, and the one its subscriber receives (the local
+    // chair's, as the program seat gets it) is not sent up.
+    let no_screen = Arc::new(watch::channel(false).0);
+    let ignored_screen = Arc::new(watch::channel(false).0);
+    let up_out = Out {
+        media: up_media_tx,
+        keys: up_keys_tx,
+        screen_out: down_screen.clone(),
+        screen_in: up_screen.subscribe(),
+    };
+    let program_out = Out {
+        media: chair_media_tx,
+        keys: keys0_tx,
+        screen_out: up_screen.clone(),
+        screen_in: down_screen.subscribe(),
+    };
     // The floor seat's subscriber receives the local chair too (the routing gives every
     // upstream seat the chair): only the program seat's copy goes up.
     let (ignored_tx, _) = mpsc::channel::<Media>(1);
+    let floor_out = Out {
+        media: ignored_tx,
+        keys: keys1_tx,
+        screen_out: ignored_screen,
+        screen_in: no_screen.subscribe(),
+    };
     let seats = [
-        Seat::new(Some(cfg.local_token.clone()), (chair_media_tx, keys0_tx)),
-        Seat::new(cfg.floor_token.clone(), (ignored_tx, keys1_tx)),
+        Seat::new(Some(cfg.local_token.clone()), program_out),
+        Seat::new(cfg.floor_token.clone(), floor_out),
     ];
     let mut s = Supervisor {
         cfg,
         signaling,
         state,
         up: None,
-        up_out: (up_media_tx, up_keys_tx),
+        up_out,
         seats,
+        down_screen,
+        up_screen,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),
@@ -445,9 +489,9 @@ async fn supervise(
             end = session_end(&mut s.up) => s.upstream_ended(end),
             Some(m) = up_media.recv() => s.program(m),
             // The upstream asks for a keyframe of the province's camera: the local chair's.
-            Some(layer) = up_keys.recv() => {
+            Some(route) = up_keys.recv() => {
                 if let Some(seat) = &s.seats[0].running {
-                    let _ = seat.keys.try_send((0, layer));
+                    let _ = seat.keys.try_send((0, route));
                 }
             }
             // The local chair's media goes up (forwarded there only while the province holds
@@ -457,8 +501,8 @@ async fn supervise(
                     let _ = up.media.try_send(m);
                 }
             }
-            Some(layer) = keys0.recv() => s.local_keyframe(0, layer),
-            Some(layer) = keys1.recv() => s.local_keyframe(1, layer),
+            Some(route) = keys0.recv() => s.local_keyframe(0, route),
+            Some(route) = keys1.recv() => s.local_keyframe(1, route),
             _ = tick.tick() => s.check_seats().await,
         }
     }

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, PcKind, ServerMessage};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::TrackRemote;
 
 use crate::Media;
 use crate::channel::Channel;
+use crate::forward::Route;
 use crate::peer;
 use crate::publisher::Publisher;
 use crate::subscriber::Subscriber;
@@ -27,11 +28,15 @@ pub struct Wiring {
     /// What this session's subscriber receives (for the other side to publish).
     pub media_out: mpsc::Sender<Media>,
     /// Keyframe requests this session's publisher gets (for the other side's subscriber).
-    pub keys_out: mpsc::Sender<u8>,
+    pub keys_out: mpsc::Sender<Route>,
+    /// Whether this session's subscriber receives a share (for the other side's publisher).
+    pub screen_out: Arc<watch::Sender<bool>>,
     /// What to publish (the other side's subscriber's); closed: leave.
     pub media_in: mpsc::Receiver<Media>,
-    /// Keyframe requests for this session's subscriber: (slot, layer).
-    pub keys_in: mpsc::Receiver<(u8, u8)>,
+    /// Keyframe requests for this session's subscriber: (slot, stream).
+    pub keys_in: mpsc::Receiver<(u8, Route)>,
+    /// Whether the other side has a share to publish here.
+    pub screen_in: watch::Receiver<bool>,
 }
 
 pub struct Options {
@@ -60,8 +65,12 @@ pub async fn run(
         resume: None,
     };
     chan.send(&join).await?;
-    let (mut subscriber, mut tracks) =
-        Subscriber::new(opts.bind_ip, w.media_out.clone(), opts.others);
+    let (mut subscriber, mut tracks) = Subscriber::new(
+        opts.bind_ip,
+        w.media_out.clone(),
+        w.screen_out.clone(),
+        opts.others,
+    );
     let joined = tokio::time::timeout(opts.join_wait, async {
         loop {
             match chan.recv().await? {
@@ -99,6 +108,9 @@ async fn serve(
     let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
     let result = async {
         chan.send(&offer).await?;
+        // A share the other side already has is published once the first answer is in.
+        let sharing = *w.screen_in.borrow_and_update();
+        publisher.want_screen(sharing).await?;
         loop {
             tokio::select! {
                 m = recv(chan, opts.silence) => {
@@ -112,8 +124,15 @@ async fn serve(
                     Some(m) => publisher.forward(m).await,
                     None => return Ok(()),
                 },
-                Some((slot, layer)) = w.keys_in.recv() => {
-                    subscriber.request_keyframe(slot, layer).await;
+                Some((slot, route)) = w.keys_in.recv() => {
+                    subscriber.request_keyframe(slot, route).await;
+                }
+                // The supervisor holds every sender for the relay's life: this never ends.
+                Ok(()) = w.screen_in.changed() => {
+                    let sharing = *w.screen_in.borrow_and_update();
+                    if let Some(offer) = publisher.want_screen(sharing).await? {
+                        chan.send(&offer).await?;
+                    }
                 }
             }
         }
@@ -142,10 +161,7 @@ async fn on_message(
     subscriber: &mut Subscriber,
 ) -> anyhow::Result<Option<ClientMessage>> {
     match m {
-        ServerMessage::PublishAnswer { sdp, .. } => {
-            publisher.apply_answer(sdp).await?;
-            Ok(None)
-        }
+        ServerMessage::PublishAnswer { sdp, .. } => publisher.apply_answer(sdp).await,
         ServerMessage::Candidate { pc, candidate, .. } => {
             let target = match pc {
                 PcKind::Publish => Some(publisher.pc()),

@@ -2,7 +2,10 @@
 //! offers and hands on each packet of the meeting chair's microphone and camera layers (slot
 //! 0: upstream, the national chair; locally, the province's chair) and, upstream, of one other
 //! participant of the program at a time (slot 1: the floor holder) as [`Media`], and asks
-//! them for keyframes by slot and layer.
+//! them for keyframes by slot and stream. One screen share is relayed too (on slot 0, with the
+//! chair's program: the chair's share if it has one, else the other participant's), and
+//! whether there is one is told on a watch, so the other side's publisher can start and stop
+//! its own share m-line when the offers do.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +16,7 @@ use signaling::protocol::{
     ClientMessage, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage, Source,
     TrackInfo,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
@@ -53,8 +56,30 @@ impl Program {
         }
     }
 
+    /// Who has the share relayed: the chair when it shares, else (upstream, where the floor
+    /// holder's share is forwarded while the chair allows it) the first other participant
+    /// that shares.
+    fn screen_owner(&self) -> Option<&str> {
+        let shares = |p: &str| {
+            self.by_mid
+                .values()
+                .any(|t| t.participant == p && t.source == Source::Screen)
+        };
+        if let Some(chair) = self.chair.as_deref().filter(|c| shares(c)) {
+            return Some(chair);
+        }
+        if !self.others {
+            return None;
+        }
+        self.by_mid
+            .values()
+            .filter(|t| t.source == Source::Screen)
+            .map(|t| t.participant.as_str())
+            .min()
+    }
+
     /// Where the packets of `mid` go (slot, stream) and how many camera layers its sender has;
-    /// `None`: not relayed (a third participant, or a screen: not in this slice).
+    /// `None`: not relayed (a third participant, or a share that is not the one relayed).
     fn route(&mut self, mid: &str) -> Option<(u8, Route, u8)> {
         let t = self.by_mid.get(mid)?.clone();
         let route = match (t.kind, t.source) {
@@ -62,6 +87,10 @@ impl Program {
             (MediaKind::Video, Source::Camera) => Route::Video {
                 layer: t.layer.unwrap_or(0),
             },
+            (MediaKind::Video, Source::Screen) => {
+                let relayed = self.screen_owner() == Some(t.participant.as_str());
+                return relayed.then_some((0, Route::Screen, 1));
+            }
             _ => return None,
         };
         let slot = self.slot(&t.participant)?;
@@ -75,14 +104,22 @@ impl Program {
         Some((slot, route, layers))
     }
 
-    /// The receiving track and SSRC of camera layer `layer` of slot `slot`.
-    fn layer_remote(&self, slot: u8, layer: u8) -> Option<(Arc<dyn TrackRemote>, u32)> {
-        let owner = match slot {
-            0 => self.chair.as_ref()?,
-            _ => self.other.as_ref()?,
+    /// The receiving track and SSRC of the stream `route` of slot `slot` (camera layers and the
+    /// share: the streams a keyframe request names).
+    fn remote(&self, slot: u8, route: Route) -> Option<(Arc<dyn TrackRemote>, u32)> {
+        let (owner, source, layer) = match route {
+            Route::Audio => return None,
+            Route::Screen => (self.screen_owner()?, Source::Screen, 0),
+            Route::Video { layer } => {
+                let owner = match slot {
+                    0 => self.chair.as_deref()?,
+                    _ => self.other.as_deref()?,
+                };
+                (owner, Source::Camera, layer)
+            }
         };
         let mid = self.by_mid.iter().find_map(|(mid, t)| {
-            (t.participant == *owner && t.source == Source::Camera && t.layer.unwrap_or(0) == layer)
+            (t.participant == owner && t.source == source && t.layer.unwrap_or(0) == layer)
                 .then_some(mid)
         })?;
         self.remotes.get(mid).cloned()
@@ -124,15 +161,19 @@ pub struct Subscriber {
     pc: Option<Arc<dyn PeerConnection>>,
     tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
     media: mpsc::Sender<Media>,
+    /// Whether the offers carry a share that is relayed.
+    screen: Arc<watch::Sender<bool>>,
 }
 
 impl Subscriber {
     /// Packets go to `media`; with `others`, one participant besides the chair is relayed
     /// (slot 1). Received tracks are announced on the returned queue (hand each to
     /// [`Subscriber::read`]).
+    /// Whether a share is relayed is told on `screen`.
     pub fn new(
         bind_ip: IpAddr,
         media: mpsc::Sender<Media>,
+        screen: Arc<watch::Sender<bool>>,
         others: bool,
     ) -> (Subscriber, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
         let (tracks, tracks_rx) = mpsc::unbounded_channel();
@@ -146,6 +187,7 @@ impl Subscriber {
             pc: None,
             tracks,
             media,
+            screen,
         };
         (s, tracks_rx)
     }
@@ -172,14 +214,20 @@ impl Subscriber {
                 if *restart && let Some(old) = self.pc.take() {
                     let _ = old.close().await;
                 }
-                {
+                let sharing = {
                     let mut p = lock(&self.program);
                     p.by_mid = tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect();
                     if *restart {
                         p.remotes.clear();
                     }
                     p.release_gone();
-                }
+                    p.screen_owner().is_some()
+                };
+                self.screen.send_if_modified(|on| {
+                    let changed = *on != sharing;
+                    *on = sharing;
+                    changed
+                });
                 let pc = match &self.pc {
                     Some(pc) => pc.clone(),
                     None => {
@@ -258,9 +306,9 @@ impl Subscriber {
         });
     }
 
-    /// Asks the sender of slot `slot` for a keyframe on camera layer `layer`.
-    pub async fn request_keyframe(&self, slot: u8, layer: u8) {
-        let remote = lock(&self.program).layer_remote(slot, layer);
+    /// Asks the sender of slot `slot` for a keyframe on the stream `route`.
+    pub async fn request_keyframe(&self, slot: u8, route: Route) {
+        let remote = lock(&self.program).remote(slot, route);
         if let Some((track, ssrc)) = remote {
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {
@@ -289,4 +337,58 @@ async fn mid_of(pc: &Arc<dyn PeerConnection>, track: &Arc<dyn TrackRemote>) -> O
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(mid: &str, participant: &str, kind: MediaKind, source: Source) -> TrackInfo {
+        TrackInfo {
+            mid: mid.into(),
+            participant: participant.into(),
+            kind,
+            source,
+            layer: None,
+        }
+    }
+
+    fn program(tracks: &[TrackInfo], others: bool) -> Program {
+        Program {
+            chair: Some("chair".into()),
+            others,
+            by_mid: tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect(),
+            ..Program::default()
+        }
+    }
+
+    #[test]
+    fn the_chairs_share_is_relayed_before_the_floor_holders() {
+        let floor_share = track("1", "floor", MediaKind::Video, Source::Screen);
+        let chair_share = track("2", "chair", MediaKind::Video, Source::Screen);
+        let mut both = program(&[floor_share.clone(), chair_share], true);
+        assert_eq!(both.screen_owner(), Some("chair"));
+        assert_eq!(both.route("2"), Some((0, Route::Screen, 1)));
+        assert_eq!(both.route("1"), None, "one share at a time");
+
+        let mut floor_only = program(std::slice::from_ref(&floor_share), true);
+        assert_eq!(floor_only.route("1"), Some((0, Route::Screen, 1)));
+        // The local side relays the chair only (the routing sends it nothing else).
+        assert_eq!(program(&[floor_share], false).screen_owner(), None);
+    }
+
+    #[test]
+    fn cameras_keep_their_slots_beside_a_share() {
+        let mut p = program(
+            &[
+                track("0", "chair", MediaKind::Audio, Source::Microphone),
+                track("1", "floor", MediaKind::Video, Source::Camera),
+                track("2", "floor", MediaKind::Video, Source::Screen),
+            ],
+            true,
+        );
+        assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
+        assert_eq!(p.route("1"), Some((1, Route::Video { layer: 0 }, 1)));
+        assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
+    }
 }

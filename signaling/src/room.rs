@@ -316,8 +316,8 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - in a linked meeting, the upstream seat (this server's relay client) is the program while it
 ///   is connected: everyone receives it whole, and it replaces the local chair for everyone but
 ///   the chairs (the relay client leaves the seat when the upstream is lost, and the local
-///   chair is the program again); it receives the local chair's camera (every layer) and
-///   microphone, which the relay client sends up.
+///   chair is the program again); it receives the local chair's camera (every layer),
+///   microphone and share, which the relay client sends up.
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -335,13 +335,13 @@ pub fn routing(
         .map(|&(id, role, _)| {
             if role == Role::Upstream {
                 // The local chair goes up through it (every layer: the upstream's points get
-                // the layer their own lines carry); the upstream forwards it to its meeting
-                // only while the province holds the floor or is unmuted.
+                // the layer their own lines carry), its share too; the upstream forwards them
+                // to its meeting only while the province holds the floor or is unmuted (the
+                // share: holds the floor and the upstream chair allows sharing).
                 let chairs = members
                     .iter()
                     .filter(|(_, other_role, _)| *other_role == Role::Chair)
                     .map(|&(chair, _, _)| Subscription {
-                        screen: false,
                         every_layer: true,
                         ..Subscription::all(chair)
                     })

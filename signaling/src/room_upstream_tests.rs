@@ -54,7 +54,7 @@ fn the_local_chair_receives_the_upstream_program_and_keeps_its_grid() {
 }
 
 #[test]
-fn the_upstream_seat_receives_the_local_chair_to_send_up_and_nothing_else() {
+fn the_upstream_seat_receives_the_local_chair_and_its_share_to_send_up_and_nothing_else() {
     let floor = Controls {
         floor: Some(Floor {
             point: "xa-a".into(),
@@ -64,7 +64,7 @@ fn the_upstream_seat_receives_the_local_chair_to_send_up_and_nothing_else() {
     };
     for c in [floor, Controls::default()] {
         let r = routing(&LINKED, &c, None);
-        assert_eq!(received(&r, 5), vec![(1, true, true, false, false)]);
+        assert_eq!(received(&r, 5), vec![(1, true, true, true, false)]);
         let every_layer: Vec<bool> = r
             .iter()
             .find(|(id, _)| id.0 == 5)

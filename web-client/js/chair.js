@@ -121,12 +121,15 @@ export function mountChair(container, session, ctx) {
   renderOwn();
   end.addEventListener('click', () => confirm.open());
 
-  // Its microphone plays with every other received one (the grid's sounds).
+  // Its microphone plays with every other received one (the grid's sounds). The upstream's
+  // slides, when it shares, take the tile's place of its camera: they are what the national
+  // meeting is looking at.
   function renderUpstream(tracks) {
     const seat = [...session.roster.values()].find((p) => p.role === 'upstream' && p.point === 'upstream');
-    const cam = seat && tracks.find((tr) => tr.participant === seat.id && tr.kind === 'video' && (tr.source ?? 'camera') === 'camera');
+    const video = (source) => seat && tracks.find((tr) => tr.participant === seat.id && tr.kind === 'video' && (tr.source ?? 'camera') === source);
+    const shown = video('screen') ?? video('camera');
     upstreamTile.setName(seat?.name ?? '');
-    upstreamTile.setVideo(cam?.track ?? null);
+    upstreamTile.setVideo(shown?.track ?? null);
     upstreamTile.root.hidden = !seat;
   }
 

@@ -596,7 +596,7 @@ impl Drop for Point {
     }
 }
 
-async fn next_server<S>(rx: &mut S) -> anyhow::Result<ServerMessage>
+pub(crate) async fn next_server<S>(rx: &mut S) -> anyhow::Result<ServerMessage>
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
