@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use cascade::{
     Cascade, WAIT, packets_from_id, program_reaches, receives_more, relay_as, relay_to, seat_of,
-    upstream_seat,
+    upstream_seat, with_ladder,
 };
 use common::{eventually, packets_from, small_point};
 use loadtest::point::Point;
@@ -255,4 +255,87 @@ async fn two_province_servers_carry_the_national_program_to_their_communes() {
     })
     .await;
     assert!(grid, "the national chair does not see both provinces");
+}
+
+/// The resolutions of the keyframes `at` received on video from the participant `from`, as
+/// last seen on each stream.
+fn dims_from(at: &Point, from: &str) -> Vec<(u16, u16)> {
+    at.snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from && st.kind.as_deref() == Some("video"))
+        .filter_map(|st| st.dimensions)
+        .collect()
+}
+
+/// The province chair sends a commune up (`send_up`): the relay seat carries the commune's
+/// camera to the national meeting instead of the chair's, and the chair's again when it sends
+/// itself back. The province chair's single stream is 640×360; the commune's simulcast layers
+/// are 320×180, 640×360 and 1280×720, so a keyframe of 320×180 or 1280×720 on the relay seat's
+/// video can only be the commune's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_chair_sends_a_commune_up_in_its_place() {
+    let c = Cascade::start().await;
+    let speaker = Point::join(with_ladder(&c.down, "point-xb", true, &c.ladder))
+        .await
+        .expect("a commune with a simulcast camera joins");
+    let national_point = Point::join(small_point(&c.up, "point-ha-noi", false))
+        .await
+        .expect("a point of the national meeting joins");
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    let relay_seat = seat_of(&c.up, "relay-tinh").expect("the relay seat upstream");
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "relay-tinh".into(),
+        })
+        .await;
+    let chair_up = eventually(WAIT, || {
+        dims_from(&national_point, &relay_seat).contains(&(640, 360))
+    })
+    .await;
+    assert!(chair_up, "the province's chair does not go up");
+
+    let commune_only = |d: &(u16, u16)| [(320, 180), (1280, 720)].contains(d);
+    c.province
+        .send(ClientMessage::SendUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xb".into()),
+        })
+        .await;
+    let commune_up = eventually(WAIT, || {
+        dims_from(&national_point, &relay_seat)
+            .iter()
+            .any(commune_only)
+    })
+    .await;
+    assert!(
+        commune_up,
+        "the commune sent up does not reach the national meeting: {:?}",
+        dims_from(&national_point, &relay_seat)
+    );
+    assert!(
+        receives_more(&national_point, &relay_seat, 20).await,
+        "the commune's camera and microphone do not keep flowing up"
+    );
+
+    // Back to the chair: its 640×360 keyframes replace the commune's on the relay seat.
+    c.province
+        .send(ClientMessage::SendUp {
+            v: PROTOCOL_VERSION,
+            point: None,
+        })
+        .await;
+    let chair_back = eventually(WAIT, || {
+        let dims = dims_from(&national_point, &relay_seat);
+        !dims.is_empty() && !dims.iter().any(commune_only)
+    })
+    .await;
+    assert!(
+        chair_back,
+        "the chair does not go up again: {:?}",
+        dims_from(&national_point, &relay_seat)
+    );
+    drop(speaker);
 }

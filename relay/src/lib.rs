@@ -48,6 +48,7 @@ pub use signaling::relay_link::{LinkError, RelayLink};
 use channel::{LocalChannel, WsChannel};
 use forward::Route;
 use session::{Options, Wiring};
+use subscriber::Relayed;
 
 /// Connecting and joining may take this long before an attempt counts as failed.
 const JOIN_WAIT: Duration = Duration::from_secs(10);
@@ -233,7 +234,12 @@ async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
 
 fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
     let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
-    let others = cfg.floor_token.is_some();
+    // The upstream floor holder is relayed only when it has a local seat to go to.
+    let relayed = if cfg.floor_token.is_some() {
+        Relayed::ChairAndOther
+    } else {
+        Relayed::Chair
+    };
     Running::spawn(out, move |wiring| async move {
         let mut chan = WsChannel::connect(&link, pin, JOIN_WAIT).await?;
         let opts = Options {
@@ -241,7 +247,7 @@ fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
             layers: UPWARD_LAYERS,
             join_wait: JOIN_WAIT,
             silence: Some(SILENCE),
-            others,
+            relayed,
         };
         session::run(&mut chan, link.token(), &opts, wiring).await
     })
@@ -264,7 +270,8 @@ fn spawn_seat(
             layers,
             join_wait: JOIN_WAIT,
             silence: None,
-            others: false,
+            // The routing decides what goes up: the chair, or the point it sends up.
+            relayed: Relayed::Routed,
         };
         session::run(&mut chan, &token, &opts, wiring).await
     }))

@@ -17,7 +17,7 @@ use crate::channel::Channel;
 use crate::forward::Route;
 use crate::peer;
 use crate::publisher::Publisher;
-use crate::subscriber::Subscriber;
+use crate::subscriber::{Relayed, Subscriber};
 
 /// How long leaving waits for the server's `bye`: a connection dropped before it is a lost
 /// one, whose seat the server keeps for a resume.
@@ -48,8 +48,8 @@ pub struct Options {
     /// The server sent nothing (not even a ping) for this long: it is gone. `None`: no limit
     /// (an in-process connection, whose pings are answered for it).
     pub silence: Option<Duration>,
-    /// Relay one participant besides the chair (the upstream's floor holder).
-    pub others: bool,
+    /// Whom the subscriber relays.
+    pub relayed: Relayed,
 }
 
 /// Joins with `token` and runs the session. Returns why it ended (never with the token).
@@ -69,7 +69,7 @@ pub async fn run(
         opts.bind_ip,
         w.media_out.clone(),
         w.screen_out.clone(),
-        opts.others,
+        opts.relayed,
     );
     let joined = tokio::time::timeout(opts.join_wait, async {
         loop {

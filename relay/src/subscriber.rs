@@ -24,12 +24,26 @@ use crate::Media;
 use crate::forward::Route;
 use crate::peer;
 
+/// Whom a subscriber relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Relayed {
+    /// The chair (slot 0) and its share.
+    #[default]
+    Chair,
+    /// Upstream: the chair (slot 0) and one other participant of the program (slot 1: the
+    /// first to send, until it leaves the offers), and one share (the chair's first).
+    ChairAndOther,
+    /// Locally: whatever the routing sends the seat, on slot 0 (the chair, or the point the
+    /// chair sends up instead, beside the chair's share).
+    Routed,
+}
+
 /// Which m-line carries what, as the offers' `tracks` say, the chair's id, and who has slot 1.
 #[derive(Default)]
 struct Program {
     chair: Option<String>,
-    /// Whether participants other than the chair are relayed (slot 1), and which one is.
-    others: bool,
+    relayed: Relayed,
+    /// Who has slot 1 ([`Relayed::ChairAndOther`]).
     other: Option<String>,
     by_mid: HashMap<String, TrackInfo>,
     /// The receiving track of each mid, with the SSRC its packets carry (for PLIs).
@@ -40,10 +54,10 @@ impl Program {
     /// The slot of `participant`: 0 for the chair, 1 for the one other participant relayed (the
     /// first to send takes it, until it leaves the offers).
     fn slot(&mut self, participant: &str) -> Option<u8> {
-        if self.chair.as_deref() == Some(participant) {
+        if self.chair.as_deref() == Some(participant) || self.relayed == Relayed::Routed {
             return Some(0);
         }
-        if !self.others {
+        if self.relayed == Relayed::Chair {
             return None;
         }
         match &self.other {
@@ -57,8 +71,8 @@ impl Program {
     }
 
     /// Who has the share relayed: the chair when it shares, else (upstream, where the floor
-    /// holder's share is forwarded while the chair allows it) the first other participant
-    /// that shares.
+    /// holder's share is forwarded while the chair allows it; or whatever the local routing
+    /// sends) the first other participant that shares.
     fn screen_owner(&self) -> Option<&str> {
         let shares = |p: &str| {
             self.by_mid
@@ -68,7 +82,7 @@ impl Program {
         if let Some(chair) = self.chair.as_deref().filter(|c| shares(c)) {
             return Some(chair);
         }
-        if !self.others {
+        if self.relayed == Relayed::Chair {
             return None;
         }
         self.by_mid
@@ -110,19 +124,26 @@ impl Program {
         let (owner, source, layer) = match route {
             Route::Audio => return None,
             Route::Screen => (self.screen_owner()?, Source::Screen, 0),
-            Route::Video { layer } => {
-                let owner = match slot {
-                    0 => self.chair.as_deref()?,
-                    _ => self.other.as_deref()?,
-                };
-                (owner, Source::Camera, layer)
-            }
+            Route::Video { layer } => (self.camera_owner(slot)?, Source::Camera, layer),
         };
         let mid = self.by_mid.iter().find_map(|(mid, t)| {
             (t.participant == owner && t.source == source && t.layer.unwrap_or(0) == layer)
                 .then_some(mid)
         })?;
         self.remotes.get(mid).cloned()
+    }
+
+    /// Whose camera slot `slot` carries.
+    fn camera_owner(&self, slot: u8) -> Option<&str> {
+        match (self.relayed, slot) {
+            (Relayed::Routed, _) => self
+                .by_mid
+                .values()
+                .find(|t| t.source == Source::Camera)
+                .map(|t| t.participant.as_str()),
+            (_, 0) => self.chair.as_deref(),
+            _ => self.other.as_deref(),
+        }
     }
 
     /// Frees slot 1 when its participant has no m-line any more.
@@ -166,19 +187,18 @@ pub struct Subscriber {
 }
 
 impl Subscriber {
-    /// Packets go to `media`; with `others`, one participant besides the chair is relayed
-    /// (slot 1). Received tracks are announced on the returned queue (hand each to
+    /// Packets of whom `relayed` says go to `media`. Received tracks are announced on the returned queue (hand each to
     /// [`Subscriber::read`]).
     /// Whether a share is relayed is told on `screen`.
     pub fn new(
         bind_ip: IpAddr,
         media: mpsc::Sender<Media>,
         screen: Arc<watch::Sender<bool>>,
-        others: bool,
+        relayed: Relayed,
     ) -> (Subscriber, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
         let (tracks, tracks_rx) = mpsc::unbounded_channel();
         let program = Program {
-            others,
+            relayed,
             ..Program::default()
         };
         let s = Subscriber {
@@ -353,10 +373,10 @@ mod tests {
         }
     }
 
-    fn program(tracks: &[TrackInfo], others: bool) -> Program {
+    fn program(tracks: &[TrackInfo], relayed: Relayed) -> Program {
         Program {
             chair: Some("chair".into()),
-            others,
+            relayed,
             by_mid: tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect(),
             ..Program::default()
         }
@@ -366,15 +386,14 @@ mod tests {
     fn the_chairs_share_is_relayed_before_the_floor_holders() {
         let floor_share = track("1", "floor", MediaKind::Video, Source::Screen);
         let chair_share = track("2", "chair", MediaKind::Video, Source::Screen);
-        let mut both = program(&[floor_share.clone(), chair_share], true);
+        let mut both = program(&[floor_share.clone(), chair_share], Relayed::ChairAndOther);
         assert_eq!(both.screen_owner(), Some("chair"));
         assert_eq!(both.route("2"), Some((0, Route::Screen, 1)));
         assert_eq!(both.route("1"), None, "one share at a time");
 
-        let mut floor_only = program(std::slice::from_ref(&floor_share), true);
+        let mut floor_only = program(std::slice::from_ref(&floor_share), Relayed::ChairAndOther);
         assert_eq!(floor_only.route("1"), Some((0, Route::Screen, 1)));
-        // The local side relays the chair only (the routing sends it nothing else).
-        assert_eq!(program(&[floor_share], false).screen_owner(), None);
+        assert_eq!(program(&[floor_share], Relayed::Chair).screen_owner(), None);
     }
 
     #[test]
@@ -385,10 +404,30 @@ mod tests {
                 track("1", "floor", MediaKind::Video, Source::Camera),
                 track("2", "floor", MediaKind::Video, Source::Screen),
             ],
-            true,
+            Relayed::ChairAndOther,
         );
         assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
         assert_eq!(p.route("1"), Some((1, Route::Video { layer: 0 }, 1)));
         assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
+    }
+
+    #[test]
+    fn the_local_side_relays_the_point_the_chair_sends_up_on_the_program_slot() {
+        let mut p = program(
+            &[
+                track("0", "xa", MediaKind::Audio, Source::Microphone),
+                track("1", "xa", MediaKind::Video, Source::Camera),
+                track("2", "chair", MediaKind::Video, Source::Screen),
+            ],
+            Relayed::Routed,
+        );
+        assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
+        assert_eq!(p.route("1"), Some((0, Route::Video { layer: 0 }, 1)));
+        assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
+        assert_eq!(
+            p.camera_owner(0),
+            Some("xa"),
+            "keyframe requests reach the point"
+        );
     }
 }

@@ -116,6 +116,7 @@ pub(crate) fn handle(
         ClientMessage::AnswerRollCall { .. } => Action::AnswerRollCall,
         ClientMessage::SetDiscussion { on, .. } => Action::SetDiscussion(on),
         ClientMessage::AllowShare { allowed, .. } => Action::AllowShare(allowed),
+        ClientMessage::SendUp { point, .. } => Action::SendUp { point },
         ClientMessage::Chat { to, text, .. } => return chat(inner, seat, to, text),
         ClientMessage::Viewport { visible, .. } => return viewport(inner, seat, &visible),
         ClientMessage::EndMeeting { .. } => return end_meeting(inner, seat),

@@ -35,6 +35,9 @@ struct Snapshot {
     discussion: bool,
     share_allowed: bool,
     roll_call: Option<RollCall>,
+    /// Absent in snapshots saved before `send_up` existed.
+    #[serde(default)]
+    sent_up: Option<String>,
 }
 
 impl Snapshot {
@@ -47,6 +50,7 @@ impl Snapshot {
             discussion: c.discussion,
             share_allowed: c.share_allowed,
             roll_call: c.roll_call.clone(),
+            sent_up: c.sent_up.clone(),
         }
     }
 
@@ -58,6 +62,7 @@ impl Snapshot {
             discussion: self.discussion,
             share_allowed: self.share_allowed,
             roll_call: self.roll_call,
+            sent_up: self.sent_up,
             ..Controls::default()
         }
     }

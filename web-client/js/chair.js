@@ -2,13 +2,15 @@
 //   left   – the program it sends (own camera, own screen share; below them, in a meeting linked
 //            to an upstream server, the upstream program it receives) and the meeting controls;
 //   middle – the grid of points (chair-grid.js);
-//   right  – floor and raised hands (chair-floor.js), roll call (chair-rollcall.js), chat.
+//   right  – floor and raised hands (chair-floor.js), in a linked meeting who goes up to the
+//            upstream meeting (chair-upward.js), roll call (chair-rollcall.js), chat.
 
 import { el } from './dom.js';
 import { mountFloorPanel } from './chair-floor.js';
 import { PointGrid } from './chair-grid.js';
 import { mountRollCall } from './chair-rollcall.js';
 import { mountScheduleBanner } from './chair-schedule.js';
+import { mountUpwardPanel } from './chair-upward.js';
 import { mountChat } from './chat.js';
 import { onLangChange, setText } from './i18n.js';
 import { shareController } from './share.js';
@@ -70,9 +72,10 @@ export function mountChair(container, session, ctx) {
   const nameOf = (code) => grid.entries.get(code)?.name ?? code;
   const invitedPoints = () => [...grid.entries.keys()];
   const floor = mountFloorPanel(session, nameOf);
+  const upward = mountUpwardPanel(session, nameOf);
   const roll = mountRollCall(session, { nameOf, invitedPoints });
   const chat = mountChat(session, { recipients: ['all'] });
-  const right = el('aside', { class: 'chair-right' }, floor.root, roll.root, chat.root);
+  const right = el('aside', { class: 'chair-right' }, floor.root, upward.root, roll.root, chat.root);
 
   const schedule = mountScheduleBanner(session);
   const view = el('div', { class: 'chair-view' }, left, grid.root, right);
@@ -136,6 +139,7 @@ export function mountChair(container, session, ctx) {
   function applyState(state) {
     grid.setRoomState(state);
     floor.update(state);
+    upward.update(state);
     roll.update(state);
     allowShare.input.checked = Boolean(state?.share_allowed);
     discussion.input.checked = Boolean(state?.discussion);
@@ -184,6 +188,7 @@ export function mountChair(container, session, ctx) {
       shareTile.destroy();
       grid.destroy();
       floor.destroy();
+      upward.destroy();
       roll.destroy();
       chat.destroy();
       view.remove();
