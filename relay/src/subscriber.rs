@@ -45,6 +45,11 @@ struct Program {
     relayed: Relayed,
     /// Who has slot 1 ([`Relayed::ChairAndOther`]).
     other: Option<String>,
+    /// [`Relayed::Routed`]: the participant the chair sends up instead of itself (from
+    /// `room_state.sent_up`), and the ids of the meeting's points by code to find it. The
+    /// server keeps paused m-lines in its offers, so the offers alone do not say who goes up.
+    sent_up: Option<String>,
+    ids: HashMap<String, String>,
     by_mid: HashMap<String, TrackInfo>,
     /// The receiving track of each mid, with the SSRC its packets carry (for PLIs).
     remotes: HashMap<String, (Arc<dyn TrackRemote>, u32)>,
@@ -54,7 +59,10 @@ impl Program {
     /// The slot of `participant`: 0 for the chair, 1 for the one other participant relayed (the
     /// first to send takes it, until it leaves the offers).
     fn slot(&mut self, participant: &str) -> Option<u8> {
-        if self.chair.as_deref() == Some(participant) || self.relayed == Relayed::Routed {
+        if self.relayed == Relayed::Routed {
+            return (self.camera_owner(0) == Some(participant)).then_some(0);
+        }
+        if self.chair.as_deref() == Some(participant) {
             return Some(0);
         }
         if self.relayed == Relayed::Chair {
@@ -136,11 +144,7 @@ impl Program {
     /// Whose camera slot `slot` carries.
     fn camera_owner(&self, slot: u8) -> Option<&str> {
         match (self.relayed, slot) {
-            (Relayed::Routed, _) => self
-                .by_mid
-                .values()
-                .find(|t| t.source == Source::Camera)
-                .map(|t| t.participant.as_str()),
+            (Relayed::Routed, _) => self.sent_up.as_deref().or(self.chair.as_deref()),
             (_, 0) => self.chair.as_deref(),
             _ => self.other.as_deref(),
         }
@@ -214,10 +218,15 @@ impl Subscriber {
 
     /// The roster of `joined`: who the chair is.
     pub fn roster(&self, roster: &[ParticipantInfo]) {
-        lock(&self.program).chair = roster
+        let mut p = lock(&self.program);
+        p.chair = roster
             .iter()
             .find(|p| p.role == Role::Chair)
             .map(|p| p.id.clone());
+        p.ids = roster
+            .iter()
+            .map(|p| (p.point.clone(), p.id.clone()))
+            .collect();
     }
 
     /// Handles the messages about the subscribe connection and the chair; returns the reply
@@ -266,14 +275,27 @@ impl Subscriber {
                     sdp,
                 }))
             }
-            ServerMessage::ParticipantJoined { participant, .. }
-                if participant.role == Role::Chair =>
-            {
-                lock(&self.program).chair = Some(participant.id.clone());
+            ServerMessage::ParticipantJoined { participant, .. } => {
+                let mut p = lock(&self.program);
+                if participant.role == Role::Chair {
+                    p.chair = Some(participant.id.clone());
+                }
+                p.ids
+                    .insert(participant.point.clone(), participant.id.clone());
+                Ok(None)
+            }
+            ServerMessage::RoomState { sent_up, .. } => {
+                let mut p = lock(&self.program);
+                // A point away is not routed: the chair goes up meanwhile, as the routing says.
+                p.sent_up = sent_up.as_ref().and_then(|code| p.ids.get(code).cloned());
                 Ok(None)
             }
             ServerMessage::ParticipantLeft { participant, .. } => {
                 let mut p = lock(&self.program);
+                p.ids.retain(|_, id| id != participant);
+                if p.sent_up.as_deref() == Some(participant.as_str()) {
+                    p.sent_up = None;
+                }
                 if p.chair.as_deref() == Some(participant.as_str()) {
                     p.chair = None;
                 }
@@ -421,6 +443,7 @@ mod tests {
             ],
             Relayed::Routed,
         );
+        p.sent_up = Some("xa".into());
         assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
         assert_eq!(p.route("1"), Some((0, Route::Video { layer: 0 }, 1)));
         assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
@@ -429,5 +452,9 @@ mod tests {
             Some("xa"),
             "keyframe requests reach the point"
         );
+        // Back to the chair: the point's m-lines, paused but still offered, are not relayed.
+        p.sent_up = None;
+        assert_eq!(p.route("1"), None);
+        assert_eq!(p.camera_owner(0), Some("chair"));
     }
 }
