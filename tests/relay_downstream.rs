@@ -339,3 +339,52 @@ async fn the_province_chair_sends_a_commune_up_in_its_place() {
     );
     drop(speaker);
 }
+
+/// The text of the relay seat's hand in the national chair's last `room_state`, if raised.
+fn relay_hand(national: &Point) -> Option<String> {
+    national
+        .snapshot()
+        .hands
+        .into_iter()
+        .find(|h| h.point == "relay-tinh")
+        .map(|h| h.text.unwrap_or_default())
+}
+
+/// The province chair raises a hand in the national meeting on behalf of a commune
+/// (`raise_hand_up`): the national chair sees the relay seat's hand with the commune's name and
+/// text, and sees it go when the province chair lowers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
+    let c = Cascade::start().await;
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    assert_eq!(relay_hand(&c.national), None);
+
+    c.province
+        .send(ClientMessage::RaiseHandUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xa".into()),
+            text: Some("Xin phát biểu về mục 2".into()),
+        })
+        .await;
+    let raised = eventually(WAIT, || relay_hand(&c.national).is_some()).await;
+    assert!(raised, "the national chair sees no hand from the province");
+    assert_eq!(
+        relay_hand(&c.national).as_deref(),
+        Some("point-xa: Xin phát biểu về mục 2"),
+        "the hand names the commune it is for"
+    );
+
+    c.province
+        .send(ClientMessage::LowerHandUp {
+            v: PROTOCOL_VERSION,
+        })
+        .await;
+    let lowered = eventually(WAIT, || relay_hand(&c.national).is_none()).await;
+    assert!(lowered, "the province's hand stays raised upstream");
+    assert!(
+        c.province.snapshot().errors.is_empty(),
+        "{:?}",
+        c.province.snapshot().errors
+    );
+}

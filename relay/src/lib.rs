@@ -21,6 +21,7 @@
 //! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection; `tls`: the
 //!   upstream's certificate checked (pinned by fingerprint, or the system's authorities).
 //! - `subscriber`, `publisher`: the two peer connections of a session.
+//! - `hand`: the hand the local chair raises upstream, from `room_state` to `raise_hand`.
 //! - [`forward`]: each packet's stream and rewrite (pure).
 //! - [`peer`]: peer connections, codecs, offer/answer helpers, simulcast ids.
 
@@ -28,6 +29,7 @@ pub mod forward;
 pub mod peer;
 
 mod channel;
+mod hand;
 mod publisher;
 mod session;
 mod subscriber;
@@ -183,6 +185,8 @@ struct Out {
     keys: mpsc::Sender<Route>,
     screen_out: Arc<watch::Sender<bool>>,
     screen_in: watch::Receiver<bool>,
+    hand_out: Arc<watch::Sender<Option<String>>>,
+    hand_in: watch::Receiver<Option<String>>,
 }
 
 impl Running {
@@ -201,6 +205,8 @@ impl Running {
             media_in,
             keys_in,
             screen_in: out.screen_in,
+            hand_out: out.hand_out,
+            hand_in: out.hand_in,
         };
         Running {
             task: tokio::spawn(session(wiring)),
@@ -448,17 +454,27 @@ async fn supervise(
     // chair's, as the program seat gets it) is not sent up.
     let no_screen = Arc::new(watch::channel(false).0);
     let ignored_screen = Arc::new(watch::channel(false).0);
+    // The hand the local chair raises upstream: read by the program seat from the linked
+    // meeting's room_state, raised by the relay seat (whose own room_state, and the floor
+    // seat's, are not about it). Kept across reconnects, so a new relay seat raises it again.
+    let hand_up = Arc::new(watch::channel(None).0);
+    let no_hand = Arc::new(watch::channel(None).0);
+    let ignored_hand = Arc::new(watch::channel(None).0);
     let up_out = Out {
         media: up_media_tx,
         keys: up_keys_tx,
         screen_out: down_screen.clone(),
         screen_in: up_screen.subscribe(),
+        hand_out: ignored_hand.clone(),
+        hand_in: hand_up.subscribe(),
     };
     let program_out = Out {
         media: chair_media_tx,
         keys: keys0_tx,
         screen_out: up_screen.clone(),
         screen_in: down_screen.subscribe(),
+        hand_out: hand_up.clone(),
+        hand_in: no_hand.subscribe(),
     };
     // The floor seat's subscriber receives the local chair too (the routing gives every
     // upstream seat the chair): only the program seat's copy goes up.
@@ -468,6 +484,8 @@ async fn supervise(
         keys: keys1_tx,
         screen_out: ignored_screen,
         screen_in: no_screen.subscribe(),
+        hand_out: ignored_hand,
+        hand_in: no_hand.subscribe(),
     };
     let seats = [
         Seat::new(Some(cfg.local_token.clone()), program_out),

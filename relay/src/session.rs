@@ -15,6 +15,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use crate::Media;
 use crate::channel::Channel;
 use crate::forward::Route;
+use crate::hand::{self, Names};
 use crate::peer;
 use crate::publisher::Publisher;
 use crate::subscriber::{Relayed, Subscriber};
@@ -37,6 +38,10 @@ pub struct Wiring {
     pub keys_in: mpsc::Receiver<(u8, Route)>,
     /// Whether the other side has a share to publish here.
     pub screen_in: watch::Receiver<bool>,
+    /// The hand this session's meeting asks to raise one level up (`room_state.hand_up`, as
+    /// the text to raise), and the hand to raise here (the relay seat's, upstream).
+    pub hand_out: Arc<watch::Sender<Option<String>>>,
+    pub hand_in: watch::Receiver<Option<String>>,
 }
 
 pub struct Options {
@@ -76,7 +81,7 @@ pub async fn run(
             match chan.recv().await? {
                 Some(ServerMessage::Joined { roster, .. }) => {
                     subscriber.roster(&roster);
-                    return Ok(());
+                    return Ok(Names::new(&roster));
                 }
                 Some(ServerMessage::Error { code, message, .. }) => {
                     bail!("the seat was refused: {code:?}: {message}")
@@ -85,15 +90,27 @@ pub async fn run(
             }
         }
     });
-    joined
+    let mut names = joined
         .await
         .map_err(|_| anyhow!("no `joined` within {:?}", opts.join_wait))??;
     // Joined: whatever happens now, the seat is left (a dropped connection would be parked
     // for a resume the relay never makes).
-    let result = serve(chan, opts, w, &mut subscriber, &mut tracks).await;
+    let peers = Peers {
+        subscriber: &mut subscriber,
+        tracks: &mut tracks,
+        names: &mut names,
+    };
+    let result = serve(chan, opts, w, peers).await;
     leave(chan).await;
     subscriber.close().await;
     result
+}
+
+/// The session's subscriber, the tracks it announces, and the meeting's names.
+struct Peers<'a> {
+    subscriber: &'a mut Subscriber,
+    tracks: &'a mut mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+    names: &'a mut Names,
 }
 
 /// Publishes and subscribes until the connection is lost, the seat is ended, or `media_in`
@@ -102,22 +119,42 @@ async fn serve(
     chan: &mut dyn Channel,
     opts: &Options,
     mut w: Wiring,
-    subscriber: &mut Subscriber,
-    tracks: &mut mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
+    peers: Peers<'_>,
 ) -> anyhow::Result<()> {
+    let Peers {
+        subscriber,
+        tracks,
+        names,
+    } = peers;
     let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
     let result = async {
         chan.send(&offer).await?;
         // A share the other side already has is published once the first answer is in.
         let sharing = *w.screen_in.borrow_and_update();
         publisher.want_screen(sharing).await?;
+        // A hand wanted up before this session (a reconnect: the upstream dropped it).
+        let wanted = w.hand_in.borrow_and_update().clone();
+        if wanted.is_some() {
+            chan.send(&hand::message(wanted)).await?;
+        }
         loop {
             tokio::select! {
                 m = recv(chan, opts.silence) => {
                     let Some(m) = m? else { continue };
+                    if let Some(wanted) = names.observe(&m) {
+                        w.hand_out.send_if_modified(|h| {
+                            let changed = *h != wanted;
+                            *h = wanted;
+                            changed
+                        });
+                    }
                     if let Some(reply) = on_message(m, &mut publisher, subscriber).await? {
                         chan.send(&reply).await?;
                     }
+                }
+                Ok(()) = w.hand_in.changed() => {
+                    let wanted = w.hand_in.borrow_and_update().clone();
+                    chan.send(&hand::message(wanted)).await?;
                 }
                 Some(track) = tracks.recv() => subscriber.read(track).await,
                 m = w.media_in.recv() => match m {

@@ -48,6 +48,12 @@ pub enum Action {
     SendUp {
         point: Option<String>,
     },
+    /// Raise the relay seat's hand upstream on behalf of a point, or of the chair (`None`).
+    RaiseHandUp {
+        point: Option<String>,
+        text: Option<String>,
+    },
+    LowerHandUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +105,9 @@ pub struct Controls {
     pub roll_call: Option<RollCall>,
     /// In a linked meeting, the point whose camera and microphone go up instead of the chair's.
     pub sent_up: Option<String>,
+    /// In a linked meeting, the hand the relay raises upstream: on behalf of `point` (the
+    /// chair's own code: the province itself).
+    pub hand_up: Option<Hand>,
     /// Points that spoke most recently, most recent first (for discussion mode).
     pub recent_speakers: VecDeque<String>,
     /// Points speaking right now.
@@ -301,6 +310,29 @@ impl Controls {
                 };
                 Ok(Change { routing: true })
             }
+            Action::RaiseHandUp { point, text } => {
+                chair_only(actor)?;
+                let point = match point {
+                    Some(p) if p != actor.point => {
+                        need_present(&p)?;
+                        p
+                    }
+                    _ => actor.point.to_owned(),
+                };
+                self.hand_up = Some(Hand {
+                    point,
+                    text,
+                    at: now_ms,
+                });
+                Ok(Change { routing: false })
+            }
+            Action::LowerHandUp => {
+                chair_only(actor)?;
+                if self.hand_up.take().is_none() {
+                    return Err(ControlError::InvalidState("no hand is raised upstream"));
+                }
+                Ok(Change { routing: false })
+            }
         }
     }
 
@@ -360,6 +392,18 @@ impl Controls {
                 at: h.at,
             })
             .collect()
+    }
+
+    pub fn hand_up_info(
+        &self,
+        participant_of: impl Fn(&str) -> Option<String>,
+    ) -> Option<HandInfo> {
+        self.hand_up.as_ref().map(|h| HandInfo {
+            point: h.point.clone(),
+            participant: participant_of(&h.point),
+            text: h.text.clone(),
+            at: h.at,
+        })
     }
 
     pub fn roll_call_info(&self) -> Option<RollCallInfo> {

@@ -297,3 +297,52 @@ fn only_the_chair_sends_up_and_only_a_point_that_is_here() {
     );
     assert_eq!(c.sent_up, None);
 }
+
+#[test]
+fn the_chair_raises_a_hand_upstream_for_a_point_or_itself_and_lowers_it() {
+    let mut c = Controls::default();
+    let here = present(&["a"]);
+    let up = |point: Option<&str>, text: Option<&str>| Action::RaiseHandUp {
+        point: point.map(str::to_owned),
+        text: text.map(str::to_owned),
+    };
+    c.apply(CHAIR, up(Some("a"), Some("mục 2")), &here, 5)
+        .unwrap();
+    let hand = c.hand_up.clone().expect("raised");
+    assert_eq!(
+        (hand.point.as_str(), hand.text.as_deref()),
+        ("a", Some("mục 2"))
+    );
+    // For the province itself: the chair's own code.
+    c.apply(CHAIR, up(None, None), &here, 6).unwrap();
+    assert_eq!(c.hand_up.as_ref().map(|h| h.point.as_str()), Some("06"));
+    c.apply(CHAIR, Action::LowerHandUp, &here, 7).unwrap();
+    assert_eq!(c.hand_up, None);
+    assert_eq!(
+        c.apply(CHAIR, Action::LowerHandUp, &here, 8),
+        Err(ControlError::InvalidState("no hand is raised upstream"))
+    );
+}
+
+#[test]
+fn only_the_chair_raises_a_hand_upstream_and_only_for_a_point_that_is_here() {
+    let mut c = Controls::default();
+    let here = present(&["a"]);
+    let up = |p: &str| Action::RaiseHandUp {
+        point: Some(p.to_owned()),
+        text: None,
+    };
+    assert!(matches!(
+        c.apply(pt("a"), up("a"), &here, 0),
+        Err(ControlError::Forbidden(_))
+    ));
+    assert!(matches!(
+        c.apply(pt("a"), Action::LowerHandUp, &here, 0),
+        Err(ControlError::Forbidden(_))
+    ));
+    assert_eq!(
+        c.apply(CHAIR, up("b"), &here, 0),
+        Err(ControlError::NotInRoom("b".into()))
+    );
+    assert_eq!(c.hand_up, None);
+}

@@ -117,6 +117,8 @@ pub(crate) fn handle(
         ClientMessage::SetDiscussion { on, .. } => Action::SetDiscussion(on),
         ClientMessage::AllowShare { allowed, .. } => Action::AllowShare(allowed),
         ClientMessage::SendUp { point, .. } => Action::SendUp { point },
+        ClientMessage::RaiseHandUp { point, text, .. } => Action::RaiseHandUp { point, text },
+        ClientMessage::LowerHandUp { .. } => Action::LowerHandUp,
         ClientMessage::Chat { to, text, .. } => return chat(inner, seat, to, text),
         ClientMessage::Viewport { visible, .. } => return viewport(inner, seat, &visible),
         ClientMessage::EndMeeting { .. } => return end_meeting(inner, seat),

@@ -135,6 +135,7 @@ impl Room {
             roll_call: c.roll_call_info(),
             upstream: self.upstream,
             sent_up: c.sent_up.clone(),
+            hand_up: c.hand_up_info(of).map(Box::new),
         }
     }
 

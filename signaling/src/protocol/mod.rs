@@ -436,6 +436,17 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         point: Option<String>,
     },
+    /// Chair, in a linked meeting: raise the relay seat's hand in the upstream meeting on
+    /// behalf of `point` (a connected point; absent: the province itself), with `text`.
+    RaiseHandUp {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Chair, in a linked meeting: lower the hand raised upstream.
+    LowerHandUp { v: u32 },
     /// Chair: the points whose thumbnails are on screen (others are paused to save bandwidth).
     Viewport { v: u32, visible: Vec<String> },
     /// Chair: end the meeting for everyone.
@@ -479,6 +490,8 @@ impl ClientMessage {
             | Self::SetDiscussion { v, .. }
             | Self::AllowShare { v, .. }
             | Self::SendUp { v, .. }
+            | Self::RaiseHandUp { v, .. }
+            | Self::LowerHandUp { v }
             | Self::Viewport { v, .. }
             | Self::EndMeeting { v }
             | Self::ExtendMeeting { v, .. }
@@ -510,6 +523,8 @@ impl ClientMessage {
             Self::SetDiscussion { .. } => "set_discussion",
             Self::AllowShare { .. } => "allow_share",
             Self::SendUp { .. } => "send_up",
+            Self::RaiseHandUp { .. } => "raise_hand_up",
+            Self::LowerHandUp { .. } => "lower_hand_up",
             Self::Viewport { .. } => "viewport",
             Self::EndMeeting { .. } => "end_meeting",
             Self::ExtendMeeting { .. } => "extend_meeting",
@@ -620,6 +635,11 @@ pub enum ServerMessage {
         /// the chair goes up.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sent_up: Option<String>,
+        /// The hand the chair raised in the upstream meeting (`raise_hand_up`): on behalf of
+        /// `point` (the chair's own code: the province itself), with its text.
+        /// Boxed: rare, and it would make every `ServerMessage` larger.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hand_up: Option<Box<HandInfo>>,
     },
     /// A chat message.
     Chat {
