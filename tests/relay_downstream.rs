@@ -8,132 +8,19 @@
 //! The other way, the relay sends the local chair up on the relay seat: the national chair sees
 //! the province in its grid, and the national points see and hear it once it holds the floor.
 
+mod cascade;
 mod common;
 
 use std::time::Duration;
 
-use common::{TestServer, eventually, packets_from, small_point};
-use loadtest::layers::Ladder;
-use loadtest::point::{Point, PointConfig};
-use relay::{Relay, RelayConfig, RelayLink, RelayState};
+use cascade::{
+    Cascade, WAIT, packets_from_id, program_reaches, receives_more, relay_as, relay_to, seat_of,
+    upstream_seat, with_ladder,
+};
+use common::{eventually, packets_from, small_point};
+use loadtest::point::Point;
+use relay::RelayState;
 use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, Role};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-/// The participant id of the linked meeting's upstream seat (the program), when connected.
-fn upstream_seat(down: &TestServer) -> Option<String> {
-    seat_of(down, "upstream-trung-uong")
-}
-
-/// The participant id of the seat `point` in the in-process meeting, when connected.
-fn seat_of(server: &TestServer, point: &str) -> Option<String> {
-    server
-        .signaling
-        .live("bench")
-        .into_iter()
-        .find(|p| p.point == point)
-        .map(|p| p.id)
-}
-
-/// Packets of `kind` that `at` received from the participant `from`.
-fn packets_from_id(at: &Point, from: &str, kind: &str) -> u64 {
-    at.snapshot()
-        .streams
-        .values()
-        .filter(|st| st.stream_id == from && st.kind.as_deref() == Some(kind))
-        .map(|st| st.packets)
-        .sum()
-}
-
-fn with_ladder(server: &TestServer, token: &str, publish: bool, ladder: &Ladder) -> PointConfig {
-    PointConfig {
-        video_fps: 20,
-        video_frame_bytes: 600,
-        publish_layers: publish.then(|| ladder.clone()),
-        receive_ladder: ladder.clone(),
-        ..small_point(server, token, publish)
-    }
-}
-
-fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
-    relay_as(up, down, "relay-tinh")
-}
-
-/// A relay taking the upstream's relay seat `seat`.
-fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
-    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
-    let cfg = RelayConfig {
-        floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
-    };
-    Relay::spawn(cfg, down.signaling.clone())
-}
-
-/// Waits until `at` has received more than `n` more packets of video and of audio from `from`
-/// than it had when called.
-async fn receives_more(at: &Point, from: &str, n: u64) -> bool {
-    let (v0, a0) = (
-        packets_from_id(at, from, "video"),
-        packets_from_id(at, from, "audio"),
-    );
-    eventually(WAIT, || {
-        packets_from_id(at, from, "video") > v0 + n && packets_from_id(at, from, "audio") > a0 + n
-    })
-    .await
-}
-
-/// Waits until the relay relays and `commune` receives the upstream seat's camera and
-/// microphone; returns the seat's participant id.
-async fn program_reaches(relay: &Relay, down: &TestServer, commune: &Point) -> String {
-    let relaying = eventually(WAIT, || {
-        relay.state() == RelayState::Relaying && upstream_seat(down).is_some()
-    })
-    .await;
-    assert!(relaying, "the relay does not relay: {:?}", relay.state());
-    let seat = upstream_seat(down).unwrap_or_default();
-    assert!(
-        receives_more(commune, &seat, 20).await,
-        "the commune does not receive the upstream chair's camera and microphone: {:?}",
-        commune.snapshot().errors
-    );
-    seat
-}
-
-/// One upstream server with its chair (a simulcast camera), one downstream server with its
-/// local chair and a commune.
-struct Cascade {
-    ladder: Ladder,
-    up: TestServer,
-    down: TestServer,
-    national: Point,
-    province: Point,
-    commune: Point,
-}
-
-impl Cascade {
-    async fn start() -> Cascade {
-        let ladder = Ladder::simulcast(&[60, 150, 300]).expect("valid ladder");
-        let up = common::start(1).await;
-        let down = common::start(1).await;
-        let national = Point::join(with_ladder(&up, "chair", true, &ladder))
-            .await
-            .expect("the upstream chair joins");
-        let province = Point::join(small_point(&down, "chair", true))
-            .await
-            .expect("the local chair joins");
-        let commune = Point::join(with_ladder(&down, "point-xa", false, &ladder))
-            .await
-            .expect("a commune joins");
-        Cascade {
-            ladder,
-            up,
-            down,
-            national,
-            province,
-            commune,
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downstream_points_receive_the_upstream_chair_through_the_relay() {
@@ -200,9 +87,7 @@ async fn a_lost_upstream_falls_back_to_the_local_chair_and_returns() {
     );
 
     // The upstream program is back: so is the upstream seat, for the commune too.
-    let _national = Point::join(with_ladder(&up, "chair", true, &ladder))
-        .await
-        .expect("the upstream chair joins again");
+    let _national = cascade::national_chair(&up, &ladder).await;
     program_reaches(&relay, &down, &commune).await;
 
     // The upstream ends the relay's session: it comes back by itself.
@@ -345,12 +230,7 @@ async fn two_province_servers_carry_the_national_program_to_their_communes() {
         commune,
     } = Cascade::start().await;
     let down2 = common::start(1).await;
-    let _province2 = Point::join(small_point(&down2, "chair", true))
-        .await
-        .expect("the second province's chair joins");
-    let commune2 = Point::join(with_ladder(&down2, "point-xa", false, &ladder))
-        .await
-        .expect("a commune of the second province joins");
+    let (_province2, commune2) = cascade::province(&down2, &ladder).await;
     let relay = relay_as(&up, &down, "relay-tinh");
     let relay2 = relay_as(&up, &down2, "relay-tinh-2");
     let seat = program_reaches(&relay, &down, &commune).await;
@@ -375,4 +255,136 @@ async fn two_province_servers_carry_the_national_program_to_their_communes() {
     })
     .await;
     assert!(grid, "the national chair does not see both provinces");
+}
+
+/// The resolutions of the keyframes `at` received on video from the participant `from`, as
+/// last seen on each stream.
+fn dims_from(at: &Point, from: &str) -> Vec<(u16, u16)> {
+    at.snapshot()
+        .streams
+        .values()
+        .filter(|st| st.stream_id == from && st.kind.as_deref() == Some("video"))
+        .filter_map(|st| st.dimensions)
+        .collect()
+}
+
+/// The province chair sends a commune up (`send_up`): the relay seat carries the commune's
+/// camera to the national meeting instead of the chair's, and the chair's again when it sends
+/// itself back. The province chair's single stream is 640×360; the commune's simulcast layers
+/// are 320×180, 640×360 and 1280×720, so a keyframe of 320×180 or 1280×720 on the relay seat's
+/// video can only be the commune's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_chair_sends_a_commune_up_in_its_place() {
+    let c = Cascade::start().await;
+    let speaker = Point::join(with_ladder(&c.down, "point-xb", true, &c.ladder))
+        .await
+        .expect("a commune with a simulcast camera joins");
+    let national_point = Point::join(small_point(&c.up, "point-ha-noi", false))
+        .await
+        .expect("a point of the national meeting joins");
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    let relay_seat = seat_of(&c.up, "relay-tinh").expect("the relay seat upstream");
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "relay-tinh".into(),
+        })
+        .await;
+    let chair_up = eventually(WAIT, || {
+        dims_from(&national_point, &relay_seat).contains(&(640, 360))
+    })
+    .await;
+    assert!(chair_up, "the province's chair does not go up");
+
+    let commune_only = |d: &(u16, u16)| [(320, 180), (1280, 720)].contains(d);
+    c.province
+        .send(ClientMessage::SendUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xb".into()),
+        })
+        .await;
+    let commune_up = eventually(WAIT, || {
+        dims_from(&national_point, &relay_seat)
+            .iter()
+            .any(commune_only)
+    })
+    .await;
+    assert!(
+        commune_up,
+        "the commune sent up does not reach the national meeting: {:?}",
+        dims_from(&national_point, &relay_seat)
+    );
+    assert!(
+        receives_more(&national_point, &relay_seat, 20).await,
+        "the commune's camera and microphone do not keep flowing up"
+    );
+
+    // Back to the chair: its 640×360 keyframes replace the commune's on the relay seat.
+    c.province
+        .send(ClientMessage::SendUp {
+            v: PROTOCOL_VERSION,
+            point: None,
+        })
+        .await;
+    let chair_back = eventually(WAIT, || {
+        let dims = dims_from(&national_point, &relay_seat);
+        !dims.is_empty() && !dims.iter().any(commune_only)
+    })
+    .await;
+    assert!(
+        chair_back,
+        "the chair does not go up again: {:?}",
+        dims_from(&national_point, &relay_seat)
+    );
+    drop(speaker);
+}
+
+/// The text of the relay seat's hand in the national chair's last `room_state`, if raised.
+fn relay_hand(national: &Point) -> Option<String> {
+    national
+        .snapshot()
+        .hands
+        .into_iter()
+        .find(|h| h.point == "relay-tinh")
+        .map(|h| h.text.unwrap_or_default())
+}
+
+/// The province chair raises a hand in the national meeting on behalf of a commune
+/// (`raise_hand_up`): the national chair sees the relay seat's hand with the commune's name and
+/// text, and sees it go when the province chair lowers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
+    let c = Cascade::start().await;
+    let relay = relay_to(&c.up, &c.down);
+    program_reaches(&relay, &c.down, &c.commune).await;
+    assert_eq!(relay_hand(&c.national), None);
+
+    c.province
+        .send(ClientMessage::RaiseHandUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xa".into()),
+            text: Some("Xin phát biểu về mục 2".into()),
+        })
+        .await;
+    let raised = eventually(WAIT, || relay_hand(&c.national).is_some()).await;
+    assert!(raised, "the national chair sees no hand from the province");
+    assert_eq!(
+        relay_hand(&c.national).as_deref(),
+        Some("point-xa: Xin phát biểu về mục 2"),
+        "the hand names the commune it is for"
+    );
+
+    c.province
+        .send(ClientMessage::LowerHandUp {
+            v: PROTOCOL_VERSION,
+        })
+        .await;
+    let lowered = eventually(WAIT, || relay_hand(&c.national).is_none()).await;
+    assert!(lowered, "the province's hand stays raised upstream");
+    assert!(
+        c.province.snapshot().errors.is_empty(),
+        "{:?}",
+        c.province.snapshot().errors
+    );
 }

@@ -9,6 +9,7 @@
 //! - [`layers`]: simulcast ladders, layer detection from VP8 keyframes, per-layer accounting.
 //! - [`inprocess`]: a server in this process with fixed tokens, and CPU accounting from `/proc`.
 //! - [`media`]: synthetic VP8 and Opus RTP (real keyframe headers, configurable rate).
+//! - [`share`]: a participant sharing a screen only (started and stopped by renegotiation).
 //! - [`red`]: redundant audio (RFC 2198): wrapping, unwrapping, recovery accounting.
 //! - [`targets`]: issue 11's line targets: layer per second, return after a dip, steadiness.
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
@@ -27,5 +28,6 @@ pub mod red;
 pub mod relay;
 mod rtcp_tap;
 pub mod scenario;
+pub mod share;
 pub mod stats;
 pub mod targets;

@@ -14,6 +14,8 @@ pub enum Route {
     Audio,
     /// One simulcast layer of the upstream chair's camera, by rank (0 the lowest).
     Video { layer: u8 },
+    /// The screen share relayed (one encoding: a share is sent whole, text must stay sharp).
+    Screen,
 }
 
 /// Simulcast rids of the local seat's camera, lowest first (as the loadtest points and the web
@@ -59,6 +61,11 @@ impl Rewriter {
             3_000,
             Some(Bytes::from_static(rid.as_bytes())),
         )
+    }
+
+    /// A screen share (90 kHz, one encoding: no rid).
+    pub fn screen(ssrc: u32, payload_type: u8) -> Self {
+        Self::new(ssrc, payload_type, 3_000, None)
     }
 
     fn new(ssrc: u32, payload_type: u8, step: u32, rid: Option<Bytes>) -> Self {

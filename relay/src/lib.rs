@@ -2,12 +2,13 @@
 //!
 //! The downstream side of the cascade (issue 13): a client, run inside `hoinghi serve`, that
 //! takes an upstream meeting's *relay seat* over the same `/ws` protocol and WebRTC as any
-//! point, and makes what it receives (the upstream program: its chair's microphone and every
-//! simulcast layer of its camera) the program of a local *linked meeting*. It re-publishes the
+//! point, and makes what it receives (the upstream program: its chair's microphone, every
+//! simulcast layer of its camera, and the share the upstream shows) the program of a local
+//! *linked meeting*. It re-publishes the
 //! program to this server as an in-process seat of role `upstream` with a simulcast publisher
 //! over loopback, so the whole local publish path (allocator, layer switching, NACK, keyframe
-//! requests) serves the communes unchanged; the other way, the local chair's camera and
-//! microphone go up on the relay seat's publish connection, which the upstream forwards to its
+//! requests) serves the communes unchanged; the other way, the local chair's camera,
+//! microphone and share go up on the relay seat's publish connection, which the upstream forwards to its
 //! meeting when it gives the province the floor (`docs/architecture.md`, "The cascade").
 //!
 //! # Layout
@@ -15,11 +16,14 @@
 //!   upstream with backoff, opens the local seat when program media arrives, leaves it when
 //!   the upstream has been silent for [`RelayConfig::lost_after`] (the local chair is the
 //!   program again), and passes media and keyframe requests between the two sessions.
+//! - `running`: a running session and the queues it is wired to; a local seat, opened and
+//!   left with its media; how the supervisor's sessions are wired together.
 //! - `session`: one session on one server (upstream: the relay seat; local: the `upstream`
 //!   seat): join, publish what the other side receives, subscribe to this side's chair.
 //! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection; `tls`: the
 //!   upstream's certificate checked (pinned by fingerprint, or the system's authorities).
 //! - `subscriber`, `publisher`: the two peer connections of a session.
+//! - `hand`: the hand the local chair raises upstream, from `room_state` to `raise_hand`.
 //! - [`forward`]: each packet's stream and rewrite (pure).
 //! - [`peer`]: peer connections, codecs, offer/answer helpers, simulcast ids.
 
@@ -27,34 +31,36 @@ pub mod forward;
 pub mod peer;
 
 mod channel;
+mod hand;
 mod publisher;
+mod running;
 mod session;
 mod subscriber;
 mod tls;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rtc::rtp;
 use signaling::Signaling;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use signaling::relay_link::{LinkError, RelayLink};
 
-use channel::{LocalChannel, WsChannel};
 use forward::Route;
-use session::{Options, Wiring};
+use running::{Inputs, Out, Running, Seat, Wired, session_end, spawn_upstream, wire};
 
 /// Connecting and joining may take this long before an attempt counts as failed.
-const JOIN_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const JOIN_WAIT: Duration = Duration::from_secs(10);
 /// The upstream sends nothing (not even a ping; it pings every 20 s) for this long: it is gone.
-const SILENCE: Duration = Duration::from_secs(45);
+pub(crate) const SILENCE: Duration = Duration::from_secs(45);
 /// How long a session may take to leave when the relay lets go of it.
-const STOP_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(3);
 /// Camera layers the relay seat publishes upward (the local chair's, whatever it sends).
-const UPWARD_LAYERS: u8 = 3;
+pub(crate) const UPWARD_LAYERS: u8 = 3;
 
 /// One packet between the two sessions, with the stream it belongs to.
 #[derive(Debug)]
@@ -163,173 +169,6 @@ impl Drop for Relay {
     }
 }
 
-/// A running session and the queues into it; dropping the queues makes it leave.
-struct Running {
-    task: JoinHandle<anyhow::Result<()>>,
-    media: mpsc::Sender<Media>,
-    keys: mpsc::Sender<(u8, u8)>,
-    started: Instant,
-}
-
-/// Where a session's output goes: what its subscriber receives, and its publisher's keyframe
-/// requests.
-type Out = (mpsc::Sender<Media>, mpsc::Sender<u8>);
-
-impl Running {
-    /// Runs `session` with fresh input queues; its output goes to `out`.
-    fn spawn<F, Fut>(out: Out, session: F) -> Running
-    where
-        F: FnOnce(Wiring) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let (media, media_in) = mpsc::channel(1_024);
-        let (keys, keys_in) = mpsc::channel(16);
-        let wiring = Wiring {
-            media_out: out.0,
-            keys_out: out.1,
-            media_in,
-            keys_in,
-        };
-        Running {
-            task: tokio::spawn(session(wiring)),
-            media,
-            keys,
-            started: Instant::now(),
-        }
-    }
-
-    /// Lets go of the session: it leaves (within [`STOP_WAIT`], or is cut).
-    async fn stop(self) {
-        let Running {
-            task, media, keys, ..
-        } = self;
-        drop((media, keys));
-        let mut task = task;
-        if tokio::time::timeout(STOP_WAIT, &mut task).await.is_err() {
-            task.abort();
-        }
-    }
-}
-
-async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
-    match s {
-        Some(s) => (&mut s.task)
-            .await
-            .unwrap_or_else(|e| Err(anyhow::anyhow!("the session stopped: {e}"))),
-        None => std::future::pending().await,
-    }
-}
-
-fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
-    let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
-    let others = cfg.floor_token.is_some();
-    Running::spawn(out, move |wiring| async move {
-        let mut chan = WsChannel::connect(&link, pin, JOIN_WAIT).await?;
-        let opts = Options {
-            bind_ip,
-            layers: UPWARD_LAYERS,
-            join_wait: JOIN_WAIT,
-            silence: Some(SILENCE),
-            others,
-        };
-        session::run(&mut chan, link.token(), &opts, wiring).await
-    })
-}
-
-fn spawn_seat(
-    signaling: &Signaling,
-    token: String,
-    bind_ip: IpAddr,
-    layers: u8,
-    out: Out,
-) -> anyhow::Result<Running> {
-    let conn = signaling
-        .connect_local()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Running::spawn(out, move |wiring| async move {
-        let mut chan = LocalChannel(conn);
-        let opts = Options {
-            bind_ip,
-            layers,
-            join_wait: JOIN_WAIT,
-            silence: None,
-            others: false,
-        };
-        session::run(&mut chan, &token, &opts, wiring).await
-    }))
-}
-
-/// One local seat: the chair's program (slot 0) or the upstream floor holder's (slot 1).
-struct Seat {
-    token: Option<String>,
-    out: Out,
-    running: Option<Running>,
-    last_media: Option<Instant>,
-    retry_at: Instant,
-}
-
-impl Seat {
-    fn new(token: Option<String>, out: Out) -> Seat {
-        Seat {
-            token,
-            out,
-            running: None,
-            last_media: None,
-            retry_at: Instant::now(),
-        }
-    }
-
-    /// A packet for this seat: it is opened for it if need be. Whether it was opened now.
-    fn media(&mut self, cfg: &RelayConfig, signaling: &Signaling, m: Media) -> bool {
-        self.last_media = Some(Instant::now());
-        let mut opened = false;
-        if self.running.is_none()
-            && Instant::now() >= self.retry_at
-            && let Some(token) = &self.token
-        {
-            match spawn_seat(
-                signaling,
-                token.clone(),
-                cfg.bind_ip,
-                m.layers,
-                self.out.clone(),
-            ) {
-                Ok(r) => {
-                    self.running = Some(r);
-                    opened = true;
-                }
-                Err(e) => {
-                    tracing::warn!("relay: a local seat could not be opened: {e:#}");
-                    self.retry_at = Instant::now() + cfg.lost_after;
-                }
-            }
-        }
-        if let Some(r) = &self.running {
-            let _ = r.media.try_send(m);
-        }
-        opened
-    }
-
-    /// Leaves the seat when its media has been silent for `lost_after`, or when its session
-    /// ended by itself (then it is not reopened before `lost_after`). Whether it was left.
-    async fn check(&mut self, lost_after: Duration) -> bool {
-        let silent = self.last_media.is_none_or(|t| t.elapsed() >= lost_after);
-        let ended = self.running.as_ref().is_some_and(|r| r.task.is_finished());
-        if !(silent || ended) {
-            return false;
-        }
-        let Some(r) = self.running.take() else {
-            return false;
-        };
-        if ended {
-            tracing::warn!("relay: a local seat's session ended");
-            self.retry_at = Instant::now() + lost_after;
-        }
-        r.stop().await;
-        true
-    }
-}
-
 /// The relay's sessions and what passes between them.
 struct Supervisor {
     cfg: RelayConfig,
@@ -339,6 +178,10 @@ struct Supervisor {
     up_out: Out,
     /// Slot 0 (the program: the upstream chair) and slot 1 (the upstream floor holder).
     seats: [Seat; 2],
+    /// Whether the upstream program has a share (for the local program seat to publish), and
+    /// whether the local chair has one (for the relay seat to send up).
+    down_screen: Arc<watch::Sender<bool>>,
+    up_screen: Arc<watch::Sender<bool>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -363,6 +206,8 @@ impl Supervisor {
             Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
         }
         self.retry_at = Instant::now() + wait;
+        // Its share stops with it (the next session says again whether there is one).
+        self.down_screen.send_replace(false);
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -388,6 +233,7 @@ impl Supervisor {
                 "relay: no upstream program for {lost_after:?}: the local chair is the program"
             );
             self.state.send_replace(RelayState::Lost);
+            self.up_screen.send_replace(false);
         }
         self.seats[1].check(lost_after).await;
         if self.seats[0].running.is_none()
@@ -399,9 +245,9 @@ impl Supervisor {
     }
 
     /// A keyframe request from a local seat for the upstream sender of its slot.
-    fn local_keyframe(&self, slot: u8, layer: u8) {
+    fn local_keyframe(&self, slot: u8, route: Route) {
         if let Some(up) = &self.up {
-            let _ = up.keys.try_send((slot, layer));
+            let _ = up.keys.try_send((slot, route));
         }
     }
 }
@@ -412,25 +258,29 @@ async fn supervise(
     state: watch::Sender<RelayState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (up_media_tx, mut up_media) = mpsc::channel::<Media>(1_024);
-    let (up_keys_tx, mut up_keys) = mpsc::channel::<u8>(16);
-    let (chair_media_tx, mut chair_media) = mpsc::channel::<Media>(1_024);
-    let (keys0_tx, mut keys0) = mpsc::channel::<u8>(16);
-    let (keys1_tx, mut keys1) = mpsc::channel::<u8>(16);
-    // The floor seat's subscriber receives the local chair too (the routing gives every
-    // upstream seat the chair): only the program seat's copy goes up.
-    let (ignored_tx, _) = mpsc::channel::<Media>(1);
-    let seats = [
-        Seat::new(Some(cfg.local_token.clone()), (chair_media_tx, keys0_tx)),
-        Seat::new(cfg.floor_token.clone(), (ignored_tx, keys1_tx)),
-    ];
+    let Wired {
+        up_out,
+        seats,
+        down_screen,
+        up_screen,
+        inputs,
+    } = wire(&cfg);
+    let Inputs {
+        mut up_media,
+        mut up_keys,
+        mut chair_media,
+        mut keys0,
+        mut keys1,
+    } = inputs;
     let mut s = Supervisor {
         cfg,
         signaling,
         state,
         up: None,
-        up_out: (up_media_tx, up_keys_tx),
+        up_out,
         seats,
+        down_screen,
+        up_screen,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),
@@ -445,9 +295,9 @@ async fn supervise(
             end = session_end(&mut s.up) => s.upstream_ended(end),
             Some(m) = up_media.recv() => s.program(m),
             // The upstream asks for a keyframe of the province's camera: the local chair's.
-            Some(layer) = up_keys.recv() => {
+            Some(route) = up_keys.recv() => {
                 if let Some(seat) = &s.seats[0].running {
-                    let _ = seat.keys.try_send((0, layer));
+                    let _ = seat.keys.try_send((0, route));
                 }
             }
             // The local chair's media goes up (forwarded there only while the province holds
@@ -457,8 +307,8 @@ async fn supervise(
                     let _ = up.media.try_send(m);
                 }
             }
-            Some(layer) = keys0.recv() => s.local_keyframe(0, layer),
-            Some(layer) = keys1.recv() => s.local_keyframe(1, layer),
+            Some(route) = keys0.recv() => s.local_keyframe(0, route),
+            Some(route) = keys1.recv() => s.local_keyframe(1, route),
             _ = tick.tick() => s.check_seats().await,
         }
     }

@@ -14,12 +14,13 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use sfu::read_hook::ReadHook;
-use signaling::protocol::IceCandidate;
+use signaling::protocol::{ClientMessage, IceCandidate, PROTOCOL_VERSION, Source, TrackSource};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCSessionDescription,
     register_default_interceptors,
 };
+use webrtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RtpTransceiver};
 
 pub const SDES_MID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
 pub const SDES_RTP_STREAM_ID_URI: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
@@ -159,6 +160,60 @@ pub async fn gathered_sdp(pc: &Arc<dyn PeerConnection>) -> anyhow::Result<String
     }
 }
 
+/// Makes an offer, sets it as local description and returns it with its host candidates.
+pub async fn offer(pc: &Arc<dyn PeerConnection>) -> anyhow::Result<String> {
+    let offer = pc.create_offer(None).await.map_err(|e| anyhow!("{e}"))?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    gathered_sdp(pc).await
+}
+
+/// The transceiver whose sender is `sender`.
+pub async fn transceiver_of(
+    pc: &Arc<dyn PeerConnection>,
+    sender: RTCRtpSenderId,
+) -> Option<Arc<dyn RtpTransceiver>> {
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(s)) = t.sender().await
+            && s.id() == sender
+        {
+            return Some(t);
+        }
+    }
+    None
+}
+
+/// The mid of `t` (set by the first offer that has its m-line).
+pub async fn mid(t: &Arc<dyn RtpTransceiver>) -> anyhow::Result<String> {
+    t.mid()
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| anyhow!("an m-line offered without a mid"))
+}
+
+/// `sendonly` or `inactive`: how a share's m-line is started and stopped.
+pub fn share_direction(on: bool) -> RTCRtpTransceiverDirection {
+    if on {
+        RTCRtpTransceiverDirection::Sendonly
+    } else {
+        RTCRtpTransceiverDirection::Inactive
+    }
+}
+
+/// The `publish_offer` of `sdp`, whose m-line `share_mid` is a screen share.
+pub fn publish_offer(sdp: String, share_mid: String) -> ClientMessage {
+    ClientMessage::PublishOffer {
+        v: PROTOCOL_VERSION,
+        sdp,
+        sources: vec![TrackSource {
+            mid: share_mid,
+            source: Source::Screen,
+        }],
+    }
+}
+
 /// Applies a subscribe offer and returns the answer to send.
 pub async fn answer_offer(pc: &Arc<dyn PeerConnection>, sdp: String) -> anyhow::Result<String> {
     pc.set_remote_description(RTCSessionDescription::offer(sdp).map_err(|e| anyhow!("{e}"))?)
@@ -184,12 +239,18 @@ pub struct SimulcastIds {
 impl SimulcastIds {
     /// Reads the ids from an SDP (the answer: the ids both sides agreed on).
     pub fn from_sdp(sdp: &str) -> anyhow::Result<SimulcastIds> {
-        let mut in_video = false;
+        // The first video section is the camera's (a relay's publish connection has a screen
+        // section after it, which must not override the camera's mid).
+        let (mut in_video, mut videos) = (false, 0);
         let (mut mid, mut mid_ext, mut rid_ext) = (None, None, None);
         for line in sdp.lines() {
             let line = line.trim_end();
             if let Some(m) = line.strip_prefix("m=") {
                 in_video = m.starts_with("video");
+                videos += usize::from(in_video);
+                if videos > 1 {
+                    break;
+                }
                 continue;
             }
             if !in_video {
@@ -243,6 +304,12 @@ mod tests {
                 mid_ext: 4,
                 rid_ext: 10
             }
+        );
+        let with_screen = format!("{sdp}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\n");
+        assert_eq!(
+            SimulcastIds::from_sdp(&with_screen).unwrap().mid,
+            Bytes::from_static(b"1"),
+            "a second video section (a screen) does not take the camera's mid"
         );
         let no_rid = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n\
                       a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\n";

@@ -2,7 +2,10 @@
 //! offers and hands on each packet of the meeting chair's microphone and camera layers (slot
 //! 0: upstream, the national chair; locally, the province's chair) and, upstream, of one other
 //! participant of the program at a time (slot 1: the floor holder) as [`Media`], and asks
-//! them for keyframes by slot and layer.
+//! them for keyframes by slot and stream. One screen share is relayed too (on slot 0, with the
+//! chair's program: the chair's share if it has one, else the other participant's), and
+//! whether there is one is told on a watch, so the other side's publisher can start and stop
+//! its own share m-line when the offers do.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -13,7 +16,7 @@ use signaling::protocol::{
     ClientMessage, MediaKind, PROTOCOL_VERSION, ParticipantInfo, Role, ServerMessage, Source,
     TrackInfo,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler};
 
@@ -21,13 +24,32 @@ use crate::Media;
 use crate::forward::Route;
 use crate::peer;
 
+/// Whom a subscriber relays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Relayed {
+    /// The chair (slot 0) and its share.
+    #[default]
+    Chair,
+    /// Upstream: the chair (slot 0) and one other participant of the program (slot 1: the
+    /// first to send, until it leaves the offers), and one share (the chair's first).
+    ChairAndOther,
+    /// Locally: whatever the routing sends the seat, on slot 0 (the chair, or the point the
+    /// chair sends up instead, beside the chair's share).
+    Routed,
+}
+
 /// Which m-line carries what, as the offers' `tracks` say, the chair's id, and who has slot 1.
 #[derive(Default)]
 struct Program {
     chair: Option<String>,
-    /// Whether participants other than the chair are relayed (slot 1), and which one is.
-    others: bool,
+    relayed: Relayed,
+    /// Who has slot 1 ([`Relayed::ChairAndOther`]).
     other: Option<String>,
+    /// [`Relayed::Routed`]: the participant the chair sends up instead of itself (from
+    /// `room_state.sent_up`), and the ids of the meeting's points by code to find it. The
+    /// server keeps paused m-lines in its offers, so the offers alone do not say who goes up.
+    sent_up: Option<String>,
+    ids: HashMap<String, String>,
     by_mid: HashMap<String, TrackInfo>,
     /// The receiving track of each mid, with the SSRC its packets carry (for PLIs).
     remotes: HashMap<String, (Arc<dyn TrackRemote>, u32)>,
@@ -37,10 +59,13 @@ impl Program {
     /// The slot of `participant`: 0 for the chair, 1 for the one other participant relayed (the
     /// first to send takes it, until it leaves the offers).
     fn slot(&mut self, participant: &str) -> Option<u8> {
+        if self.relayed == Relayed::Routed {
+            return (self.camera_owner(0) == Some(participant)).then_some(0);
+        }
         if self.chair.as_deref() == Some(participant) {
             return Some(0);
         }
-        if !self.others {
+        if self.relayed == Relayed::Chair {
             return None;
         }
         match &self.other {
@@ -53,8 +78,30 @@ impl Program {
         }
     }
 
+    /// Who has the share relayed: the chair when it shares, else (upstream, where the floor
+    /// holder's share is forwarded while the chair allows it; or whatever the local routing
+    /// sends) the first other participant that shares.
+    fn screen_owner(&self) -> Option<&str> {
+        let shares = |p: &str| {
+            self.by_mid
+                .values()
+                .any(|t| t.participant == p && t.source == Source::Screen)
+        };
+        if let Some(chair) = self.chair.as_deref().filter(|c| shares(c)) {
+            return Some(chair);
+        }
+        if self.relayed == Relayed::Chair {
+            return None;
+        }
+        self.by_mid
+            .values()
+            .filter(|t| t.source == Source::Screen)
+            .map(|t| t.participant.as_str())
+            .min()
+    }
+
     /// Where the packets of `mid` go (slot, stream) and how many camera layers its sender has;
-    /// `None`: not relayed (a third participant, or a screen: not in this slice).
+    /// `None`: not relayed (a third participant, or a share that is not the one relayed).
     fn route(&mut self, mid: &str) -> Option<(u8, Route, u8)> {
         let t = self.by_mid.get(mid)?.clone();
         let route = match (t.kind, t.source) {
@@ -62,6 +109,10 @@ impl Program {
             (MediaKind::Video, Source::Camera) => Route::Video {
                 layer: t.layer.unwrap_or(0),
             },
+            (MediaKind::Video, Source::Screen) => {
+                let relayed = self.screen_owner() == Some(t.participant.as_str());
+                return relayed.then_some((0, Route::Screen, 1));
+            }
             _ => return None,
         };
         let slot = self.slot(&t.participant)?;
@@ -75,17 +126,28 @@ impl Program {
         Some((slot, route, layers))
     }
 
-    /// The receiving track and SSRC of camera layer `layer` of slot `slot`.
-    fn layer_remote(&self, slot: u8, layer: u8) -> Option<(Arc<dyn TrackRemote>, u32)> {
-        let owner = match slot {
-            0 => self.chair.as_ref()?,
-            _ => self.other.as_ref()?,
+    /// The receiving track and SSRC of the stream `route` of slot `slot` (camera layers and the
+    /// share: the streams a keyframe request names).
+    fn remote(&self, slot: u8, route: Route) -> Option<(Arc<dyn TrackRemote>, u32)> {
+        let (owner, source, layer) = match route {
+            Route::Audio => return None,
+            Route::Screen => (self.screen_owner()?, Source::Screen, 0),
+            Route::Video { layer } => (self.camera_owner(slot)?, Source::Camera, layer),
         };
         let mid = self.by_mid.iter().find_map(|(mid, t)| {
-            (t.participant == *owner && t.source == Source::Camera && t.layer.unwrap_or(0) == layer)
+            (t.participant == owner && t.source == source && t.layer.unwrap_or(0) == layer)
                 .then_some(mid)
         })?;
         self.remotes.get(mid).cloned()
+    }
+
+    /// Whose camera slot `slot` carries.
+    fn camera_owner(&self, slot: u8) -> Option<&str> {
+        match (self.relayed, slot) {
+            (Relayed::Routed, _) => self.sent_up.as_deref().or(self.chair.as_deref()),
+            (_, 0) => self.chair.as_deref(),
+            _ => self.other.as_deref(),
+        }
     }
 
     /// Frees slot 1 when its participant has no m-line any more.
@@ -124,20 +186,23 @@ pub struct Subscriber {
     pc: Option<Arc<dyn PeerConnection>>,
     tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
     media: mpsc::Sender<Media>,
+    /// Whether the offers carry a share that is relayed.
+    screen: Arc<watch::Sender<bool>>,
 }
 
 impl Subscriber {
-    /// Packets go to `media`; with `others`, one participant besides the chair is relayed
-    /// (slot 1). Received tracks are announced on the returned queue (hand each to
+    /// Packets of whom `relayed` says go to `media`. Received tracks are announced on the returned queue (hand each to
     /// [`Subscriber::read`]).
+    /// Whether a share is relayed is told on `screen`.
     pub fn new(
         bind_ip: IpAddr,
         media: mpsc::Sender<Media>,
-        others: bool,
+        screen: Arc<watch::Sender<bool>>,
+        relayed: Relayed,
     ) -> (Subscriber, mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>) {
         let (tracks, tracks_rx) = mpsc::unbounded_channel();
         let program = Program {
-            others,
+            relayed,
             ..Program::default()
         };
         let s = Subscriber {
@@ -146,16 +211,22 @@ impl Subscriber {
             pc: None,
             tracks,
             media,
+            screen,
         };
         (s, tracks_rx)
     }
 
     /// The roster of `joined`: who the chair is.
     pub fn roster(&self, roster: &[ParticipantInfo]) {
-        lock(&self.program).chair = roster
+        let mut p = lock(&self.program);
+        p.chair = roster
             .iter()
             .find(|p| p.role == Role::Chair)
             .map(|p| p.id.clone());
+        p.ids = roster
+            .iter()
+            .map(|p| (p.point.clone(), p.id.clone()))
+            .collect();
     }
 
     /// Handles the messages about the subscribe connection and the chair; returns the reply
@@ -172,14 +243,20 @@ impl Subscriber {
                 if *restart && let Some(old) = self.pc.take() {
                     let _ = old.close().await;
                 }
-                {
+                let sharing = {
                     let mut p = lock(&self.program);
                     p.by_mid = tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect();
                     if *restart {
                         p.remotes.clear();
                     }
                     p.release_gone();
-                }
+                    p.screen_owner().is_some()
+                };
+                self.screen.send_if_modified(|on| {
+                    let changed = *on != sharing;
+                    *on = sharing;
+                    changed
+                });
                 let pc = match &self.pc {
                     Some(pc) => pc.clone(),
                     None => {
@@ -198,14 +275,27 @@ impl Subscriber {
                     sdp,
                 }))
             }
-            ServerMessage::ParticipantJoined { participant, .. }
-                if participant.role == Role::Chair =>
-            {
-                lock(&self.program).chair = Some(participant.id.clone());
+            ServerMessage::ParticipantJoined { participant, .. } => {
+                let mut p = lock(&self.program);
+                if participant.role == Role::Chair {
+                    p.chair = Some(participant.id.clone());
+                }
+                p.ids
+                    .insert(participant.point.clone(), participant.id.clone());
+                Ok(None)
+            }
+            ServerMessage::RoomState { sent_up, .. } => {
+                let mut p = lock(&self.program);
+                // A point away is not routed: the chair goes up meanwhile, as the routing says.
+                p.sent_up = sent_up.as_ref().and_then(|code| p.ids.get(code).cloned());
                 Ok(None)
             }
             ServerMessage::ParticipantLeft { participant, .. } => {
                 let mut p = lock(&self.program);
+                p.ids.retain(|_, id| id != participant);
+                if p.sent_up.as_deref() == Some(participant.as_str()) {
+                    p.sent_up = None;
+                }
                 if p.chair.as_deref() == Some(participant.as_str()) {
                     p.chair = None;
                 }
@@ -258,9 +348,9 @@ impl Subscriber {
         });
     }
 
-    /// Asks the sender of slot `slot` for a keyframe on camera layer `layer`.
-    pub async fn request_keyframe(&self, slot: u8, layer: u8) {
-        let remote = lock(&self.program).layer_remote(slot, layer);
+    /// Asks the sender of slot `slot` for a keyframe on the stream `route`.
+    pub async fn request_keyframe(&self, slot: u8, route: Route) {
+        let remote = lock(&self.program).remote(slot, route);
         if let Some((track, ssrc)) = remote {
             let _ = track
                 .write_rtcp(vec![Box::new(PictureLossIndication {
@@ -289,4 +379,82 @@ async fn mid_of(pc: &Arc<dyn PeerConnection>, track: &Arc<dyn TrackRemote>) -> O
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn track(mid: &str, participant: &str, kind: MediaKind, source: Source) -> TrackInfo {
+        TrackInfo {
+            mid: mid.into(),
+            participant: participant.into(),
+            kind,
+            source,
+            layer: None,
+        }
+    }
+
+    fn program(tracks: &[TrackInfo], relayed: Relayed) -> Program {
+        Program {
+            chair: Some("chair".into()),
+            relayed,
+            by_mid: tracks.iter().map(|t| (t.mid.clone(), t.clone())).collect(),
+            ..Program::default()
+        }
+    }
+
+    #[test]
+    fn the_chairs_share_is_relayed_before_the_floor_holders() {
+        let floor_share = track("1", "floor", MediaKind::Video, Source::Screen);
+        let chair_share = track("2", "chair", MediaKind::Video, Source::Screen);
+        let mut both = program(&[floor_share.clone(), chair_share], Relayed::ChairAndOther);
+        assert_eq!(both.screen_owner(), Some("chair"));
+        assert_eq!(both.route("2"), Some((0, Route::Screen, 1)));
+        assert_eq!(both.route("1"), None, "one share at a time");
+
+        let mut floor_only = program(std::slice::from_ref(&floor_share), Relayed::ChairAndOther);
+        assert_eq!(floor_only.route("1"), Some((0, Route::Screen, 1)));
+        assert_eq!(program(&[floor_share], Relayed::Chair).screen_owner(), None);
+    }
+
+    #[test]
+    fn cameras_keep_their_slots_beside_a_share() {
+        let mut p = program(
+            &[
+                track("0", "chair", MediaKind::Audio, Source::Microphone),
+                track("1", "floor", MediaKind::Video, Source::Camera),
+                track("2", "floor", MediaKind::Video, Source::Screen),
+            ],
+            Relayed::ChairAndOther,
+        );
+        assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
+        assert_eq!(p.route("1"), Some((1, Route::Video { layer: 0 }, 1)));
+        assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
+    }
+
+    #[test]
+    fn the_local_side_relays_the_point_the_chair_sends_up_on_the_program_slot() {
+        let mut p = program(
+            &[
+                track("0", "xa", MediaKind::Audio, Source::Microphone),
+                track("1", "xa", MediaKind::Video, Source::Camera),
+                track("2", "chair", MediaKind::Video, Source::Screen),
+            ],
+            Relayed::Routed,
+        );
+        p.sent_up = Some("xa".into());
+        assert_eq!(p.route("0"), Some((0, Route::Audio, 1)));
+        assert_eq!(p.route("1"), Some((0, Route::Video { layer: 0 }, 1)));
+        assert_eq!(p.route("2"), Some((0, Route::Screen, 1)));
+        assert_eq!(
+            p.camera_owner(0),
+            Some("xa"),
+            "keyframe requests reach the point"
+        );
+        // Back to the chair: the point's m-lines, paused but still offered, are not relayed.
+        p.sent_up = None;
+        assert_eq!(p.route("1"), None);
+        assert_eq!(p.camera_owner(0), Some("chair"));
+    }
 }

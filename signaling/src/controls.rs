@@ -24,17 +24,36 @@ const HAND_INTERVAL_MS: u64 = 2_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    RaiseHand { text: Option<String> },
-    LowerHand { point: Option<String> },
-    Grant { point: String },
+    RaiseHand {
+        text: Option<String>,
+    },
+    LowerHand {
+        point: Option<String>,
+    },
+    Grant {
+        point: String,
+    },
     Revoke,
     Next,
-    SetMute { point: Option<String>, muted: bool },
+    SetMute {
+        point: Option<String>,
+        muted: bool,
+    },
     StartRollCall,
     EndRollCall,
     AnswerRollCall,
     SetDiscussion(bool),
     AllowShare(bool),
+    /// Who goes up on the upstream relay seat: a point, or the chair (`None`).
+    SendUp {
+        point: Option<String>,
+    },
+    /// Raise the relay seat's hand upstream on behalf of a point, or of the chair (`None`).
+    RaiseHandUp {
+        point: Option<String>,
+        text: Option<String>,
+    },
+    LowerHandUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +103,11 @@ pub struct Controls {
     pub discussion: bool,
     pub share_allowed: bool,
     pub roll_call: Option<RollCall>,
+    /// In a linked meeting, the point whose camera and microphone go up instead of the chair's.
+    pub sent_up: Option<String>,
+    /// In a linked meeting, the hand the relay raises upstream: on behalf of `point` (the
+    /// chair's own code: the province itself).
+    pub hand_up: Option<Hand>,
     /// Points that spoke most recently, most recent first (for discussion mode).
     pub recent_speakers: VecDeque<String>,
     /// Points speaking right now.
@@ -275,6 +299,40 @@ impl Controls {
                 self.share_allowed = allowed;
                 Ok(Change { routing: true })
             }
+            Action::SendUp { point } => {
+                chair_only(actor)?;
+                self.sent_up = match point {
+                    Some(p) if p != actor.point => {
+                        need_present(&p)?;
+                        Some(p)
+                    }
+                    _ => None,
+                };
+                Ok(Change { routing: true })
+            }
+            Action::RaiseHandUp { point, text } => {
+                chair_only(actor)?;
+                let point = match point {
+                    Some(p) if p != actor.point => {
+                        need_present(&p)?;
+                        p
+                    }
+                    _ => actor.point.to_owned(),
+                };
+                self.hand_up = Some(Hand {
+                    point,
+                    text,
+                    at: now_ms,
+                });
+                Ok(Change { routing: false })
+            }
+            Action::LowerHandUp => {
+                chair_only(actor)?;
+                if self.hand_up.take().is_none() {
+                    return Err(ControlError::InvalidState("no hand is raised upstream"));
+                }
+                Ok(Change { routing: false })
+            }
         }
     }
 
@@ -336,6 +394,18 @@ impl Controls {
             .collect()
     }
 
+    pub fn hand_up_info(
+        &self,
+        participant_of: impl Fn(&str) -> Option<String>,
+    ) -> Option<HandInfo> {
+        self.hand_up.as_ref().map(|h| HandInfo {
+            point: h.point.clone(),
+            participant: participant_of(&h.point),
+            text: h.text.clone(),
+            at: h.at,
+        })
+    }
+
     pub fn roll_call_info(&self) -> Option<RollCallInfo> {
         self.roll_call.as_ref().map(|r| RollCallInfo {
             started_at: r.started_at,
@@ -353,269 +423,5 @@ impl Controls {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const CHAIR: Actor<'static> = Actor {
-        point: "06",
-        role: Role::Chair,
-    };
-
-    fn pt(code: &'static str) -> Actor<'static> {
-        Actor {
-            point: code,
-            role: Role::Point,
-        }
-    }
-
-    fn present(codes: &[&str]) -> BTreeSet<String> {
-        codes.iter().map(|c| c.to_string()).collect()
-    }
-
-    #[test]
-    fn hand_grant_revoke_cycle() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        c.apply(
-            pt("a"),
-            Action::RaiseHand {
-                text: Some("xin phát biểu".into()),
-            },
-            &here,
-            0,
-        )
-        .unwrap();
-        c.apply(pt("b"), Action::RaiseHand { text: None }, &here, 10)
-            .unwrap();
-        assert_eq!(c.hands.len(), 2);
-        assert!(c.apply(CHAIR, Action::Next, &here, 20).unwrap().routing);
-        assert!(c.holds_floor("a") && c.audio_open("a") && !c.audio_open("b"));
-        assert_eq!(c.hands.len(), 1, "the granted hand leaves the queue");
-        c.apply(CHAIR, Action::Revoke, &here, 30).unwrap();
-        assert!(!c.audio_open("a"));
-        assert_eq!(
-            c.apply(CHAIR, Action::Revoke, &here, 31),
-            Err(ControlError::InvalidState("nobody holds the floor"))
-        );
-    }
-
-    #[test]
-    fn points_cannot_use_chair_actions() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        for action in [
-            Action::Grant { point: "a".into() },
-            Action::Revoke,
-            Action::Next,
-            Action::SetMute {
-                point: Some("b".into()),
-                muted: false,
-            },
-            Action::SetMute {
-                point: None,
-                muted: false,
-            },
-            Action::StartRollCall,
-            Action::EndRollCall,
-            Action::SetDiscussion(true),
-            Action::AllowShare(true),
-            Action::LowerHand {
-                point: Some("b".into()),
-            },
-        ] {
-            assert!(
-                matches!(
-                    c.apply(pt("a"), action.clone(), &here, 0),
-                    Err(ControlError::Forbidden(_))
-                ),
-                "{action:?}"
-            );
-        }
-        assert!(
-            c.floor.is_none() && c.unmuted.is_empty() && c.roll_call.is_none() && !c.discussion
-        );
-        // And the chair cannot raise a hand or answer a roll call.
-        assert!(matches!(
-            c.apply(CHAIR, Action::RaiseHand { text: None }, &here, 0),
-            Err(ControlError::Forbidden(_))
-        ));
-    }
-
-    #[test]
-    fn the_floor_holder_hands_the_floor_back_but_cannot_end_another_turn() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        c.apply(CHAIR, Action::Grant { point: "a".into() }, &here, 10)
-            .unwrap();
-        assert!(matches!(
-            c.apply(pt("b"), Action::Revoke, &here, 11),
-            Err(ControlError::Forbidden(_))
-        ));
-        assert!(c.holds_floor("a"));
-        let change = c.apply(pt("a"), Action::Revoke, &here, 12).unwrap();
-        assert!(change.routing, "its microphone closes for everyone");
-        assert!(c.floor.is_none() && !c.audio_open("a"));
-    }
-
-    #[test]
-    fn actions_on_absent_points_are_refused() {
-        let mut c = Controls::default();
-        let here = present(&["a"]);
-        assert_eq!(
-            c.apply(CHAIR, Action::Grant { point: "zz".into() }, &here, 0),
-            Err(ControlError::NotInRoom("zz".into()))
-        );
-        assert_eq!(
-            c.apply(
-                CHAIR,
-                Action::SetMute {
-                    point: Some("zz".into()),
-                    muted: false
-                },
-                &here,
-                0
-            ),
-            Err(ControlError::NotInRoom("zz".into()))
-        );
-        assert!(c.floor.is_none() && c.unmuted.is_empty());
-    }
-
-    #[test]
-    fn two_grants_leave_exactly_one_holder() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        c.apply(CHAIR, Action::Grant { point: "a".into() }, &here, 0)
-            .unwrap();
-        c.apply(CHAIR, Action::Grant { point: "b".into() }, &here, 0)
-            .unwrap();
-        assert!(c.holds_floor("b") && !c.holds_floor("a"));
-        assert!(
-            !c.audio_open("a"),
-            "the previous holder's microphone closes"
-        );
-    }
-
-    #[test]
-    fn the_floor_survives_a_reconnect_of_its_holder_but_hands_do_not() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        c.apply(pt("b"), Action::RaiseHand { text: None }, &here, 0)
-            .unwrap();
-        c.apply(CHAIR, Action::Grant { point: "a".into() }, &here, 0)
-            .unwrap();
-        c.left("a");
-        c.left("b");
-        assert!(
-            c.holds_floor("a"),
-            "floor is keyed by point, not connection"
-        );
-        assert!(c.hands.is_empty());
-        // While "a" is away, Next finds nobody present with a hand.
-        let away = present(&["b"]);
-        assert!(matches!(
-            c.apply(CHAIR, Action::Next, &away, 5),
-            Err(ControlError::InvalidState(_))
-        ));
-    }
-
-    #[test]
-    fn hand_floods_are_rate_limited_and_do_not_duplicate() {
-        let mut c = Controls::default();
-        let here = present(&["a"]);
-        c.apply(pt("a"), Action::RaiseHand { text: None }, &here, 0)
-            .unwrap();
-        assert_eq!(
-            c.apply(pt("a"), Action::RaiseHand { text: None }, &here, 500),
-            Err(ControlError::RateLimited)
-        );
-        c.apply(
-            pt("a"),
-            Action::RaiseHand {
-                text: Some("again".into()),
-            },
-            &here,
-            2_500,
-        )
-        .unwrap();
-        assert_eq!(c.hands.len(), 1);
-        assert_eq!(c.hands[0].at, 0, "keeps its place in the queue");
-    }
-
-    #[test]
-    fn roll_call_records_first_answers_only_while_running() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        assert!(matches!(
-            c.apply(pt("a"), Action::AnswerRollCall, &here, 0),
-            Err(ControlError::InvalidState(_))
-        ));
-        c.apply(CHAIR, Action::StartRollCall, &here, 100).unwrap();
-        c.apply(pt("a"), Action::AnswerRollCall, &here, 150)
-            .unwrap();
-        c.apply(pt("a"), Action::AnswerRollCall, &here, 170)
-            .unwrap();
-        c.apply(pt("b"), Action::AnswerRollCall, &here, 180)
-            .unwrap();
-        c.apply(CHAIR, Action::EndRollCall, &here, 200).unwrap();
-        let r = c.roll_call_info().unwrap();
-        assert_eq!(
-            r.answers
-                .iter()
-                .map(|a| (a.point.as_str(), a.at))
-                .collect::<Vec<_>>(),
-            vec![("a", 150), ("b", 180)]
-        );
-        assert_eq!(r.ended_at, Some(200));
-        assert!(matches!(
-            c.apply(pt("b"), Action::AnswerRollCall, &here, 300),
-            Err(ControlError::InvalidState(_))
-        ));
-    }
-
-    #[test]
-    fn mute_all_and_unmute_all() {
-        let mut c = Controls::default();
-        let here = present(&["a", "b"]);
-        c.apply(
-            CHAIR,
-            Action::SetMute {
-                point: None,
-                muted: false,
-            },
-            &here,
-            0,
-        )
-        .unwrap();
-        assert!(c.audio_open("a") && c.audio_open("b"));
-        c.apply(
-            CHAIR,
-            Action::SetMute {
-                point: None,
-                muted: true,
-            },
-            &here,
-            0,
-        )
-        .unwrap();
-        assert!(!c.audio_open("a") && !c.audio_open("b"));
-    }
-
-    #[test]
-    fn recent_speakers_keep_the_last_four() {
-        let mut c = Controls {
-            discussion: true,
-            ..Default::default()
-        };
-        for p in ["a", "b", "c", "d", "e"] {
-            let (_, routing) = c.speaking(p, true);
-            assert!(routing, "{p} is new to the set");
-        }
-        assert_eq!(c.recent_speakers, ["e", "d", "c", "b"]);
-        assert_eq!(
-            c.speaking("c", true),
-            (false, false),
-            "already speaking and in the set"
-        );
-        assert_eq!(c.recent_speakers, ["c", "e", "d", "b"]);
-    }
-}
+#[path = "controls_tests.rs"]
+mod tests;

@@ -35,6 +35,11 @@ struct Snapshot {
     discussion: bool,
     share_allowed: bool,
     roll_call: Option<RollCall>,
+    /// Absent in snapshots saved before `send_up` and `raise_hand_up` existed.
+    #[serde(default)]
+    sent_up: Option<String>,
+    #[serde(default)]
+    hand_up: Option<Hand>,
 }
 
 impl Snapshot {
@@ -47,6 +52,8 @@ impl Snapshot {
             discussion: c.discussion,
             share_allowed: c.share_allowed,
             roll_call: c.roll_call.clone(),
+            sent_up: c.sent_up.clone(),
+            hand_up: c.hand_up.clone(),
         }
     }
 
@@ -58,6 +65,8 @@ impl Snapshot {
             discussion: self.discussion,
             share_allowed: self.share_allowed,
             roll_call: self.roll_call,
+            sent_up: self.sent_up,
+            hand_up: self.hand_up,
             ..Controls::default()
         }
     }

@@ -134,6 +134,8 @@ impl Room {
             share_allowed: c.share_allowed,
             roll_call: c.roll_call_info(),
             upstream: self.upstream,
+            sent_up: c.sent_up.clone(),
+            hand_up: c.hand_up_info(of).map(Box::new),
         }
     }
 
@@ -316,8 +318,9 @@ fn left(id: ParticipantId) -> ServerMessage {
 /// - in a linked meeting, the upstream seat (this server's relay client) is the program while it
 ///   is connected: everyone receives it whole, and it replaces the local chair for everyone but
 ///   the chairs (the relay client leaves the seat when the upstream is lost, and the local
-///   chair is the program again); it receives the local chair's camera (every layer) and
-///   microphone, which the relay client sends up.
+///   chair is the program again); it receives the local chair's camera (every layer),
+///   microphone and share, or the camera and microphone of the point the chair sends up
+///   instead, which the relay client sends up (see [`upward`]).
 pub fn routing(
     members: &[(ParticipantId, Role, &str)],
     c: &Controls,
@@ -334,19 +337,7 @@ pub fn routing(
         .iter()
         .map(|&(id, role, _)| {
             if role == Role::Upstream {
-                // The local chair goes up through it (every layer: the upstream's points get
-                // the layer their own lines carry); the upstream forwards it to its meeting
-                // only while the province holds the floor or is unmuted.
-                let chairs = members
-                    .iter()
-                    .filter(|(_, other_role, _)| *other_role == Role::Chair)
-                    .map(|&(chair, _, _)| Subscription {
-                        screen: false,
-                        every_layer: true,
-                        ..Subscription::all(chair)
-                    })
-                    .collect();
-                return (id, chairs);
+                return (id, upward(members, c));
             }
             let subs = members
                 .iter()
@@ -392,6 +383,35 @@ pub fn routing(
             (id, subs)
         })
         .collect()
+}
+
+/// What an upstream seat receives, for the relay to send up: the chair's camera (every layer:
+/// the upstream's points get the layer their own lines carry), microphone and share, or, while
+/// the chair sends a connected point up (`send_up`), that point's camera and microphone beside
+/// the chair's share. The upstream forwards them to its meeting only while the province holds
+/// the floor or is unmuted (the share: holds the floor and the upstream chair allows sharing).
+fn upward(members: &[(ParticipantId, Role, &str)], c: &Controls) -> Vec<Subscription> {
+    let sent = c.sent_up.as_deref().and_then(|code| {
+        members
+            .iter()
+            .find(|&&(_, role, point)| role.acts_as_point() && point == code)
+            .map(|&(id, _, _)| id)
+    });
+    let chairs = members
+        .iter()
+        .filter(|&&(_, role, _)| role == Role::Chair)
+        .map(|&(chair, _, _)| Subscription {
+            every_layer: true,
+            audio: sent.is_none(),
+            camera: sent.is_none(),
+            ..Subscription::all(chair)
+        });
+    let speaker = sent.map(|speaker| Subscription {
+        screen: false,
+        every_layer: true,
+        ..Subscription::all(speaker)
+    });
+    speaker.into_iter().chain(chairs).collect()
 }
 
 #[cfg(test)]

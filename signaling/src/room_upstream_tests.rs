@@ -54,7 +54,7 @@ fn the_local_chair_receives_the_upstream_program_and_keeps_its_grid() {
 }
 
 #[test]
-fn the_upstream_seat_receives_the_local_chair_to_send_up_and_nothing_else() {
+fn the_upstream_seat_receives_the_local_chair_and_its_share_to_send_up_and_nothing_else() {
     let floor = Controls {
         floor: Some(Floor {
             point: "xa-a".into(),
@@ -64,7 +64,7 @@ fn the_upstream_seat_receives_the_local_chair_to_send_up_and_nothing_else() {
     };
     for c in [floor, Controls::default()] {
         let r = routing(&LINKED, &c, None);
-        assert_eq!(received(&r, 5), vec![(1, true, true, false, false)]);
+        assert_eq!(received(&r, 5), vec![(1, true, true, true, false)]);
         let every_layer: Vec<bool> = r
             .iter()
             .find(|(id, _)| id.0 == 5)
@@ -97,4 +97,37 @@ fn without_the_upstream_seat_the_local_chair_is_the_program_again() {
     let viewport: BTreeSet<ParticipantId> = BTreeSet::new();
     let r = routing(&LINKED[..4], &Controls::default(), Some(&viewport));
     assert_eq!(received(&r, 4), vec![(1, true, true, true, false)]);
+}
+
+#[test]
+fn a_point_the_chair_sends_up_replaces_the_chairs_camera_and_microphone_beside_its_share() {
+    let sent = Controls {
+        sent_up: Some("xa-a".into()),
+        ..Default::default()
+    };
+    let r = routing(&LINKED, &sent, None);
+    assert_eq!(
+        received(&r, 5),
+        vec![
+            (2, true, true, false, false),
+            (1, false, false, true, false)
+        ]
+    );
+    let every_layer = r
+        .iter()
+        .find(|(id, _)| id.0 == 5)
+        .is_some_and(|(_, s)| s.iter().all(|s| s.every_layer));
+    assert!(every_layer, "the upstream's points need every layer");
+    // Nothing changes for the meeting itself: the point's microphone stays closed to others.
+    assert_eq!(received(&r, 3), vec![(5, true, true, true, false)]);
+}
+
+#[test]
+fn a_point_sent_up_that_is_not_here_leaves_the_chair_going_up() {
+    let sent = Controls {
+        sent_up: Some("xa-gone".into()),
+        ..Default::default()
+    };
+    let r = routing(&LINKED, &sent, None);
+    assert_eq!(received(&r, 5), vec![(1, true, true, true, false)]);
 }

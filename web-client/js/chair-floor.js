@@ -1,5 +1,6 @@
 // The chair's floor panel: who speaks (with a speaking-time counter from room_state.floor.since),
-// revoke / next, and the queue of raised hands in order with grant / lower buttons.
+// revoke / next, and the queue of raised hands in order with grant / lower buttons (and, in a
+// meeting linked to an upstream server, one that raises the hand upstream for that point).
 
 import { el } from './dom.js';
 import { clock, duration } from './format.js';
@@ -34,11 +35,16 @@ export function mountFloorPanel(session, nameOf) {
   hands.addEventListener('click', (e) => {
     const b = e.target.closest('button[data-action]');
     if (!b) return;
-    if (b.dataset.action === 'grant') session.control('grant_floor', { point: b.dataset.point });
-    else session.control('lower_hand', { point: b.dataset.point });
+    const point = b.dataset.point;
+    if (b.dataset.action === 'grant') session.control('grant_floor', { point });
+    else if (b.dataset.action === 'up') {
+      const text = queued.find((h) => h.point === point)?.text;
+      session.control('raise_hand_up', text ? { point, text } : { point });
+    } else session.control('lower_hand', { point });
   });
 
   let since = null;
+  let queued = [];
   const tick = () => {
     timer.textContent = since ? duration((Date.now() - since) / 1000) : '';
   };
@@ -56,6 +62,8 @@ export function mountFloorPanel(session, nameOf) {
     tick();
     revoke.disabled = !floor;
     const queue = state?.hands ?? [];
+    queued = queue;
+    const linked = Boolean(state?.upstream);
     next.disabled = !queue.some((h) => h.participant);
     setText(handsTitle, 'hands.title', { n: queue.length });
     handsNone.hidden = queue.length > 0;
@@ -65,12 +73,17 @@ export function mountFloorPanel(session, nameOf) {
         setText(grant, 'hands.grant');
         const lower = el('button', { type: 'button', class: 'small', 'data-action': 'lower', 'data-point': h.point });
         setText(lower, 'hands.lower');
+        let up = null;
+        if (linked) {
+          up = el('button', { type: 'button', class: 'small', 'data-action': 'up', 'data-point': h.point });
+          setText(up, 'hands.up');
+        }
         return el(
           'li',
           { class: 'hand-item', 'data-point': h.point },
           el('div', { class: 'hand-head' }, el('strong', {}, nameOf(h.point)), el('time', {}, clock(h.at))),
           h.text ? el('p', { class: 'hand-text' }, h.text) : null,
-          el('div', { class: 'button-row' }, grant, lower),
+          el('div', { class: 'button-row' }, grant, lower, up),
         );
       }),
     );

@@ -2,13 +2,15 @@
 //   left   – the program it sends (own camera, own screen share; below them, in a meeting linked
 //            to an upstream server, the upstream program it receives) and the meeting controls;
 //   middle – the grid of points (chair-grid.js);
-//   right  – floor and raised hands (chair-floor.js), roll call (chair-rollcall.js), chat.
+//   right  – floor and raised hands (chair-floor.js), in a linked meeting who goes up to the
+//            upstream meeting (chair-upward.js), roll call (chair-rollcall.js), chat.
 
 import { el } from './dom.js';
 import { mountFloorPanel } from './chair-floor.js';
 import { PointGrid } from './chair-grid.js';
 import { mountRollCall } from './chair-rollcall.js';
 import { mountScheduleBanner } from './chair-schedule.js';
+import { mountUpwardPanel } from './chair-upward.js';
 import { mountChat } from './chat.js';
 import { onLangChange, setText } from './i18n.js';
 import { shareController } from './share.js';
@@ -70,9 +72,10 @@ export function mountChair(container, session, ctx) {
   const nameOf = (code) => grid.entries.get(code)?.name ?? code;
   const invitedPoints = () => [...grid.entries.keys()];
   const floor = mountFloorPanel(session, nameOf);
+  const upward = mountUpwardPanel(session, nameOf);
   const roll = mountRollCall(session, { nameOf, invitedPoints });
   const chat = mountChat(session, { recipients: ['all'] });
-  const right = el('aside', { class: 'chair-right' }, floor.root, roll.root, chat.root);
+  const right = el('aside', { class: 'chair-right' }, floor.root, upward.root, roll.root, chat.root);
 
   const schedule = mountScheduleBanner(session);
   const view = el('div', { class: 'chair-view' }, left, grid.root, right);
@@ -121,18 +124,22 @@ export function mountChair(container, session, ctx) {
   renderOwn();
   end.addEventListener('click', () => confirm.open());
 
-  // Its microphone plays with every other received one (the grid's sounds).
+  // Its microphone plays with every other received one (the grid's sounds). The upstream's
+  // slides, when it shares, take the tile's place of its camera: they are what the national
+  // meeting is looking at.
   function renderUpstream(tracks) {
     const seat = [...session.roster.values()].find((p) => p.role === 'upstream' && p.point === 'upstream');
-    const cam = seat && tracks.find((tr) => tr.participant === seat.id && tr.kind === 'video' && (tr.source ?? 'camera') === 'camera');
+    const video = (source) => seat && tracks.find((tr) => tr.participant === seat.id && tr.kind === 'video' && (tr.source ?? 'camera') === source);
+    const shown = video('screen') ?? video('camera');
     upstreamTile.setName(seat?.name ?? '');
-    upstreamTile.setVideo(cam?.track ?? null);
+    upstreamTile.setVideo(shown?.track ?? null);
     upstreamTile.root.hidden = !seat;
   }
 
   function applyState(state) {
     grid.setRoomState(state);
     floor.update(state);
+    upward.update(state);
     roll.update(state);
     allowShare.input.checked = Boolean(state?.share_allowed);
     discussion.input.checked = Boolean(state?.discussion);
@@ -181,6 +188,7 @@ export function mountChair(container, session, ctx) {
       shareTile.destroy();
       grid.destroy();
       floor.destroy();
+      upward.destroy();
       roll.destroy();
       chat.destroy();
       view.remove();

@@ -165,6 +165,8 @@ pub struct PointStats {
     pub room_state_seen: bool,
     /// `upstream` of the last `room_state` (a linked meeting's program: live or lost).
     pub upstream: Option<signaling::protocol::UpstreamState>,
+    /// The raised hands of the last `room_state`, in queue order.
+    pub hands: Vec<signaling::protocol::HandInfo>,
     /// Videos the server last said it paused for this point's link (`video_paused`), and the
     /// most it listed at once.
     pub video_paused: usize,
@@ -504,10 +506,14 @@ impl Point {
                         lock(&stats2).errors.push(format!("{code:?}: {message}"));
                     }
                     ServerMessage::RoomState {
-                        floor, upstream, ..
+                        floor,
+                        upstream,
+                        hands,
+                        ..
                     } => {
                         let mut s = lock(&stats2);
                         s.floor = floor.map(|f| f.point);
+                        s.hands = hands;
                         s.room_state_seen = true;
                         s.upstream = upstream;
                     }
@@ -568,6 +574,7 @@ impl Point {
             floor: s.floor.clone(),
             room_state_seen: s.room_state_seen,
             upstream: s.upstream,
+            hands: s.hands.clone(),
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
             video_paused_changes: s.video_paused_changes,
@@ -596,7 +603,7 @@ impl Drop for Point {
     }
 }
 
-async fn next_server<S>(rx: &mut S) -> anyhow::Result<ServerMessage>
+pub(crate) async fn next_server<S>(rx: &mut S) -> anyhow::Result<ServerMessage>
 where
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {

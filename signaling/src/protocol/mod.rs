@@ -429,6 +429,24 @@ pub enum ClientMessage {
     SetDiscussion { v: u32, on: bool },
     /// Chair: allow the floor holder to share its screen.
     AllowShare { v: u32, allowed: bool },
+    /// Chair, in a linked meeting: who the relay sends up on the upstream relay seat, `point`
+    /// (a connected point), or the chair itself when `point` is absent or the chair's own.
+    SendUp {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
+    },
+    /// Chair, in a linked meeting: raise the relay seat's hand in the upstream meeting on
+    /// behalf of `point` (a connected point; absent: the province itself), with `text`.
+    RaiseHandUp {
+        v: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// Chair, in a linked meeting: lower the hand raised upstream.
+    LowerHandUp { v: u32 },
     /// Chair: the points whose thumbnails are on screen (others are paused to save bandwidth).
     Viewport { v: u32, visible: Vec<String> },
     /// Chair: end the meeting for everyone.
@@ -471,6 +489,9 @@ impl ClientMessage {
             | Self::Chat { v, .. }
             | Self::SetDiscussion { v, .. }
             | Self::AllowShare { v, .. }
+            | Self::SendUp { v, .. }
+            | Self::RaiseHandUp { v, .. }
+            | Self::LowerHandUp { v }
             | Self::Viewport { v, .. }
             | Self::EndMeeting { v }
             | Self::ExtendMeeting { v, .. }
@@ -501,6 +522,9 @@ impl ClientMessage {
             Self::Chat { .. } => "chat",
             Self::SetDiscussion { .. } => "set_discussion",
             Self::AllowShare { .. } => "allow_share",
+            Self::SendUp { .. } => "send_up",
+            Self::RaiseHandUp { .. } => "raise_hand_up",
+            Self::LowerHandUp { .. } => "lower_hand_up",
             Self::Viewport { .. } => "viewport",
             Self::EndMeeting { .. } => "end_meeting",
             Self::ExtendMeeting { .. } => "extend_meeting",
@@ -607,6 +631,15 @@ pub enum ServerMessage {
         /// chair is the program. Absent in a meeting that is not linked.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         upstream: Option<UpstreamState>,
+        /// The point the chair chose to send up on the upstream relay seat (`send_up`). Absent:
+        /// the chair goes up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_up: Option<String>,
+        /// The hand the chair raised in the upstream meeting (`raise_hand_up`): on behalf of
+        /// `point` (the chair's own code: the province itself), with its text.
+        /// Boxed: rare, and it would make every `ServerMessage` larger.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hand_up: Option<Box<HandInfo>>,
     },
     /// A chat message.
     Chat {

@@ -83,7 +83,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
             )
         });
     };
-    const KNOWN: [&str; 24] = [
+    const KNOWN: [&str; 27] = [
         "join",
         "publish_offer",
         "subscribe_answer",
@@ -103,6 +103,9 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
         "chat",
         "set_discussion",
         "allow_share",
+        "send_up",
+        "raise_hand_up",
+        "lower_hand_up",
         "viewport",
         "end_meeting",
         "extend_meeting",
@@ -171,6 +174,8 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ParseError> {
 pub const MAX_CHAT_CHARS: usize = 2000;
 /// Longest hand-raise text, in characters.
 pub const MAX_HAND_TEXT: usize = 140;
+/// Longest point code `send_up` may name, in characters (seat codes are far shorter).
+pub const MAX_POINT_CHARS: usize = 128;
 
 /// Text that looks like HTML/XML markup (a tag or an entity-encoded tag). Chat is plain text;
 /// pages escape it anyway, but markup is refused so that no export or log carries it.
@@ -207,9 +212,14 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         ClientMessage::PublishOffer { sources, .. } if sources.len() > 16 => {
             Err("\"sources\" lists more than 16 tracks".into())
         }
-        ClientMessage::RaiseHand { text: Some(t), .. } if t.chars().count() > MAX_HAND_TEXT => Err(
-            format!("\"text\" is longer than {MAX_HAND_TEXT} characters"),
-        ),
+        ClientMessage::RaiseHand { text: Some(t), .. }
+        | ClientMessage::RaiseHandUp { text: Some(t), .. }
+            if t.chars().count() > MAX_HAND_TEXT =>
+        {
+            Err(format!(
+                "\"text\" is longer than {MAX_HAND_TEXT} characters"
+            ))
+        }
         ClientMessage::Chat { text, .. } if text.chars().count() > MAX_CHAT_CHARS => Err(format!(
             "\"text\" is longer than {MAX_CHAT_CHARS} characters"
         )),
@@ -219,12 +229,23 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         ClientMessage::Chat { text, .. }
         | ClientMessage::RaiseHand {
             text: Some(text), ..
+        }
+        | ClientMessage::RaiseHandUp {
+            text: Some(text), ..
         } if has_markup(text) => Err("\"text\" must be plain text, not markup".into()),
         ClientMessage::ClientStats {
             freezes, freeze_ms, ..
         } if *freezes > 10_000 || *freeze_ms > 3_600_000 => Err(
             "\"freezes\" must be at most 10000 and \"freeze_ms\" at most 3600000 per report".into(),
         ),
+        ClientMessage::SendUp { point: Some(p), .. }
+        | ClientMessage::RaiseHandUp { point: Some(p), .. }
+            if p.chars().count() > MAX_POINT_CHARS =>
+        {
+            Err(format!(
+                "\"point\" is longer than {MAX_POINT_CHARS} characters"
+            ))
+        }
         ClientMessage::Viewport { visible, .. } if visible.len() > 1000 => {
             Err("\"visible\" lists more than 1000 participants".into())
         }

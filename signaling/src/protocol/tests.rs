@@ -160,6 +160,24 @@ fn chat_and_hand_text_are_bounded_plain_text() {
 }
 
 #[test]
+fn the_upward_controls_are_bounded_too() {
+    let up = |v: serde_json::Value| v.to_string();
+    let ok = up(serde_json::json!({"v":1,"type":"raise_hand_up","point":"xa","text":"mục 2"}));
+    assert!(parse_client_message(&ok).is_ok());
+    for bad in [
+        serde_json::json!({"v":1,"type":"raise_hand_up","text":"x".repeat(141)}),
+        serde_json::json!({"v":1,"type":"raise_hand_up","text":"<b>x</b>"}),
+        serde_json::json!({"v":1,"type":"raise_hand_up","point":"p".repeat(129)}),
+        serde_json::json!({"v":1,"type":"raise_hand_up","point":7}),
+        serde_json::json!({"v":1,"type":"send_up","point":"p".repeat(129)}),
+        serde_json::json!({"v":1,"type":"send_up","point":["a"]}),
+        serde_json::json!({"v":1,"type":"lower_hand_up","point":"a"}),
+    ] {
+        assert_eq!(code_of(&up(bad.clone())), ErrorCode::BadMessage, "{bad}");
+    }
+}
+
+#[test]
 fn link_quality_classes() {
     assert_eq!(Quality::classify(Some(40), 0.0), Quality::Good);
     assert_eq!(Quality::classify(None, 0.01), Quality::Good);

@@ -183,6 +183,11 @@ impl RTCRtpTransceiverInternal {
         interceptor: &mut dyn Interceptor,
     ) -> Result<()> {
         if self.stopped {
+            // hoinghi patch: stopped by an earlier inactive offer, then made active again by a
+            // later one (its direction set back to recvonly), a transceiver stopped once more
+            // must answer inactive again, not recvonly (see vendor/patches).
+            self.direction = RTCRtpTransceiverDirection::Inactive;
+            self.current_direction = RTCRtpTransceiverDirection::Inactive;
             return Ok(());
         }
         self.stopped = true;
