@@ -940,14 +940,20 @@ mod tests {
         p.start(ms(20_000), (0, 0), (150e3, 190e3), 100e3, 0);
         p.tick(ms(21_000), 0, 0.0);
         assert_eq!(p.tick(ms(21_600), 0, 200e3), Some(Verdict::Proved(190e3)));
-        assert_eq!(p.target(ms(22_600), 250e3, 3e6, 150e3, true), 1.5e6 * MARGIN);
+        assert_eq!(
+            p.target(ms(22_600), 250e3, 3e6, 150e3, true),
+            1.5e6 * MARGIN
+        );
         // Its queue stops that probe at 400 k: the line is not back that far. Not congested,
         // the next aims there all the same (the ramp makes it cheap), and never past the goal.
         p.start(ms(22_600), (0, 0), (250e3, 1.5e6), 150e3, 0);
         p.padding_due(ms(23_000), (0, 0), STOP_BATCHES, 0);
         assert_eq!(p.tick(ms(23_100), 0, 0.0), None);
         assert_eq!(p.tick(ms(23_700), 0, 400e3), Some(Verdict::Filled(400e3)));
-        assert_eq!(p.target(ms(30_000), 250e3, 3e6, 150e3, false), 1.5e6 * MARGIN);
+        assert_eq!(
+            p.target(ms(30_000), 250e3, 3e6, 150e3, false),
+            1.5e6 * MARGIN
+        );
         assert_eq!(p.target(ms(30_000), 250e3, 1e6, 150e3, false), 1e6);
         // A minute on, forgotten.
         assert_eq!(p.target(ms(61_000), 250e3, 2e6, 150e3, false), 400e3);
