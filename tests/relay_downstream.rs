@@ -354,7 +354,8 @@ fn relay_hand(national: &Point) -> Option<String> {
 /// (`raise_hand_up`): the national chair sees the relay seat's hand with the commune's name and
 /// text, and sees it go when the province chair lowers it. When the national chair gives the
 /// relay seat the floor, the province chair sees its upward hand go and the national floor it
-/// holds (`upstream_floor`), until the national chair takes the floor back.
+/// holds (`upstream_floor`), until the national chair takes the floor back; a hand the national
+/// chair lowers goes for the province chair too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
     let c = Cascade::start().await;
@@ -433,6 +434,32 @@ async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
         "the province still holds the national floor as its chair sees it"
     );
     assert_eq!(c.province.snapshot().hand_up, None);
+
+    // Raised once more and lowered by the national chair: the province's hand goes too.
+    c.province
+        .send(ClientMessage::RaiseHandUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xa".into()),
+            text: None,
+        })
+        .await;
+    let raised = eventually(WAIT, || relay_hand(&c.national).is_some()).await;
+    assert!(
+        raised,
+        "the national chair sees no third hand from the province"
+    );
+    c.national
+        .send(ClientMessage::LowerHand {
+            v: PROTOCOL_VERSION,
+            point: Some("relay-tinh".into()),
+        })
+        .await;
+    let gone = eventually(WAIT, || c.province.snapshot().hand_up.is_none()).await;
+    assert!(
+        gone,
+        "a hand lowered upstream stays raised for the province chair"
+    );
+    assert!(!c.province.snapshot().upstream_floor);
     assert!(
         c.province.snapshot().errors.is_empty(),
         "{:?}",
