@@ -352,7 +352,10 @@ fn relay_hand(national: &Point) -> Option<String> {
 
 /// The province chair raises a hand in the national meeting on behalf of a commune
 /// (`raise_hand_up`): the national chair sees the relay seat's hand with the commune's name and
-/// text, and sees it go when the province chair lowers it.
+/// text, and sees it go when the province chair lowers it. When the national chair gives the
+/// relay seat the floor, the province chair sees its upward hand go and the national floor it
+/// holds (`upstream_floor`), until the national chair takes the floor back; a hand the national
+/// chair lowers goes for the province chair too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
     let c = Cascade::start().await;
@@ -382,9 +385,90 @@ async fn the_province_chair_raises_a_hand_upstream_for_a_commune() {
         .await;
     let lowered = eventually(WAIT, || relay_hand(&c.national).is_none()).await;
     assert!(lowered, "the province's hand stays raised upstream");
+
+    // Raised again, and the national chair gives the relay seat the floor: the hand leaves
+    // the national queue, and the province chair sees its hand go and the floor it holds.
+    c.province
+        .send(ClientMessage::RaiseHandUp {
+            v: PROTOCOL_VERSION,
+            point: None,
+            text: None,
+        })
+        .await;
+    let raised = eventually(WAIT, || relay_hand(&c.national).is_some()).await;
+    assert!(
+        raised,
+        "the national chair sees no second hand from the province"
+    );
+    assert!(c.province.snapshot().hand_up.is_some());
+    assert!(!c.province.snapshot().upstream_floor);
+    c.national
+        .send(ClientMessage::GrantFloor {
+            v: PROTOCOL_VERSION,
+            point: "relay-tinh".into(),
+        })
+        .await;
+    let told = eventually(WAIT, || {
+        let s = c.province.snapshot();
+        s.upstream_floor && s.hand_up.is_none()
+    })
+    .await;
+    let s = c.province.snapshot();
+    assert!(
+        told,
+        "the province chair is not told: floor {}, hand_up {:?}",
+        s.upstream_floor, s.hand_up
+    );
+    assert_eq!(relay_hand(&c.national), None);
+    let commune_told = eventually(WAIT, || c.commune.snapshot().upstream_floor).await;
+    assert!(commune_told, "every page of the linked meeting is told");
+
+    c.national
+        .send(ClientMessage::RevokeFloor {
+            v: PROTOCOL_VERSION,
+        })
+        .await;
+    let revoked = eventually(WAIT, || !c.province.snapshot().upstream_floor).await;
+    assert!(
+        revoked,
+        "the province still holds the national floor as its chair sees it"
+    );
+    assert_eq!(c.province.snapshot().hand_up, None);
+
+    // Raised once more and lowered by the national chair: the province's hand goes too.
+    c.province
+        .send(ClientMessage::RaiseHandUp {
+            v: PROTOCOL_VERSION,
+            point: Some("point-xa".into()),
+            text: None,
+        })
+        .await;
+    let raised = eventually(WAIT, || relay_hand(&c.national).is_some()).await;
+    assert!(
+        raised,
+        "the national chair sees no third hand from the province"
+    );
+    c.national
+        .send(ClientMessage::LowerHand {
+            v: PROTOCOL_VERSION,
+            point: Some("relay-tinh".into()),
+        })
+        .await;
+    let gone = eventually(WAIT, || c.province.snapshot().hand_up.is_none()).await;
+    assert!(
+        gone,
+        "a hand lowered upstream stays raised for the province chair"
+    );
+    assert!(!c.province.snapshot().upstream_floor);
     assert!(
         c.province.snapshot().errors.is_empty(),
         "{:?}",
         c.province.snapshot().errors
+    );
+    // The relay did not lower, upstream, a hand that was no longer there.
+    assert!(
+        c.national.snapshot().errors.is_empty(),
+        "{:?}",
+        c.national.snapshot().errors
     );
 }

@@ -10,6 +10,79 @@ use signaling::protocol::{
     ClientMessage, HandInfo, MAX_HAND_TEXT, PROTOCOL_VERSION, ParticipantInfo, ServerMessage,
 };
 
+/// What the upstream meeting's `room_state` says of the relay seat: whether its hand is in the
+/// queue there, and whether it holds the floor there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpView {
+    pub hand: bool,
+    pub floor: bool,
+}
+
+impl UpView {
+    /// What `m` says of the seat `me` (its participant id upstream), when it is a `room_state`.
+    pub fn of(m: &ServerMessage, me: &str) -> Option<UpView> {
+        match m {
+            ServerMessage::RoomState { floor, hands, .. } => Some(UpView {
+                hand: hands.iter().any(|h| h.participant.as_deref() == Some(me)),
+                floor: floor
+                    .as_ref()
+                    .is_some_and(|f| f.participant.as_deref() == Some(me)),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the relay tells the linked meeting of the upstream one: whether the relay seat holds
+/// the floor there, and how many times a hand it raised there went without its asking
+/// (granted or lowered by the upstream chair): each lowers the linked meeting's `hand_up`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upward {
+    pub floor: bool,
+    pub gone: u64,
+}
+
+/// The relay seat's hand upstream as its session follows it: raised by it and not seen go
+/// since (`raised`), and seen in the queue since it was raised (`seen`).
+#[derive(Debug, Default)]
+pub struct Follow {
+    raised: bool,
+    seen: bool,
+}
+
+impl Follow {
+    /// The session sends `m` (a raise or a lower). Whether to send it: a lower of a hand that
+    /// is not up there is not.
+    pub fn sending(&mut self, m: &ClientMessage) -> bool {
+        let raise = matches!(m, ClientMessage::RaiseHand { .. });
+        let send = raise || self.raised;
+        self.raised = raise;
+        self.seen = false;
+        send
+    }
+
+    /// The upstream refused the last raise as too soon after the one before (a hand lowered
+    /// and raised again within its interval): whether to raise it again (once the interval
+    /// is over) — while it is still wanted and not seen up there.
+    pub fn refused_too_soon(&self) -> bool {
+        self.raised && !self.seen
+    }
+
+    /// The upstream's `room_state` said `v`: whether the hand went without the relay asking.
+    pub fn observe(&mut self, v: UpView) -> bool {
+        if v.hand {
+            self.seen = self.raised;
+            false
+        } else if self.seen {
+            self.seen = false;
+            self.raised = false;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The names of a meeting's participants, by id, as the roster and its changes tell them.
 #[derive(Default)]
 pub struct Names(HashMap<String, String>);
@@ -81,6 +154,76 @@ mod tests {
             text: text.map(str::to_owned),
             at: 0,
         }
+    }
+
+    #[test]
+    fn the_upstream_view_is_about_the_relay_seat_only() {
+        let state = |floor: Option<&str>, hands: Vec<HandInfo>| ServerMessage::RoomState {
+            v: 1,
+            floor: floor.map(|p| signaling::protocol::FloorInfo {
+                point: "x".into(),
+                participant: Some(p.into()),
+                since: 0,
+            }),
+            hands,
+            unmuted: vec![],
+            discussion: false,
+            share_allowed: false,
+            roll_call: None,
+            upstream: None,
+            sent_up: None,
+            hand_up: None,
+            upstream_floor: false,
+        };
+        let mine = hand("relay", Some("p1"), Some("x"));
+        let other = hand("tinh-b", Some("p2"), None);
+        let view = |m| UpView::of(&m, "p1");
+        assert_eq!(
+            view(state(None, vec![other.clone(), mine])),
+            Some(UpView {
+                hand: true,
+                floor: false
+            })
+        );
+        assert_eq!(
+            view(state(Some("p1"), vec![other.clone()])),
+            Some(UpView {
+                hand: false,
+                floor: true
+            })
+        );
+        assert_eq!(
+            view(state(Some("p2"), vec![other])),
+            Some(UpView::default())
+        );
+        assert_eq!(UpView::of(&ServerMessage::Pong { v: 1 }, "p1"), None);
+    }
+
+    #[test]
+    fn a_hand_goes_when_the_upstream_drops_it_after_showing_it() {
+        let up = UpView {
+            hand: true,
+            floor: false,
+        };
+        let down = UpView::default();
+        let mut f = Follow::default();
+        assert!(!f.sending(&message(None)), "nothing raised: no lower");
+        assert!(f.sending(&message(Some("x".into()))));
+        assert!(!f.observe(down), "not taken yet upstream");
+        assert!(!f.observe(up));
+        assert!(f.observe(down), "granted or lowered there");
+        assert!(!f.observe(down));
+        assert!(!f.sending(&message(None)), "already gone");
+        // Lowered by the relay itself: not gone without asking.
+        assert!(f.sending(&message(Some("y".into()))));
+        assert!(!f.observe(up));
+        assert!(f.sending(&message(None)));
+        assert!(!f.observe(down));
+        assert!(!f.refused_too_soon(), "lowered: no raise to repeat");
+        assert!(f.sending(&message(Some("z".into()))));
+        assert!(f.refused_too_soon());
+        assert!(!f.observe(up));
+        assert!(!f.refused_too_soon(), "up there already");
     }
 
     fn names() -> Names {

@@ -182,6 +182,8 @@ struct Supervisor {
     /// whether the local chair has one (for the relay seat to send up).
     down_screen: Arc<watch::Sender<bool>>,
     up_screen: Arc<watch::Sender<bool>>,
+    /// What the upstream says of the relay seat, for the linked meeting.
+    upward: Arc<watch::Sender<hand::Upward>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -208,6 +210,9 @@ impl Supervisor {
         self.retry_at = Instant::now() + wait;
         // Its share stops with it (the next session says again whether there is one).
         self.down_screen.send_replace(false);
+        // And so does its floor (a new relay seat has none; its hand is raised again).
+        self.upward
+            .send_if_modified(|u| std::mem::take(&mut u.floor));
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -263,8 +268,9 @@ async fn supervise(
         seats,
         down_screen,
         up_screen,
+        upward,
         inputs,
-    } = wire(&cfg);
+    } = wire(&cfg, &signaling);
     let Inputs {
         mut up_media,
         mut up_keys,
@@ -281,6 +287,7 @@ async fn supervise(
         seats,
         down_screen,
         up_screen,
+        upward,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),

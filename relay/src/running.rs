@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::channel::{LocalChannel, WsChannel};
 use crate::forward::Route;
+use crate::hand::Upward;
 use crate::session::{self, Options, Wiring};
 use crate::subscriber::Relayed;
 use crate::{JOIN_WAIT, Media, RelayConfig, SILENCE, STOP_WAIT, UPWARD_LAYERS};
@@ -37,6 +38,8 @@ pub(crate) struct Out {
     screen_in: watch::Receiver<bool>,
     hand_out: Arc<watch::Sender<Option<String>>>,
     hand_in: watch::Receiver<Option<String>>,
+    upward_out: Option<Arc<watch::Sender<Upward>>>,
+    upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
 }
 
 impl Running {
@@ -57,6 +60,8 @@ impl Running {
             screen_in: out.screen_in,
             hand_out: out.hand_out,
             hand_in: out.hand_in,
+            upward_out: out.upward_out,
+            upward_in: out.upward_in,
         };
         Running {
             task: tokio::spawn(session(wiring)),
@@ -221,11 +226,13 @@ pub(crate) struct Wired {
     pub seats: [Seat; 2],
     pub down_screen: Arc<watch::Sender<bool>>,
     pub up_screen: Arc<watch::Sender<bool>>,
+    /// What the upstream says of the relay seat (its floor, its hand), for the linked meeting.
+    pub upward: Arc<watch::Sender<Upward>>,
     pub inputs: Inputs,
 }
 
 /// Wires the upstream session, the program seat (slot 0) and the floor seat (slot 1).
-pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
+pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
     let (up_media_tx, up_media) = mpsc::channel::<Media>(1_024);
     let (up_keys_tx, up_keys) = mpsc::channel::<Route>(16);
     let (chair_media_tx, chair_media) = mpsc::channel::<Media>(1_024);
@@ -243,6 +250,9 @@ pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
     let hand_up = Arc::new(watch::channel(None).0);
     let no_hand = Arc::new(watch::channel(None).0);
     let ignored_hand = Arc::new(watch::channel(None).0);
+    // What the relay seat's session reads of itself in the upstream's room_state, told to the
+    // linked meeting by the program seat (kept across reconnects, like the hand).
+    let upward = Arc::new(watch::channel(Upward::default()).0);
     let up_out = Out {
         media: up_media_tx,
         keys: up_keys_tx,
@@ -250,6 +260,8 @@ pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
         screen_in: up_screen.subscribe(),
         hand_out: ignored_hand.clone(),
         hand_in: hand_up.subscribe(),
+        upward_out: Some(upward.clone()),
+        upward_in: None,
     };
     let program_out = Out {
         media: chair_media_tx,
@@ -258,6 +270,8 @@ pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
         screen_in: down_screen.subscribe(),
         hand_out: hand_up.clone(),
         hand_in: no_hand.subscribe(),
+        upward_out: None,
+        upward_in: Some((upward.subscribe(), signaling.clone())),
     };
     // The floor seat's subscriber receives the local chair too (the routing gives every
     // upstream seat the chair): only the program seat's copy goes up.
@@ -269,6 +283,8 @@ pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
         screen_in: no_screen.subscribe(),
         hand_out: ignored_hand,
         hand_in: no_hand.subscribe(),
+        upward_out: None,
+        upward_in: None,
     };
     let seats = [
         Seat::new(Some(cfg.local_token.clone()), program_out),
@@ -279,6 +295,7 @@ pub(crate) fn wire(cfg: &RelayConfig) -> Wired {
         seats,
         down_screen,
         up_screen,
+        upward,
         inputs: Inputs {
             up_media,
             up_keys,

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, PcKind, ServerMessage};
+use signaling::Signaling;
+use signaling::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::TrackRemote;
 
 use crate::Media;
 use crate::channel::Channel;
 use crate::forward::Route;
-use crate::hand::{self, Names};
+use crate::hand::{self, Follow, Names, UpView, Upward};
 use crate::peer;
 use crate::publisher::Publisher;
 use crate::subscriber::{Relayed, Subscriber};
@@ -23,6 +24,10 @@ use crate::subscriber::{Relayed, Subscriber};
 /// How long leaving waits for the server's `bye`: a connection dropped before it is a lost
 /// one, whose seat the server keeps for a resume.
 const LEAVE_WAIT: Duration = Duration::from_secs(2);
+
+/// A raise the upstream refused as too soon after the one before is sent again after this
+/// (its interval between two raises of one seat is 2 s).
+const RAISE_RETRY: Duration = Duration::from_millis(2_100);
 
 /// The queues a session is wired to.
 pub struct Wiring {
@@ -42,6 +47,10 @@ pub struct Wiring {
     /// the text to raise), and the hand to raise here (the relay seat's, upstream).
     pub hand_out: Arc<watch::Sender<Option<String>>>,
     pub hand_in: watch::Receiver<Option<String>>,
+    /// The upstream session: where it tells what the upstream says of the relay seat.
+    pub upward_out: Option<Arc<watch::Sender<Upward>>>,
+    /// The program seat: what to tell the linked meeting of the upstream (on this server).
+    pub upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
 }
 
 pub struct Options {
@@ -79,9 +88,14 @@ pub async fn run(
     let joined = tokio::time::timeout(opts.join_wait, async {
         loop {
             match chan.recv().await? {
-                Some(ServerMessage::Joined { roster, .. }) => {
+                Some(ServerMessage::Joined {
+                    roster,
+                    participant,
+                    meeting,
+                    ..
+                }) => {
                     subscriber.roster(&roster);
-                    return Ok(Names::new(&roster));
+                    return Ok((Names::new(&roster), participant, meeting.id));
                 }
                 Some(ServerMessage::Error { code, message, .. }) => {
                     bail!("the seat was refused: {code:?}: {message}")
@@ -90,7 +104,7 @@ pub async fn run(
             }
         }
     });
-    let mut names = joined
+    let (mut names, me, meeting) = joined
         .await
         .map_err(|_| anyhow!("no `joined` within {:?}", opts.join_wait))??;
     // Joined: whatever happens now, the seat is left (a dropped connection would be parked
@@ -99,8 +113,15 @@ pub async fn run(
         subscriber: &mut subscriber,
         tracks: &mut tracks,
         names: &mut names,
+        me: &me,
+        meeting: &meeting,
     };
+    let upward = w.upward_in.as_ref().map(|(_, s)| s.clone());
     let result = serve(chan, opts, w, peers).await;
+    // The province no longer holds the upstream floor as far as this meeting knows.
+    if let Some(signaling) = upward {
+        signaling.set_upstream_view(&meeting, false, false);
+    }
     leave(chan).await;
     subscriber.close().await;
     result
@@ -111,6 +132,9 @@ struct Peers<'a> {
     subscriber: &'a mut Subscriber,
     tracks: &'a mut mpsc::UnboundedReceiver<Arc<dyn TrackRemote>>,
     names: &'a mut Names,
+    /// This seat's participant id, and its meeting.
+    me: &'a str,
+    meeting: &'a str,
 }
 
 /// Publishes and subscribes until the connection is lost, the seat is ended, or `media_in`
@@ -125,7 +149,16 @@ async fn serve(
         subscriber,
         tracks,
         names,
+        me,
+        meeting,
     } = peers;
+    let mut follow = Follow::default();
+    let mut told = Upward::default();
+    let mut raise_again: Option<tokio::time::Instant> = None;
+    if let Some((view, signaling)) = &mut w.upward_in {
+        told = *view.borrow_and_update();
+        signaling.set_upstream_view(meeting, told.floor, false);
+    }
     let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
     let result = async {
         chan.send(&offer).await?;
@@ -135,12 +168,33 @@ async fn serve(
         // A hand wanted up before this session (a reconnect: the upstream dropped it).
         let wanted = w.hand_in.borrow_and_update().clone();
         if wanted.is_some() {
-            chan.send(&hand::message(wanted)).await?;
+            let m = hand::message(wanted);
+            follow.sending(&m);
+            chan.send(&m).await?;
         }
         loop {
             tokio::select! {
                 m = recv(chan, opts.silence) => {
                     let Some(m) = m? else { continue };
+                    if let ServerMessage::Error {
+                        code: ErrorCode::RateLimited,
+                        request: Some(r),
+                        ..
+                    } = &m
+                        && r == "raise_hand"
+                        && follow.refused_too_soon()
+                    {
+                        raise_again = Some(tokio::time::Instant::now() + RAISE_RETRY);
+                    }
+                    if let (Some(out), Some(v)) = (&w.upward_out, UpView::of(&m, me)) {
+                        let gone = follow.observe(v);
+                        out.send_if_modified(|u| {
+                            let before = *u;
+                            u.floor = v.floor;
+                            u.gone = u.gone.wrapping_add(u64::from(gone));
+                            *u != before
+                        });
+                    }
                     if let Some(wanted) = names.observe(&m) {
                         w.hand_out.send_if_modified(|h| {
                             let changed = *h != wanted;
@@ -153,8 +207,25 @@ async fn serve(
                     }
                 }
                 Ok(()) = w.hand_in.changed() => {
-                    let wanted = w.hand_in.borrow_and_update().clone();
-                    chan.send(&hand::message(wanted)).await?;
+                    let m = hand::message(w.hand_in.borrow_and_update().clone());
+                    if follow.sending(&m) {
+                        chan.send(&m).await?;
+                    }
+                }
+                () = sleep_until(raise_again) => {
+                    raise_again = None;
+                    let wanted = w.hand_in.borrow().clone();
+                    if wanted.is_some() && follow.refused_too_soon() {
+                        let m = hand::message(wanted);
+                        follow.sending(&m);
+                        chan.send(&m).await?;
+                    }
+                }
+                Some(now) = upward_changed(&mut w.upward_in) => {
+                    if let Some((_, signaling)) = &w.upward_in {
+                        signaling.set_upstream_view(meeting, now.floor, now.gone != told.gone);
+                    }
+                    told = now;
                 }
                 Some(track) = tracks.recv() => subscriber.read(track).await,
                 m = w.media_in.recv() => match m {
@@ -177,6 +248,27 @@ async fn serve(
     .await;
     publisher.close().await;
     result
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next change of what the upstream says of the relay seat (never, for a session that is
+/// not told).
+async fn upward_changed(
+    upward: &mut Option<(watch::Receiver<Upward>, Signaling)>,
+) -> Option<Upward> {
+    match upward {
+        Some((view, _)) => match view.changed().await {
+            Ok(()) => Some(*view.borrow_and_update()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv(

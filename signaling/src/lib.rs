@@ -244,6 +244,19 @@ impl Signaling {
         }
     }
 
+    /// Tells a linked meeting what the upstream meeting says of its relay seat (see
+    /// [`room::Room::upstream_view`]): whether it holds the floor upstream
+    /// (`room_state.upstream_floor`), and whether its hand there is gone (granted or lowered
+    /// upstream: `room_state.hand_up` is cleared). Everyone in it gets `room_state` on a change.
+    pub fn set_upstream_view(&self, meeting: &str, floor: bool, hand_gone: bool) {
+        let mut rooms = self.inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting)
+            && room.upstream_view(floor, hand_gone)
+        {
+            room.broadcast(&room.state_message(), None);
+        }
+    }
+
     /// `GET /ws`.
     pub fn router(&self) -> Router {
         Router::new()

@@ -37,6 +37,9 @@ pub struct Room {
     keeper: Option<Arc<Keeper>>,
     /// In a linked meeting, where the program comes from (see `Signaling::set_upstream`).
     pub(crate) upstream: Option<UpstreamState>,
+    /// In a linked meeting, whether the upstream chair gave the relay seat the floor there
+    /// (see `Signaling::set_upstream_view`).
+    pub(crate) upstream_floor: bool,
 }
 
 /// Chat messages kept for replay.
@@ -67,6 +70,7 @@ impl Room {
             chat_log: std::collections::VecDeque::new(),
             keeper: None,
             upstream: None,
+            upstream_floor: false,
         }
     }
 
@@ -91,6 +95,19 @@ impl Room {
         let change = self.controls.apply(actor, action, &present, now_ms)?;
         self.save_controls();
         Ok(change)
+    }
+
+    /// What the upstream meeting says of the relay seat: whether it holds the floor there, and
+    /// whether the hand it raised there is gone (granted or lowered upstream), which lowers
+    /// `hand_up` here. Whether anything changed (then the controls are saved if need be).
+    pub(crate) fn upstream_view(&mut self, floor: bool, hand_gone: bool) -> bool {
+        let mut changed = self.upstream_floor != floor;
+        self.upstream_floor = floor;
+        if hand_gone && self.controls.hand_up.take().is_some() {
+            self.save_controls();
+            changed = true;
+        }
+        changed
     }
 
     fn save_controls(&self) {
@@ -136,6 +153,7 @@ impl Room {
             upstream: self.upstream,
             sent_up: c.sent_up.clone(),
             hand_up: c.hand_up_info(of).map(Box::new),
+            upstream_floor: self.upstream_floor,
         }
     }
 

@@ -131,3 +131,30 @@ fn a_point_sent_up_that_is_not_here_leaves_the_chair_going_up() {
     let r = routing(&LINKED, &sent, None);
     assert_eq!(received(&r, 5), vec![(1, true, true, true, false)]);
 }
+
+#[test]
+fn the_upstream_floor_shows_and_a_hand_gone_upstream_lowers_hand_up() {
+    use crate::controls::Hand;
+    use crate::protocol::ServerMessage;
+    let mut room = super::Room::new("m".into(), "t".into(), 10);
+    room.controls.hand_up = Some(Hand {
+        point: "xa-a".into(),
+        text: None,
+        at: 0,
+    });
+    let state = |room: &super::Room| match room.state_message() {
+        ServerMessage::RoomState {
+            hand_up,
+            upstream_floor,
+            ..
+        } => (hand_up.map(|h| h.point), upstream_floor),
+        _ => unreachable!(),
+    };
+    assert_eq!(state(&room), (Some("xa-a".into()), false));
+    assert!(!room.upstream_view(false, false), "nothing changed");
+    assert!(room.upstream_view(true, true), "granted upstream");
+    assert_eq!(state(&room), (None, true));
+    assert!(!room.upstream_view(true, true), "no hand left to lower");
+    assert!(room.upstream_view(false, false), "taken back upstream");
+    assert_eq!(state(&room), (None, false));
+}

@@ -2,7 +2,9 @@
 // (room_state.upstream): who goes up on the province's relay seat (docs/protocol.md `send_up`):
 // the chair by default, or the local floor holder the chair sends up in its place, e.g. a
 // commune the national chair wants to hear; and the hand raised in the upstream meeting
-// (`raise_hand_up`, for the province itself here, for a commune from the hand queue).
+// (`raise_hand_up`, for the province itself here, for a commune from the hand queue), gone
+// when the upstream chair grants or lowers it there; and whether the upstream chair gives the
+// province the floor (room_state.upstream_floor).
 
 import { el } from './dom.js';
 import { setText } from './i18n.js';
@@ -15,6 +17,13 @@ export function mountUpwardPanel(session, nameOf) {
   setText(sendFloor, 'upward.sendFloor');
   const sendChair = el('button', { type: 'button', id: 'upward-send-chair' });
   setText(sendChair, 'upward.sendChair');
+  const floorUp = el('p', {
+    class: 'upward-floor',
+    id: 'upward-floor',
+    role: 'status',
+    hidden: true,
+  });
+  setText(floorUp, 'upward.floor');
   const hand = el('p', { class: 'upward-hand', id: 'upward-hand', role: 'status' });
   const raise = el('button', { type: 'button', id: 'upward-raise' });
   setText(raise, 'upward.raise');
@@ -24,6 +33,7 @@ export function mountUpwardPanel(session, nameOf) {
     'section',
     { class: 'side-section upward-panel', 'aria-labelledby': 'upward-title', hidden: true },
     title,
+    floorUp,
     now,
     el('div', { class: 'button-row' }, sendFloor, sendChair),
     hand,
@@ -40,6 +50,7 @@ export function mountUpwardPanel(session, nameOf) {
 
   function update(state) {
     root.hidden = !state?.upstream;
+    floorUp.hidden = state?.upstream_floor !== true;
     const sent = state?.sent_up ?? null;
     floorPoint = state?.floor?.point ?? null;
     if (sent) setText(now, 'upward.sendingPoint', { name: nameOf(sent) });

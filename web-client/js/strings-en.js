@@ -164,6 +164,7 @@ export const en = {
   'upward.handFor': 'Hand raised upstream for {name}',
   'upward.handForChair': 'Hand raised upstream for the chair',
   'upward.noHand': 'No hand raised upstream.',
+  'upward.floor': 'The upstream chair is giving the province the floor',
   'hands.title': 'Raised hands ({n})',
   'hands.none': 'No hand raised.',
   'hands.grant': 'Give the floor',

@@ -166,6 +166,7 @@ export const vi = {
   'upward.handFor': 'Đã giơ tay ở cấp trên cho {name}',
   'upward.handForChair': 'Đã giơ tay ở cấp trên cho điểm cầu chủ trì',
   'upward.noHand': 'Chưa giơ tay ở cấp trên.',
+  'upward.floor': 'Cấp trên đang mời tỉnh phát biểu',
   'hands.title': 'Xin phát biểu ({n})',
   'hands.none': 'Chưa có điểm cầu nào giơ tay.',
   'hands.grant': 'Mời phát biểu',

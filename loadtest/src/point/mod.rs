@@ -167,6 +167,10 @@ pub struct PointStats {
     pub upstream: Option<signaling::protocol::UpstreamState>,
     /// The raised hands of the last `room_state`, in queue order.
     pub hands: Vec<signaling::protocol::HandInfo>,
+    /// The point of `hand_up` in the last `room_state` (a hand raised upstream), if any.
+    pub hand_up: Option<String>,
+    /// `upstream_floor` of the last `room_state` (the relay seat holds the floor upstream).
+    pub upstream_floor: bool,
     /// Videos the server last said it paused for this point's link (`video_paused`), and the
     /// most it listed at once.
     pub video_paused: usize,
@@ -509,9 +513,13 @@ impl Point {
                         floor,
                         upstream,
                         hands,
+                        hand_up,
+                        upstream_floor,
                         ..
                     } => {
                         let mut s = lock(&stats2);
+                        s.hand_up = hand_up.map(|h| h.point);
+                        s.upstream_floor = upstream_floor;
                         s.floor = floor.map(|f| f.point);
                         s.hands = hands;
                         s.room_state_seen = true;
@@ -575,6 +583,8 @@ impl Point {
             room_state_seen: s.room_state_seen,
             upstream: s.upstream,
             hands: s.hands.clone(),
+            hand_up: s.hand_up.clone(),
+            upstream_floor: s.upstream_floor,
             video_paused: s.video_paused,
             video_paused_max: s.video_paused_max,
             video_paused_changes: s.video_paused_changes,

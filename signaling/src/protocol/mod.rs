@@ -640,6 +640,10 @@ pub enum ServerMessage {
         /// Boxed: rare, and it would make every `ServerMessage` larger.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hand_up: Option<Box<HandInfo>>,
+        /// In a linked meeting: the upstream chair gave the floor to this meeting's relay seat
+        /// there (the province speaks in the upstream meeting). Omitted when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        upstream_floor: bool,
     },
     /// A chat message.
     Chat {
