@@ -29,8 +29,8 @@ const MAX_CONGESTION_HOLD: Duration = Duration::from_secs(160);
 /// A minute without congestion starts the step back-off over.
 const CALM_RESETS_BACKOFF: Duration = Duration::from_secs(60);
 /// What the link delivered before a drop is read over this long: the delivered rate lags
-/// (Chromium behind a 2 Mbit/s line falling to 150 kbit/s: 1.4 Mbit/s delivered half a second
-/// before the back-off, 430 kbit/s at the tick just before it).
+/// (Chromium behind a 2 Mbit/s line falling to 150 kbit/s: 720p had carried ~880 kbit/s, and
+/// the first back-off already read 512 delivered).
 const CALM_PEAK_SPAN: Duration = Duration::from_secs(2);
 /// Feedback seen for this long before the first step up: the estimate needs a few reports.
 pub(super) const SETTLE: Duration = Duration::from_secs(1);
@@ -177,9 +177,9 @@ impl LinkAllocation {
         large_drop
     }
 
-    /// A back-off to less than [`crate::probe::LARGE_DROP`] of what the link delivered at the
-    /// last calm tick is a large drop: the line narrowed, and the prober remembers what it
-    /// carried before. Returns whether it was one.
+    /// A back-off to less than [`crate::probe::LARGE_DROP`] of the most the link delivered at
+    /// its calm ticks of the last [`CALM_PEAK_SPAN`] is a large drop: the line narrowed, and
+    /// the prober remembers what it carried before. Returns whether it was one.
     pub(super) fn note_back_off(
         &mut self,
         now: Instant,
@@ -242,8 +242,8 @@ impl LinkAllocation {
     /// A large drop (`large_drop`) blames nothing: a step's overshoot costs the estimate a
     /// share of what the link delivered (the queue guard backs off to 85 % of it), a line that
     /// narrowed most of it. Blamed, the step into 720p a second before a line fell to
-    /// 400 kbit/s doubled the wait, and the point sat on 180p 8 s after the line came back
-    /// (virtual time, `narrow`).
+    /// 400 kbit/s doubled the wait after the next failed step, and 720p came back 13 s after
+    /// the line did (virtual time, `narrow`).
     pub(super) fn block_after_back_off(&mut self, now: Instant, large_drop: bool) {
         if large_drop {
             // Nor what the first back-offs of the same narrowing blamed (a line narrowing
