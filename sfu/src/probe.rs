@@ -60,9 +60,9 @@ const HIGH_WATER_MEMORY: Duration = Duration::from_secs(60);
 /// [`HIGH_WATER_MEMORY`]'s rate even while the back-offs of a dip still count as congestion
 /// (in virtual time on `flap`: a cycle of 3 s on the lowest layer saved).
 const RECOVERING: Duration = Duration::from_secs(3);
-/// A back-off below this share of what the link delivered just before is a large drop (the
-/// line narrowed, not a queue drained): what it delivered before is remembered
-/// ([`Prober::note_drop`]).
+/// A back-off below this share of the most the link delivered at its calm ticks of the last
+/// 2 s is a large drop (the line narrowed, not a queue drained): that rate is remembered
+/// ([`Prober::note_drop`], `worker::link_allocation`).
 pub const LARGE_DROP: f64 = 0.5;
 /// Steps up stay below this share of what a step a probe failed to prove needs. Not less:
 /// a link only a little wider than a layer's need (450 kbit/s for the middle layer's
