@@ -87,6 +87,10 @@ pub(crate) struct LinkAllocation {
     /// below the most of them in [`CALM_PEAK_SPAN`] is a large drop
     /// ([`Self::note_back_off`]).
     pub(super) calm: CalmTicks,
+    /// The calm peak a run of back-offs started from (see [`Self::note_back_off`]); `Some(0.0)`
+    /// once the run was found a large drop, so later back-offs of it compare with the calm
+    /// ticks alone.
+    pub(super) narrowing_from: Option<f64>,
 }
 
 /// What the link delivered at its last few calm ticks (no back-off), a ring without
@@ -179,7 +183,12 @@ impl LinkAllocation {
 
     /// A back-off to less than [`crate::probe::LARGE_DROP`] of the most the link delivered at
     /// its calm ticks of the last [`CALM_PEAK_SPAN`] is a large drop: the line narrowed, and
-    /// the prober remembers what it carried before. Returns whether it was one.
+    /// the prober remembers what it carried before. Back-offs each within [`CALM_PEAK_SPAN`]
+    /// of the one before are one narrowing, measured from the calm peak before its first: the
+    /// estimate of a line that fell from 2 Mbit/s to 150 kbit/s came down over 1.5 s (2 M,
+    /// 730 k, 680 k, 530 k, 120 k at the loadtest's 20 points on `flap`), the ticks of it
+    /// were no longer calm, and 15 of 20 points saw no large drop: they climbed back one probe
+    /// per rung, 720p up to 14.5 s after the line came back. Returns whether it was one.
     pub(super) fn note_back_off(
         &mut self,
         now: Instant,
@@ -190,13 +199,21 @@ impl LinkAllocation {
             self.calm.push(now, s.delivered_bps);
             return false;
         }
-        // Not forgotten at the first back-off: a line narrowing under a queue backs off in
-        // steps over a tick or two (1.34 M, 1.21 M, then 328 k behind 400 kbit/s).
-        let before = self.calm.peak(now);
+        let recent = self.calm.peak(now);
+        let chained = self
+            .last_decrease
+            .is_some_and(|at| now.saturating_duration_since(at) <= CALM_PEAK_SPAN);
+        let before = match self.narrowing_from {
+            Some(from) if chained => from.max(recent),
+            _ => recent,
+        };
         let large = s.target_bps < before * crate::probe::LARGE_DROP;
         if large {
             self.prober.note_drop(now, before);
         }
+        // Found once per narrowing: the back-offs in the dip after it are the dip's own (a
+        // step tried in it is blamed), measured against the dip's calm ticks.
+        self.narrowing_from = Some(if large { 0.0 } else { before });
         large
     }
 
@@ -365,6 +382,35 @@ mod tests {
         a.on_feedback(ms(3000), &snapshot(2, 150e3, 140e3));
         a.on_feedback(ms(3500), &snapshot(3, 60e3, 100e3));
         assert_eq!(a.prober.before_drop(), Some(1.5e6));
+    }
+
+    #[test]
+    fn a_line_narrowing_over_several_back_offs_is_one_large_drop_from_the_rate_before_it() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut a = LinkAllocation::default();
+        for n in [0, 500, 1000] {
+            a.on_feedback(ms(n), &snapshot(0, 2e6, 1.25e6));
+        }
+        // Down by less than half at each tick, over 2.5 s with no calm tick between: the
+        // calm peak of the last 2 s is gone by the last, not the rate before the first.
+        for (i, (n, target)) in [(1500, 730e3), (2000, 700e3), (2500, 680e3), (3000, 650e3)]
+            .into_iter()
+            .enumerate()
+        {
+            assert!(!a.on_feedback(ms(n), &snapshot(i as u64 + 1, target, 600e3)));
+        }
+        assert!(a.on_feedback(ms(3500), &snapshot(5, 120e3, 140e3)));
+        assert_eq!(a.prober.before_drop(), Some(1.25e6));
+        // Once found, a back-off further in the dip is measured against the dip alone.
+        a.on_feedback(ms(4000), &snapshot(5, 120e3, 140e3));
+        assert!(!a.on_feedback(ms(4500), &snapshot(6, 100e3, 140e3)));
+        // A back-off after a calm spell starts a new narrowing.
+        for n in [7000, 7500, 8000] {
+            a.on_feedback(ms(n), &snapshot(6, 1e6, 900e3));
+        }
+        assert!(!a.on_feedback(ms(8500), &snapshot(7, 700e3, 800e3)));
+        assert!(a.on_feedback(ms(9000), &snapshot(8, 400e3, 500e3)));
     }
 
     impl LinkAllocation {
