@@ -161,6 +161,23 @@ pub fn common_events(per_point: &[Vec<f64>]) -> Vec<u64> {
 }
 
 /// A per-second layer series as text: the layer's label, `-` for a second without video.
+/// Whether nothing came in the second holding `at_s` (seconds since the epoch).
+pub fn paused_at(layers: &[Option<usize>], at_s: f64) -> bool {
+    layers.get(at_s as usize).copied().flatten().is_none()
+}
+
+/// Seconds from `from_s` to the first whole second after it, before `to_s`, on `layer`.
+pub fn first_second_on(
+    layers: &[Option<usize>],
+    layer: usize,
+    from_s: f64,
+    to_s: f64,
+) -> Option<f64> {
+    (from_s.ceil() as usize..to_s.floor() as usize)
+        .find(|&i| layers.get(i).copied().flatten() == Some(layer))
+        .map(|i| i as f64 - from_s)
+}
+
 pub fn layer_labels(layers: &[Option<usize>], label: impl Fn(usize) -> String) -> Vec<String> {
     layers
         .iter()
@@ -262,5 +279,24 @@ mod tests {
         assert_eq!(lowest_or_paused_share(&l, 1, 4), Some(1.0));
         assert_eq!(lowest_or_paused_share(&l, 0, 5), Some(0.6));
         assert_eq!(lowest_or_paused_share(&l, 5, 9), None);
+    }
+
+    #[test]
+    fn a_point_paused_at_the_recovery_is_on_top_at_its_first_second_there() {
+        let l = [
+            Some(2),
+            Some(2),
+            None,
+            None,
+            None,
+            Some(0),
+            Some(0),
+            Some(2),
+            Some(2),
+        ];
+        assert!(!paused_at(&l, 1.5));
+        assert!(paused_at(&l, 3.2));
+        assert_eq!(first_second_on(&l, 2, 3.2, 9.0), Some(7.0 - 3.2));
+        assert_eq!(first_second_on(&l, 2, 3.2, 7.0), None);
     }
 }

@@ -264,14 +264,23 @@ fn line_targets(
         return;
     }
     let top = view.ladder.len().saturating_sub(1);
-    r.top_layer_after_recovery_s = s
-        .streams
-        .values()
-        .filter(|st| view.is_program(st))
-        .filter_map(|st| st.layers.on_layer_since(top, recovery))
-        .filter(|at| *at <= end)
-        .min()
-        .map(|at| at.saturating_duration_since(recovery).as_secs_f64());
+    let recovery_s = since_epoch(recovery);
+    // The keyframes' history says which layer came last, not that video still came: a point
+    // paused straight from the top layer read 0 s, its last keyframe being the top layer's.
+    // Paused at the line's return (nothing that second), the first second on the top layer
+    // counts.
+    let paused = targets::paused_at(&r.layer_index_per_second, recovery_s);
+    r.top_layer_after_recovery_s = if paused {
+        targets::first_second_on(&r.layer_index_per_second, top, recovery_s, w1)
+    } else {
+        s.streams
+            .values()
+            .filter(|st| view.is_program(st))
+            .filter_map(|st| st.layers.on_layer_since(top, recovery))
+            .filter(|at| *at <= end)
+            .min()
+            .map(|at| at.saturating_duration_since(recovery).as_secs_f64())
+    };
     // The floor: the seconds with the line clean, from 2 s after the window start (or the line
     // start, if later) to the dip.
     let clean_from = (since_epoch(start).max(since_epoch(link_at) + 2.0)).ceil() as usize;
