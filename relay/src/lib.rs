@@ -20,6 +20,8 @@
 //!   left with its media; how the supervisor's sessions are wired together.
 //! - `session`: one session on one server (upstream: the relay seat; local: the `upstream`
 //!   seat): join, publish what the other side receives, subscribe to this side's chair.
+//! - `resume`: the relay seat taken back on a new WebSocket after the old one was lost (same
+//!   participant, same peer connections), or given up.
 //! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection; `tls`: the
 //!   upstream's certificate checked (pinned by fingerprint, or the system's authorities).
 //! - `subscriber`, `publisher`: the two peer connections of a session.
@@ -33,6 +35,7 @@ pub mod peer;
 mod channel;
 mod hand;
 mod publisher;
+mod resume;
 mod running;
 mod session;
 mod subscriber;
