@@ -187,6 +187,12 @@ struct Supervisor {
     up_screen: Arc<watch::Sender<bool>>,
     /// What the upstream says of the relay seat, for the linked meeting.
     upward: Arc<watch::Sender<hand::Upward>>,
+    upward_rx: watch::Receiver<hand::Upward>,
+    /// The hands gone upstream the linked meeting was told of; the hand it wants raised
+    /// upstream; its id, once the program seat has joined.
+    gone: hand::GoneTold,
+    hand_up: Arc<watch::Sender<Option<String>>>,
+    linked: watch::Receiver<Option<String>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -216,6 +222,22 @@ impl Supervisor {
         // And so does its floor (a new relay seat has none; its hand is raised again).
         self.upward
             .send_if_modified(|u| std::mem::take(&mut u.floor));
+    }
+
+    /// What the upstream says of the relay seat changed: a hand gone there (granted or lowered
+    /// by the upstream chair) is lowered in the linked meeting here, whether or not the
+    /// program seat is in it (the upstream program may be lost while the relay seat is still
+    /// in the upstream meeting), and is no longer wanted up, so a later session of the relay
+    /// seat does not raise it again.
+    fn upward_changed(&mut self) {
+        let now = *self.upward_rx.borrow_and_update();
+        if !self.gone.lower(&now) {
+            return;
+        }
+        self.hand_up.send_replace(None);
+        if let Some(meeting) = self.linked.borrow().as_deref() {
+            self.signaling.lower_hand_up(meeting);
+        }
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -272,6 +294,8 @@ async fn supervise(
         down_screen,
         up_screen,
         upward,
+        hand_up,
+        linked,
         inputs,
     } = wire(&cfg, &signaling);
     let Inputs {
@@ -290,7 +314,11 @@ async fn supervise(
         seats,
         down_screen,
         up_screen,
+        upward_rx: upward.subscribe(),
         upward,
+        gone: hand::GoneTold::default(),
+        hand_up,
+        linked,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),
@@ -303,6 +331,7 @@ async fn supervise(
                 s.up = Some(spawn_upstream(&s.cfg, s.up_out.clone()));
             }
             end = session_end(&mut s.up) => s.upstream_ended(end),
+            Ok(()) = s.upward_rx.changed() => s.upward_changed(),
             Some(m) = up_media.recv() => s.program(m),
             // The upstream asks for a keyframe of the province's camera: the local chair's.
             Some(route) = up_keys.recv() => {

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::channel::{LocalChannel, WsChannel};
 use crate::forward::Route;
-use crate::hand::Upward;
+use crate::hand::{Downward, Upward};
 use crate::session::{self, Options, Wiring};
 use crate::subscriber::Relayed;
 use crate::{JOIN_WAIT, Media, RelayConfig, SILENCE, STOP_WAIT, UPWARD_LAYERS};
@@ -39,7 +39,7 @@ pub(crate) struct Out {
     hand_out: Arc<watch::Sender<Option<String>>>,
     hand_in: watch::Receiver<Option<String>>,
     upward_out: Option<Arc<watch::Sender<Upward>>>,
-    upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
+    upward_in: Option<Downward>,
 }
 
 impl Running {
@@ -228,6 +228,10 @@ pub(crate) struct Wired {
     pub up_screen: Arc<watch::Sender<bool>>,
     /// What the upstream says of the relay seat (its floor, its hand), for the linked meeting.
     pub upward: Arc<watch::Sender<Upward>>,
+    /// The hand the linked meeting wants raised upstream, and the linked meeting's id (once
+    /// the program seat has joined): for the supervisor to lower a hand gone upstream.
+    pub hand_up: Arc<watch::Sender<Option<String>>>,
+    pub linked: watch::Receiver<Option<String>>,
     pub inputs: Inputs,
 }
 
@@ -252,6 +256,8 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
     let ignored_hand = Arc::new(watch::channel(None).0);
     // What the relay seat's session reads of itself in the upstream's room_state, told to the
     // linked meeting by the program seat (kept across reconnects, like the hand).
+    // The linked meeting's id, as the program seat learns it when it joins.
+    let linked = Arc::new(watch::channel(None).0);
     let upward = Arc::new(watch::channel(Upward::default()).0);
     let up_out = Out {
         media: up_media_tx,
@@ -271,7 +277,11 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         hand_out: hand_up.clone(),
         hand_in: no_hand.subscribe(),
         upward_out: None,
-        upward_in: Some((upward.subscribe(), signaling.clone())),
+        upward_in: Some(Downward {
+            view: upward.subscribe(),
+            signaling: signaling.clone(),
+            meeting: linked.clone(),
+        }),
     };
     // The floor seat's subscriber receives the local chair too (the routing gives every
     // upstream seat the chair): only the program seat's copy goes up.
@@ -296,6 +306,8 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         down_screen,
         up_screen,
         upward,
+        hand_up,
+        linked: linked.subscribe(),
         inputs: Inputs {
             up_media,
             up_keys,

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use signaling::Signaling;
 use signaling::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::TrackRemote;
@@ -16,7 +15,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use crate::Media;
 use crate::channel::{Channel, Lost, lost};
 use crate::forward::Route;
-use crate::hand::{self, Follow, Names, UpView, Upward};
+use crate::hand::{self, Downward, Follow, Names, UpView, Upward};
 use crate::peer;
 use crate::publisher::Publisher;
 use crate::resume::{SeatKey, resume};
@@ -51,7 +50,7 @@ pub struct Wiring {
     /// The upstream session: where it tells what the upstream says of the relay seat.
     pub upward_out: Option<Arc<watch::Sender<Upward>>>,
     /// The program seat: what to tell the linked meeting of the upstream (on this server).
-    pub upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
+    pub upward_in: Option<Downward>,
 }
 
 pub struct Options {
@@ -124,7 +123,10 @@ pub async fn run(
         meeting: &meeting,
         key: &mut key,
     };
-    let upward = w.upward_in.as_ref().map(|(_, s)| s.clone());
+    let upward = w.upward_in.as_ref().map(|d| {
+        d.meeting.send_replace(Some(meeting.clone()));
+        d.signaling.clone()
+    });
     let result = serve(chan, opts, w, peers).await;
     // The province no longer holds the upstream floor as far as this meeting knows.
     if let Some(signaling) = upward {
@@ -158,7 +160,6 @@ enum Flow {
 #[derive(Default)]
 struct HandState {
     follow: Follow,
-    told: Upward,
     raise_again: Option<tokio::time::Instant>,
 }
 
@@ -170,10 +171,11 @@ async fn serve(
     mut w: Wiring,
     peers: Peers<'_>,
 ) -> anyhow::Result<()> {
-    let mut st = HandState::default();
-    if let Some((view, signaling)) = &mut w.upward_in {
-        st.told = *view.borrow_and_update();
-        signaling.set_upstream_view(peers.meeting, st.told.floor, false);
+    let st = HandState::default();
+    // The floor as the upstream says it now; a hand gone there is the supervisor's to lower.
+    if let Some(d) = &mut w.upward_in {
+        let floor = d.view.borrow_and_update().floor;
+        d.signaling.set_upstream_view(peers.meeting, floor, false);
     }
     let (publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out.clone()).await?;
     let mut s = Session {
@@ -261,10 +263,9 @@ impl Session<'_> {
                 }
             }
             Some(now) = upward_changed(&mut w.upward_in) => {
-                if let Some((_, signaling)) = &w.upward_in {
-                    signaling.set_upstream_view(peers.meeting, now.floor, now.gone != st.told.gone);
+                if let Some(d) = &w.upward_in {
+                    d.signaling.set_upstream_view(peers.meeting, now.floor, false);
                 }
-                st.told = now;
             }
             Some(track) = peers.tracks.recv() => peers.subscriber.read(track).await,
             m = w.media_in.recv() => match m {
@@ -366,12 +367,10 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// The next change of what the upstream says of the relay seat (never, for a session that is
 /// not told).
-async fn upward_changed(
-    upward: &mut Option<(watch::Receiver<Upward>, Signaling)>,
-) -> Option<Upward> {
+async fn upward_changed(upward: &mut Option<Downward>) -> Option<Upward> {
     match upward {
-        Some((view, _)) => match view.changed().await {
-            Ok(()) => Some(*view.borrow_and_update()),
+        Some(d) => match d.view.changed().await {
+            Ok(()) => Some(*d.view.borrow_and_update()),
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,

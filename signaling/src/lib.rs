@@ -257,6 +257,19 @@ impl Signaling {
         }
     }
 
+    /// Lowers a linked meeting's `room_state.hand_up`: the hand its relay raised upstream is
+    /// gone there (granted or lowered by the upstream chair), whether or not the meeting's
+    /// `upstream` seat is in it. Everyone in it gets `room_state` on a change.
+    pub fn lower_hand_up(&self, meeting: &str) {
+        let mut rooms = self.inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting) {
+            let floor = room.upstream_floor;
+            if room.upstream_view(floor, true) {
+                room.broadcast(&room.state_message(), None);
+            }
+        }
+    }
+
     /// `GET /ws`.
     pub fn router(&self) -> Router {
         Router::new()
