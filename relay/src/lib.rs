@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use rtc::rtp;
 use signaling::Signaling;
+use signaling::protocol::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -81,6 +82,9 @@ pub struct Media {
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub link: RelayLink,
+    /// The linked meeting's id on this server (whose relay seats' chains go up with the
+    /// relay seat's `join`, so that the upstream can refuse a loop).
+    pub meeting: String,
     /// For an `https` link: the SHA-256 of the upstream's certificate, the only one trusted
     /// (`None`: the system's certificate authorities and the host name decide).
     pub tls_pin: Option<[u8; 32]>,
@@ -98,9 +102,10 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    pub fn new(link: RelayLink, local_token: String, bind_ip: IpAddr) -> Self {
+    pub fn new(link: RelayLink, meeting: String, local_token: String, bind_ip: IpAddr) -> Self {
         Self {
             link,
+            meeting,
             tls_pin: None,
             local_token,
             floor_token: None,
@@ -121,6 +126,10 @@ pub enum RelayState {
     /// The upstream was lost (or not reached within `lost_after` of the start): the local
     /// chair is the program; the relay keeps trying.
     Lost,
+    /// The upstream refused the relay seat as a loop (`relay_loop`: its meeting already takes
+    /// its program through this server): the local chair is the program; the relay tries
+    /// again with its backoff, in case a link on the loop is removed.
+    Loop,
 }
 
 /// Seconds to wait before try `failures` (1, 2, 4 … up to `max`).
@@ -214,6 +223,13 @@ impl Supervisor {
         let wait = backoff(self.failures, self.cfg.max_backoff);
         match end {
             Ok(()) => tracing::info!(?wait, "relay: upstream session ended"),
+            Err(e) if session::refused_as(&e, ErrorCode::RelayLoop) => {
+                tracing::error!(
+                    ?wait,
+                    "relay: the upstream refused the seat as a loop: {e:#}"
+                );
+                self.state.send_replace(RelayState::Loop);
+            }
             Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
         }
         self.retry_at = Instant::now() + wait;
@@ -328,7 +344,7 @@ async fn supervise(
         tokio::select! {
             _ = stop.changed() => break,
             () = tokio::time::sleep_until(s.retry_at), if s.up.is_none() => {
-                s.up = Some(spawn_upstream(&s.cfg, s.up_out.clone()));
+                s.up = Some(spawn_upstream(&s.cfg, &s.signaling, s.up_out.clone()));
             }
             end = session_end(&mut s.up) => s.upstream_ended(end),
             Ok(()) = s.upward_rx.changed() => s.upward_changed(),

@@ -27,11 +27,13 @@ const PAUSES: [Duration; 4] = [
     Duration::from_secs(2),
 ];
 
-/// The seat's credentials: its join token (the link's), and the `resume_token` of its last
-/// `joined`.
+/// The seat's credentials: its join token (the link's), the `resume_token` of its last
+/// `joined`, and its `chain`.
 pub(crate) struct SeatKey {
     pub token: String,
     pub resume: Option<String>,
+    /// The `chain` of its joins (a resume that fails is a fresh join, checked for loops).
+    pub chain: Vec<String>,
 }
 
 /// How one try went.
@@ -92,6 +94,7 @@ async fn rejoin(
         v: PROTOCOL_VERSION,
         token: key.token.clone(),
         resume: Some(resume.to_owned()),
+        chain: key.chain.clone(),
     })
     .await?;
     let answer = async {

@@ -93,8 +93,10 @@ pub(crate) async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
+pub(crate) fn spawn_upstream(cfg: &RelayConfig, signaling: &Signaling, out: Out) -> Running {
     let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
+    // Read at each (re)connection: the relay seats in the linked meeting now.
+    let chain = signaling.relay_chain(&cfg.meeting);
     // The upstream floor holder is relayed only when it has a local seat to go to.
     let relayed = if cfg.floor_token.is_some() {
         Relayed::ChairAndOther
@@ -109,6 +111,7 @@ pub(crate) fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
             join_wait: JOIN_WAIT,
             silence: Some(SILENCE),
             relayed,
+            chain,
         };
         session::run(&mut chan, link.token(), &opts, wiring).await
     })
@@ -133,6 +136,7 @@ fn spawn_seat(
             silence: None,
             // The routing decides what goes up: the chair, or the point it sends up.
             relayed: Relayed::Routed,
+            chain: Vec::new(),
         };
         session::run(&mut chan, &token, &opts, wiring).await
     }))

@@ -64,6 +64,28 @@ pub struct Options {
     pub silence: Option<Duration>,
     /// Whom the subscriber relays.
     pub relayed: Relayed,
+    /// The relay seat's `join.chain` (empty for a local seat).
+    pub chain: Vec<String>,
+}
+
+/// The server refused the seat with an `error`.
+#[derive(Debug)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the seat was refused: {:?}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Whether `e` is the server refusing the seat with `code`.
+pub fn refused_as(e: &anyhow::Error, code: ErrorCode) -> bool {
+    e.downcast_ref::<Refused>().is_some_and(|r| r.code == code)
 }
 
 /// Joins with `token` and runs the session. Returns why it ended (never with the token).
@@ -76,11 +98,13 @@ pub async fn run(
     let mut key = SeatKey {
         token: token.to_owned(),
         resume: None,
+        chain: opts.chain.clone(),
     };
     let join = ClientMessage::Join {
         v: PROTOCOL_VERSION,
         token: key.token.clone(),
         resume: None,
+        chain: key.chain.clone(),
     };
     chan.send(&join).await?;
     let (mut subscriber, mut tracks) = Subscriber::new(
@@ -103,7 +127,7 @@ pub async fn run(
                     return Ok((Names::new(&roster), participant, meeting.id, resume_token));
                 }
                 Some(ServerMessage::Error { code, message, .. }) => {
-                    bail!("the seat was refused: {code:?}: {message}")
+                    return Err(anyhow::Error::new(Refused { code, message }));
                 }
                 _ => continue,
             }

@@ -61,7 +61,12 @@ pub fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
     let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
     let cfg = RelayConfig {
         floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
+        ..RelayConfig::new(
+            link,
+            "bench".into(),
+            "upstream-trung-uong".into(),
+            [127, 0, 0, 1].into(),
+        )
     };
     Relay::spawn(cfg, down.signaling.clone())
 }
@@ -206,7 +211,12 @@ pub fn relay_via(proxy: &Proxy, down: &TestServer, seat: &str) -> Relay {
     let link = RelayLink::parse(&format!("http://{}/join?t={seat}", proxy.addr)).expect("link");
     let cfg = RelayConfig {
         floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
+        ..RelayConfig::new(
+            link,
+            "bench".into(),
+            "upstream-trung-uong".into(),
+            [127, 0, 0, 1].into(),
+        )
     };
     Relay::spawn(cfg, down.signaling.clone())
 }
