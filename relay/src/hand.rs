@@ -5,7 +5,6 @@
 //! a text naming the point it is for, so the upstream chair sees which commune asks.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use signaling::Signaling;
 use signaling::protocol::{
@@ -44,14 +43,12 @@ pub struct Upward {
     pub gone: u64,
 }
 
-/// The program seat's end of [`Upward`]: what the upstream says of the relay seat, to tell the
-/// linked meeting, and where the seat says which meeting that is (once joined), so that the
-/// supervisor can lower a hand there while no program seat is in it.
+/// The program seat's end of [`Upward`]: what the upstream says of the relay seat, for the
+/// program seat to tell the linked meeting (the floor; a hand gone is the supervisor's).
 #[derive(Clone)]
 pub struct Downward {
     pub view: tokio::sync::watch::Receiver<Upward>,
     pub signaling: Signaling,
-    pub meeting: Arc<tokio::sync::watch::Sender<Option<String>>>,
 }
 
 /// The hands gone upstream that the linked meeting has been told of, kept by the supervisor

@@ -197,11 +197,10 @@ struct Supervisor {
     /// What the upstream says of the relay seat, for the linked meeting.
     upward: Arc<watch::Sender<hand::Upward>>,
     upward_rx: watch::Receiver<hand::Upward>,
-    /// The hands gone upstream the linked meeting was told of; the hand it wants raised
-    /// upstream; its id, once the program seat has joined.
+    /// The hands gone upstream the linked meeting was told of, and the hand it wants raised
+    /// upstream.
     gone: hand::GoneTold,
     hand_up: Arc<watch::Sender<Option<String>>>,
-    linked: watch::Receiver<Option<String>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -251,9 +250,7 @@ impl Supervisor {
             return;
         }
         self.hand_up.send_replace(None);
-        if let Some(meeting) = self.linked.borrow().as_deref() {
-            self.signaling.lower_hand_up(meeting);
-        }
+        self.signaling.lower_hand_up(&self.cfg.meeting);
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -311,7 +308,6 @@ async fn supervise(
         up_screen,
         upward,
         hand_up,
-        linked,
         inputs,
     } = wire(&cfg, &signaling);
     let Inputs {
@@ -334,7 +330,6 @@ async fn supervise(
         upward,
         gone: hand::GoneTold::default(),
         hand_up,
-        linked,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),

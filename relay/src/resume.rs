@@ -13,6 +13,7 @@ use signaling::protocol::{ClientMessage, PROTOCOL_VERSION, ParticipantInfo, Serv
 use tokio::time::Instant;
 
 use crate::channel::{Channel, Lost, lost};
+use crate::session::Refused;
 
 /// How long the relay tries to resume: within the upstream's 15 s grace, which starts when the
 /// upstream sees the socket go (no later than the relay does, for a closed connection).
@@ -114,12 +115,14 @@ async fn rejoin(
                         Rejoined::Fresh
                     });
                 }
+                // A refusal (the seat revoked meanwhile, or a loop found on the fresh join a
+                // failed resume becomes) ends the session as a refused join does.
                 Some(ServerMessage::Error {
                     code,
                     message,
                     fatal: true,
                     ..
-                }) => bail!("the upstream refused the seat: {code:?}: {message}"),
+                }) => return Err(anyhow::Error::new(Refused { code, message })),
                 _ => continue,
             }
         }

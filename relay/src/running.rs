@@ -232,10 +232,9 @@ pub(crate) struct Wired {
     pub up_screen: Arc<watch::Sender<bool>>,
     /// What the upstream says of the relay seat (its floor, its hand), for the linked meeting.
     pub upward: Arc<watch::Sender<Upward>>,
-    /// The hand the linked meeting wants raised upstream, and the linked meeting's id (once
-    /// the program seat has joined): for the supervisor to lower a hand gone upstream.
+    /// The hand the linked meeting wants raised upstream: for the supervisor to drop a hand
+    /// gone upstream.
     pub hand_up: Arc<watch::Sender<Option<String>>>,
-    pub linked: watch::Receiver<Option<String>>,
     pub inputs: Inputs,
 }
 
@@ -260,8 +259,6 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
     let ignored_hand = Arc::new(watch::channel(None).0);
     // What the relay seat's session reads of itself in the upstream's room_state, told to the
     // linked meeting by the program seat (kept across reconnects, like the hand).
-    // The linked meeting's id, as the program seat learns it when it joins.
-    let linked = Arc::new(watch::channel(None).0);
     let upward = Arc::new(watch::channel(Upward::default()).0);
     let up_out = Out {
         media: up_media_tx,
@@ -284,7 +281,6 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         upward_in: Some(Downward {
             view: upward.subscribe(),
             signaling: signaling.clone(),
-            meeting: linked.clone(),
         }),
     };
     // The floor seat's subscriber receives the local chair too (the routing gives every
@@ -311,7 +307,6 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         up_screen,
         upward,
         hand_up,
-        linked: linked.subscribe(),
         inputs: Inputs {
             up_media,
             up_keys,

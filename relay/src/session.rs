@@ -147,10 +147,7 @@ pub async fn run(
         meeting: &meeting,
         key: &mut key,
     };
-    let upward = w.upward_in.as_ref().map(|d| {
-        d.meeting.send_replace(Some(meeting.clone()));
-        d.signaling.clone()
-    });
+    let upward = w.upward_in.as_ref().map(|d| d.signaling.clone());
     let result = serve(chan, opts, w, peers).await;
     // The province no longer holds the upstream floor as far as this meeting knows.
     if let Some(signaling) = upward {
