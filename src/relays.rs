@@ -225,7 +225,7 @@ impl Relays {
         let config = RelayConfig {
             tls_pin: l.tls_pin(),
             floor_token: Some(floor_token.clone()),
-            ..RelayConfig::new(link, token.clone(), self.bind_ip)
+            ..RelayConfig::new(link, m.id.clone(), token.clone(), self.bind_ip)
         };
         let relay = Relay::spawn(config, self.signaling.clone());
         spawn_program_notices(self.signaling.clone(), m.id.clone(), relay.watch());
@@ -264,7 +264,8 @@ fn spawn_program_notices(
             let program = match *state.borrow_and_update() {
                 RelayState::Connecting => None,
                 RelayState::Relaying => Some(UpstreamState::Live),
-                RelayState::Lost => Some(UpstreamState::Lost),
+                // Refused as a loop: the local chair is the program, as when lost.
+                RelayState::Lost | RelayState::Loop => Some(UpstreamState::Lost),
             };
             signaling.set_upstream(&meeting, program);
             if state.changed().await.is_err() {
@@ -280,6 +281,7 @@ impl RelayStatus for Relays {
             RelayState::Connecting => "connecting",
             RelayState::Relaying => "relaying",
             RelayState::Lost => "lost",
+            RelayState::Loop => "loop",
         })
     }
 

@@ -135,7 +135,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         recorder.clone(),
         &registry,
     )
-    .with_controls_store(controls.clone());
+    .with_controls_store(controls.clone())
+    // Stable across restarts (derived from the data dir's secret): what relay loops are
+    // checked against.
+    .with_instance_id(secret.instance_id());
     if args.trust_loopback {
         let limits = signaling::AdmissionLimits {
             exempt_loopback: true,

@@ -66,6 +66,7 @@ impl Sharer {
                 v: PROTOCOL_VERSION,
                 token: token.to_owned(),
                 resume: None,
+                chain: Vec::new(),
             },
         )
         .await?;

@@ -1,6 +1,7 @@
 //! The two ways the relay speaks the `/ws` protocol: a WebSocket to the upstream server, and an
 //! in-process connection to this server's signaling (`signaling::local`). A session does not
-//! know which it has.
+//! know which it has, except that only the WebSocket can be opened again after it is [`Lost`]
+//! (to resume the seat: the in-process connection is never lost that way).
 
 use std::time::Duration;
 
@@ -18,12 +19,36 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 /// Server messages above this are refused (the protocol's own limit is 192 KiB).
 const MAX_MESSAGE: usize = 256 * 1024;
 
+/// The connection to the server is gone without a `bye` (closed, failed, silent, or not
+/// reopened): the server keeps such a seat for a while, so the session may resume it. Carried
+/// in an `anyhow::Error`; every other error ends the session.
+#[derive(Debug)]
+pub struct Lost(pub String);
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection lost: {}", self.0)
+    }
+}
+
+impl std::error::Error for Lost {}
+
+/// A [`Lost`] error.
+pub fn lost(what: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(Lost(what.to_string()))
+}
+
 #[async_trait::async_trait]
 pub trait Channel: Send {
     async fn send(&mut self, m: &ClientMessage) -> anyhow::Result<()>;
     /// The next server message; `None` for a frame that is not one (a ping, a message of a
     /// newer server this one cannot read); an error once the connection is gone.
     async fn recv(&mut self) -> anyhow::Result<Option<ServerMessage>>;
+    /// Opens a new connection to the same server in place of this one, within `wait` (a
+    /// failure is [`Lost`]). Only a WebSocket can.
+    async fn reconnect(&mut self, _wait: Duration) -> anyhow::Result<()> {
+        bail!("this connection cannot be opened again")
+    }
 }
 
 fn encode(m: &ClientMessage) -> anyhow::Result<String> {
@@ -45,8 +70,12 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-/// A WebSocket to the upstream server.
-pub struct WsChannel(WebSocketStream<Box<dyn Io>>);
+/// A WebSocket to the upstream server, and what it takes to open it again.
+pub struct WsChannel {
+    ws: WebSocketStream<Box<dyn Io>>,
+    link: RelayLink,
+    pin: Option<[u8; 32]>,
+}
 
 impl WsChannel {
     /// Connects to the upstream of `link` within `wait`: over TLS for an `https` link, trusting
@@ -80,7 +109,11 @@ impl WsChannel {
                 tokio_tungstenite::client_async_with_config(link.ws_url(), io, Some(config))
                     .await
                     .context("the upstream's WebSocket")?;
-            Ok::<_, anyhow::Error>(WsChannel(ws))
+            Ok::<_, anyhow::Error>(WsChannel {
+                ws,
+                link: link.clone(),
+                pin,
+            })
         };
         tokio::time::timeout(wait, connect)
             .await
@@ -92,19 +125,27 @@ impl WsChannel {
 impl Channel for WsChannel {
     async fn send(&mut self, m: &ClientMessage) -> anyhow::Result<()> {
         let text = encode(m)?;
-        self.0
+        self.ws
             .send(Message::Text(text.into()))
             .await
-            .context("send to the upstream")
+            .map_err(|e| lost(format_args!("send to the upstream: {e}")))
     }
 
     async fn recv(&mut self) -> anyhow::Result<Option<ServerMessage>> {
-        match self.0.next().await {
+        match self.ws.next().await {
             Some(Ok(Message::Text(t))) => Ok(decode(&t)),
-            Some(Ok(Message::Close(_))) | None => bail!("the upstream closed the connection"),
+            Some(Ok(Message::Close(_))) | None => Err(lost("the upstream closed the connection")),
             Some(Ok(_)) => Ok(None),
-            Some(Err(e)) => bail!("the upstream connection failed: {e}"),
+            Some(Err(e)) => Err(lost(format_args!("the upstream connection failed: {e}"))),
         }
+    }
+
+    async fn reconnect(&mut self, wait: Duration) -> anyhow::Result<()> {
+        let new = WsChannel::connect(&self.link, self.pin, wait)
+            .await
+            .map_err(|e| lost(format_args!("{e:#}")))?;
+        *self = new;
+        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use signaling::Signaling;
 use signaling::protocol::{
     ClientMessage, HandInfo, MAX_HAND_TEXT, PROTOCOL_VERSION, ParticipantInfo, ServerMessage,
 };
@@ -40,6 +41,34 @@ impl UpView {
 pub struct Upward {
     pub floor: bool,
     pub gone: u64,
+}
+
+/// The program seat's end of [`Upward`]: what the upstream says of the relay seat, for the
+/// program seat to tell the linked meeting (the floor; a hand gone is the supervisor's).
+#[derive(Clone)]
+pub struct Downward {
+    pub view: tokio::sync::watch::Receiver<Upward>,
+    pub signaling: Signaling,
+}
+
+/// The hands gone upstream that the linked meeting has been told of, kept by the supervisor
+/// for the relay's life (not by a program seat's session, which comes and goes with the
+/// upstream program): a hand the upstream drops while no program seat is in the linked
+/// meeting is lowered there all the same, and a program seat that joins later does not take
+/// the count it finds as already told.
+#[derive(Debug, Default)]
+pub struct GoneTold {
+    told: u64,
+}
+
+impl GoneTold {
+    /// The upstream session now says `now`: whether a hand went since the linked meeting was
+    /// last told (then its `hand_up` is to be lowered, and the hand no longer wanted up).
+    pub fn lower(&mut self, now: &Upward) -> bool {
+        let lower = now.gone != self.told;
+        self.told = now.gone;
+        lower
+    }
 }
 
 /// The relay seat's hand upstream as its session follows it: raised by it and not seen go
@@ -224,6 +253,47 @@ mod tests {
         assert!(f.refused_too_soon());
         assert!(!f.observe(up));
         assert!(!f.refused_too_soon(), "up there already");
+    }
+
+    /// The upstream session's count of hands gone, as it reports it over [`Upward`].
+    fn report(f: &mut Follow, up: &mut Upward, v: UpView) {
+        up.floor = v.floor;
+        up.gone = up.gone.wrapping_add(u64::from(f.observe(v)));
+    }
+
+    #[test]
+    fn a_hand_dropped_upstream_is_lowered_whether_or_not_a_program_seat_was_there() {
+        let shown = UpView {
+            hand: true,
+            floor: false,
+        };
+        let (mut f, mut up, mut told) = (Follow::default(), Upward::default(), GoneTold::default());
+        f.sending(&message(Some("x".into())));
+        report(&mut f, &mut up, shown);
+        assert!(!told.lower(&up), "still up there");
+        // The upstream program is lost: no program seat in the linked meeting. The national
+        // chair lowers the hand meanwhile; the supervisor sees it all the same.
+        report(&mut f, &mut up, UpView::default());
+        assert_eq!(up.gone, 1);
+        assert!(told.lower(&up), "lowered with no program seat present");
+        // A program seat that joins later finds the same count: nothing more to lower.
+        assert!(!told.lower(&up));
+        // Raised again and granted (the floor given): lowered once more.
+        f.sending(&message(Some("y".into())));
+        report(&mut f, &mut up, shown);
+        assert!(!told.lower(&up));
+        report(
+            &mut f,
+            &mut up,
+            UpView {
+                hand: false,
+                floor: true,
+            },
+        );
+        assert!(told.lower(&up));
+        // A floor change alone lowers nothing.
+        report(&mut f, &mut up, UpView::default());
+        assert!(!told.lower(&up));
     }
 
     fn names() -> Names {

@@ -20,6 +20,8 @@
 //!   left with its media; how the supervisor's sessions are wired together.
 //! - `session`: one session on one server (upstream: the relay seat; local: the `upstream`
 //!   seat): join, publish what the other side receives, subscribe to this side's chair.
+//! - `resume`: the relay seat taken back on a new WebSocket after the old one was lost (same
+//!   participant, same peer connections), or given up.
 //! - `channel`: the `/ws` protocol over a WebSocket or an in-process connection; `tls`: the
 //!   upstream's certificate checked (pinned by fingerprint, or the system's authorities).
 //! - `subscriber`, `publisher`: the two peer connections of a session.
@@ -33,6 +35,7 @@ pub mod peer;
 mod channel;
 mod hand;
 mod publisher;
+mod resume;
 mod running;
 mod session;
 mod subscriber;
@@ -44,6 +47,7 @@ use std::time::Duration;
 
 use rtc::rtp;
 use signaling::Signaling;
+use signaling::protocol::ErrorCode;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -78,6 +82,9 @@ pub struct Media {
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub link: RelayLink,
+    /// The linked meeting's id on this server (whose relay seats' chains go up with the
+    /// relay seat's `join`, so that the upstream can refuse a loop).
+    pub meeting: String,
     /// For an `https` link: the SHA-256 of the upstream's certificate, the only one trusted
     /// (`None`: the system's certificate authorities and the host name decide).
     pub tls_pin: Option<[u8; 32]>,
@@ -95,9 +102,10 @@ pub struct RelayConfig {
 }
 
 impl RelayConfig {
-    pub fn new(link: RelayLink, local_token: String, bind_ip: IpAddr) -> Self {
+    pub fn new(link: RelayLink, meeting: String, local_token: String, bind_ip: IpAddr) -> Self {
         Self {
             link,
+            meeting,
             tls_pin: None,
             local_token,
             floor_token: None,
@@ -118,6 +126,10 @@ pub enum RelayState {
     /// The upstream was lost (or not reached within `lost_after` of the start): the local
     /// chair is the program; the relay keeps trying.
     Lost,
+    /// The upstream refused the relay seat as a loop (`relay_loop`: its meeting already takes
+    /// its program through this server): the local chair is the program; the relay tries
+    /// again with its backoff, in case a link on the loop is removed.
+    Loop,
 }
 
 /// Seconds to wait before try `failures` (1, 2, 4 … up to `max`).
@@ -184,6 +196,11 @@ struct Supervisor {
     up_screen: Arc<watch::Sender<bool>>,
     /// What the upstream says of the relay seat, for the linked meeting.
     upward: Arc<watch::Sender<hand::Upward>>,
+    upward_rx: watch::Receiver<hand::Upward>,
+    /// The hands gone upstream the linked meeting was told of, and the hand it wants raised
+    /// upstream.
+    gone: hand::GoneTold,
+    hand_up: Arc<watch::Sender<Option<String>>>,
     failures: u32,
     retry_at: Instant,
     started: Instant,
@@ -205,6 +222,13 @@ impl Supervisor {
         let wait = backoff(self.failures, self.cfg.max_backoff);
         match end {
             Ok(()) => tracing::info!(?wait, "relay: upstream session ended"),
+            Err(e) if session::refused_as(&e, ErrorCode::RelayLoop) => {
+                tracing::error!(
+                    ?wait,
+                    "relay: the upstream refused the seat as a loop: {e:#}"
+                );
+                self.state.send_replace(RelayState::Loop);
+            }
             Err(e) => tracing::warn!(?wait, "relay: upstream lost: {e:#}"),
         }
         self.retry_at = Instant::now() + wait;
@@ -213,6 +237,20 @@ impl Supervisor {
         // And so does its floor (a new relay seat has none; its hand is raised again).
         self.upward
             .send_if_modified(|u| std::mem::take(&mut u.floor));
+    }
+
+    /// What the upstream says of the relay seat changed: a hand gone there (granted or lowered
+    /// by the upstream chair) is lowered in the linked meeting here, whether or not the
+    /// program seat is in it (the upstream program may be lost while the relay seat is still
+    /// in the upstream meeting), and is no longer wanted up, so a later session of the relay
+    /// seat does not raise it again.
+    fn upward_changed(&mut self) {
+        let now = *self.upward_rx.borrow_and_update();
+        if !self.gone.lower(&now) {
+            return;
+        }
+        self.hand_up.send_replace(None);
+        self.signaling.lower_hand_up(&self.cfg.meeting);
     }
 
     /// A packet of the upstream program, for the seat of its slot.
@@ -269,6 +307,7 @@ async fn supervise(
         down_screen,
         up_screen,
         upward,
+        hand_up,
         inputs,
     } = wire(&cfg, &signaling);
     let Inputs {
@@ -287,7 +326,10 @@ async fn supervise(
         seats,
         down_screen,
         up_screen,
+        upward_rx: upward.subscribe(),
         upward,
+        gone: hand::GoneTold::default(),
+        hand_up,
         failures: 0,
         retry_at: Instant::now(),
         started: Instant::now(),
@@ -297,9 +339,10 @@ async fn supervise(
         tokio::select! {
             _ = stop.changed() => break,
             () = tokio::time::sleep_until(s.retry_at), if s.up.is_none() => {
-                s.up = Some(spawn_upstream(&s.cfg, s.up_out.clone()));
+                s.up = Some(spawn_upstream(&s.cfg, &s.signaling, s.up_out.clone()));
             }
             end = session_end(&mut s.up) => s.upstream_ended(end),
+            Ok(()) = s.upward_rx.changed() => s.upward_changed(),
             Some(m) = up_media.recv() => s.program(m),
             // The upstream asks for a keyframe of the province's camera: the local chair's.
             Some(route) = up_keys.recv() => {

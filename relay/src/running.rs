@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::channel::{LocalChannel, WsChannel};
 use crate::forward::Route;
-use crate::hand::Upward;
+use crate::hand::{Downward, Upward};
 use crate::session::{self, Options, Wiring};
 use crate::subscriber::Relayed;
 use crate::{JOIN_WAIT, Media, RelayConfig, SILENCE, STOP_WAIT, UPWARD_LAYERS};
@@ -39,7 +39,7 @@ pub(crate) struct Out {
     hand_out: Arc<watch::Sender<Option<String>>>,
     hand_in: watch::Receiver<Option<String>>,
     upward_out: Option<Arc<watch::Sender<Upward>>>,
-    upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
+    upward_in: Option<Downward>,
 }
 
 impl Running {
@@ -93,8 +93,10 @@ pub(crate) async fn session_end(s: &mut Option<Running>) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
+pub(crate) fn spawn_upstream(cfg: &RelayConfig, signaling: &Signaling, out: Out) -> Running {
     let (link, bind_ip, pin) = (cfg.link.clone(), cfg.bind_ip, cfg.tls_pin);
+    // Read at each (re)connection: the relay seats in the linked meeting now.
+    let chain = signaling.relay_chain(&cfg.meeting);
     // The upstream floor holder is relayed only when it has a local seat to go to.
     let relayed = if cfg.floor_token.is_some() {
         Relayed::ChairAndOther
@@ -109,6 +111,7 @@ pub(crate) fn spawn_upstream(cfg: &RelayConfig, out: Out) -> Running {
             join_wait: JOIN_WAIT,
             silence: Some(SILENCE),
             relayed,
+            chain,
         };
         session::run(&mut chan, link.token(), &opts, wiring).await
     })
@@ -133,6 +136,7 @@ fn spawn_seat(
             silence: None,
             // The routing decides what goes up: the chair, or the point it sends up.
             relayed: Relayed::Routed,
+            chain: Vec::new(),
         };
         session::run(&mut chan, &token, &opts, wiring).await
     }))
@@ -228,6 +232,9 @@ pub(crate) struct Wired {
     pub up_screen: Arc<watch::Sender<bool>>,
     /// What the upstream says of the relay seat (its floor, its hand), for the linked meeting.
     pub upward: Arc<watch::Sender<Upward>>,
+    /// The hand the linked meeting wants raised upstream: for the supervisor to drop a hand
+    /// gone upstream.
+    pub hand_up: Arc<watch::Sender<Option<String>>>,
     pub inputs: Inputs,
 }
 
@@ -271,7 +278,10 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         hand_out: hand_up.clone(),
         hand_in: no_hand.subscribe(),
         upward_out: None,
-        upward_in: Some((upward.subscribe(), signaling.clone())),
+        upward_in: Some(Downward {
+            view: upward.subscribe(),
+            signaling: signaling.clone(),
+        }),
     };
     // The floor seat's subscriber receives the local chair too (the routing gives every
     // upstream seat the chair): only the program seat's copy goes up.
@@ -296,6 +306,7 @@ pub(crate) fn wire(cfg: &RelayConfig, signaling: &Signaling) -> Wired {
         down_screen,
         up_screen,
         upward,
+        hand_up,
         inputs: Inputs {
             up_media,
             up_keys,

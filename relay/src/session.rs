@@ -8,17 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use signaling::Signaling;
 use signaling::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, PcKind, ServerMessage};
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_remote::TrackRemote;
 
 use crate::Media;
-use crate::channel::Channel;
+use crate::channel::{Channel, Lost, lost};
 use crate::forward::Route;
-use crate::hand::{self, Follow, Names, UpView, Upward};
+use crate::hand::{self, Downward, Follow, Names, UpView, Upward};
 use crate::peer;
 use crate::publisher::Publisher;
+use crate::resume::{SeatKey, resume};
 use crate::subscriber::{Relayed, Subscriber};
 
 /// How long leaving waits for the server's `bye`: a connection dropped before it is a lost
@@ -50,7 +50,7 @@ pub struct Wiring {
     /// The upstream session: where it tells what the upstream says of the relay seat.
     pub upward_out: Option<Arc<watch::Sender<Upward>>>,
     /// The program seat: what to tell the linked meeting of the upstream (on this server).
-    pub upward_in: Option<(watch::Receiver<Upward>, Signaling)>,
+    pub upward_in: Option<Downward>,
 }
 
 pub struct Options {
@@ -64,6 +64,28 @@ pub struct Options {
     pub silence: Option<Duration>,
     /// Whom the subscriber relays.
     pub relayed: Relayed,
+    /// The relay seat's `join.chain` (empty for a local seat).
+    pub chain: Vec<String>,
+}
+
+/// The server refused the seat with an `error`.
+#[derive(Debug)]
+pub struct Refused {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the seat was refused: {:?}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// Whether `e` is the server refusing the seat with `code`.
+pub fn refused_as(e: &anyhow::Error, code: ErrorCode) -> bool {
+    e.downcast_ref::<Refused>().is_some_and(|r| r.code == code)
 }
 
 /// Joins with `token` and runs the session. Returns why it ended (never with the token).
@@ -73,10 +95,16 @@ pub async fn run(
     opts: &Options,
     w: Wiring,
 ) -> anyhow::Result<()> {
-    let join = ClientMessage::Join {
-        v: PROTOCOL_VERSION,
+    let mut key = SeatKey {
         token: token.to_owned(),
         resume: None,
+        chain: opts.chain.clone(),
+    };
+    let join = ClientMessage::Join {
+        v: PROTOCOL_VERSION,
+        token: key.token.clone(),
+        resume: None,
+        chain: key.chain.clone(),
     };
     chan.send(&join).await?;
     let (mut subscriber, mut tracks) = Subscriber::new(
@@ -92,31 +120,34 @@ pub async fn run(
                     roster,
                     participant,
                     meeting,
+                    resume_token,
                     ..
                 }) => {
                     subscriber.roster(&roster);
-                    return Ok((Names::new(&roster), participant, meeting.id));
+                    return Ok((Names::new(&roster), participant, meeting.id, resume_token));
                 }
                 Some(ServerMessage::Error { code, message, .. }) => {
-                    bail!("the seat was refused: {code:?}: {message}")
+                    return Err(anyhow::Error::new(Refused { code, message }));
                 }
                 _ => continue,
             }
         }
     });
-    let (mut names, me, meeting) = joined
+    let (mut names, me, meeting, resume) = joined
         .await
         .map_err(|_| anyhow!("no `joined` within {:?}", opts.join_wait))??;
-    // Joined: whatever happens now, the seat is left (a dropped connection would be parked
-    // for a resume the relay never makes).
+    key.resume = resume;
+    // Joined: whatever happens now, the seat is left (a dropped connection that could not be
+    // resumed would be parked for a resume that never comes).
     let peers = Peers {
         subscriber: &mut subscriber,
         tracks: &mut tracks,
         names: &mut names,
         me: &me,
         meeting: &meeting,
+        key: &mut key,
     };
-    let upward = w.upward_in.as_ref().map(|(_, s)| s.clone());
+    let upward = w.upward_in.as_ref().map(|d| d.signaling.clone());
     let result = serve(chan, opts, w, peers).await;
     // The province no longer holds the upstream floor as far as this meeting knows.
     if let Some(signaling) = upward {
@@ -135,119 +166,217 @@ struct Peers<'a> {
     /// This seat's participant id, and its meeting.
     me: &'a str,
     meeting: &'a str,
+    /// What it takes to resume the seat.
+    key: &'a mut SeatKey,
 }
 
-/// Publishes and subscribes until the connection is lost, the seat is ended, or `media_in`
-/// closes.
+/// Whether the session goes on after one event.
+enum Flow {
+    Go,
+    /// The relay let go (`media_in` closed): leave.
+    Done,
+}
+
+/// What a session follows of its seat's hand and floor between two events.
+#[derive(Default)]
+struct HandState {
+    follow: Follow,
+    raise_again: Option<tokio::time::Instant>,
+}
+
+/// Publishes and subscribes until the seat is ended, the relay lets go (`media_in` closes), or
+/// the connection is lost and the seat cannot be resumed.
 async fn serve(
     chan: &mut dyn Channel,
     opts: &Options,
     mut w: Wiring,
     peers: Peers<'_>,
 ) -> anyhow::Result<()> {
-    let Peers {
-        subscriber,
-        tracks,
-        names,
-        me,
-        meeting,
-    } = peers;
-    let mut follow = Follow::default();
-    let mut told = Upward::default();
-    let mut raise_again: Option<tokio::time::Instant> = None;
-    if let Some((view, signaling)) = &mut w.upward_in {
-        told = *view.borrow_and_update();
-        signaling.set_upstream_view(meeting, told.floor, false);
+    let st = HandState::default();
+    // The floor as the upstream says it now; a hand gone there is the supervisor's to lower.
+    if let Some(d) = &mut w.upward_in {
+        let floor = d.view.borrow_and_update().floor;
+        d.signaling.set_upstream_view(peers.meeting, floor, false);
     }
-    let (mut publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out).await?;
-    let result = async {
-        chan.send(&offer).await?;
+    let (publisher, offer) = Publisher::new(opts.bind_ip, opts.layers, w.keys_out.clone()).await?;
+    let mut s = Session {
+        chan,
+        opts,
+        w,
+        publisher,
+        peers,
+        st,
+    };
+    let result = s.serve(offer).await;
+    s.publisher.close().await;
+    result
+}
+
+/// A joined session: its connection, its queues, its peer connections and what it follows.
+struct Session<'a> {
+    chan: &'a mut dyn Channel,
+    opts: &'a Options,
+    w: Wiring,
+    publisher: Publisher,
+    peers: Peers<'a>,
+    st: HandState,
+}
+
+impl Session<'_> {
+    async fn serve(&mut self, offer: ClientMessage) -> anyhow::Result<()> {
+        self.chan.send(&offer).await?;
         // A share the other side already has is published once the first answer is in.
-        let sharing = *w.screen_in.borrow_and_update();
-        publisher.want_screen(sharing).await?;
+        let sharing = *self.w.screen_in.borrow_and_update();
+        self.publisher.want_screen(sharing).await?;
         // A hand wanted up before this session (a reconnect: the upstream dropped it).
-        let wanted = w.hand_in.borrow_and_update().clone();
+        let wanted = self.w.hand_in.borrow_and_update().clone();
         if wanted.is_some() {
             let m = hand::message(wanted);
-            follow.sending(&m);
-            chan.send(&m).await?;
+            self.st.follow.sending(&m);
+            self.chan.send(&m).await?;
         }
         loop {
-            tokio::select! {
-                m = recv(chan, opts.silence) => {
-                    let Some(m) = m? else { continue };
-                    if let ServerMessage::Error {
-                        code: ErrorCode::RateLimited,
-                        request: Some(r),
-                        ..
-                    } = &m
-                        && r == "raise_hand"
-                        && follow.refused_too_soon()
-                    {
-                        raise_again = Some(tokio::time::Instant::now() + RAISE_RETRY);
-                    }
-                    if let (Some(out), Some(v)) = (&w.upward_out, UpView::of(&m, me)) {
-                        let gone = follow.observe(v);
-                        out.send_if_modified(|u| {
-                            let before = *u;
-                            u.floor = v.floor;
-                            u.gone = u.gone.wrapping_add(u64::from(gone));
-                            *u != before
-                        });
-                    }
-                    if let Some(wanted) = names.observe(&m) {
-                        w.hand_out.send_if_modified(|h| {
-                            let changed = *h != wanted;
-                            *h = wanted;
-                            changed
-                        });
-                    }
-                    if let Some(reply) = on_message(m, &mut publisher, subscriber).await? {
-                        chan.send(&reply).await?;
+            match self.step().await {
+                Ok(Flow::Go) => {}
+                Ok(Flow::Done) => return Ok(()),
+                Err(e) if e.is::<Lost>() => {
+                    tracing::warn!("relay: {e:#}: resuming the seat");
+                    if let Flow::Done = self.resume().await? {
+                        return Ok(());
                     }
                 }
-                Ok(()) = w.hand_in.changed() => {
-                    let m = hand::message(w.hand_in.borrow_and_update().clone());
-                    if follow.sending(&m) {
-                        chan.send(&m).await?;
-                    }
-                }
-                () = sleep_until(raise_again) => {
-                    raise_again = None;
-                    let wanted = w.hand_in.borrow().clone();
-                    if wanted.is_some() && follow.refused_too_soon() {
-                        let m = hand::message(wanted);
-                        follow.sending(&m);
-                        chan.send(&m).await?;
-                    }
-                }
-                Some(now) = upward_changed(&mut w.upward_in) => {
-                    if let Some((_, signaling)) = &w.upward_in {
-                        signaling.set_upstream_view(meeting, now.floor, now.gone != told.gone);
-                    }
-                    told = now;
-                }
-                Some(track) = tracks.recv() => subscriber.read(track).await,
-                m = w.media_in.recv() => match m {
-                    Some(m) => publisher.forward(m).await,
-                    None => return Ok(()),
-                },
-                Some((slot, route)) = w.keys_in.recv() => {
-                    subscriber.request_keyframe(slot, route).await;
-                }
-                // The supervisor holds every sender for the relay's life: this never ends.
-                Ok(()) = w.screen_in.changed() => {
-                    let sharing = *w.screen_in.borrow_and_update();
-                    if let Some(offer) = publisher.want_screen(sharing).await? {
-                        chan.send(&offer).await?;
-                    }
-                }
+                Err(e) => return Err(e),
             }
         }
     }
-    .await;
-    publisher.close().await;
-    result
+
+    /// Waits for one event and handles it.
+    async fn step(&mut self) -> anyhow::Result<Flow> {
+        let Session {
+            chan,
+            opts,
+            w,
+            publisher,
+            peers,
+            st,
+        } = self;
+        tokio::select! {
+            m = recv(*chan, opts.silence) => {
+                let Some(m) = m? else { return Ok(Flow::Go) };
+                observe(&m, st, w.upward_out.as_deref(), &w.hand_out, peers.names, peers.me);
+                if let Some(reply) = on_message(m, publisher, peers.subscriber).await? {
+                    chan.send(&reply).await?;
+                }
+            }
+            Ok(()) = w.hand_in.changed() => {
+                let m = hand::message(w.hand_in.borrow_and_update().clone());
+                if st.follow.sending(&m) {
+                    chan.send(&m).await?;
+                }
+            }
+            () = sleep_until(st.raise_again) => {
+                st.raise_again = None;
+                let wanted = w.hand_in.borrow().clone();
+                if wanted.is_some() && st.follow.refused_too_soon() {
+                    let m = hand::message(wanted);
+                    st.follow.sending(&m);
+                    chan.send(&m).await?;
+                }
+            }
+            Some(now) = upward_changed(&mut w.upward_in) => {
+                if let Some(d) = &w.upward_in {
+                    d.signaling.set_upstream_view(peers.meeting, now.floor, false);
+                }
+            }
+            Some(track) = peers.tracks.recv() => peers.subscriber.read(track).await,
+            m = w.media_in.recv() => match m {
+                Some(m) => publisher.forward(m).await,
+                None => return Ok(Flow::Done),
+            },
+            Some((slot, route)) = w.keys_in.recv() => {
+                peers.subscriber.request_keyframe(slot, route).await;
+            }
+            // The supervisor holds every sender for the relay's life: this never ends.
+            Ok(()) = w.screen_in.changed() => {
+                let sharing = *w.screen_in.borrow_and_update();
+                if let Some(offer) = publisher.want_screen(sharing).await? {
+                    chan.send(&offer).await?;
+                }
+            }
+        }
+        Ok(Flow::Go)
+    }
+
+    /// Takes the seat back on a new connection (`resume`) while the peer connections carry
+    /// on (they do not need the WebSocket): what the other side sends is still published,
+    /// keyframe requests still go out. An error when the seat could not be resumed.
+    async fn resume(&mut self) -> anyhow::Result<Flow> {
+        let Session {
+            chan,
+            opts,
+            w,
+            publisher,
+            peers,
+            ..
+        } = self;
+        let resuming = resume(*chan, peers.key, peers.me, opts.join_wait);
+        tokio::pin!(resuming);
+        let roster = loop {
+            tokio::select! {
+                r = &mut resuming => break r?,
+                Some(track) = peers.tracks.recv() => peers.subscriber.read(track).await,
+                m = w.media_in.recv() => match m {
+                    Some(m) => publisher.forward(m).await,
+                    None => return Ok(Flow::Done),
+                },
+                Some((slot, route)) = w.keys_in.recv() => {
+                    peers.subscriber.request_keyframe(slot, route).await;
+                }
+            }
+        };
+        // Who came and went while the socket was away.
+        peers.subscriber.roster(&roster);
+        *peers.names = Names::new(&roster);
+        Ok(Flow::Go)
+    }
+}
+
+/// What `m` says of the relay seat's hand and floor upstream, and of the hand this meeting
+/// wants raised one level up.
+fn observe(
+    m: &ServerMessage,
+    st: &mut HandState,
+    upward_out: Option<&watch::Sender<Upward>>,
+    hand_out: &watch::Sender<Option<String>>,
+    names: &mut Names,
+    me: &str,
+) {
+    if let ServerMessage::Error {
+        code: ErrorCode::RateLimited,
+        request: Some(r),
+        ..
+    } = m
+        && r == "raise_hand"
+        && st.follow.refused_too_soon()
+    {
+        st.raise_again = Some(tokio::time::Instant::now() + RAISE_RETRY);
+    }
+    if let (Some(out), Some(v)) = (upward_out, UpView::of(m, me)) {
+        let gone = st.follow.observe(v);
+        out.send_if_modified(|u| {
+            let before = *u;
+            u.floor = v.floor;
+            u.gone = u.gone.wrapping_add(u64::from(gone));
+            *u != before
+        });
+    }
+    if let Some(wanted) = names.observe(m) {
+        hand_out.send_if_modified(|h| {
+            let changed = *h != wanted;
+            *h = wanted;
+            changed
+        });
+    }
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -259,12 +388,10 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// The next change of what the upstream says of the relay seat (never, for a session that is
 /// not told).
-async fn upward_changed(
-    upward: &mut Option<(watch::Receiver<Upward>, Signaling)>,
-) -> Option<Upward> {
+async fn upward_changed(upward: &mut Option<Downward>) -> Option<Upward> {
     match upward {
-        Some((view, _)) => match view.changed().await {
-            Ok(()) => Some(*view.borrow_and_update()),
+        Some(d) => match d.view.changed().await {
+            Ok(()) => Some(*d.view.borrow_and_update()),
             Err(_) => std::future::pending().await,
         },
         None => std::future::pending().await,
@@ -278,7 +405,7 @@ async fn recv(
     match silence {
         Some(limit) => tokio::time::timeout(limit, chan.recv())
             .await
-            .map_err(|_| anyhow!("the server sent nothing for {limit:?}"))?,
+            .map_err(|_| lost(format_args!("the server sent nothing for {limit:?}")))?,
         None => chan.recv().await,
     }
 }
@@ -306,6 +433,13 @@ async fn on_message(
         ServerMessage::Bye { code, reason, .. } => {
             bail!("the server ended the seat: {code:?}: {reason}")
         }
+        // The server closes the connection after a fatal error: the seat is over, not lost.
+        ServerMessage::Error {
+            code,
+            message,
+            fatal: true,
+            ..
+        } => bail!("the server ended the seat: {code:?}: {message}"),
         ServerMessage::Error { code, message, .. } => {
             tracing::warn!(?code, %message, "relay: the server reported an error");
             Ok(None)

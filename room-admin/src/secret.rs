@@ -55,6 +55,19 @@ impl Secret {
         &self.0
     }
 
+    /// This server's instance id (16 hex digits), as stable as its data dir's secret and
+    /// distinct between data dirs: a one-way hash of the secret under a label of its own, so
+    /// it can be sent to other servers (relay `join.chain`) without revealing anything of
+    /// the key that signs the links.
+    pub fn instance_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"hoinghi instance id v1\0")
+            .chain_update(self.0)
+            .finalize();
+        hex::encode(&digest[..8])
+    }
+
     /// Reads `<data_dir>/secret.key`, creating the data dir and the secret (mode 0600) when
     /// missing.
     pub fn load_or_create(data_dir: &Path) -> Result<Secret, SecretError> {
@@ -102,6 +115,18 @@ mod tests {
         assert_eq!(meta.len(), SECRET_LEN as u64);
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read(&path).unwrap(), first.as_bytes());
+    }
+
+    #[test]
+    fn the_instance_id_is_stable_per_secret_and_reveals_nothing_of_it() {
+        let s = Secret::from_bytes([7; SECRET_LEN]);
+        assert_eq!(s.instance_id(), s.instance_id());
+        assert_eq!(s.instance_id().len(), 16);
+        assert_ne!(
+            s.instance_id(),
+            Secret::from_bytes([8; SECRET_LEN]).instance_id()
+        );
+        assert!(!hex::encode(s.as_bytes()).contains(&s.instance_id()));
     }
 
     #[test]

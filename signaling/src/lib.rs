@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     /// TURN servers handed to every participant in `joined`, with its own credentials.
     pub turn: Option<turn::TurnConfig>,
     pub timeouts: Timeouts,
+    /// This server's instance id, for relay loops (see [`Signaling::with_instance_id`]).
+    pub instance_id: String,
 }
 
 impl Inner {
@@ -144,6 +146,8 @@ impl Signaling {
                 next_participant: AtomicU64::new(0),
                 metrics,
                 turn: None,
+                // Random per process unless set from the data dir: distinct servers differ.
+                instance_id: format!("{:016x}", rand::random::<u64>()),
             }),
         }
     }
@@ -215,6 +219,50 @@ impl Signaling {
         self
     }
 
+    /// This server's instance id (default: random for the life of the process): the `serve`
+    /// command sets one derived from its data dir, so that it outlives restarts. It is what a
+    /// relay `join`'s `chain` names; an id of another shape is ignored. Call before serving.
+    pub fn with_instance_id(mut self, id: String) -> Self {
+        if !protocol::valid_instance_id(&id) {
+            tracing::error!("instance id ignored: not 1..64 characters of a-z, 0-9 and -");
+            return self;
+        }
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.instance_id = id,
+            None => tracing::error!("instance id ignored: Signaling was already shared"),
+        }
+        self
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// The `chain` for the `join` of `meeting`'s relay to its upstream: this server's instance
+    /// id, then the ids in the chains of the relay seats in `meeting` now (the servers whose
+    /// programs reach it), each once, at most [`protocol::MAX_CHAIN`].
+    pub fn relay_chain(&self, meeting: &str) -> Vec<String> {
+        let mut chain = vec![self.inner.instance_id.clone()];
+        let rooms = self.inner.rooms();
+        let Some(room) = rooms.get(meeting) else {
+            return chain;
+        };
+        let below = room
+            .members
+            .values()
+            .filter(|m| m.info.role == protocol::Role::Relay)
+            .flat_map(|m| &m.chain);
+        for id in below {
+            if chain.len() >= protocol::MAX_CHAIN {
+                break;
+            }
+            if !chain.contains(id) {
+                chain.push(id.clone());
+            }
+        }
+        chain
+    }
+
     /// A connection to this service from inside the process (see [`local`]): the protocol of
     /// `/ws`, admitted and bounded like a WebSocket.
     pub fn connect_local(&self) -> Result<local::LocalConnection, local::LocalRefused> {
@@ -254,6 +302,19 @@ impl Signaling {
             && room.upstream_view(floor, hand_gone)
         {
             room.broadcast(&room.state_message(), None);
+        }
+    }
+
+    /// Lowers a linked meeting's `room_state.hand_up`: the hand its relay raised upstream is
+    /// gone there (granted or lowered by the upstream chair), whether or not the meeting's
+    /// `upstream` seat is in it. Everyone in it gets `room_state` on a change.
+    pub fn lower_hand_up(&self, meeting: &str) {
+        let mut rooms = self.inner.rooms();
+        if let Some(room) = rooms.get_mut(meeting) {
+            let floor = room.upstream_floor;
+            if room.upstream_view(floor, true) {
+                room.broadcast(&room.state_message(), None);
+            }
         }
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct Member {
     pub tx: mpsc::Sender<ServerMessage>,
     /// Recent changes of `info.media`, each told to everyone: bounded per seat.
     pub media_changes: ChangeLimiter,
+    /// A relay seat's `join.chain` (the servers its program comes through); empty otherwise.
+    pub chain: Vec<String>,
 }
 
 pub struct Room {
@@ -265,6 +267,7 @@ impl Room {
                 info,
                 tx,
                 media_changes: ChangeLimiter::default(),
+                chain: Vec::new(),
             },
         );
         Ok(Joined {

@@ -61,7 +61,12 @@ pub fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
     let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
     let cfg = RelayConfig {
         floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(link, "upstream-trung-uong".into(), [127, 0, 0, 1].into())
+        ..RelayConfig::new(
+            link,
+            "bench".into(),
+            "upstream-trung-uong".into(),
+            [127, 0, 0, 1].into(),
+        )
     };
     Relay::spawn(cfg, down.signaling.clone())
 }
@@ -146,4 +151,88 @@ impl Cascade {
             commune,
         }
     }
+}
+
+/// A TCP proxy between the relay and the upstream's `/ws` (the WebRTC media does not pass
+/// through it): it can sever every connection it carries, as a line that drops does, while
+/// the media path stays up.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(target: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let cut = tokio::sync::watch::channel(0u64).0;
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (cut_rx, count) = (cut.subscribe(), accepted.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut cut = cut_rx.clone();
+                cut.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    // Either side closing, or a cut, drops both sockets.
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut,
+            accepted,
+        }
+    }
+
+    /// Severs every connection open now (new ones are carried again).
+    pub fn sever(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A relay taking the upstream's relay seat `seat` through `proxy`.
+pub fn relay_via(proxy: &Proxy, down: &TestServer, seat: &str) -> Relay {
+    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", proxy.addr)).expect("link");
+    let cfg = RelayConfig {
+        floor_token: Some("upstream-floor".into()),
+        ..RelayConfig::new(
+            link,
+            "bench".into(),
+            "upstream-trung-uong".into(),
+            [127, 0, 0, 1].into(),
+        )
+    };
+    Relay::spawn(cfg, down.signaling.clone())
+}
+
+/// Client messages of type `kind` the server `at` accepted so far.
+pub fn messages(at: &TestServer, kind: &str) -> f64 {
+    at.registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "hoinghi_signaling_messages_total")
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| {
+            m.get_label()
+                .iter()
+                .any(|l| l.name() == "type" && l.value() == kind)
+        })
+        .map(|m| m.get_counter().value())
+        .sum()
 }

@@ -173,6 +173,7 @@ export const adminEn = {
   'up.relay.relaying': 'showing the upstream program',
   'up.relay.lost': 'upstream lost, showing the chair point',
   'up.relay.stopped': 'not running: the meeting is not open',
+  'up.relay.loop': 'refused: the links make a loop between servers, showing the chair point',
   'up.link': 'Relay link from the upstream (https://…/join?t=…)',
   'up.name': 'Display name',
   'up.fingerprint': 'Upstream server certificate fingerprint (AB:CD:…)',

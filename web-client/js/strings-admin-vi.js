@@ -174,6 +174,7 @@ export const adminVi = {
   'up.relay.relaying': 'đang phát hình ảnh cấp trên',
   'up.relay.lost': 'mất kết nối, đang phát điểm cầu chủ trì',
   'up.relay.stopped': 'chưa chạy: cuộc họp chưa mở',
+  'up.relay.loop': 'bị từ chối: liên kết tạo vòng lặp giữa các máy chủ, đang phát điểm cầu chủ trì',
   'up.link': 'Liên kết chuyển tiếp do cấp trên cấp (https://…/join?t=…)',
   'up.name': 'Tên hiển thị',
   'up.fingerprint': 'Dấu vân tay chứng chỉ của máy chủ cấp trên (AB:CD:…)',

@@ -258,6 +258,7 @@ impl Point {
                 v: PROTOCOL_VERSION,
                 token: cfg.token.clone(),
                 resume: None,
+                chain: Vec::new(),
             }))
             .await?;
         let participant = loop {

@@ -364,6 +364,11 @@ pub enum ClientMessage {
         /// the socket was lost, the same seat is taken over (same participant, no roster churn).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
+        /// A relay's join (the cascade): the instance ids of the servers whose meetings its
+        /// program comes through, its own first, at most [`MAX_CHAIN`]. A server refuses a
+        /// relay whose chain holds its own id (`relay_loop`): the meeting would relay itself.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chain: Vec<String>,
     },
     /// SDP offer of the publish connection (first publish, or a renegotiation).
     PublishOffer {
@@ -797,6 +802,9 @@ pub enum ErrorCode {
     InvalidState,
     /// Something failed on the server; details are in its log, not here.
     Internal,
+    /// A relay's `join` whose `chain` holds this server's instance id: its meeting already
+    /// takes its program, directly or not, from this server's meeting (a loop). Fatal.
+    RelayLoop,
 }
 
 impl ErrorCode {
@@ -804,7 +812,12 @@ impl ErrorCode {
     pub fn is_fatal(self) -> bool {
         matches!(
             self,
-            Self::TooLarge | Self::BadToken | Self::TokenExpired | Self::RoomFull | Self::NotJoined
+            Self::TooLarge
+                | Self::BadToken
+                | Self::TokenExpired
+                | Self::RoomFull
+                | Self::NotJoined
+                | Self::RelayLoop
         )
     }
 }
@@ -840,8 +853,8 @@ impl ServerMessage {
 
 mod parse;
 pub use parse::{
-    ClientFrame, MAX_CHAT_CHARS, MAX_HAND_TEXT, ParseError, has_markup, parse_client_frame,
-    parse_client_message,
+    ClientFrame, MAX_CHAIN, MAX_CHAT_CHARS, MAX_HAND_TEXT, MAX_INSTANCE_ID_CHARS, ParseError,
+    has_markup, parse_client_frame, parse_client_message, valid_instance_id,
 };
 
 #[cfg(test)]

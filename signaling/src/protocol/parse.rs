@@ -176,6 +176,20 @@ pub const MAX_CHAT_CHARS: usize = 2000;
 pub const MAX_HAND_TEXT: usize = 140;
 /// Longest point code `send_up` may name, in characters (seat codes are far shorter).
 pub const MAX_POINT_CHARS: usize = 128;
+/// A relay `join`'s `chain` lists at most this many servers (a cascade is a few levels deep:
+/// national, province, district).
+pub const MAX_CHAIN: usize = 16;
+/// An instance id is 1..=this many characters of `a`-`z`, `0`-`9` and `-`.
+pub const MAX_INSTANCE_ID_CHARS: usize = 64;
+
+/// Whether `id` has the shape of a server's instance id.
+pub fn valid_instance_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_INSTANCE_ID_CHARS
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
 
 /// Text that looks like HTML/XML markup (a tag or an entity-encoded tag). Chat is plain text;
 /// pages escape it anyway, but markup is refused so that no export or log carries it.
@@ -244,6 +258,14 @@ fn validate(msg: &ClientMessage) -> Result<(), String> {
         {
             Err(format!(
                 "\"point\" is longer than {MAX_POINT_CHARS} characters"
+            ))
+        }
+        ClientMessage::Join { chain, .. } if chain.len() > MAX_CHAIN => {
+            Err(format!("\"chain\" lists more than {MAX_CHAIN} servers"))
+        }
+        ClientMessage::Join { chain, .. } if !chain.iter().all(|id| valid_instance_id(id)) => {
+            Err(format!(
+                "\"chain\" entries are 1..{MAX_INSTANCE_ID_CHARS} characters of a-z, 0-9 and -"
             ))
         }
         ClientMessage::Viewport { visible, .. } if visible.len() > 1000 => {

@@ -11,6 +11,13 @@ fn client_messages_round_trip() {
             v: 1,
             token: "abc".into(),
             resume: None,
+            chain: vec![],
+        },
+        ClientMessage::Join {
+            v: 1,
+            token: "abc".into(),
+            resume: None,
+            chain: vec!["9f3c2a1b7d4e5f60".into(), "tinh-b".into()],
         },
         ClientMessage::PublishOffer {
             v: 1,
@@ -313,4 +320,20 @@ fn publish_state_is_two_booleans_and_the_roster_media_is_optional() {
     };
     let text = m.to_json();
     assert_eq!(serde_json::from_str::<ServerMessage>(&text).unwrap(), m);
+}
+
+#[test]
+fn a_relay_chain_is_bounded_and_of_instance_ids() {
+    let join = |chain: &str| format!(r#"{{"v":1,"type":"join","token":"t","chain":{chain}}}"#);
+    assert!(parse_client_message(&join(r#"["ab-12"]"#)).is_ok());
+    let sixteen = serde_json::to_string(&vec!["a"; MAX_CHAIN]).unwrap();
+    assert!(parse_client_message(&join(&sixteen)).is_ok());
+    let seventeen = serde_json::to_string(&vec!["a"; MAX_CHAIN + 1]).unwrap();
+    assert_eq!(code_of(&join(&seventeen)), ErrorCode::BadMessage);
+    for bad in [r#"[""]"#, r#"["A"]"#, r#"["a b"]"#, r#"[1]"#] {
+        assert_eq!(code_of(&join(bad)), ErrorCode::BadMessage, "{bad}");
+    }
+    let long = serde_json::to_string(&vec!["a".repeat(MAX_INSTANCE_ID_CHARS + 1)]).unwrap();
+    assert_eq!(code_of(&join(&long)), ErrorCode::BadMessage);
+    assert!(ErrorCode::RelayLoop.is_fatal());
 }

@@ -97,7 +97,12 @@ async fn handle_message(
 
     let Some(j) = joined.as_mut() else {
         return match msg {
-            ClientMessage::Join { token, resume, .. } => {
+            ClientMessage::Join {
+                token,
+                resume,
+                chain,
+                ..
+            } => {
                 // A resume that does not name a seat this join may take is a fresh join.
                 let resumed = match resume {
                     Some(r) => resume_seat(inner, &token, &r).await,
@@ -108,7 +113,7 @@ async fn handle_message(
                     *inbox = Some(queues);
                     return (replies, Next::Continue);
                 }
-                match join(inner, &token, opened).await {
+                match join(inner, &token, &chain, opened).await {
                     Ok((state, queues, reply)) => {
                         let mut replies = vec![reply];
                         if let Some(room) = inner.rooms().get(&state.meeting) {

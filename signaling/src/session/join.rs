@@ -19,6 +19,7 @@ use crate::room::{JoinRefused, Room};
 pub(super) async fn join(
     inner: &Arc<Inner>,
     token: &str,
+    chain: &[String],
     opened: Instant,
 ) -> Result<(Joined, Inbox, ServerMessage), ServerMessage> {
     let req = Some("join".to_owned());
@@ -27,6 +28,23 @@ pub(super) async fn join(
         Err(AuthError::Invalid(m)) => return Err(error(inner, ErrorCode::BadToken, m, req)),
         Err(AuthError::Expired(m)) => return Err(error(inner, ErrorCode::TokenExpired, m, req)),
     };
+    // A relay whose program already comes through this server would relay this meeting back
+    // to itself (A → B → A): refused before it takes a seat. Other roles' chains mean nothing.
+    let chain: &[String] = if grant.role == Role::Relay {
+        chain
+    } else {
+        &[]
+    };
+    if chain.contains(&inner.instance_id) {
+        tracing::warn!(meeting = %grant.meeting_id, point = %grant.point, "join refused: relay loop");
+        return Err(error(
+            inner,
+            ErrorCode::RelayLoop,
+            "Liên kết tạo vòng lặp: cuộc họp của điểm cầu này đã nhận chương trình qua máy chủ này \
+             / a loop: this relay's meeting already takes its program through this server",
+            req,
+        ));
+    }
     let id = inner.next_participant();
     let (media_tx, media_rx) = mpsc::channel(MEDIA_QUEUE);
     if let Err(e) = inner.sfu.join(&grant.meeting_id, id, media_tx).await {
@@ -54,6 +72,9 @@ pub(super) async fn join(
             room
         });
         let result = room.join(id, &grant, room_tx);
+        if let (Ok(_), Some(m)) = (&result, room.members.get_mut(&id)) {
+            m.chain = chain.to_vec();
+        }
         if let Ok(j) = &result {
             if j.replaced.is_none() {
                 inner.metrics.participants.inc();
