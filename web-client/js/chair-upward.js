@@ -4,7 +4,9 @@
 // commune the national chair wants to hear; and the hand raised in the upstream meeting
 // (`raise_hand_up`, for the province itself here, for a commune from the hand queue), gone
 // when the upstream chair grants or lowers it there; and whether the upstream chair gives the
-// province the floor (room_state.upstream_floor).
+// province the floor (room_state.upstream_floor). Its first line says whether the link to the
+// upstream carries its program (room_state.upstream: `live`, or `lost` while the communes see
+// the province's own chair).
 
 import { el } from './dom.js';
 import { setText } from './i18n.js';
@@ -12,6 +14,7 @@ import { setText } from './i18n.js';
 export function mountUpwardPanel(session, nameOf) {
   const title = el('h2', { class: 'section-title', id: 'upward-title' });
   setText(title, 'upward.title');
+  const link = el('p', { class: 'upward-link', id: 'upward-link', role: 'status' });
   const now = el('p', { class: 'upward-now', id: 'upward-now', role: 'status' });
   const sendFloor = el('button', { type: 'button', id: 'upward-send-floor', class: 'primary' });
   setText(sendFloor, 'upward.sendFloor');
@@ -33,6 +36,7 @@ export function mountUpwardPanel(session, nameOf) {
     'section',
     { class: 'side-section upward-panel', 'aria-labelledby': 'upward-title', hidden: true },
     title,
+    link,
     floorUp,
     now,
     el('div', { class: 'button-row' }, sendFloor, sendChair),
@@ -50,6 +54,9 @@ export function mountUpwardPanel(session, nameOf) {
 
   function update(state) {
     root.hidden = !state?.upstream;
+    const live = state?.upstream === 'live';
+    setText(link, live ? 'upward.live' : 'upward.lost');
+    link.classList.toggle('lost', !live);
     floorUp.hidden = state?.upstream_floor !== true;
     const sent = state?.sent_up ?? null;
     floorPoint = state?.floor?.point ?? null;

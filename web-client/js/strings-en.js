@@ -155,6 +155,8 @@ export const en = {
   'floor.revoke': 'End speaking',
   'floor.next': 'Give the floor to the next point',
   'upward.title': 'Sent upstream',
+  'upward.live': 'Connected upstream: receiving the upstream program',
+  'upward.lost': 'Upstream lost: the points see the province chair point',
   'upward.sendingChair': 'Going up: the chair (me)',
   'upward.sendingPoint': 'Going up: {name}',
   'upward.sendFloor': 'Send the point holding the floor up',

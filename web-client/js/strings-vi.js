@@ -157,6 +157,8 @@ export const vi = {
   'floor.revoke': 'Kết thúc phát biểu',
   'floor.next': 'Mời điểm cầu tiếp theo',
   'upward.title': 'Gửi lên cấp trên',
+  'upward.live': 'Đã kết nối với cấp trên: đang nhận hình ảnh điểm cầu cấp trên',
+  'upward.lost': 'Mất kết nối với cấp trên: các điểm cầu đang xem điểm cầu chủ trì tỉnh',
   'upward.sendingChair': 'Đang gửi lên: điểm cầu chủ trì (tôi)',
   'upward.sendingPoint': 'Đang gửi lên: {name}',
   'upward.sendFloor': 'Gửi điểm cầu đang phát biểu lên',
