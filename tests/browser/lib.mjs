@@ -1,5 +1,6 @@
 // Shared by the browser tests (controls.mjs; run.mjs keeps its own copy for now): the server
-// process, Chromium with fake media, pages, getStats() sampling, and the PASS/FAIL report.
+// process (and more servers for the cascade, addServer), Chromium with fake media, pages,
+// getStats() sampling, the admin API, and the PASS/FAIL report.
 
 import { spawn, execFile } from 'node:child_process';
 import dgram from 'node:dgram';
@@ -44,6 +45,7 @@ export class Harness {
     this.pageLogs = [];
     this.serverOutput = [];
     this.server = null;
+    this.servers = []; // started by addServer(): {label, proc, output}
     this.browser = null;
     this.ownBrowsers = []; // launched by openPage(..., {ownBrowser: true})
     this.dataDir = null;
@@ -100,6 +102,32 @@ export class Harness {
   }
 
   /**
+   * Starts one more `hoinghi serve` beside start()'s (the cascade: a downstream server linked to
+   * the first one), with a data dir of its own and every port chosen by the kernel, as start()
+   * does. Its output is kept apart (printed by finish() under `label`); finish() stops it before
+   * the first server. Resolves with {label, origin, admin, mediaPort, dataDir, proc}: `admin` the
+   * bootstrap account ({username, password}) for adminLogin().
+   */
+  async addServer(label, { serverArgs = [] } = {}) {
+    if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}: run \`cargo build\``);
+    const dataDir = this.tempDir();
+    this.step(`starting a second server (${label}) on 127.0.0.1, every port 0`);
+    const output = [];
+    const server = spawnServer([
+      'serve', '--no-tls', '--data-dir', dataDir, '--public-ip', '127.0.0.1', '--listen', '127.0.0.1:0',
+      '--media-port', '0', '--workers', '1', ...serverArgs,
+    ], output, READY_TIMEOUT_MS);
+    this.servers.push({ label, proc: server.proc, output });
+    process.once('exit', () => {
+      if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill('SIGKILL');
+    });
+    const info = await server.ready;
+    const origin = new URL(info.base).origin;
+    this.step(`${label} on ${origin}, media UDP ${info['media-udp']}`);
+    return { label, origin, admin: info.admin, mediaPort: Number(info['media-udp']), dataDir, proc: server.proc };
+  }
+
+  /**
    * GET an admin API path as the bootstrap admin (cookie session). Resolves with
    * {status, body} (body parsed as JSON when it is JSON).
    */
@@ -125,12 +153,14 @@ export class Harness {
    * Opens `url` in a new context of the shared browser, or with `ownBrowser` in a Chromium of its
    * own: pages of one browser share its one fake camera, whose capture format the first opener
    * settles, so a page asking a larger size later may not get it (seen: three pages all stuck at
-   * 640x480 while asking 1280x720 and 960x540).
+   * 640x480 while asking 1280x720 and 960x540). `args` are more Chromium flags for a browser of
+   * its own (e.g. `--use-file-for-fake-video-capture=FILE`, a camera showing a picture of the
+   * test's choosing); they imply `ownBrowser`.
    */
-  async openPage(name, url, { ownBrowser = false, initScript = null } = {}) {
+  async openPage(name, url, { ownBrowser = false, initScript = null, args = [] } = {}) {
     let browser = this.browser;
-    if (ownBrowser) {
-      browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: CHROMIUM_ARGS });
+    if (ownBrowser || args.length) {
+      browser = await chromium.launch({ executablePath: CHROMIUM, headless: process.env.HEADED !== '1', args: [...CHROMIUM_ARGS, ...args] });
       this.ownBrowsers.push(browser);
     }
     const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, permissions: ['camera', 'microphone'] });
@@ -249,6 +279,10 @@ export class Harness {
     if (!ok || process.env.VERBOSE === '1') {
       console.log('\n--- server output (tail) ---');
       for (const line of this.serverOutput.slice(-60)) console.log(`  ${line}`);
+      for (const s of this.servers) {
+        console.log(`--- ${s.label} server output (tail) ---`);
+        for (const line of s.output.slice(-60)) console.log(`  ${line}`);
+      }
       if (this.turnOutput.length) {
         console.log('--- turnserver output (tail) ---');
         for (const line of this.turnOutput.slice(-60)) console.log(`  ${line}`);
@@ -260,6 +294,7 @@ export class Harness {
     console.log(`\n${this.name}: ${passed} passed, ${this.checks.length - passed} failed, ${((Date.now() - this.t0) / 1000).toFixed(1)} s`);
     for (const b of this.ownBrowsers) await b.close().catch(() => {});
     await this.browser?.close().catch(() => {});
+    for (const s of this.servers) await stopProcess(s.proc);
     await stopProcess(this.server);
     await this.stopTurn().catch(() => {});
     if (this.dataDir) fs.rmSync(this.dataDir, { recursive: true, force: true });
@@ -377,6 +412,26 @@ export async function adminLogin(origin, admin) {
   if (!res.ok) return { ok: false, status: res.status, body: await res.text(), cookie: '', csrf: '' };
   admin.password = next;
   return login();
+}
+
+/**
+ * Calls the admin API at `origin` with a session of adminLogin() (cookie and CSRF token).
+ * Resolves with the parsed JSON answer (null when empty); throws with the status and the
+ * answer's text when it is not a success.
+ */
+export async function adminApi(origin, session, method, apiPath, body) {
+  const res = await fetch(`${origin}/api/v1${apiPath}`, {
+    method,
+    headers: { 'content-type': 'application/json', cookie: session.cookie, 'x-csrf-token': session.csrf },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${apiPath} at ${origin}: ${res.status} ${text}`);
+  try {
+    return text ? JSON.parse(text) : null;
+  } catch {
+    return text;
+  }
 }
 
 export function kiosk(link) {
