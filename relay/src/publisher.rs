@@ -113,6 +113,7 @@ impl Publisher {
             None => (0..n as u8).map(|layer| Route::Video { layer }).collect(),
         });
         spawn_keyframe_watch(screen.clone(), keyframes, |_, _| vec![Route::Screen]);
+        spawn_rtcp_drain(audio.clone());
         let mut p = Publisher {
             pc,
             video,
@@ -223,6 +224,15 @@ impl Publisher {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
+}
+
+/// Reads and drops the RTCP the server sends about `track` (its receiver reports): with the
+/// tap on, every RTCP packet is queued for the application on its track's channel (256
+/// events), and a channel nobody reads fills in about four minutes of one report a second,
+/// after which the engine logs an error for each report, every second, for the rest of the
+/// meeting (seen for the microphone in `tests/browser/cascade.mjs`).
+fn spawn_rtcp_drain(track: Arc<TrackLocalStaticRTP>) {
+    tokio::spawn(async move { while track.poll().await.is_some() {} });
 }
 
 /// Keyframe requests on `track`, as the streams `routes` names for the position of the SSRC
