@@ -120,6 +120,10 @@ if [ -f tests/browser/chairwalk.mjs ]; then
   step "chair walks its 120-point grid twice while a point re-joins 30 times: SDP bounded, every tile decodes (Chromium)"
   node tests/browser/chairwalk.mjs
 fi
+if [ -f tests/browser/cascade.mjs ]; then
+  step "cascade browser test: two servers, the province chair's upward panel, a commune's hand and the floor passed up (Chromium)"
+  node tests/browser/cascade.mjs
+fi
 if [ -f tests/browser/simulcast.mjs ]; then
   step "simulcast layer routing browser test (Chromium)"
   node tests/browser/simulcast.mjs
