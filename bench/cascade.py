@@ -679,9 +679,12 @@ def whose_table(w):
            "|---|---|---|---|---|---|---|---|"]
     for n, a in sorted(w["provinces"].items()):
         og = a["own_generator_stalls"]
-        cpu = ", ".join(f"{k.removeprefix('loadtest-')} {fmt(v['at_freezes'], 0)}/"
-                        f"{fmt(v['median'], 0)}"
-                        for k, v in a["cpu_pct_at_freezes"].items())
+        # The processes that could be the stall's (all of them are in the JSON).
+        shown = [(n, "server"), ("upstream", "upstream"), (f"loadtest-{n}", "generator"),
+                 ("loadtest-upstream", "upstream generator")]
+        c = a["cpu_pct_at_freezes"]
+        cpu = ", ".join(f"{label} {fmt(c[k]['at_freezes'], 0)}/{fmt(c[k]['median'], 0)}"
+                        for k, label in shown if k in c)
         out.append(f"| {n} | {a['common_freezes']} | {og.get('count')}, "
                    f"{fmt(og.get('max_ms'), 0)} | {a['with_own_generator_stall']} | "
                    f"{a['upstream_side']} ({a['with_upstream_generator_stall']} / "
