@@ -23,7 +23,8 @@ each other, from `per_point[].freezes_at`) are set beside, on the wall clock
   - the CPU of each server and generator in that second (/proc, sampled every second).
 Printed after the table (`| province | common freezes | own generator's stalls | with own
 generator stall | upstream side (generator stall / reference freeze) | also in other provinces |
-unexplained | CPU % at freezes / median |`); "unexplained" (neither its generator nor the
+unexplained | CPU % at freezes / median |`, the last for the province's server, the upstream
+server, its generator and the upstream's); "unexplained" (neither its generator nor the
 upstream side) leaves the province's own server and relay. Saved in the run's cascade.json as
 `whose_stall` (`t0_unix`: the upstream generator's epoch, time zero of every `at_s`;
 `provinces.<name>`: the counts above, `own_generator_stalls {count, max_ms}`,
