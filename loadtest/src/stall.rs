@@ -149,11 +149,12 @@ mod tests {
         let epoch = Instant::now();
         let m = StallMonitor::start(epoch);
         tokio::time::sleep(Duration::from_millis(30)).await;
-        // A current-thread test runtime: blocking it blocks the monitor too.
+        // A current-thread test runtime: blocking it blocks the monitor too, whose next wake-up
+        // was due at most 10 ms into the block: over 100 ms late, however loaded the machine.
         std::thread::sleep(Duration::from_millis(120));
         tokio::time::sleep(Duration::from_millis(30)).await;
         let r = m.report();
-        assert!(r.ticks >= 2, "{r:?}");
+        assert!(r.ticks >= 1, "{r:?}");
         assert!(r.count >= 1, "{r:?}");
         assert!(r.max_ms >= 60.0, "{r:?}");
         assert!(
