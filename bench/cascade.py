@@ -11,6 +11,29 @@ rewrite SSRCs, sequence numbers and RTP timestamps, not payloads), so each point
 one-way delay of the chair's frames; downstream minus the reference point's is what the extra hop
 adds. CPU and RSS of every server from /proc/<pid>/stat over the common window.
 
+Whose stall: every point of a province shares one generator process, so a freeze all of them see
+at once is the province server's, the upstream side's, or that generator's own. After each run,
+per province, the common freezes (more than half of its points beginning one within 200 ms of
+each other, from `per_point[].freezes_at`) are set beside, on the wall clock
+(`generator.epoch_unix_s`), with 200 ms of slack:
+  - its own generator's stalls (`generator.stalls`: the runtime woke over 50 ms late);
+  - the upstream side: the upstream generator's stalls (it runs the chair's camera) and the
+    reference point's freezes (a freeze there too is the upstream server's or the chair's);
+  - the other provinces' common freezes (all at once: upstream, or the whole machine);
+  - the CPU of each server and generator in that second (/proc, sampled every second).
+Printed after the table (`| province | common freezes | own generator's stalls | with own
+generator stall | upstream side (generator stall / reference freeze) | also in other provinces |
+unexplained | CPU % at freezes / median |`, the last for the province's server, the upstream
+server, its generator and the upstream's); "unexplained" (neither its generator nor the
+upstream side) leaves the province's own server and relay. Saved in the run's cascade.json as
+`whose_stall` (`t0_unix`: the upstream generator's epoch, time zero of every `at_s`;
+`provinces.<name>`: the counts above, `own_generator_stalls {count, max_ms}`,
+`cpu_pct_at_freezes {process: {at_freezes, median}}` and `events[]` (the first 200 common
+freezes: `at_s`, `points`, `ms` (median length), `own_generator_stall_ms`,
+`upstream_generator_stall_ms`, `reference_freeze_ms` (the largest coinciding, or null),
+`other_provinces`, `cpu_pct` per process)) and `cpu_per_second` (per process, `[s since t0, % of
+a core]`). The pure parts are doctests: `python3 -m doctest bench/cascade.py`.
+
     bench/cascade.py [--points 20] [--seconds 60] [--runs 1] [--out bench/results] [--no-build]
 
 Every process started here is stopped on exit (normal, error or signal).
@@ -18,6 +41,7 @@ Every process started here is stopped on exit (normal, error or signal).
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -102,6 +126,15 @@ class Sampler(threading.Thread):
             snap = {n: proc_cpu_rss(pid) for n, pid in self.pids.items()}
             self.samples.append((now, snap))
             self.stop.wait(1.0)
+
+    def per_second(self):
+        """Per name: [(wall time of the interval's middle, % of one core)] between samples."""
+        out = {n: [] for n in self.pids}
+        for (a_t, a), (b_t, b) in zip(self.samples, self.samples[1:]):
+            for n in self.pids:
+                if a.get(n) and b.get(n) and b_t > a_t:
+                    out[n].append(((a_t + b_t) / 2, 100 * (b[n][0] - a[n][0]) / (b_t - a_t)))
+        return out
 
     def between(self, t0, t1):
         """Per name: % of one core over [t0, t1] and the largest RSS seen (MB)."""
@@ -349,6 +382,11 @@ def run_once(args, run_dir):
     gen_cpu = gen_sampler.between(w0, w1)
     load1 = open("/proc/loadavg").read().split()[:3]
     result = summarise(args, reports, up_report, cpu, gen_cpu, w1 - w0, load0, load1, up_seconds)
+    per_second = {**sampler.per_second(), **gen_sampler.per_second()}
+    result["whose_stall"] = whose_stalls(reports, up_report, per_second)
+    t0 = result["whose_stall"]["t0_unix"]
+    result["cpu_per_second"] = {n: [[round(t - t0, 2), round(v, 1)] for t, v in s]
+                                for n, s in sorted(per_second.items())}
     with open(os.path.join(run_dir, "cascade.json"), "w") as f:
         json.dump(result, f, indent=2)
     # The links were keys to throwaway servers; they are not kept with the results.
@@ -363,6 +401,165 @@ def run_once(args, run_dir):
         except subprocess.TimeoutExpired:
             s.proc.kill()
     return result
+
+
+# --- whose stall: the provinces' common freezes against the generators' stalls ---------------
+
+TOGETHER_S = 0.2  # freezes starting within this of each other are one; also the slack below
+LISTED = 200  # common freezes listed per province at most
+
+
+def freezes_unix(report):
+    """Per point of a loadtest report: its freezes as (start, wall clock s; length ms)."""
+    e = ((report or {}).get("generator") or {}).get("epoch_unix_s")
+    if not e:
+        return []
+    return [[(e + a, ms) for a, ms in p.get("freezes_at") or []]
+            for p in report.get("per_point") or []]
+
+
+def stalls_unix(report):
+    """The generator's stalls as (when the late wake-up was due, wall clock s; lateness ms)."""
+    g = (report or {}).get("generator") or {}
+    e = g.get("epoch_unix_s")
+    if not e:
+        return []
+    return [(e + a, ms) for a, ms in (g.get("stalls") or {}).get("at") or []]
+
+
+def common_freezes(per_point, together=TOGETHER_S):
+    """The freezes most points (more than half) began within `together` s of each other.
+
+    `per_point`: per point, [(start s, length ms)]. Greedy from the earliest start: the starts
+    within `together` after it are one freeze if they come from more than half of the points;
+    else the next start is tried. Returns [(earliest start, median length ms, points)].
+
+    >>> common_freezes([[(10.0, 300)], [(10.1, 310)], [(10.15, 305), (20.0, 400)]])
+    [(10.0, 305, 3)]
+    >>> common_freezes([[(1.0, 300)], [(1.3, 300)], [(1.6, 300)]])
+    []
+    >>> common_freezes([[(5.0, 200)], [(5.3, 250)], [(5.4, 260)]])
+    [(5.3, 255.0, 2)]
+    """
+    n = len(per_point)
+    need = n // 2 + 1
+    starts = sorted((t, ms, i) for i, fs in enumerate(per_point) for t, ms in fs)
+    out = []
+    k = 0
+    while k < len(starts):
+        t0 = starts[k][0]
+        j = k
+        while j < len(starts) and starts[j][0] <= t0 + together:
+            j += 1
+        group = starts[k:j]
+        points = {i for _, _, i in group}
+        if len(points) >= need:
+            lens = sorted(ms for _, ms, _ in group)
+            mid = len(lens) // 2
+            median = lens[mid] if len(lens) % 2 else (lens[mid - 1] + lens[mid]) / 2
+            out.append((t0, median, len(points)))
+            k = j
+        else:
+            k += 1
+    return out
+
+
+def overlapping(at, ms, events, slack=TOGETHER_S):
+    """The largest (in ms) of `events` [(start s, ms)] whose span meets [at, at + ms] widened
+    by `slack` s on each side, or None.
+
+    >>> overlapping(10.0, 300, [(10.1, 120), (12.0, 500)])
+    120
+    >>> overlapping(10.0, 300, [(9.5, 100), (10.6, 80)]) is None
+    True
+    """
+    hits = [m for s, m in events
+            if s <= at + ms / 1000 + slack and s + m / 1000 >= at - slack]
+    return max(hits) if hits else None
+
+
+def cpu_at(series, t):
+    """% of a core of the sample interval whose middle is nearest `t` (within 1 s), or None."""
+    best = min(series, key=lambda x: abs(x[0] - t), default=None)
+    return best[1] if best and abs(best[0] - t) <= 1.0 else None
+
+
+def align(province, commons, own_stalls, up_stalls, ref_freezes, cpu, t0):
+    """One province's common freezes set beside the stalls that might explain them.
+
+    `commons`: per province, its common freezes (`common_freezes`); `own_stalls`, `up_stalls`:
+    its generator's and the upstream generator's stalls; `ref_freezes`: the reference point's
+    freezes upstream; `cpu`: per process, % of a core per second (`Sampler.per_second`);
+    times on the wall clock, reported in seconds since `t0`.
+
+    >>> r = align("a", {"a": [(10.0, 300, 40), (20.0, 300, 40), (30.0, 300, 40)],
+    ...                 "b": [(20.05, 310, 40)]},
+    ...           own_stalls=[(10.05, 250)], up_stalls=[], ref_freezes=[(20.0, 300)],
+    ...           cpu={"a": [(10.0, 90.0), (20.0, 10.0), (30.0, 10.0), (40.0, 10.0)]}, t0=0)
+    >>> [r[k] for k in ("common_freezes", "with_own_generator_stall", "upstream_side",
+    ...                 "in_other_provinces", "unexplained")]
+    [3, 1, 1, 1, 1]
+    >>> r["cpu_pct_at_freezes"]["a"]
+    {'at_freezes': 36.7, 'median': 10.0}
+    """
+    events = []
+    for at, ms, points in commons.get(province, []):
+        own = overlapping(at, ms, own_stalls)
+        up = overlapping(at, ms, up_stalls)
+        ref = overlapping(at, ms, ref_freezes)
+        others = sorted(p for p, cs in commons.items() if p != province
+                        and overlapping(at, ms, [(a, m) for a, m, _ in cs]) is not None)
+        events.append({"at_s": round(at - t0, 3), "points": points, "ms": ms,
+                       "own_generator_stall_ms": own, "upstream_generator_stall_ms": up,
+                       "reference_freeze_ms": ref, "other_provinces": others,
+                       "cpu_pct": {n: cpu_at(s, at) for n, s in sorted(cpu.items())}})
+    upstream = [e for e in events if e["upstream_generator_stall_ms"] is not None
+                or e["reference_freeze_ms"] is not None]
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2] if xs else None
+
+    cpu_cmp = {}
+    for n, s in sorted(cpu.items()):
+        at = [e["cpu_pct"][n] for e in events if e["cpu_pct"][n] is not None]
+        cpu_cmp[n] = {"at_freezes": round(sum(at) / len(at), 1) if at else None,
+                      "median": None if median([v for _, v in s]) is None
+                      else round(median([v for _, v in s]), 1)}
+    return {
+        "common_freezes": len(events),
+        "with_own_generator_stall": sum(e["own_generator_stall_ms"] is not None for e in events),
+        "with_upstream_generator_stall": sum(
+            e["upstream_generator_stall_ms"] is not None for e in events),
+        "with_reference_freeze": sum(e["reference_freeze_ms"] is not None for e in events),
+        "upstream_side": len(upstream),
+        "in_other_provinces": sum(bool(e["other_provinces"]) for e in events),
+        "unexplained": sum(e["own_generator_stall_ms"] is None and e not in upstream
+                           for e in events),
+        "cpu_pct_at_freezes": cpu_cmp,
+        "events": events[:LISTED],
+    }
+
+
+def whose_stalls(reports, up_report, cpu):
+    """Per province, `align` over this run's reports; times since the upstream's epoch."""
+    up_epoch = ((up_report or {}).get("generator") or {}).get("epoch_unix_s")
+    t0 = up_epoch or min((r["generator"].get("epoch_unix_s") or 0 for r in reports.values()),
+                         default=0)
+    commons = {n: common_freezes(freezes_unix(r)) for n, r in reports.items()}
+    ref = freezes_unix(up_report)
+    ref = ref[0] if ref else []
+    up_stalls = stalls_unix(up_report)
+    out = {}
+    for n in sorted(reports):
+        a = align(n, commons, stalls_unix(reports[n]), up_stalls, ref, cpu, t0)
+        g = reports[n].get("generator", {}).get("stalls") or {}
+        a["own_generator_stalls"] = {k: g.get(k) for k in ("count", "max_ms")}
+        out[n] = a
+    ug = ((up_report or {}).get("generator") or {}).get("stalls") or {}
+    return {"t0_unix": t0, "together_s": TOGETHER_S,
+            "upstream_generator_stalls": {k: ug.get(k) for k in ("count", "max_ms")},
+            "reference_freezes": len(ref), "provinces": out}
 
 
 def layer_name(p):
@@ -464,7 +661,37 @@ def table(r):
     g = r["generator_cpu"]
     out.append("load generators, % of a core: " + ", ".join(
         f"{k.removeprefix('loadtest-')} {v['cpu_pct_of_core']}" for k, v in sorted(g.items())))
+    out.extend(whose_table(r.get("whose_stall")))
     return "\n".join(out)
+
+
+def whose_table(w):
+    """The `whose_stall` lines of the printed summary."""
+    if not w:
+        return []
+    ug = w["upstream_generator_stalls"]
+    out = [f"whose stall (freezes of more than half of a province's points starting within "
+           f"{int(w['together_s'] * 1000)} ms; a stall or freeze within that of it coincides): "
+           f"upstream generator stalls {ug.get('count')} (largest {fmt(ug.get('max_ms'), 0)} ms), "
+           f"reference point freezes {w['reference_freezes']}",
+           "| province | common freezes | own generator's stalls (count, largest ms) "
+           "| with own generator stall | upstream side (generator stall / reference freeze) "
+           "| also in other provinces | unexplained | CPU % at freezes / median |",
+           "|---|---|---|---|---|---|---|---|"]
+    for n, a in sorted(w["provinces"].items()):
+        og = a["own_generator_stalls"]
+        # The processes that could be the stall's (all of them are in the JSON).
+        shown = [(n, "server"), ("upstream", "upstream"), (f"loadtest-{n}", "generator"),
+                 ("loadtest-upstream", "upstream generator")]
+        c = a["cpu_pct_at_freezes"]
+        cpu = ", ".join(f"{label} {fmt(c[k]['at_freezes'], 0)}/{fmt(c[k]['median'], 0)}"
+                        for k, label in shown if k in c)
+        out.append(f"| {n} | {a['common_freezes']} | {og.get('count')}, "
+                   f"{fmt(og.get('max_ms'), 0)} | {a['with_own_generator_stall']} | "
+                   f"{a['upstream_side']} ({a['with_upstream_generator_stall']} / "
+                   f"{a['with_reference_freeze']}) | {a['in_other_provinces']} | "
+                   f"{a['unexplained']} | {cpu} |")
+    return out
 
 
 def fmt(x, digits=2):

@@ -12,6 +12,7 @@
 //! - [`share`]: a participant sharing a screen only (started and stopped by renegotiation).
 //! - [`red`]: redundant audio (RFC 2198): wrapping, unwrapping, recovery accounting.
 //! - [`targets`]: issue 11's line targets: layer per second, return after a dip, steadiness.
+//! - [`stall`]: the generator's own runtime lateness (its stalls), to tell them from the server's.
 //! - `rtcp_tap`: an interceptor that lets RTCP reach the application (keyframe requests).
 
 pub mod http;
@@ -29,5 +30,6 @@ pub mod relay;
 mod rtcp_tap;
 pub mod scenario;
 pub mod share;
+pub mod stall;
 pub mod stats;
 pub mod targets;

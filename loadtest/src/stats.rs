@@ -105,9 +105,21 @@ pub struct FreezeDetector {
     pub frames: u64,
     pub freezes: u64,
     pub frozen: Duration,
+    /// The first [`MAX_FREEZES_LISTED`] freezes: when each began (the last frame before it)
+    /// and how long it lasted.
+    pub starts: Vec<(Instant, Duration)>,
 }
 
+/// Freezes a [`FreezeDetector`] lists at most (it counts them all).
+pub const MAX_FREEZES_LISTED: usize = 200;
+
 impl FreezeDetector {
+    fn list(&mut self, from: Instant, gap: Duration) {
+        if self.starts.len() < MAX_FREEZES_LISTED {
+            self.starts.push((from, gap));
+        }
+    }
+
     fn threshold(&self) -> Option<Duration> {
         if self.intervals.len() < 3 {
             return None;
@@ -123,6 +135,7 @@ impl FreezeDetector {
             if self.threshold().is_some_and(|t| gap > t) {
                 self.freezes += 1;
                 self.frozen += gap;
+                self.list(last, gap);
             } else {
                 // Freeze intervals stay out of the mean, so a long freeze does not hide the next.
                 self.intervals.push_back(gap);
@@ -141,6 +154,7 @@ impl FreezeDetector {
             if gap > t {
                 self.freezes += 1;
                 self.frozen += gap;
+                self.list(last, gap);
                 self.last = Some(now);
             }
         }
@@ -440,6 +454,31 @@ mod tests {
         d.finish(t0 + Duration::from_millis(last + 466 + 1_000));
         assert_eq!(d.freezes, 2);
         assert_eq!(d.frames, 34);
+        // Each listed from the last frame before it, with its length.
+        let ms = |i: Instant| i.duration_since(t0).as_millis() as u64;
+        let starts: Vec<(u64, u128)> = d
+            .starts
+            .iter()
+            .map(|(a, g)| (ms(*a), g.as_millis()))
+            .collect();
+        assert_eq!(starts, [(last, 400), (last + 466, 1_000)]);
+    }
+
+    #[test]
+    fn the_freeze_list_is_bounded_the_count_is_not() {
+        let t0 = Instant::now();
+        let mut d = FreezeDetector::default();
+        let mut t = 0u64;
+        for _ in 0..(MAX_FREEZES_LISTED + 10) {
+            for _ in 0..5 {
+                t += 33;
+                d.on_frame(t0 + Duration::from_millis(t));
+            }
+            t += 500;
+            d.on_frame(t0 + Duration::from_millis(t));
+        }
+        assert_eq!(d.freezes, MAX_FREEZES_LISTED as u64 + 10);
+        assert_eq!(d.starts.len(), MAX_FREEZES_LISTED);
     }
 
     #[test]

@@ -111,6 +111,7 @@ pub(super) fn point_report(
     let (mut frozen, mut video_span) = (Duration::ZERO, Duration::ZERO);
     let (mut gap_time, mut audio_span) = (Duration::ZERO, Duration::ZERO);
     let (mut a_expected, mut red_gap_time) = (0u64, Duration::ZERO);
+    let mut freezes_at: Vec<(Instant, Duration)> = Vec::new();
     for st in s.streams.values() {
         let mut st = st.clone();
         if st.kind.as_deref() == Some("video") {
@@ -122,6 +123,9 @@ pub(super) fn point_report(
             v_lost += st.seq.unrecovered();
             r.freezes += st.freezes.freezes;
             frozen += st.freezes.frozen;
+            if view.is_program(&st) {
+                freezes_at.extend(st.freezes.starts.iter().copied());
+            }
             r.layer_switches += st.layer_switches;
             if let Some(f) = st.first_packet_at {
                 video_span += end.saturating_duration_since(f);
@@ -189,6 +193,18 @@ pub(super) fn point_report(
         &keyframes,
         targets::AFTER_KEYFRAME,
     );
+    freezes_at.sort();
+    freezes_at.truncate(crate::stats::MAX_FREEZES_LISTED);
+    r.freezes_at = freezes_at
+        .iter()
+        .map(|(at, len)| {
+            let ms3 = |x: f64| (x * 1_000.0).round() / 1_000.0;
+            [
+                ms3(at.saturating_duration_since(view.epoch).as_secs_f64()),
+                ms3(len.as_secs_f64() * 1_000.0),
+            ]
+        })
+        .collect();
     r.video_expected = v_expected;
     r.video_unrecovered = v_lost;
     r.loss_before_nack_pct = pct(v_gaps, v_expected);

@@ -100,6 +100,12 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         .unwrap_or(0);
     let server = Server::start(target).await?;
     let epoch = Instant::now();
+    let epoch_unix_s = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    // The generator's own stalls, on the runtime every point shares, from the same epoch.
+    let stall_monitor = crate::stall::StallMonitor::start(epoch);
     // Received keyframes are matched against the layers publishers send (by resolution).
     let receive_ladder = cfg.simulcast.clone().unwrap_or_else(|| {
         let (w, h) = cfg
@@ -468,6 +474,8 @@ pub async fn run(target: Target, cfg: LoadConfig) -> anyhow::Result<Report> {
         window_end,
         load0,
         gen_cpu_total,
+        epoch_unix_s,
+        stalls: stall_monitor.report(),
         s0,
         s1,
         paused_max,

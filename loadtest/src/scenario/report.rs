@@ -9,6 +9,7 @@ use crate::layers::Ladder;
 use crate::link::{LinkCounters, LinkParams};
 use crate::point::{LayerSent, PointStats};
 use crate::prom::HistogramReport;
+use crate::stall::StallReport;
 use crate::stats::Summary;
 
 #[derive(Debug, Clone, Serialize)]
@@ -321,6 +322,11 @@ pub struct GeneratorReport {
     pub cpu_seconds: f64,
     pub cpu_cores: f64,
     pub rss_bytes: Option<u64>,
+    /// The epoch (time zero of every `_at_s`, `freezes_at` and per-second series) on the wall
+    /// clock, Unix seconds: lines up the reports of several generators.
+    pub epoch_unix_s: f64,
+    /// This process's runtime lateness since the epoch (`loadtest/src/stall.rs`).
+    pub stalls: StallReport,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -348,6 +354,9 @@ pub struct PointReport {
     pub loss_after_nack_pct: f64,
     pub freezes: u64,
     pub freeze_ratio: f64,
+    /// The program's video freezes (whole run, the first 200): `[start, seconds since the
+    /// epoch (the last frame before it), length ms]`, by start.
+    pub freezes_at: Vec<[f64; 2]>,
     pub audio_gaps: u64,
     pub audio_gap_ratio: f64,
     /// Audio, whole run: packets received, of them RED, sequence gaps at arrival, frames

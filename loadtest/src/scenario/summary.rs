@@ -9,6 +9,7 @@ use super::server::{Server, ServerSample, load_average, rss_bytes};
 use super::{LoadConfig, SCHEMA, Scenario};
 use crate::layers::MAX_LAYERS;
 use crate::point::{LayerSent, PointStats};
+use crate::stall::StallReport;
 use crate::stats::Summary;
 
 /// Everything a finished run hands to [`summarize`].
@@ -29,6 +30,8 @@ pub(super) struct Finished<'a> {
     pub window_end: Instant,
     pub load0: f64,
     pub gen_cpu_total: f64,
+    pub epoch_unix_s: f64,
+    pub stalls: StallReport,
     pub s0: ServerSample,
     pub s1: ServerSample,
     pub paused_max: Option<f64>,
@@ -55,6 +58,8 @@ pub(super) fn summarize(run: Finished) -> Report {
         window_end,
         load0,
         gen_cpu_total,
+        epoch_unix_s,
+        stalls,
         s0,
         s1,
         paused_max,
@@ -346,6 +351,8 @@ pub(super) fn summarize(run: Finished) -> Report {
                 })
                 / window_s,
             rss_bytes: rss_bytes(std::process::id()),
+            epoch_unix_s,
+            stalls,
         },
         link,
         chair: chair_report,
