@@ -14,6 +14,11 @@ import { meetingsView, meetingDetailView } from './meetings.js';
 const view = document.getElementById('view');
 let me = null;
 let timer = null;
+/// Which call of `route` is current: a view still waiting for the server when the page moves on
+/// renders into its own detached container and its error is not shown. Under load (CI), a slow
+/// meeting page rendered twice into the panel (every QR code twice on the printed list) and a
+/// late "not found" banner stayed on the next page.
+let generation = 0;
 
 window.hoinghiAdmin = { ready: false };
 
@@ -52,43 +57,46 @@ function shell() {
 }
 
 export async function route() {
+  const mine = ++generation;
   clearInterval(timer);
   shell();
-  view.replaceChildren();
+  const page = el('div', { class: 'page' });
+  view.replaceChildren(page);
   window.hoinghiAdmin.ready = false;
   if (!me) {
-    loginView();
+    loginView(page);
     return;
   }
   if (me.must_change_password) {
-    passwordChangeView();
+    passwordChangeView(page);
     return;
   }
   const parts = (location.hash || '#/').slice(2).split('/');
   try {
     switch (parts[0]) {
       case '':
-        await dashboard();
-        timer = setInterval(() => dashboard().catch(() => {}), 10_000);
+        await dashboard(page);
+        if (mine === generation) timer = setInterval(() => dashboard(page).catch(() => {}), 10_000);
         break;
       case 'points':
-        await pointsView(view);
+        await pointsView(page);
         break;
       case 'meetings':
-        if (parts[1]) await meetingDetailView(view, decodeURIComponent(parts[1]));
-        else await meetingsView(view);
+        if (parts[1]) await meetingDetailView(page, decodeURIComponent(parts[1]));
+        else await meetingsView(page);
         break;
       case 'accounts':
-        await accountsView();
+        await accountsView(page);
         break;
       case 'audit':
-        await auditView();
+        await auditView(page);
         break;
       default:
         location.hash = '#/';
         return;
     }
   } catch (err) {
+    if (mine !== generation) return;
     if (err.status === 401) {
       me = null;
       route();
@@ -101,7 +109,7 @@ export async function route() {
     }
     showError(err);
   }
-  window.hoinghiAdmin.ready = true;
+  if (mine === generation) window.hoinghiAdmin.ready = true;
 }
 
 /**
@@ -109,7 +117,7 @@ export async function route() {
  * terminal): the server refuses everything else until the password is changed. Changing it
  * ends the session; the new password logs in again.
  */
-function passwordChangeView() {
+function passwordChangeView(view) {
   const [cLabel, c] = field('acc.current', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true });
   const [nLabel, n] = field('acc.newPassword', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true });
   const submit = el('button', { type: 'submit', class: 'primary' }, tr('pw.submit'));
@@ -135,7 +143,7 @@ function passwordChangeView() {
   window.hoinghiAdmin.ready = true;
 }
 
-function loginView() {
+function loginView(view) {
   const [userLabel, user] = field('login.user', { name: 'username', autocomplete: 'username', required: true });
   const [pwLabel, pw] = field('login.password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true });
   const submit = el('button', { type: 'submit', class: 'primary' }, tr('login.submit'));
@@ -181,7 +189,7 @@ export function stateBadge(state) {
  * Today's meetings, refreshed every 10 s by `route`: who is connected and, for a meeting open
  * or live now, who is missing (invited points and chair not connected), for IT staff to call.
  */
-async function dashboard() {
+async function dashboard(view) {
   const d = await get('/dashboard');
   const missingOf = async (m) => {
     if (!['open', 'live'].includes(m.state)) return null;
@@ -211,7 +219,7 @@ async function dashboard() {
   view.replaceChildren(section);
 }
 
-async function accountsView() {
+async function accountsView(view) {
   const list = await get('/accounts');
   const rows = list.map((a) => {
     const actions = el('div', { class: 'buttons' });
@@ -279,7 +287,7 @@ function ownPasswordForm() {
   return el('div', {}, el('h2', {}, tr('acc.own')), el('div', { class: 'card' }, form));
 }
 
-async function auditView() {
+async function auditView(view) {
   const holder = el('div');
   view.append(el('h1', {}, tr('audit.title')), holder);
   let before = null;
