@@ -58,7 +58,12 @@ pub fn relay_to(up: &TestServer, down: &TestServer) -> Relay {
 
 /// A relay taking the upstream's relay seat `seat`.
 pub fn relay_as(up: &TestServer, down: &TestServer, seat: &str) -> Relay {
-    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", up.http)).expect("link");
+    relay_at(&up.http.to_string(), down, seat)
+}
+
+/// A relay taking relay seat `seat` of the upstream at `upstream` (host:port).
+fn relay_at(upstream: &str, down: &TestServer, seat: &str) -> Relay {
+    let link = RelayLink::parse(&format!("http://{upstream}/join?t={seat}")).expect("link");
     let cfg = RelayConfig {
         floor_token: Some("upstream-floor".into()),
         ..RelayConfig::new(
@@ -208,17 +213,7 @@ impl Proxy {
 
 /// A relay taking the upstream's relay seat `seat` through `proxy`.
 pub fn relay_via(proxy: &Proxy, down: &TestServer, seat: &str) -> Relay {
-    let link = RelayLink::parse(&format!("http://{}/join?t={seat}", proxy.addr)).expect("link");
-    let cfg = RelayConfig {
-        floor_token: Some("upstream-floor".into()),
-        ..RelayConfig::new(
-            link,
-            "bench".into(),
-            "upstream-trung-uong".into(),
-            [127, 0, 0, 1].into(),
-        )
-    };
-    Relay::spawn(cfg, down.signaling.clone())
+    relay_at(&proxy.addr.to_string(), down, seat)
 }
 
 /// Client messages of type `kind` the server `at` accepted so far.
